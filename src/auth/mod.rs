@@ -1,0 +1,8 @@
+//! Authentication: SCRAM arithmetic, scrypt derivation and the user store. No actors here.
+
+pub mod kdf;
+pub mod scram;
+pub mod user_store;
+
+pub use kdf::ScryptParams;
+pub use user_store::{Credentials, UserRecord, UserStore};

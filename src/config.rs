@@ -1,0 +1,152 @@
+//! Server configuration: `config/ftp-actor.toml` documents every key; that same file, compiled
+//! in, is the default, so the server runs with no file at all.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::auth::ScryptParams;
+use crate::size::parse_size;
+use crate::storage::PathLimits;
+
+/// The shipped configuration file, which is also the built-in default.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config/ftp-actor.toml");
+
+/// Bytes a data frame's envelope needs beyond its chunk (type name, field name, headers).
+pub const FRAME_ENVELOPE: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Every setting of the server. See `config/ftp-actor.toml` for what each one means.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub max_concurrency: usize,
+    pub max_queued: usize,
+    pub max_frame_bytes: usize,
+    pub chunk_bytes: usize,
+    pub login_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub max_path_bytes: usize,
+    pub max_name_bytes: usize,
+    pub max_list_entries: usize,
+    #[serde(deserialize_with = "size_or_bytes")]
+    pub default_quota: u64,
+    pub scrypt: ScryptParams,
+}
+
+fn size_or_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(deserializer)? {
+        Size::Bytes(n) => Ok(n),
+        Size::Text(text) => parse_size(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::parse(DEFAULT_CONFIG_TOML, Path::new("<built-in>")).expect("the shipped config is valid")
+    }
+}
+
+impl Config {
+    /// Parses TOML; keys not given take the built-in defaults.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let parse_error = |e: toml::de::Error| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() };
+        let mut merged: toml::Table = toml::from_str(DEFAULT_CONFIG_TOML).map_err(parse_error)?;
+        let given: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        for (key, value) in given {
+            match (merged.get_mut(&key), value) {
+                (Some(toml::Value::Table(base)), toml::Value::Table(over)) => base.extend(over),
+                (_, value) => {
+                    merged.insert(key, value);
+                }
+            }
+        }
+        let config: Config = merged.try_into().map_err(parse_error)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Config::parse(&text, path)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: &str| Err(ConfigError::Invalid(message.to_string()));
+        if self.max_concurrency == 0 {
+            return invalid("max_concurrency must be at least 1");
+        }
+        if self.max_frame_bytes < 4096 || self.max_frame_bytes > (64 << 20) {
+            return invalid("max_frame_bytes must be between 4096 and 67108864");
+        }
+        if self.chunk_bytes == 0 || self.chunk_bytes + FRAME_ENVELOPE > self.max_frame_bytes {
+            return invalid("chunk_bytes must be at least 1 and at most max_frame_bytes - 1024");
+        }
+        if self.max_name_bytes == 0 || self.max_name_bytes > 244 {
+            return invalid("max_name_bytes must be between 1 and 244");
+        }
+        if self.login_timeout_secs == 0 || self.idle_timeout_secs == 0 {
+            return invalid("timeouts must be at least 1 second");
+        }
+        self.scrypt.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Ok(())
+    }
+
+    pub fn path_limits(&self) -> PathLimits {
+        PathLimits { max_path_bytes: self.max_path_bytes, max_name_bytes: self.max_name_bytes }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_file_is_the_default_and_documents_every_key() {
+        let config = Config::default();
+        assert_eq!(config.max_concurrency, 10);
+        assert_eq!(config.default_quota, 1 << 30);
+        assert_eq!(config.scrypt, ScryptParams { log_n: 17, r: 8, p: 1 });
+        // Config has no serde defaults, so parsing the file alone proves every key is in it.
+        let direct: Config = toml::from_str(DEFAULT_CONFIG_TOML).unwrap();
+        assert_eq!(direct, config);
+    }
+
+    #[test]
+    fn a_partial_file_overrides_only_its_keys() {
+        let config = Config::parse("max_concurrency = 3\n[scrypt]\nlog_n = 10\n", Path::new("t")).unwrap();
+        assert_eq!(config.max_concurrency, 3);
+        assert_eq!(config.scrypt, ScryptParams { log_n: 10, r: 8, p: 1 });
+        assert_eq!(config.max_queued, 10);
+    }
+
+    #[test]
+    fn bad_values_and_unknown_keys_are_refused() {
+        assert!(Config::parse("max_concurrency = 0", Path::new("t")).is_err());
+        assert!(Config::parse("chunk_bytes = 2000000", Path::new("t")).is_err());
+        assert!(Config::parse("no_such_key = 1", Path::new("t")).is_err());
+        assert!(Config::parse("default_quota = \"12 parsecs\"", Path::new("t")).is_err());
+        assert_eq!(Config::parse("default_quota = 5", Path::new("t")).unwrap().default_quota, 5);
+    }
+}

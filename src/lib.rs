@@ -1,0 +1,13 @@
+//! ftp-actor: a multi-user file-transfer server and shell client built as an actor system.
+//!
+//! Layers, from the wire inwards: [`net`] (frames, CBOR, messages), [`actors`] (acceptor,
+//! sessions, auth, quota, disk pool), and the plain logic they call: [`auth`] (SCRAM, scrypt,
+//! user store), [`storage`] (path jail, homes, transfers), [`quota`] (ledger). [`client`] is the
+//! client library the shell and the tests use.
+
+pub mod auth;
+pub mod config;
+pub mod net;
+pub mod quota;
+pub mod size;
+pub mod storage;

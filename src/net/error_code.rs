@@ -1,0 +1,140 @@
+//! Stable numeric error codes carried by every error the server sends.
+//!
+//! Codes are part of the protocol (see `docs/PROTOCOL.md`): a number, once published, keeps
+//! its meaning forever. New failures get new numbers; the hundreds group them by layer so a
+//! client can act on the class (1xx: fix the client, 2xx: log in again, 3xx: fix the path,
+//! 4xx: free space, 5xx: retry the transfer, 6xx: retry later).
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $name:ident = $value:literal => $hint:literal, )*) => {
+        /// Every error a client can see, with its stable wire number.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "u16", into = "u16")]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $name = $value, )*
+        }
+
+        impl ErrorCode {
+            /// All codes, in numeric order (used by the docs test).
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$name,)*];
+
+            /// What the user should do about it, in one sentence.
+            pub fn hint(self) -> &'static str {
+                match self { $(ErrorCode::$name => $hint,)* }
+            }
+        }
+
+        impl TryFrom<u16> for ErrorCode {
+            type Error = UnknownErrorCode;
+            fn try_from(value: u16) -> Result<Self, Self::Error> {
+                match value {
+                    $($value => Ok(ErrorCode::$name),)*
+                    other => Err(UnknownErrorCode(other)),
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// A frame could not be decoded as a message of this protocol.
+    MalformedFrame = 100 => "the client sent a frame that is not a valid message; update or fix the client",
+    /// A frame's length prefix exceeds the server's `max_frame_bytes`.
+    FrameTooLarge = 101 => "the client sent a frame larger than the server accepts; use the chunk size from the welcome",
+    /// A valid message arrived in a state where it is not allowed.
+    UnexpectedMessage = 102 => "the message is not allowed at this point of the session; see the protocol states",
+    /// Login failed: unknown user or wrong password (deliberately indistinguishable).
+    AuthFailed = 200 => "check the user name and password and log in again",
+    /// A command that needs a login arrived before one.
+    NotLoggedIn = 201 => "log in first",
+    /// The login was not finished within `login_timeout_secs`.
+    LoginTimeout = 204 => "log in promptly after connecting",
+    /// The path would leave the user's home (`..` above home, a symlink pointing out).
+    PathOutsideHome = 300 => "use a path inside your home directory",
+    /// Nothing exists at the path.
+    NotFound = 301 => "check the path with ls",
+    /// Something already exists at the path.
+    AlreadyExists = 302 => "choose another name or remove the existing entry first",
+    /// The path (or one of its parents) is not a directory.
+    NotADirectory = 303 => "the path names a file where a directory is needed",
+    /// The path is a directory where a file is needed.
+    IsADirectory = 304 => "the path names a directory where a file is needed",
+    /// `rmdir` of a directory that still has entries.
+    DirectoryNotEmpty = 305 => "remove the directory's entries first",
+    /// The path is not acceptable: NUL byte, too long, a reserved name, empty.
+    InvalidPath = 306 => "use a shorter path made of ordinary names",
+    /// Another session is uploading to the same path right now.
+    InUse = 307 => "another upload to this path is in progress; try again when it has finished",
+    /// The upload would take the user over their quota.
+    QuotaExceeded = 400 => "free space (rm) or ask the administrator for a larger quota",
+    /// The server's disk is full.
+    DiskFull = 401 => "the server's disk is full; the partial upload is kept, resume it later",
+    /// Any other storage failure on the server.
+    StorageFailure = 402 => "the server could not read or write the file; try again or tell the administrator",
+    /// The MD5 of the received data does not match the sender's MD5.
+    ChecksumMismatch = 500 => "the data was damaged in transit and was discarded; transfer the file again",
+    /// Data frames do not add up to the announced size (too many bytes or too few at the end).
+    TransferSizeMismatch = 501 => "the client sent a different number of bytes than it announced; transfer again",
+    /// Too many clients: both the session slots and the waiting queue are full.
+    ServerBusy = 600 => "the server is at capacity; try again in a moment",
+    /// A bug or panic inside the server; the session continues.
+    Internal = 601 => "an internal error occurred; try again, and tell the administrator if it persists",
+    /// The session was idle longer than `idle_timeout_secs`.
+    IdleTimeout = 603 => "the session was closed after being idle; reconnect",
+}
+
+impl ErrorCode {
+    /// The wire number.
+    pub fn as_u16(self) -> u16 {
+        self as u16
+    }
+}
+
+impl From<ErrorCode> for u16 {
+    fn from(code: ErrorCode) -> u16 {
+        code.as_u16()
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.as_u16())
+    }
+}
+
+/// A number that is not one of [`ErrorCode::ALL`] (a newer server, or a broken one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown error code {0}")]
+pub struct UnknownErrorCode(pub u16);
+
+/// An error as the protocol carries it: a stable code and a sentence for a human.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("error {code}: {message}")]
+pub struct WireError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl WireError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        WireError { code, message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_through_u16_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for &code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_u16()), "duplicate code {code}");
+            assert_eq!(ErrorCode::try_from(code.as_u16()), Ok(code));
+            assert!(!code.hint().is_empty());
+        }
+        assert_eq!(ErrorCode::try_from(999), Err(UnknownErrorCode(999)));
+    }
+}

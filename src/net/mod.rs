@@ -1,0 +1,10 @@
+//! The wire: frames, the CBOR codec, and the message types shared by server and client.
+
+pub mod codec;
+pub mod error_code;
+pub mod frame;
+pub mod message;
+
+pub use error_code::{ErrorCode, WireError};
+pub use frame::{FrameCodec, FrameError, MalformedFrame};
+pub use message::{Entry, EntryKind, PROTOCOL_VERSION, Request, Response};

@@ -1,0 +1,5 @@
+//! Quota arithmetic, kept free of actors so it is tested on its own.
+
+pub mod ledger;
+
+pub use ledger::{Ledger, QuotaExceeded, ReservationId, Usage, upload_need};

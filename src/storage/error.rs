@@ -1,0 +1,77 @@
+//! Storage failures, each with the protocol error code it is reported under.
+
+use crate::net::ErrorCode;
+
+use super::jail::JailError;
+
+/// Why a filesystem operation inside a home failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    Jail(#[from] JailError),
+    #[error("the path leads outside your home (a symlink pointing out?)")]
+    OutsideHome,
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("not a directory")]
+    NotADirectory,
+    #[error("is a directory")]
+    IsADirectory,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("the home directory itself cannot be changed this way")]
+    HomeItself,
+    #[error("the server's disk is full")]
+    DiskFull,
+    #[error("the file changed on the server during the transfer")]
+    ChangedDuringTransfer,
+    #[error("the data is larger than the announced size")]
+    TooMuchData,
+    #[error("the upload has {received} of {expected} bytes")]
+    Incomplete { received: u64, expected: u64 },
+    #[error("MD5 mismatch: received data hashes to {actual}, the sender's file to {expected}")]
+    ChecksumMismatch { expected: String, actual: String },
+    #[error("{0}")]
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for StorageError {
+    fn from(error: std::io::Error) -> StorageError {
+        use std::io::ErrorKind::*;
+        match error.kind() {
+            NotFound => StorageError::NotFound,
+            AlreadyExists => StorageError::AlreadyExists,
+            NotADirectory => StorageError::NotADirectory,
+            IsADirectory => StorageError::IsADirectory,
+            DirectoryNotEmpty => StorageError::NotEmpty,
+            StorageFull | QuotaExceeded => StorageError::DiskFull,
+            // cap-std reports an escape attempt (`..` through a symlink, a symlink to an
+            // absolute path) as PermissionDenied; homes belong to the server, so a real
+            // permission problem inside one is an administrator's change and refusing is right.
+            PermissionDenied => StorageError::OutsideHome,
+            InvalidFilename => StorageError::Jail(JailError::NameTooLong(255)),
+            _ => StorageError::Io(error),
+        }
+    }
+}
+
+impl StorageError {
+    /// The protocol code this failure is reported under.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            StorageError::Jail(JailError::AboveHome) | StorageError::OutsideHome => ErrorCode::PathOutsideHome,
+            StorageError::Jail(_) | StorageError::HomeItself => ErrorCode::InvalidPath,
+            StorageError::NotFound => ErrorCode::NotFound,
+            StorageError::AlreadyExists => ErrorCode::AlreadyExists,
+            StorageError::NotADirectory => ErrorCode::NotADirectory,
+            StorageError::IsADirectory => ErrorCode::IsADirectory,
+            StorageError::NotEmpty => ErrorCode::DirectoryNotEmpty,
+            StorageError::DiskFull => ErrorCode::DiskFull,
+            StorageError::TooMuchData | StorageError::Incomplete { .. } => ErrorCode::TransferSizeMismatch,
+            StorageError::ChecksumMismatch { .. } => ErrorCode::ChecksumMismatch,
+            StorageError::ChangedDuringTransfer | StorageError::Io(_) => ErrorCode::StorageFailure,
+        }
+    }
+}

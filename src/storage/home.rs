@@ -1,0 +1,242 @@
+//! A user's home directory as a cap-std capability: every operation is relative to it.
+
+use std::path::Path;
+use std::time::UNIX_EPOCH;
+
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, Metadata};
+
+use crate::net::{Entry, EntryKind};
+
+use super::error::StorageError;
+use super::jail::{VirtualPath, is_partial_name};
+
+/// A listing and whether `max_entries` cut it short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    pub entries: Vec<Entry>,
+    pub truncated: bool,
+}
+
+/// An open home directory. Cheap to share behind an `Arc`; all methods block on the filesystem
+/// and belong on the disk pool.
+#[derive(Debug)]
+pub struct Home {
+    dir: Dir,
+}
+
+fn unix_seconds(meta: &Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.into_std().duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn entry_kind(meta: &Metadata) -> EntryKind {
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        EntryKind::Symlink
+    } else if kind.is_dir() {
+        EntryKind::Dir
+    } else if kind.is_file() {
+        EntryKind::File
+    } else {
+        EntryKind::Other
+    }
+}
+
+impl Home {
+    /// Opens (creating with mode 0700 if missing) the home at `path`.
+    pub fn open(path: &Path) -> std::io::Result<Home> {
+        if !path.exists() {
+            create_home_dir(path)?;
+        }
+        Ok(Home { dir: Dir::open_ambient_dir(path, ambient_authority())? })
+    }
+
+    /// The capability itself, for transfers.
+    pub(crate) fn dir(&self) -> &Dir {
+        &self.dir
+    }
+
+    /// Succeeds if `path` is a directory (symlinks inside the home are followed).
+    pub fn check_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        if self.dir.metadata(path.to_relative())?.is_dir() {
+            Ok(())
+        } else {
+            Err(StorageError::NotADirectory)
+        }
+    }
+
+    /// Lists a directory, or describes a single file, sorted by name, without partial files.
+    pub fn list(&self, path: &VirtualPath, max_entries: usize) -> Result<Listing, StorageError> {
+        let relative = path.to_relative();
+        let meta = self.dir.metadata(&relative)?;
+        if !meta.is_dir() {
+            let name = path.file_name().unwrap_or("/").to_string();
+            let entry = Entry { name, kind: entry_kind(&meta), size: meta.len(), modified: unix_seconds(&meta) };
+            return Ok(Listing { entries: vec![entry], truncated: false });
+        }
+        let dir = if path.is_root() { self.dir.try_clone()? } else { self.dir.open_dir(&relative)? };
+        let mut entries = Vec::new();
+        let mut truncated = false;
+        for item in dir.entries()? {
+            let item = item?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            if is_partial_name(&name) {
+                continue;
+            }
+            if entries.len() == max_entries {
+                truncated = true;
+                break;
+            }
+            let meta = item.metadata()?;
+            entries.push(Entry { name, kind: entry_kind(&meta), size: meta.len(), modified: unix_seconds(&meta) });
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Listing { entries, truncated })
+    }
+
+    pub fn mkdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        if path.is_root() {
+            return Err(StorageError::AlreadyExists);
+        }
+        let mut builder = cap_std::fs::DirBuilder::new();
+        cap_std::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        Ok(self.dir.create_dir_with(path.to_relative(), &builder)?)
+    }
+
+    /// Removes a file (or a symlink) and returns the bytes it occupied in the quota.
+    pub fn remove_file(&self, path: &VirtualPath) -> Result<u64, StorageError> {
+        let relative = path.to_relative();
+        let meta = self.dir.symlink_metadata(&relative)?;
+        if meta.is_dir() {
+            return Err(StorageError::IsADirectory);
+        }
+        self.dir.remove_file(&relative)?;
+        Ok(quota_bytes(&meta))
+    }
+
+    pub fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        if path.is_root() {
+            return Err(StorageError::HomeItself);
+        }
+        let relative = path.to_relative();
+        if !self.dir.symlink_metadata(&relative)?.is_dir() {
+            return Err(StorageError::NotADirectory);
+        }
+        // A directory holding only abandoned partial files looks empty to its owner, but
+        // its partials still count in the quota: refusing keeps the quota honest.
+        Ok(self.dir.remove_dir(&relative)?)
+    }
+
+    /// Renames within the home; refuses to replace an existing entry.
+    pub fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+        if from.is_root() || to.is_root() {
+            return Err(StorageError::HomeItself);
+        }
+        if to.starts_with(from) {
+            return Err(StorageError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "cannot move a directory into itself",
+            )));
+        }
+        self.dir.symlink_metadata(from.to_relative())?;
+        match self.dir.symlink_metadata(to.to_relative()) {
+            Ok(_) => return Err(StorageError::AlreadyExists),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(self.dir.rename(from.to_relative(), &self.dir, to.to_relative())?)
+    }
+
+    /// Bytes the home occupies in the quota: every regular file, partials included.
+    pub fn usage(&self) -> std::io::Result<u64> {
+        fn walk(dir: &Dir) -> std::io::Result<u64> {
+            let mut total = 0;
+            for item in dir.entries()? {
+                let item = item?;
+                let meta = item.metadata()?;
+                if meta.is_dir() {
+                    total += walk(&item.open_dir()?)?;
+                } else {
+                    total += quota_bytes(&meta);
+                }
+            }
+            Ok(total)
+        }
+        walk(&self.dir)
+    }
+}
+
+/// What an entry counts in the quota: its length for regular files, nothing for the rest.
+pub fn quota_bytes(meta: &Metadata) -> u64 {
+    if meta.is_file() { meta.len() } else { 0 }
+}
+
+/// Creates a home (and its parents) with mode 0700.
+pub fn create_home_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::jail::PathLimits;
+
+    fn vp(text: &str) -> VirtualPath {
+        VirtualPath::resolve(&VirtualPath::root(), text, PathLimits::default()).unwrap()
+    }
+
+    #[test]
+    fn refuses_symlinks_that_point_out() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "top secret").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let home_path = root.path().join("home");
+        let home = Home::open(&home_path).unwrap();
+        std::os::unix::fs::symlink(outside.path(), home_path.join("out")).unwrap();
+        std::os::unix::fs::symlink("../../", home_path.join("up")).unwrap();
+        std::fs::create_dir(home_path.join("inside")).unwrap();
+        std::os::unix::fs::symlink("inside", home_path.join("ok")).unwrap();
+
+        assert!(matches!(home.list(&vp("out"), 10), Err(StorageError::OutsideHome)));
+        assert!(matches!(home.list(&vp("up"), 10), Err(StorageError::OutsideHome)));
+        assert!(matches!(home.check_dir(&vp("out")), Err(StorageError::OutsideHome)));
+        assert!(home.check_dir(&vp("ok")).is_ok(), "a symlink staying inside is fine");
+        let listing = home.list(&VirtualPath::root(), 10).unwrap();
+        let names: Vec<_> = listing.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["inside", "ok", "out", "up"]);
+    }
+
+    #[test]
+    fn file_operations_and_usage() {
+        let root = tempfile::tempdir().unwrap();
+        let home = Home::open(&root.path().join("h")).unwrap();
+        home.mkdir(&vp("d")).unwrap();
+        assert!(matches!(home.mkdir(&vp("d")), Err(StorageError::AlreadyExists)));
+        std::fs::write(root.path().join("h/d/f"), vec![0u8; 100]).unwrap();
+        std::fs::write(root.path().join("h/d/.g.ftpa-part"), vec![0u8; 50]).unwrap();
+        assert_eq!(home.usage().unwrap(), 150, "partials count");
+        let listing = home.list(&vp("d"), 10).unwrap();
+        assert_eq!(listing.entries.len(), 1, "partials are hidden");
+        assert!(matches!(home.remove_dir(&vp("d")), Err(StorageError::NotEmpty)));
+        home.rename(&vp("d/f"), &vp("f2")).unwrap();
+        assert!(matches!(home.rename(&vp("d"), &vp("d/x")), Err(StorageError::Io(_))));
+        assert_eq!(home.remove_file(&vp("f2")).unwrap(), 100);
+        assert!(matches!(home.remove_file(&vp("f2")), Err(StorageError::NotFound)));
+        assert!(matches!(home.remove_dir(&VirtualPath::root()), Err(StorageError::HomeItself)));
+    }
+
+    #[test]
+    fn listings_are_capped() {
+        let root = tempfile::tempdir().unwrap();
+        let home = Home::open(root.path()).unwrap();
+        for i in 0..5 {
+            std::fs::write(root.path().join(format!("f{i}")), "x").unwrap();
+        }
+        let listing = home.list(&VirtualPath::root(), 3).unwrap();
+        assert_eq!((listing.entries.len(), listing.truncated), (3, true));
+    }
+}

@@ -1,0 +1,12 @@
+//! Files inside homes: the path jail, cap-std operations and transfers. Blocking code, run on
+//! the disk pool; no actors here.
+
+pub mod error;
+pub mod home;
+pub mod jail;
+pub mod transfer;
+
+pub use error::StorageError;
+pub use home::{Home, Listing};
+pub use jail::{PathLimits, VirtualPath};
+pub use transfer::{Download, Md5Digest, PartialUpload, PublishedUpload};
