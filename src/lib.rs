@@ -11,3 +11,6 @@ pub mod net;
 pub mod quota;
 pub mod size;
 pub mod storage;
+pub mod actors;
+pub mod server;
+pub mod client;

@@ -1,0 +1,202 @@
+//! AuthActor: the user store and the server side of SCRAM.
+//!
+//! The store is re-read when its file changes (checked at every login, a `stat` on the disk
+//! pool), so `ftp-actor user ...` takes effect on a running server without a restart. Each
+//! reload passes the user list to the QuotaActor.
+//!
+//! An unknown user gets a challenge that looks like a real one: a salt derived from the server
+//! secret and the name (stable, so asking twice shows nothing) and the default scrypt
+//! parameters. The proof then fails exactly like a wrong password, with the same code, message
+//! and work, so names cannot be probed.
+
+use std::path::PathBuf;
+
+use actix::prelude::*;
+use hmac::{KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::auth::scram::{self, Exchange, Key, ServerKeys};
+use crate::auth::user_store::{Fingerprint, SALT_LEN, StoreError, UserStore, home_path};
+use crate::auth::ScryptParams;
+use crate::net::{ErrorCode, WireError};
+
+use super::disk::DiskPool;
+use super::quota::{QuotaActor, QuotaUser, SetUsers};
+
+pub struct AuthActor {
+    data_dir: PathBuf,
+    secret: Key,
+    default_scrypt: ScryptParams,
+    store: UserStore,
+    fingerprint: Option<Option<Fingerprint>>,
+    quota: Addr<QuotaActor>,
+    disk: DiskPool,
+}
+
+impl AuthActor {
+    pub fn new(data_dir: PathBuf, secret: Key, default_scrypt: ScryptParams, quota: Addr<QuotaActor>, disk: DiskPool) -> Self {
+        AuthActor { data_dir, secret, default_scrypt, store: UserStore::default(), fingerprint: None, quota, disk }
+    }
+
+    fn keyed(&self, label: &str, user: &str) -> Key {
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&self.secret).expect("any key length");
+        mac.update(label.as_bytes());
+        mac.update(user.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    fn challenge(&self, user: String, client_nonce: String) -> PendingLogin {
+        let nonce = format!("{client_nonce}{}", scram::new_nonce());
+        match self.store.users.get(&user) {
+            Some(record) => {
+                let c = &record.credentials;
+                PendingLogin {
+                    exchange: Exchange { user, client_nonce, nonce, salt: c.salt.clone(), kdf_attribute: c.scrypt.attribute() },
+                    scrypt: c.scrypt,
+                    keys: ServerKeys { stored_key: c.stored_key, server_key: c.server_key },
+                    home: Some(home_path(&self.data_dir, record)),
+                }
+            }
+            None => PendingLogin {
+                exchange: Exchange {
+                    salt: self.keyed("fake salt", &user)[..SALT_LEN].to_vec(),
+                    user: user.clone(),
+                    client_nonce,
+                    nonce,
+                    kdf_attribute: self.default_scrypt.attribute(),
+                },
+                scrypt: self.default_scrypt,
+                keys: ServerKeys { stored_key: self.keyed("fake stored key", &user), server_key: self.keyed("fake server key", &user) },
+                home: None,
+            },
+        }
+    }
+
+    fn quota_users(&self) -> Vec<QuotaUser> {
+        self.store
+            .users
+            .iter()
+            .map(|(name, record)| QuotaUser { name: name.clone(), home: home_path(&self.data_dir, record), limit: record.quota })
+            .collect()
+    }
+}
+
+impl Actor for AuthActor {
+    type Context = Context<Self>;
+}
+
+/// A login between the challenge and the proof. Opaque to the session that carries it.
+#[derive(Debug, Clone)]
+pub struct PendingLogin {
+    exchange: Exchange,
+    scrypt: ScryptParams,
+    keys: ServerKeys,
+    /// `None` for an unknown user: the proof will fail.
+    home: Option<PathBuf>,
+}
+
+impl PendingLogin {
+    pub fn user(&self) -> &str {
+        &self.exchange.user
+    }
+
+    /// The SCRAM server-first fields.
+    pub fn challenge(&self) -> crate::net::Response {
+        crate::net::Response::AuthChallenge {
+            nonce: self.exchange.nonce.clone(),
+            salt: serde_bytes::ByteBuf::from(self.exchange.salt.clone()),
+            log_n: self.scrypt.log_n,
+            r: self.scrypt.r,
+            p: self.scrypt.p,
+        }
+    }
+}
+
+/// SCRAM client-first: returns the challenge to send.
+#[derive(Message)]
+#[rtype(result = "Result<PendingLogin, WireError>")]
+pub struct BeginLogin {
+    pub user: String,
+    pub client_nonce: String,
+}
+
+type ReloadResult = Result<Option<(UserStore, Option<Fingerprint>)>, StoreError>;
+
+fn reload_if_changed(data_dir: &std::path::Path, known: Option<Option<Fingerprint>>) -> ReloadResult {
+    let current = UserStore::fingerprint(data_dir)?;
+    if known == Some(current) {
+        return Ok(None);
+    }
+    Ok(Some((UserStore::load(data_dir)?, current)))
+}
+
+impl Handler<BeginLogin> for AuthActor {
+    type Result = ResponseActFuture<Self, Result<PendingLogin, WireError>>;
+
+    fn handle(&mut self, msg: BeginLogin, _: &mut Context<Self>) -> Self::Result {
+        let data_dir = self.data_dir.clone();
+        let known = self.fingerprint;
+        let disk = self.disk.clone();
+        let reload = async move { disk.run("reload users", move || reload_if_changed(&data_dir, known)).await };
+        Box::pin(reload.into_actor(self).map(move |reloaded, act, _| {
+            match reloaded {
+                Ok(Ok(Some((store, fingerprint)))) => {
+                    tracing::info!(users = store.users.len(), "user store loaded");
+                    act.store = store;
+                    act.fingerprint = Some(fingerprint);
+                    act.quota.do_send(SetUsers(act.quota_users()));
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(error)) => tracing::error!(%error, "cannot reload the user store; keeping the users already loaded"),
+                Err(error) => tracing::error!(%error, "cannot reload the user store"),
+            }
+            if !scram::is_valid_nonce(&msg.client_nonce) {
+                return Err(WireError::new(
+                    ErrorCode::MalformedFrame,
+                    "client_nonce must be 16 to 128 printable ASCII characters without ','",
+                ));
+            }
+            if msg.user.len() > 64 {
+                return Err(WireError::from(ErrorCode::AuthFailed));
+            }
+            Ok(act.challenge(msg.user, msg.client_nonce))
+        }))
+    }
+}
+
+/// The user's record as a session needs it.
+#[derive(Debug, Clone)]
+pub struct LoginOk {
+    pub user: String,
+    pub home: PathBuf,
+    pub server_signature: Key,
+}
+
+/// SCRAM client-final: verifies the proof.
+#[derive(Message)]
+#[rtype(result = "Result<LoginOk, WireError>")]
+pub struct FinishLogin {
+    pub pending: PendingLogin,
+    pub nonce: String,
+    pub proof: Vec<u8>,
+}
+
+impl Handler<FinishLogin> for AuthActor {
+    type Result = Result<LoginOk, WireError>;
+
+    fn handle(&mut self, msg: FinishLogin, _: &mut Context<Self>) -> Self::Result {
+        let pending = msg.pending;
+        let auth_message = pending.exchange.auth_message();
+        // Always verify, even for an unknown user, so both failures cost the same.
+        let proof_ok = scram::verify_client_proof(&pending.keys.stored_key, &auth_message, &msg.proof);
+        let nonce_ok = msg.nonce == pending.exchange.nonce;
+        match pending.home {
+            Some(home) if proof_ok && nonce_ok => Ok(LoginOk {
+                user: pending.exchange.user.clone(),
+                home,
+                server_signature: scram::server_signature(&pending.keys.server_key, &auth_message),
+            }),
+            _ => Err(WireError::new(ErrorCode::AuthFailed, "login failed: unknown user or wrong password")),
+        }
+    }
+}

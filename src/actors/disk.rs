@@ -1,0 +1,87 @@
+//! The DiskWorker pool: every blocking filesystem call and all hashing run here.
+//!
+//! It is an actix `SyncArbiter` whose thread count equals `max_concurrency`. Jobs are closures
+//! over the plain storage code, so the pool knows nothing about files.
+//!
+//! Two traps of `SyncArbiter` are handled here (see the guide):
+//! - Its queue is unbounded. The pool stays bounded by construction: a session runs its
+//!   requests one at a time (under `ctx.wait`), so it has at most one job queued or running,
+//!   and there are at most `max_concurrency` sessions; the auth and quota actors add at most a
+//!   handful of their own.
+//! - A panic in a handler kills its thread for good. Every job runs under `catch_unwind`, and a
+//!   panic becomes an error for the request that caused it.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use actix::prelude::*;
+
+/// A job panicked; the worker thread survived and the panic was logged.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("internal error in {job}: {message}")]
+pub struct JobFailed {
+    pub job: &'static str,
+    pub message: String,
+}
+
+/// One blocking job.
+pub struct Blocking<R> {
+    name: &'static str,
+    job: Box<dyn FnOnce() -> R + Send>,
+}
+
+impl<R: Send + 'static> Message for Blocking<R> {
+    type Result = Result<R, JobFailed>;
+}
+
+/// A worker thread of the pool.
+pub struct DiskWorker;
+
+impl Actor for DiskWorker {
+    type Context = SyncContext<Self>;
+}
+
+impl<R: Send + 'static> Handler<Blocking<R>> for DiskWorker {
+    type Result = Result<R, JobFailed>;
+
+    fn handle(&mut self, msg: Blocking<R>, _: &mut SyncContext<Self>) -> Self::Result {
+        catch_unwind(AssertUnwindSafe(msg.job)).map_err(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".to_string());
+            tracing::error!(job = msg.name, %message, "disk job panicked; the worker thread continues");
+            JobFailed { job: msg.name, message }
+        })
+    }
+}
+
+/// A handle to the pool; cheap to clone.
+#[derive(Clone)]
+pub struct DiskPool {
+    addr: Addr<DiskWorker>,
+    threads: usize,
+}
+
+impl DiskPool {
+    /// Starts `threads` worker threads. Must be called inside an actix system.
+    pub fn start(threads: usize) -> DiskPool {
+        DiskPool { addr: SyncArbiter::start(threads, || DiskWorker), threads }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `job` on a worker thread and waits for its result.
+    pub async fn run<R, F>(&self, name: &'static str, job: F) -> Result<R, JobFailed>
+    where
+        R: Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
+        match self.addr.send(Blocking { name, job: Box::new(job) }).await {
+            Ok(result) => result,
+            Err(mailbox) => Err(JobFailed { job: name, message: format!("disk pool unavailable: {mailbox}") }),
+        }
+    }
+}

@@ -1,0 +1,669 @@
+//! SessionActor: one per admitted connection, a state machine over the protocol.
+//!
+//! Reading: frames arrive through a `StreamHandler`. Every request is served under
+//! `ctx.wait`, which stops the actor from polling the socket until the request is done; an
+//! uploader that sends faster than the disk writes is therefore held back by TCP itself.
+//!
+//! Writing: responses go through a bounded channel to a writer task that owns the socket's
+//! write half (`actix::io::FramedWrite` applies no backpressure; see the guide). A download
+//! awaits room in that channel before reading the next chunk, so a slow reader holds at most
+//! a few chunks in memory.
+//!
+//! States: `Connected` (expects `auth_start`), `Challenged` (expects `auth_proof`), `Ready`
+//! (logged in; an upload may be in progress).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures::SinkExt;
+use serde_bytes::ByteBuf;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::net::{ErrorCode, FrameCodec, FrameError, MalformedFrame, PROTOCOL_VERSION, Request, Response, WireError};
+use crate::quota::upload_need;
+use crate::storage::{Download, Home, PartialUpload, StorageError, VirtualPath};
+
+use super::Services;
+use super::acceptor::SessionEnded;
+use super::auth::{BeginLogin, FinishLogin, PendingLogin};
+use super::quota::{Adjust, GetUsage, OpenUpload, Reserve, UploadLease};
+
+/// Frames queued for the writer task; with 256 KiB chunks, at most 1 MiB waits per session.
+const WRITE_QUEUE: usize = 4;
+/// Failed logins allowed on one connection before it is closed.
+const MAX_LOGIN_ATTEMPTS: u32 = 3;
+
+type Incoming = Result<Result<Request, MalformedFrame>, FrameError>;
+
+/// An upload in progress: the partial file and its lease travel together, so whoever drops
+/// them (the session, a disk job, a dead connection) settles the quota correctly.
+struct ActiveUpload {
+    partial: PartialUpload,
+    lease: UploadLease,
+    started: Instant,
+    resumed_from: u64,
+}
+
+impl ActiveUpload {
+    fn record_growth(&mut self) {
+        self.lease.disk_change = self.partial.growth();
+    }
+}
+
+struct LoggedIn {
+    user: String,
+    home: Arc<Home>,
+    home_path: PathBuf,
+    cwd: VirtualPath,
+    upload: Option<ActiveUpload>,
+    /// An upload failed mid-stream and its error was sent: its remaining `data` frames and its
+    /// `put_end` are dropped silently, so the client hears one answer per upload.
+    discarding: bool,
+}
+
+enum Phase {
+    Connected,
+    Challenged(PendingLogin),
+    Ready(LoggedIn),
+}
+
+pub struct SessionActor {
+    id: u64,
+    peer: SocketAddr,
+    services: Services,
+    acceptor: Recipient<SessionEnded>,
+    out: mpsc::Sender<Response>,
+    phase: Phase,
+    failed_logins: u32,
+    last_activity: Instant,
+}
+
+impl SessionActor {
+    /// Starts a session on an admitted connection.
+    pub fn start(id: u64, stream: TcpStream, peer: SocketAddr, services: Services, acceptor: Recipient<SessionEnded>) {
+        let _ = stream.set_nodelay(true);
+        let (read_half, write_half) = stream.into_split();
+        let max_frame = services.config.max_frame_bytes;
+        let (out, queue) = mpsc::channel(WRITE_QUEUE);
+        actix_rt::spawn(write_frames(FramedWrite::new(write_half, FrameCodec::new(max_frame)), queue));
+        SessionActor::create(move |ctx| {
+            ctx.add_stream(FramedRead::new(read_half, FrameCodec::<Request, Response>::new(max_frame)));
+            SessionActor {
+                id,
+                peer,
+                services,
+                acceptor,
+                out,
+                phase: Phase::Connected,
+                failed_logins: 0,
+                last_activity: Instant::now(),
+            }
+        });
+    }
+
+    fn user(&self) -> &str {
+        match &self.phase {
+            Phase::Ready(session) => &session.user,
+            Phase::Challenged(pending) => pending.user(),
+            Phase::Connected => "-",
+        }
+    }
+
+    /// Sends one response, pausing the session until the writer has room.
+    fn reply(&mut self, ctx: &mut Context<Self>, response: Response) {
+        self.serve(ctx, async move { (response, ()) }, |_, _, _| {});
+    }
+
+    /// Sends a last response and closes the connection.
+    fn close_with(&mut self, ctx: &mut Context<Self>, error: WireError) {
+        self.serve(ctx, async move { (Response::error(error), ()) }, |_, _, ctx| ctx.stop());
+    }
+
+    /// Runs `work` off the actor, sends the response it yields, then applies its state change.
+    fn serve<T: 'static>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        work: impl Future<Output = (Response, T)> + 'static,
+        apply: impl FnOnce(&mut Self, T, &mut Context<Self>) + 'static,
+    ) {
+        let out = self.out.clone();
+        let task = async move {
+            let (response, change) = work.await;
+            let sent = out.send(response).await.is_ok();
+            (sent, change)
+        };
+        ctx.wait(task.into_actor(self).map(move |(sent, change), act, ctx| {
+            act.last_activity = Instant::now();
+            apply(act, change, ctx);
+            if !sent {
+                ctx.stop();
+            }
+        }));
+    }
+
+    fn handle_request(&mut self, request: Request, ctx: &mut Context<Self>) {
+        match (&mut self.phase, request) {
+            (_, Request::Quit) => self.serve(ctx, async { (Response::Done, ()) }, |_, _, ctx| ctx.stop()),
+            (Phase::Connected, Request::AuthStart { user, client_nonce }) => self.begin_login(ctx, user, client_nonce),
+            (Phase::Challenged(_), Request::AuthProof { nonce, proof }) => self.finish_login(ctx, nonce, proof.into_vec()),
+            (Phase::Connected | Phase::Challenged(_), _) => {
+                self.reply(ctx, Response::error(WireError::new(ErrorCode::NotLoggedIn, "log in first (auth_start)")))
+            }
+            (Phase::Ready(_), Request::AuthStart { .. } | Request::AuthProof { .. }) => {
+                self.reply(ctx, unexpected("already logged in"))
+            }
+            (Phase::Ready(session), request) => {
+                let is_upload_message = matches!(request, Request::Data { .. } | Request::PutEnd { .. } | Request::PutRestart);
+                if session.discarding {
+                    if is_upload_message {
+                        session.discarding = !matches!(request, Request::PutEnd { .. });
+                        return;
+                    }
+                    session.discarding = false;
+                }
+                let in_upload = session.upload.is_some();
+                if in_upload != is_upload_message {
+                    let why = if in_upload {
+                        "an upload is in progress: send data, put_end or put_restart"
+                    } else {
+                        "no upload is in progress"
+                    };
+                    return self.reply(ctx, unexpected(why));
+                }
+                self.handle_command(request, ctx)
+            }
+        }
+    }
+
+    fn begin_login(&mut self, ctx: &mut Context<Self>, user: String, client_nonce: String) {
+        let auth = self.services.auth.clone();
+        let work = async move {
+            match auth.send(BeginLogin { user, client_nonce }).await {
+                Ok(Ok(pending)) => (pending.challenge(), Some(pending)),
+                Ok(Err(error)) => (Response::error(error), None),
+                Err(_) => (internal("authentication service unavailable"), None),
+            }
+        };
+        self.serve(ctx, work, |act, pending, _| {
+            if let Some(pending) = pending {
+                act.phase = Phase::Challenged(pending);
+            }
+        });
+    }
+
+    fn finish_login(&mut self, ctx: &mut Context<Self>, nonce: String, proof: Vec<u8>) {
+        let Phase::Challenged(pending) = std::mem::replace(&mut self.phase, Phase::Connected) else {
+            return;
+        };
+        let auth = self.services.auth.clone();
+        let disk = self.services.disk.clone();
+        let peer = self.peer;
+        let work = async move {
+            let user = pending.user().to_string();
+            let login = match auth.send(FinishLogin { pending, nonce, proof }).await {
+                Ok(result) => result,
+                Err(_) => return (internal("authentication service unavailable"), Err(false)),
+            };
+            let login = match login {
+                Ok(login) => login,
+                Err(error) => {
+                    tracing::info!(target: "access", %user, %peer, op = "login", result = "failed");
+                    return (Response::error(error), Err(true));
+                }
+            };
+            let home_path = login.home.clone();
+            match disk.run("open home", move || Home::open(&home_path)).await {
+                Ok(Ok(home)) => {
+                    tracing::info!(target: "access", user = %login.user, %peer, op = "login", result = "ok");
+                    let signature = ByteBuf::from(login.server_signature.to_vec());
+                    (Response::AuthOk { server_signature: signature }, Ok((login, home)))
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(user = %login.user, home = %login.home.display(), %error, "cannot open home");
+                    (Response::error(WireError::new(ErrorCode::StorageFailure, "your home directory cannot be opened")), Err(false))
+                }
+                Err(error) => (internal(&error.to_string()), Err(false)),
+            }
+        };
+        self.serve(ctx, work, |act, outcome, ctx| match outcome {
+            Ok((login, home)) => {
+                act.phase = Phase::Ready(LoggedIn {
+                    user: login.user,
+                    home: Arc::new(home),
+                    home_path: login.home,
+                    cwd: VirtualPath::root(),
+                    upload: None,
+                    discarding: false,
+                })
+            }
+            Err(true) => {
+                act.failed_logins += 1;
+                if act.failed_logins >= MAX_LOGIN_ATTEMPTS {
+                    ctx.stop();
+                }
+            }
+            Err(false) => {}
+        });
+    }
+
+    fn handle_command(&mut self, request: Request, ctx: &mut Context<Self>) {
+        let Phase::Ready(session) = &mut self.phase else { return };
+        let limits = self.services.config.path_limits();
+        let cwd = session.cwd.clone();
+        let resolve = |path: &str| VirtualPath::resolve(&cwd, path, limits).map_err(StorageError::from);
+        let home = session.home.clone();
+        let disk = self.services.disk.clone();
+        match request {
+            Request::Pwd => {
+                let cwd = session.cwd.to_string();
+                self.reply(ctx, Response::Cwd { path: cwd })
+            }
+            Request::Cd { path } => {
+                let target = match resolve(&path) {
+                    Ok(target) => target,
+                    Err(error) => return self.reply(ctx, storage_error("cd", &path, error)),
+                };
+                let work = async move {
+                    let checked = target.clone();
+                    match disk.run("cd", move || home.check_dir(&checked)).await {
+                        Ok(Ok(())) => (Response::Cwd { path: target.to_string() }, Some(target)),
+                        Ok(Err(error)) => (storage_error("cd", &path, error), None),
+                        Err(error) => (internal(&error.to_string()), None),
+                    }
+                };
+                self.serve(ctx, work, |act, target, _| {
+                    if let (Phase::Ready(session), Some(target)) = (&mut act.phase, target) {
+                        session.cwd = target;
+                    }
+                });
+            }
+            Request::List { path } => {
+                let shown = path.clone().unwrap_or_else(|| session.cwd.to_string());
+                let target = match path.as_deref().map(resolve).unwrap_or_else(|| Ok(session.cwd.clone())) {
+                    Ok(target) => target,
+                    Err(error) => return self.reply(ctx, storage_error("ls", &shown, error)),
+                };
+                let max = self.services.config.max_list_entries;
+                let work = async move {
+                    let listed = target.clone();
+                    let response = match disk.run("ls", move || home.list(&listed, max)).await {
+                        Ok(Ok(listing)) => Response::Listing {
+                            path: target.to_string(),
+                            entries: listing.entries,
+                            truncated: listing.truncated,
+                        },
+                        Ok(Err(error)) => storage_error("ls", &shown, error),
+                        Err(error) => internal(&error.to_string()),
+                    };
+                    (response, ())
+                };
+                self.serve(ctx, work, |_, _, _| {});
+            }
+            Request::Mkdir { path } => self.simple(ctx, "mkdir", path.clone(), resolve(&path), move |home, target| home.mkdir(&target)),
+            Request::Rmdir { path } => self.simple(ctx, "rmdir", path.clone(), resolve(&path), move |home, target| home.remove_dir(&target)),
+            Request::Remove { path } => {
+                let target = match resolve(&path) {
+                    Ok(target) => target,
+                    Err(error) => return self.reply(ctx, storage_error("rm", &path, error)),
+                };
+                let quota = self.services.quota.clone();
+                let user = session.user.clone();
+                let work = async move {
+                    match disk.run("rm", move || home.remove_file(&target)).await {
+                        Ok(Ok(freed)) => {
+                            quota.do_send(Adjust { user, disk_change: -(freed as i64) });
+                            (Response::Done, ())
+                        }
+                        Ok(Err(error)) => (storage_error("rm", &path, error), ()),
+                        Err(error) => (internal(&error.to_string()), ()),
+                    }
+                };
+                self.serve(ctx, work, |_, _, _| {});
+            }
+            Request::Rename { from, to } => {
+                let (source, target) = match (resolve(&from), resolve(&to)) {
+                    (Ok(source), Ok(target)) => (source, target),
+                    (Err(error), _) => return self.reply(ctx, storage_error("mv", &from, error)),
+                    (_, Err(error)) => return self.reply(ctx, storage_error("mv", &to, error)),
+                };
+                self.simple(ctx, "mv", format!("{from} {to}"), Ok(source), move |home, source| home.rename(&source, &target))
+            }
+            Request::Quota => {
+                let quota = self.services.quota.clone();
+                let user = session.user.clone();
+                let work = async move {
+                    match quota.send(GetUsage { user }).await {
+                        Ok(usage) => (Response::QuotaInfo { used: usage.used, limit: usage.limit }, ()),
+                        Err(_) => (internal("quota service unavailable"), ()),
+                    }
+                };
+                self.serve(ctx, work, |_, _, _| {});
+            }
+            Request::Put { path, size } => match resolve(&path) {
+                Ok(target) => self.begin_upload(ctx, path, target, size),
+                Err(error) => self.reply(ctx, storage_error("put", &path, error)),
+            },
+            Request::PutRestart => self.restart_upload(ctx),
+            Request::Data { bytes } => self.write_upload(ctx, bytes.into_vec()),
+            Request::PutEnd { md5 } => self.finish_upload(ctx, md5.into_vec()),
+            Request::Get { path, offset, prefix_md5 } => match resolve(&path) {
+                Ok(target) => self.download(ctx, path, target, offset, prefix_md5.into_vec()),
+                Err(error) => self.reply(ctx, storage_error("get", &path, error)),
+            },
+            Request::AuthStart { .. } | Request::AuthProof { .. } | Request::Quit => {}
+        }
+    }
+
+    /// A command that runs one storage call and answers `done`.
+    fn simple(
+        &mut self,
+        ctx: &mut Context<Self>,
+        op: &'static str,
+        shown: String,
+        target: Result<VirtualPath, StorageError>,
+        call: impl FnOnce(&Home, VirtualPath) -> Result<(), StorageError> + Send + 'static,
+    ) {
+        let Phase::Ready(session) = &self.phase else { return };
+        let target = match target {
+            Ok(target) => target,
+            Err(error) => return self.reply(ctx, storage_error(op, &shown, error)),
+        };
+        let home = session.home.clone();
+        let disk = self.services.disk.clone();
+        let work = async move {
+            let response = match disk.run(op, move || call(&home, target)).await {
+                Ok(Ok(())) => Response::Done,
+                Ok(Err(error)) => storage_error(op, &shown, error),
+                Err(error) => internal(&error.to_string()),
+            };
+            (response, ())
+        };
+        self.serve(ctx, work, |_, _, _| {});
+    }
+
+    fn begin_upload(&mut self, ctx: &mut Context<Self>, shown: String, target: VirtualPath, size: u64) {
+        let Phase::Ready(session) = &self.phase else { return };
+        let quota = self.services.quota.clone();
+        let disk = self.services.disk.clone();
+        let home = session.home.clone();
+        let user = session.user.clone();
+        let absolute = session.home_path.join(target.to_relative());
+        let work = async move {
+            let lease = match quota.send(OpenUpload { user: user.clone(), target: absolute }).await {
+                Ok(Ok(lease)) => lease,
+                Ok(Err(in_use)) => return (Response::error(WireError::new(ErrorCode::InUse, format!("put {shown}: {in_use}"))), None),
+                Err(_) => return (internal("quota service unavailable"), None),
+            };
+            let opened = disk.run("open upload", move || PartialUpload::open(&home, &target, size)).await;
+            let partial = match opened {
+                Ok(Ok(partial)) => partial,
+                Ok(Err(error)) => return (storage_error("put", &shown, error), None),
+                Err(error) => return (internal(&error.to_string()), None),
+            };
+            let mut upload = ActiveUpload { resumed_from: partial.offset(), partial, lease, started: Instant::now() };
+            upload.record_growth();
+            match reserve_remaining(&quota, &upload).await {
+                Ok(()) => {
+                    let ready = Response::PutReady {
+                        offset: upload.partial.offset(),
+                        prefix_md5: ByteBuf::from(upload.partial.prefix_md5().to_vec()),
+                    };
+                    (ready, Some(upload))
+                }
+                Err(error) => (Response::error(error), None),
+            }
+        };
+        self.serve(ctx, work, |act, upload, _| {
+            if let Phase::Ready(session) = &mut act.phase {
+                session.upload = upload;
+            }
+        });
+    }
+
+    fn restart_upload(&mut self, ctx: &mut Context<Self>) {
+        let Phase::Ready(session) = &mut self.phase else { return };
+        let Some(mut upload) = session.upload.take() else { return };
+        let quota = self.services.quota.clone();
+        let disk = self.services.disk.clone();
+        let work = async move {
+            let restarted = disk
+                .run("restart upload", move || {
+                    let result = upload.partial.restart();
+                    upload.record_growth();
+                    result.map(|()| upload)
+                })
+                .await;
+            let upload = match restarted {
+                Ok(Ok(upload)) => upload,
+                Ok(Err(error)) => return (storage_error("put", "(restart)", error), None),
+                Err(error) => return (internal(&error.to_string()), None),
+            };
+            match reserve_remaining(&quota, &upload).await {
+                Ok(()) => (Response::PutReady { offset: 0, prefix_md5: ByteBuf::from(upload.partial.prefix_md5().to_vec()) }, Some(upload)),
+                Err(error) => (Response::error(error), None),
+            }
+        };
+        self.serve(ctx, work, |act, upload, _| {
+            if let Phase::Ready(session) = &mut act.phase {
+                session.upload = upload;
+            }
+        });
+    }
+
+    /// Writes one chunk. Data frames are not answered unless the write fails; the upload ends.
+    fn write_upload(&mut self, ctx: &mut Context<Self>, bytes: Vec<u8>) {
+        let Phase::Ready(session) = &mut self.phase else { return };
+        let Some(mut upload) = session.upload.take() else { return };
+        let disk = self.services.disk.clone();
+        let out = self.out.clone();
+        let peer = self.peer;
+        let work = async move {
+            let written = disk
+                .run("write upload", move || {
+                    let result = upload.partial.write(&bytes);
+                    upload.record_growth();
+                    (result, upload)
+                })
+                .await;
+            match written {
+                Ok((Ok(()), upload)) => Some(upload),
+                Ok((Err(error), upload)) => {
+                    let target = upload.partial.target().to_string();
+                    tracing::warn!(target: "access", user = %upload.lease.user(), %peer, op = "put", path = %target,
+                        bytes = upload.partial.offset(), result = %error);
+                    let _ = out.send(storage_error("put", &target, error)).await;
+                    None
+                }
+                Err(error) => {
+                    let _ = out.send(internal(&error.to_string())).await;
+                    None
+                }
+            }
+        };
+        ctx.wait(work.into_actor(self).map(|upload, act, _| {
+            act.last_activity = Instant::now();
+            if let Phase::Ready(session) = &mut act.phase {
+                session.discarding = upload.is_none();
+                session.upload = upload;
+            }
+        }));
+    }
+
+    fn finish_upload(&mut self, ctx: &mut Context<Self>, sender_md5: Vec<u8>) {
+        let Phase::Ready(session) = &mut self.phase else { return };
+        let Some(upload) = session.upload.take() else { return };
+        let disk = self.services.disk.clone();
+        let home = session.home.clone();
+        let peer = self.peer;
+        let ActiveUpload { partial, mut lease, started, resumed_from } = upload;
+        let user = lease.user().to_string();
+        let target = partial.target().to_string();
+        let size = partial.size();
+        let work = async move {
+            let start_len = partial.offset() as i64 - partial.growth();
+            // The lease is settled inside the job, with what publishing really changed on disk,
+            // before the client can hear back and start another upload to the same path.
+            let published = disk
+                .run("publish upload", move || {
+                    let result = partial.publish(&home, &sender_md5);
+                    lease.disk_change = match &result {
+                        Ok(done) => size as i64 - start_len - done.replaced_len as i64,
+                        Err((_, Some(kept))) => kept.growth(),
+                        Err((_, None)) => -start_len,
+                    };
+                    drop(lease);
+                    result.map_err(|(error, _kept)| error)
+                })
+                .await;
+            let (response, outcome) = match published {
+                Ok(Ok(done)) => {
+                    let md5 = hex::encode(done.md5);
+                    (Response::PutDone { size, md5: ByteBuf::from(done.md5.to_vec()) }, format!("ok md5={md5}"))
+                }
+                Ok(Err(error)) => {
+                    let text = error.to_string();
+                    (storage_error("put", &target, error), text)
+                }
+                Err(error) => (internal(&error.to_string()), error.to_string()),
+            };
+            tracing::info!(target: "access", %user, %peer, op = "put", path = %target, bytes = size,
+                resumed_from, seconds = started.elapsed().as_secs_f64(), result = %outcome);
+            (response, ())
+        };
+        self.serve(ctx, work, |_, _, _| {});
+    }
+
+    fn download(&mut self, ctx: &mut Context<Self>, shown: String, target: VirtualPath, offset: u64, prefix_md5: Vec<u8>) {
+        let Phase::Ready(session) = &self.phase else { return };
+        let disk = self.services.disk.clone();
+        let home = session.home.clone();
+        let user = session.user.clone();
+        let peer = self.peer;
+        let chunk = self.services.config.chunk_bytes;
+        let out = self.out.clone();
+        let work = async move {
+            let started = Instant::now();
+            let opened = disk.run("open download", move || Download::open(&home, &target, offset, &prefix_md5)).await;
+            let mut download = match opened {
+                Ok(Ok(download)) => download,
+                Ok(Err(error)) => return (storage_error("get", &shown, error), ()),
+                Err(error) => return (internal(&error.to_string()), ()),
+            };
+            let ready = Response::GetReady { size: download.size(), offset: download.start(), modified: download.modified() };
+            if out.send(ready).await.is_err() {
+                return (Response::Done, ());
+            }
+            let start = download.start();
+            while !download.is_done() {
+                let read = disk.run("read download", move || (download.read_chunk(chunk), download)).await;
+                let bytes = match read {
+                    Ok((Ok(bytes), d)) => {
+                        download = d;
+                        bytes
+                    }
+                    Ok((Err(error), _)) => return (storage_error("get", &shown, error), ()),
+                    Err(error) => return (internal(&error.to_string()), ()),
+                };
+                if out.send(Response::Data { bytes: ByteBuf::from(bytes) }).await.is_err() {
+                    tracing::info!(target: "access", %user, %peer, op = "get", path = %shown, result = "connection lost");
+                    return (Response::Done, ());
+                }
+            }
+            let md5 = download.md5();
+            tracing::info!(target: "access", %user, %peer, op = "get", path = %shown, bytes = download.size() - start,
+                resumed_from = start, md5 = %hex::encode(md5), seconds = started.elapsed().as_secs_f64(), result = "ok");
+            (Response::GetEnd { md5: ByteBuf::from(md5.to_vec()) }, ())
+        };
+        self.serve(ctx, work, |_, _, _| {});
+    }
+}
+
+/// Sets an upload's reservation to what it still needs.
+async fn reserve_remaining(quota: &Addr<super::quota::QuotaActor>, upload: &ActiveUpload) -> Result<(), WireError> {
+    let need = upload_need(upload.partial.size(), upload.partial.offset(), upload.partial.replaced_len());
+    let reserve = Reserve { user: upload.lease.user().to_string(), id: upload.lease.id(), bytes: need };
+    match quota.send(reserve).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(exceeded)) => Err(WireError::new(
+            ErrorCode::QuotaExceeded,
+            format!("put {}: {exceeded}", upload.partial.target()),
+        )),
+        Err(_) => Err(WireError::new(ErrorCode::Internal, "quota service unavailable")),
+    }
+}
+
+fn unexpected(why: &str) -> Response {
+    Response::error(WireError::new(ErrorCode::UnexpectedMessage, why))
+}
+
+fn internal(why: &str) -> Response {
+    Response::error(WireError::new(ErrorCode::Internal, format!("internal error: {why}")))
+}
+
+fn storage_error(op: &str, path: &str, error: StorageError) -> Response {
+    if let StorageError::Io(io) = &error {
+        tracing::error!(op, path, error = %io, "storage failure");
+    }
+    Response::error(WireError::new(error.code(), format!("{op} {path}: {error}")))
+}
+
+async fn write_frames(mut sink: FramedWrite<OwnedWriteHalf, FrameCodec<Request, Response>>, mut queue: mpsc::Receiver<Response>) {
+    while let Some(response) = queue.recv().await {
+        if sink.send(response).await.is_err() {
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let config = self.services.config.clone();
+        let welcome = Response::Welcome {
+            server: format!("ftp-actor {}", env!("CARGO_PKG_VERSION")),
+            version: PROTOCOL_VERSION,
+            max_frame: config.max_frame_bytes as u32,
+            chunk_size: config.chunk_bytes as u32,
+        };
+        self.reply(ctx, welcome);
+        ctx.run_later(Duration::from_secs(config.login_timeout_secs), |act, ctx| {
+            if !matches!(act.phase, Phase::Ready(_)) {
+                act.close_with(ctx, WireError::from(ErrorCode::LoginTimeout));
+            }
+        });
+        let idle = Duration::from_secs(config.idle_timeout_secs);
+        ctx.run_interval(idle.min(Duration::from_secs(5)), move |act, ctx| {
+            if act.last_activity.elapsed() >= idle {
+                act.close_with(ctx, WireError::from(ErrorCode::IdleTimeout));
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        tracing::debug!(session = self.id, peer = %self.peer, user = self.user(), "session ended");
+        self.acceptor.do_send(SessionEnded { id: self.id });
+    }
+}
+
+impl StreamHandler<Incoming> for SessionActor {
+    fn handle(&mut self, item: Incoming, ctx: &mut Context<Self>) {
+        self.last_activity = Instant::now();
+        match item {
+            Ok(Ok(request)) => self.handle_request(request, ctx),
+            Ok(Err(malformed)) => self.reply(ctx, Response::error(WireError::new(ErrorCode::MalformedFrame, malformed.to_string()))),
+            Err(FrameError::TooLarge { length, limit }) => self.close_with(
+                ctx,
+                WireError::new(ErrorCode::FrameTooLarge, format!("frame of {length} bytes exceeds the limit of {limit}")),
+            ),
+            Err(FrameError::Io(_)) => ctx.stop(),
+        }
+    }
+}

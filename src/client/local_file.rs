@@ -1,0 +1,72 @@
+//! The client's side of files: hashing, streaming and local partial downloads. Blocking code,
+//! run on `spawn_blocking` threads so hashing never stalls the connection.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use md5::{Digest, Md5};
+
+use crate::storage::jail::PARTIAL_SUFFIX;
+
+/// The hidden partial file a download of `local` is written to: `.NAME.ftpa-part` beside it.
+pub fn partial_path(local: &Path) -> PathBuf {
+    let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    local.with_file_name(format!(".{name}{PARTIAL_SUFFIX}"))
+}
+
+/// Feeds the first `len` bytes of `file` (from its current position) into `hasher`.
+pub fn hash_prefix(file: &mut File, len: u64, hasher: &mut Md5) -> std::io::Result<()> {
+    let mut buffer = vec![0u8; (1 << 20).min(len as usize).max(1)];
+    let mut left = len;
+    while left > 0 {
+        let want = buffer.len().min(left as usize);
+        let got = file.read(&mut buffer[..want])?;
+        if got == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while being read"));
+        }
+        hasher.update(&buffer[..got]);
+        left -= got as u64;
+    }
+    Ok(())
+}
+
+/// MD5 and length of a whole file.
+pub fn md5_file(path: &Path) -> std::io::Result<([u8; 16], u64)> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut hasher = Md5::new();
+    hash_prefix(&mut file, len, &mut hasher)?;
+    Ok((hasher.finalize().into(), len))
+}
+
+/// Reads exactly `buf.len()` bytes unless the file ends first; returns how many were read.
+pub fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Opens (creating) a local partial for appending.
+pub fn open_partial(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Writes and hashes received chunks into the local partial.
+pub struct PartialWriter {
+    pub file: File,
+    pub hasher: Md5,
+}
+
+impl PartialWriter {
+    pub fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(data)?;
+        self.hasher.update(data);
+        Ok(())
+    }
+}

@@ -1,0 +1,448 @@
+//! The client library: what the shell, the tests and the benchmarks use to talk to a server.
+//!
+//! One [`Client`] is one connection. Requests are answered in order; transfers stream in
+//! chunks with the MD5 computed on the way on both sides and compared at the end.
+
+mod error;
+pub mod local_file;
+mod progress;
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use futures::{FutureExt, SinkExt, StreamExt};
+use md5::{Digest, Md5};
+use serde_bytes::ByteBuf;
+use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+
+pub use error::ClientError;
+pub use progress::{NoProgress, Progress};
+
+use crate::auth::ScryptParams;
+use crate::auth::scram::{self, Exchange, Key};
+use crate::net::{Entry, ErrorCode, FrameCodec, Request, Response, WireError};
+use local_file::{PartialWriter, hash_prefix, partial_path, read_full};
+
+/// The client accepts frames up to the largest a server may be configured to send.
+const MAX_INCOMING_FRAME: usize = (64 << 20) + 1024;
+/// Chunks in flight between the file thread and the connection.
+const PIPELINE: usize = 4;
+
+/// A directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    pub path: String,
+    pub entries: Vec<Entry>,
+    pub truncated: bool,
+}
+
+/// What an upload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutReport {
+    pub size: u64,
+    /// Bytes the server already had from an interrupted upload (0 for a fresh one).
+    pub resumed_from: u64,
+    /// The server's partial did not match the local file and was discarded.
+    pub restarted: bool,
+    pub md5: [u8; 16],
+}
+
+/// What a download did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GetReport {
+    /// The local file already had the same size and MD5; nothing was transferred.
+    Skipped { size: u64, md5: [u8; 16] },
+    Downloaded { size: u64, resumed_from: u64, md5: [u8; 16] },
+}
+
+/// A connection to a server.
+pub struct Client {
+    framed: Framed<TcpStream, FrameCodec<Response, Request>>,
+    chunk_size: usize,
+    server: String,
+}
+
+fn local_error(path: &Path) -> impl FnOnce(std::io::Error) -> ClientError + '_ {
+    move |source| ClientError::Local { path: path.display().to_string(), source }
+}
+
+fn unexpected(response: Response, wanted: &str) -> ClientError {
+    match response {
+        Response::Error { code, message } => server_error(code, message),
+        other => ClientError::Protocol(format!("expected {wanted}, got {}", other.kind())),
+    }
+}
+
+fn server_error(code: u16, message: String) -> ClientError {
+    match ErrorCode::try_from(code) {
+        Ok(code) => ClientError::Server(WireError { code, message }),
+        Err(_) => ClientError::Protocol(format!("error {code}: {message}")),
+    }
+}
+
+async fn blocking<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> Result<T, ClientError> {
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| ClientError::Protocol(format!("local worker failed: {e}")))
+}
+
+impl Client {
+    /// Connects and waits for a session slot; `on_queued` hears each queue position.
+    pub async fn connect(addr: impl ToSocketAddrs, mut on_queued: impl FnMut(u32)) -> Result<Client, ClientError> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let mut client = Client {
+            framed: Framed::new(stream, FrameCodec::new(MAX_INCOMING_FRAME)),
+            chunk_size: 256 << 10,
+            server: String::new(),
+        };
+        loop {
+            match client.recv().await? {
+                Response::Queued { position } => on_queued(position),
+                Response::Welcome { server, chunk_size, .. } => {
+                    client.chunk_size = (chunk_size as usize).clamp(1, 64 << 20);
+                    client.server = server;
+                    return Ok(client);
+                }
+                other => return Err(unexpected(other, "welcome")),
+            }
+        }
+    }
+
+    /// The server's name and version from its welcome.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Sends one message (low level: tests and tools).
+    pub async fn send(&mut self, request: Request) -> Result<(), ClientError> {
+        Ok(self.framed.send(request).await?)
+    }
+
+    /// Receives one message, errors included (low level: tests and tools).
+    pub async fn recv(&mut self) -> Result<Response, ClientError> {
+        match self.framed.next().await {
+            Some(Ok(Ok(response))) => Ok(response),
+            Some(Ok(Err(malformed))) => Err(ClientError::Protocol(malformed.to_string())),
+            Some(Err(error)) => Err(error.into()),
+            None => Err(ClientError::Closed),
+        }
+    }
+
+    async fn call(&mut self, request: Request) -> Result<Response, ClientError> {
+        self.send(request).await?;
+        match self.recv().await? {
+            Response::Error { code, message } => Err(server_error(code, message)),
+            response => Ok(response),
+        }
+    }
+
+    /// Logs in with a password; the password never leaves this process (SCRAM with scrypt).
+    pub async fn login(&mut self, user: &str, password: &str) -> Result<(), ClientError> {
+        let password = password.as_bytes().to_vec();
+        self.login_with(user, move |salt, params| params.salted_password(&password, salt)).await
+    }
+
+    /// Logs in with a custom derivation of SaltedPassword (for example a cached one: the
+    /// login benchmark derives each key once and reuses it, so it measures the server).
+    pub async fn login_with<F, E>(&mut self, user: &str, derive: F) -> Result<(), ClientError>
+    where
+        F: FnOnce(&[u8], ScryptParams) -> Result<Key, E> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        let client_nonce = scram::new_nonce();
+        let challenge = self.call(Request::AuthStart { user: user.to_string(), client_nonce: client_nonce.clone() }).await?;
+        let Response::AuthChallenge { nonce, salt, log_n, r, p } = challenge else {
+            return Err(unexpected(challenge, "auth_challenge"));
+        };
+        if !nonce.starts_with(&client_nonce) || !scram::is_valid_nonce(&nonce) {
+            return Err(ClientError::Protocol("the server's nonce does not extend ours".into()));
+        }
+        let params = ScryptParams { log_n, r, p };
+        params.validate().map_err(|e| ClientError::Protocol(format!("refusing the server's challenge: {e}")))?;
+        let salt = salt.into_vec();
+        let exchange = Exchange {
+            user: user.to_string(),
+            client_nonce,
+            nonce: nonce.clone(),
+            salt: salt.clone(),
+            kdf_attribute: params.attribute(),
+        };
+        let salted = blocking(move || derive(&salt, params).map_err(|e| e.to_string()))
+            .await?
+            .map_err(ClientError::Protocol)?;
+        let auth_message = exchange.auth_message();
+        let proof = scram::client_proof(&salted, &auth_message);
+        let answer = self.call(Request::AuthProof { nonce, proof: ByteBuf::from(proof.to_vec()) }).await?;
+        let Response::AuthOk { server_signature } = answer else {
+            return Err(unexpected(answer, "auth_ok"));
+        };
+        if !scram::verify_server_signature(&scram::server_key(&salted), &auth_message, &server_signature) {
+            return Err(ClientError::ServerNotAuthenticated);
+        }
+        Ok(())
+    }
+
+    pub async fn pwd(&mut self) -> Result<String, ClientError> {
+        match self.call(Request::Pwd).await? {
+            Response::Cwd { path } => Ok(path),
+            other => Err(unexpected(other, "cwd")),
+        }
+    }
+
+    /// Changes directory; returns the new working directory.
+    pub async fn cd(&mut self, path: &str) -> Result<String, ClientError> {
+        match self.call(Request::Cd { path: path.to_string() }).await? {
+            Response::Cwd { path } => Ok(path),
+            other => Err(unexpected(other, "cwd")),
+        }
+    }
+
+    pub async fn list(&mut self, path: Option<&str>) -> Result<Listing, ClientError> {
+        match self.call(Request::List { path: path.map(str::to_string) }).await? {
+            Response::Listing { path, entries, truncated } => Ok(Listing { path, entries, truncated }),
+            other => Err(unexpected(other, "listing")),
+        }
+    }
+
+    async fn expect_done(&mut self, request: Request) -> Result<(), ClientError> {
+        match self.call(request).await? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other, "done")),
+        }
+    }
+
+    pub async fn mkdir(&mut self, path: &str) -> Result<(), ClientError> {
+        self.expect_done(Request::Mkdir { path: path.to_string() }).await
+    }
+
+    pub async fn remove(&mut self, path: &str) -> Result<(), ClientError> {
+        self.expect_done(Request::Remove { path: path.to_string() }).await
+    }
+
+    pub async fn rmdir(&mut self, path: &str) -> Result<(), ClientError> {
+        self.expect_done(Request::Rmdir { path: path.to_string() }).await
+    }
+
+    pub async fn rename(&mut self, from: &str, to: &str) -> Result<(), ClientError> {
+        self.expect_done(Request::Rename { from: from.to_string(), to: to.to_string() }).await
+    }
+
+    /// Bytes used and the limit.
+    pub async fn quota(&mut self) -> Result<(u64, u64), ClientError> {
+        match self.call(Request::Quota).await? {
+            Response::QuotaInfo { used, limit } => Ok((used, limit)),
+            other => Err(unexpected(other, "quota_info")),
+        }
+    }
+
+    /// Ends the session politely.
+    pub async fn quit(mut self) -> Result<(), ClientError> {
+        self.expect_done(Request::Quit).await
+    }
+
+    /// Uploads `local` to `remote`, resuming the server's partial file if it is a prefix of
+    /// `local`, and checks the server's MD5 of the result against ours.
+    pub async fn put(&mut self, local: &Path, remote: &str, progress: &dyn Progress) -> Result<PutReport, ClientError> {
+        let file = File::open(local).map_err(local_error(local))?;
+        let size = file.metadata().map_err(local_error(local))?.len();
+        let ready = self.call(Request::Put { path: remote.to_string(), size }).await?;
+        let Response::PutReady { offset, prefix_md5 } = ready else {
+            return Err(unexpected(ready, "put_ready"));
+        };
+        if offset > size {
+            return Err(ClientError::Protocol(format!("server resumes at {offset}, past the file's {size} bytes")));
+        }
+        let path = local.to_path_buf();
+        let (mut file, mut hasher, prefix_matches) = blocking(move || {
+            let mut file = file;
+            let mut hasher = Md5::new();
+            hash_prefix(&mut file, offset, &mut hasher).map_err(local_error(&path))?;
+            let matches = hasher.clone().finalize()[..] == prefix_md5[..];
+            Ok::<_, ClientError>((file, hasher, matches))
+        })
+        .await??;
+        let mut resumed_from = offset;
+        if !prefix_matches {
+            let ready = self.call(Request::PutRestart).await?;
+            if !matches!(ready, Response::PutReady { offset: 0, .. }) {
+                return Err(unexpected(ready, "put_ready at offset 0"));
+            }
+            file.seek(SeekFrom::Start(0)).map_err(local_error(local))?;
+            hasher = Md5::new();
+            resumed_from = 0;
+        }
+
+        progress.begin(size, resumed_from);
+        let result = self.stream_upload(local, file, hasher, size - resumed_from, progress).await;
+        progress.end();
+        let md5 = result?;
+
+        match self.recv().await? {
+            Response::PutDone { md5: server_md5, .. } if server_md5[..] == md5[..] => {
+                Ok(PutReport { size, resumed_from, restarted: !prefix_matches, md5 })
+            }
+            Response::PutDone { md5: server_md5, .. } => {
+                Err(ClientError::ChecksumMismatch { remote: hex::encode(server_md5), local: hex::encode(md5) })
+            }
+            other => Err(unexpected(other, "put_done")),
+        }
+    }
+
+    /// Sends `remaining` bytes of `file` as data frames, then `put_end`; returns our MD5.
+    async fn stream_upload(
+        &mut self,
+        local: &Path,
+        file: File,
+        hasher: Md5,
+        remaining: u64,
+        progress: &dyn Progress,
+    ) -> Result<[u8; 16], ClientError> {
+        let (chunks, mut incoming) = mpsc::channel::<Vec<u8>>(PIPELINE);
+        let chunk_size = self.chunk_size;
+        let path = local.to_path_buf();
+        let reader = tokio::task::spawn_blocking(move || {
+            let (mut file, mut hasher, mut left) = (file, hasher, remaining);
+            while left > 0 {
+                let mut chunk = vec![0u8; chunk_size.min(left as usize)];
+                let got = read_full(&mut file, &mut chunk).map_err(local_error(&path))?;
+                if got < chunk.len() {
+                    let source = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank during the upload");
+                    return Err(local_error(&path)(source));
+                }
+                hasher.update(&chunk);
+                left -= got as u64;
+                if chunks.blocking_send(chunk).is_err() {
+                    return Err(ClientError::Closed);
+                }
+            }
+            Ok::<[u8; 16], ClientError>(hasher.finalize().into())
+        });
+        while let Some(chunk) = incoming.recv().await {
+            let len = chunk.len() as u64;
+            self.send(Request::Data { bytes: ByteBuf::from(chunk) }).await?;
+            progress.advance(len);
+            // The server answers an upload once, at the end, unless it failed on the way.
+            if let Some(early) = self.framed.next().now_or_never() {
+                drop(incoming);
+                return Err(match early {
+                    Some(Ok(Ok(response))) => unexpected(response, "nothing during the upload"),
+                    Some(Ok(Err(malformed))) => ClientError::Protocol(malformed.to_string()),
+                    Some(Err(error)) => error.into(),
+                    None => ClientError::Closed,
+                });
+            }
+        }
+        let md5 = reader.await.map_err(|e| ClientError::Protocol(e.to_string()))??;
+        self.send(Request::PutEnd { md5: ByteBuf::from(md5.to_vec()) }).await?;
+        Ok(md5)
+    }
+
+    /// Downloads `remote` to `local` through the hidden partial `.NAME.ftpa-part`, resuming it
+    /// if present; skips the transfer if `local` already has the same size and MD5.
+    pub async fn get(&mut self, remote: &str, local: &Path, progress: &dyn Progress) -> Result<GetReport, ClientError> {
+        let partial = partial_path(local);
+        let (local_path, partial_path_) = (local.to_path_buf(), partial.clone());
+        // What we already have: a partial to resume, or a complete file that may be current.
+        let (existing, have, hasher) = blocking(move || {
+            let (existing, source) = if partial_path_.exists() {
+                (false, partial_path_)
+            } else if local_path.is_file() {
+                (true, local_path)
+            } else {
+                return Ok::<_, ClientError>((false, 0, Md5::new()));
+            };
+            let mut file = File::open(&source).map_err(local_error(&source))?;
+            let len = file.metadata().map_err(local_error(&source))?.len();
+            let mut hasher = Md5::new();
+            hash_prefix(&mut file, len, &mut hasher).map_err(local_error(&source))?;
+            Ok((existing, len, hasher))
+        })
+        .await??;
+        let prefix_md5 = hasher.clone().finalize().to_vec();
+        let ready = self.call(Request::Get { path: remote.to_string(), offset: have, prefix_md5: ByteBuf::from(prefix_md5) }).await?;
+        let Response::GetReady { size, offset: start, .. } = ready else {
+            return Err(unexpected(ready, "get_ready"));
+        };
+        if start > 0 && start != have {
+            return Err(ClientError::Protocol(format!("server resumes at {start}, we have {have} bytes")));
+        }
+        if existing && start == size {
+            return match self.recv().await? {
+                Response::GetEnd { md5 } if md5[..] == hasher.clone().finalize()[..] => {
+                    Ok(GetReport::Skipped { size, md5: hasher.finalize().into() })
+                }
+                other => Err(unexpected(other, "get_end with the local file's MD5")),
+            };
+        }
+
+        let (local_path, partial_path_) = (local.to_path_buf(), partial.clone());
+        let writer = blocking(move || {
+            if existing && start > 0 {
+                std::fs::copy(&local_path, &partial_path_).map_err(local_error(&partial_path_))?;
+            } else if start == 0 {
+                File::create(&partial_path_).map_err(local_error(&partial_path_))?;
+            }
+            let file = local_file::open_partial(&partial_path_).map_err(local_error(&partial_path_))?;
+            Ok::<_, ClientError>(PartialWriter { file, hasher: if start > 0 { hasher } else { Md5::new() } })
+        })
+        .await??;
+
+        progress.begin(size, start);
+        let result = self.stream_download(writer, &partial, progress).await;
+        progress.end();
+        let (writer, server_md5) = result?;
+        let md5: [u8; 16] = writer.hasher.finalize().into();
+        if server_md5[..] != md5 {
+            let _ = std::fs::remove_file(&partial);
+            return Err(ClientError::ChecksumMismatch { remote: hex::encode(server_md5), local: hex::encode(md5) });
+        }
+        let (local_path, file) = (local.to_path_buf(), writer.file);
+        blocking(move || {
+            file.sync_all().map_err(local_error(&partial))?;
+            std::fs::rename(&partial, &local_path).map_err(local_error(&local_path))
+        })
+        .await??;
+        Ok(GetReport::Downloaded { size, resumed_from: start, md5 })
+    }
+
+    /// Receives data frames into the partial until `get_end`; every chunk received is on disk
+    /// before this returns, even when the connection fails, so a later `get` can resume.
+    async fn stream_download(
+        &mut self,
+        writer: PartialWriter,
+        partial: &Path,
+        progress: &dyn Progress,
+    ) -> Result<(PartialWriter, Vec<u8>), ClientError> {
+        let (chunks, mut incoming) = mpsc::channel::<Vec<u8>>(PIPELINE);
+        let path: PathBuf = partial.to_path_buf();
+        let disk = tokio::task::spawn_blocking(move || {
+            let mut writer = writer;
+            while let Some(chunk) = incoming.blocking_recv() {
+                writer.write(&chunk).map_err(local_error(&path))?;
+            }
+            Ok::<_, ClientError>(writer)
+        });
+        let received = loop {
+            match self.recv().await {
+                Ok(Response::Data { bytes }) => {
+                    let len = bytes.len() as u64;
+                    if chunks.send(bytes.into_vec()).await.is_err() {
+                        break Err(ClientError::Closed);
+                    }
+                    progress.advance(len);
+                }
+                Ok(Response::GetEnd { md5 }) => break Ok(md5.into_vec()),
+                Ok(other) => break Err(unexpected(other, "data or get_end")),
+                Err(error) => break Err(error),
+            }
+        };
+        drop(chunks);
+        let writer = disk.await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let writer = writer?;
+        received.map(|md5| (writer, md5))
+    }
+}

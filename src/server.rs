@@ -1,0 +1,143 @@
+//! Starting a server: the data directory, the actors, the listener.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use base64::Engine;
+use tokio::net::TcpListener;
+
+use crate::actors::Services;
+use crate::actors::acceptor::Acceptor;
+use crate::actors::auth::AuthActor;
+use crate::actors::disk::DiskPool;
+use crate::actors::quota::QuotaActor;
+use crate::auth::scram::Key;
+use crate::auth::user_store::{StoreError, UserStore, default_home};
+use crate::auth::{Credentials, UserRecord};
+use crate::config::Config;
+use crate::storage::home::create_home_dir;
+
+const SECRET_FILE: &str = "server.secret";
+/// The user created on a fresh data directory.
+pub const FIRST_USER: &str = "demo";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+/// The first user of a fresh data directory, with the password to show once.
+#[derive(Debug, Clone)]
+pub struct FirstUser {
+    pub name: String,
+    pub password: String,
+}
+
+/// Creates the data directory (mode 0700) and its secret if missing. On a fresh directory
+/// (no user store yet) it also creates the user `demo` with a random password, returned so
+/// the caller can show it once.
+pub fn prepare_data_dir(config: &Config) -> Result<(Key, Option<FirstUser>), ServerError> {
+    let dir = &config.data_dir;
+    let io = |source| ServerError::DataDir { path: dir.clone(), source };
+    create_home_dir(dir).map_err(io)?;
+    let secret = load_or_create_secret(dir).map_err(io)?;
+    if UserStore::path(dir).exists() {
+        return Ok((secret, None));
+    }
+    let mut bytes = [0u8; 12];
+    rand::fill(&mut bytes);
+    let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let credentials = Credentials::derive(password.as_bytes(), config.scrypt).map_err(StoreError::from)?;
+    let home = default_home(FIRST_USER);
+    create_home_dir(&dir.join(&home)).map_err(io)?;
+    UserStore::update(dir, |store| {
+        store.users.insert(FIRST_USER.to_string(), UserRecord { home, quota: config.default_quota, credentials });
+        Ok(())
+    })?;
+    Ok((secret, Some(FirstUser { name: FIRST_USER.to_string(), password })))
+}
+
+fn load_or_create_secret(dir: &Path) -> std::io::Result<Key> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(SECRET_FILE);
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(key) = Key::try_from(bytes.as_slice()) {
+            return Ok(key);
+        }
+    }
+    let mut key = [0u8; 32];
+    rand::fill(&mut key);
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+    file.write_all(&key)?;
+    file.sync_all()?;
+    Ok(key)
+}
+
+/// Starts the actors and the listener inside the current actix system; returns the bound
+/// address (useful with port 0).
+pub async fn start(config: Config, secret: Key) -> Result<SocketAddr, ServerError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
+    let local = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
+    let config = Arc::new(config);
+    let disk = DiskPool::start(config.max_concurrency);
+    let quota = QuotaActor::new(disk.clone()).start();
+    let auth = AuthActor::new(config.data_dir.clone(), secret, config.scrypt, quota.clone(), disk.clone()).start();
+    let services = Services { config, auth, quota, disk };
+    Acceptor::new(listener, services).start();
+    Ok(local)
+}
+
+/// A server running on its own thread with its own actix system (tests, demos, benchmarks).
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    pub first_user: Option<FirstUser>,
+    system: actix::System,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// Prepares the data directory and starts the server on a new thread.
+    pub fn spawn(config: Config) -> Result<ServerHandle, ServerError> {
+        let (secret, first_user) = prepare_data_dir(&config)?;
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let system = actix::System::new();
+            let started = system.block_on(start(config, secret));
+            let ok = started.is_ok();
+            let _ = ready_tx.send(started.map(|addr| (addr, actix::System::current())));
+            if ok {
+                let _ = system.run();
+            }
+        });
+        let (addr, system) = ready_rx.recv().expect("server thread reports")?;
+        Ok(ServerHandle { addr, first_user, system, thread: Some(thread) })
+    }
+
+    /// Stops the system and waits for its thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.system.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

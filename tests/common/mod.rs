@@ -1,0 +1,94 @@
+//! Shared test harness: a real server on 127.0.0.1:0 in its own actix system, users created
+//! through the library's user store (the same code `ftp-actor user add` runs), and the real
+//! client library.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use ftp_actor::auth::user_store::{UserStore, default_home};
+use ftp_actor::auth::{Credentials, ScryptParams, UserRecord};
+use ftp_actor::client::Client;
+use ftp_actor::config::Config;
+use ftp_actor::server::ServerHandle;
+
+/// Cheap scrypt for tests (the production default is log_n = 17).
+pub const TEST_SCRYPT: ScryptParams = ScryptParams { log_n: 6, r: 8, p: 1 };
+
+pub struct TestServer {
+    pub handle: Option<ServerHandle>,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        Self::start_with(|_| {})
+    }
+
+    pub fn start_with(tune: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.data_dir = dir.path().join("data");
+        config.scrypt = TEST_SCRYPT;
+        tune(&mut config);
+        let handle = ServerHandle::spawn(config.clone()).unwrap();
+        TestServer { handle: Some(handle), dir, config }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.handle.as_ref().unwrap().addr
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    pub fn home(&self, user: &str) -> PathBuf {
+        self.data_dir().join(default_home(user))
+    }
+
+    /// Adds a user with `password` and `quota` bytes.
+    pub fn add_user(&self, user: &str, password: &str, quota: u64) {
+        let credentials = Credentials::derive(password.as_bytes(), TEST_SCRYPT).unwrap();
+        UserStore::update(self.data_dir(), |store| {
+            store.users.insert(user.into(), UserRecord { home: default_home(user), quota, credentials });
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    pub async fn connect(&self) -> Client {
+        Client::connect(self.addr(), |_| {}).await.unwrap()
+    }
+
+    pub async fn login(&self, user: &str, password: &str) -> Client {
+        let mut client = self.connect().await;
+        client.login(user, password).await.unwrap();
+        client
+    }
+
+    /// A scratch directory for the client's local files.
+    pub fn local(&self, name: &str) -> PathBuf {
+        let path = self.dir.path().join("local").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        path
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+pub fn md5_hex(data: &[u8]) -> String {
+    hex::encode(ftp_actor::storage::transfer::md5_of(data))
+}
