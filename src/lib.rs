@@ -14,3 +14,4 @@ pub mod storage;
 pub mod actors;
 pub mod server;
 pub mod client;
+pub mod cli;

@@ -1,1 +1,22 @@
-fn main(){}
+//! The `ftp-actor` binary: `serve`, `shell`, `user`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ftp_actor::cli::{Cli, Command, serve, shell, user};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Shell(args) => return ExitCode::from(shell::run(args)),
+        Command::Serve(args) => serve::run(args),
+        Command::User(args) => user::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Plain-text rendering shared by the shell and `user list`.
+
+use crate::net::{Entry, EntryKind};
+use crate::size::format_size;
+
+/// `YYYY-MM-DD HH:MM` in UTC from Unix seconds (no time-zone database needed).
+pub fn format_time(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", secs / 3600, secs % 3600 / 60)
+}
+
+/// One listing line: kind, size, modification time (UTC), name.
+pub fn format_entry(entry: &Entry) -> String {
+    let kind = match entry.kind {
+        EntryKind::Dir => 'd',
+        EntryKind::File => '-',
+        EntryKind::Symlink => 'l',
+        EntryKind::Other => '?',
+    };
+    format!("{kind} {:>14} {} {}", entry.size, format_time(entry.modified), entry.name)
+}
+
+/// `used 1.0 MiB of 10.0 MiB (10.0%), 9.0 MiB free`.
+pub fn format_quota(used: u64, limit: u64) -> String {
+    let percent = if limit == 0 { 100.0 } else { used as f64 * 100.0 / limit as f64 };
+    format!(
+        "used {} of {} ({percent:.1}%), {} free",
+        format_size(used),
+        format_size(limit),
+        format_size(limit.saturating_sub(used))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_in_utc() {
+        assert_eq!(format_time(0), "1970-01-01 00:00");
+        assert_eq!(format_time(951_782_400), "2000-02-29 00:00");
+        assert_eq!(format_time(1_700_000_000), "2023-11-14 22:13");
+    }
+
+    #[test]
+    fn formats_quota() {
+        assert_eq!(format_quota(1 << 20, 10 << 20), "used 1.0 MiB of 10.0 MiB (10.0%), 9.0 MiB free");
+    }
+}

@@ -1,0 +1,69 @@
+//! `ftp-actor serve`: the server with tracing logs.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+use tracing_subscriber::EnvFilter;
+
+use crate::server;
+
+use super::ConfigArgs;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Address to listen on (overrides the config's `listen`), e.g. 0.0.0.0:2121.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Sessions served at once, and disk worker threads (overrides `max_concurrency`).
+    #[arg(long, value_name = "N")]
+    pub max_concurrency: Option<usize>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let mut config = args.config.load()?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(n) = args.max_concurrency {
+        config.max_concurrency = n;
+    }
+    config.validate()?;
+    let (secret, first_user) = server::prepare_data_dir(&config)?;
+    if let Some(first) = first_user {
+        println!(
+            "Created the first user on a fresh data directory:\n  user: {}\n  password: {}\n\
+             This password is shown only once. Change it with: ftp-actor user passwd {} --data-dir {}",
+            first.name,
+            first.password,
+            first.name,
+            config.data_dir.display()
+        );
+    }
+    let system = actix::System::new();
+    system.block_on(async move {
+        let addr = server::start(config.clone(), secret).await?;
+        tracing::info!(%addr, data_dir = %config.data_dir.display(), max_concurrency = config.max_concurrency,
+            max_queued = config.max_queued, "ftp-actor listening");
+        println!("ftp-actor listening on {addr} (data directory {})", config.data_dir.display());
+        actix_rt::spawn(async {
+            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            tracing::info!("signal received; stopping");
+            actix::System::current().stop();
+        });
+        Ok::<_, anyhow::Error>(())
+    })?;
+    system.run()?;
+    Ok(())
+}

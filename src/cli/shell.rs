@@ -1,0 +1,439 @@
+//! `ftp-actor shell`: the interactive `ftp>` prompt and the batch runner.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::client::{Client, ClientError, GetReport, Progress};
+use crate::net::ErrorCode;
+use crate::size::format_size;
+
+use super::format::{format_entry, format_quota};
+use super::password::login_password;
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// Server address.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:2121")]
+    pub connect: String,
+    /// User name (asked for if missing on a terminal).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Read commands from FILE, one per line (`-` = standard input). The first failing
+    /// command ends the run with status 1, unless its line starts with `-`.
+    #[arg(long, value_name = "FILE|-")]
+    pub batch: Option<String>,
+}
+
+/// Exit statuses of the shell.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const COMMAND_FAILED: u8 = 1;
+    pub const USAGE_OR_CONNECTION: u8 = 2;
+}
+
+const HELP: &str = "\
+commands (paths are inside your home; / is the home):
+  pwd                   show the remote working directory
+  cd PATH               change the remote directory (.., /, relative, nested)
+  ls [PATH]             list a remote directory: kind, size, modified (UTC), name
+  mkdir PATH            create a remote directory
+  rm PATH               remove a remote file
+  rmdir PATH            remove an empty remote directory
+  mv FROM TO            rename or move within the home (refuses to replace)
+  quota                 show space used and the limit
+  get REMOTE [LOCAL]    download (resumes a partial; skips an identical local file)
+  put LOCAL [REMOTE]    upload (resumes the server's partial)
+  lcd DIR | lpwd | lls [DIR]   local directory commands
+  help                  this text
+  quit                  leave (also exit, bye, Ctrl-D)";
+
+/// Draws an indicatif bar: bytes, rate, ETA. Hidden automatically when stderr is not a terminal.
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new() -> Bar {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
+                .expect("valid template"),
+        );
+        Bar(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn begin(&self, total: u64, done: u64) {
+        self.0.set_length(total);
+        self.0.set_position(done);
+        self.0.reset_eta();
+    }
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+    fn end(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Why a command failed: the connection is gone (ends the shell), or just this command.
+/// Each holds the line to print.
+enum Failure {
+    Connection(String),
+    Command(String),
+}
+
+impl From<ClientError> for Failure {
+    fn from(error: ClientError) -> Failure {
+        match error {
+            ClientError::Io(_) | ClientError::Closed => Failure::Connection(format!("error: connection lost: {error}")),
+            // Server errors print as `error CODE: message`.
+            ClientError::Server(wire) => Failure::Command(wire.to_string()),
+            other => Failure::Command(format!("error: {other}")),
+        }
+    }
+}
+
+/// Splits a command line into words; `"..."` and `'...'` group, `\` escapes one character.
+pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut current: Option<String> = None;
+    let mut quote: Option<char> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, c) if c.is_whitespace() => {
+                if let Some(word) = current.take() {
+                    words.push(word);
+                }
+            }
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                current.get_or_insert_with(String::new);
+            }
+            (Some(q), c) if c == q => quote = None,
+            (_, '\\') => {
+                let next = chars.next().ok_or("a line cannot end with \\")?;
+                current.get_or_insert_with(String::new).push(next);
+            }
+            (_, c) => current.get_or_insert_with(String::new).push(c),
+        }
+    }
+    if quote.is_some() {
+        return Err("unclosed quote".into());
+    }
+    words.extend(current);
+    Ok(words)
+}
+
+fn base_name(path: &str) -> Result<String, Failure> {
+    Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Failure::Command(format!("error: {path}: no file name")))
+}
+
+struct Shell {
+    client: Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Shell {
+    fn run_line(&mut self, words: &[String]) -> Result<bool, Failure> {
+        let usage = |text: &str| Failure::Command(format!("error: usage: {text}"));
+        let args: Vec<&str> = words.iter().map(String::as_str).collect();
+        let Some((&command, rest)) = args.split_first() else { return Ok(true) };
+        let client = &mut self.client;
+        let rt = &self.runtime;
+        match (command, rest) {
+            ("quit" | "exit" | "bye", []) => return Ok(false),
+            ("help" | "?", _) => println!("{HELP}"),
+            ("pwd", []) => println!("{}", rt.block_on(client.pwd())?),
+            ("cd", [path]) => println!("{}", rt.block_on(client.cd(path))?),
+            ("ls", [] | [_]) => {
+                let listing = rt.block_on(client.list(rest.first().copied()))?;
+                for entry in &listing.entries {
+                    println!("{}", format_entry(entry));
+                }
+                if listing.truncated {
+                    println!("(listing cut at {} entries by the server)", listing.entries.len());
+                }
+            }
+            ("mkdir", [path]) => rt.block_on(client.mkdir(path))?,
+            ("rm", [path]) => rt.block_on(client.remove(path))?,
+            ("rmdir", [path]) => rt.block_on(client.rmdir(path))?,
+            ("mv", [from, to]) => rt.block_on(client.rename(from, to))?,
+            ("quota", []) => {
+                let (used, limit) = rt.block_on(client.quota())?;
+                println!("{}", format_quota(used, limit));
+            }
+            ("put", [local] | [local, _]) => {
+                let remote = match rest.get(1) {
+                    Some(remote) if remote.ends_with('/') => format!("{remote}{}", base_name(local)?),
+                    Some(remote) => remote.to_string(),
+                    None => base_name(local)?,
+                };
+                let started = Instant::now();
+                let mut result = rt.block_on(client.put(Path::new(local), &remote, &Bar::new()));
+                let mut remote = remote;
+                if matches!(&result, Err(e) if e.code() == Some(ErrorCode::IsADirectory)) {
+                    remote = format!("{remote}/{}", base_name(local)?);
+                    result = rt.block_on(client.put(Path::new(local), &remote, &Bar::new()));
+                }
+                let report = result?;
+                let sent = report.size - report.resumed_from;
+                let mut line = format!(
+                    "put {local} -> {remote}: {} in {}, md5 {} verified",
+                    format_size(report.size),
+                    rate(sent, started),
+                    hex::encode(report.md5)
+                );
+                if report.resumed_from > 0 {
+                    line += &format!(" (resumed at {})", format_size(report.resumed_from));
+                }
+                if report.restarted {
+                    line += " (the server's partial did not match and was restarted)";
+                }
+                println!("{line}");
+            }
+            ("get", [remote] | [remote, _]) => {
+                let mut local = PathBuf::from(rest.get(1).map_or_else(|| base_name(remote), |l| Ok(l.to_string()))?);
+                if local.is_dir() {
+                    local = local.join(base_name(remote)?);
+                }
+                let started = Instant::now();
+                match rt.block_on(client.get(remote, &local, &Bar::new()))? {
+                    GetReport::Skipped { size, md5 } => println!(
+                        "get {remote}: skipped, {} already has the same size ({}) and md5 {}",
+                        local.display(),
+                        format_size(size),
+                        hex::encode(md5)
+                    ),
+                    GetReport::Downloaded { size, resumed_from, md5 } => {
+                        let mut line = format!(
+                            "get {remote} -> {}: {} in {}, md5 {} verified",
+                            local.display(),
+                            format_size(size),
+                            rate(size - resumed_from, started),
+                            hex::encode(md5)
+                        );
+                        if resumed_from > 0 {
+                            line += &format!(" (resumed at {})", format_size(resumed_from));
+                        }
+                        println!("{line}");
+                    }
+                }
+            }
+            ("lpwd", []) => println!("{}", local_cwd()?),
+            ("lcd", [dir]) => {
+                std::env::set_current_dir(dir).map_err(|e| Failure::Command(format!("error: lcd {dir}: {e}")))?;
+                println!("{}", local_cwd()?);
+            }
+            ("lls", [] | [_]) => {
+                let dir = rest.first().copied().unwrap_or(".");
+                let mut names: Vec<(String, bool, u64)> = std::fs::read_dir(dir)
+                    .and_then(|entries| {
+                        entries
+                            .map(|e| {
+                                let e = e?;
+                                let meta = e.metadata()?;
+                                Ok((e.file_name().to_string_lossy().into_owned(), meta.is_dir(), meta.len()))
+                            })
+                            .collect()
+                    })
+                    .map_err(|e: std::io::Error| Failure::Command(format!("error: lls {dir}: {e}")))?;
+                names.sort();
+                for (name, is_dir, len) in names {
+                    println!("{} {len:>14} {name}", if is_dir { 'd' } else { '-' });
+                }
+            }
+            ("pwd" | "quota" | "quit" | "exit" | "bye", _) => return Err(usage(command)),
+            ("cd" | "mkdir" | "rm" | "rmdir", _) => return Err(usage(&format!("{command} PATH"))),
+            ("ls", _) => return Err(usage("ls [PATH]")),
+            ("mv", _) => return Err(usage("mv FROM TO")),
+            ("get", _) => return Err(usage("get REMOTE [LOCAL]")),
+            ("put", _) => return Err(usage("put LOCAL [REMOTE]")),
+            ("lcd", _) => return Err(usage("lcd DIR")),
+            ("lls", _) => return Err(usage("lls [DIR]")),
+            ("lpwd", _) => return Err(usage("lpwd")),
+            (other, _) => return Err(Failure::Command(format!("error: unknown command {other:?}; type help"))),
+        }
+        Ok(true)
+    }
+}
+
+fn local_cwd() -> Result<String, Failure> {
+    std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .map_err(|e| Failure::Command(format!("error: lpwd: {e}")))
+}
+
+fn rate(bytes: u64, started: Instant) -> String {
+    let seconds = started.elapsed().as_secs_f64().max(1e-6);
+    format!("{:.2}s ({}/s)", seconds, format_size((bytes as f64 / seconds) as u64))
+}
+
+/// Runs the shell; returns the process exit status.
+pub fn run(args: ShellArgs) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return exit::USAGE_OR_CONNECTION;
+        }
+    };
+    let interactive = args.batch.is_none();
+    let user = match args.user.clone() {
+        Some(user) => user,
+        None if interactive && std::io::stdin().is_terminal() => {
+            print!("Name: ");
+            let _ = std::io::stdout().flush();
+            let mut line = String::new();
+            let _ = std::io::stdin().lock().read_line(&mut line);
+            line.trim().to_string()
+        }
+        None => {
+            eprintln!("error: --user NAME is required in batch mode");
+            return exit::USAGE_OR_CONNECTION;
+        }
+    };
+    let connected = runtime.block_on(Client::connect(args.connect.as_str(), |position| {
+        eprintln!("all sessions are busy: waiting in the queue at position {position}");
+    }));
+    let mut client = match connected {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("error: cannot connect to {}: {error}", args.connect);
+            return exit::USAGE_OR_CONNECTION;
+        }
+    };
+    let password = match login_password(&user) {
+        Ok(password) => password,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return exit::USAGE_OR_CONNECTION;
+        }
+    };
+    if let Err(error) = runtime.block_on(client.login(&user, &password)) {
+        eprintln!("error: login as {user} failed: {error}");
+        return exit::USAGE_OR_CONNECTION;
+    }
+    if interactive {
+        println!("Connected to {} ({}) as {user}. Type help for commands.", args.connect, client.server());
+    }
+    let mut shell = Shell { client, runtime };
+    match args.batch {
+        Some(source) => run_batch(&mut shell, &source),
+        None => run_interactive(&mut shell),
+    }
+}
+
+fn run_batch(shell: &mut Shell, source: &str) -> u8 {
+    let reader: Box<dyn BufRead> = if source == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        match std::fs::File::open(source) {
+            Ok(file) => Box::new(std::io::BufReader::new(file)),
+            Err(error) => {
+                eprintln!("error: batch file {source}: {error}");
+                return exit::USAGE_OR_CONNECTION;
+            }
+        }
+    };
+    for line in reader.lines() {
+        let Ok(line) = line else { return exit::USAGE_OR_CONNECTION };
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let (may_fail, command) = match trimmed.strip_prefix('-') {
+            Some(rest) => (true, rest.trim_start()),
+            None => (false, trimmed),
+        };
+        println!("ftp> {command}");
+        let words = match split_words(command) {
+            Ok(words) => words,
+            Err(error) => {
+                eprintln!("error: {error}");
+                if may_fail {
+                    continue;
+                }
+                return exit::COMMAND_FAILED;
+            }
+        };
+        match shell.run_line(&words) {
+            Ok(true) => {}
+            Ok(false) => return exit::OK,
+            Err(Failure::Connection(line)) => {
+                eprintln!("{line}");
+                return exit::USAGE_OR_CONNECTION;
+            }
+            Err(Failure::Command(line)) => {
+                eprintln!("{line}");
+                if !may_fail {
+                    return exit::COMMAND_FAILED;
+                }
+            }
+        }
+    }
+    exit::OK
+}
+
+fn run_interactive(shell: &mut Shell) -> u8 {
+    let mut editor = match rustyline::DefaultEditor::new() {
+        Ok(editor) => editor,
+        Err(error) => {
+            eprintln!("error: cannot start line editing: {error}");
+            return exit::USAGE_OR_CONNECTION;
+        }
+    };
+    let history = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".ftp-actor_history"));
+    if let Some(path) = &history {
+        let _ = editor.load_history(path);
+    }
+    let status = loop {
+        let line = match editor.readline("ftp> ") {
+            Ok(line) => line,
+            Err(rustyline::error::ReadlineError::Interrupted) => continue,
+            Err(_) => break exit::OK,
+        };
+        let _ = editor.add_history_entry(line.as_str());
+        let words = match split_words(&line) {
+            Ok(words) => words,
+            Err(error) => {
+                eprintln!("error: {error}");
+                continue;
+            }
+        };
+        match shell.run_line(&words) {
+            Ok(true) => {}
+            Ok(false) => break exit::OK,
+            Err(Failure::Connection(line)) => {
+                eprintln!("{line}");
+                break exit::USAGE_OR_CONNECTION;
+            }
+            Err(Failure::Command(line)) => eprintln!("{line}"),
+        }
+    };
+    if let Some(path) = &history {
+        let _ = editor.save_history(path);
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_words;
+
+    #[test]
+    fn splits_words_with_quotes_and_escapes() {
+        assert_eq!(split_words("put 'my file.txt' \"a b/\"").unwrap(), ["put", "my file.txt", "a b/"]);
+        assert_eq!(split_words(r"cd a\ b").unwrap(), ["cd", "a b"]);
+        assert_eq!(split_words("  ls  ").unwrap(), ["ls"]);
+        assert_eq!(split_words("mv '' x").unwrap(), ["mv", "", "x"]);
+        assert!(split_words("cd 'open").is_err());
+    }
+}
