@@ -14,8 +14,7 @@ use crate::actors::auth::AuthActor;
 use crate::actors::disk::DiskPool;
 use crate::actors::quota::QuotaActor;
 use crate::auth::scram::Key;
-use crate::auth::user_store::{StoreError, UserStore, default_home};
-use crate::auth::{Credentials, UserRecord};
+use crate::auth::user_store::{StoreError, UserStore, add_user};
 use crate::config::Config;
 use crate::storage::home::create_home_dir;
 
@@ -54,13 +53,7 @@ pub fn prepare_data_dir(config: &Config) -> Result<(Key, Option<FirstUser>), Ser
     let mut bytes = [0u8; 12];
     rand::fill(&mut bytes);
     let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let credentials = Credentials::derive(password.as_bytes(), config.scrypt).map_err(StoreError::from)?;
-    let home = default_home(FIRST_USER);
-    create_home_dir(&dir.join(&home)).map_err(io)?;
-    UserStore::update(dir, |store| {
-        store.users.insert(FIRST_USER.to_string(), UserRecord { home, quota: config.default_quota, credentials });
-        Ok(())
-    })?;
+    add_user(dir, FIRST_USER, password.as_bytes(), config.scrypt, config.default_quota, None)?;
     Ok((secret, Some(FirstUser { name: FIRST_USER.to_string(), password })))
 }
 

@@ -188,6 +188,35 @@ impl UserStore {
     }
 }
 
+/// Creates a user: checks the name, derives the SCRAM verifier (slow: scrypt), creates the
+/// home (mode 0700; default `homes/NAME`) and adds the record under the store's lock. This is
+/// what `ftp-actor user add`, the first start and the tests all run.
+pub fn add_user(
+    data_dir: &Path,
+    name: &str,
+    password: &[u8],
+    scrypt: ScryptParams,
+    quota: u64,
+    home: Option<PathBuf>,
+) -> Result<UserRecord, StoreError> {
+    validate_name(name)?;
+    if UserStore::load(data_dir)?.users.contains_key(name) {
+        return Err(StoreError::Exists(name.to_string()));
+    }
+    let credentials = Credentials::derive(password, scrypt)?;
+    let record = UserRecord { home: home.unwrap_or_else(|| default_home(name)), quota, credentials };
+    let home_dir = home_path(data_dir, &record);
+    crate::storage::home::create_home_dir(&home_dir).map_err(io_error(&home_dir))?;
+    UserStore::update(data_dir, |store| {
+        if store.users.contains_key(name) {
+            return Err(StoreError::Exists(name.to_string()));
+        }
+        store.users.insert(name.to_string(), record.clone());
+        Ok(())
+    })?;
+    Ok(record)
+}
+
 /// The absolute home directory of a record.
 pub fn home_path(data_dir: &Path, record: &UserRecord) -> PathBuf {
     data_dir.join(&record.home)

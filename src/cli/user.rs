@@ -1,13 +1,12 @@
 //! `ftp-actor user add|passwd|del|list|quota`: edits the user store under its lock.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 
-use crate::auth::user_store::{StoreError, default_home, home_path, validate_name};
-use crate::auth::{Credentials, UserRecord, UserStore};
+use crate::auth::user_store::{StoreError, add_user, home_path, validate_name};
+use crate::auth::{Credentials, UserStore};
 use crate::size::{format_size, parse_size};
 use crate::storage::Home;
-use crate::storage::home::create_home_dir;
 
 use super::ConfigArgs;
 use super::password::new_password;
@@ -56,19 +55,9 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
                 bail!(StoreError::Exists(name));
             }
             let password = new_password(&name)?;
-            let credentials = Credentials::derive(password.as_bytes(), config.scrypt)?;
-            let home = home.unwrap_or_else(|| default_home(&name));
-            let record = UserRecord { home, quota: quota.unwrap_or(config.default_quota), credentials };
+            let quota = quota.unwrap_or(config.default_quota);
+            let record = add_user(&data_dir, &name, password.as_bytes(), config.scrypt, quota, home)?;
             let home_dir = home_path(&data_dir, &record);
-            create_home_dir(&home_dir).with_context(|| format!("creating home {}", home_dir.display()))?;
-            let quota = record.quota;
-            UserStore::update(&data_dir, |store| {
-                if store.users.contains_key(&name) {
-                    return Err(StoreError::Exists(name.clone()));
-                }
-                store.users.insert(name.clone(), record);
-                Ok(())
-            })?;
             println!("user {name} added: home {}, quota {}", home_dir.display(), format_size(quota));
         }
         UserCommand::Passwd { name } => {

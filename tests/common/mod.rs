@@ -3,10 +3,12 @@
 //! client library.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::path::{Path, PathBuf};
 
-use ftp_actor::auth::user_store::{UserStore, default_home};
-use ftp_actor::auth::{Credentials, ScryptParams, UserRecord};
+use ftp_actor::auth::ScryptParams;
+use ftp_actor::auth::user_store::{add_user, default_home};
 use ftp_actor::client::Client;
 use ftp_actor::config::Config;
 use ftp_actor::server::ServerHandle;
@@ -50,12 +52,7 @@ impl TestServer {
 
     /// Adds a user with `password` and `quota` bytes.
     pub fn add_user(&self, user: &str, password: &str, quota: u64) {
-        let credentials = Credentials::derive(password.as_bytes(), TEST_SCRYPT).unwrap();
-        UserStore::update(self.data_dir(), |store| {
-            store.users.insert(user.into(), UserRecord { home: default_home(user), quota, credentials });
-            Ok(())
-        })
-        .unwrap();
+        add_user(self.data_dir(), user, password.as_bytes(), TEST_SCRYPT, quota, None).unwrap();
     }
 
     pub async fn connect(&self) -> Client {

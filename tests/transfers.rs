@@ -1,0 +1,213 @@
+//! Transfers: end-to-end MD5, injected corruption, resume after dropped connections at random
+//! offsets in both directions, stale partials, and concurrent uploads to one path.
+
+mod common;
+
+use std::time::Duration;
+
+use common::proxy::{Direction, Fault, Proxy};
+use common::*;
+use ftp_actor::client::{Client, ClientError, GetReport, NoProgress, PutReport};
+use ftp_actor::net::ErrorCode;
+
+const MIB: usize = 1 << 20;
+
+async fn login_via(addr: std::net::SocketAddr) -> Client {
+    let mut client = Client::connect(addr, |_| {}).await.unwrap();
+    client.login("u", "pw").await.unwrap();
+    client
+}
+
+fn server_with_user() -> TestServer {
+    let server = TestServer::start();
+    server.add_user("u", "pw", 1 << 30);
+    server
+}
+
+/// Puts, retrying while an interrupted earlier upload to the same path is still being
+/// wound down by its (dying) session: that is the documented "in use" behaviour.
+async fn put_retrying_in_use(client: &mut Client, local: &std::path::Path, remote: &str) -> PutReport {
+    for _ in 0..50 {
+        match client.put(local, remote, &NoProgress).await {
+            Err(e) if e.code() == Some(ErrorCode::InUse) => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => return other.unwrap(),
+        }
+    }
+    panic!("the path stayed in use");
+}
+
+#[tokio::test]
+async fn corrupted_upload_is_refused_and_leaves_no_file() {
+    let server = server_with_user();
+    std::fs::write(server.home("u").join("keep.bin"), b"old contents").unwrap();
+    let data = random_bytes(MIB, 7);
+    let local = server.local("up.bin");
+    std::fs::write(&local, &data).unwrap();
+    let proxy = Proxy::start(server.addr(), Fault::Flip { direction: Direction::ToServer, offset: 600_000 });
+    let mut client = login_via(proxy.addr).await;
+    let error = client.put(&local, "keep.bin", &NoProgress).await.unwrap_err();
+    assert_eq!(error.code(), Some(ErrorCode::ChecksumMismatch), "{error}");
+    assert_eq!(std::fs::read(server.home("u").join("keep.bin")).unwrap(), b"old contents", "the old file is untouched");
+    assert!(!server.home("u").join(".keep.bin.ftpa-part").exists(), "the wrong partial is discarded");
+    // The same session goes on working, and a clean retry succeeds.
+    let mut direct = server.login("u", "pw").await;
+    direct.put(&local, "keep.bin", &NoProgress).await.unwrap();
+    assert_eq!(std::fs::read(server.home("u").join("keep.bin")).unwrap(), data);
+    assert_eq!(client.pwd().await.unwrap(), "/");
+}
+
+#[tokio::test]
+async fn corrupted_download_is_refused_and_leaves_no_file() {
+    let server = server_with_user();
+    let data = random_bytes(MIB, 8);
+    std::fs::write(server.home("u").join("f.bin"), &data).unwrap();
+    let proxy = Proxy::start(server.addr(), Fault::Flip { direction: Direction::ToClient, offset: 700_000 });
+    let mut client = login_via(proxy.addr).await;
+    let local = server.local("f.bin");
+    let error = client.get("f.bin", &local, &NoProgress).await.unwrap_err();
+    assert!(matches!(error, ClientError::ChecksumMismatch { .. }), "{error}");
+    assert!(!local.exists(), "no wrong file under the name");
+    assert!(!ftp_actor::client::local_file::partial_path(&local).exists(), "no wrong partial kept");
+}
+
+#[tokio::test]
+async fn interrupted_puts_resume_at_random_offsets() {
+    let server = server_with_user();
+    let data = random_bytes(3 * MIB + 12_345, 9);
+    let local = server.local("big.bin");
+    std::fs::write(&local, &data).unwrap();
+    for (round, seed) in [11u64, 12, 13].into_iter().enumerate() {
+        let cut = 10_000 + random_bytes(8, seed).iter().fold(0u64, |a, b| a * 256 + *b as u64) % (data.len() as u64 - 20_000);
+        let remote = format!("big{round}.bin");
+        let proxy = Proxy::start(server.addr(), Fault::Cut { direction: Direction::ToServer, after: cut });
+        let mut client = login_via(proxy.addr).await;
+        let error = client.put(&local, &remote, &NoProgress).await.unwrap_err();
+        assert!(matches!(error, ClientError::Io(_) | ClientError::Closed), "round {round}: {error}");
+        assert!(!server.home("u").join(&remote).exists(), "nothing published from a cut upload");
+
+        let mut client = server.login("u", "pw").await;
+        let report = put_retrying_in_use(&mut client, &local, &remote).await;
+        assert!(report.resumed_from > 0 && report.resumed_from < cut, "round {round}: cut {cut}, {report:?}");
+        assert!(!report.restarted);
+        assert_eq!(hex::encode(report.md5), md5_hex(&data));
+        assert_eq!(std::fs::read(server.home("u").join(&remote)).unwrap(), data, "round {round}");
+    }
+    let (used, _) = server.login("u", "pw").await.quota().await.unwrap();
+    assert_eq!(used, 3 * data.len() as u64, "quota usage equals the bytes on disk");
+}
+
+#[tokio::test]
+async fn interrupted_gets_resume_at_random_offsets() {
+    let server = server_with_user();
+    let data = random_bytes(3 * MIB + 777, 10);
+    std::fs::write(server.home("u").join("big.bin"), &data).unwrap();
+    for (round, seed) in [21u64, 22, 23].into_iter().enumerate() {
+        let cut = 10_000 + random_bytes(8, seed).iter().fold(0u64, |a, b| a * 256 + *b as u64) % (data.len() as u64 - 20_000);
+        let local = server.local(&format!("copy{round}.bin"));
+        let proxy = Proxy::start(server.addr(), Fault::Cut { direction: Direction::ToClient, after: cut });
+        let mut client = login_via(proxy.addr).await;
+        let error = client.get("big.bin", &local, &NoProgress).await.unwrap_err();
+        assert!(matches!(error, ClientError::Io(_) | ClientError::Closed), "round {round}: {error}");
+        assert!(!local.exists());
+        let partial = ftp_actor::client::local_file::partial_path(&local);
+        let kept = std::fs::metadata(&partial).unwrap().len();
+        assert!(kept > 0 && kept < cut, "round {round}: the partial keeps what arrived ({kept} of cut {cut})");
+
+        let mut client = server.login("u", "pw").await;
+        match client.get("big.bin", &local, &NoProgress).await.unwrap() {
+            GetReport::Downloaded { resumed_from, md5, .. } => {
+                assert_eq!(resumed_from, kept, "round {round}");
+                assert_eq!(hex::encode(md5), md5_hex(&data));
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+        assert_eq!(std::fs::read(&local).unwrap(), data);
+        assert!(!partial.exists());
+    }
+}
+
+#[tokio::test]
+async fn partials_that_do_not_match_restart_from_zero() {
+    let server = server_with_user();
+    let data = random_bytes(500_000, 30);
+    let local = server.local("x.bin");
+    std::fs::write(&local, &data).unwrap();
+    // A server partial from some other file.
+    std::fs::write(server.home("u").join(".x.bin.ftpa-part"), random_bytes(100_000, 31)).unwrap();
+    let mut client = server.login("u", "pw").await;
+    let report = client.put(&local, "x.bin", &NoProgress).await.unwrap();
+    assert!(report.restarted && report.resumed_from == 0, "{report:?}");
+    assert_eq!(std::fs::read(server.home("u").join("x.bin")).unwrap(), data);
+    assert_eq!(client.quota().await.unwrap().0, data.len() as u64, "the discarded partial no longer counts");
+
+    // A local partial from some other file.
+    let copy = server.local("y.bin");
+    std::fs::write(ftp_actor::client::local_file::partial_path(&copy), random_bytes(50_000, 32)).unwrap();
+    match client.get("x.bin", &copy, &NoProgress).await.unwrap() {
+        GetReport::Downloaded { resumed_from: 0, .. } => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&copy).unwrap(), data);
+
+    // A different local file under the name is replaced, an identical one skipped.
+    std::fs::write(&copy, b"stale").unwrap();
+    assert!(matches!(client.get("x.bin", &copy, &NoProgress).await.unwrap(), GetReport::Downloaded { .. }));
+    assert_eq!(std::fs::read(&copy).unwrap(), data);
+    assert!(matches!(client.get("x.bin", &copy, &NoProgress).await.unwrap(), GetReport::Skipped { .. }));
+}
+
+#[tokio::test]
+async fn second_upload_to_the_same_path_is_in_use() {
+    let server = server_with_user();
+    let mut first = server.login("u", "pw").await;
+    let mut second = server.login("u", "pw").await;
+    // Open an upload by hand and leave it in progress.
+    first.send(ftp_actor::net::Request::Put { path: "same.bin".into(), size: 10 }).await.unwrap();
+    assert!(matches!(first.recv().await.unwrap(), ftp_actor::net::Response::PutReady { offset: 0, .. }));
+    let local = server.local("same.bin");
+    std::fs::write(&local, b"0123456789").unwrap();
+    let error = second.put(&local, "same.bin", &NoProgress).await.unwrap_err();
+    assert_eq!(error.code(), Some(ErrorCode::InUse), "{error}");
+    // Another path is fine meanwhile.
+    second.put(&local, "other.bin", &NoProgress).await.unwrap();
+    drop(first);
+    put_retrying_in_use(&mut second, &local, "same.bin").await;
+    assert_eq!(std::fs::read(server.home("u").join("same.bin")).unwrap(), b"0123456789");
+}
+
+#[tokio::test]
+async fn empty_files_and_size_mismatches() {
+    let server = server_with_user();
+    let mut client = server.login("u", "pw").await;
+    let empty = server.local("empty");
+    std::fs::write(&empty, b"").unwrap();
+    client.put(&empty, "empty", &NoProgress).await.unwrap();
+    assert_eq!(std::fs::metadata(server.home("u").join("empty")).unwrap().len(), 0);
+    let back = server.local("empty.back");
+    assert!(matches!(client.get("empty", &back, &NoProgress).await.unwrap(), GetReport::Downloaded { size: 0, .. }));
+
+    use ftp_actor::net::{Request, Response};
+    use serde_bytes::ByteBuf;
+    // More bytes than announced: refused with 501, later frames of that upload ignored.
+    client.send(Request::Put { path: "short".into(), size: 3 }).await.unwrap();
+    assert!(matches!(client.recv().await.unwrap(), Response::PutReady { .. }));
+    client.send(Request::Data { bytes: ByteBuf::from(b"toolong".to_vec()) }).await.unwrap();
+    client.send(Request::Data { bytes: ByteBuf::from(b"more".to_vec()) }).await.unwrap();
+    client.send(Request::PutEnd { md5: ByteBuf::from(vec![0; 16]) }).await.unwrap();
+    match client.recv().await.unwrap() {
+        Response::Error { code, .. } => assert_eq!(code, ErrorCode::TransferSizeMismatch.as_u16()),
+        other => panic!("{other:?}"),
+    }
+    // Fewer bytes than announced: refused at put_end, the partial kept for resume.
+    client.send(Request::Put { path: "short".into(), size: 10 }).await.unwrap();
+    assert!(matches!(client.recv().await.unwrap(), Response::PutReady { offset: 0, .. }));
+    client.send(Request::Data { bytes: ByteBuf::from(b"abc".to_vec()) }).await.unwrap();
+    client.send(Request::PutEnd { md5: ByteBuf::from(vec![0; 16]) }).await.unwrap();
+    match client.recv().await.unwrap() {
+        Response::Error { code, .. } => assert_eq!(code, ErrorCode::TransferSizeMismatch.as_u16()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(client.pwd().await.unwrap(), "/", "the session goes on");
+    assert!(!server.home("u").join("short").exists());
+    assert_eq!(std::fs::read(server.home("u").join(".short.ftpa-part")).unwrap(), b"abc");
+}
