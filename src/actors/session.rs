@@ -54,6 +54,14 @@ impl ActiveUpload {
     fn record_growth(&mut self) {
         self.lease.disk_change = self.partial.growth();
     }
+
+    /// Ends an upload that never received data. The recorded growth stays right: an empty
+    /// partial that is removed had length 0, exactly what the growth already assumes.
+    fn abandon(self, home: &Home) {
+        let ActiveUpload { partial, lease, .. } = self;
+        partial.abandon(home);
+        drop(lease);
+    }
 }
 
 struct LoggedIn {
@@ -400,7 +408,10 @@ impl SessionActor {
                 Ok(Err(in_use)) => return (Response::error(WireError::new(ErrorCode::InUse, format!("put {shown}: {in_use}"))), None),
                 Err(_) => return (internal("quota service unavailable"), None),
             };
-            let opened = disk.run("open upload", move || PartialUpload::open(&home, &target, size)).await;
+            let opened = {
+                let home = home.clone();
+                disk.run("open upload", move || PartialUpload::open(&home, &target, size)).await
+            };
             let partial = match opened {
                 Ok(Ok(partial)) => partial,
                 Ok(Err(error)) => return (storage_error("put", &shown, error), None),
@@ -416,7 +427,10 @@ impl SessionActor {
                     };
                     (ready, Some(upload))
                 }
-                Err(error) => (Response::error(error), None),
+                Err(error) => {
+                    let _ = disk.run("abandon upload", move || upload.abandon(&home)).await;
+                    (Response::error(error), None)
+                }
             }
         };
         self.serve(ctx, work, |act, upload, _| {

@@ -121,6 +121,14 @@ impl PartialUpload {
         self.len as i64 - self.start_len as i64
     }
 
+    /// Gives up before any data arrived: an empty partial is removed, so a refused upload
+    /// leaves nothing behind. A non-empty one is kept for a later resume.
+    pub fn abandon(self, home: &Home) {
+        if self.len == 0 {
+            let _ = home.dir().remove_file(self.partial.to_relative());
+        }
+    }
+
     /// Empties the partial: the sender's file does not start with what it held.
     pub fn restart(&mut self) -> Result<(), StorageError> {
         self.file.set_len(0)?;

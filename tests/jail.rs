@@ -1,0 +1,135 @@
+//! The traversal corpus over the wire: `..` above home, NUL bytes, overlong names and paths,
+//! reserved names, and symlinks planted inside the home that point out. Nothing outside the
+//! home is read, written or listed, whatever the command.
+
+mod common;
+
+use common::*;
+use ftp_actor::client::{Client, NoProgress};
+use ftp_actor::net::ErrorCode;
+
+fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = walk(dir).into_iter().map(|p| {
+        let data = std::fs::read(&p).unwrap_or_default();
+        (p.display().to_string(), data)
+    }).collect();
+    files.sort();
+    files
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        out.push(path.clone());
+        if path.is_dir() && !path.is_symlink() {
+            out.extend(walk(&path));
+        }
+    }
+    out
+}
+
+async fn code_of<T: std::fmt::Debug>(
+    call: impl std::future::Future<Output = Result<T, ftp_actor::client::ClientError>>,
+) -> Option<ErrorCode> {
+    match call.await {
+        Ok(value) => panic!("expected a refusal, got {value:?}"),
+        Err(error) => Some(error.code().unwrap_or_else(|| panic!("not a server error: {error}"))),
+    }
+}
+
+#[tokio::test]
+async fn traversal_corpus_is_refused_and_nothing_outside_is_touched() {
+    let server = TestServer::start();
+    server.add_user("j", "pw", 1 << 20);
+    server.add_user("victim", "pw", 1 << 20);
+    let home = server.home("j");
+    let outside = server.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.txt"), b"outside secret").unwrap();
+    std::fs::write(server.home("victim").join("private.txt"), b"victim's data").unwrap();
+    std::os::unix::fs::symlink("/", home.join("escape")).unwrap();
+    std::os::unix::fs::symlink("../..", home.join("up")).unwrap();
+    std::os::unix::fs::symlink(&outside, home.join("outside")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.txt"), home.join("canary_link")).unwrap();
+    std::os::unix::fs::symlink("../victim", home.join("neighbour")).unwrap();
+    std::fs::create_dir(home.join("sub")).unwrap();
+    std::fs::write(home.join("sub/ok.txt"), b"inside").unwrap();
+    let before_outside = snapshot(&outside);
+    let before_victim = snapshot(&server.home("victim"));
+
+    let mut c = server.login("j", "pw").await;
+    let long_name = "n".repeat(241);
+    let long_path = "a/".repeat(2100);
+    // (path, the code every lookup of it must get)
+    let corpus: Vec<(&str, ErrorCode)> = vec![
+        ("..", ErrorCode::PathOutsideHome),
+        ("../", ErrorCode::PathOutsideHome),
+        ("../..", ErrorCode::PathOutsideHome),
+        ("/..", ErrorCode::PathOutsideHome),
+        ("/../victim/private.txt", ErrorCode::PathOutsideHome),
+        ("sub/../../victim", ErrorCode::PathOutsideHome),
+        ("./../j/sub", ErrorCode::PathOutsideHome),
+        ("sub/../../../../../../etc/passwd", ErrorCode::PathOutsideHome),
+        ("escape", ErrorCode::PathOutsideHome),
+        ("escape/etc/passwd", ErrorCode::PathOutsideHome),
+        ("up", ErrorCode::PathOutsideHome),
+        ("up/victim/private.txt", ErrorCode::PathOutsideHome),
+        ("outside", ErrorCode::PathOutsideHome),
+        ("outside/secret.txt", ErrorCode::PathOutsideHome),
+        ("canary_link", ErrorCode::PathOutsideHome),
+        ("neighbour/private.txt", ErrorCode::PathOutsideHome),
+        ("a\0b", ErrorCode::InvalidPath),
+        ("\0", ErrorCode::InvalidPath),
+        (&long_name, ErrorCode::InvalidPath),
+        (&long_path, ErrorCode::InvalidPath),
+        (".x.ftpa-part", ErrorCode::InvalidPath),
+        ("/etc/passwd", ErrorCode::NotFound),
+    ];
+    let local = server.local("payload");
+    std::fs::write(&local, b"attacker payload").unwrap();
+    for (path, code) in &corpus {
+        let shown = path.escape_debug().to_string();
+        let shown = &shown[..shown.len().min(60)];
+        assert_eq!(code_of(c.list(Some(path))).await, Some(*code), "ls {shown}");
+        assert_eq!(code_of(c.cd(path)).await, Some(*code), "cd {shown}");
+        let got = server.local("got");
+        assert_eq!(code_of(c.get(path, &got, &NoProgress)).await, Some(*code), "get {shown}");
+        assert!(!got.exists());
+        // Writes through the corpus never land outside. (An upload *to* a bare link name
+        // replaces the link itself; that is checked after the loop.)
+        let link_names = ["escape", "up", "outside", "canary_link"];
+        if !link_names.contains(path) {
+            assert!(c.put(&local, path, &NoProgress).await.is_err(), "put {shown}");
+        }
+        assert!(c.put(&local, &format!("{path}/new.txt"), &NoProgress).await.is_err(), "put {shown}/new.txt");
+        assert!(c.mkdir(&format!("{path}/d")).await.is_err(), "mkdir {shown}/d");
+        assert!(c.rename("sub/ok.txt", &format!("{path}/moved.txt")).await.is_err(), "mv into {shown}");
+        assert!(c.remove(&format!("{path}/secret.txt")).await.is_err(), "rm {shown}/secret.txt");
+        assert!(c.remove(&format!("{path}/private.txt")).await.is_err(), "rm {shown}/private.txt");
+        assert!(c.rmdir(path).await.is_err() || !path.contains('/'), "rmdir {shown}");
+        assert_eq!(c.pwd().await.unwrap(), "/", "the session stays home after {shown}");
+    }
+    assert_eq!(snapshot(&outside), before_outside, "nothing outside the home changed");
+    assert_eq!(snapshot(&server.home("victim")), before_victim, "the neighbour's home is untouched");
+    assert_eq!(std::fs::read(home.join("sub/ok.txt")).unwrap(), b"inside");
+
+    // Uploading to a link's own name replaces the link (an entry of the home), never its target.
+    for link in ["escape", "outside", "canary_link"] {
+        c.put(&local, link, &NoProgress).await.unwrap();
+        let meta = std::fs::symlink_metadata(home.join(link)).unwrap();
+        assert!(meta.is_file(), "{link} is now a plain file in the home");
+    }
+    assert_eq!(snapshot(&outside), before_outside, "the links' targets are untouched");
+
+    // Symlinks that stay inside the home work.
+    std::os::unix::fs::symlink("sub", home.join("inner")).unwrap();
+    assert_eq!(c.cd("inner").await.unwrap(), "/inner");
+    assert_eq!(c.list(None).await.unwrap().entries[0].name, "ok.txt");
+
+    // The neighbour cannot see this home either, and the server serves everyone still.
+    let mut v = Client::connect(server.addr(), |_| {}).await.unwrap();
+    v.login("victim", "pw").await.unwrap();
+    assert_eq!(code_of(v.list(Some("../j"))).await, Some(ErrorCode::PathOutsideHome));
+    assert_eq!(v.list(None).await.unwrap().entries.len(), 1);
+}
