@@ -5,13 +5,13 @@
 //! user store), [`storage`] (path jail, homes, transfers), [`quota`] (ledger). [`client`] is the
 //! client library the shell and the tests use.
 
+pub mod actors;
 pub mod auth;
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod net;
 pub mod quota;
+pub mod server;
 pub mod size;
 pub mod storage;
-pub mod actors;
-pub mod server;
-pub mod client;
-pub mod cli;

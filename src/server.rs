@@ -61,10 +61,10 @@ fn load_or_create_secret(dir: &Path) -> std::io::Result<Key> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(SECRET_FILE);
-    if let Ok(bytes) = std::fs::read(&path) {
-        if let Ok(key) = Key::try_from(bytes.as_slice()) {
-            return Ok(key);
-        }
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(key) = Key::try_from(bytes.as_slice())
+    {
+        return Ok(key);
     }
     let mut key = [0u8; 32];
     rand::fill(&mut key);
@@ -77,9 +77,8 @@ fn load_or_create_secret(dir: &Path) -> std::io::Result<Key> {
 /// Starts the actors and the listener inside the current actix system; returns the bound
 /// address (useful with port 0).
 pub async fn start(config: Config, secret: Key) -> Result<SocketAddr, ServerError> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     let local = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     let config = Arc::new(config);
     let disk = DiskPool::start(config.max_concurrency);

@@ -9,10 +9,13 @@ use ftp_actor::client::{Client, NoProgress};
 use ftp_actor::net::ErrorCode;
 
 fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = walk(dir).into_iter().map(|p| {
-        let data = std::fs::read(&p).unwrap_or_default();
-        (p.display().to_string(), data)
-    }).collect();
+    let mut files: Vec<_> = walk(dir)
+        .into_iter()
+        .map(|p| {
+            let data = std::fs::read(&p).unwrap_or_default();
+            (p.display().to_string(), data)
+        })
+        .collect();
     files.sort();
     files
 }

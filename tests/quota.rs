@@ -35,10 +35,7 @@ async fn concurrent_uploads_never_exceed_the_quota() {
         }
     }
     assert_eq!(ok, 3, "exactly as many uploads as fit");
-    let on_disk: u64 = std::fs::read_dir(server.home("q"))
-        .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap().len())
-        .sum();
+    let on_disk: u64 = std::fs::read_dir(server.home("q")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
     assert!(on_disk <= quota, "{on_disk} bytes on disk exceed the quota");
     let (used, limit) = server.login("q", "pw").await.quota().await.unwrap();
     assert_eq!((used, limit), (on_disk, quota), "the ledger matches the disk");

@@ -77,7 +77,8 @@ async fn interrupted_puts_resume_at_random_offsets() {
     let local = server.local("big.bin");
     std::fs::write(&local, &data).unwrap();
     for (round, seed) in [11u64, 12, 13].into_iter().enumerate() {
-        let cut = 10_000 + random_bytes(8, seed).iter().fold(0u64, |a, b| a * 256 + *b as u64) % (data.len() as u64 - 20_000);
+        let cut =
+            10_000 + random_bytes(8, seed).iter().fold(0u64, |a, b| a * 256 + *b as u64) % (data.len() as u64 - 20_000);
         let remote = format!("big{round}.bin");
         let proxy = Proxy::start(server.addr(), Fault::Cut { direction: Direction::ToServer, after: cut });
         let mut client = login_via(proxy.addr).await;
@@ -102,7 +103,8 @@ async fn interrupted_gets_resume_at_random_offsets() {
     let data = random_bytes(3 * MIB + 777, 10);
     std::fs::write(server.home("u").join("big.bin"), &data).unwrap();
     for (round, seed) in [21u64, 22, 23].into_iter().enumerate() {
-        let cut = 10_000 + random_bytes(8, seed).iter().fold(0u64, |a, b| a * 256 + *b as u64) % (data.len() as u64 - 20_000);
+        let cut =
+            10_000 + random_bytes(8, seed).iter().fold(0u64, |a, b| a * 256 + *b as u64) % (data.len() as u64 - 20_000);
         let local = server.local(&format!("copy{round}.bin"));
         let proxy = Proxy::start(server.addr(), Fault::Cut { direction: Direction::ToClient, after: cut });
         let mut client = login_via(proxy.addr).await;

@@ -15,9 +15,9 @@ use actix::prelude::*;
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::auth::ScryptParams;
 use crate::auth::scram::{self, Exchange, Key, ServerKeys};
 use crate::auth::user_store::{Fingerprint, SALT_LEN, StoreError, UserStore, home_path};
-use crate::auth::ScryptParams;
 use crate::net::{ErrorCode, WireError};
 
 use super::disk::DiskPool;
@@ -34,7 +34,13 @@ pub struct AuthActor {
 }
 
 impl AuthActor {
-    pub fn new(data_dir: PathBuf, secret: Key, default_scrypt: ScryptParams, quota: Addr<QuotaActor>, disk: DiskPool) -> Self {
+    pub fn new(
+        data_dir: PathBuf,
+        secret: Key,
+        default_scrypt: ScryptParams,
+        quota: Addr<QuotaActor>,
+        disk: DiskPool,
+    ) -> Self {
         AuthActor { data_dir, secret, default_scrypt, store: UserStore::default(), fingerprint: None, quota, disk }
     }
 
@@ -51,7 +57,13 @@ impl AuthActor {
             Some(record) => {
                 let c = &record.credentials;
                 PendingLogin {
-                    exchange: Exchange { user, client_nonce, nonce, salt: c.salt.clone(), kdf_attribute: c.scrypt.attribute() },
+                    exchange: Exchange {
+                        user,
+                        client_nonce,
+                        nonce,
+                        salt: c.salt.clone(),
+                        kdf_attribute: c.scrypt.attribute(),
+                    },
                     scrypt: c.scrypt,
                     keys: ServerKeys { stored_key: c.stored_key, server_key: c.server_key },
                     home: Some(home_path(&self.data_dir, record)),
@@ -66,7 +78,10 @@ impl AuthActor {
                     kdf_attribute: self.default_scrypt.attribute(),
                 },
                 scrypt: self.default_scrypt,
-                keys: ServerKeys { stored_key: self.keyed("fake stored key", &user), server_key: self.keyed("fake server key", &user) },
+                keys: ServerKeys {
+                    stored_key: self.keyed("fake stored key", &user),
+                    server_key: self.keyed("fake server key", &user),
+                },
                 home: None,
             },
         }
@@ -76,7 +91,11 @@ impl AuthActor {
         self.store
             .users
             .iter()
-            .map(|(name, record)| QuotaUser { name: name.clone(), home: home_path(&self.data_dir, record), limit: record.quota })
+            .map(|(name, record)| QuotaUser {
+                name: name.clone(),
+                home: home_path(&self.data_dir, record),
+                limit: record.quota,
+            })
             .collect()
     }
 }
@@ -147,7 +166,9 @@ impl Handler<BeginLogin> for AuthActor {
                     act.quota.do_send(SetUsers(act.quota_users()));
                 }
                 Ok(Ok(None)) => {}
-                Ok(Err(error)) => tracing::error!(%error, "cannot reload the user store; keeping the users already loaded"),
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "cannot reload the user store; keeping the users already loaded")
+                }
                 Err(error) => tracing::error!(%error, "cannot reload the user store"),
             }
             if !scram::is_valid_nonce(&msg.client_nonce) {

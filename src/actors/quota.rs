@@ -95,7 +95,9 @@ impl Handler<SetUsers> for QuotaActor {
                 for (name, home, used) in results {
                     match used {
                         Ok(used) => act.ledger.set_used(&name, used),
-                        Err(error) => tracing::error!(user = %name, home = %home.display(), %error, "cannot measure usage"),
+                        Err(error) => {
+                            tracing::error!(user = %name, home = %home.display(), %error, "cannot measure usage")
+                        }
                     }
                 }
             }

@@ -159,7 +159,9 @@ impl SessionActor {
         match (&mut self.phase, request) {
             (_, Request::Quit) => self.serve(ctx, async { (Response::Done, ()) }, |_, _, ctx| ctx.stop()),
             (Phase::Connected, Request::AuthStart { user, client_nonce }) => self.begin_login(ctx, user, client_nonce),
-            (Phase::Challenged(_), Request::AuthProof { nonce, proof }) => self.finish_login(ctx, nonce, proof.into_vec()),
+            (Phase::Challenged(_), Request::AuthProof { nonce, proof }) => {
+                self.finish_login(ctx, nonce, proof.into_vec())
+            }
             (Phase::Connected | Phase::Challenged(_), _) => {
                 self.reply(ctx, Response::error(WireError::new(ErrorCode::NotLoggedIn, "log in first (auth_start)")))
             }
@@ -167,7 +169,8 @@ impl SessionActor {
                 self.reply(ctx, unexpected("already logged in"))
             }
             (Phase::Ready(session), request) => {
-                let is_upload_message = matches!(request, Request::Data { .. } | Request::PutEnd { .. } | Request::PutRestart);
+                let is_upload_message =
+                    matches!(request, Request::Data { .. } | Request::PutEnd { .. } | Request::PutRestart);
                 if session.discarding {
                     if is_upload_message {
                         session.discarding = !matches!(request, Request::PutEnd { .. });
@@ -234,7 +237,13 @@ impl SessionActor {
                 }
                 Ok(Err(error)) => {
                     tracing::error!(user = %login.user, home = %login.home.display(), %error, "cannot open home");
-                    (Response::error(WireError::new(ErrorCode::StorageFailure, "your home directory cannot be opened")), Err(false))
+                    (
+                        Response::error(WireError::new(
+                            ErrorCode::StorageFailure,
+                            "your home directory cannot be opened",
+                        )),
+                        Err(false),
+                    )
                 }
                 Err(error) => (internal(&error.to_string()), Err(false)),
             }
@@ -313,8 +322,12 @@ impl SessionActor {
                 };
                 self.serve(ctx, work, |_, _, _| {});
             }
-            Request::Mkdir { path } => self.simple(ctx, "mkdir", path.clone(), resolve(&path), move |home, target| home.mkdir(&target)),
-            Request::Rmdir { path } => self.simple(ctx, "rmdir", path.clone(), resolve(&path), move |home, target| home.remove_dir(&target)),
+            Request::Mkdir { path } => {
+                self.simple(ctx, "mkdir", path.clone(), resolve(&path), move |home, target| home.mkdir(&target))
+            }
+            Request::Rmdir { path } => {
+                self.simple(ctx, "rmdir", path.clone(), resolve(&path), move |home, target| home.remove_dir(&target))
+            }
             Request::Remove { path } => {
                 let target = match resolve(&path) {
                     Ok(target) => target,
@@ -340,7 +353,9 @@ impl SessionActor {
                     (Err(error), _) => return self.reply(ctx, storage_error("mv", &from, error)),
                     (_, Err(error)) => return self.reply(ctx, storage_error("mv", &to, error)),
                 };
-                self.simple(ctx, "mv", format!("{from} {to}"), Ok(source), move |home, source| home.rename(&source, &target))
+                self.simple(ctx, "mv", format!("{from} {to}"), Ok(source), move |home, source| {
+                    home.rename(&source, &target)
+                })
             }
             Request::Quota => {
                 let quota = self.services.quota.clone();
@@ -405,7 +420,9 @@ impl SessionActor {
         let work = async move {
             let lease = match quota.send(OpenUpload { user: user.clone(), target: absolute }).await {
                 Ok(Ok(lease)) => lease,
-                Ok(Err(in_use)) => return (Response::error(WireError::new(ErrorCode::InUse, format!("put {shown}: {in_use}"))), None),
+                Ok(Err(in_use)) => {
+                    return (Response::error(WireError::new(ErrorCode::InUse, format!("put {shown}: {in_use}"))), None);
+                }
                 Err(_) => return (internal("quota service unavailable"), None),
             };
             let opened = {
@@ -459,7 +476,10 @@ impl SessionActor {
                 Err(error) => return (internal(&error.to_string()), None),
             };
             match reserve_remaining(&quota, &upload).await {
-                Ok(()) => (Response::PutReady { offset: 0, prefix_md5: ByteBuf::from(upload.partial.prefix_md5().to_vec()) }, Some(upload)),
+                Ok(()) => (
+                    Response::PutReady { offset: 0, prefix_md5: ByteBuf::from(upload.partial.prefix_md5().to_vec()) },
+                    Some(upload),
+                ),
                 Err(error) => (Response::error(error), None),
             }
         };
@@ -528,11 +548,10 @@ impl SessionActor {
                     let result = partial.publish(&home, &sender_md5);
                     lease.disk_change = match &result {
                         Ok(done) => size as i64 - start_len - done.replaced_len as i64,
-                        Err((_, Some(kept))) => kept.growth(),
-                        Err((_, None)) => -start_len,
+                        Err(failed) => failed.kept_growth.unwrap_or(-start_len),
                     };
                     drop(lease);
-                    result.map_err(|(error, _kept)| error)
+                    result.map_err(|failed| failed.error)
                 })
                 .await;
             let (response, outcome) = match published {
@@ -553,7 +572,14 @@ impl SessionActor {
         self.serve(ctx, work, |_, _, _| {});
     }
 
-    fn download(&mut self, ctx: &mut Context<Self>, shown: String, target: VirtualPath, offset: u64, prefix_md5: Vec<u8>) {
+    fn download(
+        &mut self,
+        ctx: &mut Context<Self>,
+        shown: String,
+        target: VirtualPath,
+        offset: u64,
+        prefix_md5: Vec<u8>,
+    ) {
         let Phase::Ready(session) = &self.phase else { return };
         let disk = self.services.disk.clone();
         let home = session.home.clone();
@@ -569,7 +595,8 @@ impl SessionActor {
                 Ok(Err(error)) => return (storage_error("get", &shown, error), ()),
                 Err(error) => return (internal(&error.to_string()), ()),
             };
-            let ready = Response::GetReady { size: download.size(), offset: download.start(), modified: download.modified() };
+            let ready =
+                Response::GetReady { size: download.size(), offset: download.start(), modified: download.modified() };
             if out.send(ready).await.is_err() {
                 return (Response::Done, ());
             }
@@ -604,10 +631,9 @@ async fn reserve_remaining(quota: &Addr<super::quota::QuotaActor>, upload: &Acti
     let reserve = Reserve { user: upload.lease.user().to_string(), id: upload.lease.id(), bytes: need };
     match quota.send(reserve).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(exceeded)) => Err(WireError::new(
-            ErrorCode::QuotaExceeded,
-            format!("put {}: {exceeded}", upload.partial.target()),
-        )),
+        Ok(Err(exceeded)) => {
+            Err(WireError::new(ErrorCode::QuotaExceeded, format!("put {}: {exceeded}", upload.partial.target())))
+        }
         Err(_) => Err(WireError::new(ErrorCode::Internal, "quota service unavailable")),
     }
 }
@@ -627,7 +653,10 @@ fn storage_error(op: &str, path: &str, error: StorageError) -> Response {
     Response::error(WireError::new(error.code(), format!("{op} {path}: {error}")))
 }
 
-async fn write_frames(mut sink: FramedWrite<OwnedWriteHalf, FrameCodec<Request, Response>>, mut queue: mpsc::Receiver<Response>) {
+async fn write_frames(
+    mut sink: FramedWrite<OwnedWriteHalf, FrameCodec<Request, Response>>,
+    mut queue: mpsc::Receiver<Response>,
+) {
     while let Some(response) = queue.recv().await {
         if sink.send(response).await.is_err() {
             return;
@@ -672,10 +701,15 @@ impl StreamHandler<Incoming> for SessionActor {
         self.last_activity = Instant::now();
         match item {
             Ok(Ok(request)) => self.handle_request(request, ctx),
-            Ok(Err(malformed)) => self.reply(ctx, Response::error(WireError::new(ErrorCode::MalformedFrame, malformed.to_string()))),
+            Ok(Err(malformed)) => {
+                self.reply(ctx, Response::error(WireError::new(ErrorCode::MalformedFrame, malformed.to_string())))
+            }
             Err(FrameError::TooLarge { length, limit }) => self.close_with(
                 ctx,
-                WireError::new(ErrorCode::FrameTooLarge, format!("frame of {length} bytes exceeds the limit of {limit}")),
+                WireError::new(
+                    ErrorCode::FrameTooLarge,
+                    format!("frame of {length} bytes exceeds the limit of {limit}"),
+                ),
             ),
             Err(FrameError::Io(_)) => ctx.stop(),
         }

@@ -77,10 +77,7 @@ mod tests {
     fn matches_rfc7914_vector() {
         let params = ScryptParams { log_n: 10, r: 8, p: 16 };
         let key = params.salted_password(b"password", b"NaCl").unwrap();
-        assert_eq!(
-            hex::encode(key),
-            "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162"
-        );
+        assert_eq!(hex::encode(key), "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162");
     }
 
     #[test]

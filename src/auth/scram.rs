@@ -62,10 +62,7 @@ pub struct ServerKeys {
 
 impl ServerKeys {
     pub fn from_salted_password(salted_password: &Key) -> ServerKeys {
-        ServerKeys {
-            stored_key: stored_key(&client_key(salted_password)),
-            server_key: server_key(salted_password),
-        }
+        ServerKeys { stored_key: stored_key(&client_key(salted_password)), server_key: server_key(salted_password) }
     }
 }
 

@@ -115,8 +115,7 @@ impl UserStore {
     pub fn load(data_dir: &Path) -> Result<UserStore, StoreError> {
         let path = Self::path(data_dir);
         match fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| StoreError::Corrupt { path, message: e.to_string() }),
+            Ok(text) => toml::from_str(&text).map_err(|e| StoreError::Corrupt { path, message: e.to_string() }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(UserStore::default()),
             Err(e) => Err(StoreError::Io { path, source: e }),
         }
@@ -126,11 +125,7 @@ impl UserStore {
     pub fn fingerprint(data_dir: &Path) -> Result<Option<Fingerprint>, StoreError> {
         let path = Self::path(data_dir);
         match fs::metadata(&path) {
-            Ok(meta) => Ok(Some(Fingerprint {
-                modified: meta.modified().ok(),
-                len: meta.len(),
-                inode: meta.ino(),
-            })),
+            Ok(meta) => Ok(Some(Fingerprint { modified: meta.modified().ok(), len: meta.len(), inode: meta.ino() })),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::Io { path, source: e }),
         }
@@ -143,12 +138,7 @@ impl UserStore {
             .map_err(|e| StoreError::Corrupt { path: path.clone(), message: e.to_string() })?;
         let temp = data_dir.join(format!(".{STORE_FILE}.{}.tmp", std::process::id()));
         let write = || -> std::io::Result<()> {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&temp)?;
+            let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp)?;
             file.write_all(b"# ftp-actor users: managed by `ftp-actor user`; holds no passwords.\n")?;
             file.write_all(text.as_bytes())?;
             file.sync_all()?;
@@ -287,8 +277,7 @@ mod tests {
     #[test]
     fn a_failed_change_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let result: Result<(), _> =
-            UserStore::update(dir.path(), |_| Err(StoreError::NoSuchUser("bob".into())));
+        let result: Result<(), _> = UserStore::update(dir.path(), |_| Err(StoreError::NoSuchUser("bob".into())));
         assert!(result.is_err());
         assert!(!UserStore::path(dir.path()).exists());
     }

@@ -15,7 +15,7 @@ pub fn login_password(user: &str) -> anyhow::Result<String> {
     if !std::io::stdin().is_terminal() {
         bail!("no terminal to ask for the password: set {PASSWORD_ENV}");
     }
-    Ok(rpassword::prompt_password(format!("Password for {user}: ")).context("reading the password")?)
+    rpassword::prompt_password(format!("Password for {user}: ")).context("reading the password")
 }
 
 /// A new password: asked twice on a terminal, else taken from `FTP_ACTOR_PASSWORD`.

@@ -53,8 +53,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_queued = config.max_queued, "ftp-actor listening");
         println!("ftp-actor listening on {addr} (data directory {})", config.data_dir.display());
         actix_rt::spawn(async {
-            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("SIGTERM handler");
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = terminate.recv() => {}

@@ -266,9 +266,7 @@ impl Shell {
 }
 
 fn local_cwd() -> Result<String, Failure> {
-    std::env::current_dir()
-        .map(|p| p.display().to_string())
-        .map_err(|e| Failure::Command(format!("error: lpwd: {e}")))
+    std::env::current_dir().map(|p| p.display().to_string()).map_err(|e| Failure::Command(format!("error: lpwd: {e}")))
 }
 
 fn rate(bytes: u64, started: Instant) -> String {

@@ -54,8 +54,15 @@ pub struct PutReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GetReport {
     /// The local file already had the same size and MD5; nothing was transferred.
-    Skipped { size: u64, md5: [u8; 16] },
-    Downloaded { size: u64, resumed_from: u64, md5: [u8; 16] },
+    Skipped {
+        size: u64,
+        md5: [u8; 16],
+    },
+    Downloaded {
+        size: u64,
+        resumed_from: u64,
+        md5: [u8; 16],
+    },
 }
 
 /// A connection to a server.
@@ -84,9 +91,7 @@ fn server_error(code: u16, message: String) -> ClientError {
 }
 
 async fn blocking<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> Result<T, ClientError> {
-    tokio::task::spawn_blocking(job)
-        .await
-        .map_err(|e| ClientError::Protocol(format!("local worker failed: {e}")))
+    tokio::task::spawn_blocking(job).await.map_err(|e| ClientError::Protocol(format!("local worker failed: {e}")))
 }
 
 impl Client {
@@ -154,7 +159,8 @@ impl Client {
         E: std::fmt::Display,
     {
         let client_nonce = scram::new_nonce();
-        let challenge = self.call(Request::AuthStart { user: user.to_string(), client_nonce: client_nonce.clone() }).await?;
+        let challenge =
+            self.call(Request::AuthStart { user: user.to_string(), client_nonce: client_nonce.clone() }).await?;
         let Response::AuthChallenge { nonce, salt, log_n, r, p } = challenge else {
             return Err(unexpected(challenge, "auth_challenge"));
         };
@@ -171,9 +177,8 @@ impl Client {
             salt: salt.clone(),
             kdf_attribute: params.attribute(),
         };
-        let salted = blocking(move || derive(&salt, params).map_err(|e| e.to_string()))
-            .await?
-            .map_err(ClientError::Protocol)?;
+        let salted =
+            blocking(move || derive(&salt, params).map_err(|e| e.to_string())).await?.map_err(ClientError::Protocol)?;
         let auth_message = exchange.auth_message();
         let proof = scram::client_proof(&salted, &auth_message);
         let answer = self.call(Request::AuthProof { nonce, proof: ByteBuf::from(proof.to_vec()) }).await?;
@@ -310,7 +315,8 @@ impl Client {
                 let mut chunk = vec![0u8; chunk_size.min(left as usize)];
                 let got = read_full(&mut file, &mut chunk).map_err(local_error(&path))?;
                 if got < chunk.len() {
-                    let source = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank during the upload");
+                    let source =
+                        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank during the upload");
                     return Err(local_error(&path)(source));
                 }
                 hasher.update(&chunk);
@@ -363,7 +369,9 @@ impl Client {
         })
         .await??;
         let prefix_md5 = hasher.clone().finalize().to_vec();
-        let ready = self.call(Request::Get { path: remote.to_string(), offset: have, prefix_md5: ByteBuf::from(prefix_md5) }).await?;
+        let ready = self
+            .call(Request::Get { path: remote.to_string(), offset: have, prefix_md5: ByteBuf::from(prefix_md5) })
+            .await?;
         let Response::GetReady { size, offset: start, .. } = ready else {
             return Err(unexpected(ready, "get_ready"));
         };

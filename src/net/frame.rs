@@ -84,8 +84,7 @@ impl<In, Out: Serialize> Encoder<Out> for FrameCodec<In, Out> {
 /// Encodes one message as a complete frame (prefix included).
 pub fn encode_frame<T: Serialize>(item: &T) -> Result<Vec<u8>, FrameError> {
     let mut frame = vec![0u8; LENGTH_PREFIX];
-    codec::encode_into(item, &mut frame)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    codec::encode_into(item, &mut frame).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     let length = u32::try_from(frame.len() - LENGTH_PREFIX)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "frame too large"))?;
     frame[..LENGTH_PREFIX].copy_from_slice(&length.to_be_bytes());

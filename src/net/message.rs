@@ -18,30 +18,58 @@ pub const PROTOCOL_VERSION: u32 = 1;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
     /// SCRAM client-first: the user name and a fresh client nonce.
-    AuthStart { user: String, client_nonce: String },
+    AuthStart {
+        user: String,
+        client_nonce: String,
+    },
     /// SCRAM client-final: the combined nonce and the 32-byte ClientProof.
-    AuthProof { nonce: String, proof: ByteBuf },
+    AuthProof {
+        nonce: String,
+        proof: ByteBuf,
+    },
     Pwd,
-    Cd { path: String },
+    Cd {
+        path: String,
+    },
     List {
         #[serde(default)]
         path: Option<String>,
     },
-    Mkdir { path: String },
-    Remove { path: String },
-    Rmdir { path: String },
-    Rename { from: String, to: String },
+    Mkdir {
+        path: String,
+    },
+    Remove {
+        path: String,
+    },
+    Rmdir {
+        path: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
     Quota,
     /// Start (or resume) an upload of `size` bytes to `path`.
-    Put { path: String, size: u64 },
+    Put {
+        path: String,
+        size: u64,
+    },
     /// Discard the server's partial file and start the upload from offset 0.
     PutRestart,
     /// The next chunk of an upload.
-    Data { bytes: ByteBuf },
+    Data {
+        bytes: ByteBuf,
+    },
     /// All bytes are sent; `md5` is the sender's MD5 of the whole file.
-    PutEnd { md5: ByteBuf },
+    PutEnd {
+        md5: ByteBuf,
+    },
     /// Download `path` from `offset`, if the client's first `offset` bytes have `prefix_md5`.
-    Get { path: String, offset: u64, prefix_md5: ByteBuf },
+    Get {
+        path: String,
+        offset: u64,
+        prefix_md5: ByteBuf,
+    },
     Quit,
 }
 
@@ -50,32 +78,73 @@ pub enum Request {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Response {
     /// All session slots are taken; the client waits at this 1-based position.
-    Queued { position: u32 },
+    Queued {
+        position: u32,
+    },
     /// The session has a slot; the client may log in.
-    Welcome { server: String, version: u32, max_frame: u32, chunk_size: u32 },
+    Welcome {
+        server: String,
+        version: u32,
+        max_frame: u32,
+        chunk_size: u32,
+    },
     /// SCRAM server-first: combined nonce, salt and scrypt parameters.
-    AuthChallenge { nonce: String, salt: ByteBuf, log_n: u8, r: u32, p: u32 },
+    AuthChallenge {
+        nonce: String,
+        salt: ByteBuf,
+        log_n: u8,
+        r: u32,
+        p: u32,
+    },
     /// Login succeeded; `server_signature` proves the server knows the user's ServerKey.
-    AuthOk { server_signature: ByteBuf },
+    AuthOk {
+        server_signature: ByteBuf,
+    },
     /// The command succeeded and has nothing to report.
     Done,
     /// The working directory after `pwd` or `cd`, as an absolute path inside the home.
-    Cwd { path: String },
+    Cwd {
+        path: String,
+    },
     /// A directory listing, sorted by name; `truncated` if `max_list_entries` cut it.
-    Listing { path: String, entries: Vec<Entry>, truncated: bool },
+    Listing {
+        path: String,
+        entries: Vec<Entry>,
+        truncated: bool,
+    },
     /// Bytes used (including partial uploads) and the user's limit.
-    QuotaInfo { used: u64, limit: u64 },
+    QuotaInfo {
+        used: u64,
+        limit: u64,
+    },
     /// The server is ready for upload data from `offset`; `prefix_md5` covers bytes `0..offset`.
-    PutReady { offset: u64, prefix_md5: ByteBuf },
+    PutReady {
+        offset: u64,
+        prefix_md5: ByteBuf,
+    },
     /// The upload is verified and published under its name.
-    PutDone { size: u64, md5: ByteBuf },
+    PutDone {
+        size: u64,
+        md5: ByteBuf,
+    },
     /// A download follows, from `offset` up to `size`; `modified` in Unix seconds.
-    GetReady { size: u64, offset: u64, modified: i64 },
+    GetReady {
+        size: u64,
+        offset: u64,
+        modified: i64,
+    },
     /// The next chunk of a download.
-    Data { bytes: ByteBuf },
+    Data {
+        bytes: ByteBuf,
+    },
     /// The download is complete; `md5` is the server's MD5 of the whole file.
-    GetEnd { md5: ByteBuf },
-    Error { code: u16, message: String },
+    GetEnd {
+        md5: ByteBuf,
+    },
+    Error {
+        code: u16,
+        message: String,
+    },
 }
 
 impl Response {

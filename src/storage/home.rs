@@ -26,10 +26,7 @@ pub struct Home {
 }
 
 fn unix_seconds(meta: &Metadata) -> i64 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.into_std().duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64)
+    meta.modified().ok().and_then(|t| t.into_std().duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs() as i64)
 }
 
 fn entry_kind(meta: &Metadata) -> EntryKind {
@@ -61,11 +58,7 @@ impl Home {
 
     /// Succeeds if `path` is a directory (symlinks inside the home are followed).
     pub fn check_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
-        if self.dir.metadata(path.to_relative())?.is_dir() {
-            Ok(())
-        } else {
-            Err(StorageError::NotADirectory)
-        }
+        if self.dir.metadata(path.to_relative())?.is_dir() { Ok(()) } else { Err(StorageError::NotADirectory) }
     }
 
     /// Lists a directory, or describes a single file, sorted by name, without partial files.

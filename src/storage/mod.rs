@@ -9,4 +9,4 @@ pub mod transfer;
 pub use error::StorageError;
 pub use home::{Home, Listing};
 pub use jail::{PathLimits, VirtualPath};
-pub use transfer::{Download, Md5Digest, PartialUpload, PublishedUpload};
+pub use transfer::{Download, Md5Digest, PartialUpload, PublishFailed, PublishedUpload};

@@ -49,6 +49,15 @@ pub struct PartialUpload {
     replaced_len: u64,
 }
 
+/// An upload that could not be published.
+#[derive(Debug)]
+pub struct PublishFailed {
+    pub error: StorageError,
+    /// `Some(growth)` if the partial stays on disk for a resume (growth as in
+    /// [`PartialUpload::growth`]); `None` if it was deleted.
+    pub kept_growth: Option<i64>,
+}
+
 /// A verified upload, published under its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PublishedUpload {
@@ -158,16 +167,16 @@ impl PartialUpload {
     ///
     /// On a mismatch the partial is deleted (its bytes are wrong somewhere, so resuming it
     /// would only fail again) and the error says so; on an incomplete upload it is kept.
-    pub fn publish(self, home: &Home, sender_md5: &[u8]) -> Result<PublishedUpload, (StorageError, Option<Self>)> {
+    pub fn publish(self, home: &Home, sender_md5: &[u8]) -> Result<PublishedUpload, PublishFailed> {
         if self.len != self.size {
             let error = StorageError::Incomplete { received: self.len, expected: self.size };
-            return Err((error, Some(self)));
+            return Err(PublishFailed { error, kept_growth: Some(self.growth()) });
         }
         let md5: Md5Digest = self.hasher.clone().finalize().into();
         if md5[..] != *sender_md5 {
             let _ = home.dir().remove_file(self.partial.to_relative());
             let error = StorageError::ChecksumMismatch { expected: hex::encode(sender_md5), actual: hex::encode(md5) };
-            return Err((error, None));
+            return Err(PublishFailed { error, kept_growth: None });
         }
         let publish = || -> Result<u64, StorageError> {
             self.file.sync_all()?;
@@ -181,7 +190,7 @@ impl PartialUpload {
         };
         match publish() {
             Ok(replaced_len) => Ok(PublishedUpload { md5, replaced_len }),
-            Err(error) => Err((error, Some(self))),
+            Err(error) => Err(PublishFailed { error, kept_growth: Some(self.growth()) }),
         }
     }
 }
@@ -312,9 +321,9 @@ mod tests {
         let mut up = PartialUpload::open(&home, &vp("f"), 3).unwrap();
         assert_eq!(up.replaced_len(), 3);
         up.write(b"new").unwrap();
-        let (error, kept) = up.publish(&home, &md5_of(b"NEW")).unwrap_err();
-        assert!(matches!(error, StorageError::ChecksumMismatch { .. }));
-        assert!(kept.is_none());
+        let failed = up.publish(&home, &md5_of(b"NEW")).unwrap_err();
+        assert!(matches!(failed.error, StorageError::ChecksumMismatch { .. }));
+        assert!(failed.kept_growth.is_none());
         assert_eq!(std::fs::read(root.path().join("f")).unwrap(), b"old");
         assert!(!root.path().join(".f.ftpa-part").exists());
     }
@@ -339,10 +348,9 @@ mod tests {
         let mut up = PartialUpload::open(&home, &vp("g"), 2).unwrap();
         assert_eq!(up.offset(), 0, "a partial longer than the file is emptied");
         up.write(b"ab").unwrap();
-        let (error, kept) = PartialUpload::publish(
-            PartialUpload::open(&home, &vp("h"), 5).unwrap(), &home, &md5_of(b"x")).unwrap_err();
-        assert!(matches!(error, StorageError::Incomplete { received: 0, expected: 5 }));
-        assert!(kept.is_some());
+        let failed = PartialUpload::open(&home, &vp("h"), 5).unwrap().publish(&home, &md5_of(b"x")).unwrap_err();
+        assert!(matches!(failed.error, StorageError::Incomplete { received: 0, expected: 5 }));
+        assert_eq!(failed.kept_growth, Some(0));
     }
 
     #[test]

@@ -29,10 +29,12 @@ impl TestServer {
 
     pub fn start_with(tune: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.data_dir = dir.path().join("data");
-        config.scrypt = TEST_SCRYPT;
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().join("data"),
+            scrypt: TEST_SCRYPT,
+            ..Config::default()
+        };
         tune(&mut config);
         let handle = ServerHandle::spawn(config.clone()).unwrap();
         TestServer { handle: Some(handle), dir, config }

@@ -15,9 +15,15 @@ pub enum Direction {
 pub enum Fault {
     None,
     /// Forward exactly `after` bytes in `direction`, then close both sides.
-    Cut { direction: Direction, after: u64 },
+    Cut {
+        direction: Direction,
+        after: u64,
+    },
     /// Invert the byte at `offset` in `direction`.
-    Flip { direction: Direction, offset: u64 },
+    Flip {
+        direction: Direction,
+        offset: u64,
+    },
 }
 
 /// Bytes seen in each direction, for every connection.
@@ -60,7 +66,14 @@ impl Proxy {
     }
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, direction: Direction, fault: Fault, both: &[TcpStream; 2], recording: &Mutex<Recording>) {
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    direction: Direction,
+    fault: Fault,
+    both: &[TcpStream; 2],
+    recording: &Mutex<Recording>,
+) {
     let mut seen: u64 = 0;
     let mut buffer = vec![0u8; 64 << 10];
     loop {

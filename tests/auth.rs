@@ -1,0 +1,164 @@
+//! Authentication: SCRAM over the wire, unknown users indistinguishable from wrong passwords,
+//! no password on the wire, the server's signature checked, user changes seen live.
+
+mod common;
+
+use common::proxy::{Fault, Proxy};
+use common::*;
+use ftp_actor::auth::scram;
+use ftp_actor::client::{Client, ClientError};
+use ftp_actor::net::{ErrorCode, Request, Response};
+use serde_bytes::ByteBuf;
+
+/// Sends auth_start and returns the challenge fields.
+async fn challenge(client: &mut Client, user: &str) -> (String, Vec<u8>, u8, u32, u32) {
+    let client_nonce = scram::new_nonce();
+    client.send(Request::AuthStart { user: user.into(), client_nonce: client_nonce.clone() }).await.unwrap();
+    match client.recv().await.unwrap() {
+        Response::AuthChallenge { nonce, salt, log_n, r, p } => {
+            assert!(nonce.starts_with(&client_nonce) && nonce.len() > client_nonce.len());
+            (nonce, salt.into_vec(), log_n, r, p)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unknown_user_and_wrong_password_look_the_same() {
+    let server = TestServer::start();
+    server.add_user("alice", "right", 1 << 20);
+
+    // Challenges: same shape for a real and an unknown user, stable for both.
+    let mut c = server.connect().await;
+    let (_, real_salt, ln1, r1, p1) = challenge(&mut c, "alice").await;
+    let mut c = server.connect().await;
+    let (_, real_salt_again, ..) = challenge(&mut c, "alice").await;
+    let mut c = server.connect().await;
+    let (_, ghost_salt, ln2, r2, p2) = challenge(&mut c, "ghost").await;
+    let mut c = server.connect().await;
+    let (_, ghost_salt_again, ..) = challenge(&mut c, "ghost").await;
+    assert_eq!(real_salt, real_salt_again);
+    assert_eq!(ghost_salt, ghost_salt_again, "the fake challenge is stable");
+    assert_eq!(ghost_salt.len(), real_salt.len());
+    assert_ne!(ghost_salt, real_salt);
+    assert_eq!((ln1, r1, p1), (ln2, r2, p2));
+
+    // Failures: same code, same message.
+    let wrong = server.connect().await.login("alice", "wrong").await.unwrap_err();
+    let ghost = server.connect().await.login("ghost", "whatever").await.unwrap_err();
+    assert_eq!(wrong.code(), Some(ErrorCode::AuthFailed));
+    assert_eq!(wrong.to_string(), ghost.to_string());
+
+    // And the right password works.
+    server.login("alice", "right").await;
+}
+
+#[tokio::test]
+async fn the_password_never_crosses_the_wire() {
+    let server = TestServer::start();
+    let password = "correct horse battery staple";
+    server.add_user("bob", password, 1 << 20);
+    let proxy = Proxy::start(server.addr(), Fault::None);
+    let mut client = Client::connect(proxy.addr, |_| {}).await.unwrap();
+    client.login("bob", password).await.unwrap();
+    assert_eq!(client.pwd().await.unwrap(), "/");
+    let recording = proxy.recording.lock().unwrap();
+    assert!(recording.to_server.len() > 50, "traffic was recorded");
+    for stream in [&recording.to_server, &recording.to_client] {
+        assert!(!stream.windows(password.len()).any(|w| w == password.as_bytes()));
+    }
+    // Nor is anything in the store enough to log in: it holds no password.
+    let store = std::fs::read_to_string(ftp_actor::auth::UserStore::path(server.data_dir())).unwrap();
+    assert!(!store.contains(password));
+}
+
+#[tokio::test]
+async fn user_changes_apply_without_a_restart() {
+    let server = TestServer::start();
+    server.add_user("carol", "one", 1 << 20);
+    server.login("carol", "one").await;
+    let new = ftp_actor::auth::Credentials::derive(b"two", TEST_SCRYPT).unwrap();
+    ftp_actor::auth::UserStore::update(server.data_dir(), |s| {
+        s.user_mut("carol")?.credentials = new;
+        Ok(())
+    })
+    .unwrap();
+    let old = server.connect().await.login("carol", "one").await.unwrap_err();
+    assert_eq!(old.code(), Some(ErrorCode::AuthFailed));
+    server.login("carol", "two").await;
+    ftp_actor::auth::UserStore::update(server.data_dir(), |s| {
+        s.users.remove("carol");
+        Ok(())
+    })
+    .unwrap();
+    let deleted = server.connect().await.login("carol", "two").await.unwrap_err();
+    assert_eq!(deleted.code(), Some(ErrorCode::AuthFailed));
+}
+
+#[tokio::test]
+async fn protocol_states_are_enforced() {
+    let server = TestServer::start();
+    server.add_user("dave", "pw", 1 << 20);
+    let mut c = server.connect().await;
+    // Commands before login.
+    let error = c.pwd().await.unwrap_err();
+    assert_eq!(error.code(), Some(ErrorCode::NotLoggedIn));
+    // A proof without a challenge is refused too.
+    c.send(Request::AuthProof { nonce: "x".repeat(20), proof: ByteBuf::from(vec![0; 32]) }).await.unwrap();
+    assert!(matches!(c.recv().await.unwrap(), Response::Error { code: 201, .. }));
+    // A bad nonce.
+    c.send(Request::AuthStart { user: "dave".into(), client_nonce: "short".into() }).await.unwrap();
+    assert!(matches!(c.recv().await.unwrap(), Response::Error { code: 100, .. }));
+    c.login("dave", "pw").await.unwrap();
+    // A second login on the same connection.
+    let again = c.login("dave", "pw").await.unwrap_err();
+    assert_eq!(again.code(), Some(ErrorCode::UnexpectedMessage));
+    assert_eq!(c.pwd().await.unwrap(), "/");
+
+    // Three failed logins close the connection.
+    let mut c = server.connect().await;
+    for _ in 0..3 {
+        assert_eq!(c.login("dave", "bad").await.unwrap_err().code(), Some(ErrorCode::AuthFailed));
+    }
+    assert!(matches!(c.pwd().await.unwrap_err(), ClientError::Closed | ClientError::Io(_)));
+}
+
+#[tokio::test]
+async fn the_same_user_can_log_in_many_times_at_once() {
+    let server = TestServer::start();
+    server.add_user("eve", "pw", 1 << 20);
+    let mut sessions = Vec::new();
+    for _ in 0..5 {
+        sessions.push(server.login("eve", "pw").await);
+    }
+    sessions[0].mkdir("shared").await.unwrap();
+    for (i, s) in sessions.iter_mut().enumerate() {
+        assert_eq!(s.cd("shared").await.unwrap(), "/shared", "session {i}");
+    }
+}
+
+/// A server that does not know the user's keys cannot fake the final signature.
+#[tokio::test]
+async fn the_client_checks_the_server_signature() {
+    use ftp_actor::net::FrameCodec;
+    use futures::{SinkExt, StreamExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut framed = tokio_util::codec::Framed::new(stream, FrameCodec::<Request, Response>::new(1 << 20));
+        let welcome =
+            Response::Welcome { server: "impostor".into(), version: 1, max_frame: 1 << 20, chunk_size: 1 << 16 };
+        framed.send(welcome).await.unwrap();
+        let Some(Ok(Ok(Request::AuthStart { client_nonce, .. }))) = framed.next().await else { panic!() };
+        let nonce = format!("{client_nonce}{}", scram::new_nonce());
+        let (log_n, r, p) = (TEST_SCRYPT.log_n, TEST_SCRYPT.r, TEST_SCRYPT.p);
+        framed.send(Response::AuthChallenge { nonce, salt: ByteBuf::from(vec![1; 16]), log_n, r, p }).await.unwrap();
+        let _proof = framed.next().await;
+        framed.send(Response::AuthOk { server_signature: ByteBuf::from(vec![0; 32]) }).await.unwrap();
+        let _ = framed.next().await;
+    });
+    let mut client = Client::connect(addr, |_| {}).await.unwrap();
+    let error = client.login("anyone", "secret").await.unwrap_err();
+    assert!(matches!(error, ClientError::ServerNotAuthenticated), "{error}");
+}

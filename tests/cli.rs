@@ -1,0 +1,206 @@
+//! The real `ftp-actor` binary: `user`, `serve` on a fresh data directory, and the shell in
+//! batch mode with every command and its exit statuses.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ftp-actor");
+
+fn run(args: &[&str], password: Option<&str>, stdin: &str, cwd: &std::path::Path) -> Output {
+    let mut command = Command::new(BIN);
+    command.args(args).current_dir(cwd).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command.env_remove("FTP_ACTOR_PASSWORD");
+    if let Some(password) = password {
+        command.env("FTP_ACTOR_PASSWORD", password);
+    }
+    let mut child = command.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn user_commands_manage_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let config = dir.path().join("fast.toml");
+    std::fs::write(&config, "[scrypt]\nlog_n = 6\n").unwrap();
+    let config_arg = config.to_str().unwrap();
+    let base = ["user", "--data-dir", data_arg, "--config", config_arg];
+    let user = |extra: &[&str], password: Option<&str>| {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        run(&args, password, "", dir.path())
+    };
+
+    let out = user(&["add", "alice", "--quota", "10MiB"], Some("pw1"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("quota 10.0 MiB"));
+    assert!(data.join("homes/alice").is_dir());
+    let out = user(&["add", "alice"], Some("pw1"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("already exists"));
+    let out = user(&["add", "../evil"], Some("pw"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("invalid user name"));
+    let out = user(&["add", "bob"], None);
+    assert_eq!(out.status.code(), Some(1), "no terminal and no FTP_ACTOR_PASSWORD");
+    assert!(text(&out.stderr).contains("FTP_ACTOR_PASSWORD"));
+    let out = user(&["add", "bob", "--quota", "12 parsecs"], Some("pw"));
+    assert_eq!(out.status.code(), Some(2), "a bad size is a usage error");
+
+    std::fs::write(data.join("homes/alice/f"), vec![0u8; 2048]).unwrap();
+    assert!(user(&["quota", "alice", "1GiB"], None).status.success());
+    let out = user(&["list"], None);
+    let listing = text(&out.stdout);
+    let line = listing.lines().find(|l| l.starts_with("alice")).unwrap();
+    assert!(line.contains("1.0 GiB") && line.contains("2.0 KiB"), "{listing}");
+    assert!(user(&["passwd", "alice"], Some("pw2")).status.success());
+    let store = ftp_actor::auth::UserStore::load(&data).unwrap();
+    let c = &store.users["alice"].credentials;
+    let salted = c.scrypt.salted_password(b"pw2", &c.salt).unwrap();
+    assert_eq!(ftp_actor::auth::scram::ServerKeys::from_salted_password(&salted).stored_key, c.stored_key);
+    assert_eq!(user(&["passwd", "nobody"], Some("x")).status.code(), Some(1));
+    let out = user(&["del", "alice"], None);
+    assert!(out.status.success() && text(&out.stdout).contains("kept"));
+    assert!(data.join("homes/alice/f").exists(), "files are kept");
+    assert!(ftp_actor::auth::UserStore::load(&data).unwrap().users.is_empty());
+}
+
+#[tokio::test]
+async fn serve_on_a_fresh_data_directory_creates_a_demo_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut password, mut addr) = (None, None);
+    while addr.is_none() {
+        let line = lines.next().expect("server output").unwrap();
+        if let Some(p) = line.trim().strip_prefix("password: ") {
+            password = Some(p.to_string());
+        }
+        if let Some(rest) = line.strip_prefix("ftp-actor listening on ") {
+            addr = Some(rest.split_whitespace().next().unwrap().to_string());
+        }
+    }
+    let password = password.expect("the first user's password is printed");
+    assert!(password.len() >= 16, "a random password, not a fixed one");
+    let mut client = ftp_actor::client::Client::connect(addr.unwrap().as_str(), |_| {}).await.unwrap();
+    client.login("demo", &password).await.unwrap();
+    assert_eq!(client.pwd().await.unwrap(), "/");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("data/users.toml")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn batch_shell_runs_every_command() {
+    let server = TestServer::start();
+    server.add_user("s", "pw", 10 << 20);
+    let work = server.local("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let data = random_bytes(700_000, 50);
+    std::fs::write(work.join("up.bin"), &data).unwrap();
+    std::fs::create_dir(work.join("sub")).unwrap();
+    let addr = server.addr().to_string();
+    let commands = "\
+help
+pwd
+mkdir docs
+cd docs
+put up.bin
+put up.bin copy.bin
+ls
+ls /docs/copy.bin
+mv copy.bin moved.bin
+quota
+get moved.bin down.bin
+get moved.bin down.bin
+lpwd
+lcd sub
+lls ..
+get /docs/up.bin
+-rm nothing-here
+rm moved.bin
+cd /
+-rmdir docs
+rm docs/up.bin
+rmdir docs
+ls
+quit
+pwd
+";
+    let out = run(&["shell", "--connect", &addr, "--user", "s", "--batch", "-"], Some("pw"), commands, &work);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let md5 = md5_hex(&data);
+    for expected in [
+        "put up.bin -> up.bin: 683.6 KiB in",
+        &format!("md5 {md5} verified"),
+        "/docs\n",
+        " moved.bin",
+        "used 1.3 MiB of 10.0 MiB",
+        "get moved.bin: skipped, down.bin already has the same size",
+        "up.bin\n",
+        &format!("{}\n", work.join("sub").display()),
+        "- ", // lls lines
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+    }
+    assert!(stdout.contains("ftp> quit") && !stdout.contains("ftp> pwd\n/\nftp> pwd"), "quit ends the run");
+    assert!(stderr.contains("error 301: rm nothing-here"), "{stderr}");
+    assert!(stderr.contains("error 305: rmdir docs"), "{stderr}");
+    assert_eq!(std::fs::read(work.join("down.bin")).unwrap(), data);
+    assert_eq!(std::fs::read(work.join("sub/up.bin")).unwrap(), data);
+    let commands_help = stdout.contains("put LOCAL [REMOTE]");
+    assert!(commands_help);
+}
+
+#[test]
+fn batch_shell_exit_statuses() {
+    let server = TestServer::start();
+    server.add_user("s", "pw", 1 << 20);
+    let addr = server.addr().to_string();
+    let cwd = server.dir.path();
+    let shell = |args: &[&str], password: Option<&str>, input: &str| {
+        let mut all = vec!["shell", "--connect", &addr];
+        all.extend_from_slice(args);
+        run(&all, password, input, cwd)
+    };
+    // First failing command: status 1, later commands not run.
+    let out = shell(&["--user", "s", "--batch", "-"], Some("pw"), "cd nowhere\nmkdir made\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("error 301"));
+    assert!(!server.home("s").join("made").exists());
+    // An unknown command fails the same way.
+    assert_eq!(shell(&["--user", "s", "--batch", "-"], Some("pw"), "frobnicate\n").status.code(), Some(1));
+    // Wrong password, missing user, unreachable server, bad flags: status 2.
+    assert_eq!(shell(&["--user", "s", "--batch", "-"], Some("bad"), "pwd\n").status.code(), Some(2));
+    assert_eq!(shell(&["--batch", "-"], Some("pw"), "pwd\n").status.code(), Some(2));
+    let closed = run(&["shell", "--connect", "127.0.0.1:1", "--user", "s", "--batch", "-"], Some("pw"), "pwd\n", cwd);
+    assert_eq!(closed.status.code(), Some(2));
+    assert!(text(&closed.stderr).contains("cannot connect"));
+    assert_eq!(run(&["shell", "--bogus"], None, "", cwd).status.code(), Some(2));
+    // A batch file instead of standard input.
+    let file = server.local("cmds.txt");
+    std::fs::write(&file, "# comment\n\nmkdir fromfile\n").unwrap();
+    let out = shell(&["--user", "s", "--batch", file.to_str().unwrap()], Some("pw"), "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(server.home("s").join("fromfile").is_dir());
+}
