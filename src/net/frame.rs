@@ -145,6 +145,14 @@ mod tests {
         assert!(body.windows(4).any(|w| w == [0x43, 1, 2, 3]), "{body:02x?}");
     }
 
+    /// The worked example of docs/PROTOCOL.md section 3, byte for byte.
+    #[test]
+    fn protocol_doc_example_frame() {
+        let frame = encode_frame(&Request::Cd { path: "docs".into() }).unwrap();
+        let expected = "00000013 a2 6474797065 626364 6470617468 64646f6373".replace(' ', "");
+        assert_eq!(hex::encode(frame), expected);
+    }
+
     #[test]
     fn unknown_message_type_is_malformed() {
         #[derive(serde::Serialize)]
