@@ -34,11 +34,15 @@ fn user_commands_manage_the_store() {
     let config = dir.path().join("fast.toml");
     std::fs::write(&config, "[scrypt]\nlog_n = 6\n").unwrap();
     let config_arg = config.to_str().unwrap();
-    let base = ["user", "--data-dir", data_arg, "--config", config_arg];
+    // The flags are accepted before and after the subcommand.
     let user = |extra: &[&str], password: Option<&str>| {
-        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let mut args = vec!["user"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--data-dir", data_arg, "--config", config_arg]);
         run(&args, password, "", dir.path())
     };
+    let out = run(&["user", "--data-dir", data_arg, "list"], None, "", dir.path());
+    assert!(out.status.success(), "{}", text(&out.stderr));
 
     let out = user(&["add", "alice", "--quota", "10MiB"], Some("pw1"));
     assert!(out.status.success(), "{}", text(&out.stderr));
