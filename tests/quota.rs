@@ -92,8 +92,16 @@ async fn quota_changes_apply_to_a_running_server() {
         Ok(())
     })
     .unwrap();
-    // The store is re-read at the next login.
-    let mut client = server.login("q", "pw").await;
+    // The session already logged in sees the new limit within seconds.
+    let mut limit = 0;
+    for _ in 0..200 {
+        limit = client.quota().await.unwrap().1;
+        if limit == 5_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(limit, 5_000);
     client.put(&local, "f", &NoProgress).await.unwrap();
     assert_eq!(client.quota().await.unwrap(), (1_000, 5_000));
 }

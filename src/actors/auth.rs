@@ -1,8 +1,9 @@
 //! AuthActor: the user store and the server side of SCRAM.
 //!
-//! The store is re-read when its file changes (checked at every login, a `stat` on the disk
-//! pool), so `ftp-actor user ...` takes effect on a running server without a restart. Each
-//! reload passes the user list to the QuotaActor.
+//! The store is re-read when its file changes, checked at every login and every
+//! [`STORE_POLL`] (a `stat` on the disk pool), so `ftp-actor user ...` takes effect on a
+//! running server without a restart: new passwords at the next login, quotas within seconds
+//! even for sessions already logged in. Each reload passes the user list to the QuotaActor.
 //!
 //! An unknown user gets a challenge that looks like a real one: a salt derived from the server
 //! secret and the name (stable, so asking twice shows nothing) and the default scrypt
@@ -22,6 +23,9 @@ use crate::net::{ErrorCode, WireError};
 
 use super::disk::DiskPool;
 use super::quota::{QuotaActor, QuotaUser, SetUsers};
+
+/// How often the user store's file is checked for changes between logins.
+pub const STORE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct AuthActor {
     data_dir: PathBuf,
@@ -87,6 +91,25 @@ impl AuthActor {
         }
     }
 
+    /// Re-reads the store if its file changed, and tells the QuotaActor.
+    fn refresh(&mut self) -> impl ActorFuture<Self, Output = ()> + use<> {
+        let data_dir = self.data_dir.clone();
+        let known = self.fingerprint;
+        let disk = self.disk.clone();
+        let reload = async move { disk.run("reload users", move || reload_if_changed(&data_dir, known)).await };
+        reload.into_actor(self).map(|reloaded, act, _| match reloaded {
+            Ok(Ok(Some((store, fingerprint)))) => {
+                tracing::info!(users = store.users.len(), "user store loaded");
+                act.store = store;
+                act.fingerprint = Some(fingerprint);
+                act.quota.do_send(SetUsers(act.quota_users()));
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => tracing::error!(%error, "cannot reload the user store; keeping the users already loaded"),
+            Err(error) => tracing::error!(%error, "cannot reload the user store"),
+        })
+    }
+
     fn quota_users(&self) -> Vec<QuotaUser> {
         self.store
             .users
@@ -102,6 +125,13 @@ impl AuthActor {
 
 impl Actor for AuthActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.wait(self.refresh());
+        ctx.run_interval(STORE_POLL, |act, ctx| {
+            ctx.spawn(act.refresh());
+        });
+    }
 }
 
 /// A login between the challenge and the proof. Opaque to the session that carries it.
@@ -153,24 +183,7 @@ impl Handler<BeginLogin> for AuthActor {
     type Result = ResponseActFuture<Self, Result<PendingLogin, WireError>>;
 
     fn handle(&mut self, msg: BeginLogin, _: &mut Context<Self>) -> Self::Result {
-        let data_dir = self.data_dir.clone();
-        let known = self.fingerprint;
-        let disk = self.disk.clone();
-        let reload = async move { disk.run("reload users", move || reload_if_changed(&data_dir, known)).await };
-        Box::pin(reload.into_actor(self).map(move |reloaded, act, _| {
-            match reloaded {
-                Ok(Ok(Some((store, fingerprint)))) => {
-                    tracing::info!(users = store.users.len(), "user store loaded");
-                    act.store = store;
-                    act.fingerprint = Some(fingerprint);
-                    act.quota.do_send(SetUsers(act.quota_users()));
-                }
-                Ok(Ok(None)) => {}
-                Ok(Err(error)) => {
-                    tracing::error!(%error, "cannot reload the user store; keeping the users already loaded")
-                }
-                Err(error) => tracing::error!(%error, "cannot reload the user store"),
-            }
+        Box::pin(self.refresh().map(move |(), act, _| {
             if !scram::is_valid_nonce(&msg.client_nonce) {
                 return Err(WireError::new(
                     ErrorCode::MalformedFrame,
