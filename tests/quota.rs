@@ -66,15 +66,8 @@ async fn overwriting_counts_the_difference_and_partials_count() {
     client.send(Request::Data { bytes: serde_bytes::ByteBuf::from(vec![1u8; 5_000]) }).await.unwrap();
     drop(client);
     let mut client = server.login("q", "pw").await;
-    let mut used = 0;
-    for _ in 0..100 {
-        used = client.quota().await.unwrap().0;
-        if used == 75_000 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(used, 75_000, "the 5 000-byte partial counts");
+    // The 5 000-byte partial counts.
+    wait_for_quota(&mut client, |used, _| used == 75_000).await;
     client.remove("a").await.unwrap();
     assert_eq!(client.quota().await.unwrap().0, 5_000);
 }
@@ -93,15 +86,7 @@ async fn quota_changes_apply_to_a_running_server() {
     })
     .unwrap();
     // The session already logged in sees the new limit within seconds.
-    let mut limit = 0;
-    for _ in 0..200 {
-        limit = client.quota().await.unwrap().1;
-        if limit == 5_000 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(limit, 5_000);
+    wait_for_quota(&mut client, |_, limit| limit == 5_000).await;
     client.put(&local, "f", &NoProgress).await.unwrap();
     assert_eq!(client.quota().await.unwrap(), (1_000, 5_000));
 }

@@ -141,7 +141,38 @@ struct Shell {
     runtime: tokio::runtime::Runtime,
 }
 
+/// What running one line came to; failures have been printed already.
+enum Outcome {
+    Continue,
+    Quit,
+    CommandFailed,
+    ConnectionLost,
+}
+
 impl Shell {
+    /// Splits and runs one command line, printing any failure to standard error.
+    fn execute(&mut self, line: &str) -> Outcome {
+        let words = match split_words(line) {
+            Ok(words) => words,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return Outcome::CommandFailed;
+            }
+        };
+        match self.run_line(&words) {
+            Ok(true) => Outcome::Continue,
+            Ok(false) => Outcome::Quit,
+            Err(Failure::Connection(line)) => {
+                eprintln!("{line}");
+                Outcome::ConnectionLost
+            }
+            Err(Failure::Command(line)) => {
+                eprintln!("{line}");
+                Outcome::CommandFailed
+            }
+        }
+    }
+
     fn run_line(&mut self, words: &[String]) -> Result<bool, Failure> {
         let usage = |text: &str| Failure::Command(format!("error: usage: {text}"));
         let args: Vec<&str> = words.iter().map(String::as_str).collect();
@@ -352,29 +383,12 @@ fn run_batch(shell: &mut Shell, source: &str) -> u8 {
             None => (false, trimmed),
         };
         println!("ftp> {command}");
-        let words = match split_words(command) {
-            Ok(words) => words,
-            Err(error) => {
-                eprintln!("error: {error}");
-                if may_fail {
-                    continue;
-                }
-                return exit::COMMAND_FAILED;
-            }
-        };
-        match shell.run_line(&words) {
-            Ok(true) => {}
-            Ok(false) => return exit::OK,
-            Err(Failure::Connection(line)) => {
-                eprintln!("{line}");
-                return exit::USAGE_OR_CONNECTION;
-            }
-            Err(Failure::Command(line)) => {
-                eprintln!("{line}");
-                if !may_fail {
-                    return exit::COMMAND_FAILED;
-                }
-            }
+        match shell.execute(command) {
+            Outcome::Continue => {}
+            Outcome::Quit => return exit::OK,
+            Outcome::ConnectionLost => return exit::USAGE_OR_CONNECTION,
+            Outcome::CommandFailed if may_fail => {}
+            Outcome::CommandFailed => return exit::COMMAND_FAILED,
         }
     }
     exit::OK
@@ -399,21 +413,10 @@ fn run_interactive(shell: &mut Shell) -> u8 {
             Err(_) => break exit::OK,
         };
         let _ = editor.add_history_entry(line.as_str());
-        let words = match split_words(&line) {
-            Ok(words) => words,
-            Err(error) => {
-                eprintln!("error: {error}");
-                continue;
-            }
-        };
-        match shell.run_line(&words) {
-            Ok(true) => {}
-            Ok(false) => break exit::OK,
-            Err(Failure::Connection(line)) => {
-                eprintln!("{line}");
-                break exit::USAGE_OR_CONNECTION;
-            }
-            Err(Failure::Command(line)) => eprintln!("{line}"),
+        match shell.execute(&line) {
+            Outcome::Quit => break exit::OK,
+            Outcome::ConnectionLost => break exit::USAGE_OR_CONNECTION,
+            Outcome::Continue | Outcome::CommandFailed => {}
         }
     };
     if let Some(path) = &history {

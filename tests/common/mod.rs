@@ -91,3 +91,18 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 pub fn md5_hex(data: &[u8]) -> String {
     hex::encode(ftp_actor::storage::transfer::md5_of(data))
 }
+
+/// Polls the session's quota until `settled` accepts it, for at most 10 seconds: the quota
+/// settles asynchronously after a dropped upload or a store change (this waits for a state,
+/// it does not assert a timing).
+pub async fn wait_for_quota(client: &mut Client, settled: impl Fn(u64, u64) -> bool) -> (u64, u64) {
+    let mut last = (0, 0);
+    for _ in 0..200 {
+        last = client.quota().await.unwrap();
+        if settled(last.0, last.1) {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the quota stayed at {last:?}");
+}
