@@ -16,6 +16,7 @@ use crate::actors::quota::QuotaActor;
 use crate::auth::scram::Key;
 use crate::auth::user_store::{StoreError, UserStore, add_user};
 use crate::config::Config;
+use crate::quota::UsageGate;
 use crate::storage::home::create_home_dir;
 
 const SECRET_FILE: &str = "server.secret";
@@ -82,9 +83,13 @@ pub async fn start(config: Config, secret: Key) -> Result<SocketAddr, ServerErro
     let local = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     let config = Arc::new(config);
     let disk = DiskPool::start(config.max_concurrency);
-    let quota = QuotaActor::new(disk.clone()).start();
+    let gate = Arc::new(UsageGate::default());
+    let quota = {
+        let (disk, gate) = (disk.clone(), gate.clone());
+        Supervisor::start(move |_| QuotaActor::new(disk, gate))
+    };
     let auth = AuthActor::new(config.data_dir.clone(), secret, config.scrypt, quota.clone(), disk.clone()).start();
-    let services = Services { config, auth, quota, disk };
+    let services = Services { config, auth, quota, disk, gate };
     Acceptor::new(listener, services).start();
     Ok(local)
 }

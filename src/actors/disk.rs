@@ -11,17 +11,12 @@
 //! - A panic in a handler kills its thread for good. Every job runs under `catch_unwind`, and a
 //!   panic becomes an error for the request that caused it.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use actix::prelude::*;
 
-/// A job panicked; the worker thread survived and the panic was logged.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("internal error in {job}: {message}")]
-pub struct JobFailed {
-    pub job: &'static str,
-    pub message: String,
-}
+use super::panic_guard::{Panicked, catch_panic};
+
+/// A job panicked (the worker thread survived and the panic was logged), or the pool is gone.
+pub type JobFailed = Panicked;
 
 /// One blocking job.
 pub struct Blocking<R> {
@@ -44,15 +39,7 @@ impl<R: Send + 'static> Handler<Blocking<R>> for DiskWorker {
     type Result = Result<R, JobFailed>;
 
     fn handle(&mut self, msg: Blocking<R>, _: &mut SyncContext<Self>) -> Self::Result {
-        catch_unwind(AssertUnwindSafe(msg.job)).map_err(|panic| {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".to_string());
-            tracing::error!(job = msg.name, %message, "disk job panicked; the worker thread continues");
-            JobFailed { job: msg.name, message }
-        })
+        catch_panic(msg.name, msg.job)
     }
 }
 
@@ -81,7 +68,7 @@ impl DiskPool {
     {
         match self.addr.send(Blocking { name, job: Box::new(job) }).await {
             Ok(result) => result,
-            Err(mailbox) => Err(JobFailed { job: name, message: format!("disk pool unavailable: {mailbox}") }),
+            Err(mailbox) => Err(Panicked { place: name, message: format!("disk pool unavailable: {mailbox}") }),
         }
     }
 }

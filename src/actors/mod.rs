@@ -4,6 +4,7 @@
 pub mod acceptor;
 pub mod auth;
 pub mod disk;
+pub mod panic_guard;
 pub mod quota;
 pub mod session;
 
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use actix::Addr;
 
 use crate::config::Config;
+use crate::quota::UsageGate;
 
 /// What every session needs: the configuration and the shared actors.
 #[derive(Clone)]
@@ -20,4 +22,6 @@ pub struct Services {
     pub auth: Addr<auth::AuthActor>,
     pub quota: Addr<quota::QuotaActor>,
     pub disk: disk::DiskPool,
+    /// Held by every job that changes file bytes in a home; see [`UsageGate`].
+    pub gate: Arc<UsageGate>,
 }

@@ -32,7 +32,7 @@ use crate::storage::{Download, Home, PartialUpload, StorageError, VirtualPath};
 use super::Services;
 use super::acceptor::SessionEnded;
 use super::auth::{BeginLogin, FinishLogin, PendingLogin};
-use super::quota::{Adjust, GetUsage, OpenUpload, Reserve, UploadLease};
+use super::quota::{Adjust, GetUsage, OpenUpload, QuotaActor, QuotaError, Reserve, UploadLease};
 
 /// Frames queued for the writer task; with 256 KiB chunks, at most 1 MiB waits per session.
 const WRITE_QUEUE: usize = 4;
@@ -51,8 +51,9 @@ struct ActiveUpload {
 }
 
 impl ActiveUpload {
-    fn record_growth(&mut self) {
-        self.lease.disk_change = self.partial.growth();
+    /// Call under the usage gate, in the job that changed the partial.
+    fn record_growth(&self) {
+        self.lease.record_disk_change(self.partial.growth());
     }
 
     /// Ends an upload that never received data. The recorded growth stays right: an empty
@@ -334,13 +335,17 @@ impl SessionActor {
                     Err(error) => return self.reply(ctx, storage_error("rm", &path, error)),
                 };
                 let quota = self.services.quota.clone();
+                let gate = self.services.gate.clone();
                 let user = session.user.clone();
                 let work = async move {
-                    match disk.run("rm", move || home.remove_file(&target)).await {
-                        Ok(Ok(freed)) => {
-                            quota.do_send(Adjust { user, disk_change: -(freed as i64) });
-                            (Response::Done, ())
-                        }
+                    let removed = disk.run("rm", move || {
+                        let change = gate.change();
+                        let freed = home.remove_file(&target)?;
+                        quota.do_send(Adjust { user, disk_change: -(freed as i64), number: change.number() });
+                        Ok::<_, StorageError>(())
+                    });
+                    match removed.await {
+                        Ok(Ok(())) => (Response::Done, ()),
                         Ok(Err(error)) => (storage_error("rm", &path, error), ()),
                         Err(error) => (internal(&error.to_string()), ()),
                     }
@@ -362,7 +367,8 @@ impl SessionActor {
                 let user = session.user.clone();
                 let work = async move {
                     match quota.send(GetUsage { user }).await {
-                        Ok(usage) => (Response::QuotaInfo { used: usage.used, limit: usage.limit }, ()),
+                        Ok(Ok(usage)) => (Response::QuotaInfo { used: usage.used, limit: usage.limit }, ()),
+                        Ok(Err(panicked)) => (internal(&panicked.to_string()), ()),
                         Err(_) => (internal("quota service unavailable"), ()),
                     }
                 };
@@ -414,28 +420,32 @@ impl SessionActor {
         let Phase::Ready(session) = &self.phase else { return };
         let quota = self.services.quota.clone();
         let disk = self.services.disk.clone();
+        let gate = self.services.gate.clone();
         let home = session.home.clone();
         let user = session.user.clone();
         let absolute = session.home_path.join(target.to_relative());
         let work = async move {
-            let lease = match quota.send(OpenUpload { user: user.clone(), target: absolute }).await {
+            let lease = match quota.send(OpenUpload { user, target: absolute }).await {
                 Ok(Ok(lease)) => lease,
-                Ok(Err(in_use)) => {
-                    return (Response::error(WireError::new(ErrorCode::InUse, format!("put {shown}: {in_use}"))), None);
-                }
+                Ok(Err(error)) => return (quota_error(&shown, error), None),
                 Err(_) => return (internal("quota service unavailable"), None),
             };
             let opened = {
-                let home = home.clone();
-                disk.run("open upload", move || PartialUpload::open(&home, &target, size)).await
+                let (home, gate) = (home.clone(), gate.clone());
+                disk.run("open upload", move || {
+                    let _change = gate.change();
+                    let partial = PartialUpload::open(&home, &target, size)?;
+                    let upload = ActiveUpload { resumed_from: partial.offset(), partial, lease, started: Instant::now() };
+                    upload.record_growth();
+                    Ok::<_, StorageError>(upload)
+                })
+                .await
             };
-            let partial = match opened {
-                Ok(Ok(partial)) => partial,
+            let upload = match opened {
+                Ok(Ok(upload)) => upload,
                 Ok(Err(error)) => return (storage_error("put", &shown, error), None),
                 Err(error) => return (internal(&error.to_string()), None),
             };
-            let mut upload = ActiveUpload { resumed_from: partial.offset(), partial, lease, started: Instant::now() };
-            upload.record_growth();
             match reserve_remaining(&quota, &upload).await {
                 Ok(()) => {
                     let ready = Response::PutReady {
@@ -445,8 +455,13 @@ impl SessionActor {
                     (ready, Some(upload))
                 }
                 Err(error) => {
-                    let _ = disk.run("abandon upload", move || upload.abandon(&home)).await;
-                    (Response::error(error), None)
+                    let _ = disk
+                        .run("abandon upload", move || {
+                            let _change = gate.change();
+                            upload.abandon(&home)
+                        })
+                        .await;
+                    (error, None)
                 }
             }
         };
@@ -462,9 +477,11 @@ impl SessionActor {
         let Some(mut upload) = session.upload.take() else { return };
         let quota = self.services.quota.clone();
         let disk = self.services.disk.clone();
+        let gate = self.services.gate.clone();
         let work = async move {
             let restarted = disk
                 .run("restart upload", move || {
+                    let _change = gate.change();
                     let result = upload.partial.restart();
                     upload.record_growth();
                     result.map(|()| upload)
@@ -480,7 +497,7 @@ impl SessionActor {
                     Response::PutReady { offset: 0, prefix_md5: ByteBuf::from(upload.partial.prefix_md5().to_vec()) },
                     Some(upload),
                 ),
-                Err(error) => (Response::error(error), None),
+                Err(error) => (error, None),
             }
         };
         self.serve(ctx, work, |act, upload, _| {
@@ -495,11 +512,13 @@ impl SessionActor {
         let Phase::Ready(session) = &mut self.phase else { return };
         let Some(mut upload) = session.upload.take() else { return };
         let disk = self.services.disk.clone();
+        let gate = self.services.gate.clone();
         let out = self.out.clone();
         let peer = self.peer;
         let work = async move {
             let written = disk
                 .run("write upload", move || {
+                    let _change = gate.change();
                     let result = upload.partial.write(&bytes);
                     upload.record_growth();
                     (result, upload)
@@ -535,7 +554,8 @@ impl SessionActor {
         let disk = self.services.disk.clone();
         let home = session.home.clone();
         let peer = self.peer;
-        let ActiveUpload { partial, mut lease, started, resumed_from } = upload;
+        let gate = self.services.gate.clone();
+        let ActiveUpload { partial, lease, started, resumed_from } = upload;
         let user = lease.user().to_string();
         let target = partial.target().to_string();
         let size = partial.size();
@@ -545,11 +565,12 @@ impl SessionActor {
             // before the client can hear back and start another upload to the same path.
             let published = disk
                 .run("publish upload", move || {
+                    let _change = gate.change();
                     let result = partial.publish(&home, &sender_md5);
-                    lease.disk_change = match &result {
+                    lease.record_disk_change(match &result {
                         Ok(done) => size as i64 - start_len - done.replaced_len as i64,
                         Err(failed) => failed.kept_growth.unwrap_or(-start_len),
-                    };
+                    });
                     drop(lease);
                     result.map_err(|failed| failed.error)
                 })
@@ -625,17 +646,23 @@ impl SessionActor {
     }
 }
 
-/// Sets an upload's reservation to what it still needs.
-async fn reserve_remaining(quota: &Addr<super::quota::QuotaActor>, upload: &ActiveUpload) -> Result<(), WireError> {
+/// Sets an upload's reservation to what it still needs; the error is the response to send.
+async fn reserve_remaining(quota: &Addr<QuotaActor>, upload: &ActiveUpload) -> Result<(), Response> {
     let need = upload_need(upload.partial.size(), upload.partial.offset(), upload.partial.replaced_len());
-    let reserve = Reserve { user: upload.lease.user().to_string(), id: upload.lease.id(), bytes: need };
-    match quota.send(reserve).await {
+    match quota.send(Reserve { id: upload.lease.id(), bytes: need }).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(exceeded)) => {
-            Err(WireError::new(ErrorCode::QuotaExceeded, format!("put {}: {exceeded}", upload.partial.target())))
-        }
-        Err(_) => Err(WireError::new(ErrorCode::Internal, "quota service unavailable")),
+        Ok(Err(error)) => Err(quota_error(&upload.partial.target().to_string(), error)),
+        Err(_) => Err(internal("quota service unavailable")),
     }
+}
+
+fn quota_error(path: &str, error: QuotaError) -> Response {
+    let code = match error {
+        QuotaError::InUse => ErrorCode::InUse,
+        QuotaError::Exceeded(_) => ErrorCode::QuotaExceeded,
+        QuotaError::Internal(_) => ErrorCode::Internal,
+    };
+    Response::error(WireError::new(code, format!("put {path}: {error}")))
 }
 
 fn unexpected(why: &str) -> Response {

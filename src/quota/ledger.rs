@@ -101,6 +101,17 @@ impl Ledger {
         Ok(())
     }
 
+    /// Puts back a live reservation after a rebuild, without judging it again: it was granted
+    /// before, and the upload holding it is still running.
+    pub fn restore(&mut self, user: &str, id: ReservationId, bytes: u64) {
+        let account = self.accounts.entry(user.to_string()).or_default();
+        if let Some(previous) = account.reservations.insert(id, bytes) {
+            account.usage.reserved -= previous;
+        }
+        account.usage.reserved += bytes;
+        self.next_id = self.next_id.max(id);
+    }
+
     /// Ends reservation `id`; `disk_change` is what the upload really changed on disk.
     pub fn settle(&mut self, user: &str, id: ReservationId, disk_change: i64) {
         let account = self.accounts.entry(user.to_string()).or_default();

@@ -1,0 +1,37 @@
+//! The panic boundary of every handler.
+//!
+//! actix does not restart an actor that panics: it disappears and its senders get
+//! `MailboxError::Closed`; a panicking `SyncArbiter` worker thread is gone for good. So each
+//! handler body runs here: a panic becomes an error value (an error reply for the request that
+//! caused it) and a log line; supervised actors then stop themselves so their supervisor
+//! restarts them with state rebuilt from disk.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// A handler panicked; the message says where and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("internal error in {place}: {message}")]
+pub struct Panicked {
+    pub place: &'static str,
+    pub message: String,
+}
+
+/// Runs `body`, turning a panic into [`Panicked`] and logging it.
+pub fn catch_panic<R>(place: &'static str, body: impl FnOnce() -> R) -> Result<R, Panicked> {
+    catch_unwind(AssertUnwindSafe(body)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_string());
+        tracing::error!(place, %message, "handler panicked");
+        Panicked { place, message }
+    })
+}
+
+/// A message that makes an actor panic inside its handler, through the same boundary as any
+/// real bug: used by `ftp-actor demo supervisor` and the fault tests. Never sent by the
+/// network side.
+#[derive(Debug, Clone, Copy, actix::Message)]
+#[rtype(result = "Result<(), Panicked>")]
+pub struct InjectPanic;
