@@ -76,8 +76,8 @@ fn load_or_create_secret(dir: &Path) -> std::io::Result<Key> {
 }
 
 /// Starts the actors and the listener inside the current actix system; returns the bound
-/// address (useful with port 0).
-pub async fn start(config: Config, secret: Key) -> Result<SocketAddr, ServerError> {
+/// address (useful with port 0) and the actors.
+pub async fn start(config: Config, secret: Key) -> Result<(SocketAddr, Services), ServerError> {
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     let local = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
@@ -88,16 +88,21 @@ pub async fn start(config: Config, secret: Key) -> Result<SocketAddr, ServerErro
         let (disk, gate) = (disk.clone(), gate.clone());
         Supervisor::start(move |_| QuotaActor::new(disk, gate))
     };
-    let auth = AuthActor::new(config.data_dir.clone(), secret, config.scrypt, quota.clone(), disk.clone()).start();
+    let auth = {
+        let (data_dir, scrypt, quota, disk) = (config.data_dir.clone(), config.scrypt, quota.clone(), disk.clone());
+        Supervisor::start(move |_| AuthActor::new(data_dir, secret, scrypt, quota, disk))
+    };
     let services = Services { config, auth, quota, disk, gate };
-    Acceptor::new(listener, services).start();
-    Ok(local)
+    Acceptor::new(listener, services.clone()).start();
+    Ok((local, services))
 }
 
 /// A server running on its own thread with its own actix system (tests, demos, benchmarks).
 pub struct ServerHandle {
     pub addr: SocketAddr,
     pub first_user: Option<FirstUser>,
+    /// The server's actors, for demonstrations and fault tests that make them fail.
+    pub services: Services,
     system: actix::System,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -111,13 +116,13 @@ impl ServerHandle {
             let system = actix::System::new();
             let started = system.block_on(start(config, secret));
             let ok = started.is_ok();
-            let _ = ready_tx.send(started.map(|addr| (addr, actix::System::current())));
+            let _ = ready_tx.send(started.map(|(addr, services)| (addr, services, actix::System::current())));
             if ok {
                 let _ = system.run();
             }
         });
-        let (addr, system) = ready_rx.recv().expect("server thread reports")?;
-        Ok(ServerHandle { addr, first_user, system, thread: Some(thread) })
+        let (addr, services, system) = ready_rx.recv().expect("server thread reports")?;
+        Ok(ServerHandle { addr, first_user, services, system, thread: Some(thread) })
     }
 
     /// Stops the system and waits for its thread.

@@ -5,6 +5,11 @@
 //! running server without a restart: new passwords at the next login, quotas within seconds
 //! even for sessions already logged in. Each reload passes the user list to the QuotaActor.
 //!
+//! Supervision: the actor runs under an actix `Supervisor`. A panic in a handler becomes an
+//! error reply and stops the actor; the supervisor restarts it (requests sent meanwhile wait
+//! in the mailbox and are answered) and `started` reloads the store from disk. Logins between
+//! challenge and proof survive: the pending state travels with the session.
+//!
 //! An unknown user gets a challenge that looks like a real one: a salt derived from the server
 //! secret and the name (stable, so asking twice shows nothing) and the default scrypt
 //! parameters. The proof then fails exactly like a wrong password, with the same code, message
@@ -22,6 +27,7 @@ use crate::auth::user_store::{Fingerprint, SALT_LEN, StoreError, UserStore, home
 use crate::net::{ErrorCode, WireError};
 
 use super::disk::DiskPool;
+use super::panic_guard::{InjectPanic, Panicked, catch_panic};
 use super::quota::{QuotaActor, QuotaUser, SetUsers};
 
 /// How often the user store's file is checked for changes between logins.
@@ -123,10 +129,37 @@ impl AuthActor {
     }
 }
 
+impl Supervised for AuthActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("auth actor restarting; reloading the user store");
+    }
+}
+
+impl AuthActor {
+    /// Runs `body`; if it panics, the actor stops (and is restarted by its supervisor).
+    fn guarded<R>(&mut self, ctx: &mut Context<Self>, body: impl FnOnce(&mut Self) -> R) -> Result<R, Panicked> {
+        let result = catch_panic("auth actor", || body(self));
+        if result.is_err() {
+            ctx.stop();
+        }
+        result
+    }
+}
+
+impl Handler<InjectPanic> for AuthActor {
+    type Result = Result<(), Panicked>;
+
+    fn handle(&mut self, _: InjectPanic, ctx: &mut Context<Self>) -> Self::Result {
+        self.guarded(ctx, |_| panic!("injected failure in the auth actor"))
+    }
+}
+
 impl Actor for AuthActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // After a restart the store is read again whether or not its file changed.
+        self.fingerprint = None;
         ctx.wait(self.refresh());
         ctx.run_interval(STORE_POLL, |act, ctx| {
             ctx.spawn(act.refresh());
@@ -183,7 +216,9 @@ impl Handler<BeginLogin> for AuthActor {
     type Result = ResponseActFuture<Self, Result<PendingLogin, WireError>>;
 
     fn handle(&mut self, msg: BeginLogin, _: &mut Context<Self>) -> Self::Result {
-        Box::pin(self.refresh().map(move |(), act, _| {
+        Box::pin(self.refresh().map(move |(), act, ctx| {
+            let challenge = act.guarded(ctx, |act| act.challenge(msg.user.clone(), msg.client_nonce.clone()));
+            let challenge = challenge.map_err(|panicked| WireError::new(ErrorCode::Internal, panicked.to_string()))?;
             if !scram::is_valid_nonce(&msg.client_nonce) {
                 return Err(WireError::new(
                     ErrorCode::MalformedFrame,
@@ -193,7 +228,7 @@ impl Handler<BeginLogin> for AuthActor {
             if msg.user.len() > 64 {
                 return Err(WireError::from(ErrorCode::AuthFailed));
             }
-            Ok(act.challenge(msg.user, msg.client_nonce))
+            Ok(challenge)
         }))
     }
 }
@@ -218,19 +253,25 @@ pub struct FinishLogin {
 impl Handler<FinishLogin> for AuthActor {
     type Result = Result<LoginOk, WireError>;
 
-    fn handle(&mut self, msg: FinishLogin, _: &mut Context<Self>) -> Self::Result {
-        let pending = msg.pending;
-        let auth_message = pending.exchange.auth_message();
-        // Always verify, even for an unknown user, so both failures cost the same.
-        let proof_ok = scram::verify_client_proof(&pending.keys.stored_key, &auth_message, &msg.proof);
-        let nonce_ok = msg.nonce == pending.exchange.nonce;
-        match pending.home {
-            Some(home) if proof_ok && nonce_ok => Ok(LoginOk {
-                user: pending.exchange.user.clone(),
-                home,
-                server_signature: scram::server_signature(&pending.keys.server_key, &auth_message),
-            }),
-            _ => Err(WireError::new(ErrorCode::AuthFailed, "login failed: unknown user or wrong password")),
-        }
+    fn handle(&mut self, msg: FinishLogin, ctx: &mut Context<Self>) -> Self::Result {
+        self.guarded(ctx, |_| verify(msg))
+            .map_err(|panicked| WireError::new(ErrorCode::Internal, panicked.to_string()))?
+    }
+}
+
+/// Checks a proof against a pending login.
+fn verify(msg: FinishLogin) -> Result<LoginOk, WireError> {
+    let pending = msg.pending;
+    let auth_message = pending.exchange.auth_message();
+    // Always verify, even for an unknown user, so both failures cost the same.
+    let proof_ok = scram::verify_client_proof(&pending.keys.stored_key, &auth_message, &msg.proof);
+    let nonce_ok = msg.nonce == pending.exchange.nonce;
+    match pending.home {
+        Some(home) if proof_ok && nonce_ok => Ok(LoginOk {
+            user: pending.exchange.user.clone(),
+            home,
+            server_signature: scram::server_signature(&pending.keys.server_key, &auth_message),
+        }),
+        _ => Err(WireError::new(ErrorCode::AuthFailed, "login failed: unknown user or wrong password")),
     }
 }

@@ -60,6 +60,28 @@ impl DiskPool {
         self.threads
     }
 
+    /// Counts the live worker threads: it sends one job per configured thread, and each job
+    /// waits (up to `patience`) until all of them are running, so they must occupy distinct
+    /// threads. A pool that lost threads answers with fewer.
+    pub async fn census(&self, patience: std::time::Duration) -> usize {
+        use std::sync::{Arc, Condvar, Mutex};
+        let started = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let expected = self.threads;
+        let jobs = (0..expected).map(|_| {
+            let started = started.clone();
+            self.run("census", move || {
+                let (count, arrived) = &*started;
+                let mut count = count.lock().unwrap_or_else(|p| p.into_inner());
+                *count += 1;
+                arrived.notify_all();
+                let _ = arrived.wait_timeout_while(count, patience, |count| *count < expected);
+                std::thread::current().id()
+            })
+        });
+        let ids: std::collections::HashSet<_> = futures::future::join_all(jobs).await.into_iter().flatten().collect();
+        ids.len()
+    }
+
     /// Runs `job` on a worker thread and waits for its result.
     pub async fn run<R, F>(&self, name: &'static str, job: F) -> Result<R, JobFailed>
     where

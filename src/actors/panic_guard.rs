@@ -18,7 +18,17 @@ pub struct Panicked {
 
 /// Runs `body`, turning a panic into [`Panicked`] and logging it.
 pub fn catch_panic<R>(place: &'static str, body: impl FnOnce() -> R) -> Result<R, Panicked> {
-    catch_unwind(AssertUnwindSafe(body)).map_err(|panic| {
+    catch_unwind(AssertUnwindSafe(body)).map_err(|panic| Panicked::logged(place, panic))
+}
+
+/// Runs a future, turning a panic while it is polled into [`Panicked`] and logging it.
+pub async fn catch_panic_async<R>(place: &'static str, work: impl Future<Output = R>) -> Result<R, Panicked> {
+    use futures::FutureExt;
+    AssertUnwindSafe(work).catch_unwind().await.map_err(|panic| Panicked::logged(place, panic))
+}
+
+impl Panicked {
+    fn logged(place: &'static str, panic: Box<dyn std::any::Any + Send>) -> Panicked {
         let message = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
@@ -26,7 +36,7 @@ pub fn catch_panic<R>(place: &'static str, body: impl FnOnce() -> R) -> Result<R
             .unwrap_or_else(|| "panic".to_string());
         tracing::error!(place, %message, "handler panicked");
         Panicked { place, message }
-    })
+    }
 }
 
 /// A message that makes an actor panic inside its handler, through the same boundary as any

@@ -173,8 +173,12 @@ impl Handler<SetUsers> for QuotaActor {
 
     fn handle(&mut self, msg: SetUsers, ctx: &mut Context<Self>) {
         let changed = self.guarded(ctx, |act| {
-            let changed: Vec<QuotaUser> =
-                msg.0.iter().filter(|user| !act.users.iter().any(|u| u.name == user.name && u.home == user.home)).cloned().collect();
+            let changed: Vec<QuotaUser> = msg
+                .0
+                .iter()
+                .filter(|user| !act.users.iter().any(|u| u.name == user.name && u.home == user.home))
+                .cloned()
+                .collect();
             for user in &act.users {
                 let live = act.leases.values().any(|l| l.user == user.name);
                 if !msg.0.iter().any(|u| u.name == user.name) && !live {

@@ -32,6 +32,7 @@ use crate::storage::{Download, Home, PartialUpload, StorageError, VirtualPath};
 use super::Services;
 use super::acceptor::SessionEnded;
 use super::auth::{BeginLogin, FinishLogin, PendingLogin};
+use super::panic_guard::{catch_panic, catch_panic_async};
 use super::quota::{Adjust, GetUsage, OpenUpload, QuotaActor, QuotaError, Reserve, UploadLease};
 
 /// Frames queued for the writer task; with 256 KiB chunks, at most 1 MiB waits per session.
@@ -82,11 +83,24 @@ enum Phase {
     Ready(LoggedIn),
 }
 
+/// The session's admission slot, returned to the acceptor when dropped: even a session whose
+/// task dies in a panic gives its slot back.
+struct SlotGuard {
+    id: u64,
+    acceptor: Recipient<SessionEnded>,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.acceptor.do_send(SessionEnded { id: self.id });
+    }
+}
+
 pub struct SessionActor {
     id: u64,
     peer: SocketAddr,
     services: Services,
-    acceptor: Recipient<SessionEnded>,
+    _slot: SlotGuard,
     out: mpsc::Sender<Response>,
     phase: Phase,
     failed_logins: u32,
@@ -107,7 +121,7 @@ impl SessionActor {
                 id,
                 peer,
                 services,
-                acceptor,
+                _slot: SlotGuard { id, acceptor },
                 out,
                 phase: Phase::Connected,
                 failed_logins: 0,
@@ -135,6 +149,7 @@ impl SessionActor {
     }
 
     /// Runs `work` off the actor, sends the response it yields, then applies its state change.
+    /// A panic in either part becomes an internal error for this request; the session goes on.
     fn serve<T: 'static>(
         &mut self,
         ctx: &mut Context<Self>,
@@ -143,13 +158,18 @@ impl SessionActor {
     ) {
         let out = self.out.clone();
         let task = async move {
-            let (response, change) = work.await;
+            let (response, change) = match catch_panic_async("session", work).await {
+                Ok((response, change)) => (response, Some(change)),
+                Err(panicked) => (internal(&panicked.message), None),
+            };
             let sent = out.send(response).await.is_ok();
             (sent, change)
         };
         ctx.wait(task.into_actor(self).map(move |(sent, change), act, ctx| {
             act.last_activity = Instant::now();
-            apply(act, change, ctx);
+            if let Some(change) = change {
+                let _ = catch_panic("session", || apply(act, change, ctx));
+            }
             if !sent {
                 ctx.stop();
             }
@@ -435,7 +455,8 @@ impl SessionActor {
                 disk.run("open upload", move || {
                     let _change = gate.change();
                     let partial = PartialUpload::open(&home, &target, size)?;
-                    let upload = ActiveUpload { resumed_from: partial.offset(), partial, lease, started: Instant::now() };
+                    let upload =
+                        ActiveUpload { resumed_from: partial.offset(), partial, lease, started: Instant::now() };
                     upload.record_growth();
                     Ok::<_, StorageError>(upload)
                 })
@@ -535,6 +556,16 @@ impl SessionActor {
                 }
                 Err(error) => {
                     let _ = out.send(internal(&error.to_string())).await;
+                    None
+                }
+            }
+        };
+        let out = self.out.clone();
+        let work = async move {
+            match catch_panic_async("session", work).await {
+                Ok(upload) => upload,
+                Err(panicked) => {
+                    let _ = out.send(internal(&panicked.message)).await;
                     None
                 }
             }
@@ -719,7 +750,6 @@ impl Actor for SessionActor {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         tracing::debug!(session = self.id, peer = %self.peer, user = self.user(), "session ended");
-        self.acceptor.do_send(SessionEnded { id: self.id });
     }
 }
 
@@ -727,7 +757,11 @@ impl StreamHandler<Incoming> for SessionActor {
     fn handle(&mut self, item: Incoming, ctx: &mut Context<Self>) {
         self.last_activity = Instant::now();
         match item {
-            Ok(Ok(request)) => self.handle_request(request, ctx),
+            Ok(Ok(request)) => {
+                if catch_panic("session", || self.handle_request(request, ctx)).is_err() {
+                    self.reply(ctx, internal("the request could not be handled"));
+                }
+            }
             Ok(Err(malformed)) => {
                 self.reply(ctx, Response::error(WireError::new(ErrorCode::MalformedFrame, malformed.to_string())))
             }

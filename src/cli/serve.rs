@@ -48,7 +48,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let system = actix::System::new();
     system.block_on(async move {
-        let addr = server::start(config.clone(), secret).await?;
+        let (addr, _services) = server::start(config.clone(), secret).await?;
         tracing::info!(%addr, data_dir = %config.data_dir.display(), max_concurrency = config.max_concurrency,
             max_queued = config.max_queued, "ftp-actor listening");
         println!("ftp-actor listening on {addr} (data directory {})", config.data_dir.display());
