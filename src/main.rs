@@ -1,14 +1,15 @@
-//! The `ftp-actor` binary: `serve`, `shell`, `user`.
+//! The `ftp-actor` binary: `serve`, `shell`, `user`, `demo`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use ftp_actor::cli::{Cli, Command, serve, shell, user};
+use ftp_actor::cli::{Cli, Command, demo, serve, shell, user};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Shell(args) => return ExitCode::from(shell::run(args)),
+        Command::Demo(args) => return ExitCode::from(demo::run(args)),
         Command::Serve(args) => serve::run(args),
         Command::User(args) => user::run(args),
     };

@@ -208,3 +208,16 @@ fn batch_shell_exit_statuses() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(server.home("s").join("fromfile").is_dir());
 }
+
+#[test]
+fn demo_supervisor_passes_every_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["demo", "supervisor"], None, "", dir.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("all 10 checks passed"), "{stdout}");
+    assert!(!stdout.contains("FAILED"));
+    for step in ["the QuotaActor fails", "the AuthActor fails", "a disk worker panics", "4 of 4 threads answered"] {
+        assert!(stdout.contains(step), "missing {step:?}");
+    }
+}

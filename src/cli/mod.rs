@@ -1,5 +1,6 @@
 //! The command line: thin layers over the library. `anyhow` lives here and nowhere else.
 
+pub mod demo;
 pub mod format;
 pub mod password;
 pub mod serve;
@@ -27,6 +28,8 @@ pub enum Command {
     Shell(shell::ShellArgs),
     /// Manage users (works on the data directory; a running server picks changes up).
     User(user::UserArgs),
+    /// Narrated demonstrations on a temporary data directory (`demo supervisor`).
+    Demo(demo::DemoArgs),
 }
 
 /// Where the configuration and data directory come from; shared by `serve` and `user`.
