@@ -38,6 +38,7 @@ pub struct Config {
     pub chunk_bytes: usize,
     pub login_timeout_secs: u64,
     pub idle_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
     pub max_path_bytes: usize,
     pub max_name_bytes: usize,
     pub max_list_entries: usize,

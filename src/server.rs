@@ -9,7 +9,7 @@ use base64::Engine;
 use tokio::net::TcpListener;
 
 use crate::actors::Services;
-use crate::actors::acceptor::Acceptor;
+use crate::actors::acceptor::{Acceptor, Shutdown};
 use crate::actors::auth::AuthActor;
 use crate::actors::disk::DiskPool;
 use crate::actors::quota::QuotaActor;
@@ -75,9 +75,16 @@ fn load_or_create_secret(dir: &Path) -> std::io::Result<Key> {
     Ok(key)
 }
 
-/// Starts the actors and the listener inside the current actix system; returns the bound
-/// address (useful with port 0) and the actors.
-pub async fn start(config: Config, secret: Key) -> Result<(SocketAddr, Services), ServerError> {
+/// A started server: its address (useful with port 0) and its actors.
+#[derive(Clone)]
+pub struct Started {
+    pub addr: SocketAddr,
+    pub services: Services,
+    pub acceptor: Addr<Acceptor>,
+}
+
+/// Starts the actors and the listener inside the current actix system.
+pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> {
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     let local = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
@@ -93,8 +100,8 @@ pub async fn start(config: Config, secret: Key) -> Result<(SocketAddr, Services)
         Supervisor::start(move |_| AuthActor::new(data_dir, secret, scrypt, quota, disk))
     };
     let services = Services { config, auth, quota, disk, gate };
-    Acceptor::new(listener, services.clone()).start();
-    Ok((local, services))
+    let acceptor = Acceptor::new(listener, services.clone()).start();
+    Ok(Started { addr: local, services, acceptor })
 }
 
 /// A server running on its own thread with its own actix system (tests, demos, benchmarks).
@@ -103,6 +110,7 @@ pub struct ServerHandle {
     pub first_user: Option<FirstUser>,
     /// The server's actors, for demonstrations and fault tests that make them fail.
     pub services: Services,
+    acceptor: Addr<Acceptor>,
     system: actix::System,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -116,21 +124,36 @@ impl ServerHandle {
             let system = actix::System::new();
             let started = system.block_on(start(config, secret));
             let ok = started.is_ok();
-            let _ = ready_tx.send(started.map(|(addr, services)| (addr, services, actix::System::current())));
+            let _ = ready_tx.send(started.map(|started| (started, actix::System::current())));
             if ok {
                 let _ = system.run();
             }
         });
-        let (addr, services, system) = ready_rx.recv().expect("server thread reports")?;
-        Ok(ServerHandle { addr, first_user, services, system, thread: Some(thread) })
+        let (started, system) = ready_rx.recv().expect("server thread reports")?;
+        Ok(ServerHandle {
+            addr: started.addr,
+            first_user,
+            services: started.services,
+            acceptor: started.acceptor,
+            system,
+            thread: Some(thread),
+        })
+    }
+
+    /// Starts a graceful shutdown (as SIGTERM does) and waits until the server has stopped.
+    pub fn shutdown_gracefully(mut self, grace: std::time::Duration) {
+        self.acceptor.do_send(Shutdown { grace });
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 
     /// Stops the system and waits for its thread.
     pub fn stop(mut self) {
-        self.shutdown();
+        self.stop_now();
     }
 
-    fn shutdown(&mut self) {
+    fn stop_now(&mut self) {
         self.system.stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -140,6 +163,6 @@ impl ServerHandle {
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        self.shutdown();
+        self.stop_now();
     }
 }

@@ -5,9 +5,16 @@
 //! FIFO order; each is sent `queued {position}` when it arrives and again whenever its position
 //! improves, and gets its session as soon as a slot frees. Past that, a connection gets error
 //! 600 (server busy) and is closed. A waiting client that hangs up leaves the queue at once.
+//!
+//! Shutdown ([`Shutdown`], sent on SIGTERM or Ctrl-C): the listener closes, waiting clients get
+//! error 602, idle sessions close at once with error 602, and sessions with a transfer in
+//! flight get the grace period to finish it. Then the remaining sessions are told (error 602,
+//! through their outgoing queue, even mid-download) and the system stops. Partial uploads stay
+//! on disk for a later resume.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::io::AsyncWriteExt;
@@ -18,12 +25,14 @@ use crate::net::frame::encode_frame;
 use crate::net::{ErrorCode, Response, WireError};
 
 use super::Services;
-use super::session::SessionActor;
+use super::session::{Drain, SessionActor};
 
 /// What the acceptor tells a waiting connection's task.
 enum QueueNotice {
     Position(u32),
     Admit,
+    /// The server is shutting down.
+    Refuse,
 }
 
 struct Waiting {
@@ -31,21 +40,47 @@ struct Waiting {
     notices: mpsc::UnboundedSender<QueueNotice>,
 }
 
+/// How the acceptor reaches a running session.
+struct SessionLink {
+    addr: Addr<SessionActor>,
+    out: mpsc::Sender<Response>,
+}
+
 pub struct Acceptor {
     services: Services,
     listener: Option<TcpListener>,
+    listening: Option<SpawnHandle>,
     active: usize,
     queue: VecDeque<Waiting>,
+    sessions: HashMap<u64, SessionLink>,
+    shutting_down: bool,
     next_id: u64,
 }
 
 impl Acceptor {
     pub fn new(listener: TcpListener, services: Services) -> Acceptor {
-        Acceptor { services, listener: Some(listener), active: 0, queue: VecDeque::new(), next_id: 0 }
+        Acceptor {
+            services,
+            listener: Some(listener),
+            listening: None,
+            active: 0,
+            queue: VecDeque::new(),
+            sessions: HashMap::new(),
+            shutting_down: false,
+            next_id: 0,
+        }
     }
 
     fn start_session(&mut self, ctx: &mut Context<Self>, id: u64, stream: TcpStream, peer: SocketAddr) {
-        SessionActor::start(id, stream, peer, self.services.clone(), ctx.address().recipient());
+        let (addr, out) = SessionActor::start(id, stream, peer, self.services.clone(), ctx.address().recipient());
+        self.sessions.insert(id, SessionLink { addr, out });
+    }
+
+    fn stop_when_idle(&self) {
+        if self.shutting_down && self.sessions.is_empty() {
+            tracing::info!("shutdown complete");
+            System::current().stop();
+        }
     }
 
     /// Gives freed slots to the front of the queue and tells the rest their new positions.
@@ -80,7 +115,7 @@ impl Actor for Acceptor {
             let accepted = listener.accept().await;
             Some((accepted, listener))
         });
-        ctx.add_stream(connections);
+        self.listening = Some(ctx.add_stream(connections));
     }
 }
 
@@ -109,7 +144,11 @@ impl StreamHandler<std::io::Result<(TcpStream, SocketAddr)>> for Acceptor {
             actix_rt::spawn(wait_in_queue(stream, peer, id, receiver, ctx.address()));
         } else {
             tracing::warn!(%peer, active = self.active, queued = self.queue.len(), "server busy: connection refused");
-            actix_rt::spawn(refuse(stream));
+            let busy = WireError::new(
+                ErrorCode::ServerBusy,
+                "server busy: all sessions and queue places are taken; try again in a moment",
+            );
+            actix_rt::spawn(refuse(stream, busy));
         }
     }
 
@@ -129,9 +168,11 @@ pub struct SessionEnded {
 impl Handler<SessionEnded> for Acceptor {
     type Result = ();
 
-    fn handle(&mut self, _: SessionEnded, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: SessionEnded, _: &mut Context<Self>) {
         self.active = self.active.saturating_sub(1);
+        self.sessions.remove(&msg.id);
         self.admit_waiting();
+        self.stop_when_idle();
     }
 }
 
@@ -148,6 +189,11 @@ impl Handler<Admitted> for Acceptor {
     type Result = ();
 
     fn handle(&mut self, msg: Admitted, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            self.active = self.active.saturating_sub(1);
+            actix_rt::spawn(refuse(msg.stream, shutting_down()));
+            return;
+        }
         tracing::info!(peer = %msg.peer, "queued connection admitted");
         self.start_session(ctx, msg.id, msg.stream, msg.peer);
     }
@@ -200,6 +246,7 @@ async fn wait_in_queue(
                     acceptor.do_send(Admitted { id, stream, peer });
                     return;
                 }
+                Some(QueueNotice::Refuse) => return refuse(stream, shutting_down()).await,
                 None => return,
             },
             peeked = stream.peek(&mut probe), if watching_for_hangup => match peeked {
@@ -223,14 +270,62 @@ async fn leave_queue(id: u64, mut notices: mpsc::UnboundedReceiver<QueueNotice>,
     }
 }
 
-/// Tells a connection the server is full, then closes it.
-async fn refuse(mut stream: TcpStream) {
-    let error = WireError::new(
-        ErrorCode::ServerBusy,
-        "server busy: all sessions and queue places are taken; try again in a moment",
-    );
+fn shutting_down() -> WireError {
+    WireError::new(ErrorCode::ShuttingDown, "the server is shutting down; reconnect later")
+}
+
+/// Tells a connection why it is refused, then closes it.
+async fn refuse(mut stream: TcpStream, error: WireError) {
     if let Ok(frame) = encode_frame(&Response::error(error)) {
         let _ = stream.write_all(&frame).await;
         let _ = stream.shutdown().await;
+    }
+}
+
+/// Stops the server gracefully; see the module documentation.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown {
+    pub grace: Duration,
+}
+
+impl Handler<Shutdown> for Acceptor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        if let Some(listening) = self.listening.take() {
+            ctx.cancel_future(listening);
+        }
+        for waiting in self.queue.drain(..) {
+            let _ = waiting.notices.send(QueueNotice::Refuse);
+        }
+        tracing::info!(
+            sessions = self.sessions.len(),
+            grace_secs = msg.grace.as_secs(),
+            "shutting down: no longer accepting"
+        );
+        for link in self.sessions.values() {
+            link.addr.do_send(Drain);
+        }
+        self.stop_when_idle();
+        ctx.run_later(msg.grace, |act, ctx| {
+            if act.sessions.is_empty() {
+                return;
+            }
+            tracing::warn!(sessions = act.sessions.len(), "grace period over: closing the remaining sessions");
+            let error = WireError::new(
+                ErrorCode::ShuttingDown,
+                "the server is shutting down; the transfer was interrupted and can be resumed later",
+            );
+            for link in act.sessions.values() {
+                let _ = link.out.try_send(Response::error(error.clone()));
+            }
+            // Give the writers a moment to flush the message, then stop.
+            ctx.run_later(Duration::from_millis(200), |_, _| System::current().stop());
+        });
     }
 }

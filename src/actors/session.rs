@@ -105,17 +105,29 @@ pub struct SessionActor {
     phase: Phase,
     failed_logins: u32,
     last_activity: Instant,
+    /// The server is shutting down: close once the upload in progress (if any) is done.
+    draining: bool,
 }
 
 impl SessionActor {
     /// Starts a session on an admitted connection.
-    pub fn start(id: u64, stream: TcpStream, peer: SocketAddr, services: Services, acceptor: Recipient<SessionEnded>) {
+    /// Starts a session on an admitted connection; returns its address and its outgoing
+    /// frame queue (the acceptor uses the queue to tell it about a forced shutdown even while
+    /// it is busy streaming).
+    pub fn start(
+        id: u64,
+        stream: TcpStream,
+        peer: SocketAddr,
+        services: Services,
+        acceptor: Recipient<SessionEnded>,
+    ) -> (Addr<SessionActor>, mpsc::Sender<Response>) {
         let _ = stream.set_nodelay(true);
         let (read_half, write_half) = stream.into_split();
         let max_frame = services.config.max_frame_bytes;
         let (out, queue) = mpsc::channel(WRITE_QUEUE);
         actix_rt::spawn(write_frames(FramedWrite::new(write_half, FrameCodec::new(max_frame)), queue));
-        SessionActor::create(move |ctx| {
+        let sender = out.clone();
+        let addr = SessionActor::create(move |ctx| {
             ctx.add_stream(FramedRead::new(read_half, FrameCodec::<Request, Response>::new(max_frame)));
             SessionActor {
                 id,
@@ -126,8 +138,22 @@ impl SessionActor {
                 phase: Phase::Connected,
                 failed_logins: 0,
                 last_activity: Instant::now(),
+                draining: false,
             }
         });
+        (addr, sender)
+    }
+
+    fn upload_in_progress(&self) -> bool {
+        matches!(&self.phase, Phase::Ready(session) if session.upload.is_some())
+    }
+
+    /// During a shutdown, closes the session as soon as it has no transfer in progress.
+    fn close_if_drained(&mut self, ctx: &mut Context<Self>) {
+        if self.draining && !self.upload_in_progress() {
+            self.draining = false;
+            self.close_with(ctx, WireError::new(ErrorCode::ShuttingDown, "the server is shutting down"));
+        }
     }
 
     fn user(&self) -> &str {
@@ -173,6 +199,7 @@ impl SessionActor {
             if !sent {
                 ctx.stop();
             }
+            act.close_if_drained(ctx);
         }));
     }
 
@@ -570,12 +597,13 @@ impl SessionActor {
                 }
             }
         };
-        ctx.wait(work.into_actor(self).map(|upload, act, _| {
+        ctx.wait(work.into_actor(self).map(|upload, act, ctx| {
             act.last_activity = Instant::now();
             if let Phase::Ready(session) = &mut act.phase {
                 session.discarding = upload.is_none();
                 session.upload = upload;
             }
+            act.close_if_drained(ctx);
         }));
     }
 
@@ -750,6 +778,20 @@ impl Actor for SessionActor {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         tracing::debug!(session = self.id, peer = %self.peer, user = self.user(), "session ended");
+    }
+}
+
+/// The server is shutting down: finish the transfer in progress, then close.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+impl Handler<Drain> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
+        self.draining = true;
+        self.close_if_drained(ctx);
     }
 }
 

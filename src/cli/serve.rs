@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use clap::Args;
 use tracing_subscriber::EnvFilter;
 
+use crate::actors::acceptor::{Acceptor, Shutdown};
 use crate::server;
 
 use super::ConfigArgs;
@@ -46,24 +47,41 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             config.data_dir.display()
         );
     }
+    let grace = std::time::Duration::from_secs(config.shutdown_grace_secs);
     let system = actix::System::new();
     system.block_on(async move {
-        let (addr, _services) = server::start(config.clone(), secret).await?;
-        tracing::info!(%addr, data_dir = %config.data_dir.display(), max_concurrency = config.max_concurrency,
+        let started = server::start(config.clone(), secret).await?;
+        tracing::info!(addr = %started.addr, data_dir = %config.data_dir.display(), max_concurrency = config.max_concurrency,
             max_queued = config.max_queued, "ftp-actor listening");
-        println!("ftp-actor listening on {addr} (data directory {})", config.data_dir.display());
-        actix_rt::spawn(async {
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
-            tracing::info!("signal received; stopping");
-            actix::System::current().stop();
-        });
+        println!("ftp-actor listening on {} (data directory {})", started.addr, config.data_dir.display());
+        actix_rt::spawn(stop_on_signals(started.acceptor, grace));
         Ok::<_, anyhow::Error>(())
     })?;
     system.run()?;
     Ok(())
+}
+
+/// The first SIGTERM or Ctrl-C starts a graceful shutdown; a second one stops at once.
+async fn stop_on_signals(acceptor: actix::Addr<Acceptor>, grace: std::time::Duration) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        tracing::error!("cannot install the SIGTERM handler");
+        return;
+    };
+    let Ok(mut interrupt) = signal(SignalKind::interrupt()) else {
+        tracing::error!("cannot install the SIGINT handler");
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    tracing::info!(grace_secs = grace.as_secs(), "signal received: shutting down gracefully (again to stop at once)");
+    acceptor.do_send(Shutdown { grace });
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    tracing::warn!("second signal: stopping now");
+    actix::System::current().stop();
 }

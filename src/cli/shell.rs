@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -208,11 +208,11 @@ impl Shell {
                     None => base_name(local)?,
                 };
                 let started = Instant::now();
-                let mut result = rt.block_on(client.put(Path::new(local), &remote, &Bar::new()));
+                let mut result = put_waiting_for_path(rt, client, local, &remote);
                 let mut remote = remote;
                 if matches!(&result, Err(e) if e.code() == Some(ErrorCode::IsADirectory)) {
                     remote = format!("{remote}/{}", base_name(local)?);
-                    result = rt.block_on(client.put(Path::new(local), &remote, &Bar::new()));
+                    result = put_waiting_for_path(rt, client, local, &remote);
                 }
                 let report = result?;
                 let sent = report.size - report.resumed_from;
@@ -293,6 +293,33 @@ impl Shell {
             (other, _) => return Err(Failure::Command(format!("error: unknown command {other:?}; type help"))),
         }
         Ok(true)
+    }
+}
+
+/// How long `put` waits for an earlier upload of the same path to end (error 307) before
+/// reporting it. Right after an interrupted upload the server may still be writing the bytes
+/// that reached it, which are exactly the ones the resume will reuse.
+const IN_USE_PATIENCE: Duration = Duration::from_secs(5);
+
+fn put_waiting_for_path(
+    rt: &tokio::runtime::Runtime,
+    client: &mut Client,
+    local: &str,
+    remote: &str,
+) -> Result<crate::client::PutReport, ClientError> {
+    let deadline = Instant::now() + IN_USE_PATIENCE;
+    let mut told = false;
+    loop {
+        match rt.block_on(client.put(Path::new(local), remote, &Bar::new())) {
+            Err(e) if e.code() == Some(ErrorCode::InUse) && Instant::now() < deadline => {
+                if !told {
+                    eprintln!("waiting for an earlier upload of {remote} to end...");
+                    told = true;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -81,6 +81,8 @@ error_codes! {
     ServerBusy = 600 => "the server is at capacity; try again in a moment",
     /// A bug or panic inside the server; the session continues.
     Internal = 601 => "an internal error occurred; try again, and tell the administrator if it persists",
+    /// The server is shutting down (SIGTERM, Ctrl-C); partial uploads are kept for resume.
+    ShuttingDown = 602 => "the server is shutting down; reconnect later and resume the transfer",
     /// The session was idle longer than `idle_timeout_secs`.
     IdleTimeout = 603 => "the session was closed after being idle; reconnect",
 }

@@ -24,6 +24,10 @@ pub enum Fault {
         direction: Direction,
         offset: u64,
     },
+    /// Forward at most this many bytes per second in each direction (a slow link).
+    Throttle {
+        bytes_per_second: u64,
+    },
 }
 
 /// Bytes seen in each direction, for every connection.
@@ -75,7 +79,7 @@ fn pump(
     recording: &Mutex<Recording>,
 ) {
     let mut seen: u64 = 0;
-    let mut buffer = vec![0u8; 64 << 10];
+    let mut buffer = vec![0u8; if matches!(fault, Fault::Throttle { .. }) { 16 << 10 } else { 64 << 10 }];
     loop {
         let n = match from.read(&mut buffer) {
             Ok(0) | Err(_) => break,
@@ -104,6 +108,9 @@ fn pump(
             break;
         }
         seen += forward.len() as u64;
+        if let Fault::Throttle { bytes_per_second } = fault {
+            std::thread::sleep(std::time::Duration::from_secs_f64(forward.len() as f64 / bytes_per_second as f64));
+        }
         if cut_here.is_some() {
             break;
         }
