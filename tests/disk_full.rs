@@ -1,0 +1,92 @@
+//! A full disk (ENOSPC) during an upload, on a real small filesystem: a tmpfs of a few MiB
+//! mounted by the test (the suite runs as root on the project's machines). The client gets a
+//! clear error, the partial is kept and later resumed, and the server serves others meanwhile.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use ftp_actor::client::NoProgress;
+use ftp_actor::net::ErrorCode;
+
+/// A tmpfs mounted for the test's lifetime.
+struct SmallDisk {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mounting a tmpfs needs root (the project's machines run tests as root)");
+        SmallDisk { path, _dir: dir }
+    }
+
+    fn grow(&self, megabytes: u32) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={megabytes}m")])
+            .arg(&self.path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+fn bytes_in(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().metadata().unwrap()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+}
+
+#[tokio::test]
+async fn a_full_disk_gives_a_clear_error_and_the_upload_resumes_later() {
+    let disk = SmallDisk::mount(8);
+    let server = TestServer::start_with(|c| c.data_dir = disk.path.join("data"));
+    server.add_user("u", "pw", 1 << 30);
+    let mut client = server.login("u", "pw").await;
+    let small = server.local("small.bin");
+    std::fs::write(&small, random_bytes(100_000, 1)).unwrap();
+    client.put(&small, "small.bin", &NoProgress).await.unwrap();
+
+    let data = random_bytes(16 << 20, 2);
+    let local = server.local("big.bin");
+    std::fs::write(&local, &data).unwrap();
+    let error = client.put(&local, "big.bin", &NoProgress).await.unwrap_err();
+    assert_eq!(error.code(), Some(ErrorCode::DiskFull), "{error}");
+    assert!(error.to_string().contains("disk is full"), "{error}");
+    assert!(!server.home("u").join("big.bin").exists());
+    let partial = server.home("u").join(".big.bin.ftpa-part");
+    let kept = std::fs::metadata(&partial).unwrap().len();
+    assert!(kept > 0 && kept < data.len() as u64, "the partial is kept: {kept} bytes");
+    assert_eq!(std::fs::read(&partial).unwrap(), &data[..kept as usize], "and holds a clean prefix");
+
+    // The server serves this session and others meanwhile.
+    assert_eq!(client.pwd().await.unwrap(), "/");
+    let mut other = server.login("u", "pw").await;
+    let back = server.local("small.back");
+    other.get("small.bin", &back, &NoProgress).await.unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&small).unwrap());
+    let (used, _) = wait_for_quota(&mut other, |used, _| used == bytes_in(&server.home("u"))).await;
+    assert_eq!(used, 100_000 + kept, "the partial counts in the quota");
+
+    // More room: the upload resumes from the partial and completes.
+    disk.grow(64);
+    let report = client.put(&local, "big.bin", &NoProgress).await.unwrap();
+    assert_eq!(report.resumed_from, kept);
+    assert_eq!(hex::encode(report.md5), md5_hex(&data));
+    assert_eq!(std::fs::read(server.home("u").join("big.bin")).unwrap(), data);
+    drop(server);
+}
