@@ -32,11 +32,8 @@ impl SmallDisk {
     }
 
     fn grow(&self, megabytes: u32) {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,size={megabytes}m")])
-            .arg(&self.path)
-            .status()
-            .unwrap();
+        let status =
+            Command::new("mount").args(["-o", &format!("remount,size={megabytes}m")]).arg(&self.path).status().unwrap();
         assert!(status.success());
     }
 }
@@ -48,7 +45,12 @@ impl Drop for SmallDisk {
 }
 
 fn bytes_in(dir: &Path) -> u64 {
-    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().metadata().unwrap()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
 }
 
 #[tokio::test]

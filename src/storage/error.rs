@@ -23,6 +23,8 @@ pub enum StorageError {
     NotEmpty,
     #[error("the home directory itself cannot be changed this way")]
     HomeItself,
+    #[error("a directory cannot be moved into itself")]
+    IntoItself,
     #[error("the server's disk is full")]
     DiskFull,
     #[error("the file changed on the server during the transfer")]
@@ -62,7 +64,7 @@ impl StorageError {
     pub fn code(&self) -> ErrorCode {
         match self {
             StorageError::Jail(JailError::AboveHome) | StorageError::OutsideHome => ErrorCode::PathOutsideHome,
-            StorageError::Jail(_) | StorageError::HomeItself => ErrorCode::InvalidPath,
+            StorageError::Jail(_) | StorageError::HomeItself | StorageError::IntoItself => ErrorCode::InvalidPath,
             StorageError::NotFound => ErrorCode::NotFound,
             StorageError::AlreadyExists => ErrorCode::AlreadyExists,
             StorageError::NotADirectory => ErrorCode::NotADirectory,

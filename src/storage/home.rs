@@ -123,18 +123,19 @@ impl Home {
         Ok(self.dir.remove_dir(&relative)?)
     }
 
-    /// Renames within the home; refuses to replace an existing entry.
+    /// Renames within the home; refuses to replace an existing entry. Renaming an entry to
+    /// its own name does nothing.
     pub fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
         if from.is_root() || to.is_root() {
             return Err(StorageError::HomeItself);
         }
-        if to.starts_with(from) {
-            return Err(StorageError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "cannot move a directory into itself",
-            )));
-        }
         self.dir.symlink_metadata(from.to_relative())?;
+        if from == to {
+            return Ok(());
+        }
+        if to.starts_with(from) {
+            return Err(StorageError::IntoItself);
+        }
         match self.dir.symlink_metadata(to.to_relative()) {
             Ok(_) => return Err(StorageError::AlreadyExists),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -216,7 +217,9 @@ mod tests {
         assert_eq!(listing.entries.len(), 1, "partials are hidden");
         assert!(matches!(home.remove_dir(&vp("d")), Err(StorageError::NotEmpty)));
         home.rename(&vp("d/f"), &vp("f2")).unwrap();
-        assert!(matches!(home.rename(&vp("d"), &vp("d/x")), Err(StorageError::Io(_))));
+        assert!(matches!(home.rename(&vp("d"), &vp("d/x")), Err(StorageError::IntoItself)));
+        home.rename(&vp("d"), &vp("d")).unwrap();
+        assert!(matches!(home.rename(&vp("nope"), &vp("nope")), Err(StorageError::NotFound)));
         assert_eq!(home.remove_file(&vp("f2")).unwrap(), 100);
         assert!(matches!(home.remove_file(&vp("f2")), Err(StorageError::NotFound)));
         assert!(matches!(home.remove_dir(&VirtualPath::root()), Err(StorageError::HomeItself)));
