@@ -56,10 +56,10 @@ impl Tally {
 
 async fn connect(server: &TestServer, user: &str) -> Client {
     loop {
-        if let Ok(mut client) = Client::connect(server.addr(), |_| {}).await {
-            if client.login(user, "pw").await.is_ok() {
-                return client;
-            }
+        if let Ok(mut client) = Client::connect(server.addr(), |_| {}).await
+            && client.login(user, "pw").await.is_ok()
+        {
+            return client;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
