@@ -116,3 +116,21 @@ async fn panicking_disk_jobs_never_shrink_the_pool() {
     let mut client = server.login("u", "pw").await;
     client.mkdir("still-works").await.unwrap();
 }
+
+/// A panic in a session handler, or in the future serving a request, becomes error 601 for
+/// that request; the session and the server go on. (The injection point exists only in builds
+/// with the `fault-injection` feature, which the tests enable.)
+#[tokio::test]
+async fn a_panicking_session_handler_becomes_an_internal_error() {
+    let server = TestServer::start_with(|c| c.max_concurrency = 2);
+    server.add_user("u", "pw", 1 << 20);
+    let mut client = server.login("u", "pw").await;
+    for trigger in ["fault-injection/panic-in-handler", "fault-injection/panic-in-future"] {
+        let error = client.mkdir(trigger).await.unwrap_err();
+        assert_eq!(error.code(), Some(ErrorCode::Internal), "{trigger}: {error}");
+        assert_eq!(client.pwd().await.unwrap(), "/", "the session goes on after {trigger}");
+    }
+    client.mkdir("fine").await.unwrap();
+    let mut other = server.login("u", "pw").await;
+    assert_eq!(other.list(None).await.unwrap().entries.len(), 1);
+}

@@ -318,6 +318,17 @@ impl SessionActor {
     }
 
     fn handle_command(&mut self, request: Request, ctx: &mut Context<Self>) {
+        #[cfg(feature = "fault-injection")]
+        if let Request::Mkdir { path } = &request {
+            match path.as_str() {
+                "fault-injection/panic-in-handler" => panic!("injected session failure in a handler"),
+                "fault-injection/panic-in-future" => {
+                    let work = async { panic!("injected session failure in a future") };
+                    return self.serve::<()>(ctx, work, |_, _, _| {});
+                }
+                _ => {}
+            }
+        }
         let Phase::Ready(session) = &mut self.phase else { return };
         let limits = self.services.config.path_limits();
         let cwd = session.cwd.clone();
