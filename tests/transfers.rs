@@ -130,12 +130,15 @@ async fn interrupted_gets_resume_at_random_offsets() {
 
 #[tokio::test]
 async fn partials_that_do_not_match_restart_from_zero() {
-    let server = server_with_user();
+    let server = TestServer::start();
     let data = random_bytes(500_000, 30);
     let local = server.local("x.bin");
     std::fs::write(&local, &data).unwrap();
-    // A server partial from some other file.
+    // A server partial from some other file, on disk before the user exists: the server
+    // counts a home's files when it first sees the user, not files added behind its back.
+    std::fs::create_dir_all(server.home("u")).unwrap();
     std::fs::write(server.home("u").join(".x.bin.ftpa-part"), random_bytes(100_000, 31)).unwrap();
+    server.add_user("u", "pw", 1 << 30);
     let mut client = server.login("u", "pw").await;
     let report = client.put(&local, "x.bin", &NoProgress).await.unwrap();
     assert!(report.restarted && report.resumed_from == 0, "{report:?}");
