@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
+use std::time::Duration;
+
 use crate::auth::ScryptParams;
+use crate::auth::throttle::ThrottlePolicy;
 use crate::size::parse_size;
 use crate::storage::PathLimits;
 
@@ -39,6 +42,11 @@ pub struct Config {
     pub login_timeout_secs: u64,
     pub idle_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
+    pub login_failures_before_ban: u32,
+    pub login_failure_window_secs: u64,
+    pub login_ban_secs: u64,
+    pub login_delay_base_ms: u64,
+    pub login_delay_max_ms: u64,
     pub max_path_bytes: usize,
     pub max_name_bytes: usize,
     pub max_list_entries: usize,
@@ -112,6 +120,16 @@ impl Config {
         }
         self.scrypt.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(())
+    }
+
+    pub fn throttle_policy(&self) -> ThrottlePolicy {
+        ThrottlePolicy {
+            failures_before_ban: self.login_failures_before_ban.max(1),
+            ban: Duration::from_secs(self.login_ban_secs),
+            base_delay: Duration::from_millis(self.login_delay_base_ms),
+            max_delay: Duration::from_millis(self.login_delay_max_ms),
+            window: Duration::from_secs(self.login_failure_window_secs),
+        }
     }
 
     pub fn path_limits(&self) -> PathLimits {

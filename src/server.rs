@@ -97,7 +97,8 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
     };
     let auth = {
         let (data_dir, scrypt, quota, disk) = (config.data_dir.clone(), config.scrypt, quota.clone(), disk.clone());
-        Supervisor::start(move |_| AuthActor::new(data_dir, secret, scrypt, quota, disk))
+        let policy = config.throttle_policy();
+        Supervisor::start(move |_| AuthActor::new(data_dir, secret, scrypt, policy, quota, disk))
     };
     let services = Services { config, auth, quota, disk, gate };
     let acceptor = Acceptor::new(listener, services.clone()).start();

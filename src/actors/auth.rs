@@ -15,13 +15,16 @@
 //! parameters. The proof then fails exactly like a wrong password, with the same code, message
 //! and work, so names cannot be probed.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::auth::ScryptParams;
+use crate::auth::throttle::{Admission, LoginThrottle, ThrottlePolicy};
 use crate::auth::scram::{self, Exchange, Key, ServerKeys};
 use crate::auth::user_store::{Fingerprint, SALT_LEN, StoreError, UserStore, home_path};
 use crate::net::{ErrorCode, WireError};
@@ -35,6 +38,8 @@ pub const STORE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct AuthActor {
     data_dir: PathBuf,
+    /// Kept across restarts (the supervisor reuses this value): a crash must not lift bans.
+    throttle: LoginThrottle,
     secret: Key,
     default_scrypt: ScryptParams,
     store: UserStore,
@@ -48,10 +53,20 @@ impl AuthActor {
         data_dir: PathBuf,
         secret: Key,
         default_scrypt: ScryptParams,
+        policy: ThrottlePolicy,
         quota: Addr<QuotaActor>,
         disk: DiskPool,
     ) -> Self {
-        AuthActor { data_dir, secret, default_scrypt, store: UserStore::default(), fingerprint: None, quota, disk }
+        AuthActor {
+            data_dir,
+            throttle: LoginThrottle::new(policy),
+            secret,
+            default_scrypt,
+            store: UserStore::default(),
+            fingerprint: None,
+            quota,
+            disk,
+        }
     }
 
     fn keyed(&self, label: &str, user: &str) -> Key {
@@ -200,6 +215,7 @@ impl PendingLogin {
 pub struct BeginLogin {
     pub user: String,
     pub client_nonce: String,
+    pub peer: IpAddr,
 }
 
 type ReloadResult = Result<Option<(UserStore, Option<Fingerprint>)>, StoreError>;
@@ -217,6 +233,15 @@ impl Handler<BeginLogin> for AuthActor {
 
     fn handle(&mut self, msg: BeginLogin, _: &mut Context<Self>) -> Self::Result {
         Box::pin(self.refresh().map(move |(), act, ctx| {
+            if let Admission::Banned { remaining, by_address } = act.throttle.check(msg.peer, &msg.user, Instant::now()) {
+                let whom = if by_address { "from your address" } else { "for this user" };
+                let seconds = remaining.as_secs().max(1);
+                tracing::warn!(target: "access", user = %msg.user, peer = %msg.peer, op = "login", result = "banned", seconds);
+                return Err(WireError::new(
+                    ErrorCode::LoginBanned,
+                    format!("too many failed logins {whom}; try again in {seconds} seconds"),
+                ));
+            }
             let challenge = act.guarded(ctx, |act| act.challenge(msg.user.clone(), msg.client_nonce.clone()));
             let challenge = challenge.map_err(|panicked| WireError::new(ErrorCode::Internal, panicked.to_string()))?;
             if !scram::is_valid_nonce(&msg.client_nonce) {
@@ -248,14 +273,34 @@ pub struct FinishLogin {
     pub pending: PendingLogin,
     pub nonce: String,
     pub proof: Vec<u8>,
+    pub peer: IpAddr,
 }
 
 impl Handler<FinishLogin> for AuthActor {
-    type Result = Result<LoginOk, WireError>;
+    type Result = ResponseActFuture<Self, Result<LoginOk, WireError>>;
 
+    /// A failure is answered only after the throttle's delay, the same for every kind of
+    /// failure; the session waits meanwhile (it serves one request at a time).
     fn handle(&mut self, msg: FinishLogin, ctx: &mut Context<Self>) -> Self::Result {
-        self.guarded(ctx, |_| verify(msg))
-            .map_err(|panicked| WireError::new(ErrorCode::Internal, panicked.to_string()))?
+        let (peer, user) = (msg.peer, msg.pending.user().to_string());
+        let verified = self.guarded(ctx, |_| verify(msg));
+        let (result, delay) = match verified {
+            Ok(Ok(login)) => {
+                self.throttle.succeeded(peer, &user);
+                (Ok(login), Duration::ZERO)
+            }
+            Ok(Err(failed)) => {
+                let delay = self.throttle.failed(peer, &user, Instant::now());
+                (Err(failed), delay)
+            }
+            Err(panicked) => (Err(WireError::new(ErrorCode::Internal, panicked.to_string())), Duration::ZERO),
+        };
+        Box::pin(actix::fut::wrap_future(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            result
+        }))
     }
 }
 

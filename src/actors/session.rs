@@ -242,8 +242,9 @@ impl SessionActor {
 
     fn begin_login(&mut self, ctx: &mut Context<Self>, user: String, client_nonce: String) {
         let auth = self.services.auth.clone();
+        let peer = self.peer.ip();
         let work = async move {
-            match auth.send(BeginLogin { user, client_nonce }).await {
+            match auth.send(BeginLogin { user, client_nonce, peer }).await {
                 Ok(Ok(pending)) => (pending.challenge(), Some(pending)),
                 Ok(Err(error)) => (Response::error(error), None),
                 Err(_) => (internal("authentication service unavailable"), None),
@@ -265,7 +266,7 @@ impl SessionActor {
         let peer = self.peer;
         let work = async move {
             let user = pending.user().to_string();
-            let login = match auth.send(FinishLogin { pending, nonce, proof }).await {
+            let login = match auth.send(FinishLogin { pending, nonce, proof, peer: peer.ip() }).await {
                 Ok(result) => result,
                 Err(_) => return (internal("authentication service unavailable"), Err(false)),
             };

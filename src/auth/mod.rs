@@ -2,6 +2,7 @@
 
 pub mod kdf;
 pub mod scram;
+pub mod throttle;
 pub mod user_store;
 
 pub use kdf::ScryptParams;

@@ -47,6 +47,8 @@ error_codes! {
     UnexpectedMessage = 102 => "the message is not allowed at this point of the session; see the protocol states",
     /// Login failed: unknown user or wrong password (deliberately indistinguishable).
     AuthFailed = 200 => "check the user name and password and log in again",
+    /// Too many failed logins from this address or for this name; the ban expires by itself.
+    LoginBanned = 202 => "too many failed logins: wait until the ban ends (the message says how long)",
     /// A command that needs a login arrived before one.
     NotLoggedIn = 201 => "log in first",
     /// The login was not finished within `login_timeout_secs`.
