@@ -41,6 +41,7 @@ pub struct Config {
     pub chunk_bytes: usize,
     pub login_timeout_secs: u64,
     pub idle_timeout_secs: u64,
+    pub transfer_stall_secs: u64,
     pub shutdown_grace_secs: u64,
     pub login_failures_before_ban: u32,
     pub login_failure_window_secs: u64,
@@ -115,7 +116,7 @@ impl Config {
         if self.max_name_bytes == 0 || self.max_name_bytes > 244 {
             return invalid("max_name_bytes must be between 1 and 244");
         }
-        if self.login_timeout_secs == 0 || self.idle_timeout_secs == 0 {
+        if self.login_timeout_secs == 0 || self.idle_timeout_secs == 0 || self.transfer_stall_secs == 0 {
             return invalid("timeouts must be at least 1 second");
         }
         self.scrypt.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;

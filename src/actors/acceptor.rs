@@ -141,7 +141,8 @@ impl StreamHandler<std::io::Result<(TcpStream, SocketAddr)>> for Acceptor {
             let _ = notices.send(QueueNotice::Position(position));
             self.queue.push_back(Waiting { id, notices });
             tracing::info!(%peer, position, "connection queued");
-            actix_rt::spawn(wait_in_queue(stream, peer, id, receiver, ctx.address()));
+            let patience = Duration::from_secs(config.login_timeout_secs);
+            actix_rt::spawn(wait_in_queue(stream, peer, id, receiver, ctx.address(), patience));
         } else {
             tracing::warn!(%peer, active = self.active, queued = self.queue.len(), "server busy: connection refused");
             let busy = WireError::new(
@@ -230,11 +231,22 @@ async fn wait_in_queue(
     id: u64,
     mut notices: mpsc::UnboundedReceiver<QueueNotice>,
     acceptor: Addr<Acceptor>,
+    patience: Duration,
 ) {
     let mut watching_for_hangup = true;
     let mut probe = [0u8; 1];
+    let deadline = tokio::time::sleep(patience);
+    tokio::pin!(deadline);
     loop {
         tokio::select! {
+            () = &mut deadline => {
+                let waited = patience.as_secs();
+                let busy = WireError::new(ErrorCode::ServerBusy, format!("server still busy after {waited} seconds in the queue; try again later"));
+                let frame = encode_frame(&Response::error(busy)).expect("errors encode");
+                let _ = stream.write_all(&frame).await;
+                let _ = stream.shutdown().await;
+                return leave_queue(id, notices, acceptor).await;
+            }
             notice = notices.recv() => match notice {
                 Some(QueueNotice::Position(position)) => {
                     let frame = encode_frame(&Response::Queued { position }).expect("queued encodes");

@@ -24,8 +24,8 @@ use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::auth::ScryptParams;
-use crate::auth::throttle::{Admission, LoginThrottle, ThrottlePolicy};
 use crate::auth::scram::{self, Exchange, Key, ServerKeys};
+use crate::auth::throttle::{Admission, LoginThrottle, ThrottlePolicy};
 use crate::auth::user_store::{Fingerprint, SALT_LEN, StoreError, UserStore, home_path};
 use crate::net::{ErrorCode, WireError};
 

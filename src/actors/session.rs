@@ -125,7 +125,8 @@ impl SessionActor {
         let (read_half, write_half) = stream.into_split();
         let max_frame = services.config.max_frame_bytes;
         let (out, queue) = mpsc::channel(WRITE_QUEUE);
-        actix_rt::spawn(write_frames(FramedWrite::new(write_half, FrameCodec::new(max_frame)), queue));
+        let stall = Duration::from_secs(services.config.transfer_stall_secs);
+        actix_rt::spawn(write_frames(FramedWrite::new(write_half, FrameCodec::new(max_frame)), queue, stall));
         let sender = out.clone();
         let addr = SessionActor::create(move |ctx| {
             ctx.add_stream(FramedRead::new(read_half, FrameCodec::<Request, Response>::new(max_frame)));
@@ -183,12 +184,14 @@ impl SessionActor {
         apply: impl FnOnce(&mut Self, T, &mut Context<Self>) + 'static,
     ) {
         let out = self.out.clone();
+        let stall = Duration::from_secs(self.services.config.transfer_stall_secs);
         let task = async move {
             let (response, change) = match catch_panic_async("session", work).await {
                 Ok((response, change)) => (response, Some(change)),
                 Err(panicked) => (internal(&panicked.message), None),
             };
-            let sent = out.send(response).await.is_ok();
+            // A client that does not read its answers is not waited for forever.
+            let sent = matches!(tokio::time::timeout(stall, out.send(response)).await, Ok(Ok(())));
             (sent, change)
         };
         ctx.wait(task.into_actor(self).map(move |(sent, change), act, ctx| {
@@ -678,19 +681,20 @@ impl SessionActor {
         let user = session.user.clone();
         let peer = self.peer;
         let chunk = self.services.config.chunk_bytes;
+        let stall = Duration::from_secs(self.services.config.transfer_stall_secs);
         let out = self.out.clone();
         let work = async move {
             let started = Instant::now();
             let opened = disk.run("open download", move || Download::open(&home, &target, offset, &prefix_md5)).await;
             let mut download = match opened {
                 Ok(Ok(download)) => download,
-                Ok(Err(error)) => return (storage_error("get", &shown, error), ()),
-                Err(error) => return (internal(&error.to_string()), ()),
+                Ok(Err(error)) => return (storage_error("get", &shown, error), DownloadEnd::Finished),
+                Err(error) => return (internal(&error.to_string()), DownloadEnd::Finished),
             };
             let ready =
                 Response::GetReady { size: download.size(), offset: download.start(), modified: download.modified() };
             if out.send(ready).await.is_err() {
-                return (Response::Done, ());
+                return (Response::Done, DownloadEnd::Lost);
             }
             let start = download.start();
             while !download.is_done() {
@@ -700,20 +704,32 @@ impl SessionActor {
                         download = d;
                         bytes
                     }
-                    Ok((Err(error), _)) => return (storage_error("get", &shown, error), ()),
-                    Err(error) => return (internal(&error.to_string()), ()),
+                    Ok((Err(error), _)) => return (storage_error("get", &shown, error), DownloadEnd::Finished),
+                    Err(error) => return (internal(&error.to_string()), DownloadEnd::Finished),
                 };
-                if out.send(Response::Data { bytes: ByteBuf::from(bytes) }).await.is_err() {
-                    tracing::info!(target: "access", %user, %peer, op = "get", path = %shown, result = "connection lost");
-                    return (Response::Done, ());
+                match tokio::time::timeout(stall, out.send(Response::Data { bytes: ByteBuf::from(bytes) })).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => {
+                        tracing::info!(target: "access", %user, %peer, op = "get", path = %shown, result = "connection lost");
+                        return (Response::Done, DownloadEnd::Lost);
+                    }
+                    Err(_) => {
+                        // The client stopped reading: its queue is full, so no error can reach it.
+                        tracing::info!(target: "access", %user, %peer, op = "get", path = %shown, result = "stalled");
+                        return (Response::Done, DownloadEnd::Stalled);
+                    }
                 }
             }
             let md5 = download.md5();
             tracing::info!(target: "access", %user, %peer, op = "get", path = %shown, bytes = download.size() - start,
                 resumed_from = start, md5 = %hex::encode(md5), seconds = started.elapsed().as_secs_f64(), result = "ok");
-            (Response::GetEnd { md5: ByteBuf::from(md5.to_vec()) }, ())
+            (Response::GetEnd { md5: ByteBuf::from(md5.to_vec()) }, DownloadEnd::Finished)
         };
-        self.serve(ctx, work, |_, _, _| {});
+        self.serve(ctx, work, |_, end, ctx| {
+            if end != DownloadEnd::Finished {
+                ctx.stop();
+            }
+        });
     }
 }
 
@@ -736,6 +752,14 @@ fn quota_error(path: &str, error: QuotaError) -> Response {
     Response::error(WireError::new(code, format!("put {path}: {error}")))
 }
 
+/// How a download ended, for the session to decide whether it goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DownloadEnd {
+    Finished,
+    Lost,
+    Stalled,
+}
+
 fn unexpected(why: &str) -> Response {
     Response::error(WireError::new(ErrorCode::UnexpectedMessage, why))
 }
@@ -751,16 +775,19 @@ fn storage_error(op: &str, path: &str, error: StorageError) -> Response {
     Response::error(WireError::new(error.code(), format!("{op} {path}: {error}")))
 }
 
+/// Writes the session's frames. A client that stops reading for `stall` (the socket stays
+/// full) is given up on: the task ends and drops the socket, which also unblocks the session.
 async fn write_frames(
     mut sink: FramedWrite<OwnedWriteHalf, FrameCodec<Request, Response>>,
     mut queue: mpsc::Receiver<Response>,
+    stall: Duration,
 ) {
     while let Some(response) = queue.recv().await {
-        if sink.send(response).await.is_err() {
+        if !matches!(tokio::time::timeout(stall, sink.send(response)).await, Ok(Ok(()))) {
             return;
         }
     }
-    let _ = sink.close().await;
+    let _ = tokio::time::timeout(stall, sink.close()).await;
 }
 
 impl Actor for SessionActor {
@@ -781,8 +808,15 @@ impl Actor for SessionActor {
             }
         });
         let idle = Duration::from_secs(config.idle_timeout_secs);
-        ctx.run_interval(idle.min(Duration::from_secs(5)), move |act, ctx| {
-            if act.last_activity.elapsed() >= idle {
+        let stall = Duration::from_secs(config.transfer_stall_secs);
+        // Not run while a request is being served (ctx.wait); a stalled download is caught by
+        // the send timeout in `download` instead.
+        ctx.run_interval(Duration::from_secs(1), move |act, ctx| {
+            let quiet = act.last_activity.elapsed();
+            if act.upload_in_progress() && quiet >= stall {
+                let message = format!("no upload data for {} seconds; the partial is kept for resume", stall.as_secs());
+                act.close_with(ctx, WireError::new(ErrorCode::TransferStalled, message));
+            } else if quiet >= idle {
                 act.close_with(ctx, WireError::from(ErrorCode::IdleTimeout));
             }
         });

@@ -33,7 +33,10 @@ pub const MAX_TRACKED: usize = 100_000;
 pub enum Admission {
     Allowed,
     /// Banned until then; `by_address` tells which key is banned.
-    Banned { remaining: Duration, by_address: bool },
+    Banned {
+        remaining: Duration,
+        by_address: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -166,8 +169,14 @@ mod tests {
         assert_eq!(delays, [100, 200, 400, 800].map(Duration::from_millis));
         assert_eq!(t.check(ip(1), "alice", now), Admission::Allowed);
         t.failed(ip(1), "alice", now);
-        assert_eq!(t.check(ip(1), "bob", now), Admission::Banned { remaining: Duration::from_secs(60), by_address: true });
-        assert_eq!(t.check(ip(2), "alice", now), Admission::Banned { remaining: Duration::from_secs(60), by_address: false });
+        assert_eq!(
+            t.check(ip(1), "bob", now),
+            Admission::Banned { remaining: Duration::from_secs(60), by_address: true }
+        );
+        assert_eq!(
+            t.check(ip(2), "alice", now),
+            Admission::Banned { remaining: Duration::from_secs(60), by_address: false }
+        );
         assert_eq!(t.check(ip(2), "bob", now), Admission::Allowed, "other addresses and names are free");
         let later = now + Duration::from_secs(61);
         assert_eq!(t.check(ip(1), "alice", later), Admission::Allowed, "bans expire on their own");

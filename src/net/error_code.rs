@@ -79,6 +79,9 @@ error_codes! {
     ChecksumMismatch = 500 => "the data was damaged in transit and was discarded; transfer the file again",
     /// Data frames do not add up to the announced size (too many bytes or too few at the end).
     TransferSizeMismatch = 501 => "the client sent a different number of bytes than it announced; transfer again",
+    /// No upload data arrived, or the client did not read download data, for
+    /// `transfer_stall_secs`; the connection is closed and the partial upload kept.
+    TransferStalled = 502 => "the transfer stalled and was closed; reconnect and resume it",
     /// Too many clients: both the session slots and the waiting queue are full.
     ServerBusy = 600 => "the server is at capacity; try again in a moment",
     /// A bug or panic inside the server; the session continues.

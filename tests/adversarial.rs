@@ -1,0 +1,241 @@
+//! Hostile clients over raw sockets: malformed frames, brute force, slow and silent clients.
+//! After each one, a well-behaved client is served correctly.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use ftp_actor::client::{Client, GetReport, NoProgress};
+use ftp_actor::net::{ErrorCode, Request, Response, codec};
+use serde_bytes::ByteBuf;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads one frame; `None` when the server closed the connection.
+async fn read_frame(stream: &mut TcpStream) -> Option<Response> {
+    let mut prefix = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(30), stream.read_exact(&mut prefix)).await.expect("no hang").ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
+    stream.read_exact(&mut body).await.ok()?;
+    Some(codec::decode(&body).expect("the server sends valid frames"))
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+async fn raw(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    assert!(matches!(read_frame(&mut stream).await, Some(Response::Welcome { .. })));
+    stream
+}
+
+fn code(response: Option<Response>) -> u16 {
+    match response {
+        Some(Response::Error { code, .. }) => code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// A well-behaved client does real work: the server is still fine.
+async fn still_serves(server: &TestServer) {
+    let mut client = server.login("good", "pw").await;
+    let local = server.local("probe.bin");
+    std::fs::write(&local, random_bytes(70_000, 99)).unwrap();
+    client.put(&local, "probe.bin", &NoProgress).await.unwrap();
+    let back = server.local("probe.back");
+    let _ = std::fs::remove_file(&back);
+    assert!(matches!(client.get("probe.bin", &back, &NoProgress).await.unwrap(), GetReport::Downloaded { .. }));
+    assert_eq!(std::fs::read(back).unwrap(), std::fs::read(local).unwrap());
+}
+
+fn server() -> TestServer {
+    let server = TestServer::start_with(|c| {
+        c.login_timeout_secs = 1;
+        c.transfer_stall_secs = 1;
+        c.login_delay_base_ms = 10;
+    });
+    server.add_user("good", "pw", 1 << 30);
+    server
+}
+
+#[tokio::test]
+async fn malformed_frames_get_errors_and_the_server_keeps_serving() {
+    let server = server();
+    let addr = server.addr();
+    let cbor = |value: &serde_cbor::Value| serde_cbor::to_vec(value).unwrap();
+    use serde_cbor::Value;
+    let map =
+        |pairs: Vec<(&str, Value)>| Value::Map(pairs.into_iter().map(|(k, v)| (Value::Text(k.into()), v)).collect());
+    // (description, frame body); each must get error 100 and leave the connection usable.
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("wrong field type", cbor(&map(vec![("type", Value::Text("cd".into())), ("path", Value::Integer(5))]))),
+        ("unknown message", cbor(&map(vec![("type", Value::Text("format_disk".into()))]))),
+        ("missing field", cbor(&map(vec![("type", Value::Text("cd".into()))]))),
+        ("not a map", cbor(&Value::Integer(5))),
+        ("byte string type", cbor(&Value::Bytes(b"type".to_vec()))),
+        ("invalid CBOR", vec![0xff, 0xfe, 0xfd]),
+        ("trailing bytes", [cbor(&map(vec![("type", Value::Text("pwd".into()))])), vec![0]].concat()),
+        ("deep nesting", [vec![0x81; 500_000], vec![0x00]].concat()),
+        ("huge text claim", vec![0x7b, 0x10, 0, 0, 0, 0, 0, 0, 0]),
+        ("huge map claim", vec![0xbb, 0x10, 0, 0, 0, 0, 0, 0, 0]),
+        (
+            "huge bytes claim",
+            [
+                vec![0xa2, 0x64],
+                b"type".to_vec(),
+                vec![0x64],
+                b"data".to_vec(),
+                vec![0x65],
+                b"bytes".to_vec(),
+                vec![0x5b, 0x10, 0, 0, 0, 0, 0, 0, 0],
+            ]
+            .concat(),
+        ),
+        ("empty frame", vec![]),
+    ];
+    let mut stream = raw(addr).await;
+    for (what, body) in &cases {
+        stream.write_all(&frame(body)).await.unwrap();
+        assert_eq!(code(read_frame(&mut stream).await), ErrorCode::MalformedFrame.as_u16(), "{what}");
+    }
+    // Still the same connection: a valid request before login gets 201.
+    stream.write_all(&frame(&codec::encode(&Request::Pwd).unwrap())).await.unwrap();
+    assert_eq!(code(read_frame(&mut stream).await), ErrorCode::NotLoggedIn.as_u16());
+    still_serves(&server).await;
+
+    // An oversized length prefix: error 101 before anything is allocated, then closed.
+    let mut stream = raw(addr).await;
+    stream.write_all(&[0xff, 0xff, 0xff, 0xff]).await.unwrap();
+    assert_eq!(code(read_frame(&mut stream).await), ErrorCode::FrameTooLarge.as_u16());
+    assert!(read_frame(&mut stream).await.is_none(), "closed");
+    // A frame cut short by a hang-up.
+    let mut stream = raw(addr).await;
+    stream.write_all(&[0, 0, 0, 50, 0xa1, 0x64]).await.unwrap();
+    drop(stream);
+    // Data frames without an upload, and a second login, after logging in.
+    let mut client = server.login("good", "pw").await;
+    client.send(Request::Data { bytes: ByteBuf::from(vec![1; 10]) }).await.unwrap();
+    assert!(matches!(client.recv().await.unwrap(), Response::Error { code: 102, .. }));
+    assert_eq!(client.login("good", "pw").await.unwrap_err().code(), Some(ErrorCode::UnexpectedMessage));
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn brute_force_is_delayed_then_banned_and_the_ban_expires() {
+    let server = TestServer::start_with(|c| {
+        c.login_failures_before_ban = 3;
+        c.login_ban_secs = 2;
+        c.login_delay_base_ms = 10;
+    });
+    server.add_user("victim", "right", 1 << 20);
+    for guess in ["a", "b", "c"] {
+        let error = server.connect().await.login("victim", guess).await.unwrap_err();
+        assert_eq!(error.code(), Some(ErrorCode::AuthFailed));
+    }
+    // Banned: even the right password is refused at once with a clear error, not a hang.
+    let banned = tokio::time::timeout(Duration::from_secs(5), async {
+        server.connect().await.login("victim", "right").await.unwrap_err()
+    })
+    .await
+    .expect("a banned client gets an answer");
+    assert_eq!(banned.code(), Some(ErrorCode::LoginBanned), "{banned}");
+    assert!(banned.to_string().contains("try again in"), "{banned}");
+    // The address is banned for every name.
+    let other = server.connect().await.login("nobody", "x").await.unwrap_err();
+    assert_eq!(other.code(), Some(ErrorCode::LoginBanned));
+    // The ban expires on its own.
+    let mut recovered = None;
+    for _ in 0..100 {
+        match server.connect().await.login("victim", "right").await {
+            Ok(()) => {
+                recovered = Some(());
+                break;
+            }
+            Err(e) => assert_eq!(e.code(), Some(ErrorCode::LoginBanned)),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered.is_some(), "the ban expired");
+}
+
+#[tokio::test]
+async fn silent_and_slow_clients_cannot_hold_slots_or_queue_places() {
+    let server = TestServer::start_with(|c| {
+        c.max_concurrency = 1;
+        c.max_queued = 1;
+        c.login_timeout_secs = 1;
+        c.transfer_stall_secs = 1;
+    });
+    server.add_user("good", "pw", 1 << 30);
+    // A connection that says nothing holds the only slot, then is closed with 204.
+    let mut silent = raw(server.addr()).await;
+    // A second one waits in the queue, silently, and is sent away after the login timeout.
+    let mut queued = TcpStream::connect(server.addr()).await.unwrap();
+    assert!(matches!(read_frame(&mut queued).await, Some(Response::Queued { position: 1 })));
+    assert_eq!(code(read_frame(&mut silent).await), ErrorCode::LoginTimeout.as_u16());
+    assert!(read_frame(&mut silent).await.is_none());
+    // The queued one got the freed slot, and is timed out in turn (or was sent away).
+    match read_frame(&mut queued).await {
+        Some(Response::Welcome { .. }) => {
+            assert_eq!(code(read_frame(&mut queued).await), ErrorCode::LoginTimeout.as_u16())
+        }
+        other => assert_eq!(code(other), ErrorCode::ServerBusy.as_u16()),
+    }
+    // Half a frame, then nothing: the login timeout still applies.
+    let mut half = raw(server.addr()).await;
+    half.write_all(&[0, 0]).await.unwrap();
+    assert_eq!(code(read_frame(&mut half).await), ErrorCode::LoginTimeout.as_u16());
+    drop(half);
+
+    // A stalled upload is closed with 502; its partial is kept.
+    let mut uploader = server.login("good", "pw").await;
+    uploader.send(Request::Put { path: "stall.bin".into(), size: 1000 }).await.unwrap();
+    assert!(matches!(uploader.recv().await.unwrap(), Response::PutReady { .. }));
+    uploader.send(Request::Data { bytes: ByteBuf::from(vec![7; 400]) }).await.unwrap();
+    assert!(matches!(uploader.recv().await.unwrap(), Response::Error { code: 502, .. }));
+    drop(uploader);
+    assert_eq!(std::fs::metadata(server.home("good").join(".stall.bin.ftpa-part")).unwrap().len(), 400);
+
+    // A client that stops reading a download is cut off, freeing the slot.
+    std::fs::write(server.home("good").join("big.bin"), random_bytes(32 << 20, 1)).unwrap();
+    let mut reader = server.login("good", "pw").await;
+    reader
+        .send(Request::Get { path: "big.bin".into(), offset: 0, prefix_md5: ByteBuf::from(md5_of_nothing()) })
+        .await
+        .unwrap();
+    // The slot frees up: the next client gets in. (While it is taken, a newcomer waits in
+    // the queue at most the login timeout and is told the server is busy; it retries.)
+    let mut next = None;
+    for _ in 0..40 {
+        let mut client = match Client::connect(server.addr(), |_| {}).await {
+            Ok(client) => client,
+            Err(e) => {
+                assert_eq!(e.code(), Some(ErrorCode::ServerBusy), "{e}");
+                continue;
+            }
+        };
+        client.login("good", "pw").await.unwrap();
+        next = Some(client);
+        break;
+    }
+    let mut next = next.expect("the stalled reader's slot was freed");
+    assert_eq!(next.pwd().await.unwrap(), "/");
+    drop(reader);
+    still_serves_after(&mut next, &server).await;
+}
+
+fn md5_of_nothing() -> Vec<u8> {
+    ftp_actor::storage::transfer::md5_of(b"").to_vec()
+}
+
+async fn still_serves_after(client: &mut Client, server: &TestServer) {
+    let local = server.local("after.bin");
+    std::fs::write(&local, b"after").unwrap();
+    client.put(&local, "after.bin", &NoProgress).await.unwrap();
+    assert_eq!(std::fs::read(server.home("good").join("after.bin")).unwrap(), b"after");
+}
