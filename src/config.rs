@@ -37,6 +37,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub max_concurrency: usize,
     pub max_queued: usize,
+    pub max_sessions_per_address: usize,
+    pub max_sessions_per_user: usize,
     pub max_frame_bytes: usize,
     pub chunk_bytes: usize,
     pub login_timeout_secs: u64,

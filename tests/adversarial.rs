@@ -239,3 +239,37 @@ async fn still_serves_after(client: &mut Client, server: &TestServer) {
     client.put(&local, "after.bin", &NoProgress).await.unwrap();
     assert_eq!(std::fs::read(server.home("good").join("after.bin")).unwrap(), b"after");
 }
+
+#[tokio::test]
+async fn sessions_per_address_and_per_user_are_capped() {
+    let server = TestServer::start_with(|c| {
+        c.max_sessions_per_address = 3;
+        c.max_sessions_per_user = 2;
+    });
+    server.add_user("a", "pw", 1 << 20);
+    server.add_user("b", "pw", 1 << 20);
+    let a1 = server.login("a", "pw").await;
+    let _a2 = server.login("a", "pw").await;
+    // A third session of the same user is refused at login; the connection stays usable.
+    let mut third = server.connect().await;
+    assert_eq!(third.login("a", "pw").await.unwrap_err().code(), Some(ErrorCode::TooManySessionsForUser));
+    // A fourth connection from this address is refused at once.
+    let error = Client::connect(server.addr(), |_| {}).await.err().expect("refused");
+    assert_eq!(error.code(), Some(ErrorCode::TooManyFromAddress), "{error}");
+    // The refused login can log in as another user on the same connection.
+    third.login("b", "pw").await.unwrap();
+    // When a session ends, its places are given back.
+    a1.quit().await.unwrap();
+    let mut again = None;
+    for _ in 0..100 {
+        match Client::connect(server.addr(), |_| {}).await {
+            Ok(client) => {
+                again = Some(client);
+                break;
+            }
+            Err(e) => assert_eq!(e.code(), Some(ErrorCode::TooManyFromAddress)),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    again.expect("the address has a place again").login("a", "pw").await.unwrap();
+}

@@ -13,7 +13,7 @@
 //! on disk for a later resume.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -48,6 +48,12 @@ struct SessionLink {
 
 pub struct Acceptor {
     services: Services,
+    /// Connections (sessions and waiting) per source address, and the address of each.
+    per_address: HashMap<IpAddr, usize>,
+    addresses: HashMap<u64, IpAddr>,
+    /// Logged-in sessions per user, and the user of each.
+    per_user: HashMap<String, usize>,
+    users: HashMap<u64, String>,
     listener: Option<TcpListener>,
     listening: Option<SpawnHandle>,
     active: usize,
@@ -61,6 +67,10 @@ impl Acceptor {
     pub fn new(listener: TcpListener, services: Services) -> Acceptor {
         Acceptor {
             services,
+            per_address: HashMap::new(),
+            addresses: HashMap::new(),
+            per_user: HashMap::new(),
+            users: HashMap::new(),
             listener: Some(listener),
             listening: None,
             active: 0,
@@ -72,8 +82,30 @@ impl Acceptor {
     }
 
     fn start_session(&mut self, ctx: &mut Context<Self>, id: u64, stream: TcpStream, peer: SocketAddr) {
-        let (addr, out) = SessionActor::start(id, stream, peer, self.services.clone(), ctx.address().recipient());
+        let me = ctx.address();
+        let (addr, out) =
+            SessionActor::start(id, stream, peer, self.services.clone(), me.clone().recipient(), me.recipient());
         self.sessions.insert(id, SessionLink { addr, out });
+    }
+
+    /// Forgets a connection that ended (or never got in): its address and user counts.
+    fn forget(&mut self, id: u64) {
+        if let Some(address) = self.addresses.remove(&id)
+            && let Some(count) = self.per_address.get_mut(&address)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.per_address.remove(&address);
+            }
+        }
+        if let Some(user) = self.users.remove(&id)
+            && let Some(count) = self.per_user.get_mut(&user)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.per_user.remove(&user);
+            }
+        }
     }
 
     fn stop_when_idle(&self) {
@@ -132,6 +164,18 @@ impl StreamHandler<std::io::Result<(TcpStream, SocketAddr)>> for Acceptor {
         self.next_id += 1;
         let id = self.next_id;
         let config = &self.services.config;
+        let from_address = self.per_address.get(&peer.ip()).copied().unwrap_or(0);
+        if from_address >= config.max_sessions_per_address {
+            tracing::warn!(%peer, from_address, "too many connections from one address: refused");
+            let error = WireError::new(
+                ErrorCode::TooManyFromAddress,
+                format!("too many connections from your address (at most {})", config.max_sessions_per_address),
+            );
+            actix_rt::spawn(refuse(stream, error));
+            return;
+        }
+        *self.per_address.entry(peer.ip()).or_default() += 1;
+        self.addresses.insert(id, peer.ip());
         if self.active < config.max_concurrency {
             self.active += 1;
             self.start_session(ctx, id, stream, peer);
@@ -145,6 +189,7 @@ impl StreamHandler<std::io::Result<(TcpStream, SocketAddr)>> for Acceptor {
             actix_rt::spawn(wait_in_queue(stream, peer, id, receiver, ctx.address(), patience));
         } else {
             tracing::warn!(%peer, active = self.active, queued = self.queue.len(), "server busy: connection refused");
+            self.forget(id);
             let busy = WireError::new(
                 ErrorCode::ServerBusy,
                 "server busy: all sessions and queue places are taken; try again in a moment",
@@ -172,6 +217,7 @@ impl Handler<SessionEnded> for Acceptor {
     fn handle(&mut self, msg: SessionEnded, _: &mut Context<Self>) {
         self.active = self.active.saturating_sub(1);
         self.sessions.remove(&msg.id);
+        self.forget(msg.id);
         self.admit_waiting();
         self.stop_when_idle();
     }
@@ -192,6 +238,7 @@ impl Handler<Admitted> for Acceptor {
     fn handle(&mut self, msg: Admitted, ctx: &mut Context<Self>) {
         if self.shutting_down {
             self.active = self.active.saturating_sub(1);
+            self.forget(msg.id);
             actix_rt::spawn(refuse(msg.stream, shutting_down()));
             return;
         }
@@ -220,6 +267,7 @@ impl Handler<LeftQueue> for Acceptor {
             self.queue.remove(index);
             self.announce_positions();
         }
+        self.forget(msg.id);
     }
 }
 
@@ -339,5 +387,31 @@ impl Handler<Shutdown> for Acceptor {
             // Give the writers a moment to flush the message, then stop.
             ctx.run_later(Duration::from_millis(200), |_, _| System::current().stop());
         });
+    }
+}
+
+/// A session logged in: may this user have one more session?
+#[derive(Message)]
+#[rtype(result = "Result<(), WireError>")]
+pub struct ClaimUserSession {
+    pub id: u64,
+    pub user: String,
+}
+
+impl Handler<ClaimUserSession> for Acceptor {
+    type Result = Result<(), WireError>;
+
+    fn handle(&mut self, msg: ClaimUserSession, _: &mut Context<Self>) -> Self::Result {
+        let limit = self.services.config.max_sessions_per_user;
+        let count = self.per_user.entry(msg.user.clone()).or_default();
+        if *count >= limit {
+            return Err(WireError::new(
+                ErrorCode::TooManySessionsForUser,
+                format!("{} already has {limit} sessions, the most allowed", msg.user),
+            ));
+        }
+        *count += 1;
+        self.users.insert(msg.id, msg.user);
+        Ok(())
     }
 }

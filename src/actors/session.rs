@@ -30,7 +30,7 @@ use crate::quota::upload_need;
 use crate::storage::{Download, Home, PartialUpload, StorageError, VirtualPath};
 
 use super::Services;
-use super::acceptor::SessionEnded;
+use super::acceptor::{ClaimUserSession, SessionEnded};
 use super::auth::{BeginLogin, FinishLogin, PendingLogin};
 use super::panic_guard::{catch_panic, catch_panic_async};
 use super::quota::{Adjust, GetUsage, OpenUpload, QuotaActor, QuotaError, Reserve, UploadLease};
@@ -101,6 +101,8 @@ pub struct SessionActor {
     peer: SocketAddr,
     services: Services,
     _slot: SlotGuard,
+    /// Where a login claims one of its user's `max_sessions_per_user` places.
+    user_slots: Recipient<ClaimUserSession>,
     out: mpsc::Sender<Response>,
     phase: Phase,
     failed_logins: u32,
@@ -120,6 +122,7 @@ impl SessionActor {
         peer: SocketAddr,
         services: Services,
         acceptor: Recipient<SessionEnded>,
+        user_slots: Recipient<ClaimUserSession>,
     ) -> (Addr<SessionActor>, mpsc::Sender<Response>) {
         let _ = stream.set_nodelay(true);
         let (read_half, write_half) = stream.into_split();
@@ -135,6 +138,7 @@ impl SessionActor {
                 peer,
                 services,
                 _slot: SlotGuard { id, acceptor },
+                user_slots,
                 out,
                 phase: Phase::Connected,
                 failed_logins: 0,
@@ -266,6 +270,8 @@ impl SessionActor {
         };
         let auth = self.services.auth.clone();
         let disk = self.services.disk.clone();
+        let user_slots = self.user_slots.clone();
+        let id = self.id;
         let peer = self.peer;
         let work = async move {
             let user = pending.user().to_string();
@@ -280,6 +286,11 @@ impl SessionActor {
                     return (Response::error(error), Err(true));
                 }
             };
+            match user_slots.send(ClaimUserSession { id, user: login.user.clone() }).await {
+                Ok(Ok(())) => {}
+                Ok(Err(refused)) => return (Response::error(refused), Err(false)),
+                Err(_) => return (internal("admission service unavailable"), Err(false)),
+            }
             let home_path = login.home.clone();
             match disk.run("open home", move || Home::open(&home_path)).await {
                 Ok(Ok(home)) => {

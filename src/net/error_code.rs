@@ -51,6 +51,8 @@ error_codes! {
     LoginBanned = 202 => "too many failed logins: wait until the ban ends (the message says how long)",
     /// A command that needs a login arrived before one.
     NotLoggedIn = 201 => "log in first",
+    /// The user already has `max_sessions_per_user` sessions.
+    TooManySessionsForUser = 205 => "close another session of this user first",
     /// The login was not finished within `login_timeout_secs`.
     LoginTimeout = 204 => "log in promptly after connecting",
     /// The path would leave the user's home (`..` above home, a symlink pointing out).
@@ -88,6 +90,8 @@ error_codes! {
     Internal = 601 => "an internal error occurred; try again, and tell the administrator if it persists",
     /// The server is shutting down (SIGTERM, Ctrl-C); partial uploads are kept for resume.
     ShuttingDown = 602 => "the server is shutting down; reconnect later and resume the transfer",
+    /// The client's address already has `max_sessions_per_address` connections.
+    TooManyFromAddress = 604 => "too many connections from your address; close some and retry",
     /// The session was idle longer than `idle_timeout_secs`.
     IdleTimeout = 603 => "the session was closed after being idle; reconnect",
 }
