@@ -136,3 +136,85 @@ async fn traversal_corpus_is_refused_and_nothing_outside_is_touched() {
     assert_eq!(code_of(v.list(Some("../j"))).await, Some(ErrorCode::PathOutsideHome));
     assert_eq!(v.list(None).await.unwrap().entries.len(), 1);
 }
+
+/// A directory swapped for a symlink pointing out while an upload runs: publishing refuses
+/// to follow it, and nothing is written outside.
+#[tokio::test]
+async fn a_directory_swapped_for_an_outward_symlink_mid_upload_is_refused() {
+    use ftp_actor::net::{Request, Response};
+    use serde_bytes::ByteBuf;
+    let server = TestServer::start();
+    server.add_user("j", "pw", 1 << 20);
+    let home = server.home("j");
+    let outside = server.dir.path().join("outside-swap");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::create_dir(home.join("d")).unwrap();
+    let mut c = server.login("j", "pw").await;
+    let data = random_bytes(200_000, 3);
+    c.send(Request::Put { path: "d/f.bin".into(), size: data.len() as u64 }).await.unwrap();
+    assert!(matches!(c.recv().await.unwrap(), Response::PutReady { .. }));
+    c.send(Request::Data { bytes: ByteBuf::from(data[..100_000].to_vec()) }).await.unwrap();
+    assert_eq!(c.pwd().await.unwrap_err().code(), Some(ErrorCode::UnexpectedMessage), "the write is done");
+    // The swap, between the upload's start and its end.
+    std::fs::rename(home.join("d"), home.join("d.real")).unwrap();
+    std::os::unix::fs::symlink(&outside, home.join("d")).unwrap();
+    c.send(Request::Data { bytes: ByteBuf::from(data[100_000..].to_vec()) }).await.unwrap();
+    c.send(Request::PutEnd { md5: ByteBuf::from(ftp_actor::storage::transfer::md5_of(&data).to_vec()) }).await.unwrap();
+    match c.recv().await.unwrap() {
+        Response::Error { code, .. } => assert_eq!(code, ErrorCode::PathOutsideHome.as_u16()),
+        other => panic!("published through an outward symlink: {other:?}"),
+    }
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing written outside");
+    assert_eq!(c.pwd().await.unwrap(), "/");
+}
+
+/// A symlink flipped between an inside target and an outside one while a client lists and
+/// downloads through it: every answer is either inside data or a refusal.
+#[tokio::test]
+async fn racing_symlink_swaps_never_leak_outside_data() {
+    let server = TestServer::start();
+    server.add_user("j", "pw", 1 << 20);
+    let home = server.home("j");
+    let outside = server.dir.path().join("outside-race");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("f"), b"OUTSIDE SECRET").unwrap();
+    std::fs::create_dir(home.join("in")).unwrap();
+    std::fs::write(home.join("in/f"), b"inside data").unwrap();
+    std::os::unix::fs::symlink("in", home.join("link")).unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let (home, outside, stop) = (home.clone(), outside.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut out = false;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let temp = home.join("link.tmp");
+                let target: &std::path::Path = if out { &outside } else { std::path::Path::new("in") };
+                std::os::unix::fs::symlink(target, &temp).unwrap();
+                std::fs::rename(&temp, home.join("link")).unwrap(); // atomic swap
+                out = !out;
+            }
+        })
+    };
+    let mut c = server.login("j", "pw").await;
+    let (mut inside, mut refused) = (0, 0);
+    for i in 0..300 {
+        let local = server.local(&format!("race{i}"));
+        match c.get("link/f", &local, &NoProgress).await {
+            Ok(_) => {
+                assert_eq!(std::fs::read(&local).unwrap(), b"inside data");
+                inside += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), Some(ErrorCode::PathOutsideHome), "{e}");
+                refused += 1;
+            }
+        }
+        if let Ok(listing) = c.list(Some("link")).await {
+            assert!(listing.entries.iter().all(|e| e.size != 14), "no outside entry listed");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flipper.join().unwrap();
+    assert!(inside > 0 && refused > 0, "both sides of the race were hit ({inside} inside, {refused} refused)");
+}
