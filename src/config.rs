@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::auth::ScryptParams;
 use crate::auth::throttle::ThrottlePolicy;
+use crate::quota::hash_budget::HashBudgetPolicy;
 use crate::size::parse_size;
 use crate::storage::PathLimits;
 
@@ -55,6 +56,10 @@ pub struct Config {
     pub max_list_entries: usize,
     #[serde(deserialize_with = "size_or_bytes")]
     pub default_quota: u64,
+    #[serde(deserialize_with = "size_or_bytes")]
+    pub hash_budget_bytes: u64,
+    #[serde(deserialize_with = "size_or_bytes")]
+    pub hash_budget_refill_bytes_per_sec: u64,
     pub scrypt: ScryptParams,
 }
 
@@ -133,6 +138,10 @@ impl Config {
             max_delay: Duration::from_millis(self.login_delay_max_ms),
             window: Duration::from_secs(self.login_failure_window_secs),
         }
+    }
+
+    pub fn hash_budget_policy(&self) -> HashBudgetPolicy {
+        HashBudgetPolicy { capacity: self.hash_budget_bytes, refill_per_second: self.hash_budget_refill_bytes_per_sec }
     }
 
     pub fn path_limits(&self) -> PathLimits {

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use base64::Engine;
@@ -17,6 +17,7 @@ use crate::auth::scram::Key;
 use crate::auth::user_store::{StoreError, UserStore, add_user};
 use crate::config::Config;
 use crate::quota::UsageGate;
+use crate::quota::hash_budget::HashBudget;
 use crate::storage::home::create_home_dir;
 
 const SECRET_FILE: &str = "server.secret";
@@ -100,7 +101,8 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
         let policy = config.throttle_policy();
         Supervisor::start(move |_| AuthActor::new(data_dir, secret, scrypt, policy, quota, disk))
     };
-    let services = Services { config, auth, quota, disk, gate };
+    let hash_budget = Arc::new(Mutex::new(HashBudget::new(config.hash_budget_policy())));
+    let services = Services { config, auth, quota, disk, gate, hash_budget };
     let acceptor = Acceptor::new(listener, services.clone()).start();
     Ok(Started { addr: local, services, acceptor })
 }

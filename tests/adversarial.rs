@@ -273,3 +273,53 @@ async fn sessions_per_address_and_per_user_are_capped() {
     }
     again.expect("the address has a place again").login("a", "pw").await.unwrap();
 }
+
+/// Resume checks that hash without transferring are budgeted per user.
+#[tokio::test]
+async fn resume_hashing_a_client_can_demand_is_budgeted() {
+    let server = TestServer::start_with(|c| {
+        c.hash_budget_bytes = 3 << 20;
+        c.hash_budget_refill_bytes_per_sec = 1 << 20;
+    });
+    server.add_user("h", "pw", 1 << 30);
+    let data = random_bytes(2 << 20, 8);
+    std::fs::write(server.home("h").join("big.bin"), &data).unwrap();
+    let mut c = server.login("h", "pw").await;
+    let near_end = data.len() as u64 - 1;
+    let prefix = ftp_actor::storage::transfer::md5_of(&data[..near_end as usize]).to_vec();
+    // Each request makes the server hash 2 MiB to send 1 byte.
+    let ask = async |c: &mut Client| {
+        c.send(Request::Get { path: "big.bin".into(), offset: near_end, prefix_md5: ByteBuf::from(prefix.clone()) })
+            .await
+            .unwrap();
+        match c.recv().await.unwrap() {
+            Response::GetReady { offset, .. } => {
+                assert_eq!(offset, near_end);
+                assert!(matches!(c.recv().await.unwrap(), Response::Data { .. }));
+                assert!(matches!(c.recv().await.unwrap(), Response::GetEnd { .. }));
+                None
+            }
+            Response::Error { code, message } => Some((code, message)),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(ask(&mut c).await, None);
+    assert_eq!(ask(&mut c).await, None, "the budget may go into debt once");
+    let (code, message) = ask(&mut c).await.expect("refused");
+    assert_eq!(code, ErrorCode::HashBudgetExhausted.as_u16());
+    assert!(message.contains("try again in"), "{message}");
+    // A fresh upload needs no hashing and is not held back.
+    let local = server.local("fresh.bin");
+    std::fs::write(&local, b"fresh").unwrap();
+    c.put(&local, "fresh.bin", &NoProgress).await.unwrap();
+    // The budget refills by itself.
+    let mut served = false;
+    for _ in 0..100 {
+        if ask(&mut c).await.is_none() {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "the budget refilled");
+}

@@ -8,12 +8,14 @@ pub mod panic_guard;
 pub mod quota;
 pub mod session;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use actix::Addr;
 
 use crate::config::Config;
 use crate::quota::UsageGate;
+use crate::quota::hash_budget::HashBudget;
 
 /// What every session needs: the configuration and the shared actors.
 #[derive(Clone)]
@@ -24,4 +26,27 @@ pub struct Services {
     pub disk: disk::DiskPool,
     /// Held by every job that changes file bytes in a home; see [`UsageGate`].
     pub gate: Arc<UsageGate>,
+    /// Resume-verification hashing per user; see [`HashBudget`].
+    pub hash_budget: Arc<Mutex<HashBudget>>,
+}
+
+impl Services {
+    /// May `user` make the server hash a resume prefix now? The error is the answer to send.
+    pub fn may_hash(&self, user: &str) -> Result<(), crate::net::WireError> {
+        let mut budget = self.hash_budget.lock().unwrap_or_else(|p| p.into_inner());
+        budget.may_start(user, Instant::now()).map_err(|wait| {
+            crate::net::WireError::new(
+                crate::net::ErrorCode::HashBudgetExhausted,
+                format!("too many resume checks for now; try again in {} seconds", wait.as_secs().max(1)),
+            )
+        })
+    }
+
+    /// Charges `user` for `bytes` of resume hashing.
+    pub fn charge_hashing(&self, user: &str, bytes: u64) {
+        if bytes > 0 {
+            let mut budget = self.hash_budget.lock().unwrap_or_else(|p| p.into_inner());
+            budget.charge(user, bytes, Instant::now());
+        }
+    }
 }

@@ -497,12 +497,22 @@ impl SessionActor {
         let home = session.home.clone();
         let user = session.user.clone();
         let absolute = session.home_path.join(target.to_relative());
+        let services = self.services.clone();
         let work = async move {
-            let lease = match quota.send(OpenUpload { user, target: absolute }).await {
+            let lease = match quota.send(OpenUpload { user: user.clone(), target: absolute }).await {
                 Ok(Ok(lease)) => lease,
                 Ok(Err(error)) => return (quota_error(&shown, error), None),
                 Err(_) => return (internal("quota service unavailable"), None),
             };
+            if let Err(refused) = services.may_hash(&user) {
+                // In debt: only an upload that would hash an existing partial must wait.
+                let (home, partial) = (home.clone(), target.partial());
+                let existing =
+                    disk.run("stat partial", move || partial.map_or(0, |p| home.file_len(&p))).await.unwrap_or(0);
+                if existing > 0 {
+                    return (Response::error(refused), None);
+                }
+            }
             let opened = {
                 let (home, gate) = (home.clone(), gate.clone());
                 disk.run("open upload", move || {
@@ -516,7 +526,10 @@ impl SessionActor {
                 .await
             };
             let upload = match opened {
-                Ok(Ok(upload)) => upload,
+                Ok(Ok(upload)) => {
+                    services.charge_hashing(&user, upload.resumed_from);
+                    upload
+                }
                 Ok(Err(error)) => return (storage_error("put", &shown, error), None),
                 Err(error) => return (internal(&error.to_string()), None),
             };
@@ -694,9 +707,20 @@ impl SessionActor {
         let chunk = self.services.config.chunk_bytes;
         let stall = Duration::from_secs(self.services.config.transfer_stall_secs);
         let out = self.out.clone();
+        if offset > 0
+            && let Err(refused) = self.services.may_hash(&user)
+        {
+            return self.reply(ctx, Response::error(refused));
+        }
+        let services = self.services.clone();
         let work = async move {
             let started = Instant::now();
             let opened = disk.run("open download", move || Download::open(&home, &target, offset, &prefix_md5)).await;
+            if let Ok(Ok(download)) = &opened
+                && offset <= download.size()
+            {
+                services.charge_hashing(&user, offset);
+            }
             let mut download = match opened {
                 Ok(Ok(download)) => download,
                 Ok(Err(error)) => return (storage_error("get", &shown, error), DownloadEnd::Finished),

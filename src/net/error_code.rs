@@ -75,6 +75,8 @@ error_codes! {
     QuotaExceeded = 400 => "free space (rm) or ask the administrator for a larger quota",
     /// The server's disk is full.
     DiskFull = 401 => "the server's disk is full; the partial upload is kept, resume it later",
+    /// The user's resume-verification hashing budget is used up for now.
+    HashBudgetExhausted = 406 => "too many resume checks for now: wait the seconds the message says, or transfer from the start",
     /// Any other storage failure on the server.
     StorageFailure = 402 => "the server could not read or write the file; try again or tell the administrator",
     /// The MD5 of the received data does not match the sender's MD5.
