@@ -106,10 +106,14 @@ async fn serve_on_a_fresh_data_directory_creates_a_demo_user() {
     assert_eq!(client.pwd().await.unwrap(), "/");
     child.kill().unwrap();
     child.wait().unwrap();
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(dir.path().join("data/users.toml")).unwrap().permissions(),
-    );
-    assert_eq!(mode & 0o777, 0o600);
+    let mode = |path: &str| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.path().join(path)).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode("data/users.toml"), 0o600);
+    assert_eq!(mode("data/server.secret"), 0o600);
+    assert_eq!(mode("data"), 0o700);
+    assert_eq!(mode("data/homes/demo"), 0o700);
 }
 
 #[test]
