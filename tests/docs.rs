@@ -11,7 +11,11 @@ fn read(path: &str) -> String {
 fn every_error_code_is_in_the_protocol_table() {
     let protocol = read("docs/PROTOCOL.md");
     for code in ErrorCode::ALL {
-        assert!(protocol.contains(&format!("\n| {} |", code.as_u16())), "error {} is missing from docs/PROTOCOL.md", code);
+        assert!(
+            protocol.contains(&format!("\n| {} |", code.as_u16())),
+            "error {} is missing from docs/PROTOCOL.md",
+            code
+        );
     }
 }
 
