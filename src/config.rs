@@ -49,6 +49,8 @@ pub struct Config {
     pub login_failures_before_ban: u32,
     pub login_failure_window_secs: u64,
     pub login_ban_secs: u64,
+    pub login_ban_max_secs: u64,
+    pub max_login_attempts_per_connection: u32,
     pub login_delay_base_ms: u64,
     pub login_delay_max_ms: u64,
     pub max_path_bytes: usize,
@@ -134,6 +136,7 @@ impl Config {
         ThrottlePolicy {
             failures_before_ban: self.login_failures_before_ban.max(1),
             ban: Duration::from_secs(self.login_ban_secs),
+            max_ban: Duration::from_secs(self.login_ban_max_secs.max(self.login_ban_secs)),
             base_delay: Duration::from_millis(self.login_delay_base_ms),
             max_delay: Duration::from_millis(self.login_delay_max_ms),
             window: Duration::from_secs(self.login_failure_window_secs),

@@ -37,8 +37,6 @@ use super::quota::{Adjust, GetUsage, OpenUpload, QuotaActor, QuotaError, Reserve
 
 /// Frames queued for the writer task; with 256 KiB chunks, at most 1 MiB waits per session.
 const WRITE_QUEUE: usize = 4;
-/// Failed logins allowed on one connection before it is closed.
-const MAX_LOGIN_ATTEMPTS: u32 = 3;
 
 type Incoming = Result<Result<Request, MalformedFrame>, FrameError>;
 
@@ -324,7 +322,7 @@ impl SessionActor {
             }
             Err(true) => {
                 act.failed_logins += 1;
-                if act.failed_logins >= MAX_LOGIN_ATTEMPTS {
+                if act.failed_logins >= act.services.config.max_login_attempts_per_connection.max(1) {
                     ctx.stop();
                 }
             }

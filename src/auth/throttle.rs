@@ -6,7 +6,7 @@
 //! to a failed login is delayed by `base_delay * 2^(count - 1)` (at most `max_delay`), the same
 //! for an unknown user as for a wrong password, since both are the same failure here. At
 //! `failures_before_ban` the address (or name) is banned for `ban`, doubled for each earlier
-//! ban of the same key (at most a day); bans expire on their own. A success clears the name's
+//! ban of the same key (at most `max_ban`); bans expire on their own. A success clears the name's
 //! and the address's failure counts, not their ban history.
 
 use std::collections::HashMap;
@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 pub struct ThrottlePolicy {
     pub failures_before_ban: u32,
     pub ban: Duration,
+    /// The longest a ban grows to.
+    pub max_ban: Duration,
     pub base_delay: Duration,
     pub max_delay: Duration,
     pub window: Duration,
 }
 
-/// The longest a ban grows to.
-pub const MAX_BAN: Duration = Duration::from_secs(24 * 3600);
 /// Keys tracked at most; the stalest are dropped past this (bounded memory under a flood).
 pub const MAX_TRACKED: usize = 100_000;
 
@@ -99,7 +99,7 @@ impl LoginThrottle {
             let exponent = (record.failures - 1).min(20);
             delay = delay.max(policy.base_delay.saturating_mul(1 << exponent).min(policy.max_delay));
             if record.failures >= policy.failures_before_ban {
-                let length = policy.ban.saturating_mul(1 << record.bans.min(16)).min(MAX_BAN);
+                let length = policy.ban.saturating_mul(1 << record.bans.min(16)).min(policy.max_ban);
                 record.banned_until = Some(now + length);
                 record.bans += 1;
                 record.failures = 0;
@@ -151,6 +151,7 @@ mod tests {
         ThrottlePolicy {
             failures_before_ban: 5,
             ban: Duration::from_secs(60),
+            max_ban: Duration::from_secs(3600),
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(2),
             window: Duration::from_secs(600),
