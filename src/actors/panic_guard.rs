@@ -27,13 +27,18 @@ pub async fn catch_panic_async<R>(place: &'static str, work: impl Future<Output 
     AssertUnwindSafe(work).catch_unwind().await.map_err(|panic| Panicked::logged(place, panic))
 }
 
+/// The text of a panic's payload (`panic!` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
+}
+
 impl Panicked {
     fn logged(place: &'static str, panic: Box<dyn std::any::Any + Send>) -> Panicked {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic".to_string());
+        let message = panic_message(panic.as_ref());
         tracing::error!(place, %message, "handler panicked");
         Panicked { place, message }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use crate::actors::panic_guard::InjectPanic;
+use crate::actors::panic_guard::{InjectPanic, panic_message};
 use crate::auth::ScryptParams;
 use crate::auth::user_store::{add_user, default_home};
 use crate::client::{Client, NoProgress};
@@ -58,12 +58,7 @@ pub fn run(args: DemoArgs) -> u8 {
     let Demo::Supervisor = args.demo;
     // Panics are part of the show: print them as one line instead of a backtrace.
     std::panic::set_hook(Box::new(|info| {
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let message = panic_message(info.payload());
         println!("   (a handler panicked: \"{message}\"; caught at the handler boundary)");
     }));
     let dir = std::env::temp_dir().join(format!("ftp-actor-demo-{}", std::process::id()));

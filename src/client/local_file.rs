@@ -8,27 +8,12 @@ use std::path::{Path, PathBuf};
 use md5::{Digest, Md5};
 
 use crate::storage::jail::PARTIAL_SUFFIX;
+pub use crate::storage::transfer::hash_prefix;
 
 /// The hidden partial file a download of `local` is written to: `.NAME.ftpa-part` beside it.
 pub fn partial_path(local: &Path) -> PathBuf {
     let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     local.with_file_name(format!(".{name}{PARTIAL_SUFFIX}"))
-}
-
-/// Feeds the first `len` bytes of `file` (from its current position) into `hasher`.
-pub fn hash_prefix(file: &mut File, len: u64, hasher: &mut Md5) -> std::io::Result<()> {
-    let mut buffer = vec![0u8; (1 << 20).min(len as usize).max(1)];
-    let mut left = len;
-    while left > 0 {
-        let want = buffer.len().min(left as usize);
-        let got = file.read(&mut buffer[..want])?;
-        if got == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while being read"));
-        }
-        hasher.update(&buffer[..got]);
-        left -= got as u64;
-    }
-    Ok(())
 }
 
 /// MD5 and length of a whole file.

@@ -54,6 +54,8 @@ impl From<std::io::Error> for StorageError {
             // permission problem inside one is an administrator's change and refusing is right.
             PermissionDenied => StorageError::OutsideHome,
             InvalidFilename => StorageError::Jail(JailError::NameTooLong(255)),
+            // A server file ended before the length it had when opened.
+            UnexpectedEof => StorageError::ChangedDuringTransfer,
             _ => StorageError::Io(error),
         }
     }

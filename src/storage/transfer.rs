@@ -20,15 +20,17 @@ pub type Md5Digest = [u8; 16];
 /// Block size for hashing existing bytes.
 const HASH_BLOCK: usize = 1 << 20;
 
-/// Feeds `len` bytes from `file`'s current position into `hasher`.
-fn hash_from(file: &mut std::fs::File, len: u64, hasher: &mut Md5) -> Result<(), StorageError> {
+/// Feeds `len` bytes from `file`'s current position into `hasher`; a file shorter than that
+/// is an `UnexpectedEof` error. Shared by the server (prefix checks, resumed partials) and the
+/// client (its local file or partial).
+pub fn hash_prefix(file: &mut std::fs::File, len: u64, hasher: &mut Md5) -> std::io::Result<()> {
     let mut buffer = vec![0u8; HASH_BLOCK.min(len as usize).max(1)];
     let mut left = len;
     while left > 0 {
         let want = buffer.len().min(left as usize);
         let got = file.read(&mut buffer[..want])?;
         if got == 0 {
-            return Err(StorageError::ChangedDuringTransfer);
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank while being read"));
         }
         hasher.update(&buffer[..got]);
         left -= got as u64;
@@ -95,7 +97,7 @@ impl PartialUpload {
         if start_len > size {
             upload.restart()?;
         } else {
-            hash_from(&mut upload.file, start_len, &mut upload.hasher)?;
+            hash_prefix(&mut upload.file, start_len, &mut upload.hasher)?;
         }
         Ok(upload)
     }
@@ -227,7 +229,7 @@ impl Download {
         let mut hasher = Md5::new();
         let mut start = 0;
         if offset > 0 && offset <= size {
-            hash_from(&mut file, offset, &mut hasher)?;
+            hash_prefix(&mut file, offset, &mut hasher)?;
             if hasher.clone().finalize()[..] == *prefix_md5 {
                 start = offset;
             } else {
