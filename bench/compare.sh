@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# ftp-actor side by side with vsftpd and pyftpdlib on loopback, every workload, medians and
+# ratios. See docs/BENCHMARKS.md.
+#   bench/compare.sh                       # everything (about 15 minutes)
+#   bench/compare.sh --only big --repeats 3
+# Options are passed to bench/compare.py (--size-mib, --repeats, --only big,small,idle,control,memory).
+# BENCH_DIR (default /dev/shm/ftp-actor-bench) holds every server's files, on one filesystem.
+# Needs root for the peers (see bench/peers.sh); curl and md5sum.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BENCH_DIR=${BENCH_DIR:-/dev/shm/ftp-actor-bench}
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+cargo build --release --quiet --bin ftp-actor --example loadgen
+mkdir -p "$BENCH_DIR"
+export PEERS_DIR=$BENCH_DIR/peers
+bench/peers.sh start > "$BENCH_DIR/peers.env"
+trap 'bench/peers.sh stop' EXIT
+python3 bench/compare.py --work "$BENCH_DIR" --peers-env "$BENCH_DIR/peers.env" "$@"

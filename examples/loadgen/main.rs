@@ -1,0 +1,306 @@
+//! Load generator for `bench/compare.sh`: drives ftp-actor through the project's client
+//! library, and the peer FTP servers through a minimal FTP client, with the same workloads.
+//! Each run prints one line of `key=value` results for the driver to collect.
+//!
+//!     cargo run --release --example loadgen -- --help
+//!
+//! Logins to ftp-actor derive the user's scrypt key once per process and reuse it, so the
+//! workloads measure the server, not the client's deliberately slow key derivation.
+
+mod ftp;
+
+use std::convert::Infallible;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use ftp_actor::auth::scram::Key;
+use ftp_actor::client::{Client, GetReport, NoProgress};
+use md5::{Digest, Md5};
+
+#[derive(Parser)]
+struct Args {
+    /// Which kind of server is at --addr.
+    #[arg(long, value_enum, default_value = "native")]
+    target: Target,
+    #[arg(long, default_value = "127.0.0.1:2121")]
+    addr: String,
+    #[arg(long, default_value = "bench")]
+    user: String,
+    #[arg(long, default_value = "bench")]
+    password: String,
+    #[command(subcommand)]
+    workload: Workload,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Target {
+    /// ftp-actor's own protocol, through the client library.
+    Native,
+    /// A standard FTP server (vsftpd, pyftpdlib).
+    Ftp,
+}
+
+#[derive(Subcommand)]
+enum Workload {
+    /// Time MD5 (the md-5 crate) over a file, read in 1 MiB blocks: the floor of a verified copy.
+    Md5 { file: PathBuf },
+    /// Time one verified download (native only; login not included).
+    Get { remote: String, local: PathBuf },
+    /// Time one verified upload (native only; login not included).
+    Put { local: PathBuf, remote: String },
+    /// Many clients at once, each logging in and uploading small files; files per second.
+    Small {
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        #[arg(long, default_value_t = 20)]
+        files: usize,
+        #[arg(long, default_value_t = 65536)]
+        size: usize,
+    },
+    /// Opens COUNT logged-in sessions, prints `ready`, and holds them until stdin closes.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+    },
+    /// Round trips of a cheap command (pwd) on one session; requests per second.
+    Pwd {
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// Connect, log in, quit, in a loop on CLIENTS connections at once; logins per second.
+    Logins {
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+    },
+}
+
+/// A logged-in connection to either kind of server.
+enum Session {
+    Native(Client),
+    Ftp(ftp::FtpClient),
+}
+
+/// How to open sessions: the address, and for ftp-actor the user's key, derived once.
+#[derive(Clone)]
+struct Connector {
+    target: Target,
+    addr: String,
+    user: String,
+    password: String,
+    key: Option<Key>,
+}
+
+impl Connector {
+    async fn new(args: &Args) -> Result<Connector> {
+        let mut connector = Connector {
+            target: args.target,
+            addr: args.addr.clone(),
+            user: args.user.clone(),
+            password: args.password.clone(),
+            key: None,
+        };
+        if args.target == Target::Native {
+            connector.key = Some(derive_key(&args.addr, &args.user, &args.password).await?);
+        }
+        Ok(connector)
+    }
+
+    async fn open(&self) -> Result<Session> {
+        match self.target {
+            Target::Native => {
+                let mut client = Client::connect(self.addr.as_str(), |_| {}).await?;
+                let key = self.key.context("no key derived")?;
+                client.login_with(&self.user, move |_, _| Ok::<_, Infallible>(key)).await?;
+                Ok(Session::Native(client))
+            }
+            Target::Ftp => {
+                let mut client = ftp::FtpClient::connect(&self.addr).await?;
+                client.login(&self.user, &self.password).await?;
+                client.command("TYPE I", 200).await?;
+                Ok(Session::Ftp(client))
+            }
+        }
+    }
+}
+
+impl Session {
+    async fn pwd(&mut self) -> Result<()> {
+        match self {
+            Session::Native(client) => drop(client.pwd().await?),
+            Session::Ftp(client) => drop(client.command("PWD", 257).await?),
+        }
+        Ok(())
+    }
+
+    async fn quit(self) -> Result<()> {
+        match self {
+            Session::Native(client) => client.quit().await?,
+            Session::Ftp(client) => client.quit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// Logs in once with the real scrypt derivation and keeps the salted password.
+async fn derive_key(addr: &str, user: &str, password: &str) -> Result<Key> {
+    let mut client = Client::connect(addr, |_| {}).await?;
+    let slot: Arc<Mutex<Option<Key>>> = Arc::default();
+    let (kept, password) = (slot.clone(), password.as_bytes().to_vec());
+    client
+        .login_with(user, move |salt, params| {
+            let key = params.salted_password(&password, salt)?;
+            *kept.lock().unwrap() = Some(key);
+            Ok::<_, ftp_actor::auth::kdf::InvalidParams>(key)
+        })
+        .await?;
+    client.quit().await?;
+    let key = slot.lock().unwrap().take();
+    key.context("login did not derive a key")
+}
+
+fn md5_file(path: &Path) -> Result<(f64, String)> {
+    let started = Instant::now();
+    let mut file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut hasher = Md5::new();
+    loop {
+        let got = file.read(&mut buffer)?;
+        if got == 0 {
+            break;
+        }
+        hasher.update(&buffer[..got]);
+    }
+    Ok((started.elapsed().as_secs_f64(), hex::encode(hasher.finalize())))
+}
+
+async fn small(connector: &Connector, clients: usize, files: usize, size: usize) -> Result<String> {
+    let scratch = tempfile::tempdir()?;
+    let local = scratch.path().join("small.bin");
+    let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(&local, &data)?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let (connector, local, data) = (connector.clone(), local.clone(), data.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut session = connector.open().await?;
+            for file in 0..files {
+                let name = format!("small-{client}-{file}.bin");
+                match &mut session {
+                    Session::Native(c) => drop(c.put(&local, &name, &NoProgress).await?),
+                    Session::Ftp(c) => c.store(&name, &data).await?,
+                }
+            }
+            session.quit().await
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let total = clients * files;
+    Ok(format!("files={total} seconds={seconds:.3} files_per_sec={:.1}", total as f64 / seconds))
+}
+
+async fn idle(connector: &Connector, count: usize) -> Result<String> {
+    use futures::StreamExt;
+    let opened: Vec<Result<Session>> =
+        futures::stream::iter(0..count).map(|_| connector.open()).buffer_unordered(16).collect().await;
+    let sessions = opened.into_iter().collect::<Result<Vec<_>>>()?;
+    println!("ready sessions={}", sessions.len());
+    // Hold the sessions until the driver closes our stdin.
+    tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new())).await??;
+    Ok(format!("held={}", sessions.len()))
+}
+
+async fn round_trips(connector: &Connector, seconds: f64) -> Result<String> {
+    let mut session = connector.open().await?;
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut done = 0u64;
+    while Instant::now() < deadline {
+        session.pwd().await?;
+        done += 1;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    session.quit().await?;
+    Ok(format!("requests={done} seconds={elapsed:.3} per_sec={:.0}", done as f64 / elapsed))
+}
+
+async fn logins(connector: &Connector, seconds: f64, clients: usize) -> Result<String> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let connector = connector.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                connector.open().await?.quit().await?;
+                done += 1;
+            }
+            Ok::<_, anyhow::Error>(done)
+        }));
+    }
+    let mut done = 0;
+    for task in tasks {
+        done += task.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok(format!("logins={done} seconds={elapsed:.3} per_sec={:.0}", done as f64 / elapsed))
+}
+
+async fn run(args: Args) -> Result<String> {
+    if let Workload::Md5 { file } = &args.workload {
+        let (seconds, md5) = md5_file(file)?;
+        return Ok(format!("seconds={seconds:.3} md5={md5}"));
+    }
+    let connector = Connector::new(&args).await?;
+    match args.workload {
+        Workload::Md5 { .. } => unreachable!("handled above"),
+        Workload::Get { remote, local } | Workload::Put { local, remote } if args.target == Target::Ftp => {
+            bail!("get and put are for ftp-actor; the peers are driven by curl ({remote} {})", local.display())
+        }
+        Workload::Get { remote, local } => {
+            let Session::Native(mut client) = connector.open().await? else { unreachable!() };
+            let _ = std::fs::remove_file(&local);
+            let started = Instant::now();
+            let report = client.get(&remote, &local, &NoProgress).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            let GetReport::Downloaded { size, md5, .. } = report else { bail!("the download was skipped") };
+            client.quit().await?;
+            Ok(format!("seconds={seconds:.3} bytes={size} md5={}", hex::encode(md5)))
+        }
+        Workload::Put { local, remote } => {
+            let Session::Native(mut client) = connector.open().await? else { unreachable!() };
+            let started = Instant::now();
+            let report = client.put(&local, &remote, &NoProgress).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            client.quit().await?;
+            Ok(format!("seconds={seconds:.3} bytes={} md5={}", report.size, hex::encode(report.md5)))
+        }
+        Workload::Small { clients, files, size } => small(&connector, clients, files, size).await,
+        Workload::Idle { count } => idle(&connector, count).await,
+        Workload::Pwd { seconds } => round_trips(&connector, seconds).await,
+        Workload::Logins { seconds, clients } => logins(&connector, seconds, clients).await,
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    // One session's round trips are a latency measurement: a single-threaded runtime avoids
+    // handing each reply between threads. The other workloads use both cores.
+    let runtime = match args.workload {
+        Workload::Pwd { .. } => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
+    };
+    let result = runtime.block_on(run(args))?;
+    println!("{result}");
+    Ok(())
+}
