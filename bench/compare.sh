@@ -13,6 +13,6 @@ command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq cur
 cargo build --release --quiet --bin ftp-actor --example loadgen
 mkdir -p "$BENCH_DIR"
 export PEERS_DIR=$BENCH_DIR/peers
-bench/peers.sh start > "$BENCH_DIR/peers.env"
 trap 'bench/peers.sh stop' EXIT
+bench/peers.sh start > "$BENCH_DIR/peers.env"
 python3 bench/compare.py --work "$BENCH_DIR" --peers-env "$BENCH_DIR/peers.env" "$@"

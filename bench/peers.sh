@@ -26,6 +26,7 @@ ENV
 }
 
 start() {
+  stop
   mkdir -p "$PEERS_DIR/home" /var/run/vsftpd/empty
   # vsftpd: unpacked from its Debian package so it cannot conflict with another installed FTP server.
   if [ ! -x "$PEERS_DIR/vsftpd/usr/sbin/vsftpd" ]; then
@@ -75,6 +76,9 @@ PY
   echo $! > "$PEERS_DIR/pyftpd.pid"
   for port in "$VSFTPD_PORT" "$PYFTPD_PORT"; do
     for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+  done
+  for name in vsftpd pyftpd; do
+    kill -0 "$(cat "$PEERS_DIR/$name.pid")" 2>/dev/null || { cat "$PEERS_DIR/$name.log" >&2; echo "$name did not start" >&2; exit 1; }
   done
   curl -sS --user "$USER_NAME:$USER_PASS" "ftp://127.0.0.1:$VSFTPD_PORT/" >/dev/null
   curl -sS --user "$USER_NAME:$USER_PASS" "ftp://127.0.0.1:$PYFTPD_PORT/" >/dev/null

@@ -102,7 +102,8 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
         Supervisor::start(move |_| AuthActor::new(data_dir, secret, scrypt, policy, quota, disk))
     };
     let hash_budget = Arc::new(Mutex::new(HashBudget::new(config.hash_budget_policy())));
-    let services = Services { config, auth, quota, disk, gate, hash_budget };
+    let digests = Arc::default();
+    let services = Services { config, auth, quota, disk, gate, hash_budget, digests };
     let acceptor = Acceptor::new(listener, services.clone()).start();
     Ok(Started { addr: local, services, acceptor })
 }

@@ -28,6 +28,8 @@ pub struct Services {
     pub gate: Arc<UsageGate>,
     /// Resume-verification hashing per user; see [`HashBudget`].
     pub hash_budget: Arc<Mutex<HashBudget>>,
+    /// Digests of files as the server wrote or last hashed them; see [`DigestIndex`].
+    pub digests: Arc<crate::storage::DigestIndex>,
 }
 
 impl Services {

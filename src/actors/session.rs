@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::SinkExt;
+use md5::{Digest, Md5};
 use serde_bytes::ByteBuf;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -32,6 +33,7 @@ use crate::storage::{Download, Home, PartialUpload, StorageError, VirtualPath};
 use super::Services;
 use super::acceptor::{ClaimUserSession, SessionEnded};
 use super::auth::{BeginLogin, FinishLogin, PendingLogin};
+use super::disk::{DiskPool, JobFailed};
 use super::panic_guard::{catch_panic, catch_panic_async};
 use super::quota::{Adjust, GetUsage, OpenUpload, QuotaActor, QuotaError, Reserve, UploadLease};
 
@@ -41,15 +43,22 @@ const WRITE_QUEUE: usize = 4;
 type Incoming = Result<Result<Request, MalformedFrame>, FrameError>;
 
 /// An upload in progress: the partial file and its lease travel together, so whoever drops
-/// them (the session, a disk job, a dead connection) settles the quota correctly.
+/// them (the session, a disk job, a dead connection) settles the quota correctly. The MD5 of
+/// the bytes written so far travels beside them, hashed on a second worker while each chunk
+/// is written.
 struct ActiveUpload {
     partial: PartialUpload,
+    hasher: Md5,
     lease: UploadLease,
     started: Instant,
     resumed_from: u64,
 }
 
 impl ActiveUpload {
+    fn prefix_md5(&self) -> ByteBuf {
+        ByteBuf::from(self.hasher.clone().finalize().to_vec())
+    }
+
     /// Call under the usage gate, in the job that changed the partial.
     fn record_growth(&self) {
         self.lease.record_disk_change(self.partial.growth());
@@ -515,9 +524,9 @@ impl SessionActor {
                 let (home, gate) = (home.clone(), gate.clone());
                 disk.run("open upload", move || {
                     let _change = gate.change();
-                    let partial = PartialUpload::open(&home, &target, size)?;
-                    let upload =
-                        ActiveUpload { resumed_from: partial.offset(), partial, lease, started: Instant::now() };
+                    let (partial, hasher) = PartialUpload::open(&home, &target, size)?;
+                    let resumed_from = partial.offset();
+                    let upload = ActiveUpload { resumed_from, partial, hasher, lease, started: Instant::now() };
                     upload.record_growth();
                     Ok::<_, StorageError>(upload)
                 })
@@ -533,10 +542,7 @@ impl SessionActor {
             };
             match reserve_remaining(&quota, &upload).await {
                 Ok(()) => {
-                    let ready = Response::PutReady {
-                        offset: upload.partial.offset(),
-                        prefix_md5: ByteBuf::from(upload.partial.prefix_md5().to_vec()),
-                    };
+                    let ready = Response::PutReady { offset: upload.partial.offset(), prefix_md5: upload.prefix_md5() };
                     (ready, Some(upload))
                 }
                 Err(error) => {
@@ -568,6 +574,7 @@ impl SessionActor {
                 .run("restart upload", move || {
                     let _change = gate.change();
                     let result = upload.partial.restart();
+                    upload.hasher = Md5::new();
                     upload.record_growth();
                     result.map(|()| upload)
                 })
@@ -578,10 +585,7 @@ impl SessionActor {
                 Err(error) => return (internal(&error.to_string()), None),
             };
             match reserve_remaining(&quota, &upload).await {
-                Ok(()) => (
-                    Response::PutReady { offset: 0, prefix_md5: ByteBuf::from(upload.partial.prefix_md5().to_vec()) },
-                    Some(upload),
-                ),
+                Ok(()) => (Response::PutReady { offset: 0, prefix_md5: upload.prefix_md5() }, Some(upload)),
                 Err(error) => (error, None),
             }
         };
@@ -592,7 +596,8 @@ impl SessionActor {
         });
     }
 
-    /// Writes one chunk. Data frames are not answered unless the write fails; the upload ends.
+    /// Writes one chunk while a second worker hashes it. Data frames are not answered unless
+    /// the write fails; the upload ends.
     fn write_upload(&mut self, ctx: &mut Context<Self>, bytes: Vec<u8>) {
         let Phase::Ready(session) = &mut self.phase else { return };
         let Some(mut upload) = session.upload.take() else { return };
@@ -601,24 +606,29 @@ impl SessionActor {
         let out = self.out.clone();
         let peer = self.peer;
         let work = async move {
-            let written = disk
-                .run("write upload", move || {
-                    let _change = gate.change();
-                    let result = upload.partial.write(&bytes);
-                    upload.record_growth();
-                    (result, upload)
-                })
-                .await;
-            match written {
-                Ok((Ok(()), upload)) => Some(upload),
-                Ok((Err(error), upload)) => {
+            let bytes = Arc::new(bytes);
+            let hashing = hash_chunk(&disk, std::mem::take(&mut upload.hasher), bytes.clone());
+            let writing = disk.run("write upload", move || {
+                let _change = gate.change();
+                let result = upload.partial.write(&bytes);
+                upload.record_growth();
+                (result, upload)
+            });
+            let (written, hashed) = futures::join!(writing, hashing);
+            match (written, hashed) {
+                (Ok((Ok(()), mut upload)), Ok(hasher)) => {
+                    upload.hasher = hasher;
+                    Some(upload)
+                }
+                (Ok((Err(error), upload)), _) => {
                     let target = upload.partial.target().to_string();
                     tracing::warn!(target: "access", user = %upload.lease.user(), %peer, op = "put", path = %target,
                         bytes = upload.partial.offset(), result = %error);
                     let _ = out.send(storage_error("put", &target, error)).await;
                     None
                 }
-                Err(error) => {
+                // The partial stays; a resume hashes it again from the disk.
+                (Err(error), _) | (_, Err(error)) => {
                     let _ = out.send(internal(&error.to_string())).await;
                     None
                 }
@@ -651,7 +661,8 @@ impl SessionActor {
         let home = session.home.clone();
         let peer = self.peer;
         let gate = self.services.gate.clone();
-        let ActiveUpload { partial, lease, started, resumed_from } = upload;
+        let ActiveUpload { partial, hasher, lease, started, resumed_from } = upload;
+        let digests = self.services.digests.clone();
         let user = lease.user().to_string();
         let target = partial.target().to_string();
         let size = partial.size();
@@ -662,7 +673,7 @@ impl SessionActor {
             let published = disk
                 .run("publish upload", move || {
                     let _change = gate.change();
-                    let result = partial.publish(&home, &sender_md5);
+                    let result = partial.publish(&home, hasher.finalize().into(), &sender_md5, &digests);
                     lease.record_disk_change(match &result {
                         Ok(done) => size as i64 - start_len - done.replaced_len as i64,
                         Err(failed) => failed.kept_growth.unwrap_or(-start_len),
@@ -713,48 +724,79 @@ impl SessionActor {
         let services = self.services.clone();
         let work = async move {
             let started = Instant::now();
-            let opened = disk.run("open download", move || Download::open(&home, &target, offset, &prefix_md5)).await;
-            if let Ok(Ok(download)) = &opened
-                && offset <= download.size()
-            {
-                services.charge_hashing(&user, offset);
-            }
-            let mut download = match opened {
-                Ok(Ok(download)) => download,
+            let digests = services.digests.clone();
+            let opened =
+                disk.run("open download", move || Download::open(&home, &target, offset, &prefix_md5, &digests)).await;
+            let (mut download, mut hasher) = match opened {
+                Ok(Ok(opened)) => opened,
                 Ok(Err(error)) => return (storage_error("get", &shown, error), DownloadEnd::Finished),
                 Err(error) => return (internal(&error.to_string()), DownloadEnd::Finished),
             };
+            services.charge_hashing(&user, download.prefix_hashed());
             let ready =
                 Response::GetReady { size: download.size(), offset: download.start(), modified: download.modified() };
             if out.send(ready).await.is_err() {
                 return (Response::Done, DownloadEnd::Lost);
             }
-            let start = download.start();
-            while !download.is_done() {
-                let read = disk.run("read download", move || (download.read_chunk(chunk), download)).await;
-                let bytes = match read {
-                    Ok((Ok(bytes), d)) => {
-                        download = d;
-                        bytes
+            let (start, size) = (download.start(), download.size());
+            // A file with a stored digest is not hashed again; otherwise each chunk is hashed
+            // on one worker while the next is read on another.
+            let known = download.known_md5();
+            let mut in_hand: Option<Vec<u8>> = None;
+            loop {
+                let reading = read_chunk(&disk, download, chunk);
+                let hashing = async {
+                    match in_hand.take() {
+                        Some(bytes) if known.is_none() => {
+                            let bytes = Arc::new(bytes);
+                            hasher = hash_chunk(&disk, std::mem::take(&mut hasher), bytes.clone()).await?;
+                            Ok::<_, JobFailed>(Some(Arc::try_unwrap(bytes).unwrap_or_else(|shared| shared.to_vec())))
+                        }
+                        other => Ok(other),
                     }
-                    Ok((Err(error), _)) => return (storage_error("get", &shown, error), DownloadEnd::Finished),
+                };
+                let (read, hashed) = futures::join!(reading, hashing);
+                let (next, returned) = match read {
+                    Ok(read) => read,
+                    Err(ChunkFailed::Storage(error)) => {
+                        return (storage_error("get", &shown, error), DownloadEnd::Finished);
+                    }
+                    Err(ChunkFailed::Job(error)) => return (internal(&error.to_string()), DownloadEnd::Finished),
+                };
+                download = returned;
+                let hashed = match hashed {
+                    Ok(hashed) => hashed,
                     Err(error) => return (internal(&error.to_string()), DownloadEnd::Finished),
                 };
-                match tokio::time::timeout(stall, out.send(Response::Data { bytes: ByteBuf::from(bytes) })).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => {
-                        tracing::info!(target: "access", %user, %peer, op = "get", path = %shown, result = "connection lost");
-                        return (Response::Done, DownloadEnd::Lost);
-                    }
-                    Err(_) => {
-                        // The client stopped reading: its queue is full, so no error can reach it.
-                        tracing::info!(target: "access", %user, %peer, op = "get", path = %shown, result = "stalled");
-                        return (Response::Done, DownloadEnd::Stalled);
+                if let Some(bytes) = hashed {
+                    match tokio::time::timeout(stall, out.send(Response::Data { bytes: ByteBuf::from(bytes) })).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => {
+                            tracing::info!(target: "access", %user, %peer, op = "get", path = %shown, result = "connection lost");
+                            return (Response::Done, DownloadEnd::Lost);
+                        }
+                        Err(_) => {
+                            // The client stopped reading: its queue is full, so no error can reach it.
+                            tracing::info!(target: "access", %user, %peer, op = "get", path = %shown, result = "stalled");
+                            return (Response::Done, DownloadEnd::Stalled);
+                        }
                     }
                 }
+                match next {
+                    Some(bytes) => in_hand = Some(bytes),
+                    None => break,
+                }
             }
-            let md5 = download.md5();
-            tracing::info!(target: "access", %user, %peer, op = "get", path = %shown, bytes = download.size() - start,
+            let md5: crate::storage::Md5Digest = match known {
+                Some(md5) => md5,
+                None => {
+                    let md5 = hasher.finalize().into();
+                    let digests = services.digests.clone();
+                    let _ = disk.run("remember digest", move || download.remember(md5, &digests)).await;
+                    md5
+                }
+            };
+            tracing::info!(target: "access", %user, %peer, op = "get", path = %shown, bytes = size - start,
                 resumed_from = start, md5 = %hex::encode(md5), seconds = started.elapsed().as_secs_f64(), result = "ok");
             (Response::GetEnd { md5: ByteBuf::from(md5.to_vec()) }, DownloadEnd::Finished)
         };
@@ -764,6 +806,38 @@ impl SessionActor {
             }
         });
     }
+}
+
+/// Why a chunk could not be read.
+enum ChunkFailed {
+    Storage(StorageError),
+    Job(JobFailed),
+}
+
+/// Reads the next chunk of a download on a disk worker; `None` once the file is done.
+async fn read_chunk(
+    disk: &DiskPool,
+    mut download: Download,
+    max: usize,
+) -> Result<(Option<Vec<u8>>, Download), ChunkFailed> {
+    if download.is_done() {
+        return Ok((None, download));
+    }
+    match disk.run("read download", move || (download.read_chunk(max), download)).await {
+        Ok((Ok(bytes), download)) => Ok((Some(bytes), download)),
+        Ok((Err(error), _)) => Err(ChunkFailed::Storage(error)),
+        Err(failed) => Err(ChunkFailed::Job(failed)),
+    }
+}
+
+/// Feeds a chunk to a running MD5 on a disk worker (hashing is the slowest step of a
+/// transfer, so it runs beside the chunk's write or the next chunk's read).
+async fn hash_chunk(disk: &DiskPool, mut hasher: Md5, bytes: Arc<Vec<u8>>) -> Result<Md5, JobFailed> {
+    disk.run("hash chunk", move || {
+        hasher.update(&bytes[..]);
+        hasher
+    })
+    .await
 }
 
 /// Sets an upload's reservation to what it still needs; the error is the response to send.

@@ -2,7 +2,7 @@
 //! run on `spawn_blocking` threads so hashing never stalls the connection.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
@@ -40,18 +40,4 @@ pub fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// Opens (creating) a local partial for appending.
 pub fn open_partial(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
-}
-
-/// Writes and hashes received chunks into the local partial.
-pub struct PartialWriter {
-    pub file: File,
-    pub hasher: Md5,
-}
-
-impl PartialWriter {
-    pub fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(data)?;
-        self.hasher.update(data);
-        Ok(())
-    }
 }

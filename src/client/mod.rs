@@ -8,8 +8,9 @@ pub mod local_file;
 mod progress;
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use futures::{FutureExt, SinkExt, StreamExt};
 use md5::{Digest, Md5};
@@ -24,7 +25,7 @@ pub use progress::{NoProgress, Progress};
 use crate::auth::ScryptParams;
 use crate::auth::scram::{self, Exchange, Key};
 use crate::net::{Entry, ErrorCode, FrameCodec, Request, Response, WireError};
-use local_file::{PartialWriter, hash_prefix, partial_path, read_full};
+use local_file::{hash_prefix, partial_path, read_full};
 
 /// The client accepts frames up to the largest a server may be configured to send.
 const MAX_INCOMING_FRAME: usize = (64 << 20) + 1024;
@@ -394,21 +395,21 @@ impl Client {
             } else if start == 0 {
                 File::create(&partial_path_).map_err(local_error(&partial_path_))?;
             }
-            let file = local_file::open_partial(&partial_path_).map_err(local_error(&partial_path_))?;
-            Ok::<_, ClientError>(PartialWriter { file, hasher: if start > 0 { hasher } else { Md5::new() } })
+            local_file::open_partial(&partial_path_).map_err(local_error(&partial_path_))
         })
         .await??;
+        let hasher = if start > 0 { hasher } else { Md5::new() };
 
         progress.begin(size, start);
-        let result = self.stream_download(writer, &partial, progress).await;
+        let result = self.stream_download(writer, hasher, &partial, progress).await;
         progress.end();
-        let (writer, server_md5) = result?;
-        let md5: [u8; 16] = writer.hasher.finalize().into();
+        let (file, hasher, server_md5) = result?;
+        let md5: [u8; 16] = hasher.finalize().into();
         if server_md5[..] != md5 {
             let _ = std::fs::remove_file(&partial);
             return Err(ClientError::ChecksumMismatch { remote: hex::encode(server_md5), local: hex::encode(md5) });
         }
-        let (local_path, file) = (local.to_path_buf(), writer.file);
+        let local_path = local.to_path_buf();
         blocking(move || {
             file.sync_all().map_err(local_error(&partial))?;
             std::fs::rename(&partial, &local_path).map_err(local_error(&local_path))
@@ -419,26 +420,37 @@ impl Client {
 
     /// Receives data frames into the partial until `get_end`; every chunk received is on disk
     /// before this returns, even when the connection fails, so a later `get` can resume.
+    /// Writing and hashing run on two threads, so the file's writes stay off MD5's path.
     async fn stream_download(
         &mut self,
-        writer: PartialWriter,
+        file: File,
+        hasher: Md5,
         partial: &Path,
         progress: &dyn Progress,
-    ) -> Result<(PartialWriter, Vec<u8>), ClientError> {
-        let (chunks, mut incoming) = mpsc::channel::<Vec<u8>>(PIPELINE);
+    ) -> Result<(File, Md5, Vec<u8>), ClientError> {
+        let (to_disk, mut disk_queue) = mpsc::channel::<Arc<Vec<u8>>>(PIPELINE);
+        let (to_hasher, mut hash_queue) = mpsc::channel::<Arc<Vec<u8>>>(PIPELINE);
         let path: PathBuf = partial.to_path_buf();
         let disk = tokio::task::spawn_blocking(move || {
-            let mut writer = writer;
-            while let Some(chunk) = incoming.blocking_recv() {
-                writer.write(&chunk).map_err(local_error(&path))?;
+            let mut file = file;
+            while let Some(chunk) = disk_queue.blocking_recv() {
+                file.write_all(&chunk).map_err(local_error(&path))?;
             }
-            Ok::<_, ClientError>(writer)
+            Ok::<_, ClientError>(file)
+        });
+        let hashing = tokio::task::spawn_blocking(move || {
+            let mut hasher = hasher;
+            while let Some(chunk) = hash_queue.blocking_recv() {
+                hasher.update(&chunk[..]);
+            }
+            hasher
         });
         let received = loop {
             match self.recv().await {
                 Ok(Response::Data { bytes }) => {
                     let len = bytes.len() as u64;
-                    if chunks.send(bytes.into_vec()).await.is_err() {
+                    let chunk = Arc::new(bytes.into_vec());
+                    if to_disk.send(chunk.clone()).await.is_err() || to_hasher.send(chunk).await.is_err() {
                         break Err(ClientError::Closed);
                     }
                     progress.advance(len);
@@ -448,9 +460,9 @@ impl Client {
                 Err(error) => break Err(error),
             }
         };
-        drop(chunks);
-        let writer = disk.await.map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let writer = writer?;
-        received.map(|md5| (writer, md5))
+        drop((to_disk, to_hasher));
+        let file = disk.await.map_err(|e| ClientError::Protocol(e.to_string()))??;
+        let hasher = hashing.await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+        received.map(|md5| (file, hasher, md5))
     }
 }

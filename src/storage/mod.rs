@@ -1,11 +1,13 @@
 //! Files inside homes: the path jail, cap-std operations and transfers. Blocking code, run on
 //! the disk pool; no actors here.
 
+pub mod digest_index;
 pub mod error;
 pub mod home;
 pub mod jail;
 pub mod transfer;
 
+pub use digest_index::DigestIndex;
 pub use error::StorageError;
 pub use home::{Home, Listing};
 pub use jail::{PathLimits, VirtualPath};

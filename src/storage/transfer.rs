@@ -4,12 +4,17 @@
 //! target only after the sender's MD5 matches ours, so no wrong file is ever visible under its
 //! name. A partial left by an interrupted upload is resumed: its bytes are hashed once (which
 //! the whole-file MD5 needs anyway) and the sender compares that prefix digest with its own.
+//!
+//! The running MD5 is kept apart from the file (the caller holds the `Md5`), so that writing
+//! (or reading) one chunk and hashing another run at the same time on two disk workers: MD5 is
+//! the slowest step of a transfer, and this keeps the file I/O off its path.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 
 use cap_std::fs::{OpenOptions, OpenOptionsExt};
 use md5::{Digest, Md5};
 
+use super::digest_index::{DigestIndex, FileStamp};
 use super::error::StorageError;
 use super::home::{Home, quota_bytes};
 use super::jail::VirtualPath;
@@ -38,11 +43,11 @@ pub fn hash_prefix(file: &mut std::fs::File, len: u64, hasher: &mut Md5) -> std:
     Ok(())
 }
 
-/// An upload in progress: the open partial file and the MD5 of what it holds.
+/// An upload in progress: the open partial file. Its MD5 is the caller's to keep (see the
+/// module doc), fed with exactly the bytes written.
 #[derive(Debug)]
 pub struct PartialUpload {
     file: std::fs::File,
-    hasher: Md5,
     target: VirtualPath,
     partial: VirtualPath,
     size: u64,
@@ -69,9 +74,9 @@ pub struct PublishedUpload {
 }
 
 impl PartialUpload {
-    /// Opens (or creates, mode 0600) the partial for `target` and hashes what it holds. A
-    /// partial longer than `size` cannot be a prefix of the new file and is emptied.
-    pub fn open(home: &Home, target: &VirtualPath, size: u64) -> Result<PartialUpload, StorageError> {
+    /// Opens (or creates, mode 0600) the partial for `target`; returns it with the MD5 of what
+    /// it holds. A partial longer than `size` cannot be a prefix of the new file and is emptied.
+    pub fn open(home: &Home, target: &VirtualPath, size: u64) -> Result<(PartialUpload, Md5), StorageError> {
         let partial = target.partial().ok_or(StorageError::IsADirectory)?;
         let replaced_len = match home.dir().symlink_metadata(target.to_relative()) {
             Ok(meta) if meta.is_dir() => return Err(StorageError::IsADirectory),
@@ -84,22 +89,15 @@ impl PartialUpload {
         options.read(true).write(true).create(true).mode(0o600);
         let file = home.dir().open_with(partial.to_relative(), &options)?.into_std();
         let start_len = file.metadata()?.len();
-        let mut upload = PartialUpload {
-            file,
-            hasher: Md5::new(),
-            target: target.clone(),
-            partial,
-            size,
-            len: start_len,
-            start_len,
-            replaced_len,
-        };
+        let mut hasher = Md5::new();
+        let mut upload =
+            PartialUpload { file, target: target.clone(), partial, size, len: start_len, start_len, replaced_len };
         if start_len > size {
             upload.restart()?;
         } else {
-            hash_prefix(&mut upload.file, start_len, &mut upload.hasher)?;
+            hash_prefix(&mut upload.file, start_len, &mut hasher)?;
         }
-        Ok(upload)
+        Ok((upload, hasher))
     }
 
     /// Bytes already in the partial: where the sender continues.
@@ -115,11 +113,6 @@ impl PartialUpload {
     /// The path the upload will be published under.
     pub fn target(&self) -> &VirtualPath {
         &self.target
-    }
-
-    /// MD5 of the bytes `0..offset()`.
-    pub fn prefix_md5(&self) -> Md5Digest {
-        self.hasher.clone().finalize().into()
     }
 
     /// Quota bytes of the file this upload will replace.
@@ -140,16 +133,16 @@ impl PartialUpload {
         }
     }
 
-    /// Empties the partial: the sender's file does not start with what it held.
+    /// Empties the partial: the sender's file does not start with what it held. (The caller
+    /// starts a new MD5.)
     pub fn restart(&mut self) -> Result<(), StorageError> {
         self.file.set_len(0)?;
         self.file.seek(SeekFrom::Start(0))?;
-        self.hasher = Md5::new();
         self.len = 0;
         Ok(())
     }
 
-    /// Appends a chunk. Refuses bytes past the announced size.
+    /// Appends a chunk (the caller hashes it). Refuses bytes past the announced size.
     pub fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
         if self.len + data.len() as u64 > self.size {
             return Err(StorageError::TooMuchData);
@@ -160,21 +153,26 @@ impl PartialUpload {
             let _ = self.file.seek(SeekFrom::Start(self.len));
             return Err(error.into());
         }
-        self.hasher.update(data);
         self.len += data.len() as u64;
         Ok(())
     }
 
-    /// Checks the sender's MD5 and publishes the file under its name.
+    /// Checks the sender's MD5 against ours (`md5`, of every byte written) and publishes the
+    /// file under its name, remembering its digest in `digests`.
     ///
     /// On a mismatch the partial is deleted (its bytes are wrong somewhere, so resuming it
     /// would only fail again) and the error says so; on an incomplete upload it is kept.
-    pub fn publish(self, home: &Home, sender_md5: &[u8]) -> Result<PublishedUpload, PublishFailed> {
+    pub fn publish(
+        self,
+        home: &Home,
+        md5: Md5Digest,
+        sender_md5: &[u8],
+        digests: &DigestIndex,
+    ) -> Result<PublishedUpload, PublishFailed> {
         if self.len != self.size {
             let error = StorageError::Incomplete { received: self.len, expected: self.size };
             return Err(PublishFailed { error, kept_growth: Some(self.growth()) });
         }
-        let md5: Md5Digest = self.hasher.clone().finalize().into();
         if md5[..] != *sender_md5 {
             let _ = home.dir().remove_file(self.partial.to_relative());
             let error = StorageError::ChecksumMismatch { expected: hex::encode(sender_md5), actual: hex::encode(md5) };
@@ -188,6 +186,10 @@ impl PartialUpload {
                 Err(_) => 0,
             };
             home.dir().rename(self.partial.to_relative(), home.dir(), self.target.to_relative())?;
+            // Stamped after the rename, which changes the ctime the stamp includes.
+            if let Ok(meta) = self.file.metadata() {
+                digests.record(FileStamp::of(&meta), md5);
+            }
             Ok(replaced_len)
         };
         match publish() {
@@ -197,25 +199,35 @@ impl PartialUpload {
     }
 }
 
-/// A download in progress.
+/// A download in progress. Its MD5 is either known (stored when the file was written or last
+/// hashed, see [`DigestIndex`]) or computed by the caller over the chunks read.
 #[derive(Debug)]
 pub struct Download {
     file: std::fs::File,
-    hasher: Md5,
-    size: u64,
+    stamp: FileStamp,
+    known: Option<Md5Digest>,
     position: u64,
     start: u64,
     modified: i64,
+    prefix_hashed: u64,
 }
 
 impl Download {
     /// Opens `path` for download. If the receiver's first `offset` bytes hash to
     /// `prefix_md5` (checked against ours), the download starts there; otherwise from 0.
-    pub fn open(home: &Home, path: &VirtualPath, offset: u64, prefix_md5: &[u8]) -> Result<Download, StorageError> {
+    /// Returns the MD5 of the bytes before the start, for the caller to continue (it is only
+    /// needed when [`Download::known_md5`] is `None`).
+    pub fn open(
+        home: &Home,
+        path: &VirtualPath,
+        offset: u64,
+        prefix_md5: &[u8],
+        digests: &DigestIndex,
+    ) -> Result<(Download, Md5), StorageError> {
         if path.is_root() {
             return Err(StorageError::IsADirectory);
         }
-        let mut file = home.dir().open(path.to_relative())?.into_std();
+        let file = home.dir().open(path.to_relative())?.into_std();
         let meta = file.metadata()?;
         if meta.is_dir() {
             return Err(StorageError::IsADirectory);
@@ -225,23 +237,34 @@ impl Download {
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs() as i64);
-        let size = meta.len();
+        let stamp = FileStamp::of(&meta);
+        let known = digests.get(&stamp);
+        let mut download = Download { file, stamp, known, position: 0, start: 0, modified, prefix_hashed: 0 };
         let mut hasher = Md5::new();
-        let mut start = 0;
+        let size = stamp.size();
         if offset > 0 && offset <= size {
-            hash_prefix(&mut file, offset, &mut hasher)?;
-            if hasher.clone().finalize()[..] == *prefix_md5 {
-                start = offset;
+            // The receiver holds the whole file: with a stored digest there is nothing to hash.
+            let prefix = match known {
+                Some(md5) if offset == size => md5,
+                _ => {
+                    hash_prefix(&mut download.file, offset, &mut hasher)?;
+                    download.prefix_hashed = offset;
+                    hasher.clone().finalize().into()
+                }
+            };
+            if prefix[..] == *prefix_md5 {
+                download.start = offset;
+                download.position = offset;
             } else {
                 hasher = Md5::new();
-                file.seek(SeekFrom::Start(0))?;
             }
+            download.file.seek(SeekFrom::Start(download.position))?;
         }
-        Ok(Download { file, hasher, size, position: start, start, modified })
+        Ok((download, hasher))
     }
 
     pub fn size(&self) -> u64 {
-        self.size
+        self.stamp.size()
     }
 
     /// Where the data starts.
@@ -254,13 +277,23 @@ impl Download {
         self.modified
     }
 
+    /// The file's MD5 if it is already known, so the chunks need not be hashed.
+    pub fn known_md5(&self) -> Option<Md5Digest> {
+        self.known
+    }
+
+    /// Bytes hashed to check the receiver's prefix (for the resume-hashing budget).
+    pub fn prefix_hashed(&self) -> u64 {
+        self.prefix_hashed
+    }
+
     pub fn is_done(&self) -> bool {
-        self.position == self.size
+        self.position == self.size()
     }
 
     /// Reads the next chunk of at most `max` bytes (empty when done).
     pub fn read_chunk(&mut self, max: usize) -> Result<Vec<u8>, StorageError> {
-        let want = max.min((self.size - self.position) as usize);
+        let want = max.min((self.size() - self.position) as usize);
         let mut chunk = vec![0u8; want];
         let mut filled = 0;
         while filled < want {
@@ -270,14 +303,18 @@ impl Download {
             }
             filled += got;
         }
-        self.hasher.update(&chunk);
         self.position += want as u64;
         Ok(chunk)
     }
 
-    /// MD5 of the whole file (call when done).
-    pub fn md5(&self) -> Md5Digest {
-        self.hasher.clone().finalize().into()
+    /// Remembers `md5`, computed over the whole file as it was read, if the file did not
+    /// change meanwhile, so the next download need not hash it.
+    pub fn remember(&self, md5: Md5Digest, digests: &DigestIndex) {
+        if let Ok(meta) = self.file.metadata()
+            && FileStamp::of(&meta) == self.stamp
+        {
+            digests.record(self.stamp, md5);
+        }
     }
 }
 
@@ -301,29 +338,68 @@ mod tests {
         (root, home)
     }
 
+    /// An upload and its running MD5, fed together as the session does.
+    struct Upload(PartialUpload, Md5);
+
+    impl Upload {
+        fn open(home: &Home, name: &str, size: u64) -> Upload {
+            let (partial, hasher) = PartialUpload::open(home, &vp(name), size).unwrap();
+            Upload(partial, hasher)
+        }
+
+        fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+            self.0.write(data)?;
+            self.1.update(data);
+            Ok(())
+        }
+
+        fn publish(self, home: &Home, sender: &[u8], digests: &DigestIndex) -> Result<PublishedUpload, PublishFailed> {
+            self.0.publish(home, self.1.finalize().into(), sender, digests)
+        }
+    }
+
+    /// Downloads the rest of a file as the session does; returns the bytes and the MD5.
+    fn read_rest(mut download: Download, mut hasher: Md5, digests: &DigestIndex) -> (Vec<u8>, Md5Digest) {
+        let mut got = Vec::new();
+        while !download.is_done() {
+            let chunk = download.read_chunk(777).unwrap();
+            hasher.update(&chunk);
+            got.extend(chunk);
+        }
+        let md5 = download.known_md5().unwrap_or_else(|| {
+            let md5 = hasher.finalize().into();
+            download.remember(md5, digests);
+            md5
+        });
+        (got, md5)
+    }
+
     #[test]
     fn upload_publishes_only_after_md5_matches() {
         let (root, home) = setup();
+        let digests = DigestIndex::default();
         let data = b"hello world".to_vec();
-        let mut up = PartialUpload::open(&home, &vp("f"), data.len() as u64).unwrap();
-        assert_eq!(up.offset(), 0);
+        let mut up = Upload::open(&home, "f", data.len() as u64);
+        assert_eq!(up.0.offset(), 0);
         up.write(&data[..5]).unwrap();
         up.write(&data[5..]).unwrap();
         assert!(!root.path().join("f").exists(), "nothing under the name before publishing");
-        let done = up.publish(&home, &md5_of(&data)).unwrap();
+        let done = up.publish(&home, &md5_of(&data), &digests).unwrap();
         assert_eq!(done.md5, md5_of(&data));
         assert_eq!(std::fs::read(root.path().join("f")).unwrap(), data);
         assert!(!root.path().join(".f.ftpa-part").exists());
+        let stamp = FileStamp::of(&std::fs::metadata(root.path().join("f")).unwrap());
+        assert_eq!(digests.get(&stamp), Some(md5_of(&data)), "the published file's digest is stored");
     }
 
     #[test]
     fn mismatch_discards_the_partial_and_keeps_the_old_file() {
         let (root, home) = setup();
         std::fs::write(root.path().join("f"), "old").unwrap();
-        let mut up = PartialUpload::open(&home, &vp("f"), 3).unwrap();
-        assert_eq!(up.replaced_len(), 3);
+        let mut up = Upload::open(&home, "f", 3);
+        assert_eq!(up.0.replaced_len(), 3);
         up.write(b"new").unwrap();
-        let failed = up.publish(&home, &md5_of(b"NEW")).unwrap_err();
+        let failed = up.publish(&home, &md5_of(b"NEW"), &DigestIndex::default()).unwrap_err();
         assert!(matches!(failed.error, StorageError::ChecksumMismatch { .. }));
         assert!(failed.kept_growth.is_none());
         assert_eq!(std::fs::read(root.path().join("f")).unwrap(), b"old");
@@ -333,24 +409,25 @@ mod tests {
     #[test]
     fn resume_continues_the_hash_and_restart_empties() {
         let (root, home) = setup();
+        let digests = DigestIndex::default();
         let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
-        let mut up = PartialUpload::open(&home, &vp("f"), data.len() as u64).unwrap();
+        let mut up = Upload::open(&home, "f", data.len() as u64);
         up.write(&data[..4000]).unwrap();
         assert!(matches!(up.write(&data), Err(StorageError::TooMuchData)));
         drop(up); // connection lost
-        let mut up = PartialUpload::open(&home, &vp("f"), data.len() as u64).unwrap();
-        assert_eq!(up.offset(), 4000);
-        assert_eq!(up.prefix_md5(), md5_of(&data[..4000]));
+        let mut up = Upload::open(&home, "f", data.len() as u64);
+        assert_eq!(up.0.offset(), 4000);
+        assert_eq!(<[u8; 16]>::from(up.1.clone().finalize()), md5_of(&data[..4000]));
         up.write(&data[4000..]).unwrap();
-        assert_eq!(up.growth(), 6000);
-        up.publish(&home, &md5_of(&data)).unwrap();
+        assert_eq!(up.0.growth(), 6000);
+        up.publish(&home, &md5_of(&data), &digests).unwrap();
         assert_eq!(std::fs::read(root.path().join("f")).unwrap(), data);
 
         std::fs::write(root.path().join(".g.ftpa-part"), "xyz").unwrap();
-        let mut up = PartialUpload::open(&home, &vp("g"), 2).unwrap();
-        assert_eq!(up.offset(), 0, "a partial longer than the file is emptied");
+        let mut up = Upload::open(&home, "g", 2);
+        assert_eq!(up.0.offset(), 0, "a partial longer than the file is emptied");
         up.write(b"ab").unwrap();
-        let failed = PartialUpload::open(&home, &vp("h"), 5).unwrap().publish(&home, &md5_of(b"x")).unwrap_err();
+        let failed = Upload::open(&home, "h", 5).publish(&home, &md5_of(b"x"), &digests).unwrap_err();
         assert!(matches!(failed.error, StorageError::Incomplete { received: 0, expected: 5 }));
         assert_eq!(failed.kept_growth, Some(0));
     }
@@ -358,20 +435,49 @@ mod tests {
     #[test]
     fn download_resumes_only_from_a_matching_prefix() {
         let (root, home) = setup();
+        let digests = DigestIndex::default();
         let data: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
         std::fs::write(root.path().join("f"), &data).unwrap();
-        let mut d = Download::open(&home, &vp("f"), 1000, &md5_of(&data[..1000])).unwrap();
-        assert_eq!(d.start(), 1000);
-        let mut got = Vec::new();
-        while !d.is_done() {
-            got.extend(d.read_chunk(777).unwrap());
-        }
+        let (d, hasher) = Download::open(&home, &vp("f"), 1000, &md5_of(&data[..1000]), &digests).unwrap();
+        assert_eq!((d.start(), d.prefix_hashed()), (1000, 1000));
+        let (got, md5) = read_rest(d, hasher, &digests);
         assert_eq!(got, &data[1000..]);
-        assert_eq!(d.md5(), md5_of(&data));
-        let d = Download::open(&home, &vp("f"), 1000, &md5_of(b"other")).unwrap();
+        assert_eq!(md5, md5_of(&data));
+        let (d, _) = Download::open(&home, &vp("f"), 1000, &md5_of(b"other"), &digests).unwrap();
         assert_eq!(d.start(), 0);
-        let d = Download::open(&home, &vp("f"), 9999, &md5_of(b"")).unwrap();
+        let (d, _) = Download::open(&home, &vp("f"), 9999, &md5_of(b""), &digests).unwrap();
         assert_eq!(d.start(), 0);
-        assert!(matches!(Download::open(&home, &VirtualPath::root(), 0, &[]), Err(StorageError::IsADirectory)));
+        let root_dir = Download::open(&home, &VirtualPath::root(), 0, &[], &digests);
+        assert!(matches!(root_dir, Err(StorageError::IsADirectory)));
+    }
+
+    #[test]
+    fn a_stored_digest_spares_hashing_until_the_file_changes() {
+        let (root, home) = setup();
+        let digests = DigestIndex::default();
+        let data: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        std::fs::write(root.path().join("f"), &data).unwrap();
+
+        let (d, hasher) = Download::open(&home, &vp("f"), 0, &[], &digests).unwrap();
+        assert_eq!(d.known_md5(), None, "never hashed yet");
+        assert_eq!(read_rest(d, hasher, &digests).1, md5_of(&data));
+
+        let (d, hasher) = Download::open(&home, &vp("f"), 0, &[], &digests).unwrap();
+        assert_eq!(d.known_md5(), Some(md5_of(&data)), "remembered from the first download");
+        assert_eq!(read_rest(d, hasher, &digests), (data.clone(), md5_of(&data)));
+
+        // A receiver that already has the whole file is answered without hashing.
+        let (d, _) = Download::open(&home, &vp("f"), 5000, &md5_of(&data), &digests).unwrap();
+        assert_eq!((d.start(), d.prefix_hashed(), d.is_done()), (5000, 0, true));
+
+        // Changed behind the server's back (same size): hashed again, and right. (The pause
+        // lets the clock tick past the stamp: file times are coarse; see the index's doc.)
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut changed = data.clone();
+        changed[0] ^= 1;
+        std::fs::write(root.path().join("f"), &changed).unwrap();
+        let (d, hasher) = Download::open(&home, &vp("f"), 0, &[], &digests).unwrap();
+        assert_eq!(d.known_md5(), None);
+        assert_eq!(read_rest(d, hasher, &digests).1, md5_of(&changed));
     }
 }
