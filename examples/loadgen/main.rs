@@ -193,7 +193,9 @@ async fn small(connector: &Connector, clients: usize, files: usize, size: usize)
             for file in 0..files {
                 let name = format!("small-{client}-{file}.bin");
                 match &mut session {
-                    Session::Native(c) => drop(c.put(&local, &name, &NoProgress).await?),
+                    Session::Native(c) => {
+                        c.put(&local, &name, &NoProgress).await?;
+                    }
                     Session::Ftp(c) => c.store(&name, &data).await?,
                 }
             }
