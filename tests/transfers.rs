@@ -216,3 +216,37 @@ async fn empty_files_and_size_mismatches() {
     assert!(!server.home("u").join("short").exists());
     assert_eq!(std::fs::read(server.home("u").join(".short.ftpa-part")).unwrap(), b"abc");
 }
+
+/// The server keeps the digest of each file it wrote, so checking an identical local copy or
+/// downloading again costs it no hashing; a file changed behind its back is hashed afresh.
+#[tokio::test]
+async fn stored_digests_spare_hashing_until_the_file_changes() {
+    let server = TestServer::start_with(|c| {
+        c.hash_budget_bytes = 3 << 20;
+        c.hash_budget_refill_bytes_per_sec = 1;
+    });
+    server.add_user("u", "pw", 1 << 30);
+    let data = random_bytes(2 * MIB, 40);
+    let local = server.local("d.bin");
+    std::fs::write(&local, &data).unwrap();
+    let mut client = server.login("u", "pw").await;
+    client.put(&local, "d.bin", &NoProgress).await.unwrap();
+    // Without the stored digest each check would hash 2 MiB of a 3 MiB budget that does not
+    // refill: the third would be refused with 406.
+    for round in 0..5 {
+        let report = client.get("d.bin", &local, &NoProgress).await.unwrap();
+        assert!(matches!(report, GetReport::Skipped { .. }), "round {round}: {report:?}");
+    }
+
+    // Same size, new bytes, written outside the server: a stale digest would make the client
+    // report a checksum mismatch; the server must notice and hash the new contents.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let changed = random_bytes(2 * MIB, 41);
+    std::fs::write(server.home("u").join("d.bin"), &changed).unwrap();
+    let copy = server.local("changed.bin");
+    match client.get("d.bin", &copy, &NoProgress).await.unwrap() {
+        GetReport::Downloaded { md5, .. } => assert_eq!(hex::encode(md5), md5_hex(&changed)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&copy).unwrap(), changed);
+}

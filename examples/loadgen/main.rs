@@ -164,6 +164,14 @@ async fn derive_key(addr: &str, user: &str, password: &str) -> Result<Key> {
     key.context("login did not derive a key")
 }
 
+/// CPU time (user and system, all threads) this process has used, from /proc (10 ms ticks).
+fn cpu_seconds() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let fields: Vec<&str> = stat.rsplit_once(')').context("/proc/self/stat")?.1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
 fn md5_file(path: &Path) -> Result<(f64, String)> {
     let started = Instant::now();
     let mut file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
@@ -272,20 +280,20 @@ async fn run(args: Args) -> Result<String> {
         Workload::Get { remote, local } => {
             let Session::Native(mut client) = connector.open().await? else { unreachable!() };
             let _ = std::fs::remove_file(&local);
-            let started = Instant::now();
+            let (started, cpu) = (Instant::now(), cpu_seconds()?);
             let report = client.get(&remote, &local, &NoProgress).await?;
-            let seconds = started.elapsed().as_secs_f64();
+            let (seconds, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds()? - cpu);
             let GetReport::Downloaded { size, md5, .. } = report else { bail!("the download was skipped") };
             client.quit().await?;
-            Ok(format!("seconds={seconds:.3} bytes={size} md5={}", hex::encode(md5)))
+            Ok(format!("seconds={seconds:.3} cpu={cpu:.2} bytes={size} md5={}", hex::encode(md5)))
         }
         Workload::Put { local, remote } => {
             let Session::Native(mut client) = connector.open().await? else { unreachable!() };
-            let started = Instant::now();
+            let (started, cpu) = (Instant::now(), cpu_seconds()?);
             let report = client.put(&local, &remote, &NoProgress).await?;
-            let seconds = started.elapsed().as_secs_f64();
+            let (seconds, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds()? - cpu);
             client.quit().await?;
-            Ok(format!("seconds={seconds:.3} bytes={} md5={}", report.size, hex::encode(report.md5)))
+            Ok(format!("seconds={seconds:.3} cpu={cpu:.2} bytes={} md5={}", report.size, hex::encode(report.md5)))
         }
         Workload::Small { clients, files, size } => small(&connector, clients, files, size).await,
         Workload::Idle { count } => idle(&connector, count).await,

@@ -37,6 +37,12 @@ use super::disk::{DiskPool, JobFailed};
 use super::panic_guard::{catch_panic, catch_panic_async};
 use super::quota::{Adjust, GetUsage, OpenUpload, QuotaActor, QuotaError, Reserve, UploadLease};
 
+/// From this size on, a transfer's chunks are hashed on a second disk worker beside their
+/// write (or the next read), which takes MD5 off the I/O path of one large transfer. Smaller
+/// files hash inside the I/O job: the hand-off would cost more than it saves, and many small
+/// transfers at once keep every worker busy anyway.
+const PARALLEL_HASH_MIN_BYTES: u64 = 1 << 20;
+
 /// Frames queued for the writer task; with 256 KiB chunks, at most 1 MiB waits per session.
 const WRITE_QUEUE: usize = 4;
 
@@ -44,17 +50,31 @@ type Incoming = Result<Result<Request, MalformedFrame>, FrameError>;
 
 /// An upload in progress: the partial file and its lease travel together, so whoever drops
 /// them (the session, a disk job, a dead connection) settles the quota correctly. The MD5 of
-/// the bytes written so far travels beside them, hashed on a second worker while each chunk
-/// is written.
+/// the bytes written so far travels beside them.
 struct ActiveUpload {
     partial: PartialUpload,
     hasher: Md5,
+    /// The upload's last chunk, held until `put_end` so that the publishing job writes it:
+    /// one disk job fewer per upload, which is most of the cost of a small file. At most one
+    /// frame.
+    held: Option<Vec<u8>>,
     lease: UploadLease,
     started: Instant,
     resumed_from: u64,
 }
 
 impl ActiveUpload {
+    /// Writes and hashes the held chunk, if any. Call under the usage gate, in a disk job.
+    fn write_held(&mut self) -> Result<(), StorageError> {
+        if let Some(bytes) = self.held.take() {
+            let result = self.partial.write(&bytes);
+            self.record_growth();
+            result?;
+            self.hasher.update(&bytes);
+        }
+        Ok(())
+    }
+
     fn prefix_md5(&self) -> ByteBuf {
         ByteBuf::from(self.hasher.clone().finalize().to_vec())
     }
@@ -178,6 +198,20 @@ impl SessionActor {
 
     /// Sends one response, pausing the session until the writer has room.
     fn reply(&mut self, ctx: &mut Context<Self>, response: Response) {
+        // The common case (nothing in flight, room in the writer's queue) needs no future: a
+        // cheap command like `pwd` is answered within the handler.
+        let response = if ctx.waiting() {
+            response
+        } else {
+            match self.out.try_send(response) {
+                Ok(()) => {
+                    self.last_activity = Instant::now();
+                    return self.close_if_drained(ctx);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return ctx.stop(),
+                Err(mpsc::error::TrySendError::Full(response)) => response,
+            }
+        };
         self.serve(ctx, async move { (response, ()) }, |_, _, _| {});
     }
 
@@ -526,7 +560,8 @@ impl SessionActor {
                     let _change = gate.change();
                     let (partial, hasher) = PartialUpload::open(&home, &target, size)?;
                     let resumed_from = partial.offset();
-                    let upload = ActiveUpload { resumed_from, partial, hasher, lease, started: Instant::now() };
+                    let started = Instant::now();
+                    let upload = ActiveUpload { resumed_from, partial, hasher, held: None, lease, started };
                     upload.record_growth();
                     Ok::<_, StorageError>(upload)
                 })
@@ -575,6 +610,7 @@ impl SessionActor {
                     let _change = gate.change();
                     let result = upload.partial.restart();
                     upload.hasher = Md5::new();
+                    upload.held = None;
                     upload.record_growth();
                     result.map(|()| upload)
                 })
@@ -596,31 +632,53 @@ impl SessionActor {
         });
     }
 
-    /// Writes one chunk while a second worker hashes it. Data frames are not answered unless
-    /// the write fails; the upload ends.
+    /// Writes one chunk; a large upload's chunk is hashed by a second worker meanwhile.
+    /// Data frames are not answered unless the write fails; the upload ends.
     fn write_upload(&mut self, ctx: &mut Context<Self>, bytes: Vec<u8>) {
         let Phase::Ready(session) = &mut self.phase else { return };
         let Some(mut upload) = session.upload.take() else { return };
+        if upload.held.is_none() && upload.partial.offset() + bytes.len() as u64 == upload.partial.size() {
+            upload.held = Some(bytes);
+            session.upload = Some(upload);
+            return;
+        }
         let disk = self.services.disk.clone();
         let gate = self.services.gate.clone();
         let out = self.out.clone();
         let peer = self.peer;
         let work = async move {
             let bytes = Arc::new(bytes);
-            let hashing = hash_chunk(&disk, std::mem::take(&mut upload.hasher), bytes.clone());
+            let hasher = std::mem::take(&mut upload.hasher);
+            let (inline, beside) = if upload.partial.size() >= PARALLEL_HASH_MIN_BYTES {
+                (None, Some(hasher))
+            } else {
+                (Some(hasher), None)
+            };
+            let hashing = async {
+                match beside {
+                    Some(hasher) => hash_chunk(&disk, hasher, bytes.clone()).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            let to_write = bytes.clone();
             let writing = disk.run("write upload", move || {
                 let _change = gate.change();
-                let result = upload.partial.write(&bytes);
+                let result = upload.write_held().and_then(|()| upload.partial.write(&to_write));
                 upload.record_growth();
-                (result, upload)
+                let inline = inline.map(|mut hasher| {
+                    hasher.update(&to_write[..]);
+                    hasher
+                });
+                (result, upload, inline)
             });
             let (written, hashed) = futures::join!(writing, hashing);
             match (written, hashed) {
-                (Ok((Ok(()), mut upload)), Ok(hasher)) => {
-                    upload.hasher = hasher;
+                (Ok((Ok(()), mut upload, inline)), Ok(beside)) => {
+                    // Exactly one of the two hashed the chunk.
+                    upload.hasher = inline.or(beside).unwrap_or_default();
                     Some(upload)
                 }
-                (Ok((Err(error), upload)), _) => {
+                (Ok((Err(error), upload, _)), _) => {
                     let target = upload.partial.target().to_string();
                     tracing::warn!(target: "access", user = %upload.lease.user(), %peer, op = "put", path = %target,
                         bytes = upload.partial.offset(), result = %error);
@@ -661,18 +719,21 @@ impl SessionActor {
         let home = session.home.clone();
         let peer = self.peer;
         let gate = self.services.gate.clone();
-        let ActiveUpload { partial, hasher, lease, started, resumed_from } = upload;
         let digests = self.services.digests.clone();
-        let user = lease.user().to_string();
-        let target = partial.target().to_string();
-        let size = partial.size();
+        let (started, resumed_from) = (upload.started, upload.resumed_from);
+        let user = upload.lease.user().to_string();
+        let target = upload.partial.target().to_string();
+        let size = upload.partial.size();
         let work = async move {
-            let start_len = partial.offset() as i64 - partial.growth();
+            let start_len = upload.partial.offset() as i64 - upload.partial.growth();
             // The lease is settled inside the job, with what publishing really changed on disk,
             // before the client can hear back and start another upload to the same path.
             let published = disk
                 .run("publish upload", move || {
                     let _change = gate.change();
+                    let mut upload = upload;
+                    upload.write_held()?;
+                    let ActiveUpload { partial, hasher, lease, .. } = upload;
                     let result = partial.publish(&home, hasher.finalize().into(), &sender_md5, &digests);
                     lease.record_disk_change(match &result {
                         Ok(done) => size as i64 - start_len - done.replaced_len as i64,

@@ -263,14 +263,16 @@ impl Client {
             return Err(ClientError::Protocol(format!("server resumes at {offset}, past the file's {size} bytes")));
         }
         let path = local.to_path_buf();
-        let (mut file, mut hasher, prefix_matches) = blocking(move || {
+        let check_prefix = move || {
             let mut file = file;
             let mut hasher = Md5::new();
             hash_prefix(&mut file, offset, &mut hasher).map_err(local_error(&path))?;
             let matches = hasher.clone().finalize()[..] == prefix_md5[..];
             Ok::<_, ClientError>((file, hasher, matches))
-        })
-        .await??;
+        };
+        // A fresh upload has no prefix to read: no need to leave the connection's thread.
+        let (mut file, mut hasher, prefix_matches) =
+            if offset == 0 { check_prefix()? } else { blocking(check_prefix).await?? };
         let mut resumed_from = offset;
         if !prefix_matches {
             let ready = self.call(Request::PutRestart).await?;

@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 #[error("CBOR: {0}")]
 pub struct CodecError(String);
 
-/// Appends the CBOR encoding of `value` to `out`.
-pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+/// Writes the CBOR encoding of `value` to `out`.
+pub fn encode_into<T: Serialize>(value: &T, out: impl std::io::Write) -> Result<(), CodecError> {
     serde_cbor::to_writer(out, value).map_err(|e| CodecError(e.to_string()))
 }
 

@@ -74,21 +74,29 @@ impl<In, Out: Serialize> Encoder<Out> for FrameCodec<In, Out> {
     type Error = FrameError;
 
     fn encode(&mut self, item: Out, dst: &mut BytesMut) -> Result<(), FrameError> {
-        let body = encode_frame(&item)?;
-        dst.reserve(body.len());
-        dst.put_slice(&body);
-        Ok(())
+        append_frame(&item, dst)
     }
 }
 
 /// Encodes one message as a complete frame (prefix included).
 pub fn encode_frame<T: Serialize>(item: &T) -> Result<Vec<u8>, FrameError> {
-    let mut frame = vec![0u8; LENGTH_PREFIX];
-    codec::encode_into(item, &mut frame).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    let length = u32::try_from(frame.len() - LENGTH_PREFIX)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "frame too large"))?;
-    frame[..LENGTH_PREFIX].copy_from_slice(&length.to_be_bytes());
+    let mut frame = Vec::new();
+    append_frame(item, &mut frame)?;
     Ok(frame)
+}
+
+/// Appends one frame to `out`, the body serialized in place (a data chunk is copied once, not
+/// into a temporary first). On an error `out` holds a torn frame and must not be sent; both
+/// callers then drop it (the connection's writer fails, or the `Vec` is discarded).
+fn append_frame<T: Serialize, B: BufMut + AsMut<[u8]>>(item: &T, out: &mut B) -> Result<(), FrameError> {
+    let invalid = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+    let start = out.as_mut().len();
+    out.put_u32(0);
+    codec::encode_into(item, (&mut *out).writer()).map_err(|e| invalid(e.to_string()))?;
+    let frame = &mut out.as_mut()[start..];
+    let length = u32::try_from(frame.len() - LENGTH_PREFIX).map_err(|_| invalid("frame too large".into()))?;
+    frame[..LENGTH_PREFIX].copy_from_slice(&length.to_be_bytes());
+    Ok(())
 }
 
 #[cfg(test)]
