@@ -136,10 +136,32 @@ class Peer:
         return process_tree(self.pid)
 
 
-def loadgen(target, addr, user, password, *args, **kwargs):
+class LoadgenFailed(RuntimeError):
+    pass
+
+
+def loadgen(target, addr, user, password, *args):
     command = [LOADGEN, "--target", target, "--addr", addr, "--user", user, "--password", password, *args]
-    out = subprocess.run(command, check=True, capture_output=True, text=True, **kwargs).stdout
-    return parse_result(out.strip().splitlines()[-1])
+    done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, RUST_BACKTRACE="0"))
+    if done.returncode != 0:
+        raise LoadgenFailed(f"{' '.join(map(str, args))}: {done.stderr.strip().splitlines()[:3]}")
+    return parse_result(done.stdout.strip().splitlines()[-1])
+
+
+def peer_runs(peer, count, run):
+    """`count` results of `run()` against a peer. A run that fails (a peer refusing or dropping
+    a connection under load) is logged and repeated, at most twice in all; the note says so."""
+    results, failures = [], []
+    while len(results) < count:
+        try:
+            results.append(run())
+        except LoadgenFailed as failed:
+            log(f"  {peer.name}: run failed: {failed}")
+            failures.append(str(failed))
+            if len(failures) > 2:
+                raise
+    note = f"{len(failures)} failed run(s) repeated, first: {failures[0]}" if failures else ""
+    return results, note
 
 
 def native(server, *args):
@@ -188,16 +210,24 @@ def big_files(args, work, server, peers, results):
     log("workload 2: verified upload")
     native_transfer(results, "upload, verified", server, want, "put", str(big), "big.bin")
     for peer in peers:
-        verified, plain = [], []
+        both, verified, plain = [], [], []
         stored = peer.home / "big.bin"
-        for _ in range(args.repeats):
+        for attempt in range(args.repeats + 1):
             stored.unlink(missing_ok=True)
+            started = time.perf_counter()
+            assert md5sum(big) == want
+            source_md5 = time.perf_counter() - started
             seconds = timed(["curl", "-sS", "-T", big, peer.url("big.bin")])
-            plain.append(seconds)
             started = time.perf_counter()
             assert md5sum(stored) == want
-            verified.append(seconds + time.perf_counter() - started)
-        results.add("upload, verified", peer.name, "s", verified, "curl -T, then md5sum of the stored file")
+            stored_md5 = time.perf_counter() - started
+            if attempt > 0:  # the first is a warm-up
+                plain.append(seconds)
+                verified.append(seconds + stored_md5)
+                both.append(source_md5 + seconds + stored_md5)
+        results.add("upload, verified", peer.name, "s", both, "md5sum of the source, curl -T, md5sum of the stored file")
+        results.add("upload, stored copy hashed", peer.name, "s", verified,
+                    "curl -T, then md5sum of the stored file (source digest known beforehand)")
         results.add("upload, unverified", peer.name, "s", plain, "curl -T")
 
     log("workload 1: verified download")
@@ -207,13 +237,14 @@ def big_files(args, work, server, peers, results):
         shutil.copyfile(big, peer.home / "big.bin")
         shutil.chown(peer.home / "big.bin", peer.user)
         verified, plain = [], []
-        for _ in range(args.repeats):
+        for attempt in range(args.repeats + 1):
             target = out / "peer.bin"
             seconds = timed(["curl", "-sS", "-o", target, peer.url("big.bin")])
-            plain.append(seconds)
             started = time.perf_counter()
             assert md5sum(target) == want
-            verified.append(seconds + time.perf_counter() - started)
+            if attempt > 0:  # the first is a warm-up
+                plain.append(seconds)
+                verified.append(seconds + time.perf_counter() - started)
             target.unlink()
         results.add("download, verified", peer.name, "s", verified, "curl, then md5sum of the copy")
         results.add("download, unverified", peer.name, "s", plain, "curl")
@@ -226,6 +257,7 @@ def native_transfer(results, workload, server, want, *command):
     """Times ftp-actor transfers; also reports the CPU both processes used, whose sum over the
     machine's cores is a floor for the wall time when client and server share the machine."""
     runs, cpu = [], []
+    native(server, *command)  # warm-up, not counted (as for the peers)
     for _ in range(results.repeats):
         before = cpu_seconds(server.process.pid)
         result = native(server, *command)
@@ -248,17 +280,21 @@ def small_files(args, server, peers, results):
     shape = ["small", "--clients", str(args.clients), "--files", "20", "--size", "65536"]
     server.start(max(args.max_concurrency, args.clients))
     runs = []
-    for _ in range(args.repeats):
-        runs.append(float(native(server, *shape)["files_per_sec"]))
+    for attempt in range(args.repeats + 1):
+        rate = float(native(server, *shape)["files_per_sec"])
+        if attempt > 0:  # the first is a warm-up
+            runs.append(rate)
         clean_home(server.home)
     results.add("small files", "ftp-actor", "files/s", runs, "every file MD5-verified")
     server.stop()
     for peer in peers:
-        runs = []
-        for _ in range(args.repeats):
-            runs.append(float(peer_loadgen(peer, *shape)["files_per_sec"]))
-            clean_home(peer.home)
-        results.add("small files", peer.name, "files/s", runs, "unverified")
+        def run():
+            try:
+                return float(peer_loadgen(peer, *shape)["files_per_sec"])
+            finally:
+                clean_home(peer.home)
+        runs, note = peer_runs(peer, args.repeats + 1, run)
+        results.add("small files", peer.name, "files/s", runs[1:], ("unverified. " + note).strip(". "))
 
 
 def idle_sessions(args, server, peers, results):
@@ -303,8 +339,8 @@ def control_workloads(args, server, peers, results):
         results.add(name, "ftp-actor", unit,
                     [float(native(server, *workload)["per_sec"]) for _ in range(args.repeats)])
         for peer in peers:
-            results.add(name, peer.name, unit,
-                        [float(peer_loadgen(peer, *workload)["per_sec"]) for _ in range(args.repeats)])
+            runs, note = peer_runs(peer, args.repeats, lambda: float(peer_loadgen(peer, *workload)["per_sec"]))
+            results.add(name, peer.name, unit, runs, note)
     server.stop()
 
 
@@ -326,15 +362,19 @@ def transfer_memory(args, work, server, results):
     server.stop()
 
 
+def number(value):
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
+
+
 def table(results):
-    lines = ["| workload | server | median | unit | vs ftp-actor | runs | note |",
+    lines = ["| workload | server | median | unit | ftp-actor / this | runs | note |",
              "|---|---|---:|---|---:|---|---|"]
     ours = {row["workload"]: row["median"] for row in results.rows if row["server"] == "ftp-actor"}
     for row in results.rows:
-        base = ours.get(row["workload"].replace("unverified", "verified"))
-        ratio = f"{row['median'] / base:.2f}" if base and row["server"] != "ftp-actor" else ""
-        runs = ", ".join(f"{v:.3g}" for v in row["runs"])
-        lines.append(f"| {row['workload']} | {row['server']} | {row['median']:.3g} | {row['unit']} | {ratio} "
+        base = ours.get(row["workload"]) or ours.get(row["workload"].split(",")[0] + ", verified")
+        ratio = f"{base / row['median']:.2f}" if base and row["server"] != "ftp-actor" else ""
+        runs = ", ".join(number(v) for v in row["runs"])
+        lines.append(f"| {row['workload']} | {row['server']} | {number(row['median'])} | {row['unit']} | {ratio} "
                      f"| {runs} | {row['note']} |")
     return "\n".join(lines)
 

@@ -637,7 +637,9 @@ impl SessionActor {
     fn write_upload(&mut self, ctx: &mut Context<Self>, bytes: Vec<u8>) {
         let Phase::Ready(session) = &mut self.phase else { return };
         let Some(mut upload) = session.upload.take() else { return };
-        if upload.held.is_none() && upload.partial.offset() + bytes.len() as u64 == upload.partial.size() {
+        let completes = upload.partial.offset().checked_add(bytes.len() as u64) == Some(upload.partial.size());
+        if upload.held.is_none() && completes {
+            // The last chunk: the publishing job writes it (see `ActiveUpload::held`).
             upload.held = Some(bytes);
             session.upload = Some(upload);
             return;
