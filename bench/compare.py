@@ -148,20 +148,27 @@ def loadgen(target, addr, user, password, *args):
     return parse_result(done.stdout.strip().splitlines()[-1])
 
 
-def peer_runs(peer, count, run):
-    """`count` results of `run()` against a peer. A run that fails (a peer refusing or dropping
-    a connection under load) is logged and repeated, at most twice in all; the note says so."""
-    results, failures = [], []
-    while len(results) < count:
-        try:
-            results.append(run())
-        except LoadgenFailed as failed:
-            log(f"  {peer.name}: run failed: {failed}")
-            failures.append(str(failed))
-            if len(failures) > 2:
-                raise
-    note = f"{len(failures)} failed run(s) repeated, first: {failures[0]}" if failures else ""
-    return results, note
+def interleaved(rounds, contenders):
+    """Runs every contender once per round, round after round, so that the machine's drift
+    over time (it is shared and noisy) touches all servers alike. `contenders` are
+    `(name, run, is_peer)`. A peer's failed run (a peer refusing or dropping a connection under
+    load) is logged and repeated, at most twice per peer, and its note says so; a failure of
+    ftp-actor ends the benchmark. Returns the runs and the notes by name."""
+    runs = {name: [] for name, _, _ in contenders}
+    failures = {name: [] for name, _, _ in contenders}
+    for _ in range(rounds):
+        for name, run, is_peer in contenders:
+            while True:
+                try:
+                    runs[name].append(run())
+                    break
+                except LoadgenFailed as failed:
+                    if not is_peer or len(failures[name]) >= 2:
+                        raise
+                    log(f"  {name}: run failed and is repeated: {failed}")
+                    failures[name].append(str(failed))
+    notes = {name: f"{len(f)} failed run(s) repeated, first: {f[0]}" if f else "" for name, f in failures.items()}
+    return runs, notes
 
 
 def native(server, *args):
@@ -263,7 +270,9 @@ def native_transfer(results, workload, server, want, *command):
         result = native(server, *command)
         assert result["md5"] == want, result
         runs.append(float(result["seconds"]))
-        cpu.append(float(result["cpu"]) + cpu_seconds(server.process.pid) - before)
+        server_cpu = cpu_seconds(server.process.pid) - before
+        cpu.append(float(result["cpu"]) + server_cpu)
+        log(f"    {workload}: {result['seconds']} s, client CPU {result['cpu']} s, server CPU {server_cpu:.2f} s")
     cores = os.cpu_count()
     floor = statistics.median(cpu) / cores
     results.add(workload, "ftp-actor", "s", runs,
@@ -279,22 +288,21 @@ def small_files(args, server, peers, results):
     log("workload 3: 50 clients x 20 files x 64 KiB")
     shape = ["small", "--clients", str(args.clients), "--files", "20", "--size", "65536"]
     server.start(max(args.max_concurrency, args.clients))
-    runs = []
-    for attempt in range(args.repeats + 1):
-        rate = float(native(server, *shape)["files_per_sec"])
-        if attempt > 0:  # the first is a warm-up
-            runs.append(rate)
-        clean_home(server.home)
-    results.add("small files", "ftp-actor", "files/s", runs, "every file MD5-verified")
+
+    def rate(load, home):
+        try:
+            return float(load(*shape)["files_per_sec"])
+        finally:
+            clean_home(home)
+
+    contenders = [("ftp-actor", lambda: rate(lambda *a: native(server, *a), server.home), False)]
+    contenders += [(p.name, lambda p=p: rate(lambda *a: peer_loadgen(p, *a), p.home), True) for p in peers]
+    runs, notes = interleaved(args.repeats + 1, contenders)
     server.stop()
-    for peer in peers:
-        def run():
-            try:
-                return float(peer_loadgen(peer, *shape)["files_per_sec"])
-            finally:
-                clean_home(peer.home)
-        runs, note = peer_runs(peer, args.repeats + 1, run)
-        results.add("small files", peer.name, "files/s", runs[1:], ("unverified. " + note).strip(". "))
+    for name, _, _ in contenders:
+        what = "every file MD5-verified" if name == "ftp-actor" else "unverified"
+        # The first round is a warm-up.
+        results.add("small files", name, "files/s", runs[name][1:], f"{what}. {notes[name]}".strip(". "))
 
 
 def idle_sessions(args, server, peers, results):
@@ -336,11 +344,11 @@ def control_workloads(args, server, peers, results):
                                  ("logins", ["logins", "--seconds", str(args.seconds), "--clients", "4"],
                                   "logins/s")]:
         log(f"workload: {name}")
-        results.add(name, "ftp-actor", unit,
-                    [float(native(server, *workload)["per_sec"]) for _ in range(args.repeats)])
-        for peer in peers:
-            runs, note = peer_runs(peer, args.repeats, lambda: float(peer_loadgen(peer, *workload)["per_sec"]))
-            results.add(name, peer.name, unit, runs, note)
+        contenders = [("ftp-actor", lambda: float(native(server, *workload)["per_sec"]), False)]
+        contenders += [(p.name, lambda p=p: float(peer_loadgen(p, *workload)["per_sec"]), True) for p in peers]
+        runs, notes = interleaved(args.repeats, contenders)
+        for contender, _, _ in contenders:
+            results.add(name, contender, unit, runs[contender], notes[contender])
     server.stop()
 
 
