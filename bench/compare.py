@@ -375,7 +375,7 @@ def number(value):
 
 
 def table(results):
-    lines = ["| workload | server | median | unit | ftp-actor / this | runs | note |",
+    lines = ["| workload | server | median | unit | ftp-actor ÷ peer | runs | note |",
              "|---|---|---:|---|---:|---|---|"]
     ours = {row["workload"]: row["median"] for row in results.rows if row["server"] == "ftp-actor"}
     for row in results.rows:
