@@ -1,0 +1,365 @@
+//! SessionActor: one per admitted connection, a state machine over the protocol.
+//!
+//! Reading: frames arrive through a `StreamHandler`. Every request is served under
+//! `ctx.wait`, which stops the actor from polling the socket until the request is done; an
+//! uploader that sends faster than the disk writes is therefore held back by TCP itself.
+//!
+//! Writing: responses go through a bounded channel to a writer task that owns the socket's
+//! write half (`actix::io::FramedWrite` applies no backpressure; see the guide). A download
+//! awaits room in that channel before reading the next chunk, so a slow reader holds at most
+//! a few chunks in memory.
+//!
+//! States: `Connected` (expects `auth_start`), `Challenged` (expects `auth_proof`), `Ready`
+//! (logged in; an upload may be in progress).
+//!
+//! This file holds the actor, its state and the plumbing every request uses (`serve`,
+//! `reply`); the requests themselves are handled in `login`, `commands`, `upload` and
+//! `download`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures::SinkExt;
+use md5::{Digest, Md5};
+use serde_bytes::ByteBuf;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::net::{ErrorCode, FrameCodec, FrameError, MalformedFrame, PROTOCOL_VERSION, Request, Response, WireError};
+use crate::quota::upload_need;
+use crate::storage::{Download, Home, PartialUpload, StorageError, VirtualPath};
+
+use super::Services;
+use super::acceptor::{ClaimUserSession, SessionEnded};
+use super::auth::{BeginLogin, FinishLogin, PendingLogin};
+use super::disk::{DiskPool, JobFailed};
+use super::panic_guard::{catch_panic, catch_panic_async};
+use super::quota::{Adjust, GetUsage, OpenUpload, QuotaActor, QuotaError, Reserve, UploadLease};
+
+mod commands;
+mod download;
+mod login;
+mod upload;
+
+use upload::ActiveUpload;
+
+/// Frames queued for the writer task; with 256 KiB chunks, at most 1 MiB waits per session.
+const WRITE_QUEUE: usize = 4;
+
+type Incoming = Result<Result<Request, MalformedFrame>, FrameError>;
+
+struct LoggedIn {
+    user: String,
+    home: Arc<Home>,
+    home_path: PathBuf,
+    cwd: VirtualPath,
+    upload: Option<ActiveUpload>,
+    /// An upload failed mid-stream and its error was sent: its remaining `data` frames and its
+    /// `put_end` are dropped silently, so the client hears one answer per upload.
+    discarding: bool,
+}
+
+enum Phase {
+    Connected,
+    Challenged(PendingLogin),
+    Ready(LoggedIn),
+}
+
+/// The session's admission slot, returned to the acceptor when dropped: even a session whose
+/// task dies in a panic gives its slot back.
+struct SlotGuard {
+    id: u64,
+    acceptor: Recipient<SessionEnded>,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.acceptor.do_send(SessionEnded { id: self.id });
+    }
+}
+
+pub struct SessionActor {
+    id: u64,
+    peer: SocketAddr,
+    services: Services,
+    _slot: SlotGuard,
+    /// Where a login claims one of its user's `max_sessions_per_user` places.
+    user_slots: Recipient<ClaimUserSession>,
+    out: mpsc::Sender<Response>,
+    phase: Phase,
+    failed_logins: u32,
+    last_activity: Instant,
+    /// The server is shutting down: close once the upload in progress (if any) is done.
+    draining: bool,
+}
+
+impl SessionActor {
+    /// Starts a session on an admitted connection.
+    /// Starts a session on an admitted connection; returns its address and its outgoing
+    /// frame queue (the acceptor uses the queue to tell it about a forced shutdown even while
+    /// it is busy streaming).
+    pub fn start(
+        id: u64,
+        stream: TcpStream,
+        peer: SocketAddr,
+        services: Services,
+        acceptor: Recipient<SessionEnded>,
+        user_slots: Recipient<ClaimUserSession>,
+    ) -> (Addr<SessionActor>, mpsc::Sender<Response>) {
+        let _ = stream.set_nodelay(true);
+        let (read_half, write_half) = stream.into_split();
+        let max_frame = services.config.max_frame_bytes;
+        let (out, queue) = mpsc::channel(WRITE_QUEUE);
+        let stall = Duration::from_secs(services.config.transfer_stall_secs);
+        actix_rt::spawn(write_frames(FramedWrite::new(write_half, FrameCodec::new(max_frame)), queue, stall));
+        let sender = out.clone();
+        let addr = SessionActor::create(move |ctx| {
+            ctx.add_stream(FramedRead::new(read_half, FrameCodec::<Request, Response>::new(max_frame)));
+            SessionActor {
+                id,
+                peer,
+                services,
+                _slot: SlotGuard { id, acceptor },
+                user_slots,
+                out,
+                phase: Phase::Connected,
+                failed_logins: 0,
+                last_activity: Instant::now(),
+                draining: false,
+            }
+        });
+        (addr, sender)
+    }
+
+    fn upload_in_progress(&self) -> bool {
+        matches!(&self.phase, Phase::Ready(session) if session.upload.is_some())
+    }
+
+    /// During a shutdown, closes the session as soon as it has no transfer in progress.
+    fn close_if_drained(&mut self, ctx: &mut Context<Self>) {
+        if self.draining && !self.upload_in_progress() {
+            self.draining = false;
+            self.close_with(ctx, WireError::new(ErrorCode::ShuttingDown, "the server is shutting down"));
+        }
+    }
+
+    fn user(&self) -> &str {
+        match &self.phase {
+            Phase::Ready(session) => &session.user,
+            Phase::Challenged(pending) => pending.user(),
+            Phase::Connected => "-",
+        }
+    }
+
+    /// Sends one response, pausing the session until the writer has room.
+    fn reply(&mut self, ctx: &mut Context<Self>, response: Response) {
+        // The common case (nothing in flight, room in the writer's queue) needs no future: a
+        // cheap command like `pwd` is answered within the handler.
+        let response = if ctx.waiting() {
+            response
+        } else {
+            match self.out.try_send(response) {
+                Ok(()) => {
+                    self.last_activity = Instant::now();
+                    return self.close_if_drained(ctx);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return ctx.stop(),
+                Err(mpsc::error::TrySendError::Full(response)) => response,
+            }
+        };
+        self.serve(ctx, async move { (response, ()) }, |_, _, _| {});
+    }
+
+    /// Sends a last response and closes the connection.
+    fn close_with(&mut self, ctx: &mut Context<Self>, error: WireError) {
+        self.serve(ctx, async move { (Response::error(error), ()) }, |_, _, ctx| ctx.stop());
+    }
+
+    /// Runs `work` off the actor, sends the response it yields, then applies its state change.
+    /// A panic in either part becomes an internal error for this request; the session goes on.
+    fn serve<T: 'static>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        work: impl Future<Output = (Response, T)> + 'static,
+        apply: impl FnOnce(&mut Self, T, &mut Context<Self>) + 'static,
+    ) {
+        let out = self.out.clone();
+        let stall = Duration::from_secs(self.services.config.transfer_stall_secs);
+        let task = async move {
+            let (response, change) = match catch_panic_async("session", work).await {
+                Ok((response, change)) => (response, Some(change)),
+                Err(panicked) => (internal(&panicked.message), None),
+            };
+            // A client that does not read its answers is not waited for forever.
+            let sent = matches!(tokio::time::timeout(stall, out.send(response)).await, Ok(Ok(())));
+            (sent, change)
+        };
+        ctx.wait(task.into_actor(self).map(move |(sent, change), act, ctx| {
+            act.last_activity = Instant::now();
+            if let Some(change) = change {
+                let _ = catch_panic("session", || apply(act, change, ctx));
+            }
+            if !sent {
+                ctx.stop();
+            }
+            act.close_if_drained(ctx);
+        }));
+    }
+
+    fn handle_request(&mut self, request: Request, ctx: &mut Context<Self>) {
+        match (&mut self.phase, request) {
+            (_, Request::Quit) => self.serve(ctx, async { (Response::Done, ()) }, |_, _, ctx| ctx.stop()),
+            (Phase::Connected, Request::AuthStart { user, client_nonce }) => self.begin_login(ctx, user, client_nonce),
+            (Phase::Challenged(_), Request::AuthProof { nonce, proof }) => {
+                self.finish_login(ctx, nonce, proof.into_vec())
+            }
+            (Phase::Connected | Phase::Challenged(_), _) => {
+                self.reply(ctx, Response::error(WireError::new(ErrorCode::NotLoggedIn, "log in first (auth_start)")))
+            }
+            (Phase::Ready(_), Request::AuthStart { .. } | Request::AuthProof { .. }) => {
+                self.reply(ctx, unexpected("already logged in"))
+            }
+            (Phase::Ready(session), request) => {
+                let is_upload_message =
+                    matches!(request, Request::Data { .. } | Request::PutEnd { .. } | Request::PutRestart);
+                if session.discarding {
+                    if is_upload_message {
+                        session.discarding = !matches!(request, Request::PutEnd { .. });
+                        return;
+                    }
+                    session.discarding = false;
+                }
+                let in_upload = session.upload.is_some();
+                if in_upload != is_upload_message {
+                    let why = if in_upload {
+                        "an upload is in progress: send data, put_end or put_restart"
+                    } else {
+                        "no upload is in progress"
+                    };
+                    return self.reply(ctx, unexpected(why));
+                }
+                self.handle_command(request, ctx)
+            }
+        }
+    }
+}
+
+/// Feeds a chunk to a running MD5 on a disk worker (hashing is the slowest step of a
+/// transfer, so it runs beside the chunk's write or the next chunk's read).
+async fn hash_chunk(disk: &DiskPool, mut hasher: Md5, bytes: Arc<Vec<u8>>) -> Result<Md5, JobFailed> {
+    disk.run("hash chunk", move || {
+        hasher.update(&bytes[..]);
+        hasher
+    })
+    .await
+}
+
+fn unexpected(why: &str) -> Response {
+    Response::error(WireError::new(ErrorCode::UnexpectedMessage, why))
+}
+
+fn internal(why: &str) -> Response {
+    Response::error(WireError::new(ErrorCode::Internal, format!("internal error: {why}")))
+}
+
+fn storage_error(op: &str, path: &str, error: StorageError) -> Response {
+    if let StorageError::Io(io) = &error {
+        tracing::error!(op, path, error = %io, "storage failure");
+    }
+    Response::error(WireError::new(error.code(), format!("{op} {path}: {error}")))
+}
+
+/// Writes the session's frames. A client that stops reading for `stall` (the socket stays
+/// full) is given up on: the task ends and drops the socket, which also unblocks the session.
+async fn write_frames(
+    mut sink: FramedWrite<OwnedWriteHalf, FrameCodec<Request, Response>>,
+    mut queue: mpsc::Receiver<Response>,
+    stall: Duration,
+) {
+    while let Some(response) = queue.recv().await {
+        if !matches!(tokio::time::timeout(stall, sink.send(response)).await, Ok(Ok(()))) {
+            return;
+        }
+    }
+    let _ = tokio::time::timeout(stall, sink.close()).await;
+}
+
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let config = self.services.config.clone();
+        let welcome = Response::Welcome {
+            server: format!("ftp-actor {}", env!("CARGO_PKG_VERSION")),
+            version: PROTOCOL_VERSION,
+            max_frame: config.max_frame_bytes as u32,
+            chunk_size: config.chunk_bytes as u32,
+        };
+        self.reply(ctx, welcome);
+        ctx.run_later(Duration::from_secs(config.login_timeout_secs), |act, ctx| {
+            if !matches!(act.phase, Phase::Ready(_)) {
+                act.close_with(ctx, WireError::from(ErrorCode::LoginTimeout));
+            }
+        });
+        let idle = Duration::from_secs(config.idle_timeout_secs);
+        let stall = Duration::from_secs(config.transfer_stall_secs);
+        // Not run while a request is being served (ctx.wait); a stalled download is caught by
+        // the send timeout in `download` instead.
+        ctx.run_interval(Duration::from_secs(1), move |act, ctx| {
+            let quiet = act.last_activity.elapsed();
+            if act.upload_in_progress() && quiet >= stall {
+                let message = format!("no upload data for {} seconds; the partial is kept for resume", stall.as_secs());
+                act.close_with(ctx, WireError::new(ErrorCode::TransferStalled, message));
+            } else if quiet >= idle {
+                act.close_with(ctx, WireError::from(ErrorCode::IdleTimeout));
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        tracing::debug!(session = self.id, peer = %self.peer, user = self.user(), "session ended");
+    }
+}
+
+/// The server is shutting down: finish the transfer in progress, then close.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+impl Handler<Drain> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
+        self.draining = true;
+        self.close_if_drained(ctx);
+    }
+}
+
+impl StreamHandler<Incoming> for SessionActor {
+    fn handle(&mut self, item: Incoming, ctx: &mut Context<Self>) {
+        self.last_activity = Instant::now();
+        match item {
+            Ok(Ok(request)) => {
+                if catch_panic("session", || self.handle_request(request, ctx)).is_err() {
+                    self.reply(ctx, internal("the request could not be handled"));
+                }
+            }
+            Ok(Err(malformed)) => {
+                self.reply(ctx, Response::error(WireError::new(ErrorCode::MalformedFrame, malformed.to_string())))
+            }
+            Err(FrameError::TooLarge { length, limit }) => self.close_with(
+                ctx,
+                WireError::new(
+                    ErrorCode::FrameTooLarge,
+                    format!("frame of {length} bytes exceeds the limit of {limit}"),
+                ),
+            ),
+            Err(FrameError::Io(_)) => ctx.stop(),
+        }
+    }
+}
