@@ -380,7 +380,7 @@ def table(results):
     ours = {row["workload"]: row["median"] for row in results.rows if row["server"] == "ftp-actor"}
     for row in results.rows:
         base = ours.get(row["workload"]) or ours.get(row["workload"].split(",")[0] + ", verified")
-        ratio = f"{base / row['median']:.2f}" if base and row["server"] != "ftp-actor" else ""
+        ratio = f"{base / row['median']:.3f}" if base and row["server"] != "ftp-actor" else ""
         runs = ", ".join(number(v) for v in row["runs"])
         lines.append(f"| {row['workload']} | {row['server']} | {number(row['median'])} | {row['unit']} | {ratio} "
                      f"| {runs} | {row['note']} |")
