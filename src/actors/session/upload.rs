@@ -2,10 +2,11 @@
 
 use super::*;
 
-/// From this size on, a transfer's chunks are hashed on a second disk worker beside their
-/// write (or the next read), which takes MD5 off the I/O path of one large transfer. Smaller
-/// files hash inside the I/O job: the hand-off would cost more than it saves, and many small
-/// transfers at once keep every worker busy anyway.
+/// From this size on, an upload's chunks are hashed on a second disk worker beside their
+/// write, which takes MD5 off the I/O path of one large transfer. Smaller uploads hash inside
+/// the write job: the hand-off would cost more than it saves, and many small transfers at once
+/// keep every worker busy anyway. (A download that has no stored digest always hashes beside
+/// the next read; see `download`.)
 const PARALLEL_HASH_MIN_BYTES: u64 = 1 << 20;
 
 /// An upload in progress: the partial file and its lease travel together, so whoever drops
