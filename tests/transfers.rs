@@ -250,3 +250,29 @@ async fn stored_digests_spare_hashing_until_the_file_changes() {
     }
     assert_eq!(std::fs::read(&copy).unwrap(), changed);
 }
+
+/// The chunk that completes an upload waits for `put_end` (it is written when publishing):
+/// bytes after it are still refused with 501, the partial keeps what came before, and the
+/// session goes on.
+#[tokio::test]
+async fn data_after_the_completing_chunk_is_refused() {
+    use ftp_actor::net::{Request, Response};
+    use serde_bytes::ByteBuf;
+    let server = server_with_user();
+    let mut client = server.login("u", "pw").await;
+    client.send(Request::Put { path: "exact".into(), size: 3 }).await.unwrap();
+    assert!(matches!(client.recv().await.unwrap(), Response::PutReady { offset: 0, .. }));
+    client.send(Request::Data { bytes: ByteBuf::from(b"abc".to_vec()) }).await.unwrap();
+    client.send(Request::Data { bytes: ByteBuf::from(b"d".to_vec()) }).await.unwrap();
+    client
+        .send(Request::PutEnd { md5: ByteBuf::from(ftp_actor::storage::transfer::md5_of(b"abc").to_vec()) })
+        .await
+        .unwrap();
+    match client.recv().await.unwrap() {
+        Response::Error { code, .. } => assert_eq!(code, ErrorCode::TransferSizeMismatch.as_u16()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(client.pwd().await.unwrap(), "/", "the session goes on");
+    assert!(!server.home("u").join("exact").exists(), "nothing published");
+    assert_eq!(std::fs::read(server.home("u").join(".exact.ftpa-part")).unwrap(), b"abc");
+}

@@ -51,9 +51,9 @@ impl SessionActor {
                 let hashing = async {
                     match in_hand.take() {
                         Some(bytes) if known.is_none() => {
-                            let bytes = Arc::new(bytes);
-                            hasher = hash_chunk(&disk, std::mem::take(&mut hasher), bytes.clone()).await?;
-                            Ok::<_, JobFailed>(Some(Arc::try_unwrap(bytes).unwrap_or_else(|shared| shared.to_vec())))
+                            let (hashed, bytes) = hash_chunk(&disk, std::mem::take(&mut hasher), bytes).await?;
+                            hasher = hashed;
+                            Ok::<_, JobFailed>(Some(bytes))
                         }
                         other => Ok(other),
                     }

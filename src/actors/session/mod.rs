@@ -250,11 +250,15 @@ impl SessionActor {
 }
 
 /// Feeds a chunk to a running MD5 on a disk worker (hashing is the slowest step of a
-/// transfer, so it runs beside the chunk's write or the next chunk's read).
-async fn hash_chunk(disk: &DiskPool, mut hasher: Md5, bytes: Arc<Vec<u8>>) -> Result<Md5, JobFailed> {
+/// transfer, so it runs beside the chunk's write or the next chunk's read). The chunk comes
+/// back with the MD5: a download sends it on, an upload shares it with the write (`Arc`).
+async fn hash_chunk<B>(disk: &DiskPool, mut hasher: Md5, bytes: B) -> Result<(Md5, B), JobFailed>
+where
+    B: AsRef<[u8]> + Send + 'static,
+{
     disk.run("hash chunk", move || {
-        hasher.update(&bytes[..]);
-        hasher
+        hasher.update(bytes.as_ref());
+        (hasher, bytes)
     })
     .await
 }

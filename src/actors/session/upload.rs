@@ -174,7 +174,8 @@ impl SessionActor {
         let out = self.out.clone();
         let peer = self.peer;
         let work = async move {
-            let bytes = Arc::new(bytes);
+            // Shared by the write and, for a large upload, the hashing beside it (no copy).
+            let bytes = bytes::Bytes::from(bytes);
             let hasher = std::mem::take(&mut upload.hasher);
             let (inline, beside) = if upload.partial.size() >= PARALLEL_HASH_MIN_BYTES {
                 (None, Some(hasher))
@@ -183,7 +184,7 @@ impl SessionActor {
             };
             let hashing = async {
                 match beside {
-                    Some(hasher) => hash_chunk(&disk, hasher, bytes.clone()).await.map(Some),
+                    Some(hasher) => hash_chunk(&disk, hasher, bytes.clone()).await.map(|(hasher, _)| Some(hasher)),
                     None => Ok(None),
                 }
             };
