@@ -1,7 +1,7 @@
 //! Server configuration: `config/ftp-actor.toml` documents every key; that same file, compiled
 //! in, is the default, so the server runs with no file at all.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::auth::ScryptParams;
 use crate::auth::throttle::ThrottlePolicy;
+use crate::ftp::address::PortRange;
 use crate::quota::hash_budget::HashBudgetPolicy;
 use crate::size::parse_size;
 use crate::storage::PathLimits;
@@ -63,6 +64,43 @@ pub struct Config {
     #[serde(deserialize_with = "size_or_bytes")]
     pub hash_budget_refill_bytes_per_sec: u64,
     pub scrypt: ScryptParams,
+    pub ftp: FtpConfig,
+}
+
+/// The standard FTP/FTPS listener (`[ftp]` in the config file).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FtpConfig {
+    /// `None` (written `""`) keeps the listener off.
+    #[serde(deserialize_with = "optional_parsed")]
+    pub listen: Option<SocketAddr>,
+    #[serde(deserialize_with = "parsed")]
+    pub passive_ports: PortRange,
+    /// The address announced in PASV replies; `None` announces the control connection's own.
+    #[serde(deserialize_with = "optional_parsed")]
+    pub passive_address: Option<IpAddr>,
+    pub allow_plaintext_login: bool,
+    pub active_mode: bool,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+}
+
+/// A value written as a string and parsed with `FromStr`.
+fn parsed<'de, D: Deserializer<'de>, T: std::str::FromStr>(deserializer: D) -> Result<T, D::Error>
+where
+    T::Err: std::fmt::Display,
+{
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
+/// Like [`parsed`], with `""` meaning `None`.
+fn optional_parsed<'de, D: Deserializer<'de>, T: std::str::FromStr>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    T::Err: std::fmt::Display,
+{
+    let text = String::deserialize(deserializer)?;
+    if text.is_empty() { Ok(None) } else { text.parse().map(Some).map_err(serde::de::Error::custom) }
 }
 
 fn size_or_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
@@ -129,6 +167,9 @@ impl Config {
             return invalid("timeouts must be at least 1 second");
         }
         self.scrypt.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if self.ftp.tls_cert.as_os_str().is_empty() != self.ftp.tls_key.as_os_str().is_empty() {
+            return invalid("ftp.tls_cert and ftp.tls_key must be given together (or both left empty)");
+        }
         Ok(())
     }
 
@@ -182,5 +223,21 @@ mod tests {
         assert!(Config::parse("no_such_key = 1", Path::new("t")).is_err());
         assert!(Config::parse("default_quota = \"12 parsecs\"", Path::new("t")).is_err());
         assert_eq!(Config::parse("default_quota = 5", Path::new("t")).unwrap().default_quota, 5);
+    }
+
+    #[test]
+    fn the_ftp_listener_is_off_by_default_and_configurable() {
+        let config = Config::default();
+        assert_eq!(config.ftp.listen, None);
+        assert!(!config.ftp.allow_plaintext_login);
+        assert!(!config.ftp.active_mode);
+        let text =
+            "[ftp]\nlisten = \"127.0.0.1:2122\"\npassive_ports = \"40000-40009\"\npassive_address = \"10.0.0.1\"\n";
+        let config = Config::parse(text, Path::new("t")).unwrap();
+        assert_eq!(config.ftp.listen, Some("127.0.0.1:2122".parse().unwrap()));
+        assert_eq!(config.ftp.passive_ports, PortRange { first: 40000, last: 40009 });
+        assert_eq!(config.ftp.passive_address, Some("10.0.0.1".parse().unwrap()));
+        assert!(Config::parse("[ftp]\npassive_ports = \"1-2\"", Path::new("t")).is_err());
+        assert!(Config::parse("[ftp]\ntls_cert = \"c.pem\"", Path::new("t")).is_err());
     }
 }

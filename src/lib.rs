@@ -3,13 +3,15 @@
 //! Layers, from the wire inwards: [`net`] (frames, CBOR, messages), [`actors`] (acceptor,
 //! sessions, auth, quota, disk pool), and the plain logic they call: [`auth`] (SCRAM, scrypt,
 //! user store), [`storage`] (path jail, homes, transfers), [`quota`] (ledger). [`client`] is the
-//! client library the shell and the tests use.
+//! client library the shell and the tests use. [`ftp`] is the standard FTP/FTPS front end on the
+//! same actors.
 
 pub mod actors;
 pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod ftp;
 pub mod net;
 pub mod quota;
 pub mod server;

@@ -9,13 +9,14 @@ use base64::Engine;
 use tokio::net::TcpListener;
 
 use crate::actors::Services;
-use crate::actors::acceptor::{Acceptor, Shutdown};
+use crate::actors::acceptor::{Acceptor, FtpListener, Shutdown};
 use crate::actors::auth::AuthActor;
 use crate::actors::disk::DiskPool;
 use crate::actors::quota::QuotaActor;
 use crate::auth::scram::Key;
 use crate::auth::user_store::{StoreError, UserStore, add_user};
 use crate::config::Config;
+use crate::ftp::tls;
 use crate::quota::UsageGate;
 use crate::quota::hash_budget::HashBudget;
 use crate::storage::home::create_home_dir;
@@ -32,6 +33,8 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] crate::ftp::tls::TlsSetupError),
 }
 
 /// The first user of a fresh data directory, with the password to show once.
@@ -76,19 +79,27 @@ fn load_or_create_secret(dir: &Path) -> std::io::Result<Key> {
     Ok(key)
 }
 
-/// A started server: its address (useful with port 0) and its actors.
+/// A started server: its addresses (useful with port 0) and its actors.
 #[derive(Clone)]
 pub struct Started {
     pub addr: SocketAddr,
+    /// The FTP/FTPS listener's address, when it is on.
+    pub ftp_addr: Option<SocketAddr>,
     pub services: Services,
     pub acceptor: Addr<Acceptor>,
 }
 
 /// Starts the actors and the listener inside the current actix system.
 pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> {
-    let listener =
-        TcpListener::bind(config.listen).await.map_err(|source| ServerError::Listen { addr: config.listen, source })?;
-    let local = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
+    let (listener, local) = bind(config.listen).await?;
+    let ftp = match config.ftp.listen {
+        Some(addr) => {
+            let (listener, local) = bind(addr).await?;
+            Some((FtpListener { listener, tls: ftp_tls(&config)? }, local))
+        }
+        None => None,
+    };
+    let ftp_addr = ftp.as_ref().map(|(_, local)| *local);
     let config = Arc::new(config);
     let disk = DiskPool::start(config.max_concurrency);
     let gate = Arc::new(UsageGate::default());
@@ -104,13 +115,31 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
     let hash_budget = Arc::new(Mutex::new(HashBudget::new(config.hash_budget_policy())));
     let digests = Arc::default();
     let services = Services { config, auth, quota, disk, gate, hash_budget, digests };
-    let acceptor = Acceptor::new(listener, services.clone()).start();
-    Ok(Started { addr: local, services, acceptor })
+    let acceptor = Acceptor::new(listener, ftp.map(|(ftp, _)| ftp), services.clone()).start();
+    Ok(Started { addr: local, ftp_addr, services, acceptor })
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { addr, source })?;
+    let local = listener.local_addr().map_err(|source| ServerError::Listen { addr, source })?;
+    Ok((listener, local))
+}
+
+/// The FTP listener's TLS configuration: the configured certificate, or the one generated in
+/// the data directory (created on first start).
+fn ftp_tls(config: &Config) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    let (cert, key) = tls::certificate_paths(&config.data_dir, &config.ftp.tls_cert, &config.ftp.tls_key);
+    if tls::generate_if_missing(&cert, &key)? {
+        tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate for the FTP listener");
+    }
+    Ok(tls::server_config(&cert, &key)?)
 }
 
 /// A server running on its own thread with its own actix system (tests, demos, benchmarks).
 pub struct ServerHandle {
     pub addr: SocketAddr,
+    /// The FTP/FTPS listener's address, when it is on.
+    pub ftp_addr: Option<SocketAddr>,
     pub first_user: Option<FirstUser>,
     /// The server's actors, for demonstrations and fault tests that make them fail.
     pub services: Services,
@@ -136,6 +165,7 @@ impl ServerHandle {
         let (started, system) = ready_rx.recv().expect("server thread reports")?;
         Ok(ServerHandle {
             addr: started.addr,
+            ftp_addr: started.ftp_addr,
             first_user,
             services: started.services,
             acceptor: started.acceptor,

@@ -27,6 +27,52 @@ use crate::net::{ErrorCode, Response, WireError};
 use super::Services;
 use super::session::{Drain, SessionActor};
 
+/// Which listener a connection came in on: both share the slots, the queue and the limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Native,
+    Ftp,
+}
+
+impl Protocol {
+    /// What a waiting client is told about its place in the queue. FTP clients get it as
+    /// continuation lines of the 220 greeting, which ends when they are admitted, so any
+    /// client reads it as one (slow) greeting.
+    fn queued(self, position: u32) -> Vec<u8> {
+        match self {
+            Protocol::Native => encode_frame(&Response::Queued { position }).expect("queued encodes"),
+            Protocol::Ftp => {
+                format!("220-all sessions are busy: you are number {position} in the queue; please wait\r\n")
+                    .into_bytes()
+            }
+        }
+    }
+
+    /// Why a connection is refused or closed, in its protocol.
+    fn refusal(self, error: &WireError) -> Vec<u8> {
+        match self {
+            Protocol::Native => encode_frame(&Response::error(error.clone())).expect("errors encode"),
+            Protocol::Ftp => crate::ftp::reply::Reply::from_error(error).to_bytes(),
+        }
+    }
+}
+
+/// The FTP listener and the TLS configuration its sessions use.
+pub struct FtpListener {
+    pub listener: TcpListener,
+    pub tls: std::sync::Arc<rustls::ServerConfig>,
+}
+
+/// A connection from one of the listeners.
+pub struct Accepted {
+    protocol: Protocol,
+    result: std::io::Result<(TcpStream, SocketAddr)>,
+}
+
+impl Message for Accepted {
+    type Result = ();
+}
+
 /// What the acceptor tells a waiting connection's task.
 enum QueueNotice {
     Position(u32),
@@ -41,9 +87,29 @@ struct Waiting {
 }
 
 /// How the acceptor reaches a running session.
-struct SessionLink {
-    addr: Addr<SessionActor>,
-    out: mpsc::Sender<Response>,
+enum SessionLink {
+    Native { addr: Addr<SessionActor>, out: mpsc::Sender<Response> },
+    Ftp(crate::ftp::FtpLink),
+}
+
+impl SessionLink {
+    /// Close once the transfer in progress, if any, is done.
+    fn drain(&self) {
+        match self {
+            SessionLink::Native { addr, .. } => addr.do_send(Drain),
+            SessionLink::Ftp(link) => link.drain(),
+        }
+    }
+
+    /// Close now, telling the client why (even mid-transfer).
+    fn close_now(&self, error: WireError) {
+        match self {
+            SessionLink::Native { out, .. } => {
+                let _ = out.try_send(Response::error(error));
+            }
+            SessionLink::Ftp(link) => link.close_now(error),
+        }
+    }
 }
 
 pub struct Acceptor {
@@ -55,7 +121,9 @@ pub struct Acceptor {
     per_user: HashMap<String, usize>,
     users: HashMap<u64, String>,
     listener: Option<TcpListener>,
-    listening: Option<SpawnHandle>,
+    ftp_listener: Option<TcpListener>,
+    ftp_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    listening: Vec<SpawnHandle>,
     active: usize,
     queue: VecDeque<Waiting>,
     sessions: HashMap<u64, SessionLink>,
@@ -64,15 +132,21 @@ pub struct Acceptor {
 }
 
 impl Acceptor {
-    pub fn new(listener: TcpListener, services: Services) -> Acceptor {
+    pub fn new(listener: TcpListener, ftp: Option<FtpListener>, services: Services) -> Acceptor {
+        let (ftp_listener, ftp_tls) = match ftp {
+            Some(ftp) => (Some(ftp.listener), Some(ftp.tls)),
+            None => (None, None),
+        };
         Acceptor {
+            ftp_listener,
+            ftp_tls,
             services,
             per_address: HashMap::new(),
             addresses: HashMap::new(),
             per_user: HashMap::new(),
             users: HashMap::new(),
             listener: Some(listener),
-            listening: None,
+            listening: Vec::new(),
             active: 0,
             queue: VecDeque::new(),
             sessions: HashMap::new(),
@@ -81,11 +155,29 @@ impl Acceptor {
         }
     }
 
-    fn start_session(&mut self, ctx: &mut Context<Self>, id: u64, stream: TcpStream, peer: SocketAddr) {
+    fn start_session(&mut self, ctx: &mut Context<Self>, admitted: Admitted) {
+        let Admitted { id, stream, peer, protocol } = admitted;
         let me = ctx.address();
-        let (addr, out) =
-            SessionActor::start(id, stream, peer, self.services.clone(), me.clone().recipient(), me.recipient());
-        self.sessions.insert(id, SessionLink { addr, out });
+        let services = self.services.clone();
+        let link = match (protocol, &self.ftp_tls) {
+            (Protocol::Ftp, Some(tls)) => {
+                SessionLink::Ftp(crate::ftp::session::start(crate::ftp::session::FtpSessionStart {
+                    id,
+                    stream,
+                    peer,
+                    services,
+                    tls: tls.clone(),
+                    slot: SlotGuard::new(id, me.clone().recipient()),
+                    user_slots: me.recipient(),
+                }))
+            }
+            _ => {
+                let (addr, out) =
+                    SessionActor::start(id, stream, peer, services, me.clone().recipient(), me.recipient());
+                SessionLink::Native { addr, out }
+            }
+        };
+        self.sessions.insert(id, link);
     }
 
     /// Forgets a connection that ended (or never got in): its address and user counts.
@@ -143,17 +235,25 @@ impl Actor for Acceptor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let listener = self.listener.take().expect("the acceptor starts once");
-        let connections = futures::stream::unfold(listener, |listener| async move {
-            let accepted = listener.accept().await;
-            Some((accepted, listener))
-        });
-        self.listening = Some(ctx.add_stream(connections));
+        self.listening.push(ctx.add_stream(connections(listener, Protocol::Native)));
+        if let Some(listener) = self.ftp_listener.take() {
+            self.listening.push(ctx.add_stream(connections(listener, Protocol::Ftp)));
+        }
     }
 }
 
-impl StreamHandler<std::io::Result<(TcpStream, SocketAddr)>> for Acceptor {
-    fn handle(&mut self, accepted: std::io::Result<(TcpStream, SocketAddr)>, ctx: &mut Context<Self>) {
-        let (stream, peer) = match accepted {
+/// The connections a listener accepts, tagged with its protocol.
+fn connections(listener: TcpListener, protocol: Protocol) -> impl futures::Stream<Item = Accepted> {
+    futures::stream::unfold(listener, move |listener| async move {
+        let result = listener.accept().await;
+        Some((Accepted { protocol, result }, listener))
+    })
+}
+
+impl StreamHandler<Accepted> for Acceptor {
+    fn handle(&mut self, accepted: Accepted, ctx: &mut Context<Self>) {
+        let protocol = accepted.protocol;
+        let (stream, peer) = match accepted.result {
             Ok(connection) => connection,
             Err(error) => {
                 // EMFILE and friends: keep listening; the next accept may succeed.
@@ -171,14 +271,14 @@ impl StreamHandler<std::io::Result<(TcpStream, SocketAddr)>> for Acceptor {
                 ErrorCode::TooManyFromAddress,
                 format!("too many connections from your address (at most {})", config.max_sessions_per_address),
             );
-            actix_rt::spawn(refuse(stream, error));
+            actix_rt::spawn(refuse(stream, protocol, error));
             return;
         }
         *self.per_address.entry(peer.ip()).or_default() += 1;
         self.addresses.insert(id, peer.ip());
         if self.active < config.max_concurrency {
             self.active += 1;
-            self.start_session(ctx, id, stream, peer);
+            self.start_session(ctx, Admitted { id, stream, peer, protocol });
         } else if self.queue.len() < config.max_queued {
             let (notices, receiver) = mpsc::unbounded_channel();
             let position = self.queue.len() as u32 + 1;
@@ -186,7 +286,8 @@ impl StreamHandler<std::io::Result<(TcpStream, SocketAddr)>> for Acceptor {
             self.queue.push_back(Waiting { id, notices });
             tracing::info!(%peer, position, "connection queued");
             let patience = Duration::from_secs(config.login_timeout_secs);
-            actix_rt::spawn(wait_in_queue(stream, peer, id, receiver, ctx.address(), patience));
+            let waiting = Admitted { id, stream, peer, protocol };
+            actix_rt::spawn(wait_in_queue(waiting, receiver, ctx.address(), patience));
         } else {
             tracing::warn!(%peer, active = self.active, queued = self.queue.len(), "server busy: connection refused");
             self.forget(id);
@@ -194,13 +295,32 @@ impl StreamHandler<std::io::Result<(TcpStream, SocketAddr)>> for Acceptor {
                 ErrorCode::ServerBusy,
                 "server busy: all sessions and queue places are taken; try again in a moment",
             );
-            actix_rt::spawn(refuse(stream, busy));
+            actix_rt::spawn(refuse(stream, protocol, busy));
         }
     }
 
     /// The listener never ends by itself; if it does, keep the actor for the live sessions.
     fn finished(&mut self, _: &mut Context<Self>) {
         tracing::error!("listener closed");
+    }
+}
+
+/// A session's admission slot, returned to the acceptor when dropped: even a session whose
+/// task dies in a panic gives its slot back.
+pub struct SlotGuard {
+    id: u64,
+    acceptor: Recipient<SessionEnded>,
+}
+
+impl SlotGuard {
+    pub fn new(id: u64, acceptor: Recipient<SessionEnded>) -> SlotGuard {
+        SlotGuard { id, acceptor }
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.acceptor.do_send(SessionEnded { id: self.id });
     }
 }
 
@@ -223,13 +343,14 @@ impl Handler<SessionEnded> for Acceptor {
     }
 }
 
-/// A waiting connection got its slot.
+/// A connection that gets (or waits for) a slot.
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Admitted {
     id: u64,
     stream: TcpStream,
     peer: SocketAddr,
+    protocol: Protocol,
 }
 
 impl Handler<Admitted> for Acceptor {
@@ -239,11 +360,11 @@ impl Handler<Admitted> for Acceptor {
         if self.shutting_down {
             self.active = self.active.saturating_sub(1);
             self.forget(msg.id);
-            actix_rt::spawn(refuse(msg.stream, shutting_down()));
+            actix_rt::spawn(refuse(msg.stream, msg.protocol, shutting_down()));
             return;
         }
         tracing::info!(peer = %msg.peer, "queued connection admitted");
-        self.start_session(ctx, msg.id, msg.stream, msg.peer);
+        self.start_session(ctx, msg);
     }
 }
 
@@ -274,13 +395,12 @@ impl Handler<LeftQueue> for Acceptor {
 /// Holds a queued connection: relays position updates, notices a hang-up, and hands the
 /// stream back to the acceptor when admitted.
 async fn wait_in_queue(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    id: u64,
+    mut waiting: Admitted,
     mut notices: mpsc::UnboundedReceiver<QueueNotice>,
     acceptor: Addr<Acceptor>,
     patience: Duration,
 ) {
+    let (id, protocol) = (waiting.id, waiting.protocol);
     let mut watching_for_hangup = true;
     let mut probe = [0u8; 1];
     let deadline = tokio::time::sleep(patience);
@@ -290,26 +410,24 @@ async fn wait_in_queue(
             () = &mut deadline => {
                 let waited = patience.as_secs();
                 let busy = WireError::new(ErrorCode::ServerBusy, format!("server still busy after {waited} seconds in the queue; try again later"));
-                let frame = encode_frame(&Response::error(busy)).expect("errors encode");
-                let _ = stream.write_all(&frame).await;
-                let _ = stream.shutdown().await;
+                let _ = waiting.stream.write_all(&protocol.refusal(&busy)).await;
+                let _ = waiting.stream.shutdown().await;
                 return leave_queue(id, notices, acceptor).await;
             }
             notice = notices.recv() => match notice {
                 Some(QueueNotice::Position(position)) => {
-                    let frame = encode_frame(&Response::Queued { position }).expect("queued encodes");
-                    if stream.write_all(&frame).await.is_err() {
+                    if waiting.stream.write_all(&protocol.queued(position)).await.is_err() {
                         return leave_queue(id, notices, acceptor).await;
                     }
                 }
                 Some(QueueNotice::Admit) => {
-                    acceptor.do_send(Admitted { id, stream, peer });
+                    acceptor.do_send(waiting);
                     return;
                 }
-                Some(QueueNotice::Refuse) => return refuse(stream, shutting_down()).await,
+                Some(QueueNotice::Refuse) => return refuse(waiting.stream, protocol, shutting_down()).await,
                 None => return,
             },
-            peeked = stream.peek(&mut probe), if watching_for_hangup => match peeked {
+            peeked = waiting.stream.peek(&mut probe), if watching_for_hangup => match peeked {
                 Ok(0) | Err(_) => return leave_queue(id, notices, acceptor).await,
                 // The client spoke early; its bytes stay buffered for the session.
                 Ok(_) => watching_for_hangup = false,
@@ -335,11 +453,9 @@ fn shutting_down() -> WireError {
 }
 
 /// Tells a connection why it is refused, then closes it.
-async fn refuse(mut stream: TcpStream, error: WireError) {
-    if let Ok(frame) = encode_frame(&Response::error(error)) {
-        let _ = stream.write_all(&frame).await;
-        let _ = stream.shutdown().await;
-    }
+async fn refuse(mut stream: TcpStream, protocol: Protocol, error: WireError) {
+    let _ = stream.write_all(&protocol.refusal(&error)).await;
+    let _ = stream.shutdown().await;
 }
 
 /// Stops the server gracefully; see the module documentation.
@@ -357,7 +473,7 @@ impl Handler<Shutdown> for Acceptor {
             return;
         }
         self.shutting_down = true;
-        if let Some(listening) = self.listening.take() {
+        for listening in self.listening.drain(..) {
             ctx.cancel_future(listening);
         }
         for waiting in self.queue.drain(..) {
@@ -369,7 +485,7 @@ impl Handler<Shutdown> for Acceptor {
             "shutting down: no longer accepting"
         );
         for link in self.sessions.values() {
-            link.addr.do_send(Drain);
+            link.drain();
         }
         self.stop_when_idle();
         ctx.run_later(msg.grace, |act, ctx| {
@@ -382,7 +498,7 @@ impl Handler<Shutdown> for Acceptor {
                 "the server is shutting down; the transfer was interrupted and can be resumed later",
             );
             for link in act.sessions.values() {
-                let _ = link.out.try_send(Response::error(error.clone()));
+                link.close_now(error.clone());
             }
             // Give the writers a moment to flush the message, then stop.
             ctx.run_later(Duration::from_millis(200), |_, _| System::current().stop());

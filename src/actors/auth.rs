@@ -228,20 +228,28 @@ fn reload_if_changed(data_dir: &std::path::Path, known: Option<Option<Fingerprin
     Ok(Some((UserStore::load(data_dir)?, current)))
 }
 
+impl AuthActor {
+    /// Refuses a login from a banned address or for a banned name.
+    fn admit(&self, peer: IpAddr, user: &str) -> Result<(), WireError> {
+        if let Admission::Banned { remaining, by_address } = self.throttle.check(peer, user, Instant::now()) {
+            let whom = if by_address { "from your address" } else { "for this user" };
+            let seconds = remaining.as_secs().max(1);
+            tracing::warn!(target: "access", %user, %peer, op = "login", result = "banned", seconds);
+            return Err(WireError::new(
+                ErrorCode::LoginBanned,
+                format!("too many failed logins {whom}; try again in {seconds} seconds"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Handler<BeginLogin> for AuthActor {
     type Result = ResponseActFuture<Self, Result<PendingLogin, WireError>>;
 
     fn handle(&mut self, msg: BeginLogin, _: &mut Context<Self>) -> Self::Result {
         Box::pin(self.refresh().map(move |(), act, ctx| {
-            if let Admission::Banned { remaining, by_address } = act.throttle.check(msg.peer, &msg.user, Instant::now()) {
-                let whom = if by_address { "from your address" } else { "for this user" };
-                let seconds = remaining.as_secs().max(1);
-                tracing::warn!(target: "access", user = %msg.user, peer = %msg.peer, op = "login", result = "banned", seconds);
-                return Err(WireError::new(
-                    ErrorCode::LoginBanned,
-                    format!("too many failed logins {whom}; try again in {seconds} seconds"),
-                ));
-            }
+            act.admit(msg.peer, &msg.user)?;
             let challenge = act.guarded(ctx, |act| act.challenge(msg.user.clone(), msg.client_nonce.clone()));
             let challenge = challenge.map_err(|panicked| WireError::new(ErrorCode::Internal, panicked.to_string()))?;
             if !scram::is_valid_nonce(&msg.client_nonce) {
@@ -263,12 +271,18 @@ impl Handler<BeginLogin> for AuthActor {
 pub struct LoginOk {
     pub user: String,
     pub home: PathBuf,
+}
+
+/// A SCRAM login that succeeded, with the signature that proves the server to the client.
+#[derive(Debug, Clone)]
+pub struct ScramLoginOk {
+    pub login: LoginOk,
     pub server_signature: Key,
 }
 
 /// SCRAM client-final: verifies the proof.
 #[derive(Message)]
-#[rtype(result = "Result<LoginOk, WireError>")]
+#[rtype(result = "Result<ScramLoginOk, WireError>")]
 pub struct FinishLogin {
     pub pending: PendingLogin,
     pub nonce: String,
@@ -277,7 +291,7 @@ pub struct FinishLogin {
 }
 
 impl Handler<FinishLogin> for AuthActor {
-    type Result = ResponseActFuture<Self, Result<LoginOk, WireError>>;
+    type Result = ResponseActFuture<Self, Result<ScramLoginOk, WireError>>;
 
     /// A failure is answered only after the throttle's delay, the same for every kind of
     /// failure; the session waits meanwhile (it serves one request at a time).
@@ -305,18 +319,80 @@ impl Handler<FinishLogin> for AuthActor {
 }
 
 /// Checks a proof against a pending login.
-fn verify(msg: FinishLogin) -> Result<LoginOk, WireError> {
+fn verify(msg: FinishLogin) -> Result<ScramLoginOk, WireError> {
     let pending = msg.pending;
     let auth_message = pending.exchange.auth_message();
     // Always verify, even for an unknown user, so both failures cost the same.
     let proof_ok = scram::verify_client_proof(&pending.keys.stored_key, &auth_message, &msg.proof);
     let nonce_ok = msg.nonce == pending.exchange.nonce;
     match pending.home {
-        Some(home) if proof_ok && nonce_ok => Ok(LoginOk {
-            user: pending.exchange.user.clone(),
-            home,
+        Some(home) if proof_ok && nonce_ok => Ok(ScramLoginOk {
+            login: LoginOk { user: pending.exchange.user.clone(), home },
             server_signature: scram::server_signature(&pending.keys.server_key, &auth_message),
         }),
         _ => Err(WireError::new(ErrorCode::AuthFailed, "login failed: unknown user or wrong password")),
+    }
+}
+
+/// A plain password login (the FTP front end's USER/PASS, which arrives inside TLS): the
+/// server derives the SCRAM keys from the password with the user's scrypt parameters and
+/// compares them with the stored ones. Same throttling, same answers and the same work for
+/// an unknown user as [`FinishLogin`]. The derivation runs on the disk pool, not on this actor.
+#[derive(Message)]
+#[rtype(result = "Result<LoginOk, WireError>")]
+pub struct CheckPassword {
+    pub user: String,
+    pub password: String,
+    pub peer: IpAddr,
+}
+
+impl Handler<CheckPassword> for AuthActor {
+    type Result = ResponseActFuture<Self, Result<LoginOk, WireError>>;
+
+    fn handle(&mut self, msg: CheckPassword, _: &mut Context<Self>) -> Self::Result {
+        let CheckPassword { user, password, peer } = msg;
+        Box::pin(self.refresh().then(move |(), act, ctx| {
+            let admitted = act.admit(peer, &user);
+            let pending = admitted.and_then(|()| {
+                act.guarded(ctx, |act| act.challenge(user.clone(), String::new()))
+                    .map_err(|panicked| WireError::new(ErrorCode::Internal, panicked.to_string()))
+            });
+            let disk = act.disk.clone();
+            let check = async move {
+                let pending = pending?;
+                let checked = disk.run("derive password key", move || verify_password(pending, password.as_bytes()));
+                checked.await.map_err(|failed| WireError::new(ErrorCode::Internal, failed.to_string()))?.map(Ok)
+            };
+            check.into_actor(act).then(move |checked: Result<Result<LoginOk, WireError>, WireError>, act, _| {
+                let (result, delay) = match checked {
+                    Ok(Ok(login)) => {
+                        act.throttle.succeeded(peer, &user);
+                        (Ok(login), Duration::ZERO)
+                    }
+                    Ok(Err(failed)) => (Err(failed), act.throttle.failed(peer, &user, Instant::now())),
+                    // Banned, or the check itself could not run: not a guess, not counted.
+                    Err(refused) => (Err(refused), Duration::ZERO),
+                };
+                actix::fut::wrap_future(async move {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    result
+                })
+            })
+        }))
+    }
+}
+
+/// Derives SaltedPassword from `password` and checks it against the stored keys. Always runs
+/// the derivation, for unknown users too, so both failures cost the same.
+fn verify_password(pending: PendingLogin, password: &[u8]) -> Result<LoginOk, WireError> {
+    let failed = || WireError::new(ErrorCode::AuthFailed, "login failed: unknown user or wrong password");
+    let salted = pending.scrypt.salted_password(password, &pending.exchange.salt).map_err(|_| failed())?;
+    let keys = ServerKeys::from_salted_password(&salted);
+    let matches: bool = subtle::ConstantTimeEq::ct_eq(&keys.stored_key[..], &pending.keys.stored_key[..]).into();
+    match pending.home {
+        Some(home) if matches => Ok(LoginOk { user: pending.exchange.user, home }),
+        _ => Err(failed()),
     }
 }

@@ -44,6 +44,24 @@ impl Services {
         })
     }
 
+    /// Removes a file from `user`'s home and tells the QuotaActor what it freed.
+    pub async fn remove_file(
+        &self,
+        home: Arc<crate::storage::Home>,
+        user: String,
+        target: crate::storage::VirtualPath,
+    ) -> Result<Result<(), crate::storage::StorageError>, disk::JobFailed> {
+        let (quota, gate) = (self.quota.clone(), self.gate.clone());
+        self.disk
+            .run("rm", move || {
+                let change = gate.change();
+                let freed = home.remove_file(&target)?;
+                quota.do_send(quota::Adjust { user, disk_change: -(freed as i64), number: change.number() });
+                Ok(())
+            })
+            .await
+    }
+
     /// Charges `user` for `bytes` of resume hashing.
     pub fn charge_hashing(&self, user: &str, bytes: u64) {
         if bytes > 0 {

@@ -17,6 +17,10 @@ pub struct ServeArgs {
     /// Address to listen on (overrides the config's `listen`), e.g. 0.0.0.0:2121.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Also serve standard FTP and FTPS at this address (overrides `ftp.listen`), e.g.
+    /// 127.0.0.1:2122.
+    #[arg(long, value_name = "ADDR")]
+    pub ftp_listen: Option<SocketAddr>,
     /// Sessions served at once, and disk worker threads (overrides `max_concurrency`).
     #[arg(long, value_name = "N")]
     pub max_concurrency: Option<usize>,
@@ -31,6 +35,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = args.config.load()?;
     if let Some(listen) = args.listen {
         config.listen = listen;
+    }
+    if let Some(ftp) = args.ftp_listen {
+        config.ftp.listen = Some(ftp);
     }
     if let Some(n) = args.max_concurrency {
         config.max_concurrency = n;
@@ -54,6 +61,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(addr = %started.addr, data_dir = %config.data_dir.display(), max_concurrency = config.max_concurrency,
             max_queued = config.max_queued, "ftp-actor listening");
         println!("ftp-actor listening on {} (data directory {})", started.addr, config.data_dir.display());
+        if let Some(ftp) = started.ftp_addr {
+            tracing::info!(addr = %ftp, "FTP/FTPS listening");
+            let (cert, _) = crate::ftp::tls::certificate_paths(&config.data_dir, &config.ftp.tls_cert, &config.ftp.tls_key);
+            println!("FTP and FTPS (AUTH TLS) on {ftp}; TLS certificate {}", cert.display());
+        }
         actix_rt::spawn(stop_on_signals(started.acceptor, grace));
         Ok::<_, anyhow::Error>(())
     })?;

@@ -71,6 +71,8 @@ error_codes! {
     InvalidPath = 306 => "use a shorter path made of ordinary names",
     /// Another session is uploading to the same path right now.
     InUse = 307 => "another upload to this path is in progress; try again when it has finished",
+    /// REST asked to resume past the end of what the server holds (FTP front end).
+    RestartOffsetInvalid = 308 => "the resume offset is past what the server holds; ask SIZE and resume from there",
     /// The upload would take the user over their quota.
     QuotaExceeded = 400 => "free space (rm) or ask the administrator for a larger quota",
     /// The server's disk is full.

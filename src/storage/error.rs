@@ -35,6 +35,8 @@ pub enum StorageError {
     Incomplete { received: u64, expected: u64 },
     #[error("MD5 mismatch: received data hashes to {actual}, the sender's file to {expected}")]
     ChecksumMismatch { expected: String, actual: String },
+    #[error("cannot resume at byte {offset}: the server holds {available} bytes of this file")]
+    RestartBeyondEnd { offset: u64, available: u64 },
     #[error("{0}")]
     Io(std::io::Error),
 }
@@ -75,6 +77,7 @@ impl StorageError {
             StorageError::DiskFull => ErrorCode::DiskFull,
             StorageError::TooMuchData | StorageError::Incomplete { .. } => ErrorCode::TransferSizeMismatch,
             StorageError::ChecksumMismatch { .. } => ErrorCode::ChecksumMismatch,
+            StorageError::RestartBeyondEnd { .. } => ErrorCode::RestartOffsetInvalid,
             StorageError::ChangedDuringTransfer | StorageError::Io(_) => ErrorCode::StorageFailure,
         }
     }

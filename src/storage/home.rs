@@ -90,6 +90,28 @@ impl Home {
         Ok(Listing { entries, truncated })
     }
 
+    /// One entry's facts (the home itself is named `/`), without following a final symlink.
+    pub fn stat(&self, path: &VirtualPath) -> Result<Entry, StorageError> {
+        let meta = self.dir.symlink_metadata(path.to_relative())?;
+        let name = path.file_name().unwrap_or("/").to_string();
+        Ok(Entry { name, kind: entry_kind(&meta), size: meta.len(), modified: unix_seconds(&meta) })
+    }
+
+    /// The length a resume continues after: the published file's, or, while a file has not
+    /// been published yet, the length of the partial its interrupted upload left (FTP's SIZE,
+    /// so that `curl -C -` and `lftp` resume uploads). Directories are not files here.
+    pub fn resume_len(&self, path: &VirtualPath) -> Result<u64, StorageError> {
+        match self.dir.metadata(path.to_relative()) {
+            Ok(meta) if meta.is_dir() => Err(StorageError::IsADirectory),
+            Ok(meta) => Ok(meta.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let partial = path.partial().ok_or(StorageError::IsADirectory)?;
+                Ok(self.dir.symlink_metadata(partial.to_relative())?.len())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Length of a regular file, 0 if it does not exist or is not a file.
     pub fn file_len(&self, path: &VirtualPath) -> u64 {
         self.dir.symlink_metadata(path.to_relative()).map_or(0, |meta| quota_bytes(&meta))

@@ -11,4 +11,6 @@ pub use digest_index::DigestIndex;
 pub use error::StorageError;
 pub use home::{Home, Listing};
 pub use jail::{PathLimits, VirtualPath};
-pub use transfer::{Download, Md5Digest, PartialUpload, PublishFailed, PublishedUpload};
+pub use transfer::{
+    Download, Md5Digest, PartialUpload, PublishFailed, PublishedUpload, StreamRequest, StreamStart, file_md5,
+};

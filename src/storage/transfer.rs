@@ -178,23 +178,139 @@ impl PartialUpload {
             let error = StorageError::ChecksumMismatch { expected: hex::encode(sender_md5), actual: hex::encode(md5) };
             return Err(PublishFailed { error, kept_growth: None });
         }
-        let publish = || -> Result<u64, StorageError> {
-            self.file.sync_all()?;
-            let replaced_len = match home.dir().symlink_metadata(self.target.to_relative()) {
-                Ok(meta) if meta.is_dir() => return Err(StorageError::IsADirectory),
-                Ok(meta) => quota_bytes(&meta),
-                Err(_) => 0,
-            };
-            home.dir().rename(self.partial.to_relative(), home.dir(), self.target.to_relative())?;
-            // Stamped after the rename, which changes the ctime the stamp includes.
-            if let Ok(meta) = self.file.metadata() {
-                digests.record(FileStamp::of(&meta), md5);
-            }
-            Ok(replaced_len)
-        };
-        match publish() {
+        match self.move_into_place(home, Some(md5), digests) {
             Ok(replaced_len) => Ok(PublishedUpload { md5, replaced_len }),
             Err(error) => Err(PublishFailed { error, kept_growth: Some(self.growth()) }),
+        }
+    }
+
+    /// Syncs the partial and renames it onto the target; returns the quota bytes of the file
+    /// it replaced. `md5`, if known, is remembered for later downloads and checksum commands.
+    fn move_into_place(&self, home: &Home, md5: Option<Md5Digest>, digests: &DigestIndex) -> Result<u64, StorageError> {
+        self.file.sync_all()?;
+        let replaced_len = match home.dir().symlink_metadata(self.target.to_relative()) {
+            Ok(meta) if meta.is_dir() => return Err(StorageError::IsADirectory),
+            Ok(meta) => quota_bytes(&meta),
+            Err(_) => 0,
+        };
+        home.dir().rename(self.partial.to_relative(), home.dir(), self.target.to_relative())?;
+        // Stamped after the rename, which changes the ctime the stamp includes.
+        if let (Some(md5), Ok(meta)) = (md5, self.file.metadata()) {
+            digests.record(FileStamp::of(&meta), md5);
+        }
+        Ok(replaced_len)
+    }
+
+    /// Opens the partial for an upload whose size is not announced (FTP's STOR and APPE): the
+    /// partial is neither hashed nor emptied here; [`PartialUpload::continue_at`] decides where
+    /// the data continues. Also returns the byte length of the published target, if any.
+    pub fn open_stream(home: &Home, target: &VirtualPath) -> Result<(PartialUpload, Option<u64>), StorageError> {
+        let partial = target.partial().ok_or(StorageError::IsADirectory)?;
+        let target_len = match home.dir().symlink_metadata(target.to_relative()) {
+            Ok(meta) if meta.is_dir() => return Err(StorageError::IsADirectory),
+            Ok(meta) => Some(meta.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+        home.check_dir(&target.parent())?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).mode(0o600);
+        let file = home.dir().open_with(partial.to_relative(), &options)?.into_std();
+        let start_len = file.metadata()?.len();
+        let replaced_len = target_len.unwrap_or(0);
+        let upload = PartialUpload {
+            file,
+            target: target.clone(),
+            partial,
+            size: u64::MAX,
+            len: start_len,
+            start_len,
+            replaced_len,
+        };
+        Ok((upload, target_len))
+    }
+
+    /// Makes the partial hold the first bytes the data continues after: its own first
+    /// `len` bytes, or the target's first `len` bytes copied in (FTP's meaning of resuming or
+    /// appending to a published file, kept atomic: the target changes only at publishing).
+    pub fn continue_at(&mut self, home: &Home, start: &StreamStart) -> Result<(), StorageError> {
+        let (len, from_target) = match *start {
+            StreamStart::Partial(len) => (len, false),
+            StreamStart::Target(len) => (len, true),
+        };
+        if !from_target {
+            self.file.set_len(len)?;
+            self.file.seek(SeekFrom::Start(len))?;
+            self.len = len;
+            return Ok(());
+        }
+        self.restart()?;
+        let mut source = home.dir().open(self.target.to_relative())?.into_std();
+        let copied = std::io::copy(&mut (&mut source).take(len), &mut self.file);
+        self.len = self.file.stream_position()?;
+        copied?;
+        if self.len != len {
+            return Err(StorageError::ChangedDuringTransfer);
+        }
+        Ok(())
+    }
+
+    /// Publishes a streamed upload as it is: the data ended cleanly, so the file is complete.
+    /// Returns the quota bytes of the file it replaced. On failure the partial stays.
+    pub fn publish_stream(
+        mut self,
+        home: &Home,
+        md5: Option<Md5Digest>,
+        digests: &DigestIndex,
+    ) -> Result<u64, PublishFailed> {
+        self.size = self.len;
+        self.move_into_place(home, md5, digests)
+            .map_err(|error| PublishFailed { error, kept_growth: Some(self.growth()) })
+    }
+}
+
+/// Where a streamed upload's data continues: after the partial's first bytes, or after a
+/// copy of the published target's first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamStart {
+    Partial(u64),
+    Target(u64),
+}
+
+/// What the client asked for: a fresh upload (STOR), a resume at a byte (REST + STOR), or
+/// an append (APPE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamRequest {
+    Fresh,
+    At(u64),
+    Append,
+}
+
+impl StreamStart {
+    /// Decides where a streamed upload continues. The base is what SIZE reports: the published
+    /// file if there is one, else the partial an interrupted upload left. So `curl -C -` (SIZE,
+    /// then APPE) and `REST n` + `STOR` continue exactly after the bytes the client was told of.
+    pub fn plan(
+        request: StreamRequest,
+        target_len: Option<u64>,
+        partial_len: u64,
+    ) -> Result<StreamStart, StorageError> {
+        let base = |len: u64| {
+            if target_len.is_some() && len > 0 { StreamStart::Target(len) } else { StreamStart::Partial(len) }
+        };
+        let available = target_len.unwrap_or(partial_len);
+        match request {
+            StreamRequest::Fresh => Ok(StreamStart::Partial(0)),
+            StreamRequest::Append => Ok(base(available)),
+            StreamRequest::At(offset) if offset <= available => Ok(base(offset)),
+            StreamRequest::At(offset) => Err(StorageError::RestartBeyondEnd { offset, available }),
+        }
+    }
+
+    /// Bytes the upload holds before its data continues.
+    pub fn len(&self) -> u64 {
+        match *self {
+            StreamStart::Partial(len) | StreamStart::Target(len) => len,
         }
     }
 }
@@ -224,24 +340,9 @@ impl Download {
         prefix_md5: &[u8],
         digests: &DigestIndex,
     ) -> Result<(Download, Md5), StorageError> {
-        if path.is_root() {
-            return Err(StorageError::IsADirectory);
-        }
-        let file = home.dir().open(path.to_relative())?.into_std();
-        let meta = file.metadata()?;
-        if meta.is_dir() {
-            return Err(StorageError::IsADirectory);
-        }
-        let modified = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs() as i64);
-        let stamp = FileStamp::of(&meta);
-        let known = digests.get(&stamp);
-        let mut download = Download { file, stamp, known, position: 0, start: 0, modified, prefix_hashed: 0 };
+        let mut download = Download::open_file(home, path, digests)?;
         let mut hasher = Md5::new();
-        let size = stamp.size();
+        let (size, known) = (download.size(), download.known);
         if offset > 0 && offset <= size {
             // The receiver holds the whole file: with a stored digest there is nothing to hash.
             let prefix = match known {
@@ -261,6 +362,43 @@ impl Download {
             download.file.seek(SeekFrom::Start(download.position))?;
         }
         Ok((download, hasher))
+    }
+
+    fn open_file(home: &Home, path: &VirtualPath, digests: &DigestIndex) -> Result<Download, StorageError> {
+        if path.is_root() {
+            return Err(StorageError::IsADirectory);
+        }
+        let file = home.dir().open(path.to_relative())?.into_std();
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(StorageError::IsADirectory);
+        }
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64);
+        let stamp = FileStamp::of(&meta);
+        let known = digests.get(&stamp);
+        Ok(Download { file, stamp, known, position: 0, start: 0, modified, prefix_hashed: 0 })
+    }
+
+    /// Opens `path` to send from byte `offset` on, unchecked (FTP's REST + RETR: the client
+    /// alone vouches for its prefix).
+    pub fn open_at(
+        home: &Home,
+        path: &VirtualPath,
+        offset: u64,
+        digests: &DigestIndex,
+    ) -> Result<Download, StorageError> {
+        let mut download = Download::open_file(home, path, digests)?;
+        if offset > download.size() {
+            return Err(StorageError::RestartBeyondEnd { offset, available: download.size() });
+        }
+        download.file.seek(SeekFrom::Start(offset))?;
+        download.start = offset;
+        download.position = offset;
+        Ok(download)
     }
 
     pub fn size(&self) -> u64 {
@@ -316,6 +454,22 @@ impl Download {
             digests.record(self.stamp, md5);
         }
     }
+}
+
+/// The MD5 of a whole file, from the digest index when the file has not changed since it was
+/// written or last hashed, else by reading it (and remembering the result). Returns the
+/// digest, the file's size, and how many bytes had to be hashed (0 when the digest was known).
+pub fn file_md5(home: &Home, path: &VirtualPath, digests: &DigestIndex) -> Result<(Md5Digest, u64, u64), StorageError> {
+    let mut download = Download::open_file(home, path, digests)?;
+    let size = download.size();
+    if let Some(md5) = download.known {
+        return Ok((md5, size, 0));
+    }
+    let mut hasher = Md5::new();
+    hash_prefix(&mut download.file, size, &mut hasher)?;
+    let md5 = hasher.finalize().into();
+    download.remember(md5, digests);
+    Ok((md5, size, size))
 }
 
 /// MD5 of a byte slice (tests and small helpers).

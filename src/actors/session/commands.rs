@@ -78,17 +78,10 @@ impl SessionActor {
                     Ok(target) => target,
                     Err(error) => return self.reply(ctx, storage_error("rm", &path, error)),
                 };
-                let quota = self.services.quota.clone();
-                let gate = self.services.gate.clone();
+                let services = self.services.clone();
                 let user = session.user.clone();
                 let work = async move {
-                    let removed = disk.run("rm", move || {
-                        let change = gate.change();
-                        let freed = home.remove_file(&target)?;
-                        quota.do_send(Adjust { user, disk_change: -(freed as i64), number: change.number() });
-                        Ok::<_, StorageError>(())
-                    });
-                    match removed.await {
+                    match services.remove_file(home, user, target).await {
                         Ok(Ok(())) => (Response::Done, ()),
                         Ok(Err(error)) => (storage_error("rm", &path, error), ()),
                         Err(error) => (internal(&error.to_string()), ()),

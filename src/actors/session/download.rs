@@ -112,13 +112,13 @@ impl SessionActor {
 }
 
 /// Why a chunk could not be read.
-enum ChunkFailed {
+pub(crate) enum ChunkFailed {
     Storage(StorageError),
     Job(JobFailed),
 }
 
 /// Reads the next chunk of a download on a disk worker; `None` once the file is done.
-async fn read_chunk(
+pub(crate) async fn read_chunk(
     disk: &DiskPool,
     mut download: Download,
     max: usize,

@@ -35,8 +35,8 @@ impl SessionActor {
                 Ok(result) => result,
                 Err(_) => return (internal("authentication service unavailable"), Err(false)),
             };
-            let login = match login {
-                Ok(login) => login,
+            let (login, server_signature) = match login {
+                Ok(ok) => (ok.login, ok.server_signature),
                 Err(error) => {
                     tracing::info!(target: "access", %user, %peer, op = "login", result = "failed");
                     return (Response::error(error), Err(true));
@@ -51,7 +51,7 @@ impl SessionActor {
             match disk.run("open home", move || Home::open(&home_path)).await {
                 Ok(Ok(home)) => {
                     tracing::info!(target: "access", user = %login.user, %peer, op = "login", result = "ok");
-                    let signature = ByteBuf::from(login.server_signature.to_vec());
+                    let signature = ByteBuf::from(server_signature.to_vec());
                     (Response::AuthOk { server_signature: signature }, Ok((login, home)))
                 }
                 Ok(Err(error)) => {

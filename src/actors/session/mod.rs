@@ -35,16 +35,16 @@ use crate::quota::upload_need;
 use crate::storage::{Download, Home, PartialUpload, StorageError, VirtualPath};
 
 use super::Services;
-use super::acceptor::{ClaimUserSession, SessionEnded};
+use super::acceptor::{ClaimUserSession, SessionEnded, SlotGuard};
 use super::auth::{BeginLogin, FinishLogin, PendingLogin};
 use super::disk::{DiskPool, JobFailed};
 use super::panic_guard::{catch_panic, catch_panic_async};
-use super::quota::{Adjust, GetUsage, OpenUpload, QuotaActor, QuotaError, Reserve, UploadLease};
+use super::quota::{GetUsage, OpenUpload, QuotaActor, QuotaError, Reserve, UploadLease};
 
 mod commands;
-mod download;
+pub(crate) mod download;
 mod login;
-mod upload;
+pub(crate) mod upload;
 
 use upload::ActiveUpload;
 
@@ -68,19 +68,6 @@ enum Phase {
     Connected,
     Challenged(PendingLogin),
     Ready(LoggedIn),
-}
-
-/// The session's admission slot, returned to the acceptor when dropped: even a session whose
-/// task dies in a panic gives its slot back.
-struct SlotGuard {
-    id: u64,
-    acceptor: Recipient<SessionEnded>,
-}
-
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
-        self.acceptor.do_send(SessionEnded { id: self.id });
-    }
 }
 
 pub struct SessionActor {
@@ -124,7 +111,7 @@ impl SessionActor {
                 id,
                 peer,
                 services,
-                _slot: SlotGuard { id, acceptor },
+                _slot: SlotGuard::new(id, acceptor),
                 user_slots,
                 out,
                 phase: Phase::Connected,

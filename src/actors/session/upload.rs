@@ -301,10 +301,15 @@ async fn reserve_remaining(quota: &Addr<QuotaActor>, upload: &ActiveUpload) -> R
 }
 
 fn quota_error(path: &str, error: QuotaError) -> Response {
+    Response::error(quota_wire_error(path, error))
+}
+
+/// A quota refusal as both front ends report it.
+pub(crate) fn quota_wire_error(path: &str, error: QuotaError) -> WireError {
     let code = match error {
         QuotaError::InUse => ErrorCode::InUse,
         QuotaError::Exceeded(_) => ErrorCode::QuotaExceeded,
         QuotaError::Internal(_) => ErrorCode::Internal,
     };
-    Response::error(WireError::new(code, format!("put {path}: {error}")))
+    WireError::new(code, format!("put {path}: {error}"))
 }

@@ -1,0 +1,314 @@
+//! The data side of FTP transfers: RETR streams a file out, STOR and APPE stream one in
+//! through the same hidden partial, quota lease and usage gate as native uploads.
+//!
+//! FTP announces no size, so an upload's reservation grows with the data: before each block
+//! is written, the lease's reservation is raised to cover it. A block the quota cannot cover
+//! is refused (552) before any of it reaches the disk, and the partial keeps what came
+//! before. The data ends when the client closes the data connection (with TLS, with a
+//! close_notify); only then is the partial published under its name. A data connection that
+//! breaks, or a TLS stream cut without close_notify, leaves the partial for a resume.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use md5::{Digest, Md5};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::actors::Services;
+use crate::actors::quota::{OpenUpload, Reserve, UploadLease};
+use crate::actors::session::download::{ChunkFailed, read_chunk};
+use crate::actors::session::upload::quota_wire_error;
+use crate::net::{ErrorCode, WireError};
+use crate::quota::upload_need;
+use crate::storage::{Download, Home, PartialUpload, StreamRequest, StreamStart, VirtualPath};
+
+use super::reply::Reply;
+use super::session::storage_reply;
+use super::tls::MaybeTls;
+
+/// Who transfers what, for the disk pool, the quota and the access log.
+pub struct Context {
+    pub services: Services,
+    pub user: String,
+    pub peer: SocketAddr,
+    /// The path as shown to the user.
+    pub shown: String,
+}
+
+impl Context {
+    fn stall(&self) -> Duration {
+        Duration::from_secs(self.services.config.transfer_stall_secs)
+    }
+}
+
+fn internal(error: impl std::fmt::Display) -> Reply {
+    Reply::new(451, format!("internal error: {error}"))
+}
+
+/// An upload between its opening and its publishing. The lease settles the quota whenever
+/// this is dropped, however the upload ends.
+pub struct StreamUpload {
+    home: Arc<Home>,
+    partial: PartialUpload,
+    lease: UploadLease,
+    /// The MD5 of every byte, kept only for uploads that start from nothing (a resumed
+    /// upload's digest is computed on the first HASH or download instead).
+    hasher: Option<Md5>,
+    /// The partial's length when it was opened, for the quota arithmetic.
+    start_len: u64,
+    reserved: u64,
+}
+
+impl StreamUpload {
+    pub fn offset(&self) -> u64 {
+        self.partial.offset()
+    }
+
+    fn need(&self, end: u64) -> u64 {
+        upload_need(end, self.start_len, self.partial.replaced_len())
+    }
+}
+
+/// Takes the upload's lease, opens its partial and puts the right prefix in it (see
+/// [`StreamStart::plan`]); the answer to send if that fails.
+pub async fn open_upload(
+    context: &Context,
+    home: Arc<Home>,
+    target: VirtualPath,
+    absolute: std::path::PathBuf,
+    request: StreamRequest,
+) -> Result<StreamUpload, Reply> {
+    let services = &context.services;
+    let lease = match services.quota.send(OpenUpload { user: context.user.clone(), target: absolute }).await {
+        Ok(Ok(lease)) => lease,
+        Ok(Err(error)) => return Err(Reply::from_error(&quota_wire_error(&context.shown, error))),
+        Err(_) => return Err(Reply::new(421, "quota service unavailable")),
+    };
+    let opened = {
+        let (home, gate) = (home.clone(), services.gate.clone());
+        services
+            .disk
+            .run("open upload", move || {
+                let _change = gate.change();
+                let (partial, target_len) = PartialUpload::open_stream(&home, &target)?;
+                match StreamStart::plan(request, target_len, partial.offset()) {
+                    Ok(start) => Ok((partial, start)),
+                    Err(error) => {
+                        partial.abandon(&home);
+                        Err(error)
+                    }
+                }
+            })
+            .await
+    };
+    let (partial, start) = match opened {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(error)) => return Err(storage_reply("store", error)),
+        Err(failed) => return Err(internal(failed)),
+    };
+    let start_len = partial.offset();
+    let fresh = start.len() == 0;
+    let mut upload = StreamUpload { home, partial, lease, hasher: fresh.then(Md5::new), start_len, reserved: 0 };
+    upload = reserve(context, upload, start.len()).await?;
+    let gate = services.gate.clone();
+    let prepared = services
+        .disk
+        .run("prepare upload", move || {
+            let _change = gate.change();
+            let result = upload.partial.continue_at(&upload.home, &start);
+            upload.lease.record_disk_change(upload.partial.growth());
+            (result, upload)
+        })
+        .await;
+    match prepared {
+        Ok((Ok(()), upload)) => Ok(upload),
+        Ok((Err(error), _)) => Err(storage_reply("store", error)),
+        Err(failed) => Err(internal(failed)),
+    }
+}
+
+/// Raises the upload's reservation to cover the partial up to `end` bytes.
+async fn reserve(context: &Context, mut upload: StreamUpload, end: u64) -> Result<StreamUpload, Reply> {
+    let need = upload.need(end);
+    if need <= upload.reserved {
+        return Ok(upload);
+    }
+    match context.services.quota.send(Reserve { id: upload.lease.id(), bytes: need }).await {
+        Ok(Ok(())) => {
+            upload.reserved = need;
+            Ok(upload)
+        }
+        Ok(Err(error)) => Err(Reply::from_error(&quota_wire_error(&context.shown, error))),
+        Err(_) => Err(Reply::new(421, "quota service unavailable")),
+    }
+}
+
+/// Reads up to `max` bytes (less only at the end of the data). `Ok(true)` with the block
+/// once the client closed the data connection cleanly.
+async fn read_block(data: &mut MaybeTls, block: &mut Vec<u8>, max: usize, stall: Duration) -> std::io::Result<bool> {
+    while block.len() < max {
+        let read = tokio::time::timeout(stall, data.read_buf(block)).await;
+        match read {
+            Ok(Ok(0)) => return Ok(true),
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => return Err(error),
+            Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no data")),
+        }
+    }
+    Ok(false)
+}
+
+/// Receives the data of a STOR or APPE and publishes the file when it ends cleanly.
+pub async fn receive_file(mut data: MaybeTls, mut upload: StreamUpload, context: Context) -> Reply {
+    let started = Instant::now();
+    let resumed_from = upload.offset();
+    let chunk = context.services.config.chunk_bytes;
+    let stall = context.stall();
+    let (disk, gate) = (context.services.disk.clone(), context.services.gate.clone());
+    loop {
+        let mut block = Vec::with_capacity(chunk);
+        let ended = read_block(&mut data, &mut block, chunk, stall).await;
+        if !block.is_empty() {
+            let end = upload.offset() + block.len() as u64;
+            upload = match reserve(&context, upload, end).await {
+                Ok(upload) => upload,
+                Err(reply) => {
+                    log_store(&context, resumed_from, started, "quota exceeded");
+                    return reply;
+                }
+            };
+            let gate = gate.clone();
+            let written = disk
+                .run("write upload", move || {
+                    let _change = gate.change();
+                    let result = upload.partial.write(&block);
+                    upload.lease.record_disk_change(upload.partial.growth());
+                    if let (Ok(()), Some(hasher)) = (&result, upload.hasher.as_mut()) {
+                        hasher.update(&block);
+                    }
+                    (result, upload)
+                })
+                .await;
+            upload = match written {
+                Ok((Ok(()), upload)) => upload,
+                Ok((Err(error), _)) => {
+                    log_store(&context, resumed_from, started, &error.to_string());
+                    return storage_reply("store", error);
+                }
+                Err(failed) => return internal(failed),
+            };
+        }
+        match ended {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(error) => {
+                let why = if error.kind() == std::io::ErrorKind::UnexpectedEof {
+                    "the data connection was cut without TLS close_notify".to_string()
+                } else {
+                    format!("the data connection failed: {error}")
+                };
+                log_store(&context, resumed_from, started, &why);
+                let message = format!("{why}; {} bytes are kept: resume with REST and STOR, or APPE", upload.offset());
+                return Reply::from_error(&WireError::new(ErrorCode::TransferStalled, message));
+            }
+        }
+    }
+    let size = upload.offset();
+    let digests = context.services.digests.clone();
+    let published = disk
+        .run("publish upload", move || {
+            let _change = gate.change();
+            let StreamUpload { home, partial, lease, hasher, start_len, .. } = upload;
+            let md5 = hasher.map(|hasher| <[u8; 16]>::from(hasher.finalize()));
+            let result = partial.publish_stream(&home, md5, &digests);
+            lease.record_disk_change(match &result {
+                Ok(replaced_len) => size as i64 - start_len as i64 - *replaced_len as i64,
+                Err(failed) => failed.kept_growth.unwrap_or(-(start_len as i64)),
+            });
+            drop(lease);
+            result.map(|_| md5).map_err(|failed| failed.error)
+        })
+        .await;
+    match published {
+        Ok(Ok(md5)) => {
+            let digest = md5.map(hex::encode);
+            log_store(&context, resumed_from, started, &format!("ok size={size}"));
+            let text = match digest {
+                Some(md5) => format!("stored {} ({size} bytes, MD5 {md5})", context.shown),
+                None => format!("stored {} ({size} bytes)", context.shown),
+            };
+            Reply::new(226, text)
+        }
+        Ok(Err(error)) => storage_reply("store", error),
+        Err(failed) => internal(failed),
+    }
+}
+
+fn log_store(context: &Context, resumed_from: u64, started: Instant, result: &str) {
+    tracing::info!(target: "access", user = %context.user, peer = %context.peer, op = "ftp stor", path = %context.shown,
+        resumed_from, seconds = started.elapsed().as_secs_f64(), result);
+}
+
+/// Sends a file from its start offset: each chunk is read on the disk pool while the
+/// previous one is written to the socket.
+pub async fn send_file(mut data: MaybeTls, download: Download, context: Context) -> Reply {
+    let started = Instant::now();
+    let chunk = context.services.config.chunk_bytes;
+    let stall = context.stall();
+    let disk = context.services.disk.clone();
+    let (start, size) = (download.start(), download.size());
+    let mut download = download;
+    let mut in_hand: Option<Vec<u8>> = None;
+    loop {
+        let reading = read_chunk(&disk, download, chunk);
+        let writing = async {
+            match in_hand.take() {
+                Some(bytes) => tokio::time::timeout(stall, data.write_all(&bytes))
+                    .await
+                    .map_err(|_| ())
+                    .and_then(|r| r.map_err(|_| ())),
+                None => Ok(()),
+            }
+        };
+        let (read, written) = futures::join!(reading, writing);
+        if written.is_err() {
+            log_retr(&context, start, started, "data connection lost");
+            return Reply::new(426, "the data connection was lost; resume with REST and RETR");
+        }
+        let (next, returned) = match read {
+            Ok(read) => read,
+            Err(ChunkFailed::Storage(error)) => return storage_reply("retrieve", error),
+            Err(ChunkFailed::Job(failed)) => return internal(failed),
+        };
+        download = returned;
+        match next {
+            Some(bytes) => in_hand = Some(bytes),
+            None => break,
+        }
+    }
+    drop(download);
+    if !matches!(tokio::time::timeout(stall, data.shutdown()).await, Ok(Ok(()))) {
+        log_retr(&context, start, started, "data connection lost at the end");
+        return Reply::new(426, "the data connection was lost at the end; resume with REST and RETR");
+    }
+    log_retr(&context, start, started, "ok");
+    Reply::new(226, format!("sent {} ({} bytes)", context.shown, size - start))
+}
+
+fn log_retr(context: &Context, resumed_from: u64, started: Instant, result: &str) {
+    tracing::info!(target: "access", user = %context.user, peer = %context.peer, op = "ftp retr", path = %context.shown,
+        resumed_from, seconds = started.elapsed().as_secs_f64(), result);
+}
+
+/// Sends a listing and closes the data connection.
+pub async fn send_text(mut data: MaybeTls, text: Vec<u8>, stall: Duration) -> Reply {
+    let sent = async {
+        data.write_all(&text).await?;
+        data.shutdown().await
+    };
+    match tokio::time::timeout(stall, sent).await {
+        Ok(Ok(())) => Reply::new(226, "listing sent"),
+        _ => Reply::new(426, "the data connection was lost"),
+    }
+}
