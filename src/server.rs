@@ -127,12 +127,12 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError
 
 /// The FTP listener's TLS configuration: the configured certificate, or the one generated in
 /// the data directory (created on first start).
-fn ftp_tls(config: &Config) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+fn ftp_tls(config: &Config) -> Result<tls::FtpTls, ServerError> {
     let (cert, key) = tls::certificate_paths(&config.data_dir, &config.ftp.tls_cert, &config.ftp.tls_key);
     if tls::generate_if_missing(&cert, &key)? {
         tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate for the FTP listener");
     }
-    Ok(tls::server_config(&cert, &key)?)
+    Ok(tls::ftp_tls(&cert, &key)?)
 }
 
 /// A server running on its own thread with its own actix system (tests, demos, benchmarks).

@@ -60,7 +60,7 @@ impl Protocol {
 /// The FTP listener and the TLS configuration its sessions use.
 pub struct FtpListener {
     pub listener: TcpListener,
-    pub tls: std::sync::Arc<rustls::ServerConfig>,
+    pub tls: crate::ftp::tls::FtpTls,
 }
 
 /// A connection from one of the listeners.
@@ -122,7 +122,7 @@ pub struct Acceptor {
     users: HashMap<u64, String>,
     listener: Option<TcpListener>,
     ftp_listener: Option<TcpListener>,
-    ftp_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    ftp_tls: Option<crate::ftp::tls::FtpTls>,
     listening: Vec<SpawnHandle>,
     active: usize,
     queue: VecDeque<Waiting>,

@@ -361,7 +361,8 @@ impl Handler<CheckPassword> for AuthActor {
             let check = async move {
                 let pending = pending?;
                 let checked = disk.run("derive password key", move || verify_password(pending, password.as_bytes()));
-                checked.await.map_err(|failed| WireError::new(ErrorCode::Internal, failed.to_string()))?.map(Ok)
+                // Outer error: the check could not run (not a guess); inner: the check's verdict.
+                checked.await.map_err(|failed| WireError::new(ErrorCode::Internal, failed.to_string()))
             };
             check.into_actor(act).then(move |checked: Result<Result<LoginOk, WireError>, WireError>, act, _| {
                 let (result, delay) = match checked {

@@ -28,18 +28,15 @@ impl FromStr for PortRange {
 }
 
 impl PortRange {
-    pub fn len(&self) -> usize {
+    /// How many ports the range holds (at least one).
+    pub fn count(&self) -> usize {
         usize::from(self.last - self.first) + 1
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// The ports to try, starting at `start` (any number; taken modulo the range) and wrapping,
     /// so that concurrent sessions spread over the range instead of all trying its first port.
     pub fn ports_from(&self, start: usize) -> impl Iterator<Item = u16> + use<> {
-        let (first, len) = (self.first, self.len());
+        let (first, len) = (self.first, self.count());
         (0..len).map(move |i| first + ((start + i) % len) as u16)
     }
 }
@@ -85,7 +82,7 @@ mod tests {
     #[test]
     fn port_ranges_parse_and_wrap() {
         let range: PortRange = "50000-50002".parse().unwrap();
-        assert_eq!(range.len(), 3);
+        assert_eq!(range.count(), 3);
         assert_eq!(range.ports_from(4).collect::<Vec<_>>(), vec![50001, 50002, 50000]);
         assert!("80-90".parse::<PortRange>().is_err());
         assert!("6000-5000".parse::<PortRange>().is_err());

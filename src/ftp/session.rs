@@ -30,7 +30,7 @@ use super::command::{Command, parse};
 use super::data::{self, DataSource};
 use super::listing::{facts, list_line, mlsd_line, time_val};
 use super::reply::{Reply, quote_path};
-use super::tls::MaybeTls;
+use super::tls::{FtpTls, MaybeTls};
 use super::transfer;
 
 /// Longest command line accepted, beyond the longest path: a longer line closes the session.
@@ -73,7 +73,7 @@ pub struct FtpSessionStart {
     pub stream: TcpStream,
     pub peer: SocketAddr,
     pub services: Services,
-    pub tls: Arc<rustls::ServerConfig>,
+    pub tls: FtpTls,
     pub slot: SlotGuard,
     pub user_slots: Recipient<ClaimUserSession>,
 }
@@ -123,7 +123,7 @@ struct Session {
     peer: SocketAddr,
     local: SocketAddr,
     services: Services,
-    tls: Arc<rustls::ServerConfig>,
+    tls: FtpTls,
     /// `None` only while `AUTH TLS` swaps the stream.
     control: Option<BufReader<MaybeTls>>,
     line: Vec<u8>,
@@ -450,7 +450,7 @@ impl Session {
             return Flow::Lost;
         };
         let patience = Duration::from_secs(self.services.config.login_timeout_secs);
-        match tokio::time::timeout(patience, MaybeTls::accept(stream, self.tls.clone())).await {
+        match tokio::time::timeout(patience, MaybeTls::accept(stream, self.tls.control.clone())).await {
             Ok(Ok(tls)) => {
                 self.control = Some(BufReader::new(tls));
                 Flow::Sent
@@ -725,7 +725,7 @@ impl Session {
         if !self.send(Reply::new(150, opening)).await {
             return Flow::Lost;
         }
-        let tls = self.protect_data.then(|| self.tls.clone());
+        let tls = self.protect_data.then(|| self.tls.data.clone());
         let data = match data::open(source, self.peer.ip(), tls, self.stall()).await {
             Ok(data) => data,
             Err(reply) => return Flow::Reply(reply),

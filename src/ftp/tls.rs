@@ -65,9 +65,27 @@ pub fn generate_if_missing(cert: &Path, key: &Path) -> Result<bool, TlsSetupErro
     Ok(true)
 }
 
-/// The rustls server configuration for both control and data connections. Sessions are
-/// cached (rustls' default in-memory cache), so clients that resume the control connection's
-/// TLS session on data connections can.
+/// The TLS configurations of an FTP listener's connections.
+#[derive(Clone)]
+pub struct FtpTls {
+    pub control: Arc<rustls::ServerConfig>,
+    /// Like `control`, but sends no TLS 1.3 session tickets: a client that only writes to a
+    /// data connection (an upload) never reads them, and a socket closed with unread bytes
+    /// sends a reset instead of a FIN, which can destroy the end of the upload in flight.
+    /// Sessions are still resumed with the control connection's tickets (shared cache).
+    pub data: Arc<rustls::ServerConfig>,
+}
+
+/// Loads the certificate and key into the configurations of both kinds of connection.
+pub fn ftp_tls(cert: &Path, key: &Path) -> Result<FtpTls, TlsSetupError> {
+    let control = server_config(cert, key)?;
+    let mut data = (*control).clone();
+    data.send_tls13_tickets = 0;
+    Ok(FtpTls { control, data: Arc::new(data) })
+}
+
+/// The rustls server configuration. Sessions are cached (rustls' default in-memory cache), so
+/// clients that resume the control connection's TLS session on data connections can.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsSetupError> {
     let pem_error = |path: &Path| {
         let path = path.to_path_buf();
@@ -154,7 +172,7 @@ mod tests {
         assert_eq!(std::fs::read(&cert).unwrap(), first, "the certificate survives a restart");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
-        server_config(&cert, &key).unwrap();
+        ftp_tls(&cert, &key).unwrap();
     }
 
     #[test]

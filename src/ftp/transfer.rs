@@ -108,9 +108,9 @@ pub async fn open_upload(
         Err(failed) => return Err(internal(failed)),
     };
     let start_len = partial.offset();
-    let fresh = start.len() == 0;
+    let fresh = start.prefix_len() == 0;
     let mut upload = StreamUpload { home, partial, lease, hasher: fresh.then(Md5::new), start_len, reserved: 0 };
-    upload = reserve(context, upload, start.len()).await?;
+    upload = reserve(context, upload, start.prefix_len()).await?;
     let gate = services.gate.clone();
     let prepared = services
         .disk
@@ -175,7 +175,7 @@ pub async fn receive_file(mut data: MaybeTls, mut upload: StreamUpload, context:
                 Ok(upload) => upload,
                 Err(reply) => {
                     log_store(&context, resumed_from, started, "quota exceeded");
-                    return reply;
+                    return refuse_rest(data, reply, stall).await;
                 }
             };
             let gate = gate.clone();
@@ -194,7 +194,7 @@ pub async fn receive_file(mut data: MaybeTls, mut upload: StreamUpload, context:
                 Ok((Ok(()), upload)) => upload,
                 Ok((Err(error), _)) => {
                     log_store(&context, resumed_from, started, &error.to_string());
-                    return storage_reply("store", error);
+                    return refuse_rest(data, storage_reply("store", error), stall).await;
                 }
                 Err(failed) => return internal(failed),
             };
@@ -214,6 +214,9 @@ pub async fn receive_file(mut data: MaybeTls, mut upload: StreamUpload, context:
             }
         }
     }
+    // Our close_notify answers the client's: clients that wait for it (Python's ftplib)
+    // would otherwise report an error for a stored file.
+    let _ = tokio::time::timeout(stall, data.shutdown()).await;
     let size = upload.offset();
     let digests = context.services.digests.clone();
     let published = disk
@@ -243,6 +246,21 @@ pub async fn receive_file(mut data: MaybeTls, mut upload: StreamUpload, context:
         Ok(Err(error)) => storage_reply("store", error),
         Err(failed) => internal(failed),
     }
+}
+
+/// The most data read and thrown away after an upload is refused mid-way.
+const DISCARD_LIMIT: u64 = 64 << 20;
+
+/// Ends a refused upload: reads and discards what the client is still sending (up to
+/// [`DISCARD_LIMIT`], or until it stalls) before closing, so the client finishes its send and
+/// reads the refusal (curl and others report a reset data connection instead of the 552
+/// otherwise). Nothing of it is written.
+async fn refuse_rest(mut data: MaybeTls, reply: Reply, stall: Duration) -> Reply {
+    let mut sink = tokio::io::sink();
+    let mut limited = (&mut data).take(DISCARD_LIMIT);
+    let _ = tokio::time::timeout(stall, tokio::io::copy(&mut limited, &mut sink)).await;
+    let _ = tokio::time::timeout(stall, data.shutdown()).await;
+    reply
 }
 
 fn log_store(context: &Context, resumed_from: u64, started: Instant, result: &str) {

@@ -308,7 +308,7 @@ impl StreamStart {
     }
 
     /// Bytes the upload holds before its data continues.
-    pub fn len(&self) -> u64 {
+    pub fn prefix_len(&self) -> u64 {
         match *self {
             StreamStart::Partial(len) | StreamStart::Target(len) => len,
         }
@@ -526,6 +526,56 @@ mod tests {
             md5
         });
         (got, md5)
+    }
+
+    #[test]
+    fn streamed_uploads_continue_after_what_size_reports() {
+        use StreamRequest::*;
+        use StreamStart::*;
+        // No published file: the partial an interrupted upload left is the base.
+        assert!(matches!(StreamStart::plan(Append, None, 700), Ok(Partial(700))));
+        assert!(matches!(StreamStart::plan(At(500), None, 700), Ok(Partial(500))));
+        assert!(matches!(
+            StreamStart::plan(At(900), None, 700),
+            Err(StorageError::RestartBeyondEnd { offset: 900, available: 700 })
+        ));
+        // A published file is the base, whatever partial lies beside it.
+        assert!(matches!(StreamStart::plan(Append, Some(300), 700), Ok(Target(300))));
+        assert!(matches!(StreamStart::plan(At(0), Some(300), 700), Ok(Partial(0))));
+        assert!(matches!(StreamStart::plan(Fresh, Some(300), 700), Ok(Partial(0))));
+        assert!(matches!(StreamStart::plan(At(301), Some(300), 0), Err(StorageError::RestartBeyondEnd { .. })));
+    }
+
+    #[test]
+    fn appending_to_a_published_file_changes_it_only_when_published() {
+        let (_root, home) = setup();
+        let digests = DigestIndex::default();
+        std::fs::write(_root.path().join("log.txt"), b"first line\n").unwrap();
+        let (mut upload, target_len) = PartialUpload::open_stream(&home, &vp("log.txt")).unwrap();
+        assert_eq!(target_len, Some(11));
+        let start = StreamStart::plan(StreamRequest::Append, target_len, upload.offset()).unwrap();
+        upload.continue_at(&home, &start).unwrap();
+        upload.write(b"second line\n").unwrap();
+        assert_eq!(std::fs::read(_root.path().join("log.txt")).unwrap(), b"first line\n", "untouched until published");
+        assert_eq!(upload.publish_stream(&home, None, &digests).unwrap(), 11);
+        assert_eq!(std::fs::read(_root.path().join("log.txt")).unwrap(), b"first line\nsecond line\n");
+    }
+
+    #[test]
+    fn a_resume_point_truncates_the_partial_and_downloads_start_there() {
+        let (root, home) = setup();
+        let digests = DigestIndex::default();
+        std::fs::write(root.path().join(".f.ftpa-part"), b"0123456789").unwrap();
+        let (mut upload, target_len) = PartialUpload::open_stream(&home, &vp("f")).unwrap();
+        let start = StreamStart::plan(StreamRequest::At(4), target_len, upload.offset()).unwrap();
+        upload.continue_at(&home, &start).unwrap();
+        upload.write(b"xy").unwrap();
+        upload.publish_stream(&home, None, &digests).unwrap();
+        assert_eq!(std::fs::read(root.path().join("f")).unwrap(), b"0123xy");
+        let download = Download::open_at(&home, &vp("f"), 2, &digests).unwrap();
+        let (rest, _) = read_rest(download, Md5::new(), &digests);
+        assert_eq!(rest, b"23xy");
+        assert!(matches!(Download::open_at(&home, &vp("f"), 7, &digests), Err(StorageError::RestartBeyondEnd { .. })));
     }
 
     #[test]

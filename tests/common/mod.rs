@@ -44,6 +44,23 @@ impl TestServer {
         self.handle.as_ref().unwrap().addr
     }
 
+    /// A server with the FTP/FTPS listener on too (on 127.0.0.1:0).
+    pub fn start_ftp(tune: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_with(|config| {
+            config.ftp.listen = Some("127.0.0.1:0".parse().unwrap());
+            tune(config);
+        })
+    }
+
+    pub fn ftp_addr(&self) -> std::net::SocketAddr {
+        self.handle.as_ref().unwrap().ftp_addr.expect("the FTP listener is on")
+    }
+
+    /// The certificate the FTP listener generated, for clients to verify it with.
+    pub fn ftp_cert(&self) -> PathBuf {
+        self.data_dir().join(ftp_actor::ftp::tls::GENERATED_CERT)
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir
     }

@@ -1,0 +1,327 @@
+//! The FTP/FTPS front end, driven by clients nobody here wrote: curl, lftp, rclone and
+//! Python's ftplib, as installed from Debian (`.ci/run` installs them when missing). Every
+//! client talks TLS and checks the server's generated certificate, except rclone, whose FTP
+//! backend can only skip the check. Assertions are on what a user would see: bytes on disk,
+//! MD5s, exit codes and reply codes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{TestServer, md5_hex, random_bytes};
+
+const USER: &str = "alice";
+const PASSWORD: &str = "correct horse";
+
+/// Runs a client with a time limit, so a hung client fails the test instead of stalling CI.
+fn run(program: &str, args: &[&str]) -> Output {
+    let output = Command::new("timeout")
+        .arg("120")
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (bash .ci/run installs the FTP clients)"));
+    if output.status.code() == Some(127) {
+        panic!("{program} is not installed (bash .ci/run installs curl, lftp and rclone)");
+    }
+    output
+}
+
+fn must_succeed(what: &str, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({:?})\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn server(quota: u64) -> TestServer {
+    let test = TestServer::start_ftp(|_| {});
+    test.add_user(USER, PASSWORD, quota);
+    test
+}
+
+fn curl_url(test: &TestServer, path: &str) -> String {
+    format!("ftp://{USER}:{}@127.0.0.1:{}{path}", PASSWORD.replace(' ', "%20"), test.ftp_addr().port())
+}
+
+fn curl(test: &TestServer, extra: &[&str]) -> Output {
+    let cert = test.ftp_cert();
+    let mut args = vec!["-sS", "--ssl-reqd", "--cacert", cert.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run("curl", &args)
+}
+
+/// Every regular file under `dir` with its MD5, by relative path.
+fn tree(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let relative = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(relative, md5_hex(&std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// A local tree of nested directories and files, one of them big enough to interrupt.
+fn make_tree(root: &Path, big: usize) -> PathBuf {
+    for (name, len, seed) in
+        [("big.bin", big, 1), ("docs/readme.txt", 100, 2), ("docs/deep/er/notes.md", 5000, 3), ("empty.txt", 0, 4)]
+    {
+        let path = root.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, random_bytes(len, seed)).unwrap();
+    }
+    root.to_path_buf()
+}
+
+#[test]
+fn curl_uploads_downloads_and_resumes_both_ways_over_tls() {
+    let test = server(1 << 30);
+    let data = random_bytes(24 << 20, 7);
+    let source = test.local("source.bin");
+    std::fs::write(&source, &data).unwrap();
+    let url = curl_url(&test, "/upload.bin");
+
+    // An upload cut short (curl gives up after 3 seconds at 2 MB/s) leaves a hidden partial...
+    let cut = curl(&test, &["--limit-rate", "2M", "--max-time", "3", "-T", source.to_str().unwrap(), &url]);
+    assert_eq!(cut.status.code(), Some(28), "the first upload should time out: {cut:?}");
+    let partial = test.home(USER).join(".upload.bin.ftpa-part");
+    let kept = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    assert!(kept > 0 && kept < data.len() as u64, "partial of {kept} bytes");
+    assert!(!test.home(USER).join("upload.bin").exists(), "an incomplete upload is not published");
+
+    // ...which `curl -C -` (SIZE, then APPE) continues.
+    must_succeed("resumed upload", &curl(&test, &["-C", "-", "-T", source.to_str().unwrap(), &url]));
+    assert_eq!(md5_hex(&std::fs::read(test.home(USER).join("upload.bin")).unwrap()), md5_hex(&data));
+    assert!(!partial.exists());
+
+    // A download cut short keeps its local bytes; `-C -` asks REST for the rest.
+    let target = test.local("download.bin");
+    let cut = curl(&test, &["--limit-rate", "2M", "--max-time", "3", "-o", target.to_str().unwrap(), &url]);
+    assert_eq!(cut.status.code(), Some(28), "the first download should time out: {cut:?}");
+    let have = std::fs::metadata(&target).unwrap().len();
+    assert!(have > 0 && have < data.len() as u64, "local partial of {have} bytes");
+    must_succeed("resumed download", &curl(&test, &["-C", "-", "-o", target.to_str().unwrap(), &url]));
+    assert_eq!(md5_hex(&std::fs::read(&target).unwrap()), md5_hex(&data));
+
+    // The listing shows the file with its size; the hidden partial never appears.
+    let listing = curl(&test, &[&curl_url(&test, "/")]);
+    must_succeed("listing", &listing);
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains(&format!("{} ", data.len())) && listing.contains("upload.bin"), "{listing}");
+    assert!(!listing.contains("part"), "{listing}");
+}
+
+#[test]
+fn curl_without_tls_or_with_a_wrong_password_is_refused() {
+    let test = server(1 << 20);
+    let plain = run("curl", &["-sS", &curl_url(&test, "/")]);
+    assert_eq!(plain.status.code(), Some(67), "plaintext login must be refused: {plain:?}");
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("530"));
+    let wrong = format!("ftp://{USER}:wrong@127.0.0.1:{}/", test.ftp_addr().port());
+    let denied = curl(&test, &[&wrong]);
+    assert_eq!(denied.status.code(), Some(67), "{denied:?}");
+}
+
+#[test]
+fn curl_sees_quota_and_jail_refusals() {
+    let test = server(1 << 20);
+    let source = test.local("big.bin");
+    std::fs::write(&source, random_bytes(3 << 20, 9)).unwrap();
+    let over = curl(&test, &["-T", source.to_str().unwrap(), &curl_url(&test, "/big.bin")]);
+    // 70 is curl's "remote disk full", its meaning of reply 552.
+    assert_eq!(over.status.code(), Some(70), "an upload over quota must fail with 552: {over:?}");
+    assert!(!test.home(USER).join("big.bin").exists());
+    let kept = std::fs::metadata(test.home(USER).join(".big.bin.ftpa-part")).map_or(0, |m| m.len());
+    assert!(kept <= 1 << 20, "the partial stays within the quota: {kept}");
+
+    std::fs::write(test.dir.path().join("secret.txt"), "outside").unwrap();
+    let escape = curl(&test, &["--path-as-is", &curl_url(&test, "/../../secret.txt")]);
+    assert!(!escape.status.success(), "{escape:?}");
+    assert!(escape.stdout.is_empty());
+}
+
+fn lftp_script(test: &TestServer, commands: &str) -> String {
+    format!(
+        "set ssl:ca-file {}; set ftp:ssl-force true; set ftp:ssl-protect-data true; set net:max-retries 1; \
+         open -u {USER},'{PASSWORD}' ftp://127.0.0.1:{}; {commands}",
+        test.ftp_cert().display(),
+        test.ftp_addr().port()
+    )
+}
+
+#[test]
+fn lftp_mirrors_a_tree_both_ways_and_continues_after_an_interruption() {
+    let test = server(1 << 30);
+    let local = make_tree(&test.local("tree"), 8 << 20);
+
+    // Interrupted: lftp is killed mid-way through the big file.
+    let limited = lftp_script(&test, &format!("set net:limit-rate 2000000; mirror -R {} /tree", local.display()));
+    let killed = run("timeout", &["-s", "KILL", "2", "lftp", "-c", &limited]);
+    assert!(!killed.status.success(), "the first mirror should be cut: {killed:?}");
+    let mirror_up = lftp_script(&test, &format!("mirror -R --continue {} /tree", local.display()));
+    must_succeed("lftp mirror -R --continue", &run("lftp", &["-c", &mirror_up]));
+    assert_eq!(tree(&test.home(USER).join("tree")), tree(&local));
+
+    // Back down, interrupted the same way, then continued.
+    let back = test.local("back");
+    let limited = lftp_script(&test, &format!("set net:limit-rate 2000000; mirror /tree {}", back.display()));
+    let killed = run("timeout", &["-s", "KILL", "2", "lftp", "-c", &limited]);
+    assert!(!killed.status.success(), "the download mirror should be cut: {killed:?}");
+    let mirror_down = lftp_script(&test, &format!("mirror --continue /tree {}", back.display()));
+    must_succeed("lftp mirror --continue", &run("lftp", &["-c", &mirror_down]));
+    assert_eq!(tree(&back), tree(&local));
+}
+
+#[test]
+fn lftp_sees_quota_and_jail_refusals() {
+    let test = server(1 << 20);
+    let source = test.local("big.bin");
+    std::fs::write(&source, random_bytes(2 << 20, 11)).unwrap();
+    let over = run("lftp", &["-c", &lftp_script(&test, &format!("put {} -o /big.bin", source.display()))]);
+    assert!(!over.status.success(), "{over:?}");
+    assert!(String::from_utf8_lossy(&over.stderr).contains("552"), "{over:?}");
+    assert!(!test.home(USER).join("big.bin").exists());
+
+    std::fs::write(test.dir.path().join("secret.txt"), "outside").unwrap();
+    let out = test.local("stolen.txt");
+    let escape = run("lftp", &["-c", &lftp_script(&test, &format!("get /../../secret.txt -o {}", out.display()))]);
+    assert!(!escape.status.success(), "{escape:?}");
+    assert!(std::fs::read(&out).map_or(true, |bytes| bytes.is_empty()));
+}
+
+fn rclone_remote(test: &TestServer) -> String {
+    let obscured = run("rclone", &["obscure", PASSWORD]);
+    must_succeed("rclone obscure", &obscured);
+    let pass = String::from_utf8(obscured.stdout).unwrap().trim().to_string();
+    format!(
+        ":ftp,host=127.0.0.1,port={},user={USER},pass={pass},explicit_tls=true,no_check_certificate=true:",
+        test.ftp_addr().port()
+    )
+}
+
+#[test]
+fn rclone_copies_checks_and_verifies_md5_by_download() {
+    let test = server(1 << 30);
+    let local = make_tree(&test.local("tree"), 3 << 20);
+    let remote = format!("{}/backup", rclone_remote(&test));
+    let config = test.local("rclone.conf");
+    let config = config.to_str().unwrap();
+    must_succeed("rclone copy", &run("rclone", &["--config", config, "copy", local.to_str().unwrap(), &remote]));
+    must_succeed("rclone check", &run("rclone", &["--config", config, "check", local.to_str().unwrap(), &remote]));
+    let sums = run("rclone", &["--config", config, "md5sum", "--download", &remote]);
+    must_succeed("rclone md5sum --download", &sums);
+    let remote_sums: BTreeMap<String, String> = String::from_utf8_lossy(&sums.stdout)
+        .lines()
+        .filter_map(|line| line.split_once("  ").map(|(md5, path)| (path.to_string(), md5.to_string())))
+        .collect();
+    assert_eq!(remote_sums, tree(&local));
+    assert_eq!(tree(&test.home(USER).join("backup")), tree(&local));
+}
+
+#[test]
+fn rclone_sees_the_quota() {
+    let test = server(1 << 20);
+    let local = make_tree(&test.local("tree"), 2 << 20);
+    let remote = format!("{}/backup", rclone_remote(&test));
+    let config = test.local("rclone.conf");
+    let copy = run(
+        "rclone",
+        &["--config", config.to_str().unwrap(), "--retries", "1", "copy", local.to_str().unwrap(), &remote],
+    );
+    assert!(!copy.status.success(), "{copy:?}");
+    assert!(String::from_utf8_lossy(&copy.stderr).contains("552"), "{copy:?}");
+    assert!(!test.home(USER).join("backup/big.bin").exists());
+}
+
+/// Python's ftplib (standard library): FTP_TLS with certificate checks, MLSD, HASH, XMD5,
+/// refusals for plaintext logins, the quota and the jail.
+#[test]
+fn python_ftplib_lists_hashes_and_is_refused_where_it_should_be() {
+    let test = server(1 << 20);
+    let home = test.home(USER);
+    std::fs::create_dir_all(home.join("sub")).unwrap();
+    let content = random_bytes(300_000, 5);
+    std::fs::write(home.join("sub/data.bin"), &content).unwrap();
+    std::os::unix::fs::symlink("/etc", home.join("etc-link")).unwrap();
+    let script = r#"
+import ftplib, ssl, sys, io
+port, cert, user, password, md5 = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+
+plain = ftplib.FTP()
+plain.connect("127.0.0.1", port)
+try:
+    plain.login(user, password)
+    sys.exit("plaintext login was accepted")
+except ftplib.error_perm as e:
+    assert str(e).startswith("530"), e
+plain.close()
+
+ftp = ftplib.FTP_TLS(context=ssl.create_default_context(cafile=cert))
+ftp.connect("127.0.0.1", port)
+ftp.login(user, password)
+ftp.prot_p()
+facts = dict(ftp.mlsd("/sub"))
+assert facts["data.bin"]["type"] == "file" and facts["data.bin"]["size"] == "300000", facts
+assert ftp.sendcmd("HASH /sub/data.bin") == f"213 MD5 0-299999 {md5} /sub/data.bin"
+assert ftp.sendcmd("XMD5 /sub/data.bin") == f"250 {md5}"
+assert ftp.size("/sub/data.bin") == 300000
+buffer = io.BytesIO()
+ftp.retrbinary("RETR /sub/data.bin", buffer.write)
+import hashlib
+assert hashlib.md5(buffer.getvalue()).hexdigest() == md5
+ftp.cwd("sub")
+assert ftp.pwd() == "/sub"
+ftp.mkd("new")
+ftp.storbinary("STOR new/up.bin", io.BytesIO(b"x" * 1000))
+assert ftp.size("new/up.bin") == 1000
+ftp.rename("new/up.bin", "new/moved.bin")
+assert ftp.nlst("new") == ["moved.bin"]
+
+for command in ["CWD /..", "RETR /../../etc/passwd", "RETR /etc-link/passwd", "SIZE ../../etc/passwd"]:
+    try:
+        if command.startswith("RETR"):
+            ftp.retrbinary(command, lambda b: sys.exit(f"{command} returned data"))
+        else:
+            ftp.sendcmd(command)
+        sys.exit(f"{command} was allowed")
+    except ftplib.error_perm as e:
+        assert str(e)[:3] in ("550", "553"), (command, e)
+
+try:
+    ftp.storbinary("STOR big.bin", io.BytesIO(b"y" * (2 << 20)))
+    sys.exit("an upload over quota was accepted")
+except ftplib.error_perm as e:
+    assert str(e).startswith("552"), e
+ftp.quit()
+print("ok")
+"#;
+    let output = run(
+        "python3",
+        &[
+            "-c",
+            script,
+            &test.ftp_addr().port().to_string(),
+            test.ftp_cert().to_str().unwrap(),
+            USER,
+            PASSWORD,
+            &md5_hex(&content),
+        ],
+    );
+    must_succeed("ftplib script", &output);
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
+    assert_eq!(std::fs::read(home.join("sub/new/moved.bin")).unwrap(), vec![b'x'; 1000]);
+    assert!(!home.join("sub/big.bin").exists());
+}

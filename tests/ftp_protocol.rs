@@ -1,0 +1,189 @@
+//! The FTP listener at the protocol level, over raw sockets: shared admission (slots, queue,
+//! refusal), shared login throttling, plaintext-login policy, malformed input and graceful
+//! shutdown. Logins here use `allow_plaintext_login` so the replies can be read directly;
+//! TLS is exercised by the real clients in `ftp_clients.rs`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::TestServer;
+use ftp_actor::net::ErrorCode;
+
+/// A bare FTP control connection.
+struct Control {
+    reader: BufReader<TcpStream>,
+}
+
+impl Control {
+    fn connect(addr: SocketAddr) -> Control {
+        let stream = TcpStream::connect(addr).unwrap();
+        // A bound on every wait, so a missing reply fails the test instead of hanging it.
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Control { reader: BufReader::new(stream) }
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        line.trim_end().to_string()
+    }
+
+    /// Reads one whole reply (all lines of a multi-line one); returns its last line.
+    fn reply(&mut self) -> String {
+        loop {
+            let line = self.line();
+            if line.len() < 4 || line.as_bytes()[3] == b' ' {
+                return line;
+            }
+        }
+    }
+
+    fn command(&mut self, line: &str) -> String {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).unwrap();
+    }
+
+    /// True once the server has closed the connection.
+    fn closed(&mut self) -> bool {
+        let mut rest = String::new();
+        matches!(self.reader.read_line(&mut rest), Ok(0) | Err(_))
+    }
+}
+
+fn plaintext_server(tune: impl FnOnce(&mut ftp_actor::config::Config)) -> TestServer {
+    let test = TestServer::start_ftp(|config| {
+        config.ftp.allow_plaintext_login = true;
+        tune(config);
+    });
+    test.add_user("bob", "pw", 1 << 20);
+    test
+}
+
+fn logged_in(test: &TestServer) -> Control {
+    let mut control = Control::connect(test.ftp_addr());
+    assert!(control.reply().starts_with("220 "));
+    assert!(control.command("USER bob").starts_with("331"));
+    assert!(control.command("PASS pw").starts_with("230"));
+    control
+}
+
+#[test]
+fn a_login_before_auth_tls_is_refused_by_default() {
+    let test = TestServer::start_ftp(|_| {});
+    test.add_user("bob", "pw", 1 << 20);
+    let mut control = Control::connect(test.ftp_addr());
+    assert!(control.reply().starts_with("220 "));
+    let refused = control.command("USER bob");
+    assert!(refused.starts_with("530") && refused.contains("AUTH TLS"), "{refused}");
+    assert!(control.command("PASS pw").starts_with("503"), "no password is taken without USER");
+    assert!(control.command("RETR x").starts_with("530"));
+    let features = {
+        control.send_raw(b"FEAT\r\n");
+        let mut lines = vec![control.line()];
+        while !lines.last().unwrap().starts_with("211 ") {
+            lines.push(control.line());
+        }
+        lines.join("\n")
+    };
+    assert!(features.contains(" AUTH TLS") && features.contains(" HASH MD5*"), "{features}");
+}
+
+#[test]
+fn commands_work_over_a_plaintext_login_when_allowed() {
+    let test = plaintext_server(|_| {});
+    let mut control = logged_in(&test);
+    assert_eq!(control.command("PWD"), "257 \"/\" is the current directory");
+    assert!(control.command("MKD docs").starts_with("257 \"/docs\""));
+    assert!(control.command("CWD docs").starts_with("250"));
+    assert!(control.command("CDUP").starts_with("250"));
+    assert!(control.command("CDUP").starts_with("550"), "above the home is refused");
+    assert!(control.command("SIZE nothing").starts_with("550"));
+    assert!(control.command("RMD docs").starts_with("250"));
+    assert!(control.command("SITE EXEC x").starts_with("502"));
+    assert!(control.command("PORT 127,0,0,1,200,10").starts_with("502"), "active mode is off by default");
+    assert!(control.command("QUIT").starts_with("221"));
+    assert!(test.home("bob").exists());
+}
+
+#[test]
+fn malformed_lines_get_clear_codes_and_an_endless_line_closes_the_session() {
+    let test = plaintext_server(|_| {});
+    let mut control = logged_in(&test);
+    control.send_raw(b"RETR \xff\xfe\r\n");
+    assert!(control.reply().starts_with("500"));
+    assert!(control.command("REST abc").starts_with("501"));
+    assert!(control.command("").starts_with("500"));
+    let mut endless = vec![b'A'; 6_000];
+    endless.extend_from_slice(b"\r\n");
+    control.send_raw(&endless);
+    assert!(control.reply().starts_with("500"));
+    assert!(control.closed());
+    // The server goes on serving everyone else.
+    let mut other = logged_in(&test);
+    assert!(other.command("NOOP").starts_with("200"));
+}
+
+#[test]
+fn ftp_and_native_clients_share_the_slots_and_the_queue() {
+    let test = plaintext_server(|config| {
+        config.max_concurrency = 1;
+        config.max_queued = 1;
+    });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let native = runtime.block_on(test.login("bob", "pw"));
+
+    let mut waiting = Control::connect(test.ftp_addr());
+    assert_eq!(waiting.line(), "220-all sessions are busy: you are number 1 in the queue; please wait");
+    let mut refused = Control::connect(test.ftp_addr());
+    let busy = refused.reply();
+    assert!(busy.starts_with(&format!("421 [{}]", ErrorCode::ServerBusy)), "{busy}");
+    assert!(refused.closed());
+
+    runtime.block_on(native.quit()).unwrap();
+    let greeting = waiting.reply();
+    assert!(greeting.starts_with("220 ftp-actor"), "{greeting}");
+    assert!(waiting.command("USER bob").starts_with("331"));
+    assert!(waiting.command("PASS pw").starts_with("230"));
+}
+
+#[test]
+fn failed_ftp_logins_count_for_the_native_listener_too() {
+    let test = plaintext_server(|config| {
+        config.login_failures_before_ban = 2;
+        config.login_delay_base_ms = 1;
+        config.max_login_attempts_per_connection = 5;
+    });
+    let mut control = Control::connect(test.ftp_addr());
+    control.reply();
+    for _ in 0..2 {
+        assert!(control.command("USER bob").starts_with("331"));
+        let failed = control.command("PASS wrong");
+        assert!(failed.starts_with(&format!("530 [{}]", ErrorCode::AuthFailed)), "{failed}");
+    }
+    assert!(control.command("USER bob").starts_with("331"));
+    let banned = control.command("PASS pw");
+    assert!(banned.starts_with(&format!("530 [{}]", ErrorCode::LoginBanned)), "{banned}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let native = runtime.block_on(async {
+        let mut client = test.connect().await;
+        client.login("bob", "pw").await
+    });
+    assert_eq!(native.unwrap_err().code(), Some(ErrorCode::LoginBanned));
+}
+
+#[test]
+fn a_graceful_shutdown_tells_ftp_sessions() {
+    let mut test = plaintext_server(|_| {});
+    let mut control = logged_in(&test);
+    let handle = test.handle.take().unwrap();
+    handle.shutdown_gracefully(Duration::from_secs(5));
+    let farewell = control.reply();
+    assert!(farewell.starts_with(&format!("421 [{}]", ErrorCode::ShuttingDown)), "{farewell}");
+}
