@@ -229,6 +229,13 @@ fn rclone_copies_checks_and_verifies_md5_by_download() {
         .collect();
     assert_eq!(remote_sums, tree(&local));
     assert_eq!(tree(&test.home(USER).join("backup")), tree(&local));
+    // rclone keeps modification times through MFMT.
+    let seconds = |path: PathBuf| {
+        let modified = std::fs::metadata(path).unwrap().modified().unwrap();
+        modified.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    };
+    let stored = test.home(USER).join("backup/docs/readme.txt");
+    assert_eq!(seconds(stored), seconds(local.join("docs/readme.txt")));
 }
 
 #[test]

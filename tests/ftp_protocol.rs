@@ -108,8 +108,43 @@ fn commands_work_over_a_plaintext_login_when_allowed() {
     assert!(control.command("RMD docs").starts_with("250"));
     assert!(control.command("SITE EXEC x").starts_with("502"));
     assert!(control.command("PORT 127,0,0,1,200,10").starts_with("502"), "active mode is off by default");
+    std::fs::write(test.home("bob").join("f.txt"), b"12345").unwrap();
+    assert_eq!(control.command("MFMT 20200102030405 f.txt"), "213 Modify=20200102030405; /f.txt");
+    assert_eq!(control.command("MDTM f.txt"), "213 20200102030405");
+    assert_eq!(control.command("SIZE f.txt"), "213 5");
+    assert!(control.command("REST 6").starts_with("350"));
     assert!(control.command("QUIT").starts_with("221"));
-    assert!(test.home("bob").exists());
+}
+
+#[test]
+fn active_mode_when_enabled_connects_only_to_the_client_itself() {
+    let test = plaintext_server(|config| config.ftp.active_mode = true);
+    std::fs::create_dir_all(test.home("bob")).unwrap();
+    std::fs::write(test.home("bob").join("listed.txt"), b"x").unwrap();
+    let mut control = logged_in(&test);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let elsewhere = control.command(&format!("EPRT |1|127.0.0.2|{port}|"));
+    assert!(elsewhere.starts_with("504"), "a bounce to another address is refused: {elsewhere}");
+    assert!(control.command("PORT 127,0,0,1,0,80").starts_with("504"), "privileged ports are refused");
+    assert!(control.command(&format!("PORT 127,0,0,1,{},{}", port >> 8, port & 0xFF)).starts_with("200"));
+    control.send_raw(b"NLST\r\n");
+    assert!(control.reply().starts_with("150"));
+    let (mut data, _) = listener.accept().unwrap();
+    let mut names = String::new();
+    std::io::Read::read_to_string(&mut data, &mut names).unwrap();
+    assert_eq!(names, "listed.txt\r\n");
+    assert!(control.reply().starts_with("226"));
+}
+
+#[test]
+fn a_connection_that_does_not_log_in_is_closed_with_421() {
+    let test = plaintext_server(|config| config.login_timeout_secs = 1);
+    let mut control = Control::connect(test.ftp_addr());
+    assert!(control.reply().starts_with("220 "));
+    let closed = control.reply();
+    assert!(closed.starts_with(&format!("421 [{}]", ErrorCode::LoginTimeout)), "{closed}");
+    assert!(control.closed());
 }
 
 #[test]

@@ -32,6 +32,11 @@ pub enum Command {
     Stat(Option<String>),
     Size(String),
     Mdtm(String),
+    /// MFMT: set the modification time (`YYYYMMDDHHMMSS`, UTC) of a path.
+    Mfmt {
+        time: String,
+        path: String,
+    },
     Retr(String),
     Stor(String),
     Appe(String),
@@ -137,6 +142,10 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         "STAT" => Command::Stat(listing_path(argument)),
         "SIZE" => Command::Size(required("SIZE")?),
         "MDTM" => Command::Mdtm(required("MDTM")?),
+        "MFMT" => match required("MFMT")?.split_once(' ') {
+            Some((time, path)) if !path.is_empty() => Command::Mfmt { time: time.to_string(), path: path.to_string() },
+            _ => return Err(ParseError::BadArgument("MFMT")),
+        },
         "RETR" => Command::Retr(required("RETR")?),
         "STOR" => Command::Stor(required("STOR")?),
         "APPE" => Command::Appe(required("APPE")?),
@@ -215,6 +224,11 @@ mod tests {
         assert_eq!(parse(b"RETR\r\n").unwrap_err(), ParseError::MissingArgument("RETR"));
         assert_eq!(parse(b"REST -5\r\n").unwrap_err().reply_code(), 501);
         assert_eq!(parse(b"REST 1048576\r\n"), Ok(Command::Rest(1 << 20)));
+        assert_eq!(
+            parse(b"MFMT 20261122103000 a b.txt\r\n"),
+            Ok(Command::Mfmt { time: "20261122103000".into(), path: "a b.txt".into() })
+        );
+        assert_eq!(parse(b"MFMT 20261122103000\r\n").unwrap_err().reply_code(), 501);
     }
 
     #[test]

@@ -27,6 +27,29 @@ pub fn time_val(unix: i64) -> String {
     format!("{year:04}{month:02}{day:02}{hour:02}{minute:02}{second:02}")
 }
 
+/// Parses a time-val (`YYYYMMDDHHMMSS`, optionally with `.fff`) into Unix seconds, UTC.
+/// Howard Hinnant's `days_from_civil`, the inverse of [`civil`].
+pub fn parse_time_val(text: &str) -> Option<i64> {
+    let digits = text.split('.').next()?;
+    if digits.len() != 14 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let field = |range: std::ops::Range<usize>| digits[range].parse::<i64>().ok();
+    let (year, month, day) = (field(0..4)?, field(4..6)?, field(6..8)?);
+    let (hour, minute, second) = (field(8..10)?, field(10..12)?, field(12..14)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// One `ls -l` line. Files changed in the last six months show the time, older ones the year,
@@ -79,6 +102,12 @@ mod tests {
         assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
         assert_eq!(time_val(1_795_000_000), "20261118110640");
         assert_eq!(civil(-1), (1969, 12, 31, 23, 59, 59));
+        for unix in [0, 951_782_400, 1_795_000_000, -1, 4_102_444_800] {
+            assert_eq!(parse_time_val(&time_val(unix)), Some(unix));
+        }
+        assert_eq!(parse_time_val("20261118110640.123"), Some(1_795_000_000));
+        assert_eq!(parse_time_val("2026111811064"), None);
+        assert_eq!(parse_time_val("20261318110640"), None);
     }
 
     #[test]

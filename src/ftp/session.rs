@@ -23,12 +23,12 @@ use crate::actors::Services;
 use crate::actors::acceptor::{ClaimUserSession, SlotGuard};
 use crate::actors::auth::CheckPassword;
 use crate::net::{ErrorCode, WireError};
-use crate::storage::{Home, StorageError, StreamRequest, VirtualPath, file_md5};
+use crate::storage::{Home, StorageError, StreamRequest, VirtualPath, file_md5, set_modified};
 
 use super::address::{epsv_reply, parse_eprt, parse_port, pasv_reply};
 use super::command::{Command, parse};
 use super::data::{self, DataSource};
-use super::listing::{facts, list_line, mlsd_line, time_val};
+use super::listing::{facts, list_line, mlsd_line, parse_time_val, time_val};
 use super::reply::{Reply, quote_path};
 use super::tls::{FtpTls, MaybeTls};
 use super::transfer;
@@ -310,6 +310,7 @@ impl Session {
             Command::Rnto(path) => self.rename_to(&path).await,
             Command::Size(path) => self.size(&path).await,
             Command::Mdtm(path) => self.stat_reply(&path, |entry| Reply::new(213, time_val(entry.modified))).await,
+            Command::Mfmt { time, path } => self.set_time(&time, &path).await,
             Command::Mlst(path) => {
                 let path = path.unwrap_or_else(|| ".".to_string());
                 let shown = self.resolve(&path).map(|p| p.to_string()).unwrap_or_default();
@@ -591,6 +592,22 @@ impl Session {
         }
     }
 
+    /// MFMT (draft-somers-ftp-mfxx): sets the modification time, so mirrors keep file times.
+    async fn set_time(&mut self, time: &str, path: &str) -> Flow {
+        let Some(unix) = parse_time_val(time) else {
+            return Flow::Reply(Reply::new(501, "time must be YYYYMMDDHHMMSS (UTC)"));
+        };
+        let target = match self.resolve(path) {
+            Ok(target) => target,
+            Err(reply) => return Flow::Reply(reply),
+        };
+        let shown = target.to_string();
+        match self.on_disk("set time", move |home| set_modified(home, &target, unix)).await {
+            Ok(()) => Flow::Reply(Reply::new(213, format!("Modify={}; {shown}", time_val(unix)))),
+            Err(reply) => Flow::Reply(reply),
+        }
+    }
+
     async fn stat_reply(&mut self, path: &str, answer: impl FnOnce(crate::net::Entry) -> Reply) -> Flow {
         let target = match self.resolve(path) {
             Ok(target) => target,
@@ -758,7 +775,11 @@ impl Session {
                     }
                     Line::TooLong | Line::Closed => return Flow::Lost,
                 },
-                _ = self.signals.changed() => {
+                changed = self.signals.changed() => {
+                    if changed.is_err() {
+                        // The acceptor is gone: the server is stopping.
+                        return Flow::Close(Reply::from_error(&WireError::from(ErrorCode::ShuttingDown)));
+                    }
                     if let Signal::CloseNow(error) = &*self.signals.borrow() {
                         return Flow::Close(Reply::from_error(error));
                     }
@@ -813,15 +834,21 @@ impl Session {
             Err(reply) => return Flow::Reply(reply),
         };
         let user = self.user().to_string();
-        if let Err(refused) = self.services.may_hash(&user) {
-            return Flow::Reply(Reply::from_error(&refused));
-        }
         let digests = self.services.digests.clone();
         let hashed = target.clone();
-        let (md5, size, cost) = match self.on_disk("checksum", move |home| file_md5(home, &hashed, &digests)).await {
-            Ok(result) => result,
-            Err(reply) => return Flow::Reply(reply),
-        };
+        // A stored digest is free; only a file that must be read is charged to the budget.
+        let (services, budget_user) = (self.services.clone(), user.clone());
+        let may_hash = move || services.may_hash(&budget_user).is_ok();
+        let (md5, size, cost) =
+            match self.on_disk("checksum", move |home| file_md5(home, &hashed, &digests, may_hash)).await {
+                Ok(Some(result)) => result,
+                Ok(None) => {
+                    let refused =
+                        self.services.may_hash(&user).err().unwrap_or_else(|| ErrorCode::HashBudgetExhausted.into());
+                    return Flow::Reply(Reply::from_error(&refused));
+                }
+                Err(reply) => return Flow::Reply(reply),
+            };
         self.services.charge_hashing(&user, cost);
         let hex = hex::encode(md5);
         let name = target.to_string();
@@ -893,6 +920,7 @@ fn features() -> Reply {
         "PROT",
         "EPSV",
         "MDTM",
+        "MFMT",
         "MLST type*;size*;modify*;perm*;",
         "REST STREAM",
         "SIZE",
@@ -910,7 +938,7 @@ fn features() -> Reply {
 fn help() -> Reply {
     let lines = [
         "USER PASS QUIT NOOP SYST FEAT HELP OPTS TYPE MODE STRU ALLO AUTH PBSZ PROT".to_string(),
-        "PWD CWD CDUP MKD RMD DELE RNFR RNTO LIST NLST MLSD MLST STAT SIZE MDTM".to_string(),
+        "PWD CWD CDUP MKD RMD DELE RNFR RNTO LIST NLST MLSD MLST STAT SIZE MDTM MFMT".to_string(),
         "RETR STOR APPE REST ABOR PASV EPSV PORT EPRT HASH XMD5 MD5".to_string(),
     ];
     Reply::multi(214, "Commands:", &lines, "Help OK")

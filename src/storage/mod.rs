@@ -13,4 +13,5 @@ pub use home::{Home, Listing};
 pub use jail::{PathLimits, VirtualPath};
 pub use transfer::{
     Download, Md5Digest, PartialUpload, PublishFailed, PublishedUpload, StreamRequest, StreamStart, file_md5,
+    set_modified,
 };

@@ -459,17 +459,48 @@ impl Download {
 /// The MD5 of a whole file, from the digest index when the file has not changed since it was
 /// written or last hashed, else by reading it (and remembering the result). Returns the
 /// digest, the file's size, and how many bytes had to be hashed (0 when the digest was known).
-pub fn file_md5(home: &Home, path: &VirtualPath, digests: &DigestIndex) -> Result<(Md5Digest, u64, u64), StorageError> {
+/// `may_hash` is asked only when the file must be read; `Ok(None)` if it says no.
+pub fn file_md5(
+    home: &Home,
+    path: &VirtualPath,
+    digests: &DigestIndex,
+    may_hash: impl FnOnce() -> bool,
+) -> Result<Option<(Md5Digest, u64, u64)>, StorageError> {
     let mut download = Download::open_file(home, path, digests)?;
     let size = download.size();
     if let Some(md5) = download.known {
-        return Ok((md5, size, 0));
+        return Ok(Some((md5, size, 0)));
+    }
+    if !may_hash() {
+        return Ok(None);
     }
     let mut hasher = Md5::new();
     hash_prefix(&mut download.file, size, &mut hasher)?;
     let md5 = hasher.finalize().into();
     download.remember(md5, digests);
-    Ok((md5, size, size))
+    Ok(Some((md5, size, size)))
+}
+
+/// Sets a file's or directory's modification time (FTP's MFMT), without following a final
+/// symlink out of the home (cap-std refuses one).
+pub fn set_modified(home: &Home, path: &VirtualPath, unix: i64) -> Result<(), StorageError> {
+    let relative = path.to_relative();
+    let file = if home.dir().metadata(&relative)?.is_dir() {
+        if path.is_root() {
+            home.dir().try_clone()?.into_std_file()
+        } else {
+            home.dir().open_dir(&relative)?.into_std_file()
+        }
+    } else {
+        home.dir().open(&relative)?.into_std()
+    };
+    let when = if unix >= 0 {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix as u64)
+    } else {
+        std::time::UNIX_EPOCH - std::time::Duration::from_secs(unix.unsigned_abs())
+    };
+    file.set_modified(when)?;
+    Ok(())
 }
 
 /// MD5 of a byte slice (tests and small helpers).
