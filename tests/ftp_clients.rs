@@ -106,6 +106,7 @@ fn curl_uploads_downloads_and_resumes_both_ways_over_tls() {
     must_succeed("resumed upload", &curl(&test, &["-C", "-", "-T", source.to_str().unwrap(), &url]));
     assert_eq!(md5_hex(&std::fs::read(test.home(USER).join("upload.bin")).unwrap()), md5_hex(&data));
     assert!(!partial.exists());
+    assert_eq!(used(&test), data.len() as u64, "the quota counts the file exactly once");
 
     // A download cut short keeps its local bytes; `-C -` asks REST for the rest.
     let target = test.local("download.bin");
@@ -146,11 +147,46 @@ fn curl_sees_quota_and_jail_refusals() {
     assert!(!test.home(USER).join("big.bin").exists());
     let kept = std::fs::metadata(test.home(USER).join(".big.bin.ftpa-part")).map_or(0, |m| m.len());
     assert!(kept <= 1 << 20, "the partial stays within the quota: {kept}");
+    assert_eq!(used(&test), kept, "the quota counts the kept partial, nothing more");
 
     std::fs::write(test.dir.path().join("secret.txt"), "outside").unwrap();
     let escape = curl(&test, &["--path-as-is", &curl_url(&test, "/../../secret.txt")]);
     assert!(!escape.status.success(), "{escape:?}");
     assert!(escape.stdout.is_empty());
+}
+
+/// The user's quota usage as the server's QuotaActor reports it (through the native client),
+/// once no upload holds a reservation any more.
+fn used(test: &TestServer) -> u64 {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut client = test.login(USER, PASSWORD).await;
+        common::wait_for_quota(&mut client, |_, _| true).await.0
+    })
+}
+
+#[test]
+fn concurrent_curl_uploads_never_pass_the_quota_together() {
+    let test = server(10 << 20);
+    let source = test.local("four.bin");
+    std::fs::write(&source, random_bytes(4 << 20, 13)).unwrap();
+    let uploads: Vec<_> = (0..4)
+        .map(|i| {
+            let (url, cert, source) = (curl_url(&test, &format!("/copy{i}.bin")), test.ftp_cert(), source.clone());
+            std::thread::spawn(move || {
+                let args =
+                    ["-sS", "--ssl-reqd", "--cacert", cert.to_str().unwrap(), "-T", source.to_str().unwrap(), &url];
+                run("curl", &args).status.code()
+            })
+        })
+        .collect();
+    let codes: Vec<_> = uploads.into_iter().map(|upload| upload.join().unwrap()).collect();
+    let stored = codes.iter().filter(|&&code| code == Some(0)).count();
+    assert!(stored <= 2, "10 MiB holds at most two 4 MiB files: {codes:?}");
+    assert!(codes.iter().all(|&code| code == Some(0) || code == Some(70)), "{codes:?}");
+    let on_disk: u64 = std::fs::read_dir(test.home(USER)).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    assert!(on_disk <= 10 << 20, "{on_disk} bytes on disk");
+    assert_eq!(used(&test), on_disk, "the ledger matches the disk");
 }
 
 fn lftp_script(test: &TestServer, commands: &str) -> String {

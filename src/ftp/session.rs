@@ -743,11 +743,14 @@ impl Session {
             return Flow::Lost;
         }
         let tls = self.protect_data.then(|| self.tls.data.clone());
-        let data = match data::open(source, self.peer.ip(), tls, self.stall()).await {
-            Ok(data) => data,
-            Err(reply) => return Flow::Reply(reply),
+        let (peer, stall) = (self.peer.ip(), self.stall());
+        // Waiting for the data connection is part of the transfer, so ABOR works meanwhile.
+        let transfer = async move {
+            match data::open(source, peer, tls, stall).await {
+                Ok(data) => work(data).await,
+                Err(reply) => reply,
+            }
         };
-        let transfer = work(data);
         tokio::pin!(transfer);
         let max_line = self.services.config.max_path_bytes + LINE_OVERHEAD;
         loop {
