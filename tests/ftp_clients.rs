@@ -275,6 +275,26 @@ fn rclone_copies_checks_and_verifies_md5_by_download() {
 }
 
 #[test]
+fn rclone_cannot_leave_the_home() {
+    let test = server(1 << 20);
+    std::fs::create_dir_all(test.home(USER)).unwrap();
+    std::os::unix::fs::symlink("/etc", test.home(USER).join("etc-link")).unwrap();
+    let remote = rclone_remote(&test);
+    let config = test.local("rclone.conf");
+    let config = config.to_str().unwrap();
+    let through_link = run("rclone", &["--config", config, "cat", &format!("{remote}etc-link/passwd")]);
+    assert!(!through_link.status.success(), "{through_link:?}");
+    assert!(through_link.stdout.is_empty(), "nothing of /etc/passwd may come back");
+    // Above the home: refused (550), or cleaned by rclone to the home itself.
+    let home = run("rclone", &["--config", config, "lsf", &remote]);
+    must_succeed("rclone lsf", &home);
+    for above in ["../..", "/../.."] {
+        let listed = run("rclone", &["--config", config, "lsf", &format!("{remote}{above}")]);
+        assert!(!listed.status.success() || listed.stdout == home.stdout, "{above}: {listed:?}");
+    }
+}
+
+#[test]
 fn rclone_sees_the_quota() {
     let test = server(1 << 20);
     let local = make_tree(&test.local("tree"), 2 << 20);

@@ -57,6 +57,24 @@ impl Control {
     }
 }
 
+impl Control {
+    /// Uploads `bytes` to `path` through an EPSV data connection; returns the final reply.
+    fn store(&mut self, path: &str, bytes: &[u8]) -> String {
+        let epsv = self.command("EPSV");
+        let port: u16 = epsv
+            .split("|||")
+            .nth(1)
+            .and_then(|rest| rest.trim_end_matches(")").trim_end_matches('|').parse().ok())
+            .unwrap_or_else(|| panic!("{epsv}"));
+        let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        self.send_raw(format!("STOR {path}\r\n").as_bytes());
+        assert!(self.reply().starts_with("150"));
+        data.write_all(bytes).unwrap();
+        drop(data);
+        self.reply()
+    }
+}
+
 fn plaintext_server(tune: impl FnOnce(&mut ftp_actor::config::Config)) -> TestServer {
     let test = TestServer::start_ftp(|config| {
         config.ftp.allow_plaintext_login = true;
@@ -221,4 +239,29 @@ fn a_graceful_shutdown_tells_ftp_sessions() {
     handle.shutdown_gracefully(Duration::from_secs(5));
     let farewell = control.reply();
     assert!(farewell.starts_with(&format!("421 [{}]", ErrorCode::ShuttingDown)), "{farewell}");
+}
+
+#[test]
+fn checksums_come_from_stored_digests_and_only_reading_a_file_is_charged() {
+    // A tiny hashing budget that does not refill: one whole-file hash puts the user in debt.
+    let test = plaintext_server(|config| {
+        config.hash_budget_bytes = 1024;
+        config.hash_budget_refill_bytes_per_sec = 0;
+    });
+    let mut control = logged_in(&test);
+    let content = common::random_bytes(200_000, 3);
+    let md5 = common::md5_hex(&content);
+    let stored = control.store("uploaded.bin", &content);
+    assert!(stored.starts_with("226") && stored.contains(&md5), "{stored}");
+
+    // Files put in the home behind the server's back have no stored digest.
+    std::fs::write(test.home("bob").join("copied-in.bin"), &content).unwrap();
+    std::fs::write(test.home("bob").join("also-copied.bin"), &content).unwrap();
+    assert_eq!(control.command("HASH copied-in.bin"), format!("213 MD5 0-199999 {md5} /copied-in.bin"));
+    // That read the whole file: the budget is spent, so reading another is refused...
+    let refused = control.command("XMD5 also-copied.bin");
+    assert!(refused.starts_with(&format!("450 [{}]", ErrorCode::HashBudgetExhausted)), "{refused}");
+    // ...while files with a stored digest (written by the server, or hashed once) stay free.
+    assert_eq!(control.command("XMD5 uploaded.bin"), format!("250 {md5}"));
+    assert_eq!(control.command("MD5 copied-in.bin"), format!("251 \"/copied-in.bin\" {md5}"));
 }
