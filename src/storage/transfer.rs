@@ -178,15 +178,15 @@ impl PartialUpload {
             let error = StorageError::ChecksumMismatch { expected: hex::encode(sender_md5), actual: hex::encode(md5) };
             return Err(PublishFailed { error, kept_growth: None });
         }
-        match self.move_into_place(home, Some(md5), digests) {
+        match self.move_into_place(home, Some((md5, digests))) {
             Ok(replaced_len) => Ok(PublishedUpload { md5, replaced_len }),
             Err(error) => Err(PublishFailed { error, kept_growth: Some(self.growth()) }),
         }
     }
 
     /// Syncs the partial and renames it onto the target; returns the quota bytes of the file
-    /// it replaced. `md5`, if known, is remembered for later downloads and checksum commands.
-    fn move_into_place(&self, home: &Home, md5: Option<Md5Digest>, digests: &DigestIndex) -> Result<u64, StorageError> {
+    /// it replaced. A known MD5 is remembered for later downloads and checksum commands.
+    fn move_into_place(&self, home: &Home, remember: Option<(Md5Digest, &DigestIndex)>) -> Result<u64, StorageError> {
         self.file.sync_all()?;
         let replaced_len = match home.dir().symlink_metadata(self.target.to_relative()) {
             Ok(meta) if meta.is_dir() => return Err(StorageError::IsADirectory),
@@ -195,7 +195,7 @@ impl PartialUpload {
         };
         home.dir().rename(self.partial.to_relative(), home.dir(), self.target.to_relative())?;
         // Stamped after the rename, which changes the ctime the stamp includes.
-        if let (Some(md5), Ok(meta)) = (md5, self.file.metadata()) {
+        if let (Some((md5, digests)), Ok(meta)) = (remember, self.file.metadata()) {
             digests.record(FileStamp::of(&meta), md5);
         }
         Ok(replaced_len)
@@ -257,15 +257,9 @@ impl PartialUpload {
 
     /// Publishes a streamed upload as it is: the data ended cleanly, so the file is complete.
     /// Returns the quota bytes of the file it replaced. On failure the partial stays.
-    pub fn publish_stream(
-        mut self,
-        home: &Home,
-        md5: Option<Md5Digest>,
-        digests: &DigestIndex,
-    ) -> Result<u64, PublishFailed> {
+    pub fn publish_stream(mut self, home: &Home) -> Result<u64, PublishFailed> {
         self.size = self.len;
-        self.move_into_place(home, md5, digests)
-            .map_err(|error| PublishFailed { error, kept_growth: Some(self.growth()) })
+        self.move_into_place(home, None).map_err(|error| PublishFailed { error, kept_growth: Some(self.growth()) })
     }
 }
 
@@ -580,7 +574,7 @@ mod tests {
     #[test]
     fn appending_to_a_published_file_changes_it_only_when_published() {
         let (_root, home) = setup();
-        let digests = DigestIndex::default();
+
         std::fs::write(_root.path().join("log.txt"), b"first line\n").unwrap();
         let (mut upload, target_len) = PartialUpload::open_stream(&home, &vp("log.txt")).unwrap();
         assert_eq!(target_len, Some(11));
@@ -588,7 +582,7 @@ mod tests {
         upload.continue_at(&home, &start).unwrap();
         upload.write(b"second line\n").unwrap();
         assert_eq!(std::fs::read(_root.path().join("log.txt")).unwrap(), b"first line\n", "untouched until published");
-        assert_eq!(upload.publish_stream(&home, None, &digests).unwrap(), 11);
+        assert_eq!(upload.publish_stream(&home).unwrap(), 11);
         assert_eq!(std::fs::read(_root.path().join("log.txt")).unwrap(), b"first line\nsecond line\n");
     }
 
@@ -601,7 +595,7 @@ mod tests {
         let start = StreamStart::plan(StreamRequest::At(4), target_len, upload.offset()).unwrap();
         upload.continue_at(&home, &start).unwrap();
         upload.write(b"xy").unwrap();
-        upload.publish_stream(&home, None, &digests).unwrap();
+        upload.publish_stream(&home).unwrap();
         assert_eq!(std::fs::read(root.path().join("f")).unwrap(), b"0123xy");
         let download = Download::open_at(&home, &vp("f"), 2, &digests).unwrap();
         let (rest, _) = read_rest(download, Md5::new(), &digests);
