@@ -20,7 +20,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::actors::Services;
 use crate::actors::quota::{OpenUpload, Reserve, UploadLease};
-use crate::actors::session::download::{ChunkFailed, read_chunk};
 use crate::actors::session::upload::quota_wire_error;
 use crate::net::{ErrorCode, WireError};
 use crate::quota::upload_need;
@@ -159,62 +158,63 @@ async fn read_block(data: &mut MaybeTls, block: &mut Vec<u8>, max: usize, stall:
 }
 
 /// Receives the data of a STOR or APPE and publishes the file when it ends cleanly.
-pub async fn receive_file(mut data: MaybeTls, mut upload: StreamUpload, context: Context) -> Reply {
+pub async fn receive_file(mut data: MaybeTls, upload: StreamUpload, context: Context) -> Reply {
     let started = Instant::now();
     let resumed_from = upload.offset();
     let chunk = context.services.config.chunk_bytes;
     let stall = context.stall();
-    let (disk, gate) = (context.services.disk.clone(), context.services.gate.clone());
-    loop {
-        let mut block = Vec::with_capacity(chunk);
-        let ended = read_block(&mut data, &mut block, chunk, stall).await;
-        if !block.is_empty() {
-            let end = upload.offset() + block.len() as u64;
-            upload = match reserve(&context, upload, end).await {
-                Ok(upload) => upload,
-                Err(reply) => {
-                    log_store(&context, resumed_from, started, "quota exceeded");
-                    return refuse_rest(data, reply, stall).await;
-                }
-            };
-            let gate = gate.clone();
-            let written = disk
-                .run("write upload", move || {
-                    let _change = gate.change();
-                    let result = upload.partial.write(&block);
-                    upload.lease.record_disk_change(upload.partial.growth());
-                    (result, upload)
-                })
-                .await;
-            upload = match written {
-                Ok((Ok(()), upload)) => upload,
-                Ok((Err(error), _)) => {
-                    log_store(&context, resumed_from, started, &error.to_string());
-                    return refuse_rest(data, storage_reply("store", error), stall).await;
-                }
-                Err(failed) => return internal(failed),
-            };
-        }
-        match ended {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(error) => {
-                let why = if error.kind() == std::io::ErrorKind::UnexpectedEof {
-                    "the data connection was cut without TLS close_notify".to_string()
-                } else {
-                    format!("the data connection failed: {error}")
-                };
+    // Each block is written on the disk pool while the next one is read from the socket.
+    let mut upload = upload;
+    let mut pending: Option<Vec<u8>> = None;
+    let mut spare = Vec::with_capacity(chunk);
+    let mut ended = false;
+    let mut failure: Option<std::io::Error> = None;
+    while pending.is_some() || !ended {
+        let writing = write_block(&context, upload, pending.take());
+        let reading = async {
+            let mut block = spare;
+            if ended {
+                return (block, Ok(true));
+            }
+            let result = read_block(&mut data, &mut block, chunk, stall).await;
+            (block, result)
+        };
+        let (written, (block, result)) = futures::join!(writing, reading);
+        (upload, spare) = match written {
+            Ok((upload, emptied)) => (upload, emptied.unwrap_or_else(|| Vec::with_capacity(chunk))),
+            Err((reply, why)) => {
                 log_store(&context, resumed_from, started, &why);
-                let message = format!("{why}; {} bytes are kept: resume with REST and STOR, or APPE", upload.offset());
-                return Reply::from_error(&WireError::new(ErrorCode::TransferStalled, message));
+                return refuse_rest(data, reply, stall).await;
+            }
+        };
+        // Bytes that arrived before a failure are still written, for the resume.
+        pending = (!block.is_empty()).then_some(block);
+        match result {
+            Ok(end) => ended = end,
+            Err(error) => {
+                failure = Some(error);
+                ended = true;
             }
         }
     }
+    if let Some(error) = failure {
+        let why = if error.kind() == std::io::ErrorKind::UnexpectedEof {
+            "the data connection was cut without TLS close_notify".to_string()
+        } else {
+            format!("the data connection failed: {error}")
+        };
+        log_store(&context, resumed_from, started, &why);
+        let message = format!("{why}; {} bytes are kept: resume with REST and STOR, or APPE", upload.offset());
+        return Reply::from_error(&WireError::new(ErrorCode::TransferStalled, message));
+    }
+    let gate = context.services.gate.clone();
     // Our close_notify answers the client's: clients that wait for it (Python's ftplib)
     // would otherwise report an error for a stored file.
     let _ = tokio::time::timeout(stall, data.shutdown()).await;
     let size = upload.offset();
-    let published = disk
+    let published = context
+        .services
+        .disk
         .run("publish upload", move || {
             let _change = gate.change();
             let StreamUpload { home, partial, lease, start_len, .. } = upload;
@@ -234,6 +234,39 @@ pub async fn receive_file(mut data: MaybeTls, mut upload: StreamUpload, context:
         }
         Ok(Err(error)) => storage_reply("store", error),
         Err(failed) => internal(failed),
+    }
+}
+
+/// Reserves quota for `block` and appends it to the partial (nothing to do without a block);
+/// the block's buffer comes back emptied, for the next read. A refusal comes back with the
+/// reply to send and the reason for the log.
+async fn write_block(
+    context: &Context,
+    upload: StreamUpload,
+    block: Option<Vec<u8>>,
+) -> Result<(StreamUpload, Option<Vec<u8>>), (Reply, String)> {
+    let Some(mut block) = block else { return Ok((upload, None)) };
+    let end = upload.offset() + block.len() as u64;
+    let mut upload = reserve(context, upload, end).await.map_err(|reply| (reply, "quota exceeded".to_string()))?;
+    let gate = context.services.gate.clone();
+    let written = context
+        .services
+        .disk
+        .run("write upload", move || {
+            let _change = gate.change();
+            let result = upload.partial.write(&block);
+            upload.lease.record_disk_change(upload.partial.growth());
+            block.clear();
+            (result, upload, block)
+        })
+        .await;
+    match written {
+        Ok((Ok(()), upload, emptied)) => Ok((upload, Some(emptied))),
+        Ok((Err(error), _, _)) => {
+            let why = error.to_string();
+            Err((storage_reply("store", error), why))
+        }
+        Err(failed) => Err((internal(&failed), failed.to_string())),
     }
 }
 
@@ -266,35 +299,48 @@ pub async fn send_file(mut data: MaybeTls, download: Download, context: Context)
     let disk = context.services.disk.clone();
     let (start, size) = (download.start(), download.size());
     let mut download = download;
+    // Two buffers take turns: one is written to the socket while the other is filled.
     let mut in_hand: Option<Vec<u8>> = None;
+    let mut spare = Vec::with_capacity(chunk);
     loop {
-        let reading = read_chunk(&disk, download, chunk);
-        let writing = async {
-            match in_hand.take() {
-                Some(bytes) => tokio::time::timeout(stall, data.write_all(&bytes))
-                    .await
-                    .map_err(|_| ())
-                    .and_then(|r| r.map_err(|_| ())),
-                None => Ok(()),
+        let reading = async {
+            if download.is_done() {
+                return Ok((download, spare, false));
+            }
+            let read = disk.run("read download", move || {
+                let result = download.read_chunk_into(&mut spare, chunk);
+                (result, download, spare)
+            });
+            match read.await {
+                Ok((Ok(()), download, filled)) => Ok((download, filled, true)),
+                Ok((Err(error), _, _)) => Err(storage_reply("retrieve", error)),
+                Err(failed) => Err(internal(failed)),
             }
         };
-        let (read, written) = futures::join!(reading, writing);
-        if written.is_err() {
-            log_retr(&context, start, started, "data connection lost");
-            return Reply::new(426, "the data connection was lost; resume with REST and RETR");
-        }
-        let (next, returned) = match read {
-            Ok(read) => read,
-            Err(ChunkFailed::Storage(error)) => return storage_reply("retrieve", error),
-            Err(ChunkFailed::Job(failed)) => return internal(failed),
+        let writing = async {
+            let bytes = in_hand.take()?;
+            let sent = tokio::time::timeout(stall, data.write_all(&bytes)).await;
+            Some((bytes, matches!(sent, Ok(Ok(())))))
         };
-        download = returned;
-        match next {
-            Some(bytes) => in_hand = Some(bytes),
-            None => break,
+        let (read, written) = futures::join!(reading, writing);
+        let emptied = match written {
+            Some((_, false)) => {
+                log_retr(&context, start, started, "data connection lost");
+                return Reply::new(426, "the data connection was lost; resume with REST and RETR");
+            }
+            Some((bytes, true)) => bytes,
+            None => Vec::with_capacity(chunk),
+        };
+        match read {
+            Ok((returned, filled, true)) => {
+                download = returned;
+                in_hand = Some(filled);
+                spare = emptied;
+            }
+            Ok((_, _, false)) => break,
+            Err(reply) => return reply,
         }
     }
-    drop(download);
     if !matches!(tokio::time::timeout(stall, data.shutdown()).await, Ok(Ok(()))) {
         log_retr(&context, start, started, "data connection lost at the end");
         return Reply::new(426, "the data connection was lost at the end; resume with REST and RETR");

@@ -425,8 +425,16 @@ impl Download {
 
     /// Reads the next chunk of at most `max` bytes (empty when done).
     pub fn read_chunk(&mut self, max: usize) -> Result<Vec<u8>, StorageError> {
+        let mut chunk = Vec::new();
+        self.read_chunk_into(&mut chunk, max)?;
+        Ok(chunk)
+    }
+
+    /// Like [`Download::read_chunk`], into `chunk` (resized to what was read), so a caller can
+    /// reuse its buffers instead of asking the allocator for fresh memory every chunk.
+    pub fn read_chunk_into(&mut self, chunk: &mut Vec<u8>, max: usize) -> Result<(), StorageError> {
         let want = max.min((self.size() - self.position) as usize);
-        let mut chunk = vec![0u8; want];
+        chunk.resize(want, 0);
         let mut filled = 0;
         while filled < want {
             let got = self.file.read(&mut chunk[filled..])?;
@@ -436,7 +444,7 @@ impl Download {
             filled += got;
         }
         self.position += want as u64;
-        Ok(chunk)
+        Ok(())
     }
 
     /// Remembers `md5`, computed over the whole file as it was read, if the file did not

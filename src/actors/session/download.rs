@@ -112,13 +112,13 @@ impl SessionActor {
 }
 
 /// Why a chunk could not be read.
-pub(crate) enum ChunkFailed {
+enum ChunkFailed {
     Storage(StorageError),
     Job(JobFailed),
 }
 
 /// Reads the next chunk of a download on a disk worker; `None` once the file is done.
-pub(crate) async fn read_chunk(
+async fn read_chunk(
     disk: &DiskPool,
     mut download: Download,
     max: usize,

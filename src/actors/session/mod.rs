@@ -42,7 +42,7 @@ use super::panic_guard::{catch_panic, catch_panic_async};
 use super::quota::{GetUsage, OpenUpload, QuotaActor, QuotaError, Reserve, UploadLease};
 
 mod commands;
-pub(crate) mod download;
+mod download;
 mod login;
 pub(crate) mod upload;
 
