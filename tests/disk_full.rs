@@ -92,3 +92,36 @@ async fn a_full_disk_gives_a_clear_error_and_the_upload_resumes_later() {
     assert_eq!(std::fs::read(server.home("u").join("big.bin")).unwrap(), data);
     drop(server);
 }
+
+/// The same through the FTP front end, driven by curl: 552 for the full disk, the clean
+/// prefix kept, and `curl -C -` finishing the upload once there is room.
+#[test]
+fn a_full_disk_during_an_ftp_upload_keeps_the_partial_for_curl_to_resume() {
+    let disk = SmallDisk::mount(8);
+    let server = TestServer::start_ftp(|c| c.data_dir = disk.path.join("data"));
+    server.add_user("u", "pw", 1 << 30);
+    let data = random_bytes(16 << 20, 3);
+    let local = server.local("big.bin");
+    std::fs::write(&local, &data).unwrap();
+    let cert = server.ftp_cert();
+    let url = format!("ftp://u:pw@127.0.0.1:{}/big.bin", server.ftp_addr().port());
+    let curl = |extra: &[&str]| {
+        let mut command = Command::new("timeout");
+        command.args(["120", "curl", "-sS", "--ssl-reqd", "--cacert", cert.to_str().unwrap()]);
+        command.args(extra).args(["-T", local.to_str().unwrap(), &url]).output().expect("curl runs")
+    };
+
+    let full = curl(&[]);
+    // 70 is curl's "remote disk full", its meaning of reply 552.
+    assert_eq!(full.status.code(), Some(70), "{full:?}");
+    assert!(!server.home("u").join("big.bin").exists());
+    let partial = server.home("u").join(".big.bin.ftpa-part");
+    let kept = std::fs::metadata(&partial).unwrap().len();
+    assert!(kept > 0 && kept < data.len() as u64, "the partial is kept: {kept} bytes");
+    assert_eq!(std::fs::read(&partial).unwrap(), &data[..kept as usize], "and holds a clean prefix");
+
+    disk.grow(64);
+    let resumed = curl(&["-C", "-"]);
+    assert!(resumed.status.success(), "{resumed:?}");
+    assert_eq!(std::fs::read(server.home("u").join("big.bin")).unwrap(), data);
+}

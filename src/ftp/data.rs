@@ -27,6 +27,10 @@ pub fn bind_passive(ip: IpAddr, range: PortRange) -> Result<TcpListener, Reply> 
             IpAddr::V6(_) => TcpSocket::new_v6(),
         };
         let Ok(socket) = socket else { break };
+        // Ports of finished data connections linger in TIME_WAIT for a minute; without this a
+        // busy server (a mirror of many small files) would run out of passive ports. It does
+        // not let two listeners share a port.
+        let _ = socket.set_reuseaddr(true);
         if socket.bind(SocketAddr::new(ip, port)).is_err() {
             continue;
         }
