@@ -110,7 +110,44 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
 /// A TCP stream, with TLS once it has been negotiated.
 pub enum MaybeTls {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<PromptAck>>),
+}
+
+/// A TCP stream that, while `prompt` is on, acknowledges what it reads at once
+/// (`TCP_QUICKACK` after every read; Linux clears the flag by itself, so once is not enough).
+///
+/// Used during the TLS handshake: a client that writes its TLS 1.3 ChangeCipherSpec and
+/// Finished in two writes with Nagle on (lftp with GnuTLS) holds the Finished until the first
+/// write is acknowledged, and a delayed ACK makes that 40 ms per connection: 22 s instead of
+/// 0.7 s for a mirror of 500 small files.
+pub struct PromptAck {
+    stream: TcpStream,
+    prompt: bool,
+}
+
+impl AsyncRead for PromptAck {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let read = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if this.prompt && matches!(read, Poll::Ready(Ok(()))) {
+            let _ = socket2::SockRef::from(&this.stream).set_tcp_quickack(true);
+        }
+        read
+    }
+}
+
+impl AsyncWrite for PromptAck {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
 }
 
 impl MaybeTls {
@@ -120,7 +157,9 @@ impl MaybeTls {
 
     /// Runs the server side of a TLS handshake on a plain stream.
     pub async fn accept(stream: TcpStream, config: Arc<rustls::ServerConfig>) -> io::Result<MaybeTls> {
-        let tls = tokio_rustls::TlsAcceptor::from(config).accept(stream).await?;
+        let stream = PromptAck { stream, prompt: true };
+        let mut tls = tokio_rustls::TlsAcceptor::from(config).accept(stream).await?;
+        tls.get_mut().0.prompt = false;
         Ok(MaybeTls::Tls(Box::new(tls)))
     }
 }
