@@ -3,8 +3,8 @@
 //! use the server, with the same users, homes, jail, quotas, admission limits, login throttle
 //! and actors as the native protocol.
 //!
-//! The pure parts (command parsing, replies, listings, data addresses) have no sockets and are
-//! tested on strings. [`session`] is one control connection: a task admitted by the same
+//! The pure parts (command parsing, replies, FEAT and friends, listings, data addresses) have
+//! no sockets and are tested on strings. [`session`] is one control connection: a task admitted by the same
 //! [`Acceptor`](crate::actors::acceptor::Acceptor) as native sessions, which sends its work to
 //! the AuthActor, the QuotaActor and the disk pool. It is a plain task rather than an actor
 //! because FTP is strictly one command at a time on a stream that changes type mid-way
@@ -13,6 +13,7 @@
 pub mod address;
 pub mod command;
 pub mod data;
+pub mod features;
 pub mod listing;
 pub mod reply;
 pub mod session;

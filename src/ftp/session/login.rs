@@ -1,0 +1,106 @@
+//! Logging in: AUTH TLS, USER and PASS (checked by the AuthActor), PBSZ and PROT.
+
+use super::*;
+
+impl Session {
+    pub(super) fn user_command(&mut self, user: String) -> Flow {
+        if self.login.is_some() {
+            return Flow::Reply(Reply::new(503, "already logged in"));
+        }
+        if !self.is_tls() && !self.services.config.ftp.allow_plaintext_login {
+            tracing::info!(target: "access", %user, peer = %self.peer, op = "ftp login", result = "refused: no TLS");
+            return Flow::Reply(Reply::new(530, "passwords only travel encrypted here: send AUTH TLS first"));
+        }
+        self.pending_user = Some(user);
+        Flow::Reply(Reply::new(331, "password required"))
+    }
+
+    pub(super) async fn pass_command(&mut self, password: String) -> Flow {
+        let Some(user) = self.pending_user.take() else {
+            return Flow::Reply(Reply::new(503, "send USER first"));
+        };
+        let peer = self.peer;
+        let checked = self.services.auth.send(CheckPassword { user: user.clone(), password, peer: peer.ip() }).await;
+        let login = match checked {
+            Ok(Ok(login)) => login,
+            Ok(Err(error)) => {
+                tracing::info!(target: "access", %user, %peer, op = "ftp login", result = "failed");
+                let reply = Reply::from_error(&error);
+                if error.code != ErrorCode::AuthFailed {
+                    return Flow::Reply(reply);
+                }
+                self.failed_logins += 1;
+                if self.failed_logins >= self.services.config.max_login_attempts_per_connection.max(1) {
+                    return Flow::Close(reply);
+                }
+                return Flow::Reply(reply);
+            }
+            Err(_) => return Flow::Reply(Reply::new(421, "authentication service unavailable")),
+        };
+        match self.user_slots.send(ClaimUserSession { id: self.id, user: login.user.clone() }).await {
+            Ok(Ok(())) => {}
+            Ok(Err(refused)) => return Flow::Reply(Reply::from_error(&refused)),
+            Err(_) => return Flow::Reply(Reply::new(421, "admission service unavailable")),
+        }
+        let home_path = login.home.clone();
+        match self.services.disk.run("open home", move || Home::open(&home_path)).await {
+            Ok(Ok(home)) => {
+                tracing::info!(target: "access", user = %login.user, %peer, op = "ftp login", result = "ok");
+                let reply = Reply::new(230, format!("logged in as {}", login.user));
+                let cwd = VirtualPath::root();
+                self.login = Some(LoggedIn { user: login.user, home: Arc::new(home), home_path: login.home, cwd });
+                Flow::Reply(reply)
+            }
+            Ok(Err(error)) => {
+                tracing::error!(user = %login.user, home = %login.home.display(), %error, "cannot open home");
+                Flow::Reply(Reply::new(451, "your home directory cannot be opened"))
+            }
+            Err(error) => Flow::Reply(Reply::new(451, format!("internal error: {error}"))),
+        }
+    }
+
+    pub(super) async fn auth_tls(&mut self, mechanism: &str) -> Flow {
+        let mechanism = mechanism.trim().to_ascii_uppercase();
+        if !matches!(mechanism.as_str(), "TLS" | "TLS-C" | "SSL") {
+            return Flow::Reply(Reply::new(504, "only AUTH TLS is supported"));
+        }
+        if self.is_tls() {
+            return Flow::Reply(Reply::new(503, "TLS is already on"));
+        }
+        if !self.control().buffer().is_empty() {
+            // Bytes sent after AUTH before our answer would be read as plaintext commands.
+            return Flow::Close(Reply::new(503, "commands sent before the TLS handshake; reconnect"));
+        }
+        if !self.send(Reply::new(234, "starting TLS")).await {
+            return Flow::Lost;
+        }
+        let Some(MaybeTls::Plain(stream)) = self.control.take().map(BufReader::into_inner) else {
+            return Flow::Lost;
+        };
+        let patience = Duration::from_secs(self.services.config.login_timeout_secs);
+        match tokio::time::timeout(patience, MaybeTls::accept(stream, self.tls.control.clone())).await {
+            Ok(Ok(tls)) => {
+                self.control = Some(BufReader::new(tls));
+                Flow::Sent
+            }
+            _ => {
+                tracing::info!(peer = %self.peer, "FTP TLS handshake failed");
+                Flow::Lost
+            }
+        }
+    }
+
+    pub(super) fn protection(&mut self, level: &str) -> Reply {
+        match level.trim().to_ascii_uppercase().as_str() {
+            "P" => {
+                self.protect_data = true;
+                Reply::new(200, "data connections use TLS")
+            }
+            "C" => {
+                self.protect_data = false;
+                Reply::new(200, "data connections are in the clear")
+            }
+            _ => Reply::new(504, "only PROT P and PROT C are supported"),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Commands that use a data connection (LIST, NLST, MLSD, RETR, STOR, APPE) and those that
+//! set one up (PASV, EPSV, PORT, EPRT); the bytes themselves move in [`super::transfer`].
+
+use super::*;
+
+impl Session {
+    pub(super) fn stall(&self) -> Duration {
+        Duration::from_secs(self.services.config.transfer_stall_secs)
+    }
+
+    pub(super) async fn retrieve(&mut self, path: &str) -> Flow {
+        let target = match self.resolve(path) {
+            Ok(target) => target,
+            Err(reply) => return Flow::Reply(reply),
+        };
+        let offset = self.rest.take().unwrap_or(0);
+        let digests = self.services.digests.clone();
+        let opened = target.clone();
+        let download = match self
+            .on_disk("retrieve", move |home| crate::storage::Download::open_at(home, &opened, offset, &digests))
+            .await
+        {
+            Ok(download) => download,
+            Err(reply) => return Flow::Reply(reply),
+        };
+        let context = transfer::Context {
+            services: self.services.clone(),
+            user: self.user().to_string(),
+            peer: self.peer,
+            shown: target.to_string(),
+        };
+        let opening = format!("sending {} ({} bytes from byte {offset})", target, download.size());
+        self.with_data(opening, move |data| transfer::send_file(data, download, context)).await
+    }
+
+    pub(super) async fn store(&mut self, path: &str, request: StreamRequest) -> Flow {
+        let target = match self.resolve(path) {
+            Ok(target) => target,
+            Err(reply) => return Flow::Reply(reply),
+        };
+        let login = self.logged_in();
+        let context = transfer::Context {
+            services: self.services.clone(),
+            user: login.user.clone(),
+            peer: self.peer,
+            shown: target.to_string(),
+        };
+        let absolute = login.home_path.join(target.to_relative());
+        let upload = match transfer::open_upload(&context, login.home.clone(), target.clone(), absolute, request).await
+        {
+            Ok(upload) => upload,
+            Err(reply) => return Flow::Reply(reply),
+        };
+        let opening = format!("receiving {target} from byte {}", upload.offset());
+        self.with_data(opening, move |data| transfer::receive_file(data, upload, context)).await
+    }
+
+    /// Sends 150, opens the data connection, and runs `work` on it while watching the control
+    /// connection for ABOR and the acceptor for a forced close. The final reply is returned.
+    pub(super) async fn with_data<F>(&mut self, opening: String, work: impl FnOnce(MaybeTls) -> F) -> Flow
+    where
+        F: Future<Output = Reply>,
+    {
+        let Some(source) = self.data.take() else {
+            return Flow::Reply(Reply::new(425, "use PASV or EPSV first"));
+        };
+        if !self.send(Reply::new(150, opening)).await {
+            return Flow::Lost;
+        }
+        let tls = self.protect_data.then(|| self.tls.data.clone());
+        let (peer, stall) = (self.peer.ip(), self.stall());
+        // Waiting for the data connection is part of the transfer, so ABOR works meanwhile.
+        let transfer = async move {
+            match data::open(source, peer, tls, stall).await {
+                Ok(data) => work(data).await,
+                Err(reply) => reply,
+            }
+        };
+        tokio::pin!(transfer);
+        let max_line = self.services.config.max_path_bytes + LINE_OVERHEAD;
+        loop {
+            let control = self.control.as_mut().expect("present during transfers");
+            tokio::select! {
+                reply = &mut transfer => return Flow::Reply(reply),
+                line = read_line(control, &mut self.line, max_line) => match line {
+                    Line::Command(line) if matches!(parse(&line), Ok(Command::Abor)) => {
+                        // Dropping the transfer closes the data connection; a partial upload
+                        // keeps what was written, for a resume.
+                        if !self.send(Reply::new(426, "transfer aborted; a partial upload is kept for resume")).await {
+                            return Flow::Lost;
+                        }
+                        return Flow::Reply(Reply::new(226, "ABOR done"));
+                    }
+                    Line::Command(line) if matches!(parse(&line), Ok(Command::Noop)) => {
+                        if !self.send(Reply::new(200, "transfer in progress")).await {
+                            return Flow::Lost;
+                        }
+                    }
+                    Line::Command(_) => {
+                        if !self.send(Reply::new(503, "a transfer is in progress; wait for it or send ABOR")).await {
+                            return Flow::Lost;
+                        }
+                    }
+                    Line::TooLong | Line::Closed => return Flow::Lost,
+                },
+                changed = self.signals.changed() => {
+                    if changed.is_err() {
+                        // The acceptor is gone: the server is stopping.
+                        return Flow::Close(Reply::from_error(&WireError::from(ErrorCode::ShuttingDown)));
+                    }
+                    if let Signal::CloseNow(error) = &*self.signals.borrow() {
+                        return Flow::Close(Reply::from_error(error));
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn passive(&mut self, extended: bool) -> Flow {
+        let ftp = &self.services.config.ftp;
+        let announced = ftp.passive_address.unwrap_or(self.local.ip());
+        let listener = match data::bind_passive(self.local.ip(), ftp.passive_ports) {
+            Ok(listener) => listener,
+            Err(reply) => return Flow::Reply(reply),
+        };
+        let port = match listener.local_addr() {
+            Ok(address) => address.port(),
+            Err(_) => return Flow::Reply(Reply::new(425, "cannot open a passive port")),
+        };
+        self.data = Some(DataSource::Passive(listener));
+        if extended {
+            return Flow::Reply(Reply::new(229, epsv_reply(port)));
+        }
+        match announced {
+            std::net::IpAddr::V4(ip) => Flow::Reply(Reply::new(227, pasv_reply(ip, port))),
+            std::net::IpAddr::V6(_) => {
+                self.data = None;
+                Flow::Reply(Reply::new(522, "PASV needs IPv4; use EPSV"))
+            }
+        }
+    }
+
+    /// PORT and EPRT: only when enabled, and only to the client's own address on an
+    /// unprivileged port (no bounce attacks).
+    pub(super) fn active(&mut self, address: Option<SocketAddr>) -> Reply {
+        if !self.services.config.ftp.active_mode {
+            return Reply::new(502, "active mode is disabled on this server; use PASV or EPSV");
+        }
+        let Some(address) = address else {
+            return Reply::new(501, "malformed address");
+        };
+        if address.ip() != self.peer.ip() || address.port() < 1024 {
+            return Reply::new(504, "active connections go only to your own address, on a port from 1024");
+        }
+        self.data = Some(DataSource::Active(address));
+        Reply::new(200, "active mode address accepted")
+    }
+
+    pub(super) async fn listing(&mut self, path: Option<String>, kind: ListingKind) -> Flow {
+        let (_, entries) = match self.list_entries(path).await {
+            Ok(listed) => listed,
+            Err(reply) => return Flow::Reply(reply),
+        };
+        let now = unix_now();
+        let mut text = String::new();
+        for entry in &entries {
+            let line = match kind {
+                ListingKind::List => list_line(entry, now),
+                ListingKind::Names => entry.name.clone(),
+                ListingKind::Facts => mlsd_line(entry),
+            };
+            text.push_str(&line);
+            text.push_str("\r\n");
+        }
+        let stall = self.stall();
+        self.with_data(format!("listing {} entries", entries.len()), move |data| {
+            transfer::send_text(data, text.into_bytes(), stall)
+        })
+        .await
+    }
+}
