@@ -126,6 +126,21 @@ fn curl_uploads_downloads_and_resumes_both_ways_over_tls() {
 }
 
 #[test]
+fn a_configured_certificate_is_used_instead_of_a_generated_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("site.pem"), dir.path().join("site.key"));
+    ftp_actor::ftp::tls::generate_if_missing(&cert, &key).unwrap();
+    let test = TestServer::start_ftp(|config| {
+        config.ftp.tls_cert = cert.clone();
+        config.ftp.tls_key = key.clone();
+    });
+    test.add_user(USER, PASSWORD, 1 << 20);
+    assert!(!test.ftp_cert().exists(), "no certificate is generated when one is configured");
+    let listing = run("curl", &["-sS", "--ssl-reqd", "--cacert", cert.to_str().unwrap(), &curl_url(&test, "/")]);
+    must_succeed("curl with the configured certificate", &listing);
+}
+
+#[test]
 fn curl_without_tls_or_with_a_wrong_password_is_refused() {
     let test = server(1 << 20);
     let plain = run("curl", &["-sS", &curl_url(&test, "/")]);

@@ -7,7 +7,8 @@ impl Session {
         if self.login.is_some() {
             return Flow::Reply(Reply::new(503, "already logged in"));
         }
-        if !self.is_tls() && !self.services.config.ftp.allow_plaintext_login {
+        let allowed = plaintext_login_allowed(self.services.config.ftp.allow_plaintext_login, self.peer.ip());
+        if !self.is_tls() && !allowed {
             tracing::info!(target: "access", %user, peer = %self.peer, op = "ftp login", result = "refused: no TLS");
             return Flow::Reply(Reply::new(530, "passwords only travel encrypted here: send AUTH TLS first"));
         }
@@ -102,5 +103,25 @@ impl Session {
             }
             _ => Reply::new(504, "only PROT P and PROT C are supported"),
         }
+    }
+}
+
+/// May a client log in before AUTH TLS? Only when the config allows it, and then only from
+/// this machine: a password must never cross a network in the clear.
+fn plaintext_login_allowed(config_allows: bool, peer: std::net::IpAddr) -> bool {
+    config_allows && peer.is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plaintext_login_allowed;
+
+    #[test]
+    fn plaintext_logins_only_when_allowed_and_only_from_loopback() {
+        assert!(!plaintext_login_allowed(false, "127.0.0.1".parse().unwrap()));
+        assert!(plaintext_login_allowed(true, "127.0.0.1".parse().unwrap()));
+        assert!(plaintext_login_allowed(true, "::1".parse().unwrap()));
+        assert!(!plaintext_login_allowed(true, "192.168.1.20".parse().unwrap()));
+        assert!(!plaintext_login_allowed(true, "2001:db8::1".parse().unwrap()));
     }
 }
