@@ -60,18 +60,22 @@ impl Control {
 impl Control {
     /// Uploads `bytes` to `path` through an EPSV data connection; returns the final reply.
     fn store(&mut self, path: &str, bytes: &[u8]) -> String {
-        let epsv = self.command("EPSV");
-        let port: u16 = epsv
-            .split("|||")
-            .nth(1)
-            .and_then(|rest| rest.trim_end_matches(")").trim_end_matches('|').parse().ok())
-            .unwrap_or_else(|| panic!("{epsv}"));
+        let port = self.passive_port();
         let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
         self.send_raw(format!("STOR {path}\r\n").as_bytes());
         assert!(self.reply().starts_with("150"));
         data.write_all(bytes).unwrap();
         drop(data);
         self.reply()
+    }
+
+    /// Asks EPSV for a passive port.
+    fn passive_port(&mut self) -> u16 {
+        let epsv = self.command("EPSV");
+        epsv.split("|||")
+            .nth(1)
+            .and_then(|rest| rest.trim_end_matches(")").trim_end_matches('|').parse().ok())
+            .unwrap_or_else(|| panic!("{epsv}"))
     }
 }
 
@@ -247,8 +251,13 @@ fn checksums_come_from_stored_digests_and_only_reading_a_file_is_charged() {
     let test = plaintext_server(|config| {
         config.hash_budget_bytes = 1024;
         config.hash_budget_refill_bytes_per_sec = 0;
+        config.ftp.passive_ports = "41000-41004".parse().unwrap();
     });
     let mut control = logged_in(&test);
+    for _ in 0..3 {
+        let port = control.passive_port();
+        assert!((41000..=41004).contains(&port), "passive port {port} outside the configured range");
+    }
     let content = common::random_bytes(200_000, 3);
     let md5 = common::md5_hex(&content);
     let stored = control.store("uploaded.bin", &content);
