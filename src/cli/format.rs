@@ -1,23 +1,13 @@
 //! Plain-text rendering shared by the shell and `user list`.
 
+use crate::civil_time::CivilTime;
 use crate::net::{Entry, EntryKind};
 use crate::size::format_size;
 
 /// `YYYY-MM-DD HH:MM` in UTC from Unix seconds (no time-zone database needed).
 pub fn format_time(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", secs / 3600, secs % 3600 / 60)
+    let CivilTime { year, month, day, hour, minute, .. } = CivilTime::from_unix(unix);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}")
 }
 
 /// One listing line: kind, size, modification time (UTC), name.

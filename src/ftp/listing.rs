@@ -1,34 +1,16 @@
 //! Directory listings as FTP clients parse them: `ls -l` lines for LIST (the format every
 //! client understands), bare names for NLST, and RFC 3659 facts for MLSD and MLST. Pure.
 
+use crate::civil_time::CivilTime;
 use crate::net::{Entry, EntryKind};
-
-/// The civil date of a Unix time, UTC: (year, month 1-12, day, hour, minute, second).
-/// Howard Hinnant's `civil_from_days`, so no calendar crate is needed for a timestamp.
-pub fn civil(unix: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = unix.div_euclid(86_400);
-    let seconds = unix.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (hour, minute, second) = ((seconds / 3600) as u32, (seconds / 60 % 60) as u32, (seconds % 60) as u32);
-    (year, month, day, hour, minute, second)
-}
 
 /// `YYYYMMDDHHMMSS`, the RFC 3659 time-val used by MDTM and the `modify` fact.
 pub fn time_val(unix: i64) -> String {
-    let (year, month, day, hour, minute, second) = civil(unix);
+    let CivilTime { year, month, day, hour, minute, second } = CivilTime::from_unix(unix);
     format!("{year:04}{month:02}{day:02}{hour:02}{minute:02}{second:02}")
 }
 
 /// Parses a time-val (`YYYYMMDDHHMMSS`, optionally with `.fff`) into Unix seconds, UTC.
-/// Howard Hinnant's `days_from_civil`, the inverse of [`civil`].
 pub fn parse_time_val(text: &str) -> Option<i64> {
     let digits = text.split('.').next()?;
     if digits.len() != 14 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -40,14 +22,16 @@ pub fn parse_time_val(text: &str) -> Option<i64> {
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+    let field32 = |value: i64| value as u32;
+    let time = CivilTime {
+        year,
+        month: field32(month),
+        day: field32(day),
+        hour: field32(hour),
+        minute: field32(minute),
+        second: field32(second),
+    };
+    Some(time.to_unix())
 }
 
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -60,7 +44,7 @@ pub fn list_line(entry: &Entry, now: i64) -> String {
         EntryKind::Symlink => ('l', "rwxrwxrwx"),
         EntryKind::File | EntryKind::Other => ('-', "rw-------"),
     };
-    let (year, month, day, hour, minute, _) = civil(entry.modified);
+    let CivilTime { year, month, day, hour, minute, .. } = CivilTime::from_unix(entry.modified);
     let month = MONTHS[month as usize - 1];
     let recent = (now - entry.modified).abs() < 182 * 86_400;
     let when =
@@ -97,11 +81,11 @@ mod tests {
     }
 
     #[test]
-    fn civil_dates_match_known_timestamps() {
-        assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
-        assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
+    fn time_vals_match_known_timestamps() {
+        assert_eq!(time_val(0), "19700101000000");
+        assert_eq!(time_val(951_782_400), "20000229000000");
         assert_eq!(time_val(1_795_000_000), "20261118110640");
-        assert_eq!(civil(-1), (1969, 12, 31, 23, 59, 59));
+        assert_eq!(time_val(-1), "19691231235959");
         for unix in [0, 951_782_400, 1_795_000_000, -1, 4_102_444_800] {
             assert_eq!(parse_time_val(&time_val(unix)), Some(unix));
         }
