@@ -356,6 +356,11 @@ impl UploadLease {
         &self.state.user
     }
 
+    /// Bytes the QuotaActor holds for this upload now (set by [`Reserve`]).
+    pub fn reserved(&self) -> u64 {
+        self.state.reserved.load(Ordering::SeqCst)
+    }
+
     /// Records the disk change the upload has made so far. Call it under the
     /// [`UsageGate`]'s change guard, in the same job that changed the disk.
     pub fn record_disk_change(&self, change: i64) {

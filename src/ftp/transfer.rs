@@ -54,9 +54,6 @@ pub struct StreamUpload {
     home: Arc<Home>,
     partial: PartialUpload,
     lease: UploadLease,
-    /// The partial's length when it was opened, for the quota arithmetic.
-    start_len: u64,
-    reserved: u64,
 }
 
 impl StreamUpload {
@@ -65,7 +62,7 @@ impl StreamUpload {
     }
 
     fn need(&self, end: u64) -> u64 {
-        upload_need(end, self.start_len, self.partial.replaced_len())
+        upload_need(end, self.partial.start_len(), self.partial.replaced_len())
     }
 }
 
@@ -106,8 +103,7 @@ pub async fn open_upload(
         Ok(Err(error)) => return Err(storage_reply("store", error)),
         Err(failed) => return Err(internal(failed)),
     };
-    let start_len = partial.offset();
-    let mut upload = StreamUpload { home, partial, lease, start_len, reserved: 0 };
+    let mut upload = StreamUpload { home, partial, lease };
     upload = reserve(context, upload, start.prefix_len()).await?;
     let gate = services.gate.clone();
     let prepared = services
@@ -127,16 +123,13 @@ pub async fn open_upload(
 }
 
 /// Raises the upload's reservation to cover the partial up to `end` bytes.
-async fn reserve(context: &Context, mut upload: StreamUpload, end: u64) -> Result<StreamUpload, Reply> {
+async fn reserve(context: &Context, upload: StreamUpload, end: u64) -> Result<StreamUpload, Reply> {
     let need = upload.need(end);
-    if need <= upload.reserved {
+    if need <= upload.lease.reserved() {
         return Ok(upload);
     }
     match context.services.quota.send(Reserve { id: upload.lease.id(), bytes: need }).await {
-        Ok(Ok(())) => {
-            upload.reserved = need;
-            Ok(upload)
-        }
+        Ok(Ok(())) => Ok(upload),
         Ok(Err(error)) => Err(Reply::from_error(&quota_wire_error(&context.shown, error))),
         Err(_) => Err(Reply::new(421, "quota service unavailable")),
     }
@@ -217,7 +210,8 @@ pub async fn receive_file(mut data: MaybeTls, upload: StreamUpload, context: Con
         .disk
         .run("publish upload", move || {
             let _change = gate.change();
-            let StreamUpload { home, partial, lease, start_len, .. } = upload;
+            let StreamUpload { home, partial, lease } = upload;
+            let start_len = partial.start_len();
             let result = partial.publish_stream(&home);
             lease.record_disk_change(match &result {
                 Ok(replaced_len) => size as i64 - start_len as i64 - *replaced_len as i64,

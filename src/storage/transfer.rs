@@ -77,21 +77,9 @@ impl PartialUpload {
     /// Opens (or creates, mode 0600) the partial for `target`; returns it with the MD5 of what
     /// it holds. A partial longer than `size` cannot be a prefix of the new file and is emptied.
     pub fn open(home: &Home, target: &VirtualPath, size: u64) -> Result<(PartialUpload, Md5), StorageError> {
-        let partial = target.partial().ok_or(StorageError::IsADirectory)?;
-        let replaced_len = match home.dir().symlink_metadata(target.to_relative()) {
-            Ok(meta) if meta.is_dir() => return Err(StorageError::IsADirectory),
-            Ok(meta) => quota_bytes(&meta),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(e.into()),
-        };
-        home.check_dir(&target.parent())?;
-        let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true).mode(0o600);
-        let file = home.dir().open_with(partial.to_relative(), &options)?.into_std();
-        let start_len = file.metadata()?.len();
+        let (mut upload, _) = PartialUpload::open_beside(home, target, size)?;
+        let start_len = upload.start_len;
         let mut hasher = Md5::new();
-        let mut upload =
-            PartialUpload { file, target: target.clone(), partial, size, len: start_len, start_len, replaced_len };
         if start_len > size {
             upload.restart()?;
         } else {
@@ -118,6 +106,11 @@ impl PartialUpload {
     /// Quota bytes of the file this upload will replace.
     pub fn replaced_len(&self) -> u64 {
         self.replaced_len
+    }
+
+    /// Bytes the partial held when it was opened (they already count in the quota).
+    pub fn start_len(&self) -> u64 {
+        self.start_len
     }
 
     /// How much the partial grew (negative: shrank) since it was opened.
@@ -205,10 +198,23 @@ impl PartialUpload {
     /// partial is neither hashed nor emptied here; [`PartialUpload::continue_at`] decides where
     /// the data continues. Also returns the byte length of the published target, if any.
     pub fn open_stream(home: &Home, target: &VirtualPath) -> Result<(PartialUpload, Option<u64>), StorageError> {
+        let (upload, existing) = PartialUpload::open_beside(home, target, u64::MAX)?;
+        // Only a regular file is a base to continue after (a symlink is replaced, not read).
+        let target_len = existing.filter(|meta| meta.is_file()).map(|meta| meta.len());
+        Ok((upload, target_len))
+    }
+
+    /// Opens (or creates, mode 0600) the partial beside `target`, as it is; returns it with
+    /// the metadata of what is published under the target's name, if anything.
+    fn open_beside(
+        home: &Home,
+        target: &VirtualPath,
+        size: u64,
+    ) -> Result<(PartialUpload, Option<cap_std::fs::Metadata>), StorageError> {
         let partial = target.partial().ok_or(StorageError::IsADirectory)?;
-        let target_len = match home.dir().symlink_metadata(target.to_relative()) {
+        let existing = match home.dir().symlink_metadata(target.to_relative()) {
             Ok(meta) if meta.is_dir() => return Err(StorageError::IsADirectory),
-            Ok(meta) => Some(meta.len()),
+            Ok(meta) => Some(meta),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };
@@ -217,17 +223,10 @@ impl PartialUpload {
         options.read(true).write(true).create(true).mode(0o600);
         let file = home.dir().open_with(partial.to_relative(), &options)?.into_std();
         let start_len = file.metadata()?.len();
-        let replaced_len = target_len.unwrap_or(0);
-        let upload = PartialUpload {
-            file,
-            target: target.clone(),
-            partial,
-            size: u64::MAX,
-            len: start_len,
-            start_len,
-            replaced_len,
-        };
-        Ok((upload, target_len))
+        let replaced_len = existing.as_ref().map_or(0, quota_bytes);
+        let upload =
+            PartialUpload { file, target: target.clone(), partial, size, len: start_len, start_len, replaced_len };
+        Ok((upload, existing))
     }
 
     /// Makes the partial hold the first bytes the data continues after: its own first

@@ -253,7 +253,7 @@ impl SessionActor {
         let target = upload.partial.target().to_string();
         let size = upload.partial.size();
         let work = async move {
-            let start_len = upload.partial.offset() as i64 - upload.partial.growth();
+            let start_len = upload.partial.start_len() as i64;
             // The lease is settled inside the job, with what publishing really changed on disk,
             // before the client can hear back and start another upload to the same path.
             let published = disk
