@@ -28,20 +28,21 @@ use super::Services;
 use super::session::{Drain, SessionActor};
 
 /// Which listener a connection came in on: both share the slots, the queue and the limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An FTP connection carries the TLS configuration its session will use.
+#[derive(Clone)]
 pub enum Protocol {
     Native,
-    Ftp,
+    Ftp(crate::ftp::tls::FtpTls),
 }
 
 impl Protocol {
     /// What a waiting client is told about its place in the queue. FTP clients get it as
     /// continuation lines of the 220 greeting, which ends when they are admitted, so any
     /// client reads it as one (slow) greeting.
-    fn queued(self, position: u32) -> Vec<u8> {
+    fn queued(&self, position: u32) -> Vec<u8> {
         match self {
             Protocol::Native => encode_frame(&Response::Queued { position }).expect("queued encodes"),
-            Protocol::Ftp => {
+            Protocol::Ftp(_) => {
                 format!("220-all sessions are busy: you are number {position} in the queue; please wait\r\n")
                     .into_bytes()
             }
@@ -49,10 +50,10 @@ impl Protocol {
     }
 
     /// Why a connection is refused or closed, in its protocol.
-    fn refusal(self, error: &WireError) -> Vec<u8> {
+    fn refusal(&self, error: &WireError) -> Vec<u8> {
         match self {
             Protocol::Native => encode_frame(&Response::error(error.clone())).expect("errors encode"),
-            Protocol::Ftp => crate::ftp::reply::Reply::from_error(error).to_bytes(),
+            Protocol::Ftp(_) => crate::ftp::reply::Reply::from_error(error).to_bytes(),
         }
     }
 }
@@ -121,8 +122,7 @@ pub struct Acceptor {
     per_user: HashMap<String, usize>,
     users: HashMap<u64, String>,
     listener: Option<TcpListener>,
-    ftp_listener: Option<TcpListener>,
-    ftp_tls: Option<crate::ftp::tls::FtpTls>,
+    ftp: Option<FtpListener>,
     listening: Vec<SpawnHandle>,
     active: usize,
     queue: VecDeque<Waiting>,
@@ -133,13 +133,8 @@ pub struct Acceptor {
 
 impl Acceptor {
     pub fn new(listener: TcpListener, ftp: Option<FtpListener>, services: Services) -> Acceptor {
-        let (ftp_listener, ftp_tls) = match ftp {
-            Some(ftp) => (Some(ftp.listener), Some(ftp.tls)),
-            None => (None, None),
-        };
         Acceptor {
-            ftp_listener,
-            ftp_tls,
+            ftp,
             services,
             per_address: HashMap::new(),
             addresses: HashMap::new(),
@@ -159,19 +154,17 @@ impl Acceptor {
         let Admitted { id, stream, peer, protocol } = admitted;
         let me = ctx.address();
         let services = self.services.clone();
-        let link = match (protocol, &self.ftp_tls) {
-            (Protocol::Ftp, Some(tls)) => {
-                SessionLink::Ftp(crate::ftp::session::start(crate::ftp::session::FtpSessionStart {
-                    id,
-                    stream,
-                    peer,
-                    services,
-                    tls: tls.clone(),
-                    slot: SlotGuard::new(id, me.clone().recipient()),
-                    user_slots: me.recipient(),
-                }))
-            }
-            _ => {
+        let link = match protocol {
+            Protocol::Ftp(tls) => SessionLink::Ftp(crate::ftp::session::start(crate::ftp::session::FtpSessionStart {
+                id,
+                stream,
+                peer,
+                services,
+                tls,
+                slot: SlotGuard::new(id, me.clone().recipient()),
+                user_slots: me.recipient(),
+            })),
+            Protocol::Native => {
                 let (addr, out) =
                     SessionActor::start(id, stream, peer, services, me.clone().recipient(), me.recipient());
                 SessionLink::Native { addr, out }
@@ -236,17 +229,20 @@ impl Actor for Acceptor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let listener = self.listener.take().expect("the acceptor starts once");
         self.listening.push(ctx.add_stream(connections(listener, Protocol::Native)));
-        if let Some(listener) = self.ftp_listener.take() {
-            self.listening.push(ctx.add_stream(connections(listener, Protocol::Ftp)));
+        if let Some(FtpListener { listener, tls }) = self.ftp.take() {
+            self.listening.push(ctx.add_stream(connections(listener, Protocol::Ftp(tls))));
         }
     }
 }
 
 /// The connections a listener accepts, tagged with its protocol.
 fn connections(listener: TcpListener, protocol: Protocol) -> impl futures::Stream<Item = Accepted> {
-    futures::stream::unfold(listener, move |listener| async move {
-        let result = listener.accept().await;
-        Some((Accepted { protocol, result }, listener))
+    futures::stream::unfold(listener, move |listener| {
+        let protocol = protocol.clone();
+        async move {
+            let result = listener.accept().await;
+            Some((Accepted { protocol, result }, listener))
+        }
     })
 }
 
@@ -400,7 +396,7 @@ async fn wait_in_queue(
     acceptor: Addr<Acceptor>,
     patience: Duration,
 ) {
-    let (id, protocol) = (waiting.id, waiting.protocol);
+    let (id, protocol) = (waiting.id, waiting.protocol.clone());
     let mut watching_for_hangup = true;
     let mut probe = [0u8; 1];
     let deadline = tokio::time::sleep(patience);

@@ -83,7 +83,8 @@ impl Session {
             tokio::select! {
                 reply = &mut transfer => return Flow::Reply(reply),
                 line = read_line(control, &mut self.line, max_line) => match line {
-                    Line::Command(line) if matches!(parse(&line), Ok(Command::Abor)) => {
+                    Line::Command(line) => match parse(&line) {
+                    Ok(Command::Abor) => {
                         // Dropping the transfer closes the data connection; a partial upload
                         // keeps what was written, for a resume.
                         if !self.send(Reply::new(426, "transfer aborted; a partial upload is kept for resume")).await {
@@ -91,16 +92,17 @@ impl Session {
                         }
                         return Flow::Reply(Reply::new(226, "ABOR done"));
                     }
-                    Line::Command(line) if matches!(parse(&line), Ok(Command::Noop)) => {
+                    Ok(Command::Noop) => {
                         if !self.send(Reply::new(200, "transfer in progress")).await {
                             return Flow::Lost;
                         }
                     }
-                    Line::Command(_) => {
+                    _ => {
                         if !self.send(Reply::new(503, "a transfer is in progress; wait for it or send ABOR")).await {
                             return Flow::Lost;
                         }
                     }
+                    },
                     Line::TooLong | Line::Closed => return Flow::Lost,
                 },
                 changed = self.signals.changed() => {
