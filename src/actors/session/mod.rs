@@ -86,7 +86,6 @@ pub struct SessionActor {
 }
 
 impl SessionActor {
-    /// Starts a session on an admitted connection.
     /// Starts a session on an admitted connection; returns its address and its outgoing
     /// frame queue (the acceptor uses the queue to tell it about a forced shutdown even while
     /// it is busy streaming).
