@@ -1,0 +1,44 @@
+//! The MD5 that every transfer is verified with is md-5's x86 assembly backend (see
+//! docs/DEPENDENCIES.md). These tests hold it to RFC 1321's test suite and to the portable
+//! md-5 implementation over inputs fed in arbitrary pieces, the way chunks arrive.
+
+use md5::{Digest, Md5};
+use proptest::prelude::*;
+
+#[test]
+fn rfc_1321_test_suite() {
+    let suite = [
+        ("", "d41d8cd98f00b204e9800998ecf8427e"),
+        ("a", "0cc175b9c0f1b6a831c399e269772661"),
+        ("abc", "900150983cd24fb0d6963f7d28e17f72"),
+        ("message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
+        ("abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b"),
+        ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", "d174ab98d277d9f5a5611c2c9f419d9f"),
+        (
+            "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+            "57edf4a22be3c955ac49da2e2107b67a",
+        ),
+    ];
+    for (input, digest) in suite {
+        assert_eq!(hex::encode(Md5::digest(input.as_bytes())), digest, "MD5({input:?})");
+    }
+}
+
+proptest! {
+    #[test]
+    fn pieces_hash_like_the_portable_implementation(
+        data in proptest::collection::vec(any::<u8>(), 0..300_000),
+        cuts in proptest::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|cut| cut % (data.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut shipped = Md5::new();
+        let mut start = 0;
+        for cut in cuts.into_iter().chain([data.len()]) {
+            shipped.update(&data[start..cut]);
+            start = cut;
+        }
+        let portable = <md5_portable::Md5 as md5_portable::Digest>::digest(&data);
+        prop_assert_eq!(&shipped.finalize()[..], &portable[..]);
+    }
+}
