@@ -263,16 +263,23 @@ fn rclone_remote(test: &TestServer) -> String {
     )
 }
 
+/// Runs rclone with the test's own (empty) configuration file, so no user configuration of
+/// the machine is read; the remote itself is a connection string (`rclone_remote`).
+fn rclone(test: &TestServer, args: &[&str]) -> Output {
+    let config = test.local("rclone.conf");
+    let mut all = vec!["--config", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run("rclone", &all)
+}
+
 #[test]
 fn rclone_copies_checks_and_verifies_md5_by_download() {
     let test = server(1 << 30);
     let local = make_tree(&test.local("tree"), 3 << 20);
     let remote = format!("{}/backup", rclone_remote(&test));
-    let config = test.local("rclone.conf");
-    let config = config.to_str().unwrap();
-    must_succeed("rclone copy", &run("rclone", &["--config", config, "copy", local.to_str().unwrap(), &remote]));
-    must_succeed("rclone check", &run("rclone", &["--config", config, "check", local.to_str().unwrap(), &remote]));
-    let sums = run("rclone", &["--config", config, "md5sum", "--download", &remote]);
+    must_succeed("rclone copy", &rclone(&test, &["copy", local.to_str().unwrap(), &remote]));
+    must_succeed("rclone check", &rclone(&test, &["check", local.to_str().unwrap(), &remote]));
+    let sums = rclone(&test, &["md5sum", "--download", &remote]);
     must_succeed("rclone md5sum --download", &sums);
     let remote_sums: BTreeMap<String, String> = String::from_utf8_lossy(&sums.stdout)
         .lines()
@@ -295,16 +302,14 @@ fn rclone_cannot_leave_the_home() {
     std::fs::create_dir_all(test.home(USER)).unwrap();
     std::os::unix::fs::symlink("/etc", test.home(USER).join("etc-link")).unwrap();
     let remote = rclone_remote(&test);
-    let config = test.local("rclone.conf");
-    let config = config.to_str().unwrap();
-    let through_link = run("rclone", &["--config", config, "cat", &format!("{remote}etc-link/passwd")]);
+    let through_link = rclone(&test, &["cat", &format!("{remote}etc-link/passwd")]);
     assert!(!through_link.status.success(), "{through_link:?}");
     assert!(through_link.stdout.is_empty(), "nothing of /etc/passwd may come back");
     // Above the home: refused (550), or cleaned by rclone to the home itself.
-    let home = run("rclone", &["--config", config, "lsf", &remote]);
+    let home = rclone(&test, &["lsf", &remote]);
     must_succeed("rclone lsf", &home);
     for above in ["../..", "/../.."] {
-        let listed = run("rclone", &["--config", config, "lsf", &format!("{remote}{above}")]);
+        let listed = rclone(&test, &["lsf", &format!("{remote}{above}")]);
         assert!(!listed.status.success() || listed.stdout == home.stdout, "{above}: {listed:?}");
     }
 }
@@ -314,11 +319,7 @@ fn rclone_sees_the_quota() {
     let test = server(1 << 20);
     let local = make_tree(&test.local("tree"), 2 << 20);
     let remote = format!("{}/backup", rclone_remote(&test));
-    let config = test.local("rclone.conf");
-    let copy = run(
-        "rclone",
-        &["--config", config.to_str().unwrap(), "--retries", "1", "copy", local.to_str().unwrap(), &remote],
-    );
+    let copy = rclone(&test, &["--retries", "1", "copy", local.to_str().unwrap(), &remote]);
     assert!(!copy.status.success(), "{copy:?}");
     assert!(String::from_utf8_lossy(&copy.stderr).contains("552"), "{copy:?}");
     assert!(!test.home(USER).join("backup/big.bin").exists());
