@@ -21,6 +21,9 @@ pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config/ftp-actor.toml");
 /// Bytes a data frame's envelope needs beyond its chunk (type name, field name, headers).
 pub const FRAME_ENVELOPE: usize = 1024;
 
+/// The longest `busy_poll_us`: a wider window mostly burns CPU while clients think.
+const MAX_BUSY_POLL_US: u64 = 1000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {path}: {source}")]
@@ -46,6 +49,7 @@ pub struct Config {
     pub login_timeout_secs: u64,
     pub idle_timeout_secs: u64,
     pub transfer_stall_secs: u64,
+    pub busy_poll_us: u64,
     pub shutdown_grace_secs: u64,
     pub login_failures_before_ban: u32,
     pub login_failure_window_secs: u64,
@@ -166,6 +170,9 @@ impl Config {
         if self.login_timeout_secs == 0 || self.idle_timeout_secs == 0 || self.transfer_stall_secs == 0 {
             return invalid("timeouts must be at least 1 second");
         }
+        if self.busy_poll_us > MAX_BUSY_POLL_US {
+            return invalid("busy_poll_us must be at most 1000");
+        }
         self.scrypt.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.ftp.tls_cert.as_os_str().is_empty() != self.ftp.tls_key.as_os_str().is_empty() {
             return invalid("ftp.tls_cert and ftp.tls_key must be given together (or both left empty)");
@@ -186,6 +193,11 @@ impl Config {
 
     pub fn hash_budget_policy(&self) -> HashBudgetPolicy {
         HashBudgetPolicy { capacity: self.hash_budget_bytes, refill_per_second: self.hash_budget_refill_bytes_per_sec }
+    }
+
+    /// How long a thread keeps polling after an answer; see [`crate::busy_poll`].
+    pub fn busy_poll_window(&self) -> Duration {
+        Duration::from_micros(self.busy_poll_us)
     }
 
     pub fn path_limits(&self) -> PathLimits {
@@ -223,6 +235,8 @@ mod tests {
         assert!(Config::parse("no_such_key = 1", Path::new("t")).is_err());
         assert!(Config::parse("default_quota = \"12 parsecs\"", Path::new("t")).is_err());
         assert_eq!(Config::parse("default_quota = 5", Path::new("t")).unwrap().default_quota, 5);
+        assert!(Config::parse("busy_poll_us = 1001", Path::new("t")).is_err());
+        assert_eq!(Config::parse("busy_poll_us = 0", Path::new("t")).unwrap().busy_poll_window(), Duration::ZERO);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod actors;
 pub mod auth;
+pub mod busy_poll;
 pub mod civil_time;
 pub mod cli;
 pub mod client;

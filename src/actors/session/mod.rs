@@ -142,6 +142,13 @@ impl SessionActor {
         }
     }
 
+    /// A request was answered: the session is active, and the client's next request is
+    /// likely to follow at once (see [`crate::busy_poll`]).
+    fn answered(&mut self) {
+        self.last_activity = Instant::now();
+        crate::busy_poll::stay_awake(self.services.config.busy_poll_window());
+    }
+
     /// Sends one response, pausing the session until the writer has room.
     fn reply(&mut self, ctx: &mut Context<Self>, response: Response) {
         // The common case (nothing in flight, room in the writer's queue) needs no future: a
@@ -151,7 +158,7 @@ impl SessionActor {
         } else {
             match self.out.try_send(response) {
                 Ok(()) => {
-                    self.last_activity = Instant::now();
+                    self.answered();
                     return self.close_if_drained(ctx);
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => return ctx.stop(),
@@ -186,7 +193,7 @@ impl SessionActor {
             (sent, change)
         };
         ctx.wait(task.into_actor(self).map(move |(sent, change), act, ctx| {
-            act.last_activity = Instant::now();
+            act.answered();
             if let Some(change) = change {
                 let _ = catch_panic("session", || apply(act, change, ctx));
             }

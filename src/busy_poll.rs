@@ -1,0 +1,150 @@
+//! Busy polling: after answering a request, the serving thread keeps polling its sockets for a
+//! short window instead of going to sleep at once.
+//!
+//! Why: a client that sends its next request right after an answer (a script, a sync tool
+//! walking directories, a burst of logins) would otherwise find the server's thread asleep, and
+//! waking a thread whose CPU went idle costs more than a cheap request itself. On the benchmark
+//! machine (a KVM guest without guest halt polling) each such wake-up is a VM exit, and it was
+//! most of a `pwd` round trip: see `docs/BENCHMARKS.md`. Polling for `busy_poll_us` (50 µs by
+//! default) finds the next request awake; past the window the thread sleeps as before, so an
+//! idle server spends at most one window of CPU per answer. Linux's `net.core.busy_read` and
+//! the `haltpoll` idle governor make the same trade at other levels.
+//!
+//! How: one spinner task per runtime thread yields in a loop until its window closes. A task
+//! that yields makes tokio's current-thread scheduler poll the I/O driver without blocking
+//! (`epoll_wait` with a zero timeout) before its next turn, so every socket and timer stays
+//! served and the other tasks run as usual; only the sleep is skipped.
+//!
+//! Sessions call [`stay_awake`] once a request is answered, never between the chunks of a
+//! transfer: there the thread waits for the disk workers, which need the CPU themselves.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// The window of the current thread's spinner, and the signal that starts it.
+struct Spinner {
+    until: Cell<Instant>,
+    start: tokio::sync::Notify,
+}
+
+thread_local! {
+    static SPINNER: RefCell<Option<Rc<Spinner>>> = const { RefCell::new(None) };
+}
+
+/// Keeps the current thread polling for `window` from now (extending a window already open).
+/// A zero window does nothing. Call it from a task of an actix arbiter (a tokio `LocalSet`).
+pub fn stay_awake(window: Duration) {
+    if window.is_zero() {
+        return;
+    }
+    let until = Instant::now() + window;
+    SPINNER.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        // The task holds the other reference; alone, this one outlived its runtime (a thread
+        // that ran an earlier actix system), so a new task is needed.
+        if slot.as_ref().is_none_or(|spinner| Rc::strong_count(spinner) == 1) {
+            let spinner = Rc::new(Spinner { until: Cell::new(until), start: tokio::sync::Notify::new() });
+            tokio::task::spawn_local(spin(spinner.clone()));
+            *slot = Some(spinner);
+        }
+        let spinner = slot.as_ref().expect("set above");
+        if spinner.until.get() < until {
+            spinner.until.set(until);
+        }
+        spinner.start.notify_one();
+    });
+}
+
+async fn spin(spinner: Rc<Spinner>) {
+    loop {
+        spinner.start.notified().await;
+        while Instant::now() < spinner.until.get() {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// CPU time of the calling thread, from /proc (clock ticks, usually 10 ms).
+    fn thread_cpu() -> Duration {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("/proc/thread-self/stat");
+        let fields: Vec<&str> = stat.rsplit_once(')').expect("comm").1.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        Duration::from_millis(ticks * 10)
+    }
+
+    fn on_local_runtime<F: Future<Output = ()>>(test: F) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        tokio::task::LocalSet::new().block_on(&runtime, test);
+    }
+
+    #[test]
+    fn the_thread_polls_during_the_window_and_sleeps_after_it() {
+        on_local_runtime(async {
+            let before = thread_cpu();
+            stay_awake(Duration::from_millis(400));
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let awake = thread_cpu() - before;
+            // A sleeping thread uses next to nothing; even sharing a busy CPU, a spinning one
+            // gets a good part of it.
+            assert!(awake >= Duration::from_millis(60), "spun only {awake:?} of 400 ms");
+
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let before = thread_cpu();
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let asleep = thread_cpu() - before;
+            assert!(asleep <= Duration::from_millis(100), "still spinning after the window: {asleep:?} of 400 ms");
+        });
+    }
+
+    #[test]
+    fn sockets_and_timers_are_served_while_the_thread_polls() {
+        on_local_runtime(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let echo = tokio::task::spawn_local(async move {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut byte = [0u8; 1];
+                stream.read_exact(&mut byte).await.unwrap();
+                stream.write_all(&byte).await.unwrap();
+            });
+            let window = Duration::from_secs(5);
+            let started = Instant::now();
+            stay_awake(window);
+            let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            client.write_all(b"x").await.unwrap();
+            let mut byte = [0u8; 1];
+            client.read_exact(&mut byte).await.unwrap();
+            echo.await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert_eq!(&byte, b"x");
+            assert!(started.elapsed() < window, "the echo and the timer waited for the window to close");
+        });
+    }
+
+    #[test]
+    fn a_later_runtime_on_the_same_thread_gets_its_own_spinner() {
+        for _ in 0..2 {
+            on_local_runtime(async {
+                let before = thread_cpu();
+                stay_awake(Duration::from_millis(300));
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let awake = thread_cpu() - before;
+                assert!(awake >= Duration::from_millis(40), "spun only {awake:?} of 300 ms");
+            });
+        }
+    }
+
+    #[test]
+    fn a_zero_window_starts_nothing() {
+        on_local_runtime(async {
+            stay_awake(Duration::ZERO);
+            assert!(SPINNER.with(|slot| slot.borrow().is_none()));
+        });
+    }
+}
