@@ -1,5 +1,6 @@
 //! The client's side of files: hashing, streaming and local partial downloads. Blocking code,
-//! run on `spawn_blocking` threads so hashing never stalls the connection.
+//! run on `spawn_blocking` threads so hashing never stalls the connection (except an upload's
+//! single chunk, read where it is sent: see `Client::put`).
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -25,6 +26,16 @@ pub fn md5_file(path: &Path) -> std::io::Result<([u8; 16], u64)> {
     Ok((hasher.finalize().into(), len))
 }
 
+/// Reads the next `len` bytes of a file being uploaded; a file that ends first shrank during
+/// the upload.
+pub fn read_chunk(file: &mut File, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut chunk = vec![0u8; len];
+    if read_full(file, &mut chunk)? < len {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank during the upload"));
+    }
+    Ok(chunk)
+}
+
 /// Reads exactly `buf.len()` bytes unless the file ends first; returns how many were read.
 pub fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
@@ -40,4 +51,21 @@ pub fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// Opens (creating) a local partial for appending.
 pub fn open_partial(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, Write};
+
+    #[test]
+    fn a_chunk_is_read_whole_and_a_file_that_shrank_is_an_error() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"0123456789").unwrap();
+        file.rewind().unwrap();
+        assert_eq!(read_chunk(&mut file, 4).unwrap(), b"0123");
+        assert_eq!(read_chunk(&mut file, 0).unwrap(), b"");
+        let error = read_chunk(&mut file, 7).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
 }

@@ -25,7 +25,7 @@ pub use progress::{NoProgress, Progress};
 use crate::auth::ScryptParams;
 use crate::auth::scram::{self, Exchange, Key};
 use crate::net::{Entry, ErrorCode, FrameCodec, Request, Response, WireError};
-use local_file::{hash_prefix, partial_path, read_full};
+use local_file::{hash_prefix, partial_path, read_chunk};
 
 /// The client accepts frames up to the largest a server may be configured to send.
 const MAX_INCOMING_FRAME: usize = (64 << 20) + 1024;
@@ -309,21 +309,29 @@ impl Client {
         remaining: u64,
         progress: &dyn Progress,
     ) -> Result<[u8; 16], ClientError> {
-        let (chunks, mut incoming) = mpsc::channel::<Vec<u8>>(PIPELINE);
         let chunk_size = self.chunk_size;
+        if remaining <= chunk_size as u64 {
+            // One chunk or none (a small file, or a resume near the end): read and hash it
+            // here. Handing it to a blocking thread and back would cost more than the read.
+            let (mut file, mut hasher) = (file, hasher);
+            let chunk = read_chunk(&mut file, remaining as usize).map_err(local_error(local))?;
+            hasher.update(&chunk);
+            if !chunk.is_empty() {
+                self.send(Request::Data { bytes: ByteBuf::from(chunk) }).await?;
+                progress.advance(remaining);
+            }
+            let md5: [u8; 16] = hasher.finalize().into();
+            self.send(Request::PutEnd { md5: ByteBuf::from(md5.to_vec()) }).await?;
+            return Ok(md5);
+        }
+        let (chunks, mut incoming) = mpsc::channel::<Vec<u8>>(PIPELINE);
         let path = local.to_path_buf();
         let reader = tokio::task::spawn_blocking(move || {
             let (mut file, mut hasher, mut left) = (file, hasher, remaining);
             while left > 0 {
-                let mut chunk = vec![0u8; chunk_size.min(left as usize)];
-                let got = read_full(&mut file, &mut chunk).map_err(local_error(&path))?;
-                if got < chunk.len() {
-                    let source =
-                        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank during the upload");
-                    return Err(local_error(&path)(source));
-                }
+                let chunk = read_chunk(&mut file, chunk_size.min(left as usize)).map_err(local_error(&path))?;
                 hasher.update(&chunk);
-                left -= got as u64;
+                left -= chunk.len() as u64;
                 if chunks.blocking_send(chunk).is_err() {
                     return Err(ClientError::Closed);
                 }
