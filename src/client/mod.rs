@@ -310,20 +310,36 @@ impl Client {
         progress: &dyn Progress,
     ) -> Result<[u8; 16], ClientError> {
         let chunk_size = self.chunk_size;
-        if remaining <= chunk_size as u64 {
-            // One chunk or none (a small file, or a resume near the end): read and hash it
-            // here. Handing it to a blocking thread and back would cost more than the read.
-            let (mut file, mut hasher) = (file, hasher);
-            let chunk = read_chunk(&mut file, remaining as usize).map_err(local_error(local))?;
-            hasher.update(&chunk);
-            if !chunk.is_empty() {
-                self.send(Request::Data { bytes: ByteBuf::from(chunk) }).await?;
-                progress.advance(remaining);
+        let md5 = 'sent: {
+            if remaining <= chunk_size as u64 {
+                // One chunk or none (a small file, or a resume near the end): read and hash it
+                // here. Handing it to a blocking thread and back would cost more than the read.
+                let (mut file, mut hasher) = (file, hasher);
+                let chunk = read_chunk(&mut file, remaining as usize).map_err(local_error(local))?;
+                hasher.update(&chunk);
+                if !chunk.is_empty() {
+                    self.send(Request::Data { bytes: ByteBuf::from(chunk) }).await?;
+                    progress.advance(remaining);
+                }
+                break 'sent hasher.finalize().into();
             }
-            let md5: [u8; 16] = hasher.finalize().into();
-            self.send(Request::PutEnd { md5: ByteBuf::from(md5.to_vec()) }).await?;
-            return Ok(md5);
-        }
+            self.stream_chunks(local, file, hasher, remaining, progress).await?
+        };
+        self.send(Request::PutEnd { md5: ByteBuf::from(md5.to_vec()) }).await?;
+        Ok(md5)
+    }
+
+    /// Sends `remaining` bytes of `file` as data frames, read and hashed on a blocking thread
+    /// while earlier chunks are sent; returns our MD5.
+    async fn stream_chunks(
+        &mut self,
+        local: &Path,
+        file: File,
+        hasher: Md5,
+        remaining: u64,
+        progress: &dyn Progress,
+    ) -> Result<[u8; 16], ClientError> {
+        let chunk_size = self.chunk_size;
         let (chunks, mut incoming) = mpsc::channel::<Vec<u8>>(PIPELINE);
         let path = local.to_path_buf();
         let reader = tokio::task::spawn_blocking(move || {
@@ -353,9 +369,7 @@ impl Client {
                 });
             }
         }
-        let md5 = reader.await.map_err(|e| ClientError::Protocol(e.to_string()))??;
-        self.send(Request::PutEnd { md5: ByteBuf::from(md5.to_vec()) }).await?;
-        Ok(md5)
+        reader.await.map_err(|e| ClientError::Protocol(e.to_string()))?
     }
 
     /// Downloads `remote` to `local` through the hidden partial `.NAME.ftpa-part`, resuming it
