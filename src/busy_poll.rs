@@ -78,6 +78,14 @@ mod tests {
         Duration::from_millis(ticks * 10)
     }
 
+    /// Opens a window and sleeps through it; returns the CPU the thread spent meanwhile.
+    async fn cpu_while_awake(window: Duration) -> Duration {
+        let before = thread_cpu();
+        stay_awake(window);
+        tokio::time::sleep(window).await;
+        thread_cpu() - before
+    }
+
     fn on_local_runtime<F: Future<Output = ()>>(test: F) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         tokio::task::LocalSet::new().block_on(&runtime, test);
@@ -86,10 +94,7 @@ mod tests {
     #[test]
     fn the_thread_polls_during_the_window_and_sleeps_after_it() {
         on_local_runtime(async {
-            let before = thread_cpu();
-            stay_awake(Duration::from_millis(400));
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            let awake = thread_cpu() - before;
+            let awake = cpu_while_awake(Duration::from_millis(400)).await;
             // A sleeping thread uses next to nothing; even sharing a busy CPU, a spinning one
             // gets a good part of it.
             assert!(awake >= Duration::from_millis(60), "spun only {awake:?} of 400 ms");
@@ -131,10 +136,7 @@ mod tests {
     fn a_later_runtime_on_the_same_thread_gets_its_own_spinner() {
         for _ in 0..2 {
             on_local_runtime(async {
-                let before = thread_cpu();
-                stay_awake(Duration::from_millis(300));
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                let awake = thread_cpu() - before;
+                let awake = cpu_while_awake(Duration::from_millis(300)).await;
                 assert!(awake >= Duration::from_millis(40), "spun only {awake:?} of 300 ms");
             });
         }

@@ -288,6 +288,7 @@ impl Client {
         let result = self.stream_upload(local, file, hasher, size - resumed_from, progress).await;
         progress.end();
         let md5 = result?;
+        self.send(Request::PutEnd { md5: ByteBuf::from(md5.to_vec()) }).await?;
 
         match self.recv().await? {
             Response::PutDone { md5: server_md5, .. } if server_md5[..] == md5[..] => {
@@ -300,7 +301,8 @@ impl Client {
         }
     }
 
-    /// Sends `remaining` bytes of `file` as data frames, then `put_end`; returns our MD5.
+    /// Sends `remaining` bytes of `file` as data frames; returns our MD5. Several chunks are
+    /// read and hashed on a blocking thread while earlier ones are sent.
     async fn stream_upload(
         &mut self,
         local: &Path,
@@ -310,36 +312,18 @@ impl Client {
         progress: &dyn Progress,
     ) -> Result<[u8; 16], ClientError> {
         let chunk_size = self.chunk_size;
-        let md5 = 'sent: {
-            if remaining <= chunk_size as u64 {
-                // One chunk or none (a small file, or a resume near the end): read and hash it
-                // here. Handing it to a blocking thread and back would cost more than the read.
-                let (mut file, mut hasher) = (file, hasher);
-                let chunk = read_chunk(&mut file, remaining as usize).map_err(local_error(local))?;
-                hasher.update(&chunk);
-                if !chunk.is_empty() {
-                    self.send(Request::Data { bytes: ByteBuf::from(chunk) }).await?;
-                    progress.advance(remaining);
-                }
-                break 'sent hasher.finalize().into();
+        if remaining <= chunk_size as u64 {
+            // One chunk or none (a small file, or a resume near the end): read and hash it
+            // here. Handing it to a blocking thread and back would cost more than the read.
+            let (mut file, mut hasher) = (file, hasher);
+            let chunk = read_chunk(&mut file, remaining as usize).map_err(local_error(local))?;
+            hasher.update(&chunk);
+            if !chunk.is_empty() {
+                self.send(Request::Data { bytes: ByteBuf::from(chunk) }).await?;
+                progress.advance(remaining);
             }
-            self.stream_chunks(local, file, hasher, remaining, progress).await?
-        };
-        self.send(Request::PutEnd { md5: ByteBuf::from(md5.to_vec()) }).await?;
-        Ok(md5)
-    }
-
-    /// Sends `remaining` bytes of `file` as data frames, read and hashed on a blocking thread
-    /// while earlier chunks are sent; returns our MD5.
-    async fn stream_chunks(
-        &mut self,
-        local: &Path,
-        file: File,
-        hasher: Md5,
-        remaining: u64,
-        progress: &dyn Progress,
-    ) -> Result<[u8; 16], ClientError> {
-        let chunk_size = self.chunk_size;
+            return Ok(hasher.finalize().into());
+        }
         let (chunks, mut incoming) = mpsc::channel::<Vec<u8>>(PIPELINE);
         let path = local.to_path_buf();
         let reader = tokio::task::spawn_blocking(move || {
