@@ -68,6 +68,33 @@ def steal_seconds():
     return int(fields[8]) / os.sysconf("SC_CLK_TCK")
 
 
+PAGE_REPORTING = Path("/sys/module/page_reporting/parameters/reported_kib")
+
+
+def settle_freed_memory(quiet_seconds=5, limit_seconds=25):
+    """Waits until the guest has handed the memory freed so far back to the host.
+
+    This VM reports freed memory to its host (free page reporting, in passes every 2 s), and
+    the first write to reported memory faults in the hypervisor: writing a GiB costs 1.2 s of
+    CPU right after a delete and 3 to 4 s once the freed GiB has been reported (measured with
+    `loadgen floor move`; see docs/BENCHMARKS.md). Which of the two a transfer gets would
+    otherwise depend on what ran just before it, so every timed transfer starts after the
+    reporting has settled: all of them write into reported memory alike. Returns the seconds
+    waited; without page reporting (another machine) it returns at once."""
+    if not PAGE_REPORTING.exists():
+        return 0.0
+    started = time.monotonic()
+    last, changed = PAGE_REPORTING.read_text(), started
+    while time.monotonic() - started < limit_seconds:
+        time.sleep(0.25)
+        now = PAGE_REPORTING.read_text()
+        if now != last:
+            last, changed = now, time.monotonic()
+        elif time.monotonic() - changed >= quiet_seconds:
+            break
+    return time.monotonic() - started
+
+
 def process_tree(pid):
     """pid and all its descendants."""
     children = {}
@@ -201,6 +228,8 @@ class Results:
     def __init__(self, repeats):
         self.repeats = repeats
         self.rows = []
+        self.paired = []
+        self.steal_per_round = []
 
     def add(self, workload, server, unit, values, note=""):
         median = statistics.median(values)
@@ -209,8 +238,19 @@ class Results:
         log(f"  {workload} / {server}: median {median:.3f} {unit} over {[round(v, 3) for v in values]}")
         return median
 
+    def add_paired(self, name, numerators, denominators):
+        """A ratio taken within each round (the same minutes for both sides), then its median."""
+        ratios = [a / b for a, b in zip(numerators, denominators, strict=True)]
+        self.paired.append({"ratio": name, "median": statistics.median(ratios), "runs": ratios})
+        log(f"  {name}: median {statistics.median(ratios):.3f} over {[round(r, 3) for r in ratios]}")
+
 
 def big_files(args, work, server, peers, results):
+    """Workloads 1 and 2 with their references (MD5 alone, md5sum, the floor of a verified
+    copy on this machine), interleaved: each round runs every contender once, starting one
+    contender later than the round before, so a host that slows down for a minute slows every
+    contender's run in that round rather than one contender's whole block. The ratios that
+    decide the targets are also taken within each round (paired), which cancels that drift."""
     big = work / "big.bin"
     if not big.exists() or big.stat().st_size != args.size_mib << 20:
         log(f"creating a {args.size_mib} MiB random file")
@@ -220,78 +260,130 @@ def big_files(args, work, server, peers, results):
     out.mkdir(exist_ok=True)
     server.start(args.max_concurrency)
 
-    log("workload 1/2 floor: MD5 alone (md-5 crate) and md5sum")
-    results.add("md5 (md-5 crate)", "-", "s", [float(native_md5(big)) for _ in range(args.repeats)])
-    results.add("md5sum", "-", "s", [timed(["md5sum", big], stdout=subprocess.DEVNULL) for _ in range(args.repeats)])
+    def references():
+        md5 = native_md5(big)
+        run = {"md5 (md-5 crate)": float(md5["seconds"]), "md5 hashing alone": float(md5["hashing"]),
+               "md5sum": timed(["md5sum", big], stdout=subprocess.DEVNULL)}
+        settle_freed_memory()
+        moved = parse_result(subprocess.run([LOADGEN, "floor", "move", str(big), str(out / "moved.bin")], check=True,
+                                            capture_output=True, text=True).stdout.strip())
+        (out / "moved.bin").unlink()
+        run[MOVE] = float(moved["cpu"])
+        # Any verified upload hashes every byte twice (the source, the stored copy) and moves
+        # it once; a verified download hashes once (the server may know the digest) and moves
+        # it once, and one MD5 pass cannot be split across cores. On this machine's cores that
+        # CPU takes at least this long, in this round's conditions (see docs/BENCHMARKS.md on
+        # fresh memory).
+        hashing, cores = run["md5 hashing alone"], os.cpu_count()
+        run[UPLOAD_BOUND] = (2 * hashing + run[MOVE]) / cores
+        run[DOWNLOAD_BOUND] = max(hashing, (hashing + run[MOVE]) / cores)
+        return run
 
-    log("workload 2: verified upload")
-    native_transfer(results, "upload, verified", server, want, "put", str(big), "big.bin")
-    for peer in peers:
-        both, verified, plain = [], [], []
-        stored = peer.home / "big.bin"
-        for attempt in range(args.repeats + 1):
-            stored.unlink(missing_ok=True)
-            started = time.perf_counter()
-            assert md5sum(big) == want
-            source_md5 = time.perf_counter() - started
-            seconds = timed(["curl", "-sS", "-T", big, peer.url("big.bin")])
-            started = time.perf_counter()
-            assert md5sum(stored) == want
-            stored_md5 = time.perf_counter() - started
-            if attempt > 0:  # the first is a warm-up
-                plain.append(seconds)
-                verified.append(seconds + stored_md5)
-                both.append(source_md5 + seconds + stored_md5)
-        results.add("upload, verified", peer.name, "s", both, "md5sum of the source, curl -T, md5sum of the stored file")
-        results.add("upload, stored copy hashed", peer.name, "s", verified,
-                    "curl -T, then md5sum of the stored file (source digest known beforehand)")
-        results.add("upload, unverified", peer.name, "s", plain, "curl -T")
+    def ours():
+        run = {}
+        for workload, command in [("upload, verified", ["put", str(big), "big.bin"]),
+                                  ("download, verified", ["get", "big.bin", str(out / "big.bin")])]:
+            settle_freed_memory()
+            before = cpu_seconds(server.process.pid)
+            result = native(server, *command)
+            assert result["md5"] == want, result
+            server_cpu = cpu_seconds(server.process.pid) - before
+            run[workload] = float(result["seconds"])
+            run[workload + " cpu"] = float(result["cpu"]) + server_cpu
+            log(f"    ftp-actor {workload}: {result['seconds']} s, client CPU {result['cpu']} s, "
+                f"server CPU {server_cpu:.2f} s")
+        (out / "big.bin").unlink()
+        return run
 
-    log("workload 1: verified download")
-    native_transfer(results, "download, verified", server, want, "get", "big.bin", str(out / "big.bin"))
-    (out / "big.bin").unlink()
-    for peer in peers:
-        shutil.copyfile(big, peer.home / "big.bin")
-        shutil.chown(peer.home / "big.bin", peer.user)
-        verified, plain = [], []
-        for attempt in range(args.repeats + 1):
-            target = out / "peer.bin"
-            seconds = timed(["curl", "-sS", "-o", target, peer.url("big.bin")])
-            started = time.perf_counter()
-            assert md5sum(target) == want
-            if attempt > 0:  # the first is a warm-up
-                plain.append(seconds)
-                verified.append(seconds + time.perf_counter() - started)
-            target.unlink()
-        results.add("download, verified", peer.name, "s", verified, "curl, then md5sum of the copy")
-        results.add("download, unverified", peer.name, "s", plain, "curl")
-        (peer.home / "big.bin").unlink()
+    def peer_run(peer):
+        stored, copy = peer.home / "big.bin", out / "peer.bin"
+        stored.unlink(missing_ok=True)
+        settle_freed_memory()
+        source_md5 = timed(["md5sum", big], stdout=subprocess.DEVNULL)
+        upload = timed(["curl", "-sS", "-T", big, peer.url("big.bin")])
+        started = time.perf_counter()
+        assert md5sum(stored) == want
+        stored_md5 = time.perf_counter() - started
+        settle_freed_memory()
+        download = timed(["curl", "-sS", "-o", copy, peer.url("big.bin")])
+        started = time.perf_counter()
+        assert md5sum(copy) == want
+        copy_md5 = time.perf_counter() - started
+        copy.unlink()
+        return {"upload, verified": source_md5 + upload + stored_md5, "upload, stored copy hashed": upload + stored_md5,
+                "upload, unverified": upload, "download, verified": download + copy_md5,
+                "download, unverified": download}
+
+    def with_steal(run):
+        def measured():
+            before = steal_seconds()
+            result = run()
+            result["steal"] = steal_seconds() - before
+            return result
+        return measured
+
+    contenders = [("references", with_steal(references), False), ("ftp-actor", with_steal(ours), False)]
+    contenders += [(p.name, with_steal(lambda p=p: peer_run(p)), False) for p in peers]
+    log(f"workloads 1 and 2: a warm-up round, then {args.repeats} interleaved rounds")
+    runs, _ = interleaved(args.repeats + 1, contenders)
+    runs = {name: rounds[1:] for name, rounds in runs.items()}  # the first round is a warm-up
     clean_home(server.home)
     server.stop()
 
+    def column(name, key):
+        return [run[key] for run in runs[name]]
 
-def native_transfer(results, workload, server, want, *command):
-    """Times ftp-actor transfers; also reports the CPU both processes used, whose sum over the
-    machine's cores is a floor for the wall time when client and server share the machine."""
-    runs, cpu = [], []
-    native(server, *command)  # warm-up, not counted (as for the peers)
-    for _ in range(results.repeats):
-        before = cpu_seconds(server.process.pid)
-        result = native(server, *command)
-        assert result["md5"] == want, result
-        runs.append(float(result["seconds"]))
-        server_cpu = cpu_seconds(server.process.pid) - before
-        cpu.append(float(result["cpu"]) + server_cpu)
-        log(f"    {workload}: {result['seconds']} s, client CPU {result['cpu']} s, server CPU {server_cpu:.2f} s")
+    for key, note in REFERENCE_NOTES.items():
+        results.add(key, "-", "s", column("references", key), note)
     cores = os.cpu_count()
-    floor = statistics.median(cpu) / cores
-    results.add(workload, "ftp-actor", "s", runs,
-                f"client + server CPU {statistics.median(cpu):.2f} s: floor {floor:.2f} s on {cores} cores")
+    for workload in ["upload, verified", "download, verified"]:
+        cpu = statistics.median(column("ftp-actor", workload + " cpu"))
+        results.add(workload, "ftp-actor", "s", column("ftp-actor", workload),
+                    f"client + server CPU {cpu:.2f} s: floor {cpu / cores:.2f} s on {cores} cores")
+        for peer in peers:
+            for variant, note in PEER_NOTES[workload]:
+                results.add(variant, peer.name, "s", column(peer.name, variant), note)
+
+    md5_alone = column("references", "md5 (md-5 crate)")
+    for workload, short in [("upload, verified", "upload"), ("download, verified", "download")]:
+        mine = column("ftp-actor", workload)
+        results.add_paired(f"verified {short} ÷ MD5 alone", mine, md5_alone)
+        for peer in peers:
+            results.add_paired(f"verified {short} ÷ {peer.name}'s verified {short}", mine,
+                               column(peer.name, workload))
+    for workload, bound in [("upload, verified", UPLOAD_BOUND), ("download, verified", DOWNLOAD_BOUND)]:
+        short = workload.split(",")[0]
+        results.add_paired(f"any verified {short}'s lower bound ÷ MD5 alone", column("references", bound), md5_alone)
+        results.add_paired(f"verified {short} ÷ that lower bound", column("ftp-actor", workload),
+                           column("references", bound))
+    results.steal_per_round = [round(sum(runs[name][i]["steal"] for name in runs), 1) for i in range(args.repeats)]
+
+
+MOVE = "moving the bytes alone, CPU"
+UPLOAD_BOUND = "any verified upload, lower bound"
+DOWNLOAD_BOUND = "any verified download, lower bound"
+REFERENCE_NOTES = {
+    "md5 (md-5 crate)": "loadgen md5: the file read in 1 MiB blocks and hashed, one thread",
+    "md5 hashing alone": "the same run, time inside MD5 only (one pass's CPU)",
+    "md5sum": "coreutils",
+    MOVE: "loadgen floor move: read, send | receive, write; no hashing; both threads' CPU",
+    UPLOAD_BOUND: "(2 x MD5 hashing alone + moving the bytes) / cores, per round",
+    DOWNLOAD_BOUND: "max(MD5 hashing alone, (MD5 hashing alone + moving the bytes) / cores), per round",
+}
+PEER_NOTES = {
+    "upload, verified": [
+        ("upload, verified", "md5sum of the source, curl -T, md5sum of the stored file"),
+        ("upload, stored copy hashed", "curl -T, then md5sum of the stored file (source digest known beforehand)"),
+        ("upload, unverified", "curl -T")],
+    "download, verified": [
+        ("download, verified", "curl, then md5sum of the copy"),
+        ("download, unverified", "curl")],
+}
 
 
 def native_md5(path):
     out = subprocess.run([LOADGEN, "md5", str(path)], check=True, capture_output=True, text=True).stdout
-    return parse_result(out.strip())["seconds"]
+    return parse_result(out.strip())
 
 
 def small_files(args, server, peers, results):
@@ -394,6 +486,13 @@ def table(results):
         runs = ", ".join(number(v) for v in row["runs"])
         lines.append(f"| {row['workload']} | {row['server']} | {number(row['median'])} | {row['unit']} | {ratio} "
                      f"| {runs} | {row['note']} |")
+    if results.paired:
+        lines += ["", "Ratios within each round of the large transfers (paired), then their median:", "",
+                  "| ratio | median | per round |", "|---|---:|---|"]
+        lines += [f"| {row['ratio']} | {row['median']:.3f} | {', '.join(f'{r:.3f}' for r in row['runs'])} |"
+                  for row in results.paired]
+        lines += ["", "CPU time stolen by the hypervisor in each round of the large transfers: "
+                  + ", ".join(f"{s} s" for s in results.steal_per_round)]
     return "\n".join(lines)
 
 
@@ -434,7 +533,8 @@ def main():
                 steal[name] = steal_seconds() - before
     finally:
         server.stop()
-        (args.work / "results.json").write_text(json.dumps({"rows": results.rows, "steal": steal}, indent=1))
+        (args.work / "results.json").write_text(json.dumps({"rows": results.rows, "paired": results.paired, "steal": steal,
+                                                            "steal_per_round": results.steal_per_round}, indent=1))
         print(table(results))
         print("\nCPU time stolen by the hypervisor during each workload (/proc/stat): "
               + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steal.items()))

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod ftp;
+pub mod heap;
 pub mod net;
 pub mod quota;
 pub mod server;

@@ -7,6 +7,7 @@
 //! Logins to ftp-actor derive the user's scrypt key once per process and reuse it, so the
 //! workloads measure the server, not the client's deliberately slow key derivation.
 
+mod floor;
 mod ftp;
 
 use std::convert::Infallible;
@@ -48,6 +49,16 @@ enum Target {
 enum Workload {
     /// Time MD5 (the md-5 crate) over a file, read in 1 MiB blocks: the floor of a verified copy.
     Md5 { file: PathBuf },
+    /// The floor of a verified transfer on this machine: FILE copied to OUT through a loopback
+    /// connection by the simplest possible code (no server, no protocol); see `floor.rs`.
+    Floor {
+        #[arg(value_enum)]
+        direction: floor::Direction,
+        file: PathBuf,
+        out: PathBuf,
+        #[arg(long, default_value_t = 256 << 10)]
+        chunk: usize,
+    },
     /// Time one verified download (native only; login not included).
     Get { remote: String, local: PathBuf },
     /// Time one verified upload (native only; login not included).
@@ -172,19 +183,24 @@ fn cpu_seconds() -> Result<f64> {
     Ok(ticks / 100.0)
 }
 
-fn md5_file(path: &Path) -> Result<(f64, String)> {
+/// Hashes a file read in 1 MiB blocks. Returns the wall time, the time spent in MD5 itself
+/// (the reads left out: the CPU one MD5 pass costs), and the digest.
+fn md5_file(path: &Path) -> Result<(f64, f64, String)> {
     let started = Instant::now();
     let mut file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
     let mut buffer = vec![0u8; 1 << 20];
     let mut hasher = Md5::new();
+    let mut hashing = Duration::ZERO;
     loop {
         let got = file.read(&mut buffer)?;
         if got == 0 {
             break;
         }
+        let before = Instant::now();
         hasher.update(&buffer[..got]);
+        hashing += before.elapsed();
     }
-    Ok((started.elapsed().as_secs_f64(), hex::encode(hasher.finalize())))
+    Ok((started.elapsed().as_secs_f64(), hashing.as_secs_f64(), hex::encode(hasher.finalize())))
 }
 
 async fn small(connector: &Connector, clients: usize, files: usize, size: usize) -> Result<String> {
@@ -268,12 +284,18 @@ async fn logins(connector: &Connector, seconds: f64, clients: usize) -> Result<S
 
 async fn run(args: Args) -> Result<String> {
     if let Workload::Md5 { file } = &args.workload {
-        let (seconds, md5) = md5_file(file)?;
-        return Ok(format!("seconds={seconds:.3} md5={md5}"));
+        let (seconds, hashing, md5) = md5_file(file)?;
+        return Ok(format!("seconds={seconds:.3} hashing={hashing:.3} md5={md5}"));
+    }
+    if let Workload::Floor { direction, file, out, chunk } = &args.workload {
+        let cpu = cpu_seconds()?;
+        let run = floor::copy(*direction, file, out, *chunk)?;
+        let cpu = cpu_seconds()? - cpu;
+        return Ok(format!("seconds={:.3} cpu={cpu:.2} md5={}", run.seconds, run.md5));
     }
     let connector = Connector::new(&args).await?;
     match args.workload {
-        Workload::Md5 { .. } => unreachable!("handled above"),
+        Workload::Md5 { .. } | Workload::Floor { .. } => unreachable!("handled above"),
         Workload::Get { remote, local } | Workload::Put { local, remote } if args.target == Target::Ftp => {
             bail!("get and put are for ftp-actor; the peers are driven by curl ({remote} {})", local.display())
         }
@@ -303,6 +325,8 @@ async fn run(args: Args) -> Result<String> {
 }
 
 fn main() -> Result<()> {
+    // As the shell does, so the load generator's client behaves like a user's.
+    ftp_actor::heap::keep_freed_memory();
     let args = Args::parse();
     // One session's round trips are a latency measurement: a single-threaded runtime avoids
     // handing each reply between threads. The other workloads use both cores.
