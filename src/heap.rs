@@ -24,10 +24,15 @@
 /// Allocations of this size or more get their own mapping, returned on free.
 pub const MMAP_THRESHOLD: usize = 4 << 20;
 
-/// Free memory at the top of a heap is given back only past this much.
-pub const TRIM_THRESHOLD: usize = 16 << 20;
+/// Free memory at the top of a heap is given back only past this much: eight default chunks.
+/// It bounds what each of glibc's arenas (at most eight per core) keeps beyond its live data.
+/// With 1 MiB the faults came back (65,570 on a 4 GiB download, against 3,651 with 2 MiB).
+pub const TRIM_THRESHOLD: usize = 2 << 20;
 
-/// Sets the heap thresholds above (glibc on Linux; elsewhere the allocator's defaults stay).
+/// Sets the heap thresholds above, and one heap (arena) per core instead of glibc's eight, so
+/// that a chunk freed by one thread is reused by the next thread that needs one rather than
+/// kept apart in the freeing thread's arena (glibc on Linux; elsewhere the allocator's
+/// defaults stay).
 /// Call it first thing in `main`, before any thread starts: glibc's `mallopt` may not race
 /// the allocator's own initialization. Returns whether the thresholds were set.
 pub fn keep_freed_memory() -> bool {
@@ -35,9 +40,11 @@ pub fn keep_freed_memory() -> bool {
     {
         // SAFETY: mallopt only changes two of the allocator's tuning parameters; it is called
         // before the process starts any thread (see above), and both values are in range.
+        let arenas = std::thread::available_parallelism().map_or(1, |cores| cores.get()).min(64);
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) == 1
                 && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int) == 1
+                && libc::mallopt(libc::M_ARENA_MAX, arenas as libc::c_int) == 1
         }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
