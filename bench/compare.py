@@ -366,7 +366,7 @@ REFERENCE_NOTES = {
     "md5 (md-5 crate)": "loadgen md5: the file read in 1 MiB blocks and hashed, one thread",
     "md5 hashing alone": "the same run, time inside MD5 only (one pass's CPU)",
     "md5sum": "coreutils",
-    MOVE: "loadgen floor move: read, send | receive, write; no hashing; both threads' CPU",
+    MOVE: "loadgen floor move: one thread reads and sends, one receives and writes; no hashing; both threads' CPU",
     UPLOAD_BOUND: "(2 x MD5 hashing alone + moving the bytes) / cores, per round",
     DOWNLOAD_BOUND: "max(MD5 hashing alone, (MD5 hashing alone + moving the bytes) / cores), per round",
 }

@@ -49,8 +49,8 @@ enum Target {
 enum Workload {
     /// Time MD5 (the md-5 crate) over a file, read in 1 MiB blocks: the floor of a verified copy.
     Md5 { file: PathBuf },
-    /// The floor of a verified transfer on this machine: FILE copied to OUT through a loopback
-    /// connection by the simplest possible code (no server, no protocol); see `floor.rs`.
+    /// FILE copied to OUT through a loopback connection by the simplest possible code (no
+    /// server, no protocol); `move` gives the CPU that moving the bytes costs. See `floor.rs`.
     Floor {
         #[arg(value_enum)]
         direction: floor::Direction,
