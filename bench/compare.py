@@ -4,6 +4,7 @@ medians and ratios as a Markdown table. Started by bench/compare.sh (which build
 and starts the peers); see docs/BENCHMARKS.md for what each workload means.
 """
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -77,10 +78,10 @@ def settle_freed_memory(quiet_seconds=5, limit_seconds=25):
     This VM reports freed memory to its host (free page reporting, in passes every 2 s), and
     the first write to reported memory faults in the hypervisor: writing a GiB costs 1.2 s of
     CPU right after a delete and 3 to 4 s once the freed GiB has been reported (measured with
-    `loadgen floor move`; see docs/BENCHMARKS.md). Which of the two a transfer gets would
-    otherwise depend on what ran just before it, so every timed transfer starts after the
-    reporting has settled: all of them write into reported memory alike. Returns the seconds
-    waited; without page reporting (another machine) it returns at once."""
+    `loadgen floor move`; see docs/BENCHMARKS.md). So every timed transfer starts after the
+    reporting has settled, rather than in the middle of it. What the transfer then finds also
+    depends on the guest's own free pool (`settled_memory`). Returns the seconds waited;
+    without page reporting (another machine) it returns at once."""
     if not PAGE_REPORTING.exists():
         return 0.0
     started = time.monotonic()
@@ -93,6 +94,46 @@ def settle_freed_memory(quiet_seconds=5, limit_seconds=25):
         elif time.monotonic() - changed >= quiet_seconds:
             break
     return time.monotonic() - started
+
+
+BUDDYINFO = Path("/proc/buddyinfo")
+
+
+def warm_free_mib():
+    """Free memory still on the guest kernel's own free lists (zone Normal of /proc/buddyinfo),
+    in MiB. On this machine's kernel, memory reported to the host leaves those lists, so this
+    is what a write can get without the cost of reported memory (see docs/BENCHMARKS.md)."""
+    for line in BUDDYINFO.read_text().splitlines():
+        fields = line.split()
+        if fields[3] == "Normal":
+            return sum(int(count) << order for order, count in enumerate(fields[4:])) * 4 // 1024
+    return 0
+
+
+@contextlib.contextmanager
+def settled_memory():
+    """Runs a timed large transfer after the reporting of freed memory has settled
+    (`settle_freed_memory`), and records the guest's own free pool (`warm_free_mib`) at the
+    start and at the end of the transfer, in MiB, for the log.
+
+    The pool decides what a transfer's new pages cost: from the pool they are warm; beyond it
+    they come from memory reported to the host, at about twice the CPU per page or more. Its
+    size after settling depends on what ran and was freed before, and on the host: from
+    about 1 to 20 GiB was seen. Taking it down to a fixed size with a ballast file was tried and dropped:
+    allocating the ballast pulled reported memory back into the pool (see docs/BENCHMARKS.md).
+    So the state is logged, not forced; interleaving spreads it over the contenders."""
+    settle_freed_memory()
+    sizes = {}
+    if PAGE_REPORTING.exists() and BUDDYINFO.exists():
+        sizes["start"] = warm_free_mib()
+    yield sizes
+    if sizes:
+        sizes["end"] = warm_free_mib()
+
+
+def log_pool(what, sizes):
+    if sizes:
+        log(f"    {what}: the guest's own free pool {sizes['start']} MiB at the start, {sizes['end']} MiB at the end")
 
 
 def process_tree(pid):
@@ -264,16 +305,17 @@ def big_files(args, work, server, peers, results):
         md5 = native_md5(big)
         run = {"md5 (md-5 crate)": float(md5["seconds"]), "md5 hashing alone": float(md5["hashing"]),
                "md5sum": timed(["md5sum", big], stdout=subprocess.DEVNULL)}
-        settle_freed_memory()
-        moved = parse_result(subprocess.run([LOADGEN, "floor", "move", str(big), str(out / "moved.bin")], check=True,
-                                            capture_output=True, text=True).stdout.strip())
+        with settled_memory() as pool:
+            moved = parse_result(subprocess.run([LOADGEN, "floor", "move", str(big), str(out / "moved.bin")],
+                                                check=True, capture_output=True, text=True).stdout.strip())
+        log_pool("copy with no protocol", pool)
         (out / "moved.bin").unlink()
         run[MOVE] = float(moved["cpu"])
         # Any verified upload hashes every byte twice (the source, the stored copy) and moves
         # it once; a verified download hashes once (the server may know the digest) and moves
         # it once, and one MD5 pass cannot be split across cores. On this machine's cores that
         # CPU takes at least this long, in this round's conditions (see docs/BENCHMARKS.md on
-        # fresh memory).
+        # reported memory).
         hashing, cores = run["md5 hashing alone"], os.cpu_count()
         run[UPLOAD_BOUND] = (2 * hashing + run[MOVE]) / cores
         run[DOWNLOAD_BOUND] = max(hashing, (hashing + run[MOVE]) / cores)
@@ -281,13 +323,17 @@ def big_files(args, work, server, peers, results):
 
     def ours():
         run = {}
+        # As for the peers, the upload does not replace a stored copy (which would free a GiB
+        # inside the timed run).
+        (server.home / "big.bin").unlink(missing_ok=True)
         for workload, command in [("upload, verified", ["put", str(big), "big.bin"]),
                                   ("download, verified", ["get", "big.bin", str(out / "big.bin")])]:
-            settle_freed_memory()
-            before = cpu_seconds(server.process.pid)
-            result = native(server, *command)
+            with settled_memory() as pool:
+                before = cpu_seconds(server.process.pid)
+                result = native(server, *command)
+                server_cpu = cpu_seconds(server.process.pid) - before
             assert result["md5"] == want, result
-            server_cpu = cpu_seconds(server.process.pid) - before
+            log_pool(f"ftp-actor {workload}", pool)
             run[workload] = float(result["seconds"])
             run[workload + " cpu"] = float(result["cpu"]) + server_cpu
             log(f"    ftp-actor {workload}: {result['seconds']} s, client CPU {result['cpu']} s, "
@@ -304,12 +350,14 @@ def big_files(args, work, server, peers, results):
     def peer_run(peer):
         stored, copy = peer.home / "big.bin", out / "peer.bin"
         stored.unlink(missing_ok=True)
-        settle_freed_memory()
         source_md5 = verified_md5_seconds(big)
-        upload = timed(["curl", "-sS", "-T", big, peer.url("big.bin")])
+        with settled_memory() as pool:
+            upload = timed(["curl", "-sS", "-T", big, peer.url("big.bin")])
+        log_pool(f"{peer.name} upload", pool)
         stored_md5 = verified_md5_seconds(stored)
-        settle_freed_memory()
-        download = timed(["curl", "-sS", "-o", copy, peer.url("big.bin")])
+        with settled_memory() as pool:
+            download = timed(["curl", "-sS", "-o", copy, peer.url("big.bin")])
+        log_pool(f"{peer.name} download", pool)
         copy_md5 = verified_md5_seconds(copy)
         copy.unlink()
         return {"upload, verified": source_md5 + upload + stored_md5, "upload, stored copy hashed": upload + stored_md5,
