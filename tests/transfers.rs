@@ -276,3 +276,71 @@ async fn data_after_the_completing_chunk_is_refused() {
     assert!(!server.home("u").join("exact").exists(), "nothing published");
     assert_eq!(std::fs::read(server.home("u").join(".exact.ftpa-part")).unwrap(), b"abc");
 }
+
+/// Sends `data` as data frames of `chunk` bytes (low level, as a client library would).
+async fn send_chunks(client: &mut Client, data: &[u8], chunk: usize) {
+    use ftp_actor::net::Request;
+    for piece in data.chunks(chunk) {
+        client.send(Request::Data { bytes: serde_bytes::ByteBuf::from(piece.to_vec()) }).await.unwrap();
+    }
+}
+
+/// A large upload is streamed into one disk job: bytes past its announced size fail there, and
+/// the failure reaches the client once (at a later data frame or at `put_end`, whichever the
+/// session is handling when it learns of it); the partial keeps exactly the announced bytes,
+/// and the session goes on.
+#[tokio::test]
+async fn a_streamed_upload_refuses_data_past_its_size_once() {
+    use ftp_actor::net::{Request, Response};
+    let server = server_with_user();
+    let mut client = server.login("u", "pw").await;
+    let data = random_bytes(2 * MIB + 3 * 65536, 7);
+    let size = 2 * MIB;
+    client.send(Request::Put { path: "over".into(), size: size as u64 }).await.unwrap();
+    assert!(matches!(client.recv().await.unwrap(), Response::PutReady { offset: 0, .. }));
+    send_chunks(&mut client, &data, 65536).await;
+    let md5 = ftp_actor::storage::transfer::md5_of(&data[..size]);
+    client.send(Request::PutEnd { md5: serde_bytes::ByteBuf::from(md5.to_vec()) }).await.unwrap();
+    match client.recv().await.unwrap() {
+        Response::Error { code, .. } => assert_eq!(code, ErrorCode::TransferSizeMismatch.as_u16()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(client.pwd().await.unwrap(), "/", "one answer, and the session goes on");
+    assert!(!server.home("u").join("over").exists(), "nothing published");
+    assert_eq!(std::fs::read(server.home("u").join(".over.ftpa-part")).unwrap(), &data[..size]);
+    assert_eq!(client.quota().await.unwrap().0, size as u64, "the partial counts, nothing more");
+}
+
+/// `put_restart` in the middle of a streamed upload: the stream writes what it was sent and
+/// hands the upload back, the partial is emptied, the whole file then uploads and verifies,
+/// and the quota holds exactly the file.
+#[tokio::test]
+async fn put_restart_during_a_streamed_upload_starts_over() {
+    use ftp_actor::net::{Request, Response};
+    let server = server_with_user();
+    let mut client = server.login("u", "pw").await;
+    let data = random_bytes(3 * MIB + 12345, 8);
+    client.send(Request::Put { path: "again".into(), size: data.len() as u64 }).await.unwrap();
+    assert!(matches!(client.recv().await.unwrap(), Response::PutReady { offset: 0, .. }));
+    send_chunks(&mut client, &random_bytes(MIB, 9), 65536).await;
+    client.send(Request::PutRestart).await.unwrap();
+    match client.recv().await.unwrap() {
+        Response::PutReady { offset: 0, prefix_md5 } => {
+            assert_eq!(prefix_md5[..], ftp_actor::storage::transfer::md5_of(b"")[..]);
+        }
+        other => panic!("{other:?}"),
+    }
+    send_chunks(&mut client, &data, 256 << 10).await;
+    let md5 = ftp_actor::storage::transfer::md5_of(&data);
+    client.send(Request::PutEnd { md5: serde_bytes::ByteBuf::from(md5.to_vec()) }).await.unwrap();
+    match client.recv().await.unwrap() {
+        Response::PutDone { size, md5: theirs } => {
+            assert_eq!(size, data.len() as u64);
+            assert_eq!(theirs[..], md5[..]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(server.home("u").join("again")).unwrap(), data);
+    assert!(!server.home("u").join(".again.ftpa-part").exists());
+    assert_eq!(client.quota().await.unwrap().0, data.len() as u64);
+}

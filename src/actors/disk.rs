@@ -6,8 +6,11 @@
 //! Two traps of `SyncArbiter` are handled here (see the guide):
 //! - Its queue is unbounded. The pool stays bounded by construction: a session runs its
 //!   requests one at a time (under `ctx.wait`), so it has at most two jobs queued or running
-//!   (a large transfer's chunk I/O and the hashing beside it), and there are at most
-//!   `max_concurrency` sessions; the auth and quota actors add at most a handful of their own.
+//!   (a download's chunk read and the hashing beside it, or the one job a large upload streams
+//!   into, which holds its thread until `put_end`), and there are at most `max_concurrency`
+//!   sessions, as many as threads; the auth and quota actors add at most a handful of their own.
+//!   A job never waits for another job, so the streams of every session at once leave the
+//!   other jobs slower, never stuck.
 //! - A panic in a handler kills its thread for good. Every job runs under `catch_unwind`, and a
 //!   panic becomes an error for the request that caused it.
 

@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::net::{ErrorCode, FrameCodec, FrameError, MalformedFrame, PROTOCOL_VERSION, Request, Response, WireError};
-use crate::quota::upload_need;
+use crate::quota::{UsageGate, upload_need};
 use crate::storage::{Download, Home, PartialUpload, StorageError, VirtualPath};
 
 use super::Services;
@@ -45,8 +45,9 @@ mod commands;
 mod download;
 mod login;
 pub(crate) mod upload;
+mod upload_stream;
 
-use upload::ActiveUpload;
+use upload::Upload;
 
 /// Frames queued for the writer task; with 256 KiB chunks, at most 1 MiB waits per session.
 const WRITE_QUEUE: usize = 4;
@@ -58,7 +59,7 @@ struct LoggedIn {
     home: Arc<Home>,
     home_path: PathBuf,
     cwd: VirtualPath,
-    upload: Option<ActiveUpload>,
+    upload: Option<Upload>,
     /// An upload failed mid-stream and its error was sent: its remaining `data` frames and its
     /// `put_end` are dropped silently, so the client hears one answer per upload.
     discarding: bool,
@@ -243,8 +244,8 @@ impl SessionActor {
 }
 
 /// Feeds a chunk to a running MD5 on a disk worker (hashing is the slowest step of a
-/// transfer, so it runs beside the chunk's write or the next chunk's read). The chunk comes
-/// back with the MD5: a download sends it on, an upload shares it with the write (`Arc`).
+/// transfer, so a download runs it beside the next chunk's read). The chunk comes back with
+/// the MD5, for the download to send on.
 async fn hash_chunk<B>(disk: &DiskPool, mut hasher: Md5, bytes: B) -> Result<(Md5, B), JobFailed>
 where
     B: AsRef<[u8]> + Send + 'static,

@@ -1,13 +1,27 @@
 //! Uploads: open (or resume) the partial, write and hash the chunks, publish on `put_end`.
 
+use super::upload_stream::UploadStream;
 use super::*;
 
-/// From this size on, an upload's chunks are hashed on a second disk worker beside their
-/// write, which takes MD5 off the I/O path of one large transfer. Smaller uploads hash inside
-/// the write job: the hand-off would cost more than it saves, and many small transfers at once
-/// keep every worker busy anyway. (A download that has no stored digest always hashes beside
-/// the next read; see `download`.)
-const PARALLEL_HASH_MIN_BYTES: u64 = 1 << 20;
+/// An upload between its `put` and its `put_end`.
+pub(super) enum Upload {
+    /// The session holds the upload: no data yet, or only its last chunk (`held`).
+    Open(Box<ActiveUpload>),
+    /// A disk job holds the upload and writes the chunks the session queues for it (see
+    /// `upload_stream`): every upload that is more than one chunk.
+    Streaming(UploadStream),
+}
+
+impl Upload {
+    /// The upload itself, once a stream has written every chunk it was sent; or the error
+    /// that ended the stream.
+    async fn into_active(self) -> Result<ActiveUpload, Response> {
+        match self {
+            Upload::Open(upload) => Ok(*upload),
+            Upload::Streaming(stream) => stream.finish().await,
+        }
+    }
+}
 
 /// An upload in progress: the partial file and its lease travel together, so whoever drops
 /// them (the session, a disk job, a dead connection) settles the quota correctly. The MD5 of
@@ -34,6 +48,28 @@ impl ActiveUpload {
             self.hasher.update(&bytes);
         }
         Ok(())
+    }
+
+    /// Writes the held chunk (if any), then `chunk`, and hashes them. Call in a disk job; the
+    /// usage gate is held while the disk changes and the lease records it.
+    pub(super) fn write_chunk(&mut self, gate: &UsageGate, chunk: &[u8]) -> Result<(), StorageError> {
+        let change = gate.change();
+        self.write_held()?;
+        let result = self.partial.write(chunk);
+        self.record_growth();
+        drop(change);
+        result?;
+        self.hasher.update(chunk);
+        Ok(())
+    }
+
+    /// Logs a write that failed mid-upload and makes its answer. The partial stays for a
+    /// resume (its hash is recomputed from the disk then).
+    pub(super) fn failed(&self, peer: SocketAddr, error: StorageError) -> Response {
+        let target = self.partial.target().to_string();
+        tracing::warn!(target: "access", user = %self.lease.user(), %peer, op = "put", path = %target,
+            bytes = self.partial.offset(), result = %error);
+        storage_error("put", &target, error)
     }
 
     fn prefix_md5(&self) -> ByteBuf {
@@ -118,18 +154,22 @@ impl SessionActor {
         };
         self.serve(ctx, work, |act, upload, _| {
             if let Phase::Ready(session) = &mut act.phase {
-                session.upload = upload;
+                session.upload = upload.map(|upload| Upload::Open(Box::new(upload)));
             }
         });
     }
 
     pub(super) fn restart_upload(&mut self, ctx: &mut Context<Self>) {
         let Phase::Ready(session) = &mut self.phase else { return };
-        let Some(mut upload) = session.upload.take() else { return };
+        let Some(upload) = session.upload.take() else { return };
         let quota = self.services.quota.clone();
         let disk = self.services.disk.clone();
         let gate = self.services.gate.clone();
         let work = async move {
+            let mut upload = match upload.into_active().await {
+                Ok(upload) => upload,
+                Err(error) => return (error, None),
+            };
             let restarted = disk
                 .run("restart upload", move || {
                     let _change = gate.change();
@@ -152,83 +192,47 @@ impl SessionActor {
         };
         self.serve(ctx, work, |act, upload, _| {
             if let Phase::Ready(session) = &mut act.phase {
-                session.upload = upload;
+                session.upload = upload.map(|upload| Upload::Open(Box::new(upload)));
             }
         });
     }
 
-    /// Writes one chunk; a large upload's chunk is hashed by a second worker meanwhile.
-    /// Data frames are not answered unless the write fails; the upload ends.
+    /// Takes one chunk. A chunk that completes the upload is held for the publishing job; any
+    /// other goes to the upload's stream, started by the first. Data frames are not answered
+    /// unless a write fails; the upload then ends, and its remaining frames are discarded.
     pub(super) fn write_upload(&mut self, ctx: &mut Context<Self>, bytes: Vec<u8>) {
         let Phase::Ready(session) = &mut self.phase else { return };
-        let Some(mut upload) = session.upload.take() else { return };
-        let completes = upload.partial.offset().checked_add(bytes.len() as u64) == Some(upload.partial.size());
-        if upload.held.is_none() && completes {
-            // The last chunk: the publishing job writes it (see `ActiveUpload::held`).
-            upload.held = Some(bytes);
-            session.upload = Some(upload);
-            return;
-        }
-        let disk = self.services.disk.clone();
-        let gate = self.services.gate.clone();
-        let out = self.out.clone();
-        let peer = self.peer;
-        let work = async move {
-            // Shared by the write and, for a large upload, the hashing beside it (no copy).
-            let bytes = bytes::Bytes::from(bytes);
-            let hasher = std::mem::take(&mut upload.hasher);
-            let (inline, beside) = if upload.partial.size() >= PARALLEL_HASH_MIN_BYTES {
-                (None, Some(hasher))
-            } else {
-                (Some(hasher), None)
-            };
-            let hashing = async {
-                match beside {
-                    Some(hasher) => hash_chunk(&disk, hasher, bytes.clone()).await.map(|(hasher, _)| Some(hasher)),
-                    None => Ok(None),
+        let stream = match session.upload.take() {
+            None => return,
+            Some(Upload::Streaming(stream)) => stream,
+            Some(Upload::Open(mut upload)) => {
+                let completes = upload.partial.offset().checked_add(bytes.len() as u64) == Some(upload.partial.size());
+                if upload.held.is_none() && completes {
+                    // One disk job fewer per small file (see `ActiveUpload::held`).
+                    upload.held = Some(bytes);
+                    session.upload = Some(Upload::Open(upload));
+                    return;
                 }
-            };
-            let to_write = bytes.clone();
-            let writing = disk.run("write upload", move || {
-                let _change = gate.change();
-                let result = upload.write_held().and_then(|()| upload.partial.write(&to_write));
-                upload.record_growth();
-                let inline = inline.map(|mut hasher| {
-                    hasher.update(&to_write[..]);
-                    hasher
-                });
-                (result, upload, inline)
-            });
-            let (written, hashed) = futures::join!(writing, hashing);
-            match (written, hashed) {
-                (Ok((Ok(()), mut upload, inline)), Ok(beside)) => {
-                    // Exactly one of the two hashed the chunk.
-                    upload.hasher = inline.or(beside).unwrap_or_default();
-                    Some(upload)
-                }
-                (Ok((Err(error), upload, _)), _) => {
-                    let target = upload.partial.target().to_string();
-                    tracing::warn!(target: "access", user = %upload.lease.user(), %peer, op = "put", path = %target,
-                        bytes = upload.partial.offset(), result = %error);
-                    let _ = out.send(storage_error("put", &target, error)).await;
-                    None
-                }
-                // The partial stays; a resume hashes it again from the disk.
-                (Err(error), _) | (_, Err(error)) => {
-                    let _ = out.send(internal(&error.to_string())).await;
-                    None
-                }
+                UploadStream::start(&self.services.disk, self.services.gate.clone(), self.peer, *upload)
             }
         };
+        let (stream, bytes) = match stream.try_send(bytes) {
+            Ok(stream) => {
+                session.upload = Some(Upload::Streaming(stream));
+                return;
+            }
+            Err(wait) => wait,
+        };
+        // The queue is full (or the stream ended): wait, reading no further frame meanwhile.
         let out = self.out.clone();
         let work = async move {
-            match catch_panic_async("session", work).await {
-                Ok(upload) => upload,
-                Err(panicked) => {
-                    let _ = out.send(internal(&panicked.message)).await;
-                    None
-                }
-            }
+            let failure = match catch_panic_async("session", stream.send(bytes)).await {
+                Ok(Ok(stream)) => return Some(Upload::Streaming(stream)),
+                Ok(Err(failure)) => failure,
+                Err(panicked) => internal(&panicked.message),
+            };
+            let _ = out.send(failure).await;
+            None
         };
         ctx.wait(work.into_actor(self).map(|upload, act, ctx| {
             act.last_activity = Instant::now();
@@ -248,11 +252,15 @@ impl SessionActor {
         let peer = self.peer;
         let gate = self.services.gate.clone();
         let digests = self.services.digests.clone();
-        let (started, resumed_from) = (upload.started, upload.resumed_from);
-        let user = upload.lease.user().to_string();
-        let target = upload.partial.target().to_string();
-        let size = upload.partial.size();
         let work = async move {
+            let upload = match upload.into_active().await {
+                Ok(upload) => upload,
+                Err(error) => return (error, ()),
+            };
+            let (started, resumed_from) = (upload.started, upload.resumed_from);
+            let user = upload.lease.user().to_string();
+            let target = upload.partial.target().to_string();
+            let size = upload.partial.size();
             let start_len = upload.partial.start_len() as i64;
             // The lease is settled inside the job, with what publishing really changed on disk,
             // before the client can hear back and start another upload to the same path.

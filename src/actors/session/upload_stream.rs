@@ -1,0 +1,102 @@
+//! An upload's data streamed into one disk job.
+//!
+//! Why: written as one disk job per chunk, an upload woke a worker thread and then the
+//! session's thread again for every 256 KiB, and on the benchmark machine (two vCPUs of a KVM
+//! guest) those hand-offs cost about as much CPU as writing the chunks: 45,000 context switches
+//! per GiB. Here one job holds the partial from the first chunk to `put_end` and takes the
+//! chunks from a bounded queue, writing and hashing each in turn. While the client keeps
+//! sending, the queue is never empty, so the job's thread does not sleep between chunks, and the
+//! session hands each chunk over without waiting. A GiB upload went from 2.9-3.3 s to
+//! 2.6-2.9 s and 18,000 context switches (see `docs/BENCHMARKS.md`, "Streamed uploads").
+//!
+//! An upload of one chunk (most small files) has no stream: the session holds that chunk and
+//! the publishing job writes it.
+//!
+//! Bounds: the queue holds [`STREAM_QUEUE`] chunks, so a session buffers at most that many
+//! frames; when it is full the session waits (under `ctx.wait`) and stops reading its socket,
+//! and TCP holds the client back. Each session streams at most one upload at a time and the
+//! pool has one thread per admitted session, so a stream never waits for a job that waits for
+//! it; a client that stops sending is closed by the session's stall timeout, which ends the
+//! stream.
+//!
+//! Failures: a write that fails ends the job, which drops its end of the queue; the session
+//! learns it at its next chunk (or at `put_end`), collects the job's result and answers with
+//! the error. Whoever ends up dropping the upload (the job, the session, a dead connection)
+//! settles its quota lease, exactly as for a chunked upload.
+
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::task::JoinHandle;
+
+use super::upload::ActiveUpload;
+use super::*;
+
+/// Chunks queued between the session and the job: 1 MiB with the default 256 KiB chunks.
+const STREAM_QUEUE: usize = 4;
+
+/// What the job gives back when its queue closes: the upload, and the write that failed, if
+/// one did (the job stops at the first).
+type StreamEnd = (ActiveUpload, Result<(), StorageError>);
+
+/// The session's end of a streaming upload.
+pub(super) struct UploadStream {
+    chunks: mpsc::Sender<Vec<u8>>,
+    job: JoinHandle<Result<StreamEnd, JobFailed>>,
+    peer: SocketAddr,
+}
+
+impl UploadStream {
+    /// Starts the job that writes and hashes `upload`'s chunks from now on.
+    pub(super) fn start(disk: &DiskPool, gate: Arc<UsageGate>, peer: SocketAddr, upload: ActiveUpload) -> UploadStream {
+        let (chunks, mut queue) = mpsc::channel::<Vec<u8>>(STREAM_QUEUE);
+        let disk = disk.clone();
+        let job = actix_rt::spawn(async move {
+            disk.run("stream upload", move || {
+                let mut upload = upload;
+                while let Some(chunk) = queue.blocking_recv() {
+                    if let Err(error) = upload.write_chunk(&gate, &chunk) {
+                        return (upload, Err(error));
+                    }
+                }
+                (upload, Ok(()))
+            })
+            .await
+        });
+        UploadStream { chunks, job, peer }
+    }
+
+    /// Queues a chunk if there is room, without waiting; otherwise gives it back, for
+    /// [`UploadStream::send`] (the queue is full, or closed because a write failed).
+    pub(super) fn try_send(self, chunk: Vec<u8>) -> Result<UploadStream, (UploadStream, Vec<u8>)> {
+        match self.chunks.try_send(chunk) {
+            Ok(()) => Ok(self),
+            Err(TrySendError::Full(chunk) | TrySendError::Closed(chunk)) => Err((self, chunk)),
+        }
+    }
+
+    /// Queues a chunk, waiting for room; if the stream has ended, returns why.
+    pub(super) async fn send(self, chunk: Vec<u8>) -> Result<UploadStream, Response> {
+        if self.chunks.send(chunk).await.is_ok() {
+            return Ok(self);
+        }
+        // The job stops taking chunks only when a write failed.
+        match self.finish().await {
+            Err(response) => Err(response),
+            Ok(_) => Err(internal("the upload stream stopped without an error")),
+        }
+    }
+
+    /// Closes the queue and waits until every chunk sent is written; returns the upload, or
+    /// the error of the write that failed (the partial then stays for a resume, and the
+    /// dropped upload settles its lease).
+    pub(super) async fn finish(self) -> Result<ActiveUpload, Response> {
+        let UploadStream { chunks, job, peer } = self;
+        drop(chunks);
+        match job.await {
+            Ok(Ok((upload, Ok(())))) => Ok(upload),
+            Ok(Ok((upload, Err(error)))) => Err(upload.failed(peer, error)),
+            Ok(Err(panicked)) => Err(internal(&panicked.message)),
+            Err(lost) => Err(internal(&format!("upload stream lost: {lost}"))),
+        }
+    }
+}
