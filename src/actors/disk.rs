@@ -65,7 +65,8 @@ impl DiskPool {
 
     /// Counts the live worker threads: it sends one job per configured thread, and each job
     /// waits (up to `patience`) until all of them are running, so they must occupy distinct
-    /// threads. A pool that lost threads answers with fewer.
+    /// threads. A pool that lost threads answers with fewer; so does one whose thread is held
+    /// by a streaming upload for longer than `patience`, so count when no upload runs.
     pub async fn census(&self, patience: std::time::Duration) -> usize {
         use std::sync::{Arc, Condvar, Mutex};
         let started = Arc::new((Mutex::new(0usize), Condvar::new()));

@@ -1,13 +1,14 @@
 //! An upload's data streamed into one disk job.
 //!
 //! Why: written as one disk job per chunk, an upload woke a worker thread and then the
-//! session's thread again for every 256 KiB, and on the benchmark machine (two vCPUs of a KVM
-//! guest) those hand-offs cost about as much CPU as writing the chunks: 45,000 context switches
-//! per GiB. Here one job holds the partial from the first chunk to `put_end` and takes the
+//! session's thread again for every 256 KiB; on the benchmark machine (two vCPUs of a KVM
+//! guest) those hand-offs cost the server 0.2 to 0.5 s of CPU per GiB, in about 46,000 context
+//! switches. Here one job holds the partial from the first chunk to `put_end` and takes the
 //! chunks from a bounded queue, writing and hashing each in turn. While the client keeps
 //! sending, the queue is never empty, so the job's thread does not sleep between chunks, and the
-//! session hands each chunk over without waiting. A GiB upload went from 2.9-3.3 s to
-//! 2.6-2.9 s and 18,000 context switches (see `docs/BENCHMARKS.md`, "Streamed uploads").
+//! session hands each chunk over without waiting. A GiB upload went from 2.8-3.3 s to 2.5-2.9 s,
+//! and from about 46,000 server context switches to about 19,000 (`docs/BENCHMARKS.md`, "The
+//! change: streamed uploads").
 //!
 //! An upload of one chunk (most small files) has no stream: the session holds that chunk and
 //! the publishing job writes it.
@@ -20,9 +21,9 @@
 //! stream.
 //!
 //! Failures: a write that fails ends the job, which drops its end of the queue; the session
-//! learns it at its next chunk (or at `put_end`), collects the job's result and answers with
-//! the error. Whoever ends up dropping the upload (the job, the session, a dead connection)
-//! settles its quota lease, exactly as for a chunked upload.
+//! learns it at its next chunk (or when `put_end` or `put_restart` ends the stream), collects
+//! the job's result and answers with the error. Whoever ends up dropping the upload (the job,
+//! the session, a dead connection) settles its quota lease, as for an upload the session holds.
 
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
