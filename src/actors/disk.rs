@@ -5,11 +5,11 @@
 //!
 //! Two traps of `SyncArbiter` are handled here (see the guide):
 //! - Its queue is unbounded. The pool stays bounded by construction: a session runs its
-//!   requests one at a time (under `ctx.wait`), so it has at most two jobs queued or running
-//!   (a download's chunk read and the hashing beside it, or the one job a large upload streams
-//!   into, which holds its thread until `put_end`), and there are at most `max_concurrency`
+//!   requests one at a time (under `ctx.wait`), so it has at most one job queued or running
+//!   (a transfer is one job that holds its thread until the transfer ends: an upload's stream,
+//!   or a download reading the file to its end), and there are at most `max_concurrency`
 //!   sessions, as many as threads; the auth and quota actors add at most a handful of their own.
-//!   A job never waits for another job, so the streams of every session at once leave the
+//!   A job never waits for another job, so the transfers of every session at once leave the
 //!   other jobs slower, never stuck.
 //! - A panic in a handler kills its thread for good. Every job runs under `catch_unwind`, and a
 //!   panic becomes an error for the request that caused it.
@@ -66,7 +66,7 @@ impl DiskPool {
     /// Counts the live worker threads: it sends one job per configured thread, and each job
     /// waits (up to `patience`) until all of them are running, so they must occupy distinct
     /// threads. A pool that lost threads answers with fewer; so does one whose thread is held
-    /// by a streaming upload for longer than `patience`, so count when no upload runs.
+    /// by a transfer for longer than `patience`, so count when no transfer runs.
     pub async fn census(&self, patience: std::time::Duration) -> usize {
         use std::sync::{Arc, Condvar, Mutex};
         let started = Arc::new((Mutex::new(0usize), Condvar::new()));

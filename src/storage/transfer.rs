@@ -446,6 +446,33 @@ impl Download {
         Ok(())
     }
 
+    /// Reads the rest of the file in chunks of at most `max` bytes and hands each to `send`,
+    /// hashing it on the way unless the digest is known; returns the file's MD5 (remembered in
+    /// `digests` if it was computed), or `None` if `send` said the receiver is gone. `hasher`
+    /// holds the MD5 of the bytes before [`Download::start`], as [`Download::open`] gave it.
+    pub fn send_rest(
+        mut self,
+        mut hasher: Md5,
+        max: usize,
+        digests: &DigestIndex,
+        mut send: impl FnMut(Vec<u8>) -> bool,
+    ) -> Result<Option<Md5Digest>, StorageError> {
+        while !self.is_done() {
+            let chunk = self.read_chunk(max)?;
+            if self.known.is_none() {
+                hasher.update(&chunk);
+            }
+            if !send(chunk) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(self.known.unwrap_or_else(|| {
+            let md5 = hasher.finalize().into();
+            self.remember(md5, digests);
+            md5
+        })))
+    }
+
     /// Remembers `md5`, computed over the whole file as it was read, if the file did not
     /// change meanwhile, so the next download need not hash it.
     pub fn remember(&self, md5: Md5Digest, digests: &DigestIndex) {
@@ -545,19 +572,29 @@ mod tests {
     }
 
     /// Downloads the rest of a file as the session does; returns the bytes and the MD5.
-    fn read_rest(mut download: Download, mut hasher: Md5, digests: &DigestIndex) -> (Vec<u8>, Md5Digest) {
+    fn read_rest(download: Download, hasher: Md5, digests: &DigestIndex) -> (Vec<u8>, Md5Digest) {
         let mut got = Vec::new();
-        while !download.is_done() {
-            let chunk = download.read_chunk(777).unwrap();
-            hasher.update(&chunk);
+        let md5 = download.send_rest(hasher, 777, digests, |chunk| {
             got.extend(chunk);
-        }
-        let md5 = download.known_md5().unwrap_or_else(|| {
-            let md5 = hasher.finalize().into();
-            download.remember(md5, digests);
-            md5
+            true
         });
-        (got, md5)
+        (got, md5.unwrap().expect("every chunk was taken"))
+    }
+
+    #[test]
+    fn a_download_stops_when_its_receiver_is_gone() {
+        let (root, home) = setup();
+        std::fs::write(root.path().join("f"), vec![5u8; 3000]).unwrap();
+        let digests = DigestIndex::default();
+        let (download, hasher) = Download::open(&home, &vp("f"), 0, &md5_of(b""), &digests).unwrap();
+        let mut sent = 0;
+        let md5 = download.send_rest(hasher, 1000, &digests, |_| {
+            sent += 1;
+            sent < 2
+        });
+        assert_eq!(md5.unwrap(), None);
+        assert_eq!(sent, 2, "nothing read after the receiver went away");
+        assert!(digests.is_empty(), "no digest remembered for a download that did not finish");
     }
 
     #[test]

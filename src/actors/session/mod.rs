@@ -5,9 +5,9 @@
 //! uploader that sends faster than the disk writes is therefore held back by TCP itself.
 //!
 //! Writing: responses go through a bounded channel to a writer task that owns the socket's
-//! write half (`actix::io::FramedWrite` applies no backpressure; see the guide). A download
-//! awaits room in that channel before reading the next chunk, so a slow reader holds at most
-//! a few chunks in memory.
+//! write half (`actix::io::FramedWrite` applies no backpressure; see the guide). A download's
+//! disk job waits for room in that channel before it reads the next chunk, so a slow reader
+//! holds at most a few chunks in memory.
 //!
 //! States: `Connected` (expects `auth_start`), `Challenged` (expects `auth_proof`), `Ready`
 //! (logged in; an upload may be in progress).
@@ -241,20 +241,6 @@ impl SessionActor {
             }
         }
     }
-}
-
-/// Feeds a chunk to a running MD5 on a disk worker (hashing is the slowest step of a
-/// transfer, so a download runs it beside the next chunk's read). The chunk comes back with
-/// the MD5, for the download to send on.
-async fn hash_chunk<B>(disk: &DiskPool, mut hasher: Md5, bytes: B) -> Result<(Md5, B), JobFailed>
-where
-    B: AsRef<[u8]> + Send + 'static,
-{
-    disk.run("hash chunk", move || {
-        hasher.update(bytes.as_ref());
-        (hasher, bytes)
-    })
-    .await
 }
 
 fn unexpected(why: &str) -> Response {
