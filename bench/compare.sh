@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ftp-actor side by side with vsftpd and pyftpdlib on loopback, every workload, medians and
 # ratios. See docs/BENCHMARKS.md.
-#   bench/compare.sh                       # everything (about 20 minutes)
+#   bench/compare.sh                       # everything (12 to 20 minutes)
 #   bench/compare.sh --only big --repeats 3
 # Options are passed to bench/compare.py (--size-mib, --repeats, --small-repeats, --only big,small,idle,control,memory).
 # BENCH_DIR (default /dev/shm/ftp-actor-bench) holds every server's files, on one filesystem.
