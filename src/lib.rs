@@ -2,7 +2,8 @@
 //!
 //! Layers, from the wire inwards: [`net`] (frames, CBOR, messages), [`actors`] (acceptor,
 //! sessions, auth, quota, disk pool), and the plain logic they call: [`auth`] (SCRAM, scrypt,
-//! user store), [`storage`] (path jail, homes, transfers), [`quota`] (ledger). [`client`] is the
+//! user store), [`storage`] (path jail, homes, transfers), [`quota`] (ledger), [`integrity`]
+//! (the MD5 transfers are verified with). [`client`] is the
 //! client library the shell and the tests use. [`ftp`] is the standard FTP/FTPS front end on the
 //! same actors.
 
@@ -15,6 +16,7 @@ pub mod client;
 pub mod config;
 pub mod ftp;
 pub mod heap;
+pub mod integrity;
 pub mod net;
 pub mod quota;
 pub mod server;

@@ -1,8 +1,8 @@
-//! The MD5 that every transfer is verified with is md-5's x86 assembly backend (see
-//! docs/DEPENDENCIES.md). These tests hold it to RFC 1321's test suite and to the portable
-//! md-5 implementation over inputs fed in arbitrary pieces, the way chunks arrive.
+//! The MD5 that every transfer is verified with is our own (`ftp_actor::integrity`, see
+//! docs/DEPENDENCIES.md). These tests hold it to RFC 1321's test suite and to both lines of
+//! the md-5 crate over inputs fed in arbitrary pieces, the way chunks arrive.
 
-use md5::{Digest, Md5};
+use ftp_actor::integrity::{Digest, Md5};
 use proptest::prelude::*;
 
 #[test]
@@ -24,21 +24,34 @@ fn rfc_1321_test_suite() {
     }
 }
 
+/// Every length across the padding's edges (55, 56, 63, 64 bytes and their multiples).
+#[test]
+fn every_short_length_hashes_like_the_md5_crate() {
+    let data: Vec<u8> = (0..300u32).map(|i| (i * 131 + 7) as u8).collect();
+    for len in 0..=data.len() {
+        let reference = md5::Md5::digest(&data[..len]);
+        assert_eq!(Md5::digest(&data[..len])[..], reference[..], "{len} bytes");
+    }
+}
+
 proptest! {
     #[test]
-    fn pieces_hash_like_the_portable_implementation(
+    fn pieces_hash_like_the_md5_crate(
         data in proptest::collection::vec(any::<u8>(), 0..300_000),
         cuts in proptest::collection::vec(any::<usize>(), 0..8),
     ) {
         let mut cuts: Vec<usize> = cuts.into_iter().map(|cut| cut % (data.len() + 1)).collect();
         cuts.sort_unstable();
-        let mut shipped = Md5::new();
+        let mut ours = Md5::new();
         let mut start = 0;
         for cut in cuts.into_iter().chain([data.len()]) {
-            shipped.update(&data[start..cut]);
+            ours.update(&data[start..cut]);
             start = cut;
         }
+        let ours = ours.finalize();
+        let assembly = md5::Md5::digest(&data);
         let portable = <md5_portable::Md5 as md5_portable::Digest>::digest(&data);
-        prop_assert_eq!(&shipped.finalize()[..], &portable[..]);
+        prop_assert_eq!(&ours[..], &assembly[..]);
+        prop_assert_eq!(&ours[..], &portable[..]);
     }
 }

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
-use md5::{Digest, Md5};
+use ftp_actor::integrity::{Digest, Md5};
 
 /// Which verified transfer to reproduce.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use ftp_actor::auth::scram::Key;
 use ftp_actor::client::{Client, GetReport, NoProgress};
-use md5::{Digest, Md5};
+use ftp_actor::integrity::Digest;
 
 #[derive(Parser)]
 struct Args {
@@ -45,10 +45,24 @@ enum Target {
     Ftp,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Md5Implementation {
+    /// The md-5 crate, 0.10 with its x86 assembly.
+    #[value(name = "md-5")]
+    Md5Crate,
+    /// `ftp_actor::integrity::Md5`, which every transfer is verified with.
+    FtpActor,
+}
+
 #[derive(Subcommand)]
 enum Workload {
-    /// Time MD5 (the md-5 crate) over a file, read in 1 MiB blocks: the floor of a verified copy.
-    Md5 { file: PathBuf },
+    /// Time MD5 over a file, read in 1 MiB blocks: the md-5 crate (the reference) or
+    /// ftp-actor's own (the floor of its verified copies).
+    Md5 {
+        file: PathBuf,
+        #[arg(long = "with", value_enum, default_value = "md-5")]
+        implementation: Md5Implementation,
+    },
     /// FILE copied to OUT through a loopback connection by the simplest possible code (no
     /// server, no protocol); `move` gives the CPU that moving the bytes costs. See `floor.rs`.
     Floor {
@@ -185,11 +199,11 @@ fn cpu_seconds() -> Result<f64> {
 
 /// Hashes a file read in 1 MiB blocks. Returns the wall time, the time spent in MD5 itself
 /// (the reads left out: the CPU one MD5 pass costs), and the digest.
-fn md5_file(path: &Path) -> Result<(f64, f64, String)> {
+fn md5_file<H: Digest>(path: &Path) -> Result<(f64, f64, String)> {
     let started = Instant::now();
     let mut file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
     let mut buffer = vec![0u8; 1 << 20];
-    let mut hasher = Md5::new();
+    let mut hasher = H::new();
     let mut hashing = Duration::ZERO;
     loop {
         let got = file.read(&mut buffer)?;
@@ -283,8 +297,11 @@ async fn logins(connector: &Connector, seconds: f64, clients: usize) -> Result<S
 }
 
 async fn run(args: Args) -> Result<String> {
-    if let Workload::Md5 { file } = &args.workload {
-        let (seconds, hashing, md5) = md5_file(file)?;
+    if let Workload::Md5 { file, implementation } = &args.workload {
+        let (seconds, hashing, md5) = match implementation {
+            Md5Implementation::Md5Crate => md5_file::<md5::Md5>(file)?,
+            Md5Implementation::FtpActor => md5_file::<ftp_actor::integrity::Md5>(file)?,
+        };
         return Ok(format!("seconds={seconds:.3} hashing={hashing:.3} md5={md5}"));
     }
     if let Workload::Floor { direction, file, out, chunk } = &args.workload {

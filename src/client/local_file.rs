@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use md5::{Digest, Md5};
+use crate::integrity::{Digest, Md5};
 
 use crate::storage::jail::PARTIAL_SUFFIX;
 pub use crate::storage::transfer::hash_prefix;

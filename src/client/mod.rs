@@ -12,8 +12,8 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::integrity::{Digest, Md5};
 use futures::{FutureExt, SinkExt, StreamExt};
-use md5::{Digest, Md5};
 use serde_bytes::ByteBuf;
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::mpsc;

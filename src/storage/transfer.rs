@@ -11,8 +11,8 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 
+use crate::integrity::{Digest, Md5};
 use cap_std::fs::{OpenOptions, OpenOptionsExt};
-use md5::{Digest, Md5};
 
 use super::digest_index::{DigestIndex, FileStamp};
 use super::error::StorageError;

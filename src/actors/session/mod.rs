@@ -21,9 +21,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::integrity::{Digest, Md5};
 use actix::prelude::*;
 use futures::SinkExt;
-use md5::{Digest, Md5};
 use serde_bytes::ByteBuf;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
