@@ -20,7 +20,6 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use ftp_actor::auth::scram::Key;
 use ftp_actor::client::{Client, GetReport, NoProgress};
-use ftp_actor::integrity::Digest;
 
 #[derive(Parser)]
 struct Args {
@@ -48,19 +47,22 @@ enum Target {
 #[derive(Clone, Copy, ValueEnum)]
 enum Md5Implementation {
     /// The md-5 crate, 0.10 with its x86 assembly.
-    #[value(name = "md-5")]
-    Md5Crate,
+    #[value(name = "md-5-0.10")]
+    Md5Assembly,
+    /// The md-5 crate, the portable 0.11 line.
+    #[value(name = "md-5-0.11")]
+    Md5Portable,
     /// `ftp_actor::integrity::Md5`, which every transfer is verified with.
     FtpActor,
 }
 
 #[derive(Subcommand)]
 enum Workload {
-    /// Time MD5 over a file, read in 1 MiB blocks: the md-5 crate (the reference) or
-    /// ftp-actor's own (the floor of its verified copies).
+    /// Time MD5 over a file, read in 1 MiB blocks: a build of the md-5 crate (the reference the
+    /// targets are set against) or ftp-actor's own (the floor of its verified copies).
     Md5 {
         file: PathBuf,
-        #[arg(long = "with", value_enum, default_value = "md-5")]
+        #[arg(long = "with", value_enum, default_value = "md-5-0.10")]
         implementation: Md5Implementation,
     },
     /// FILE copied to OUT through a loopback connection by the simplest possible code (no
@@ -197,13 +199,36 @@ fn cpu_seconds() -> Result<f64> {
     Ok(ticks / 100.0)
 }
 
+/// The MD5s `loadgen md5` times. md-5 0.11 implements a newer `Digest` trait than the other
+/// two, hence this one.
+trait Md5Pass: Default {
+    fn update(&mut self, data: &[u8]);
+    fn hex(self) -> String;
+}
+
+macro_rules! md5_pass {
+    ($hasher:ty, $digest:path) => {
+        impl Md5Pass for $hasher {
+            fn update(&mut self, data: &[u8]) {
+                <$hasher as $digest>::update(self, data);
+            }
+            fn hex(self) -> String {
+                hex::encode(<$hasher as $digest>::finalize(self))
+            }
+        }
+    };
+}
+md5_pass!(md5::Md5, md5::Digest);
+md5_pass!(md5_portable::Md5, md5_portable::Digest);
+md5_pass!(ftp_actor::integrity::Md5, ftp_actor::integrity::Digest);
+
 /// Hashes a file read in 1 MiB blocks. Returns the wall time, the time spent in MD5 itself
 /// (the reads left out: the CPU one MD5 pass costs), and the digest.
-fn md5_file<H: Digest>(path: &Path) -> Result<(f64, f64, String)> {
+fn md5_file<H: Md5Pass>(path: &Path) -> Result<(f64, f64, String)> {
     let started = Instant::now();
     let mut file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
     let mut buffer = vec![0u8; 1 << 20];
-    let mut hasher = H::new();
+    let mut hasher = H::default();
     let mut hashing = Duration::ZERO;
     loop {
         let got = file.read(&mut buffer)?;
@@ -214,7 +239,7 @@ fn md5_file<H: Digest>(path: &Path) -> Result<(f64, f64, String)> {
         hasher.update(&buffer[..got]);
         hashing += before.elapsed();
     }
-    Ok((started.elapsed().as_secs_f64(), hashing.as_secs_f64(), hex::encode(hasher.finalize())))
+    Ok((started.elapsed().as_secs_f64(), hashing.as_secs_f64(), hasher.hex()))
 }
 
 async fn small(connector: &Connector, clients: usize, files: usize, size: usize) -> Result<String> {
@@ -299,7 +324,8 @@ async fn logins(connector: &Connector, seconds: f64, clients: usize) -> Result<S
 async fn run(args: Args) -> Result<String> {
     if let Workload::Md5 { file, implementation } = &args.workload {
         let (seconds, hashing, md5) = match implementation {
-            Md5Implementation::Md5Crate => md5_file::<md5::Md5>(file)?,
+            Md5Implementation::Md5Assembly => md5_file::<md5::Md5>(file)?,
+            Md5Implementation::Md5Portable => md5_file::<md5_portable::Md5>(file)?,
             Md5Implementation::FtpActor => md5_file::<ftp_actor::integrity::Md5>(file)?,
         };
         return Ok(format!("seconds={seconds:.3} hashing={hashing:.3} md5={md5}"));
