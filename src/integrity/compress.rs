@@ -5,9 +5,10 @@
 //! could do in parallel. Each step therefore computes everything that does not depend on `b`
 //! first (the oldest word `a`, the message word, the constant, and in round 2 the `c & !d`
 //! half of G, whose two halves never share a bit so that `|` can be `+`), and adds the part
-//! that depends on `b` last. That leaves 5, 4, 4 and 5 operations after `b` in rounds 1 to 4,
-//! against 6 or 7 when the additions fall in another order (the md-5 crate, and what the
-//! optimiser makes of a plain transcription, which is why [`settled`] pins the early sum).
+//! that depends on `b` last. That leaves 5, 4, 4 and 5 operations after `b` in rounds 1 to 4
+//! (64 steps: 288 operations a block). Left alone, the optimiser re-associates the additions
+//! and puts the constant after the part that waits on `b`, one more operation on the chain in
+//! every step, which is why [`settled`] pins the early sum.
 
 /// A, B, C and D before the first block.
 pub const INITIAL_STATE: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
