@@ -102,6 +102,7 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
     let ftp_addr = ftp.as_ref().map(|(_, local)| *local);
     let config = Arc::new(config);
     let disk = DiskPool::start(config.max_concurrency);
+    let hashers = DiskPool::start(config.max_concurrency);
     let gate = Arc::new(UsageGate::default());
     let quota = {
         let (disk, gate) = (disk.clone(), gate.clone());
@@ -114,7 +115,7 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
     };
     let hash_budget = Arc::new(Mutex::new(HashBudget::new(config.hash_budget_policy())));
     let digests = Arc::default();
-    let services = Services { config, auth, quota, disk, gate, hash_budget, digests };
+    let services = Services { config, auth, quota, disk, hashers, gate, hash_budget, digests };
     let acceptor = Acceptor::new(listener, ftp.map(|(ftp, _)| ftp), services.clone()).start();
     Ok(Started { addr: local, ftp_addr, services, acceptor })
 }

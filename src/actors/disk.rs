@@ -3,6 +3,11 @@
 //! It is an actix `SyncArbiter` whose thread count equals `max_concurrency`. Jobs are closures
 //! over the plain storage code, so the pool knows nothing about files.
 //!
+//! The server starts a second pool of the same kind and size for one purpose: the hashing half
+//! of a streamed upload (`Services::hashers`, see `session::upload_stream`), so that an upload's
+//! writes and its MD5 run on two threads. Each session streams at most one upload at a time, so
+//! that pool, too, has a thread for every session that can ask.
+//!
 //! Two traps of `SyncArbiter` are handled here (see the guide):
 //! - Its queue is unbounded. The pool stays bounded by construction: a session runs its
 //!   requests one at a time (under `ctx.wait`), so it has at most one job queued or running
@@ -94,7 +99,7 @@ impl DiskPool {
     {
         match self.addr.send(Blocking { name, job: Box::new(job) }).await {
             Ok(result) => result,
-            Err(mailbox) => Err(Panicked { place: name, message: format!("disk pool unavailable: {mailbox}") }),
+            Err(mailbox) => Err(Panicked { place: name, message: format!("worker pool unavailable: {mailbox}") }),
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct Services {
     pub auth: Addr<auth::AuthActor>,
     pub quota: Addr<quota::QuotaActor>,
     pub disk: disk::DiskPool,
+    /// A second pool as large, for the MD5 of streamed uploads (see `session::upload_stream`).
+    pub hashers: disk::DiskPool,
     /// Held by every job that changes file bytes in a home; see [`UsageGate`].
     pub gate: Arc<UsageGate>,
     /// Resume-verification hashing per user; see [`HashBudget`].

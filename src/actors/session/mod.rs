@@ -37,7 +37,7 @@ use crate::storage::{Download, Home, PartialUpload, StorageError, VirtualPath};
 use super::Services;
 use super::acceptor::{ClaimUserSession, SessionEnded, SlotGuard};
 use super::auth::{BeginLogin, FinishLogin, PendingLogin};
-use super::disk::{DiskPool, JobFailed};
+use super::disk::JobFailed;
 use super::panic_guard::{catch_panic, catch_panic_async};
 use super::quota::{GetUsage, OpenUpload, QuotaActor, QuotaError, Reserve, UploadLease};
 

@@ -28,7 +28,9 @@ impl Upload {
 /// the bytes written so far travels beside them.
 pub(super) struct ActiveUpload {
     partial: PartialUpload,
-    hasher: Md5,
+    /// While the upload streams, its stream's hashing job has the hasher, and this is a fresh
+    /// one in its place (see `UploadStream`).
+    pub(super) hasher: Md5,
     /// The upload's last chunk, held until `put_end` so that the publishing job writes it:
     /// one disk job fewer per upload, which is most of the cost of a small file. At most one
     /// frame.
@@ -39,28 +41,33 @@ pub(super) struct ActiveUpload {
 }
 
 impl ActiveUpload {
+    /// Writes `bytes` after the partial's data, without hashing them. Call under the usage
+    /// gate, in a disk job: the lease records the growth before the gate opens.
+    fn append(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        let result = self.partial.write(bytes);
+        self.record_growth();
+        result
+    }
+
     /// Writes and hashes the held chunk, if any. Call under the usage gate, in a disk job.
     fn write_held(&mut self) -> Result<(), StorageError> {
         if let Some(bytes) = self.held.take() {
-            let result = self.partial.write(&bytes);
-            self.record_growth();
-            result?;
+            self.append(&bytes)?;
             self.hasher.update(&bytes);
         }
         Ok(())
     }
 
-    /// Writes the held chunk (if any), then `chunk`, and hashes them. Call in a disk job; the
+    /// Writes one chunk of a stream, which hashes it on another thread. Call in a disk job; the
     /// usage gate is held while the disk changes and the lease records it.
-    pub(super) fn write_chunk(&mut self, gate: &UsageGate, chunk: &[u8]) -> Result<(), StorageError> {
-        let change = gate.change();
-        self.write_held()?;
-        let result = self.partial.write(chunk);
-        self.record_growth();
-        drop(change);
-        result?;
-        self.hasher.update(chunk);
-        Ok(())
+    pub(super) fn write_streamed(&mut self, gate: &UsageGate, chunk: &[u8]) -> Result<(), StorageError> {
+        let _change = gate.change();
+        self.append(chunk)
+    }
+
+    /// The chunk held for publishing, if any: a stream that starts after it writes it first.
+    pub(super) fn take_held(&mut self) -> Option<Vec<u8>> {
+        self.held.take()
     }
 
     /// Logs a write that failed mid-upload and makes its answer. The partial stays for a
@@ -213,7 +220,7 @@ impl SessionActor {
                     session.upload = Some(Upload::Open(upload));
                     return;
                 }
-                UploadStream::start(&self.services.disk, self.services.gate.clone(), self.peer, *upload)
+                UploadStream::start(&self.services, self.peer, *upload)
             }
         };
         let (stream, bytes) = match stream.try_send(bytes) {

@@ -20,10 +20,19 @@
 //! it; a client that stops sending is closed by the session's stall timeout, which ends the
 //! stream.
 //!
+//! Two threads, not one: the job writes each chunk and passes it on, through a second bounded
+//! queue, to a job on the hashing pool (`Services::hashers`) that feeds the upload's MD5. On one
+//! thread, writing and then hashing each chunk made that thread the upload's critical path:
+//! about 2.0 s of CPU per GiB, more than either end's other work (see `docs/BENCHMARKS.md`,
+//! "The change: hashing beside the writes"). The chunk moves between the threads; it is not
+//! copied. The hashing pool has a thread per session, like the disk pool, so the hashing job
+//! always starts; it waits for nothing but chunks, so the writer never waits for long.
+//!
 //! Failures: a write that fails ends the job, which drops its end of the queue; the session
 //! learns it at its next chunk (or when `put_end` or `put_restart` ends the stream), collects
 //! the job's result and answers with the error. Whoever ends up dropping the upload (the job,
 //! the session, a dead connection) settles its quota lease, as for an upload the session holds.
+//! A hashing job that panicked ends the writer too, and the upload ends with an internal error.
 
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -35,6 +44,9 @@ use super::*;
 /// Chunks queued between the session and the job: 1 MiB with the default 256 KiB chunks.
 const STREAM_QUEUE: usize = 4;
 
+/// Chunks written and waiting for the hashing job.
+const HASH_QUEUE: usize = 2;
+
 /// What the job gives back when its queue closes: the upload, and the write that failed, if
 /// one did (the job stops at the first).
 type StreamEnd = (ActiveUpload, Result<(), StorageError>);
@@ -42,32 +54,50 @@ type StreamEnd = (ActiveUpload, Result<(), StorageError>);
 /// The session's end of a streaming upload.
 pub(super) struct UploadStream {
     chunks: mpsc::Sender<Vec<u8>>,
-    job: JoinHandle<Result<StreamEnd, JobFailed>>,
+    writer: JoinHandle<Result<StreamEnd, JobFailed>>,
+    hasher: JoinHandle<Result<Md5, JobFailed>>,
     peer: SocketAddr,
 }
 
 impl UploadStream {
-    /// Starts the job that writes and hashes `upload`'s chunks from now on.
-    pub(super) fn start(disk: &DiskPool, gate: Arc<UsageGate>, peer: SocketAddr, upload: ActiveUpload) -> UploadStream {
+    /// Starts the jobs that write and hash `upload`'s chunks from now on, beginning with the
+    /// chunk it holds, if any.
+    pub(super) fn start(services: &Services, peer: SocketAddr, mut upload: ActiveUpload) -> UploadStream {
         let (chunks, mut queue) = mpsc::channel::<Vec<u8>>(STREAM_QUEUE);
-        let disk = disk.clone();
-        let job = actix_rt::spawn(async move {
+        let (to_hasher, mut written) = mpsc::channel::<Vec<u8>>(HASH_QUEUE);
+        let hashers = services.hashers.clone();
+        let mut hasher = std::mem::take(&mut upload.hasher);
+        let hasher = actix_rt::spawn(async move {
+            hashers
+                .run("hash upload", move || {
+                    while let Some(chunk) = written.blocking_recv() {
+                        hasher.update(&chunk);
+                    }
+                    hasher
+                })
+                .await
+        });
+        let (disk, gate) = (services.disk.clone(), services.gate.clone());
+        let writer = actix_rt::spawn(async move {
             disk.run("stream upload", move || {
-                let mut upload = upload;
-                while let Some(chunk) = queue.blocking_recv() {
-                    if let Err(error) = upload.write_chunk(&gate, &chunk) {
+                let held = upload.take_held();
+                for chunk in held.into_iter().chain(std::iter::from_fn(|| queue.blocking_recv())) {
+                    if let Err(error) = upload.write_streamed(&gate, &chunk) {
                         return (upload, Err(error));
+                    }
+                    if to_hasher.blocking_send(chunk).is_err() {
+                        break; // The hashing job panicked; `finish` reports it.
                     }
                 }
                 (upload, Ok(()))
             })
             .await
         });
-        UploadStream { chunks, job, peer }
+        UploadStream { chunks, writer, hasher, peer }
     }
 
     /// Queues a chunk if there is room, without waiting; otherwise gives it back, for
-    /// [`UploadStream::send`] (the queue is full, or closed because a write failed).
+    /// [`UploadStream::send`] (the queue is full, or closed because the stream ended).
     pub(super) fn try_send(self, chunk: Vec<u8>) -> Result<UploadStream, (UploadStream, Vec<u8>)> {
         match self.chunks.try_send(chunk) {
             Ok(()) => Ok(self),
@@ -80,24 +110,36 @@ impl UploadStream {
         if self.chunks.send(chunk).await.is_ok() {
             return Ok(self);
         }
-        // The job stops taking chunks only when a write failed.
+        // The job stops taking chunks only when a write failed or the hashing job panicked.
         match self.finish().await {
             Err(response) => Err(response),
             Ok(_) => Err(internal("the upload stream stopped without an error")),
         }
     }
 
-    /// Closes the queue and waits until every chunk sent is written; returns the upload, or
-    /// the error of the write that failed (the partial then stays for a resume, and the
-    /// dropped upload settles its lease).
+    /// Closes the queue and waits until every chunk sent is written and hashed; returns the
+    /// upload, or the error of the write that failed (the partial then stays for a resume, and
+    /// the dropped upload settles its lease).
     pub(super) async fn finish(self) -> Result<ActiveUpload, Response> {
-        let UploadStream { chunks, job, peer } = self;
+        let UploadStream { chunks, writer, hasher, peer } = self;
         drop(chunks);
-        match job.await {
-            Ok(Ok((upload, Ok(())))) => Ok(upload),
-            Ok(Ok((upload, Err(error)))) => Err(upload.failed(peer, error)),
+        // The writer's end of the hashing queue closes when it returns, which ends the hasher.
+        let (mut upload, written) = match writer.await {
+            Ok(Ok(end)) => end,
+            Ok(Err(panicked)) => return Err(internal(&panicked.message)),
+            Err(lost) => return Err(internal(&format!("upload stream lost: {lost}"))),
+        };
+        let hashed = hasher.await;
+        if let Err(error) = written {
+            return Err(upload.failed(peer, error));
+        }
+        match hashed {
+            Ok(Ok(hasher)) => {
+                upload.hasher = hasher;
+                Ok(upload)
+            }
             Ok(Err(panicked)) => Err(internal(&panicked.message)),
-            Err(lost) => Err(internal(&format!("upload stream lost: {lost}"))),
+            Err(lost) => Err(internal(&format!("upload hashing lost: {lost}"))),
         }
     }
 }
