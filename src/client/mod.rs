@@ -25,7 +25,7 @@ pub use progress::{NoProgress, Progress};
 use crate::auth::ScryptParams;
 use crate::auth::scram::{self, Exchange, Key};
 use crate::net::{Entry, ErrorCode, FrameCodec, Request, Response, WireError};
-use local_file::{hash_prefix, partial_path, read_chunk};
+use local_file::{hash_prefix, partial_path, read_chunk, read_chunk_into};
 
 /// The client accepts frames up to the largest a server may be configured to send.
 const MAX_INCOMING_FRAME: usize = (64 << 20) + 1024;
@@ -325,13 +325,17 @@ impl Client {
             return Ok(hasher.finalize().into());
         }
         let (chunks, mut incoming) = mpsc::channel::<Vec<u8>>(PIPELINE);
+        // Sent buffers go back to the reader, so at most PIPELINE + 2 are ever allocated.
+        let (sent, mut empties) = mpsc::unbounded_channel::<Vec<u8>>();
         let path = local.to_path_buf();
         let reader = tokio::task::spawn_blocking(move || {
             let (mut file, mut hasher, mut left) = (file, hasher, remaining);
             while left > 0 {
-                let chunk = read_chunk(&mut file, chunk_size.min(left as usize)).map_err(local_error(&path))?;
+                let mut chunk = empties.try_recv().unwrap_or_default();
+                let len = chunk_size.min(left as usize);
+                read_chunk_into(&mut file, &mut chunk, len).map_err(local_error(&path))?;
                 hasher.update(&chunk);
-                left -= chunk.len() as u64;
+                left -= len as u64;
                 if chunks.blocking_send(chunk).is_err() {
                     return Err(ClientError::Closed);
                 }
@@ -340,7 +344,11 @@ impl Client {
         });
         while let Some(chunk) = incoming.recv().await {
             let len = chunk.len() as u64;
-            self.send(Request::Data { bytes: ByteBuf::from(chunk) }).await?;
+            let data = Request::Data { bytes: ByteBuf::from(chunk) };
+            self.framed.send(&data).await?;
+            if let Request::Data { bytes } = data {
+                let _ = sent.send(bytes.into_vec());
+            }
             progress.advance(len);
             // The server answers an upload once, at the end, unless it failed on the way.
             if let Some(early) = self.framed.next().now_or_never() {

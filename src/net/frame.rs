@@ -78,6 +78,16 @@ impl<In, Out: Serialize> Encoder<Out> for FrameCodec<In, Out> {
     }
 }
 
+/// Encodes a borrowed message, so the sender keeps what it sent (the client reuses its
+/// upload buffers this way).
+impl<In, Out: Serialize> Encoder<&Out> for FrameCodec<In, Out> {
+    type Error = FrameError;
+
+    fn encode(&mut self, item: &Out, dst: &mut BytesMut) -> Result<(), FrameError> {
+        append_frame(item, dst)
+    }
+}
+
 /// Encodes one message as a complete frame (prefix included).
 pub fn encode_frame<T: Serialize>(item: &T) -> Result<Vec<u8>, FrameError> {
     let mut frame = Vec::new();

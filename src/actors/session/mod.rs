@@ -270,7 +270,7 @@ async fn write_frames(
             return;
         }
     }
-    let _ = tokio::time::timeout(stall, sink.close()).await;
+    let _ = tokio::time::timeout(stall, SinkExt::<Response>::close(&mut sink)).await;
 }
 
 impl Actor for SessionActor {
