@@ -119,7 +119,7 @@ async fn malformed_frames_get_errors_and_the_server_keeps_serving() {
     drop(stream);
     // Data frames without an upload, and a second login, after logging in.
     let mut client = server.login("good", "pw").await;
-    client.send(Request::Data { bytes: ByteBuf::from(vec![1; 10]) }).await.unwrap();
+    client.send(Request::Data { bytes: bytes::Bytes::from(vec![1; 10]) }).await.unwrap();
     assert!(matches!(client.recv().await.unwrap(), Response::Error { code: 102, .. }));
     assert_eq!(client.login("good", "pw").await.unwrap_err().code(), Some(ErrorCode::UnexpectedMessage));
     still_serves(&server).await;
@@ -196,7 +196,7 @@ async fn silent_and_slow_clients_cannot_hold_slots_or_queue_places() {
     let mut uploader = server.login("good", "pw").await;
     uploader.send(Request::Put { path: "stall.bin".into(), size: 1000 }).await.unwrap();
     assert!(matches!(uploader.recv().await.unwrap(), Response::PutReady { .. }));
-    uploader.send(Request::Data { bytes: ByteBuf::from(vec![7; 400]) }).await.unwrap();
+    uploader.send(Request::Data { bytes: bytes::Bytes::from(vec![7; 400]) }).await.unwrap();
     assert!(matches!(uploader.recv().await.unwrap(), Response::Error { code: 502, .. }));
     drop(uploader);
     assert_eq!(std::fs::metadata(server.home("good").join(".stall.bin.ftpa-part")).unwrap().len(), 400);

@@ -131,7 +131,7 @@ async fn start_upload(client: &mut Client, path: &str, data: &[u8], chunks: usiz
     client.send(Request::Put { path: path.into(), size: data.len() as u64 }).await.unwrap();
     assert!(matches!(client.recv().await.unwrap(), Response::PutReady { offset: 0, .. }));
     for chunk in data.chunks(CHUNK).take(chunks) {
-        client.send(Request::Data { bytes: ByteBuf::from(chunk.to_vec()) }).await.unwrap();
+        client.send(Request::Data { bytes: bytes::Bytes::from(chunk.to_vec()) }).await.unwrap();
     }
 }
 
@@ -167,7 +167,7 @@ async fn sigterm_lets_an_upload_finish_and_closes_idle_sessions() {
     assert!(refused, "the listener closed");
     // The upload in flight finishes within the grace period, then its session closes too.
     for chunk in data.chunks(CHUNK).skip(4) {
-        uploader.send(Request::Data { bytes: ByteBuf::from(chunk.to_vec()) }).await.unwrap();
+        uploader.send(Request::Data { bytes: bytes::Bytes::from(chunk.to_vec()) }).await.unwrap();
     }
     uploader.send(Request::PutEnd { md5: ByteBuf::from(md5_of(&data).to_vec()) }).await.unwrap();
     assert!(matches!(uploader.recv().await.unwrap(), Response::PutDone { .. }));

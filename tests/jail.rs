@@ -153,12 +153,12 @@ async fn a_directory_swapped_for_an_outward_symlink_mid_upload_is_refused() {
     let data = random_bytes(200_000, 3);
     c.send(Request::Put { path: "d/f.bin".into(), size: data.len() as u64 }).await.unwrap();
     assert!(matches!(c.recv().await.unwrap(), Response::PutReady { .. }));
-    c.send(Request::Data { bytes: ByteBuf::from(data[..100_000].to_vec()) }).await.unwrap();
+    c.send(Request::Data { bytes: bytes::Bytes::from(data[..100_000].to_vec()) }).await.unwrap();
     assert_eq!(c.pwd().await.unwrap_err().code(), Some(ErrorCode::UnexpectedMessage), "the write is done");
     // The swap, between the upload's start and its end.
     std::fs::rename(home.join("d"), home.join("d.real")).unwrap();
     std::os::unix::fs::symlink(&outside, home.join("d")).unwrap();
-    c.send(Request::Data { bytes: ByteBuf::from(data[100_000..].to_vec()) }).await.unwrap();
+    c.send(Request::Data { bytes: bytes::Bytes::from(data[100_000..].to_vec()) }).await.unwrap();
     c.send(Request::PutEnd { md5: ByteBuf::from(ftp_actor::storage::transfer::md5_of(&data).to_vec()) }).await.unwrap();
     match c.recv().await.unwrap() {
         Response::Error { code, .. } => assert_eq!(code, ErrorCode::PathOutsideHome.as_u16()),

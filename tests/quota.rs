@@ -63,7 +63,7 @@ async fn overwriting_counts_the_difference_and_partials_count() {
     // An interrupted upload's partial counts against the quota.
     client.send(Request::Put { path: "p".into(), size: 20_000 }).await.unwrap();
     assert!(matches!(client.recv().await.unwrap(), Response::PutReady { .. }));
-    client.send(Request::Data { bytes: serde_bytes::ByteBuf::from(vec![1u8; 5_000]) }).await.unwrap();
+    client.send(Request::Data { bytes: bytes::Bytes::from(vec![1u8; 5_000]) }).await.unwrap();
     drop(client);
     let mut client = server.login("q", "pw").await;
     // The 5 000-byte partial counts.

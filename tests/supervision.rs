@@ -35,7 +35,7 @@ async fn quota_actor_restarts_and_rebuilds_usage_with_an_upload_in_flight() {
     let big = random_bytes(400_000, 2);
     uploader.send(Request::Put { path: "big".into(), size: big.len() as u64 }).await.unwrap();
     assert!(matches!(uploader.recv().await.unwrap(), Response::PutReady { offset: 0, .. }));
-    uploader.send(Request::Data { bytes: ByteBuf::from(big[..100_000].to_vec()) }).await.unwrap();
+    uploader.send(Request::Data { bytes: bytes::Bytes::from(big[..100_000].to_vec()) }).await.unwrap();
     wait_for_partial(&server.home("u").join(".big.ftpa-part"), 100_000).await;
 
     // The failure: the request that caused it gets an error; the next one, sent at once,
@@ -54,7 +54,7 @@ async fn quota_actor_restarts_and_rebuilds_usage_with_an_upload_in_flight() {
 
     // The upload finishes normally; the ledger matches the disk exactly.
     for start in (100_000..big.len()).step_by(100_000) {
-        uploader.send(Request::Data { bytes: ByteBuf::from(big[start..start + 100_000].to_vec()) }).await.unwrap();
+        uploader.send(Request::Data { bytes: bytes::Bytes::from(big[start..start + 100_000].to_vec()) }).await.unwrap();
     }
     uploader
         .send(Request::PutEnd { md5: ByteBuf::from(ftp_actor::storage::transfer::md5_of(&big).to_vec()) })

@@ -196,8 +196,8 @@ async fn empty_files_and_size_mismatches() {
     // More bytes than announced: refused with 501, later frames of that upload ignored.
     client.send(Request::Put { path: "short".into(), size: 3 }).await.unwrap();
     assert!(matches!(client.recv().await.unwrap(), Response::PutReady { .. }));
-    client.send(Request::Data { bytes: ByteBuf::from(b"toolong".to_vec()) }).await.unwrap();
-    client.send(Request::Data { bytes: ByteBuf::from(b"more".to_vec()) }).await.unwrap();
+    client.send(Request::Data { bytes: bytes::Bytes::from(b"toolong".to_vec()) }).await.unwrap();
+    client.send(Request::Data { bytes: bytes::Bytes::from(b"more".to_vec()) }).await.unwrap();
     client.send(Request::PutEnd { md5: ByteBuf::from(vec![0; 16]) }).await.unwrap();
     match client.recv().await.unwrap() {
         Response::Error { code, .. } => assert_eq!(code, ErrorCode::TransferSizeMismatch.as_u16()),
@@ -206,7 +206,7 @@ async fn empty_files_and_size_mismatches() {
     // Fewer bytes than announced: refused at put_end, the partial kept for resume.
     client.send(Request::Put { path: "short".into(), size: 10 }).await.unwrap();
     assert!(matches!(client.recv().await.unwrap(), Response::PutReady { offset: 0, .. }));
-    client.send(Request::Data { bytes: ByteBuf::from(b"abc".to_vec()) }).await.unwrap();
+    client.send(Request::Data { bytes: bytes::Bytes::from(b"abc".to_vec()) }).await.unwrap();
     client.send(Request::PutEnd { md5: ByteBuf::from(vec![0; 16]) }).await.unwrap();
     match client.recv().await.unwrap() {
         Response::Error { code, .. } => assert_eq!(code, ErrorCode::TransferSizeMismatch.as_u16()),
@@ -262,8 +262,8 @@ async fn data_after_the_completing_chunk_is_refused() {
     let mut client = server.login("u", "pw").await;
     client.send(Request::Put { path: "exact".into(), size: 3 }).await.unwrap();
     assert!(matches!(client.recv().await.unwrap(), Response::PutReady { offset: 0, .. }));
-    client.send(Request::Data { bytes: ByteBuf::from(b"abc".to_vec()) }).await.unwrap();
-    client.send(Request::Data { bytes: ByteBuf::from(b"d".to_vec()) }).await.unwrap();
+    client.send(Request::Data { bytes: bytes::Bytes::from(b"abc".to_vec()) }).await.unwrap();
+    client.send(Request::Data { bytes: bytes::Bytes::from(b"d".to_vec()) }).await.unwrap();
     client
         .send(Request::PutEnd { md5: ByteBuf::from(ftp_actor::storage::transfer::md5_of(b"abc").to_vec()) })
         .await
@@ -281,7 +281,7 @@ async fn data_after_the_completing_chunk_is_refused() {
 async fn send_chunks(client: &mut Client, data: &[u8], chunk: usize) {
     use ftp_actor::net::Request;
     for piece in data.chunks(chunk) {
-        client.send(Request::Data { bytes: serde_bytes::ByteBuf::from(piece.to_vec()) }).await.unwrap();
+        client.send(Request::Data { bytes: bytes::Bytes::from(piece.to_vec()) }).await.unwrap();
     }
 }
 

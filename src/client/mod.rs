@@ -8,13 +8,14 @@ pub mod local_file;
 mod progress;
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{IoSlice, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::integrity::{Digest, Md5};
+use bytes::Bytes;
 use futures::{FutureExt, SinkExt, StreamExt};
 use serde_bytes::ByteBuf;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
@@ -24,6 +25,7 @@ pub use progress::{NoProgress, Progress};
 
 use crate::auth::ScryptParams;
 use crate::auth::scram::{self, Exchange, Key};
+use crate::net::data_frame::data_frame_head;
 use crate::net::{Entry, ErrorCode, FrameCodec, Request, Response, WireError};
 use local_file::{hash_prefix, partial_path, read_chunk, read_chunk_into};
 
@@ -301,6 +303,24 @@ impl Client {
         }
     }
 
+    /// Sends one data frame: its head, then `chunk` from where it is, in one vectored write
+    /// where the socket takes it all (see `net::data_frame`).
+    async fn send_data(&mut self, chunk: &[u8]) -> Result<(), ClientError> {
+        self.framed.flush().await?;
+        let head = data_frame_head(chunk.len())?;
+        let (mut head, mut chunk) = (&head[..], chunk);
+        let socket = self.framed.get_mut();
+        while !head.is_empty() || !chunk.is_empty() {
+            let written = socket.write_vectored(&[IoSlice::new(head), IoSlice::new(chunk)]).await?;
+            if written == 0 {
+                return Err(ClientError::Closed);
+            }
+            let from_head = written.min(head.len());
+            (head, chunk) = (&head[from_head..], &chunk[written - from_head..]);
+        }
+        Ok(())
+    }
+
     /// Sends `remaining` bytes of `file` as data frames; returns our MD5. Several chunks are
     /// read and hashed on a blocking thread while earlier ones are sent.
     async fn stream_upload(
@@ -319,7 +339,7 @@ impl Client {
             let chunk = read_chunk(&mut file, remaining as usize).map_err(local_error(local))?;
             hasher.update(&chunk);
             if !chunk.is_empty() {
-                self.send(Request::Data { bytes: ByteBuf::from(chunk) }).await?;
+                self.send_data(&chunk).await?;
                 progress.advance(remaining);
             }
             return Ok(hasher.finalize().into());
@@ -344,11 +364,8 @@ impl Client {
         });
         while let Some(chunk) = incoming.recv().await {
             let len = chunk.len() as u64;
-            let data = Request::Data { bytes: ByteBuf::from(chunk) };
-            self.framed.send(&data).await?;
-            if let Request::Data { bytes } = data {
-                let _ = sent.send(bytes.into_vec());
-            }
+            self.send_data(&chunk).await?;
+            let _ = sent.send(chunk);
             progress.advance(len);
             // The server answers an upload once, at the end, unless it failed on the way.
             if let Some(early) = self.framed.next().now_or_never() {
@@ -444,8 +461,9 @@ impl Client {
         partial: &Path,
         progress: &dyn Progress,
     ) -> Result<(File, Md5, Vec<u8>), ClientError> {
-        let (to_disk, mut disk_queue) = mpsc::channel::<Arc<Vec<u8>>>(PIPELINE);
-        let (to_hasher, mut hash_queue) = mpsc::channel::<Arc<Vec<u8>>>(PIPELINE);
+        // Both threads get the same chunk: `Bytes` clones share it.
+        let (to_disk, mut disk_queue) = mpsc::channel::<Bytes>(PIPELINE);
+        let (to_hasher, mut hash_queue) = mpsc::channel::<Bytes>(PIPELINE);
         let path: PathBuf = partial.to_path_buf();
         let disk = tokio::task::spawn_blocking(move || {
             let mut file = file;
@@ -465,8 +483,7 @@ impl Client {
             match self.recv().await {
                 Ok(Response::Data { bytes }) => {
                     let len = bytes.len() as u64;
-                    let chunk = Arc::new(bytes.into_vec());
-                    if to_disk.send(chunk.clone()).await.is_err() || to_hasher.send(chunk).await.is_err() {
+                    if to_disk.send(bytes.clone()).await.is_err() || to_hasher.send(bytes).await.is_err() {
                         break Err(ClientError::Closed);
                     }
                     progress.advance(len);

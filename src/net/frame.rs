@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::codec;
+use super::data_frame::{DataMessage, payload_range};
 
 /// Bytes in the length prefix.
 pub const LENGTH_PREFIX: usize = 4;
@@ -44,7 +45,7 @@ impl<In, Out> FrameCodec<In, Out> {
     }
 }
 
-impl<In: DeserializeOwned, Out> Decoder for FrameCodec<In, Out> {
+impl<In: DeserializeOwned + DataMessage, Out> Decoder for FrameCodec<In, Out> {
     type Item = Result<In, MalformedFrame>;
     type Error = FrameError;
 
@@ -66,6 +67,10 @@ impl<In: DeserializeOwned, Out> Decoder for FrameCodec<In, Out> {
         if body.is_empty() {
             return Ok(Some(Err(MalformedFrame("empty frame".into()))));
         }
+        if let Some(payload) = payload_range(&body) {
+            // A data frame: its payload stays where it was read (see `net::data_frame`).
+            return Ok(Some(Ok(In::data(body.freeze().slice(payload)))));
+        }
         Ok(Some(codec::decode(&body).map_err(|e| MalformedFrame(e.to_string()))))
     }
 }
@@ -75,16 +80,6 @@ impl<In, Out: Serialize> Encoder<Out> for FrameCodec<In, Out> {
 
     fn encode(&mut self, item: Out, dst: &mut BytesMut) -> Result<(), FrameError> {
         append_frame(&item, dst)
-    }
-}
-
-/// Encodes a borrowed message, so the sender keeps what it sent (the client reuses its
-/// upload buffers this way).
-impl<In, Out: Serialize> Encoder<&Out> for FrameCodec<In, Out> {
-    type Error = FrameError;
-
-    fn encode(&mut self, item: &Out, dst: &mut BytesMut) -> Result<(), FrameError> {
-        append_frame(item, dst)
     }
 }
 
@@ -113,7 +108,6 @@ fn append_frame<T: Serialize, B: BufMut + AsMut<[u8]>>(item: &T, out: &mut B) ->
 mod tests {
     use super::*;
     use crate::net::message::{Request, Response};
-    use serde_bytes::ByteBuf;
 
     fn codec() -> FrameCodec<Request, Response> {
         FrameCodec::new(1024)
@@ -157,7 +151,7 @@ mod tests {
 
     #[test]
     fn byte_fields_are_cbor_byte_strings() {
-        let frame = encode_frame(&Request::Data { bytes: ByteBuf::from(vec![1, 2, 3]) }).unwrap();
+        let frame = encode_frame(&Request::Data { bytes: bytes::Bytes::from(vec![1, 2, 3]) }).unwrap();
         // 0x43 = byte string of length 3; an array of integers would start with 0x83.
         let body = &frame[LENGTH_PREFIX..];
         assert!(body.windows(4).any(|w| w == [0x43, 1, 2, 3]), "{body:02x?}");

@@ -5,6 +5,7 @@
 //! `docs/PROTOCOL.md`. Every byte field is a CBOR byte string (`serde_bytes`), never an
 //! array of integers.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
@@ -56,9 +57,10 @@ pub enum Request {
     },
     /// Discard the server's partial file and start the upload from offset 0.
     PutRestart,
-    /// The next chunk of an upload.
+    /// The next chunk of an upload. `Bytes` (a CBOR byte string too), so that a received
+    /// chunk is a slice of the frame it came in, not a copy (see `net::data_frame`).
     Data {
-        bytes: ByteBuf,
+        bytes: Bytes,
     },
     /// All bytes are sent; `md5` is the sender's MD5 of the whole file.
     PutEnd {
@@ -133,9 +135,9 @@ pub enum Response {
         offset: u64,
         modified: i64,
     },
-    /// The next chunk of a download.
+    /// The next chunk of a download (`Bytes` for the same reason as `Request::Data`).
     Data {
-        bytes: ByteBuf,
+        bytes: Bytes,
     },
     /// The download is complete; `md5` is the server's MD5 of the whole file.
     GetEnd {

@@ -51,7 +51,7 @@ impl SessionActor {
             let sent = disk
                 .run("stream download", move || {
                     download.send_rest(hasher, chunk, &digests, |bytes| {
-                        queue.blocking_send(Response::Data { bytes: ByteBuf::from(bytes) }).is_ok()
+                        queue.blocking_send(Response::Data { bytes: Bytes::from(bytes) }).is_ok()
                     })
                 })
                 .await;

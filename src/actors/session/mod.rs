@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::integrity::{Digest, Md5};
 use actix::prelude::*;
+use bytes::Bytes;
 use futures::SinkExt;
 use serde_bytes::ByteBuf;
 use tokio::net::TcpStream;
@@ -270,7 +271,7 @@ async fn write_frames(
             return;
         }
     }
-    let _ = tokio::time::timeout(stall, SinkExt::<Response>::close(&mut sink)).await;
+    let _ = tokio::time::timeout(stall, sink.close()).await;
 }
 
 impl Actor for SessionActor {

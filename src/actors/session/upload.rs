@@ -34,7 +34,7 @@ pub(super) struct ActiveUpload {
     /// The upload's last chunk, held until `put_end` so that the publishing job writes it:
     /// one disk job fewer per upload, which is most of the cost of a small file. At most one
     /// frame.
-    held: Option<Vec<u8>>,
+    held: Option<Bytes>,
     lease: UploadLease,
     started: Instant,
     resumed_from: u64,
@@ -66,7 +66,7 @@ impl ActiveUpload {
     }
 
     /// The chunk held for publishing, if any: a stream that starts after it writes it first.
-    pub(super) fn take_held(&mut self) -> Option<Vec<u8>> {
+    pub(super) fn take_held(&mut self) -> Option<Bytes> {
         self.held.take()
     }
 
@@ -207,7 +207,7 @@ impl SessionActor {
     /// Takes one chunk. A chunk that completes the upload is held for the publishing job; any
     /// other goes to the upload's stream, started by the first. Data frames are not answered
     /// unless a write fails; the upload then ends, and its remaining frames are discarded.
-    pub(super) fn write_upload(&mut self, ctx: &mut Context<Self>, bytes: Vec<u8>) {
+    pub(super) fn write_upload(&mut self, ctx: &mut Context<Self>, bytes: Bytes) {
         let Phase::Ready(session) = &mut self.phase else { return };
         let stream = match session.upload.take() {
             None => return,

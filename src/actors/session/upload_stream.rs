@@ -53,7 +53,7 @@ type StreamEnd = (ActiveUpload, Result<(), StorageError>);
 
 /// The session's end of a streaming upload.
 pub(super) struct UploadStream {
-    chunks: mpsc::Sender<Vec<u8>>,
+    chunks: mpsc::Sender<Bytes>,
     writer: JoinHandle<Result<StreamEnd, JobFailed>>,
     hasher: JoinHandle<Result<Md5, JobFailed>>,
     peer: SocketAddr,
@@ -63,8 +63,8 @@ impl UploadStream {
     /// Starts the jobs that write and hash `upload`'s chunks from now on, beginning with the
     /// chunk it holds, if any.
     pub(super) fn start(services: &Services, peer: SocketAddr, mut upload: ActiveUpload) -> UploadStream {
-        let (chunks, mut queue) = mpsc::channel::<Vec<u8>>(STREAM_QUEUE);
-        let (to_hasher, mut written) = mpsc::channel::<Vec<u8>>(HASH_QUEUE);
+        let (chunks, mut queue) = mpsc::channel::<Bytes>(STREAM_QUEUE);
+        let (to_hasher, mut written) = mpsc::channel::<Bytes>(HASH_QUEUE);
         let hashers = services.hashers.clone();
         let mut hasher = std::mem::take(&mut upload.hasher);
         let hasher = actix_rt::spawn(async move {
@@ -98,7 +98,7 @@ impl UploadStream {
 
     /// Queues a chunk if there is room, without waiting; otherwise gives it back, for
     /// [`UploadStream::send`] (the queue is full, or closed because the stream ended).
-    pub(super) fn try_send(self, chunk: Vec<u8>) -> Result<UploadStream, (UploadStream, Vec<u8>)> {
+    pub(super) fn try_send(self, chunk: Bytes) -> Result<UploadStream, (UploadStream, Bytes)> {
         match self.chunks.try_send(chunk) {
             Ok(()) => Ok(self),
             Err(TrySendError::Full(chunk) | TrySendError::Closed(chunk)) => Err((self, chunk)),
@@ -106,7 +106,7 @@ impl UploadStream {
     }
 
     /// Queues a chunk, waiting for room; if the stream has ended, returns why.
-    pub(super) async fn send(self, chunk: Vec<u8>) -> Result<UploadStream, Response> {
+    pub(super) async fn send(self, chunk: Bytes) -> Result<UploadStream, Response> {
         if self.chunks.send(chunk).await.is_ok() {
             return Ok(self);
         }
