@@ -220,6 +220,7 @@ async fn soak_with_random_failures() {
         assert!(usage.used <= usage.limit || usage.limit < on_disk, "{user} within quota");
     }
     assert_eq!(services.disk.census(Duration::from_secs(5)).await, POOL, "no lost thread");
+    assert_eq!(services.hashers.census(Duration::from_secs(5)).await, POOL, "no lost hashing thread");
     check.mkdir("after-the-soak").await.unwrap();
 
     let tally = tally.lock().await;
