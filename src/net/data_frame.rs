@@ -4,8 +4,9 @@
 //! prefix, a CBOR map whose last entry is the payload as a byte string, and the payload. A GiB
 //! transfer is 4,096 such frames, so copying each payload into or out of its frame costs a GiB
 //! of copying on each end (about 0.05 s of CPU each on the benchmark machine):
-//! - Sending, [`data_frame_head`] gives the bytes before the payload, and the sender writes
-//!   them and the chunk in one vectored write, from where the chunk is.
+//! - Sending, [`data_frame_head`] gives the bytes before the payload, and the client writes
+//!   them and the chunk in one vectored write, from where the chunk is. (The server still
+//!   encodes a download's frames with the chunk copied in: downloads meet their targets.)
 //! - Receiving, [`payload_range`] recognises a body in exactly that form, and the decoder hands
 //!   out the payload as a slice of the buffer it was read into. Any other body, including other
 //!   valid encodings of a data message, is decoded by serde as before.
