@@ -8,14 +8,13 @@ pub mod local_file;
 mod progress;
 
 use std::fs::File;
-use std::io::{IoSlice, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::integrity::{Digest, Md5};
 use bytes::Bytes;
 use futures::{FutureExt, SinkExt, StreamExt};
 use serde_bytes::ByteBuf;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
@@ -25,7 +24,7 @@ pub use progress::{NoProgress, Progress};
 
 use crate::auth::ScryptParams;
 use crate::auth::scram::{self, Exchange, Key};
-use crate::net::data_frame::data_frame_head;
+use crate::net::data_frame::write_data_frame;
 use crate::net::{Entry, ErrorCode, FrameCodec, Request, Response, WireError};
 use local_file::{hash_prefix, partial_path, read_chunk, read_chunk_into};
 
@@ -303,22 +302,10 @@ impl Client {
         }
     }
 
-    /// Sends one data frame: its head, then `chunk` from where it is, in one vectored write
-    /// where the socket takes it all (see `net::data_frame`).
+    /// Sends one data frame, `chunk` written from where it is (see `net::data_frame`).
     async fn send_data(&mut self, chunk: &[u8]) -> Result<(), ClientError> {
         self.framed.flush().await?;
-        let head = data_frame_head(chunk.len())?;
-        let (mut head, mut chunk) = (&head[..], chunk);
-        let socket = self.framed.get_mut();
-        while !head.is_empty() || !chunk.is_empty() {
-            let written = socket.write_vectored(&[IoSlice::new(head), IoSlice::new(chunk)]).await?;
-            if written == 0 {
-                return Err(ClientError::Closed);
-            }
-            let from_head = written.min(head.len());
-            (head, chunk) = (&head[from_head..], &chunk[written - from_head..]);
-        }
-        Ok(())
+        Ok(write_data_frame(self.framed.get_mut(), chunk).await?)
     }
 
     /// Sends `remaining` bytes of `file` as data frames; returns our MD5. Several chunks are

@@ -99,7 +99,13 @@ fn append_frame<T: Serialize, B: BufMut + AsMut<[u8]>>(item: &T, out: &mut B) ->
     out.put_u32(0);
     codec::encode_into(item, (&mut *out).writer()).map_err(|e| invalid(e.to_string()))?;
     let frame = &mut out.as_mut()[start..];
-    let length = u32::try_from(frame.len() - LENGTH_PREFIX).map_err(|_| invalid("frame too large".into()))?;
+    let body = frame.len() - LENGTH_PREFIX;
+    set_length_prefix(frame, body)
+}
+
+/// Writes `body` (the frame's length without its prefix) into the first bytes of `frame`.
+pub(super) fn set_length_prefix(frame: &mut [u8], body: usize) -> Result<(), FrameError> {
+    let length = u32::try_from(body).map_err(|_| FrameError::TooLarge { length: body, limit: u32::MAX as usize })?;
     frame[..LENGTH_PREFIX].copy_from_slice(&length.to_be_bytes());
     Ok(())
 }

@@ -31,6 +31,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
+use crate::net::data_frame::write_data_frame;
 use crate::net::{ErrorCode, FrameCodec, FrameError, MalformedFrame, PROTOCOL_VERSION, Request, Response, WireError};
 use crate::quota::{UsageGate, upload_need};
 use crate::storage::{Download, Home, PartialUpload, StorageError, VirtualPath};
@@ -259,6 +260,15 @@ fn storage_error(op: &str, path: &str, error: StorageError) -> Response {
     Response::error(WireError::new(error.code(), format!("{op} {path}: {error}")))
 }
 
+/// Writes one data frame after whatever the sink still buffers.
+async fn send_data(
+    sink: &mut FramedWrite<OwnedWriteHalf, FrameCodec<Request, Response>>,
+    bytes: &[u8],
+) -> Result<(), FrameError> {
+    sink.flush().await?;
+    write_data_frame(sink.get_mut(), bytes).await
+}
+
 /// Writes the session's frames. A client that stops reading for `stall` (the socket stays
 /// full) is given up on: the task ends and drops the socket, which also unblocks the session.
 async fn write_frames(
@@ -267,7 +277,12 @@ async fn write_frames(
     stall: Duration,
 ) {
     while let Some(response) = queue.recv().await {
-        if !matches!(tokio::time::timeout(stall, sink.send(response)).await, Ok(Ok(()))) {
+        let sent = match &response {
+            // A download's chunk goes out from where it is (see `net::data_frame`).
+            Response::Data { bytes } => tokio::time::timeout(stall, send_data(&mut sink, bytes)).await,
+            _ => tokio::time::timeout(stall, sink.send(response)).await,
+        };
+        if !matches!(sent, Ok(Ok(()))) {
             return;
         }
     }
