@@ -16,20 +16,24 @@
 //! `chunk_bytes` of 4 MiB; a server configured with larger chunks maps each one, as before);
 //! freed heap is kept for reuse until `TRIM_THRESHOLD` of it lies free; and the threads share
 //! a few arenas, so what one frees the next reuses. Measured (docs/BENCHMARKS.md, "Memory the
-//! host takes back"): `tests/heap.rs` runs the chunk pattern for 1 GiB, 228,932 page faults
-//! with glibc's defaults and 256 with these settings; a 1 GiB download from the release server
-//! caused 22,400 to 37,600 page faults in it before and about 750 after; its peak memory over
-//! a 4 GiB upload and download went from 17.9 MiB to 12.5 MiB. On a virtual machine that
-//! reports freed memory to its host, fewer pages given back also means fewer pages the
-//! hypervisor must bring back.
+//! host takes back"): `tests/heap.rs` runs the chunk pattern for 1 GiB, 253,518 page faults
+//! with glibc's defaults and 1,024 with these settings (16 chunks in flight); a 1 GiB download
+//! from the release server caused 22,400 to 37,600 page faults in it before and about 750
+//! after; its peak memory over a 4 GiB upload and download went from 17.9 MiB to 12.5 MiB. On
+//! a virtual machine that reports freed memory to its host, fewer pages given back also means
+//! fewer pages the hypervisor must bring back.
 
 /// Allocations of this size or more get their own mapping, returned on free.
 pub const MMAP_THRESHOLD: usize = 4 << 20;
 
-/// Free memory at the top of a heap is given back only past this much: eight default chunks.
-/// It bounds what each arena (one per core, see below) keeps beyond its live data. With
-/// 1 MiB the faults came back (65,570 on a 4 GiB download, against 3,651 with 2 MiB).
-pub const TRIM_THRESHOLD: usize = 2 << 20;
+/// Free memory at the top of a heap is given back only past this much: about twice what a
+/// streamed upload holds at most (17 default chunks, 4.25 MiB: see the server's
+/// `upload_stream`). It bounds what each arena (one per core, see below) keeps beyond its live
+/// data. With 1 MiB the faults came back (65,570 on a 4 GiB download, against 3,651 with
+/// 2 MiB); with 2 MiB, once an upload's writer took its chunks in batches, a GiB put faulted
+/// 5,400 to 7,600 times in the server (eight puts), and with 8 MiB 0 to 66 times after the
+/// first (1,163).
+pub const TRIM_THRESHOLD: usize = 8 << 20;
 
 /// Sets the heap thresholds above, and one heap (arena) per core instead of glibc's eight, so
 /// that a chunk freed by one thread is reused by the next thread that needs one rather than

@@ -1,13 +1,24 @@
 //! `ftp_actor::heap::keep_freed_memory` on the allocation pattern of a native transfer, next to
-//! glibc's defaults: 256 KiB chunks allocated and filled, a few in flight at a time, then
-//! freed. The kernel counts the page faults. With the defaults, freed chunks
+//! glibc's defaults: chunks of the shipped `chunk_bytes` allocated and filled, as many in flight
+//! at a time as a streamed upload holds at most, then freed. The kernel counts the page faults. With the defaults, freed chunks
 //! go back to the kernel and the next ones fault their pages in again; with the kept heap
 //! they reuse them. The mallopt settings are process-wide and must precede any thread, so each
 //! variant runs in a child process of this test binary (`harness = false`: `main` is ours).
 
-const CHUNK: usize = 256 << 10;
-const CHUNKS: usize = 4096; // 1 GiB through the heap
-const IN_FLIGHT: usize = 4;
+/// A streamed upload's chunks at most: four queued, four being written, four waiting for the
+/// hashing job and four being hashed (the server's `upload_stream`).
+const IN_FLIGHT: usize = 16;
+const PAGE: usize = 4096;
+
+/// The chunk size the server ships with.
+fn chunk() -> usize {
+    ftp_actor::config::Config::default().chunk_bytes
+}
+
+/// Chunks in 1 GiB.
+fn chunks() -> usize {
+    (1 << 30) / chunk()
+}
 
 /// Minor page faults of this process so far (`/proc/self/stat`, field 10).
 fn minor_faults() -> u64 {
@@ -24,11 +35,12 @@ fn minor_faults() -> u64 {
 /// could not tell a missing setting from the machine's mood. The threads' sharing of arenas
 /// is measured in docs/BENCHMARKS.md instead.
 fn move_chunks() -> u64 {
+    let (chunk, chunks) = (chunk(), chunks());
     let mut batch: Vec<Vec<u8>> = Vec::with_capacity(IN_FLIGHT);
     let before = minor_faults();
-    for i in 0..CHUNKS / IN_FLIGHT {
-        batch.extend((0..IN_FLIGHT).map(|j| vec![(i + j) as u8; CHUNK]));
-        assert!(batch.iter().all(|chunk| chunk[CHUNK / 2] == chunk[0]));
+    for i in 0..chunks / IN_FLIGHT {
+        batch.extend((0..IN_FLIGHT).map(|j| vec![(i + j) as u8; chunk]));
+        assert!(batch.iter().all(|filled| filled[chunk / 2] == filled[0]));
         batch.clear();
     }
     minor_faults() - before
@@ -52,10 +64,17 @@ fn main() {
         _ => {
             let default = faults_of("default");
             let kept = faults_of("kept");
-            println!("heap: {default} page faults with glibc's defaults, {kept} with the kept heap, {CHUNKS} chunks");
-            // Refaulting a chunk costs 64 faults (256 KiB of 4 KiB pages).
-            assert!(default > CHUNKS as u64, "the defaults kept the chunks: the pattern no longer shows the problem");
-            assert!(kept < (CHUNKS / 8) as u64, "the kept heap still faulted {kept} times for {CHUNKS} chunks");
+            let (chunk, chunks) = (chunk(), chunks());
+            println!(
+                "heap: {default} page faults with glibc's defaults, {kept} with the kept heap, {chunks} chunks of {chunk} bytes"
+            );
+            // One batch's pages: what a heap that keeps its memory faults in once, at the start.
+            let batch_pages = (IN_FLIGHT * chunk).div_ceil(PAGE) as u64;
+            assert!(default > 8 * batch_pages, "the defaults kept the chunks: the pattern no longer shows the problem");
+            assert!(
+                kept < 2 * batch_pages,
+                "the kept heap faulted {kept} times, more than twice one batch's {batch_pages} pages"
+            );
             println!("1 passed, 0 failed");
         }
     }
