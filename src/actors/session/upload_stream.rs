@@ -34,8 +34,8 @@
 //! takes every chunk already queued, up to [`BATCH`], writes them, and hands them to the hashing
 //! job as one batch: when the stream is backed up, one wake-up per batch; when it is not (the
 //! network slower than the disk and MD5), a batch is one chunk and nothing changes. The frames,
-//! and so a resume's granularity, stay one chunk each. A GiB put went from 2.08 to 1.96 s and
-//! the server's CPU from 2.24 to 2.09 s (medians of eight alternating puts; `docs/BENCHMARKS.md`,
+//! and so a resume's granularity, stay one chunk each. A GiB put went from 2.13 to 1.96 s and
+//! the server's CPU from 2.27 to 2.09 s (medians of eight alternating puts; `docs/BENCHMARKS.md`,
 //! "The change: batched hand-offs").
 //!
 //! Failures: a write that fails ends the job, which drops its end of the queue; the session
