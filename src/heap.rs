@@ -26,8 +26,8 @@
 /// Allocations of this size or more get their own mapping, returned on free.
 pub const MMAP_THRESHOLD: usize = 4 << 20;
 
-/// Free memory at the top of a heap is given back only past this much: about twice what a
-/// streamed upload holds at most (17 default chunks, 4.25 MiB: see the server's
+/// Free memory at the top of a heap is given back only past this much: nearly twice what a
+/// streamed upload holds at most (18 default chunks, 4.5 MiB: see the server's
 /// `upload_stream`). It bounds what each arena (one per core, see below) keeps beyond its live
 /// data. With 1 MiB the faults came back (65,570 on a 4 GiB download, against 3,651 with
 /// 2 MiB); with 2 MiB, once an upload's writer took its chunks in batches, a GiB put faulted

@@ -1,12 +1,13 @@
 //! `ftp_actor::heap::keep_freed_memory` on the allocation pattern of a native transfer, next to
 //! glibc's defaults: chunks of the shipped `chunk_bytes` allocated and filled, as many in flight
-//! at a time as a streamed upload holds at most, then freed. The kernel counts the page faults. With the defaults, freed chunks
-//! go back to the kernel and the next ones fault their pages in again; with the kept heap
-//! they reuse them. The mallopt settings are process-wide and must precede any thread, so each
+//! at a time as a streamed upload's jobs hold at most, then freed. The kernel counts the page
+//! faults. With the defaults, freed chunks go back to the kernel and the next ones fault their
+//! pages in again; with the kept heap they reuse them. The mallopt settings are process-wide and must precede any thread, so each
 //! variant runs in a child process of this test binary (`harness = false`: `main` is ours).
 
-/// A streamed upload's chunks at most: four queued, four being written, four waiting for the
-/// hashing job and four being hashed (the server's `upload_stream`).
+/// The chunks a streamed upload's two jobs and their queues hold at most: four queued, four
+/// being written, four waiting for the hashing job and four being hashed (the server's
+/// `upload_stream`; the session holds two more).
 const IN_FLIGHT: usize = 16;
 const PAGE: usize = 4096;
 

@@ -58,8 +58,9 @@ const STREAM_QUEUE: usize = 4;
 const BATCH: usize = STREAM_QUEUE;
 
 /// Batches written and waiting for the hashing job: one, so the writer goes on with the next
-/// batch while the hashing job works through this one. An upload holds at most 17 chunks:
-/// four queued, four being written, four waiting, four being hashed, and the frame being read.
+/// batch while the hashing job works through this one. An upload holds at most 18 chunks:
+/// four queued and one waiting for a place there, four being written, four waiting for the
+/// hashing job and four being hashed, and the frame being read.
 const HASH_QUEUE: usize = 1;
 
 /// What the job gives back when its queue closes: the upload, and the write that failed, if
