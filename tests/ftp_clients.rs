@@ -9,6 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use common::{TestServer, md5_hex, random_bytes};
 
@@ -49,11 +50,34 @@ fn curl_url(test: &TestServer, path: &str) -> String {
     format!("ftp://{USER}:{}@127.0.0.1:{}{path}", PASSWORD.replace(' ', "%20"), test.ftp_addr().port())
 }
 
+/// curl's options for FTPS with the test server's certificate.
+fn curl_tls(cert: &Path) -> [&str; 4] {
+    ["-sS", "--ssl-reqd", "--cacert", cert.to_str().unwrap()]
+}
+
 fn curl(test: &TestServer, extra: &[&str]) -> Output {
     let cert = test.ftp_cert();
-    let mut args = vec!["-sS", "--ssl-reqd", "--cacert", cert.to_str().unwrap()];
+    let mut args = curl_tls(&cert).to_vec();
     args.extend_from_slice(extra);
     run("curl", &args)
+}
+
+/// Runs curl with `extra` and kills it (SIGKILL) once `watched` holds `at_least` bytes: a
+/// client killed mid-transfer, so neither connection gets a TLS close_notify. (curl's own
+/// `--max-time` sends one on the data connection, which by FTPS's rules ends the file.)
+fn curl_killed_midway(test: &TestServer, extra: &[&str], watched: &Path, at_least: u64) {
+    let cert = test.ftp_cert();
+    let mut child = Command::new("curl").args(curl_tls(&cert)).args(extra).spawn().expect("cannot run curl");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(watched).map_or(0, |m| m.len()) < at_least {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("curl ended ({status}) before {} held {at_least} bytes", watched.display());
+        }
+        assert!(Instant::now() < deadline, "{} never held {at_least} bytes", watched.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// Every regular file under `dir` with its MD5, by relative path.
@@ -94,15 +118,15 @@ fn curl_uploads_downloads_and_resumes_both_ways_over_tls() {
     std::fs::write(&source, &data).unwrap();
     let url = curl_url(&test, "/upload.bin");
 
-    // An upload cut short (curl gives up after 3 seconds at 2 MB/s) leaves a hidden partial...
-    let cut = curl(&test, &["--limit-rate", "2M", "--max-time", "3", "-T", source.to_str().unwrap(), &url]);
-    assert_eq!(cut.status.code(), Some(28), "the first upload should time out: {cut:?}");
+    // An upload whose client is killed (at 2 MB/s, after 1 MiB) leaves a hidden partial...
     let partial = test.home(USER).join(".upload.bin.ftpa-part");
+    curl_killed_midway(&test, &["--limit-rate", "2M", "-T", source.to_str().unwrap(), &url], &partial, 1 << 20);
     let kept = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
     assert!(kept > 0 && kept < data.len() as u64, "partial of {kept} bytes");
     assert!(!test.home(USER).join("upload.bin").exists(), "an incomplete upload is not published");
 
-    // ...which `curl -C -` (SIZE, then APPE) continues.
+    // ...which `curl -C -` (SIZE, then APPE) continues, sent at once: the server may still be
+    // writing what reached it, and the resume waits for that instead of getting 550.
     must_succeed("resumed upload", &curl(&test, &["-C", "-", "-T", source.to_str().unwrap(), &url]));
     assert_eq!(md5_hex(&std::fs::read(test.home(USER).join("upload.bin")).unwrap()), md5_hex(&data));
     assert!(!partial.exists());
@@ -110,8 +134,7 @@ fn curl_uploads_downloads_and_resumes_both_ways_over_tls() {
 
     // A download cut short keeps its local bytes; `-C -` asks REST for the rest.
     let target = test.local("download.bin");
-    let cut = curl(&test, &["--limit-rate", "2M", "--max-time", "3", "-o", target.to_str().unwrap(), &url]);
-    assert_eq!(cut.status.code(), Some(28), "the first download should time out: {cut:?}");
+    curl_killed_midway(&test, &["--limit-rate", "2M", "-o", target.to_str().unwrap(), &url], &target, 1 << 20);
     let have = std::fs::metadata(&target).unwrap().len();
     assert!(have > 0 && have < data.len() as u64, "local partial of {have} bytes");
     must_succeed("resumed download", &curl(&test, &["-C", "-", "-o", target.to_str().unwrap(), &url]));
@@ -403,4 +426,68 @@ print("ok")
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
     assert_eq!(std::fs::read(home.join("sub/new/moved.bin")).unwrap(), vec![b'x'; 1000]);
     assert!(!home.join("sub/big.bin").exists());
+}
+
+#[test]
+fn an_upload_waits_for_an_earlier_upload_of_the_path_to_end() {
+    let test = server(1 << 20);
+    let script = r#"
+import ftplib, hashlib, select, socket, ssl, sys, time
+port, cert, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+
+def session():
+    ftp = ftplib.FTP_TLS(context=ssl.create_default_context(cafile=cert))
+    ftp.connect("127.0.0.1", port)
+    ftp.login(user, password)
+    ftp.prot_p()
+    return ftp
+
+# A holds an upload of held.bin open.
+a = session()
+a_data = a.transfercmd("STOR held.bin")
+a_data.sendall(b"a" * 1000)
+
+# B's upload of the same path waits, then is refused once A has held it for too long.
+b = session()
+try:
+    b.storbinary("STOR held.bin", __import__("io").BytesIO(b"b" * 10))
+    sys.exit("a second upload of a path in use was accepted")
+except ftplib.error_perm as e:
+    assert str(e).startswith("550 [307]"), e
+
+# C asks while A still holds the path, and gets no answer yet...
+c = session()
+host, data_port = c.makepasv()
+c_data = socket.create_connection((host, data_port))
+c.putcmd("STOR held.bin")
+time.sleep(0.3)
+assert not select.select([c.sock], [], [], 0)[0], "C was answered while A held the path"
+
+# ...until A's client is cut (no close_notify): A's partial is kept and C goes ahead.
+a_data.shutdown(socket.SHUT_RDWR)
+a_data.close()
+try:
+    a.voidresp()
+    sys.exit("a cut upload was reported stored")
+except ftplib.error_temp as e:
+    assert str(e).startswith("426"), e
+reply = c.getresp()
+assert reply.startswith("150"), reply
+c_data = c.context.wrap_socket(c_data, server_hostname="127.0.0.1")
+content = b"c" * 5000
+c_data.sendall(content)
+c_data.unwrap()
+c_data.close()
+c.voidresp()
+assert c.size("held.bin") == len(content)
+assert c.sendcmd("XMD5 held.bin") == "250 " + hashlib.md5(content).hexdigest()
+print("ok")
+"#;
+    let output = run(
+        "python3",
+        &["-c", script, &test.ftp_addr().port().to_string(), test.ftp_cert().to_str().unwrap(), USER, PASSWORD],
+    );
+    must_succeed("ftplib script", &output);
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
+    assert_eq!(std::fs::read(test.home(USER).join("held.bin")).unwrap(), vec![b'c'; 5000]);
 }

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::client::{Client, ClientError, GetReport, Progress};
 use crate::net::ErrorCode;
+use crate::quota::IN_USE_PATIENCE;
 use crate::size::format_size;
 
 use super::format::{format_entry, format_quota};
@@ -296,11 +297,7 @@ impl Shell {
     }
 }
 
-/// How long `put` waits for an earlier upload of the same path to end (error 307) before
-/// reporting it. Right after an interrupted upload the server may still be writing the bytes
-/// that reached it, which are exactly the ones the resume will reuse.
-const IN_USE_PATIENCE: Duration = Duration::from_secs(5);
-
+/// `put`, retried while the path is in use (error 307) for up to [`IN_USE_PATIENCE`].
 fn put_waiting_for_path(
     rt: &tokio::runtime::Runtime,
     client: &mut Client,

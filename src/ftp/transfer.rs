@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::actors::Services;
-use crate::actors::quota::{OpenUpload, Reserve, UploadLease};
+use crate::actors::quota::{OpenUpload, QuotaError, Reserve, UploadLease};
 use crate::actors::session::upload::quota_wire_error;
 use crate::net::{ErrorCode, WireError};
-use crate::quota::upload_need;
+use crate::quota::{IN_USE_PATIENCE, upload_need};
 use crate::storage::{Download, Home, PartialUpload, StreamRequest, StreamStart, VirtualPath};
 
 use super::reply::Reply;
@@ -76,11 +76,7 @@ pub async fn open_upload(
     request: StreamRequest,
 ) -> Result<StreamUpload, Reply> {
     let services = &context.services;
-    let lease = match services.quota.send(OpenUpload { user: context.user.clone(), target: absolute }).await {
-        Ok(Ok(lease)) => lease,
-        Ok(Err(error)) => return Err(Reply::from_error(&quota_wire_error(&context.shown, error))),
-        Err(_) => return Err(Reply::new(421, "quota service unavailable")),
-    };
+    let lease = take_lease(context, absolute).await?;
     let opened = {
         let (home, gate) = (home.clone(), services.gate.clone());
         services
@@ -121,6 +117,28 @@ pub async fn open_upload(
         Err(failed) => Err(internal(failed)),
     }
 }
+
+/// Takes the upload's lease on `absolute`. While an earlier upload of the path is still
+/// ending, waits for it (up to [`IN_USE_PATIENCE`]) instead of answering 550 at once: FTP
+/// clients do not retry, and `curl -C -` sent right after an interrupted upload arrives while
+/// the server is still writing the bytes that reached it.
+async fn take_lease(context: &Context, absolute: std::path::PathBuf) -> Result<UploadLease, Reply> {
+    let deadline = Instant::now() + IN_USE_PATIENCE;
+    loop {
+        let open = OpenUpload { user: context.user.clone(), target: absolute.clone() };
+        match context.services.quota.send(open).await {
+            Ok(Ok(lease)) => return Ok(lease),
+            Ok(Err(QuotaError::InUse)) if Instant::now() < deadline => {
+                tokio::time::sleep(IN_USE_RETRY).await;
+            }
+            Ok(Err(error)) => return Err(Reply::from_error(&quota_wire_error(&context.shown, error))),
+            Err(_) => return Err(Reply::new(421, "quota service unavailable")),
+        }
+    }
+}
+
+/// How often [`take_lease`] asks again for a path in use.
+const IN_USE_RETRY: Duration = Duration::from_millis(50);
 
 /// Raises the upload's reservation to cover the partial up to `end` bytes.
 async fn reserve(context: &Context, upload: StreamUpload, end: u64) -> Result<StreamUpload, Reply> {
