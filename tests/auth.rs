@@ -162,3 +162,100 @@ async fn the_client_checks_the_server_signature() {
     let error = client.login("anyone", "secret").await.unwrap_err();
     assert!(matches!(error, ClientError::ServerNotAuthenticated), "{error}");
 }
+
+/// Calls `pwd` until the server refuses it; the server ends revoked sessions within a store
+/// poll (two seconds), so a session that is still served after 20 seconds fails the test.
+async fn refused_later(client: &mut Client) -> ClientError {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match client.pwd().await {
+            Ok(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            Ok(_) => panic!("the session was still served 20 seconds after the change"),
+            Err(error) => return error,
+        }
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_user_or_changing_a_password_ends_their_live_sessions() {
+    let server = TestServer::start();
+    for user in ["alice", "bob", "carol"] {
+        server.add_user(user, "old", 1 << 20);
+    }
+    let (mut alice_1, mut alice_2) = (server.login("alice", "old").await, server.login("alice", "old").await);
+    let mut bob = server.login("bob", "old").await;
+    let mut carol = server.login("carol", "old").await;
+
+    // A login whose challenge came before the password change, and whose proof (made with
+    // the old password) comes after the server has seen the change.
+    let (challenged, challenged_rx) = std::sync::mpsc::channel();
+    let (proceed, proceed_rx) = std::sync::mpsc::channel::<()>();
+    let mut late = server.connect().await;
+    let late_login = tokio::spawn(async move {
+        let result = late
+            .login_with("alice", move |salt, params| {
+                challenged.send(()).unwrap();
+                proceed_rx.recv().unwrap();
+                params.salted_password(b"old", salt)
+            })
+            .await;
+        (result, late)
+    });
+    tokio::task::spawn_blocking(move || challenged_rx.recv().unwrap()).await.unwrap();
+
+    let new = ftp_actor::auth::Credentials::derive(b"new", TEST_SCRYPT).unwrap();
+    ftp_actor::auth::UserStore::update(server.data_dir(), |store| {
+        store.user_mut("alice")?.credentials = new;
+        store.users.remove("bob");
+        store.user_mut("carol")?.quota = 2 << 20;
+        Ok(())
+    })
+    .unwrap();
+    for session in [&mut alice_1, &mut alice_2, &mut bob] {
+        let error = refused_later(session).await;
+        assert_eq!(error.code(), Some(ErrorCode::AccountChanged), "{error}");
+        assert!(session.pwd().await.is_err(), "a revoked session is closed");
+    }
+    proceed.send(()).unwrap();
+    let (result, _) = late_login.await.unwrap();
+    assert_eq!(result.unwrap_err().code(), Some(ErrorCode::AccountChanged), "a login begun before the change");
+
+    // A quota change ends nothing; the new password logs in.
+    assert_eq!(carol.pwd().await.unwrap(), "/");
+    assert_eq!(carol.quota().await.unwrap().1, 2 << 20);
+    assert_eq!(server.login("alice", "new").await.pwd().await.unwrap(), "/");
+}
+
+#[tokio::test]
+async fn a_revoked_native_upload_stops_at_once_and_keeps_its_partial() {
+    let server = TestServer::start();
+    server.add_user("dan", "pw", 64 << 20);
+    let mut client = server.login("dan", "pw").await;
+    // An upload of 16 MiB of which the client sends 1 MiB, then pauses.
+    let ready = {
+        client.send(Request::Put { path: "big.bin".into(), size: 16 << 20 }).await.unwrap();
+        client.recv().await.unwrap()
+    };
+    assert!(matches!(ready, Response::PutReady { offset: 0, .. }), "{ready:?}");
+    for chunk in random_bytes(1 << 20, 9).chunks(64 << 10) {
+        client.send(Request::Data { bytes: bytes::Bytes::copy_from_slice(chunk) }).await.unwrap();
+    }
+    let partial = server.home("dan").join(".big.bin.ftpa-part");
+    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < 1 << 20 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    ftp_actor::auth::UserStore::update(server.data_dir(), |store| {
+        store.users.remove("dan");
+        Ok(())
+    })
+    .unwrap();
+    // The server says why, unasked, and closes; the partial stays for a resume.
+    let told = tokio::time::timeout(std::time::Duration::from_secs(20), client.recv()).await.unwrap().unwrap();
+    assert!(matches!(told, Response::Error { code: 206, .. }), "{told:?}");
+    assert!(matches!(client.recv().await, Err(ClientError::Closed | ClientError::Io(_))));
+    assert_eq!(std::fs::metadata(&partial).unwrap().len(), 1 << 20, "the partial is kept");
+    assert!(!server.home("dan").join("big.bin").exists());
+}

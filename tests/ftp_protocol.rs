@@ -275,3 +275,36 @@ fn checksums_come_from_stored_digests_and_only_reading_a_file_is_charged() {
     assert_eq!(control.command("MD5 uploaded.bin"), format!("251 \"/uploaded.bin\" {md5}"));
     assert_eq!(control.command("HASH uploaded.bin"), format!("213 MD5 0-199999 {md5} /uploaded.bin"));
 }
+
+#[test]
+fn deleting_a_user_ends_their_ftp_sessions_even_mid_transfer() {
+    let test = plaintext_server(|_| {});
+    let mut idle = logged_in(&test);
+    let mut uploading = logged_in(&test);
+    let port = uploading.passive_port();
+    let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    uploading.send_raw(b"STOR held.bin\r\n");
+    assert!(uploading.reply().starts_with("150"));
+    // More than one block: the first is on disk while the session goes on reading.
+    let (sent, block) = (300_000, test.config.chunk_bytes as u64);
+    data.write_all(&vec![7u8; sent as usize]).unwrap();
+    let partial = test.home("bob").join(".held.bin.ftpa-part");
+    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < block {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    ftp_actor::auth::UserStore::update(test.data_dir(), |store| {
+        store.users.remove("bob");
+        Ok(())
+    })
+    .unwrap();
+    // Both get a 421 within a store poll (the read timeout bounds the wait) and are closed.
+    for control in [&mut idle, &mut uploading] {
+        let reply = control.reply();
+        assert!(reply.starts_with(&format!("421 [{}]", ErrorCode::AccountChanged.as_u16())), "{reply}");
+        assert!(control.closed());
+    }
+    let kept = std::fs::metadata(&partial).unwrap().len();
+    assert!((block..=sent).contains(&kept), "the partial is kept for a resume ({kept} bytes)");
+    assert!(!test.home("bob").join("held.bin").exists());
+}

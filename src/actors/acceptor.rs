@@ -25,7 +25,8 @@ use crate::net::frame::encode_frame;
 use crate::net::{ErrorCode, Response, WireError};
 
 use super::Services;
-use super::session::{Drain, SessionActor};
+use super::auth::{LoginOk, RevokeSessions, WatchRevocations};
+use super::session::{Drain, Revoke, SessionActor};
 
 /// Which listener a connection came in on: both share the slots, the queue and the limits.
 /// An FTP connection carries the TLS configuration its session will use.
@@ -102,6 +103,16 @@ impl SessionLink {
         }
     }
 
+    /// End a logged-in session whose account was revoked: an FTP session at once (even
+    /// mid-transfer), a native one at its next message (at once when idle or uploading; a
+    /// download in progress finishes first, as it holds the session until it is sent).
+    fn revoke(&self, error: WireError) {
+        match self {
+            SessionLink::Native { addr, .. } => addr.do_send(Revoke(error)),
+            SessionLink::Ftp(link) => link.close_now(error),
+        }
+    }
+
     /// Close now, telling the client why (even mid-transfer).
     fn close_now(&self, error: WireError) {
         match self {
@@ -121,6 +132,9 @@ pub struct Acceptor {
     /// Logged-in sessions per user, and the user of each.
     per_user: HashMap<String, usize>,
     users: HashMap<u64, String>,
+    /// The store generation of each user's last revocation: logins checked against an older
+    /// store are refused (their challenge may predate a password change).
+    revoked: HashMap<String, u64>,
     listener: Option<TcpListener>,
     ftp: Option<FtpListener>,
     listening: Vec<SpawnHandle>,
@@ -140,6 +154,7 @@ impl Acceptor {
             addresses: HashMap::new(),
             per_user: HashMap::new(),
             users: HashMap::new(),
+            revoked: HashMap::new(),
             listener: Some(listener),
             listening: Vec::new(),
             active: 0,
@@ -227,6 +242,7 @@ impl Actor for Acceptor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.services.auth.do_send(WatchRevocations(ctx.address().recipient()));
         let listener = self.listener.take().expect("the acceptor starts once");
         self.listening.push(ctx.add_stream(connections(listener, Protocol::Native)));
         if let Some(FtpListener { listener, tls }) = self.ftp.take() {
@@ -502,18 +518,52 @@ impl Handler<Shutdown> for Acceptor {
     }
 }
 
+fn account_changed(user: &str) -> WireError {
+    WireError::new(
+        ErrorCode::AccountChanged,
+        format!("the account {user} was removed, or its password or home changed"),
+    )
+}
+
+impl Handler<RevokeSessions> for Acceptor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RevokeSessions, _: &mut Context<Self>) {
+        for user in msg.users {
+            for (id, _) in self.users.iter().filter(|(_, name)| **name == user) {
+                if let Some(link) = self.sessions.get(id) {
+                    tracing::info!(session = id, %user, "account changed: closing the session");
+                    link.revoke(account_changed(&user));
+                }
+            }
+            self.revoked.insert(user, msg.generation);
+        }
+    }
+}
+
 /// A session logged in: may this user have one more session?
 #[derive(Message)]
 #[rtype(result = "Result<(), WireError>")]
 pub struct ClaimUserSession {
     pub id: u64,
     pub user: String,
+    /// The user store generation the login was checked against.
+    pub generation: u64,
+}
+
+impl ClaimUserSession {
+    pub fn for_login(id: u64, login: &LoginOk) -> ClaimUserSession {
+        ClaimUserSession { id, user: login.user.clone(), generation: login.generation }
+    }
 }
 
 impl Handler<ClaimUserSession> for Acceptor {
     type Result = Result<(), WireError>;
 
     fn handle(&mut self, msg: ClaimUserSession, _: &mut Context<Self>) -> Self::Result {
+        if self.revoked.get(&msg.user).is_some_and(|&revoked| msg.generation < revoked) {
+            return Err(account_changed(&msg.user));
+        }
         let limit = self.services.config.max_sessions_per_user;
         let count = self.per_user.entry(msg.user.clone()).or_default();
         if *count >= limit {

@@ -3,7 +3,9 @@
 //! The store is re-read when its file changes, checked at every login and every
 //! [`STORE_POLL`] (a `stat` on the disk pool), so `ftp-actor user ...` takes effect on a
 //! running server without a restart: new passwords at the next login, quotas within seconds
-//! even for sessions already logged in. Each reload passes the user list to the QuotaActor.
+//! even for sessions already logged in. Each reload passes the user list to the QuotaActor,
+//! and the names of users deleted or given a new password or home to whoever watches for
+//! revocations (the Acceptor, which ends those users' sessions; see [`RevokeSessions`]).
 //!
 //! Supervision: the actor runs under an actix `Supervisor`. A panic in a handler becomes an
 //! error reply and stops the actor; the supervisor restarts it (requests sent meanwhile wait
@@ -46,6 +48,10 @@ pub struct AuthActor {
     fingerprint: Option<Option<Fingerprint>>,
     quota: Addr<QuotaActor>,
     disk: DiskPool,
+    /// Counts the reloads applied; a login carries the generation its challenge came from.
+    generation: u64,
+    /// Told of every reload that revokes users (see [`WatchRevocations`]).
+    revocations: Option<Recipient<RevokeSessions>>,
 }
 
 impl AuthActor {
@@ -66,6 +72,8 @@ impl AuthActor {
             fingerprint: None,
             quota,
             disk,
+            generation: 0,
+            revocations: None,
         }
     }
 
@@ -92,6 +100,7 @@ impl AuthActor {
                     scrypt: c.scrypt,
                     keys: ServerKeys { stored_key: c.stored_key, server_key: c.server_key },
                     home: Some(home_path(&self.data_dir, record)),
+                    generation: self.generation,
                 }
             }
             None => PendingLogin {
@@ -108,6 +117,7 @@ impl AuthActor {
                     server_key: self.keyed("fake server key", &user),
                 },
                 home: None,
+                generation: self.generation,
             },
         }
     }
@@ -121,9 +131,17 @@ impl AuthActor {
         reload.into_actor(self).map(|reloaded, act, _| match reloaded {
             Ok(Ok(Some((store, fingerprint)))) => {
                 tracing::info!(users = store.users.len(), "user store loaded");
+                let revoked = act.store.revoked_by(&store);
                 act.store = store;
                 act.fingerprint = Some(fingerprint);
+                act.generation += 1;
                 act.quota.do_send(SetUsers(act.quota_users()));
+                if !revoked.is_empty() {
+                    tracing::info!(users = ?revoked, "users removed or changed: their sessions end");
+                    if let Some(watcher) = &act.revocations {
+                        watcher.do_send(RevokeSessions { users: revoked, generation: act.generation });
+                    }
+                }
             }
             Ok(Ok(None)) => {}
             Ok(Err(error)) => tracing::error!(%error, "cannot reload the user store; keeping the users already loaded"),
@@ -190,6 +208,30 @@ pub struct PendingLogin {
     keys: ServerKeys,
     /// `None` for an unknown user: the proof will fail.
     home: Option<PathBuf>,
+    /// The store generation the keys come from.
+    generation: u64,
+}
+
+/// Users whose sessions must end: deleted, or given a new password or home, in the store of
+/// this generation. A login whose challenge came from an older generation is refused too.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct RevokeSessions {
+    pub users: Vec<String>,
+    pub generation: u64,
+}
+
+/// Asks the AuthActor to send every [`RevokeSessions`] to `0` (kept across restarts).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchRevocations(pub Recipient<RevokeSessions>);
+
+impl Handler<WatchRevocations> for AuthActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WatchRevocations, _: &mut Context<Self>) {
+        self.revocations = Some(msg.0);
+    }
 }
 
 impl PendingLogin {
@@ -271,6 +313,8 @@ impl Handler<BeginLogin> for AuthActor {
 pub struct LoginOk {
     pub user: String,
     pub home: PathBuf,
+    /// The store generation the login was checked against (see [`RevokeSessions`]).
+    pub generation: u64,
 }
 
 /// A SCRAM login that succeeded, with the signature that proves the server to the client.
@@ -327,7 +371,7 @@ fn verify(msg: FinishLogin) -> Result<ScramLoginOk, WireError> {
     let nonce_ok = msg.nonce == pending.exchange.nonce;
     match pending.home {
         Some(home) if proof_ok && nonce_ok => Ok(ScramLoginOk {
-            login: LoginOk { user: pending.exchange.user.clone(), home },
+            login: LoginOk { user: pending.exchange.user.clone(), home, generation: pending.generation },
             server_signature: scram::server_signature(&pending.keys.server_key, &auth_message),
         }),
         _ => Err(WireError::new(ErrorCode::AuthFailed, "login failed: unknown user or wrong password")),
@@ -393,7 +437,7 @@ fn verify_password(pending: PendingLogin, password: &[u8]) -> Result<LoginOk, Wi
     let keys = ServerKeys::from_salted_password(&salted);
     let matches: bool = subtle::ConstantTimeEq::ct_eq(&keys.stored_key[..], &pending.keys.stored_key[..]).into();
     match pending.home {
-        Some(home) if matches => Ok(LoginOk { user: pending.exchange.user, home }),
+        Some(home) if matches => Ok(LoginOk { user: pending.exchange.user, home, generation: pending.generation }),
         _ => Err(failed()),
     }
 }

@@ -172,6 +172,20 @@ impl UserStore {
         Ok(result)
     }
 
+    /// The users whose live sessions must end when `newer` replaces this store: those
+    /// removed, and those whose password or home changed. A new password is often the answer
+    /// to a leaked one, so a session opened with the old one must not outlive it; a session
+    /// in a moved home would go on in the old one. A changed quota ends nothing.
+    pub fn revoked_by(&self, newer: &UserStore) -> Vec<String> {
+        self.users
+            .iter()
+            .filter(|(name, old)| {
+                newer.users.get(*name).is_none_or(|new| new.credentials != old.credentials || new.home != old.home)
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// The user's record, or [`StoreError::NoSuchUser`].
     pub fn user_mut(&mut self, name: &str) -> Result<&mut UserRecord, StoreError> {
         self.users.get_mut(name).ok_or_else(|| StoreError::NoSuchUser(name.to_string()))
@@ -246,6 +260,28 @@ mod tests {
 
     fn fast() -> ScryptParams {
         ScryptParams { log_n: 4, r: 8, p: 1 }
+    }
+
+    #[test]
+    fn removed_users_and_changed_passwords_or_homes_are_revoked_but_quota_changes_are_not() {
+        let record = |home: &str, password: &[u8]| UserRecord {
+            home: home.into(),
+            quota: 1 << 20,
+            credentials: Credentials::derive(password, fast()).unwrap(),
+        };
+        let mut old = UserStore::default();
+        for name in ["kept", "requota", "removed", "repassword", "moved"] {
+            old.users.insert(name.into(), record(&format!("homes/{name}"), b"pw"));
+        }
+        let mut new = old.clone();
+        new.users.remove("removed");
+        new.users.get_mut("requota").unwrap().quota = 5;
+        new.users.get_mut("repassword").unwrap().credentials = Credentials::derive(b"pw", fast()).unwrap();
+        new.users.get_mut("moved").unwrap().home = "elsewhere".into();
+        new.users.insert("added".into(), record("homes/added", b"pw"));
+        assert_eq!(old.revoked_by(&new), ["moved", "removed", "repassword"]);
+        assert!(new.revoked_by(&new).is_empty());
+        assert!(UserStore::default().revoked_by(&new).is_empty(), "the first load revokes nothing");
     }
 
     #[test]

@@ -55,6 +55,8 @@ error_codes! {
     TooManySessionsForUser = 205 => "close another session of this user first",
     /// The login was not finished within `login_timeout_secs`.
     LoginTimeout = 204 => "log in promptly after connecting",
+    /// The session's user was deleted, or their password or home changed, while logged in.
+    AccountChanged = 206 => "your account was removed or changed: log in again, or ask the administrator",
     /// The path would leave the user's home (`..` above home, a symlink pointing out).
     PathOutsideHome = 300 => "use a path inside your home directory",
     /// Nothing exists at the path.

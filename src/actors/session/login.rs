@@ -42,7 +42,7 @@ impl SessionActor {
                     return (Response::error(error), Err(true));
                 }
             };
-            match user_slots.send(ClaimUserSession { id, user: login.user.clone() }).await {
+            match user_slots.send(ClaimUserSession::for_login(id, &login)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(refused)) => return (Response::error(refused), Err(false)),
                 Err(_) => return (internal("admission service unavailable"), Err(false)),

@@ -326,6 +326,20 @@ impl Actor for SessionActor {
     }
 }
 
+/// The session's account was revoked (see the Acceptor): close now, saying why. An upload in
+/// progress keeps its partial for a resume, as with any lost connection.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Revoke(pub WireError);
+
+impl Handler<Revoke> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Revoke, ctx: &mut Context<Self>) {
+        self.close_with(ctx, msg.0);
+    }
+}
+
 /// The server is shutting down: finish the transfer in progress, then close.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -38,7 +38,7 @@ impl Session {
             }
             Err(_) => return Flow::Reply(Reply::new(421, "authentication service unavailable")),
         };
-        match self.user_slots.send(ClaimUserSession { id: self.id, user: login.user.clone() }).await {
+        match self.user_slots.send(ClaimUserSession::for_login(self.id, &login)).await {
             Ok(Ok(())) => {}
             Ok(Err(refused)) => return Flow::Reply(Reply::from_error(&refused)),
             Err(_) => return Flow::Reply(Reply::new(421, "admission service unavailable")),
