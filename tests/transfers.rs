@@ -344,3 +344,24 @@ async fn put_restart_during_a_streamed_upload_starts_over() {
     assert!(!server.home("u").join(".again.ftpa-part").exists());
     assert_eq!(client.quota().await.unwrap().0, data.len() as u64);
 }
+
+/// `transfer_stall_secs` counts time in which no byte moves, not the time a frame takes: on
+/// a link so slow that one frame takes longer than the stall limit, bytes still arrive all
+/// along, and the upload completes.
+#[tokio::test]
+async fn a_slow_link_is_not_taken_for_a_stall() {
+    let server = TestServer::start_with(|config| {
+        config.transfer_stall_secs = 1;
+        config.chunk_bytes = 16 << 10;
+    });
+    server.add_user("u", "pw", 1 << 30);
+    // 8 KiB/s: a 16 KiB frame takes two seconds to arrive, twice the stall limit.
+    let proxy = Proxy::start(server.addr(), Fault::Throttle { bytes_per_second: 8 << 10 });
+    let data = random_bytes(24 << 10, 11);
+    let local = server.local("slow.bin");
+    std::fs::write(&local, &data).unwrap();
+    let mut client = login_via(proxy.addr).await;
+    let report = client.put(&local, "slow.bin", &NoProgress).await.unwrap();
+    assert_eq!(hex::encode(report.md5), md5_hex(&data));
+    assert_eq!(std::fs::read(server.home("u").join("slow.bin")).unwrap(), data);
+}

@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::actors::Services;
 use crate::actors::quota::{OpenUpload, QuotaError, Reserve, UploadLease};
 use crate::actors::session::upload::quota_wire_error;
+use crate::net::activity::{Activity, Stamped};
 use crate::net::{ErrorCode, WireError};
 use crate::quota::{IN_USE_PATIENCE, upload_need};
 use crate::storage::{Download, Home, PartialUpload, StreamRequest, StreamStart, VirtualPath};
@@ -303,8 +304,11 @@ fn log_store(context: &Context, resumed_from: u64, started: Instant, result: &st
 }
 
 /// Sends a file from its start offset: each chunk is read on the disk pool while the
-/// previous one is written to the socket.
-pub async fn send_file(mut data: MaybeTls, download: Download, context: Context) -> Reply {
+/// previous one is written to the socket. The stall limit counts time in which no byte goes
+/// out, so a slow client that reads is served to the end.
+pub async fn send_file(data: MaybeTls, download: Download, context: Context) -> Reply {
+    let sent = Activity::new();
+    let mut data = Stamped::new(data, sent.clone());
     let started = Instant::now();
     let chunk = context.services.config.chunk_bytes;
     let stall = context.stall();
@@ -331,8 +335,8 @@ pub async fn send_file(mut data: MaybeTls, download: Download, context: Context)
         };
         let writing = async {
             let bytes = in_hand.take()?;
-            let sent = tokio::time::timeout(stall, data.write_all(&bytes)).await;
-            Some((bytes, matches!(sent, Ok(Ok(())))))
+            let written = sent.unless_stalled(stall, data.write_all(&bytes)).await;
+            Some((bytes, matches!(written, Some(Ok(())))))
         };
         let (read, written) = futures::join!(reading, writing);
         let emptied = match written {

@@ -79,7 +79,13 @@ fn pump(
     recording: &Mutex<Recording>,
 ) {
     let mut seen: u64 = 0;
-    let mut buffer = vec![0u8; if matches!(fault, Fault::Throttle { .. }) { 16 << 10 } else { 64 << 10 }];
+    // A throttled link moves at most a tenth of a second's worth at a time, so a slow one
+    // trickles rather than bursts.
+    let piece = match fault {
+        Fault::Throttle { bytes_per_second } => (bytes_per_second as usize / 10).clamp(256, 16 << 10),
+        _ => 64 << 10,
+    };
+    let mut buffer = vec![0u8; piece];
     loop {
         let n = match from.read(&mut buffer) {
             Ok(0) | Err(_) => break,

@@ -28,6 +28,8 @@ use futures::SinkExt;
 use serde_bytes::ByteBuf;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
+
+use crate::net::activity::{Activity, Stamped};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
@@ -83,7 +85,12 @@ pub struct SessionActor {
     out: mpsc::Sender<Response>,
     phase: Phase,
     failed_logins: u32,
+    /// The last request or answer (for the idle timeout).
     last_activity: Instant,
+    /// The last byte received (for an upload's stall timeout).
+    received: Arc<Activity>,
+    /// The last byte sent (for the wait for room in the writer's queue).
+    sent: Arc<Activity>,
     /// The server is shutting down: close once the upload in progress (if any) is done.
     draining: bool,
 }
@@ -102,10 +109,14 @@ impl SessionActor {
     ) -> (Addr<SessionActor>, mpsc::Sender<Response>) {
         let _ = stream.set_nodelay(true);
         let (read_half, write_half) = stream.into_split();
+        let (received, sent) = (Activity::new(), Activity::new());
+        let (read_half, write_half) =
+            (Stamped::new(read_half, received.clone()), Stamped::new(write_half, sent.clone()));
         let max_frame = services.config.max_frame_bytes;
         let (out, queue) = mpsc::channel(WRITE_QUEUE);
         let stall = Duration::from_secs(services.config.transfer_stall_secs);
-        actix_rt::spawn(write_frames(FramedWrite::new(write_half, FrameCodec::new(max_frame)), queue, stall));
+        let sink = FramedWrite::new(write_half, FrameCodec::new(max_frame));
+        actix_rt::spawn(write_frames(sink, queue, sent.clone(), stall));
         let sender = out.clone();
         let addr = SessionActor::create(move |ctx| {
             ctx.add_stream(FramedRead::new(read_half, FrameCodec::<Request, Response>::new(max_frame)));
@@ -119,6 +130,8 @@ impl SessionActor {
                 phase: Phase::Connected,
                 failed_logins: 0,
                 last_activity: Instant::now(),
+                received,
+                sent,
                 draining: false,
             }
         });
@@ -184,7 +197,7 @@ impl SessionActor {
         work: impl Future<Output = (Response, T)> + 'static,
         apply: impl FnOnce(&mut Self, T, &mut Context<Self>) + 'static,
     ) {
-        let out = self.out.clone();
+        let (out, sent) = (self.out.clone(), self.sent.clone());
         let stall = Duration::from_secs(self.services.config.transfer_stall_secs);
         let task = async move {
             let (response, change) = match catch_panic_async("session", work).await {
@@ -192,7 +205,7 @@ impl SessionActor {
                 Err(panicked) => (internal(&panicked.message), None),
             };
             // A client that does not read its answers is not waited for forever.
-            let sent = matches!(tokio::time::timeout(stall, out.send(response)).await, Ok(Ok(())));
+            let sent = matches!(sent.unless_stalled(stall, out.send(response)).await, Some(Ok(())));
             (sent, change)
         };
         ctx.wait(task.into_actor(self).map(move |(sent, change), act, ctx| {
@@ -262,31 +275,33 @@ fn storage_error(op: &str, path: &str, error: StorageError) -> Response {
 
 /// Writes one data frame after whatever the sink still buffers.
 async fn send_data(
-    sink: &mut FramedWrite<OwnedWriteHalf, FrameCodec<Request, Response>>,
+    sink: &mut FramedWrite<Stamped<OwnedWriteHalf>, FrameCodec<Request, Response>>,
     bytes: &[u8],
 ) -> Result<(), FrameError> {
     sink.flush().await?;
     write_data_frame(sink.get_mut(), bytes).await
 }
 
-/// Writes the session's frames. A client that stops reading for `stall` (the socket stays
+/// Writes the session's frames. A client that reads nothing for `stall` (the socket stays
 /// full) is given up on: the task ends and drops the socket, which also unblocks the session.
+/// A slow client that reads is not: the stall counts time in which no byte goes out.
 async fn write_frames(
-    mut sink: FramedWrite<OwnedWriteHalf, FrameCodec<Request, Response>>,
+    mut sink: FramedWrite<Stamped<OwnedWriteHalf>, FrameCodec<Request, Response>>,
     mut queue: mpsc::Receiver<Response>,
+    sent: Arc<Activity>,
     stall: Duration,
 ) {
     while let Some(response) = queue.recv().await {
-        let sent = match &response {
+        let written = match &response {
             // A download's chunk goes out from where it is (see `net::data_frame`).
-            Response::Data { bytes } => tokio::time::timeout(stall, send_data(&mut sink, bytes)).await,
-            _ => tokio::time::timeout(stall, sink.send(response)).await,
+            Response::Data { bytes } => sent.unless_stalled(stall, send_data(&mut sink, bytes)).await,
+            _ => sent.unless_stalled(stall, sink.send(response)).await,
         };
-        if !matches!(sent, Ok(Ok(()))) {
+        if !matches!(written, Some(Ok(()))) {
             return;
         }
     }
-    let _ = tokio::time::timeout(stall, sink.close()).await;
+    let _ = sent.unless_stalled(stall, sink.close()).await;
 }
 
 impl Actor for SessionActor {
@@ -312,7 +327,7 @@ impl Actor for SessionActor {
         // the send timeout in `download` instead.
         ctx.run_interval(Duration::from_secs(1), move |act, ctx| {
             let quiet = act.last_activity.elapsed();
-            if act.upload_in_progress() && quiet >= stall {
+            if act.upload_in_progress() && quiet.min(act.received.quiet()) >= stall {
                 let message = format!("no upload data for {} seconds; the partial is kept for resume", stall.as_secs());
                 act.close_with(ctx, WireError::new(ErrorCode::TransferStalled, message));
             } else if quiet >= idle {
