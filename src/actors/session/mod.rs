@@ -28,11 +28,10 @@ use futures::SinkExt;
 use serde_bytes::ByteBuf;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-
-use crate::net::activity::{Activity, Stamped};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
+use crate::net::activity::{Activity, Stamped};
 use crate::net::data_frame::write_data_frame;
 use crate::net::{ErrorCode, FrameCodec, FrameError, MalformedFrame, PROTOCOL_VERSION, Request, Response, WireError};
 use crate::quota::{UsageGate, upload_need};
@@ -324,7 +323,7 @@ impl Actor for SessionActor {
         let idle = Duration::from_secs(config.idle_timeout_secs);
         let stall = Duration::from_secs(config.transfer_stall_secs);
         // Not run while a request is being served (ctx.wait); a stalled download is caught by
-        // the send timeout in `download` instead.
+        // the frame writer's stall limit instead (`write_frames`).
         ctx.run_interval(Duration::from_secs(1), move |act, ctx| {
             let quiet = act.last_activity.elapsed();
             if act.upload_in_progress() && quiet.min(act.received.quiet()) >= stall {
