@@ -243,9 +243,7 @@ async fn a_revoked_native_upload_stops_at_once_and_keeps_its_partial() {
         client.send(Request::Data { bytes: bytes::Bytes::copy_from_slice(chunk) }).await.unwrap();
     }
     let partial = server.home("dan").join(".big.bin.ftpa-part");
-    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < 1 << 20 {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_for_len(&partial, 1 << 20).await;
 
     ftp_actor::auth::UserStore::update(server.data_dir(), |store| {
         store.users.remove("dan");

@@ -106,17 +106,6 @@ impl Drop for Served {
     }
 }
 
-async fn wait_for_len(path: &Path, at_least: u64) -> u64 {
-    for _ in 0..2000 {
-        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        if len >= at_least {
-            return len;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("{} never reached {at_least} bytes", path.display());
-}
-
 fn bytes_on_disk(dir: &Path) -> u64 {
     let mut total = 0;
     for entry in std::fs::read_dir(dir).unwrap() {

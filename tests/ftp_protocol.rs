@@ -289,9 +289,7 @@ fn deleting_a_user_ends_their_ftp_sessions_even_mid_transfer() {
     let (sent, block) = (300_000, test.config.chunk_bytes as u64);
     data.write_all(&vec![7u8; sent as usize]).unwrap();
     let partial = test.home("bob").join(".held.bin.ftpa-part");
-    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < block {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for_len_blocking(&partial, block);
 
     ftp_actor::auth::UserStore::update(test.data_dir(), |store| {
         store.users.remove("bob");

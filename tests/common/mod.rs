@@ -123,3 +123,23 @@ pub async fn wait_for_quota(client: &mut Client, settled: impl Fn(u64, u64) -> b
     }
     panic!("the quota stayed at {last:?}");
 }
+
+/// Waits until the file at `path` holds at least `at_least` bytes (a partial upload or
+/// download growing) and returns its length; panics after 20 seconds.
+pub fn wait_for_len_blocking(path: &Path, at_least: u64) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let len = std::fs::metadata(path).map_or(0, |m| m.len());
+        if len >= at_least {
+            return len;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} never reached {at_least} bytes", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// [`wait_for_len_blocking`] for async tests.
+pub async fn wait_for_len(path: &Path, at_least: u64) -> u64 {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || wait_for_len_blocking(&path, at_least)).await.unwrap()
+}

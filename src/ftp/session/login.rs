@@ -40,10 +40,6 @@ impl Session {
         };
         match self.user_slots.send(ClaimUserSession::for_login(self.id, &login)).await {
             Ok(Ok(())) => {}
-            // The account changed while its password was checked: 421, and a 421 closes.
-            Ok(Err(refused)) if refused.code == ErrorCode::AccountChanged => {
-                return Flow::Close(Reply::from_error(&refused));
-            }
             Ok(Err(refused)) => return Flow::Reply(Reply::from_error(&refused)),
             Err(_) => return Flow::Reply(Reply::new(421, "admission service unavailable")),
         }

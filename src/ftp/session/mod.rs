@@ -232,6 +232,11 @@ impl Session {
                 Err(panicked) => Flow::Reply(Reply::new(451, format!("internal error: {}", panicked.message))),
             };
             let keep_going = match flow {
+                // 421 says the server is closing the control connection (RFC 959): it does.
+                Flow::Reply(reply) if reply.code == 421 => {
+                    self.send(reply).await;
+                    false
+                }
                 Flow::Reply(reply) => self.send(reply).await,
                 Flow::Close(reply) => {
                     self.send(reply).await;
