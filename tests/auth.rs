@@ -6,7 +6,7 @@ mod common;
 use common::proxy::{Fault, Proxy};
 use common::*;
 use ftp_actor::auth::scram;
-use ftp_actor::client::{Client, ClientError};
+use ftp_actor::client::{Client, ClientError, NoProgress};
 use ftp_actor::net::{ErrorCode, Request, Response};
 use serde_bytes::ByteBuf;
 
@@ -256,4 +256,35 @@ async fn a_revoked_native_upload_stops_at_once_and_keeps_its_partial() {
     assert!(matches!(client.recv().await, Err(ClientError::Closed | ClientError::Io(_))));
     assert_eq!(std::fs::metadata(&partial).unwrap().len(), 1 << 20, "the partial is kept");
     assert!(!server.home("dan").join("big.bin").exists());
+}
+
+/// A client busy sending an upload when its account is removed is told why (206), not
+/// "connection reset": the server goes on reading what the client sends until the client
+/// has read the answer (see `close_with` in the session).
+#[tokio::test]
+async fn a_client_in_the_middle_of_a_put_is_told_its_account_changed() {
+    let server = TestServer::start();
+    server.add_user("erin", "pw", 256 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("big.bin");
+    std::fs::write(&local, random_bytes(32 << 20, 4)).unwrap();
+    // A link of 4 MiB/s: the upload would last about eight seconds, and the client is still
+    // writing when the change lands.
+    let proxy = Proxy::start(server.addr(), Fault::Throttle { bytes_per_second: 4 << 20 });
+    let mut client = Client::connect(proxy.addr, |_| {}).await.unwrap();
+    client.login("erin", "pw").await.unwrap();
+    let upload = tokio::spawn(async move { client.put(&local, "big.bin", &NoProgress).await });
+    let partial = server.home("erin").join(".big.bin.ftpa-part");
+    wait_for_len(&partial, 1 << 20).await;
+
+    ftp_actor::auth::UserStore::update(server.data_dir(), |store| {
+        store.users.remove("erin");
+        Ok(())
+    })
+    .unwrap();
+    let result = tokio::time::timeout(std::time::Duration::from_secs(20), upload).await.unwrap().unwrap();
+    let error = result.expect_err("the upload was stopped");
+    assert_eq!(error.code(), Some(ErrorCode::AccountChanged), "{error}");
+    let kept = std::fs::metadata(&partial).unwrap().len();
+    assert!((1 << 20..32 << 20).contains(&kept), "the partial is kept for a resume: {kept} bytes");
 }

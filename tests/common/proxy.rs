@@ -88,7 +88,13 @@ fn pump(
     let mut buffer = vec![0u8; piece];
     loop {
         let n = match from.read(&mut buffer) {
-            Ok(0) | Err(_) => break,
+            // One side shut down its sending half (a TCP half-close): pass it on, and leave
+            // the other direction running, as a real link does.
+            Ok(0) => {
+                let _ = to.shutdown(Shutdown::Write);
+                return;
+            }
+            Err(_) => break,
             Ok(n) => n,
         };
         let chunk = &mut buffer[..n];
@@ -121,7 +127,7 @@ fn pump(
             break;
         }
     }
-    // Closing one direction closes the connection, as a dropped link would.
+    // A failed or cut direction closes the connection, as a dropped link would.
     for stream in both {
         let _ = stream.shutdown(Shutdown::Both);
     }

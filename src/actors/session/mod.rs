@@ -28,7 +28,7 @@ use futures::SinkExt;
 use serde_bytes::ByteBuf;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::net::activity::{Activity, Stamped};
@@ -54,6 +54,11 @@ use upload::Upload;
 
 /// Frames queued for the writer task; with 256 KiB chunks, at most 1 MiB waits per session.
 const WRITE_QUEUE: usize = 4;
+
+/// How long a session closed during an upload keeps reading, and dropping, what the client
+/// still sends (see [`SessionActor::close_with`]). Enough for a 256 KiB frame in flight on a
+/// link of 420 kbit/s or more.
+const LINGER: Duration = Duration::from_secs(5);
 
 type Incoming = Result<Result<Request, MalformedFrame>, FrameError>;
 
@@ -82,6 +87,8 @@ pub struct SessionActor {
     /// Where a login claims one of its user's `max_sessions_per_user` places.
     user_slots: Recipient<ClaimUserSession>,
     out: mpsc::Sender<Response>,
+    /// Tells the writer task to send what is queued, then end the connection's sending half.
+    finish_writing: Option<oneshot::Sender<()>>,
     phase: Phase,
     failed_logins: u32,
     /// The last request or answer (for the idle timeout).
@@ -92,6 +99,8 @@ pub struct SessionActor {
     sent: Arc<Activity>,
     /// The server is shutting down: close once the upload in progress (if any) is done.
     draining: bool,
+    /// The session's last answer is sent or on its way: nothing more is served.
+    closing: bool,
 }
 
 impl SessionActor {
@@ -113,9 +122,10 @@ impl SessionActor {
             (Stamped::new(read_half, received.clone()), Stamped::new(write_half, sent.clone()));
         let max_frame = services.config.max_frame_bytes;
         let (out, queue) = mpsc::channel(WRITE_QUEUE);
+        let (finish_writing, finish) = oneshot::channel();
         let stall = Duration::from_secs(services.config.transfer_stall_secs);
         let sink = FramedWrite::new(write_half, FrameCodec::new(max_frame));
-        actix_rt::spawn(write_frames(sink, queue, sent.clone(), stall));
+        actix_rt::spawn(write_frames(sink, queue, finish, sent.clone(), stall));
         let sender = out.clone();
         let addr = SessionActor::create(move |ctx| {
             ctx.add_stream(FramedRead::new(read_half, FrameCodec::<Request, Response>::new(max_frame)));
@@ -126,12 +136,14 @@ impl SessionActor {
                 _slot: SlotGuard::new(id, acceptor),
                 user_slots,
                 out,
+                finish_writing: Some(finish_writing),
                 phase: Phase::Connected,
                 failed_logins: 0,
                 last_activity: Instant::now(),
                 received,
                 sent,
                 draining: false,
+                closing: false,
             }
         });
         (addr, sender)
@@ -184,8 +196,34 @@ impl SessionActor {
     }
 
     /// Sends a last response and closes the connection.
+    ///
+    /// A client in the middle of an upload is busy writing its chunks, and reads only between
+    /// them. Closing at once, with its data still unread here, would reset the connection, and
+    /// the client would lose our answer to "connection reset" before reading it. So a session
+    /// closed during an upload ends that upload (its partial is kept, as with any lost
+    /// connection), sends its answer and the end of its data, then goes on reading and dropping
+    /// what arrives until the client closes or [`LINGER`] passes: the "lingering close" of HTTP
+    /// servers.
     fn close_with(&mut self, ctx: &mut Context<Self>, error: WireError) {
-        self.serve(ctx, async move { (Response::error(error), ()) }, |_, _, ctx| ctx.stop());
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        let linger = match &mut self.phase {
+            // A failed upload's client may still be sending the rest (`discarding`).
+            Phase::Ready(session) => session.upload.take().is_some() || session.discarding,
+            _ => false,
+        };
+        self.serve(ctx, async move { (Response::error(error), ()) }, move |act, _, ctx| {
+            if let Some(finish) = act.finish_writing.take() {
+                let _ = finish.send(());
+            }
+            if linger {
+                ctx.run_later(LINGER, |_, ctx| ctx.stop());
+            } else {
+                ctx.stop();
+            }
+        });
     }
 
     /// Runs `work` off the actor, sends the response it yields, then applies its state change.
@@ -284,13 +322,30 @@ async fn send_data(
 /// Writes the session's frames. A client that reads nothing for `stall` (the socket stays
 /// full) is given up on: the task ends and drops the socket, which also unblocks the session.
 /// A slow client that reads is not: the stall counts time in which no byte goes out.
+///
+/// Once `finish` fires (or the session is gone), the frames already queued are written, then
+/// the sending half is shut down: the client reads our last answer, then the end of the data.
 async fn write_frames(
     mut sink: FramedWrite<Stamped<OwnedWriteHalf>, FrameCodec<Request, Response>>,
     mut queue: mpsc::Receiver<Response>,
+    mut finish: oneshot::Receiver<()>,
     sent: Arc<Activity>,
     stall: Duration,
 ) {
-    while let Some(response) = queue.recv().await {
+    let mut finishing = false;
+    loop {
+        let response = tokio::select! {
+            biased;
+            response = queue.recv() => match response {
+                Some(response) => response,
+                None => break,
+            },
+            _ = &mut finish, if !finishing => {
+                finishing = true;
+                queue.close();
+                continue;
+            }
+        };
         let written = match &response {
             // A download's chunk goes out from where it is (see `net::data_frame`).
             Response::Data { bytes } => sent.unless_stalled(stall, send_data(&mut sink, bytes)).await,
@@ -370,6 +425,13 @@ impl Handler<Drain> for SessionActor {
 
 impl StreamHandler<Incoming> for SessionActor {
     fn handle(&mut self, item: Incoming, ctx: &mut Context<Self>) {
+        if self.closing {
+            // Lingering (see `close_with`): whatever still arrives is dropped.
+            if item.is_err() {
+                ctx.stop();
+            }
+            return;
+        }
         self.last_activity = Instant::now();
         match item {
             Ok(Ok(request)) => {
