@@ -306,3 +306,30 @@ fn deleting_a_user_ends_their_ftp_sessions_even_mid_transfer() {
     assert!((block..=sent).contains(&kept), "the partial is kept for a resume ({kept} bytes)");
     assert!(!test.home("bob").join("held.bin").exists());
 }
+
+#[test]
+fn a_listing_cut_at_max_list_entries_says_so_in_its_final_reply() {
+    let test = plaintext_server(|config| config.max_list_entries = 3);
+    for name in ["a", "b", "c", "d", "e"] {
+        std::fs::write(test.home("bob").join(name), name).unwrap();
+    }
+    std::fs::create_dir(test.home("bob").join("few")).unwrap();
+    std::fs::write(test.home("bob").join("few").join("x"), b"x").unwrap();
+    let mut control = logged_in(&test);
+    let list = |control: &mut Control, command: &str| {
+        let port = control.passive_port();
+        let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        control.send_raw(format!("{command}\r\n").as_bytes());
+        assert!(control.reply().starts_with("150"));
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut data, &mut text).unwrap();
+        (text.lines().count(), control.reply())
+    };
+    let (lines, done) = list(&mut control, "NLST");
+    assert_eq!(lines, 3);
+    assert_eq!(done, "226 listing cut at 3 entries (the server's max_list_entries); list a subdirectory");
+    assert_eq!(list(&mut control, "LIST few"), (1, "226 listing sent".to_string()), "a listing that fits");
+    control.send_raw(b"STAT /\r\n");
+    let stat = control.reply();
+    assert!(stat.starts_with("213 End of status; listing cut at 3 entries"), "{stat}");
+}

@@ -156,19 +156,25 @@ impl Session {
 
     pub(super) async fn stat_listing(&mut self, path: &str) -> Flow {
         match self.list_entries(Some(path.to_string())).await {
-            Ok((_, entries)) => {
+            Ok((_, entries, truncated)) => {
                 let now = unix_now();
                 let lines: Vec<String> = entries.iter().map(|entry| list_line(entry, now)).collect();
-                Flow::Reply(Reply::multi(213, "Status follows", &lines, "End of status"))
+                let last = match truncated {
+                    true => format!("End of status; {}", listing_cut(entries.len())),
+                    false => "End of status".to_string(),
+                };
+                Flow::Reply(Reply::multi(213, "Status follows", &lines, last))
             }
             Err(reply) => Flow::Reply(reply),
         }
     }
 
+    /// The entries of `path` (or the working directory), at most `max_list_entries` of them,
+    /// and whether there were more.
     pub(super) async fn list_entries(
         &self,
         path: Option<String>,
-    ) -> Result<(VirtualPath, Vec<crate::net::Entry>), Reply> {
+    ) -> Result<(VirtualPath, Vec<crate::net::Entry>, bool), Reply> {
         let target = match path {
             Some(path) => self.resolve(&path)?,
             None => self.cwd(),
@@ -179,7 +185,7 @@ impl Session {
         if listing.truncated {
             tracing::warn!(user = self.user(), path = %target, max, "FTP listing cut at max_list_entries");
         }
-        Ok((target, listing.entries))
+        Ok((target, listing.entries, listing.truncated))
     }
 
     pub(super) async fn checksum(&mut self, path: &str, kind: Checksum) -> Flow {
@@ -212,4 +218,10 @@ impl Session {
             Checksum::Md5 => Reply::new(251, format!("{} {hex}", quote_path(&name))),
         })
     }
+}
+
+/// What the final reply of a listing cut at `max_list_entries` says. FTP has no field for it,
+/// and the reply's text is the one place a client (or its user) sees.
+pub(super) fn listing_cut(shown: usize) -> String {
+    format!("listing cut at {shown} entries (the server's max_list_entries); list a subdirectory")
 }

@@ -159,7 +159,7 @@ impl Session {
     }
 
     pub(super) async fn listing(&mut self, path: Option<String>, kind: ListingKind) -> Flow {
-        let (_, entries) = match self.list_entries(path).await {
+        let (_, entries, truncated) = match self.list_entries(path).await {
             Ok(listed) => listed,
             Err(reply) => return Flow::Reply(reply),
         };
@@ -175,8 +175,12 @@ impl Session {
             text.push_str("\r\n");
         }
         let stall = self.stall();
+        let done = match truncated {
+            true => super::files::listing_cut(entries.len()),
+            false => "listing sent".to_string(),
+        };
         self.with_data(format!("listing {} entries", entries.len()), move |data| {
-            transfer::send_text(data, text.into_bytes(), stall)
+            transfer::send_text(data, text.into_bytes(), stall, done)
         })
         .await
     }
