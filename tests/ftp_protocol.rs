@@ -333,3 +333,30 @@ fn a_listing_cut_at_max_list_entries_says_so_in_its_final_reply() {
     let stat = control.reply();
     assert!(stat.starts_with("213 End of status; listing cut at 3 entries"), "{stat}");
 }
+
+#[test]
+fn a_stor_waiting_for_its_path_still_hears_noop_and_abor() {
+    let test = plaintext_server(|_| {});
+    let mut holder = logged_in(&test);
+    let port = holder.passive_port();
+    let mut held = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    holder.send_raw(b"STOR same.bin\r\n");
+    assert!(holder.reply().starts_with("150"));
+    held.write_all(b"first bytes").unwrap();
+
+    // A second STOR of the path waits for the first to end (up to 5 s), unanswered; the
+    // session answers the control connection meanwhile, as during a transfer.
+    let mut waiting = logged_in(&test);
+    waiting.passive_port();
+    waiting.send_raw(b"STOR same.bin\r\n");
+    assert_eq!(waiting.command("NOOP"), "200 transfer in progress");
+    waiting.send_raw(b"ABOR\r\n");
+    assert!(waiting.reply().starts_with("426"));
+    assert_eq!(waiting.reply(), "226 ABOR done");
+
+    // The holder was not disturbed, and the aborted session goes on.
+    drop(held);
+    assert!(holder.reply().starts_with("226"));
+    assert_eq!(std::fs::read(test.home("bob").join("same.bin")).unwrap(), b"first bytes");
+    assert!(waiting.store("other.bin", b"second").starts_with("226"));
+}

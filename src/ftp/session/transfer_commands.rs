@@ -45,18 +45,21 @@ impl Session {
             peer: self.peer,
             shown: target.to_string(),
         };
-        let absolute = login.home_path.join(target.to_relative());
-        let upload = match transfer::open_upload(&context, login.home.clone(), target.clone(), absolute, request).await
-        {
-            Ok(upload) => upload,
-            Err(reply) => return Flow::Reply(reply),
+        let (home, absolute) = (login.home.clone(), login.home_path.join(target.to_relative()));
+        // Opening may wait for an earlier upload of the path to end (`take_lease`): ABOR and a
+        // forced close are heard meanwhile, as during the transfer itself.
+        let opening = transfer::open_upload(&context, home, target.clone(), absolute, request);
+        let upload = match self.watching_control(opening).await {
+            Ok(Ok(upload)) => upload,
+            Ok(Err(reply)) => return Flow::Reply(reply),
+            Err(flow) => return flow,
         };
         let opening = format!("receiving {target} from byte {}", upload.offset());
         self.with_data(opening, move |data| transfer::receive_file(data, upload, context)).await
     }
 
     /// Sends 150, opens the data connection, and runs `work` on it while watching the control
-    /// connection for ABOR and the acceptor for a forced close. The final reply is returned.
+    /// connection and the acceptor ([`Self::watching_control`]). The final reply is returned.
     pub(super) async fn with_data<F>(&mut self, opening: String, work: impl FnOnce(MaybeTls) -> F) -> Flow
     where
         F: Future<Output = Reply>,
@@ -76,42 +79,53 @@ impl Session {
                 Err(reply) => reply,
             }
         };
-        tokio::pin!(transfer);
+        match self.watching_control(transfer).await {
+            Ok(reply) => Flow::Reply(reply),
+            Err(flow) => flow,
+        }
+    }
+
+    /// Runs `work` (a transfer, or the wait before one) while answering the control
+    /// connection: ABOR drops `work` (a partial upload keeps what was written, for a resume)
+    /// and is answered 426 then 226, NOOP 200, anything else 503. A forced close from the
+    /// acceptor (shutdown, revoked account) ends it too. `Err` holds what the session does
+    /// instead of `work`'s answer.
+    async fn watching_control<T>(&mut self, work: impl Future<Output = T>) -> Result<T, Flow> {
+        tokio::pin!(work);
         let max_line = self.services.config.max_path_bytes + LINE_OVERHEAD;
         loop {
             let control = self.control.as_mut().expect("present during transfers");
             tokio::select! {
-                reply = &mut transfer => return Flow::Reply(reply),
+                done = &mut work => return Ok(done),
                 line = read_line(control, &mut self.line, max_line) => match line {
                     Line::Command(line) => match parse(&line) {
                     Ok(Command::Abor) => {
-                        // Dropping the transfer closes the data connection; a partial upload
-                        // keeps what was written, for a resume.
+                        // Dropping the work closes the data connection, if one is open.
                         if !self.send(Reply::new(426, "transfer aborted; a partial upload is kept for resume")).await {
-                            return Flow::Lost;
+                            return Err(Flow::Lost);
                         }
-                        return Flow::Reply(Reply::new(226, "ABOR done"));
+                        return Err(Flow::Reply(Reply::new(226, "ABOR done")));
                     }
                     Ok(Command::Noop) => {
                         if !self.send(Reply::new(200, "transfer in progress")).await {
-                            return Flow::Lost;
+                            return Err(Flow::Lost);
                         }
                     }
                     _ => {
                         if !self.send(Reply::new(503, "a transfer is in progress; wait for it or send ABOR")).await {
-                            return Flow::Lost;
+                            return Err(Flow::Lost);
                         }
                     }
                     },
-                    Line::TooLong | Line::Closed => return Flow::Lost,
+                    Line::TooLong | Line::Closed => return Err(Flow::Lost),
                 },
                 changed = self.signals.changed() => {
                     if changed.is_err() {
                         // The acceptor is gone: the server is stopping.
-                        return Flow::Close(Reply::from_error(&WireError::from(ErrorCode::ShuttingDown)));
+                        return Err(Flow::Close(Reply::from_error(&WireError::from(ErrorCode::ShuttingDown))));
                     }
                     if let Signal::CloseNow(error) = &*self.signals.borrow() {
-                        return Flow::Close(Reply::from_error(error));
+                        return Err(Flow::Close(Reply::from_error(error)));
                     }
                 }
             }
