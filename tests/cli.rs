@@ -1,5 +1,5 @@
 //! The real `ftp-actor` binary: `user`, `serve` on a fresh data directory, and the shell in
-//! batch mode with every command and its exit statuses.
+//! batch mode with every command and its exit statuses; Ctrl-C in interactive mode.
 
 mod common;
 
@@ -224,4 +224,52 @@ fn demo_supervisor_passes_every_check() {
     for step in ["the QuotaActor fails", "the AuthActor fails", "a disk worker panics", "4 of 4 threads answered"] {
         assert!(stdout.contains(step), "missing {step:?}");
     }
+}
+
+/// Interactive mode (no `--batch`): Ctrl-C (SIGINT) stops the transfer in progress, keeps its
+/// partial, and the shell goes on, connected again and back in its directory, so the same
+/// command resumes; in both directions.
+#[test]
+fn ctrl_c_interrupts_a_transfer_and_the_shell_resumes_it() {
+    let server = TestServer::start();
+    server.add_user("u", "pw", 256 << 20);
+    let work = server.dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let data = random_bytes(32 << 20, 12);
+    std::fs::write(work.join("big.bin"), &data).unwrap();
+    // A slow link, so that each transfer is still running when it is interrupted.
+    let proxy = proxy::Proxy::start(server.addr(), proxy::Fault::Throttle { bytes_per_second: 8 << 20 });
+    let mut shell = Command::new(BIN)
+        .args(["shell", "--connect", &proxy.addr.to_string(), "--user", "u"])
+        .env("FTP_ACTOR_PASSWORD", "pw")
+        .current_dir(&work)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = shell.stdin.take().unwrap();
+    let interrupt = || assert_eq!(unsafe { libc::kill(shell.id() as i32, libc::SIGINT) }, 0);
+
+    input.write_all(b"mkdir sub\ncd sub\nput big.bin\n").unwrap();
+    wait_for_len_blocking(&server.home("u").join("sub/.big.bin.ftpa-part"), 1 << 20);
+    interrupt();
+    input.write_all(b"put big.bin\nget big.bin copy.bin\n").unwrap();
+    wait_for_len_blocking(&work.join(".copy.bin.ftpa-part"), 1 << 20);
+    interrupt();
+    input.write_all(b"get big.bin copy.bin\npwd\nquit\n").unwrap();
+
+    let out = shell.wait_with_output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(stderr.matches("interrupted: a partial transfer is kept").count(), 2, "{stderr}");
+    let md5 = md5_hex(&data);
+    let put = stdout.lines().find(|line| line.starts_with("put big.bin")).unwrap_or_else(|| panic!("{stdout}"));
+    let get = stdout.lines().find(|line| line.starts_with("get big.bin")).unwrap_or_else(|| panic!("{stdout}"));
+    for line in [put, get] {
+        assert!(line.contains(&format!("md5 {md5} verified")) && line.contains("(resumed at"), "{line}");
+    }
+    assert!(stdout.ends_with("\n/sub\n"), "the last pwd: the shell is back in its directory: {stdout}");
+    assert_eq!(std::fs::read(server.home("u").join("sub/big.bin")).unwrap(), data);
+    assert_eq!(std::fs::read(work.join("copy.bin")).unwrap(), data);
 }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::client::{Client, ClientError, GetReport, Progress};
 use crate::net::ErrorCode;
 use crate::quota::IN_USE_PATIENCE;
@@ -80,10 +82,11 @@ impl Progress for Bar {
     }
 }
 
-/// Why a command failed: the connection is gone (ends the shell), or just this command.
-/// Each holds the line to print.
+/// Why a command failed: the connection is gone (ends the shell), the user interrupted it
+/// (the shell connects again), or just this command. Each holds the line to print.
 enum Failure {
     Connection(String),
+    Interrupted,
     Command(String),
 }
 
@@ -91,6 +94,7 @@ impl From<ClientError> for Failure {
     fn from(error: ClientError) -> Failure {
         match error {
             ClientError::Io(_) | ClientError::Closed => Failure::Connection(format!("error: connection lost: {error}")),
+            ClientError::Interrupted => Failure::Interrupted,
             // Server errors print as `error CODE: message`.
             ClientError::Server(wire) => Failure::Command(wire.to_string()),
             other => Failure::Command(format!("error: {other}")),
@@ -137,9 +141,23 @@ fn base_name(path: &str) -> Result<String, Failure> {
         .ok_or_else(|| Failure::Command(format!("error: {path}: no file name")))
 }
 
+/// Where and as whom the shell is connected: what it needs to connect again after an
+/// interrupted command.
+struct Account {
+    addr: String,
+    user: String,
+    password: String,
+}
+
 struct Shell {
     client: Client,
     runtime: tokio::runtime::Runtime,
+    account: Account,
+    /// The remote working directory, restored when the shell connects again.
+    cwd: String,
+    /// Ctrl-C interrupts the command in progress instead of ending the shell (interactive
+    /// mode; see [`Shell::execute`]).
+    interruptible: bool,
 }
 
 /// What running one line came to; failures have been printed already.
@@ -160,18 +178,61 @@ impl Shell {
                 return Outcome::CommandFailed;
             }
         };
-        match self.run_line(&words) {
+        let watcher = self.interruptible.then(|| self.interrupt_on_ctrl_c());
+        let result = self.run_line(&words);
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
+        match result {
             Ok(true) => Outcome::Continue,
             Ok(false) => Outcome::Quit,
             Err(Failure::Connection(line)) => {
                 eprintln!("{line}");
                 Outcome::ConnectionLost
             }
+            Err(Failure::Interrupted) => {
+                eprintln!("interrupted: a partial transfer is kept; run the same command again to resume it");
+                match self.reconnect() {
+                    Ok(()) => Outcome::CommandFailed,
+                    Err(error) => {
+                        eprintln!("error: cannot connect again to {}: {error}", self.account.addr);
+                        Outcome::ConnectionLost
+                    }
+                }
+            }
             Err(Failure::Command(line)) => {
                 eprintln!("{line}");
                 Outcome::CommandFailed
             }
         }
+    }
+
+    /// Gives the client a fresh interrupt, cancelled by the next Ctrl-C; returns the task that
+    /// watches for it, to be stopped when the command ends.
+    fn interrupt_on_ctrl_c(&mut self) -> tokio::task::JoinHandle<()> {
+        let interrupt = CancellationToken::new();
+        self.client.set_interrupt(interrupt.clone());
+        self.runtime.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupt.cancel();
+            }
+        })
+    }
+
+    /// After an interrupted command the connection is in the middle of an exchange: leave it
+    /// (the server keeps an upload's partial, as for any lost connection), connect and log
+    /// in again, and return to the working directory.
+    fn reconnect(&mut self) -> Result<(), ClientError> {
+        let Account { addr, user, password } = &self.account;
+        let mut client = self.runtime.block_on(Client::connect(addr.as_str(), |position| {
+            eprintln!("all sessions are busy: waiting in the queue at position {position}");
+        }))?;
+        self.runtime.block_on(client.login(user, password))?;
+        if self.cwd != "/" {
+            self.runtime.block_on(client.cd(&self.cwd))?;
+        }
+        self.client = client;
+        Ok(())
     }
 
     fn run_line(&mut self, words: &[String]) -> Result<bool, Failure> {
@@ -184,7 +245,10 @@ impl Shell {
             ("quit" | "exit" | "bye", []) => return Ok(false),
             ("help" | "?", _) => println!("{HELP}"),
             ("pwd", []) => println!("{}", rt.block_on(client.pwd())?),
-            ("cd", [path]) => println!("{}", rt.block_on(client.cd(path))?),
+            ("cd", [path]) => {
+                self.cwd = rt.block_on(client.cd(path))?;
+                println!("{}", self.cwd);
+            }
             ("ls", [] | [_]) => {
                 let listing = rt.block_on(client.list(rest.first().copied()))?;
                 for entry in &listing.entries {
@@ -377,7 +441,18 @@ pub fn run(args: ShellArgs) -> u8 {
     if interactive {
         println!("Connected to {} ({}) as {user}. Type help for commands.", args.connect, client.server());
     }
-    let mut shell = Shell { client, runtime };
+    let account = Account { addr: args.connect.clone(), user, password };
+    let mut shell = Shell { client, runtime, account, cwd: "/".to_string(), interruptible: interactive };
+    if interactive {
+        // From here on SIGINT no longer ends the process: each command's watcher hears it.
+        #[cfg(unix)]
+        if let Err(error) = shell
+            .runtime
+            .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map(drop) })
+        {
+            eprintln!("warning: Ctrl-C will end the shell: {error}");
+        }
+    }
     match args.batch {
         Some(source) => run_batch(&mut shell, &source),
         None => run_interactive(&mut shell),

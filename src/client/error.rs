@@ -19,6 +19,10 @@ pub enum ClientError {
     ChecksumMismatch { remote: String, local: String },
     #[error("local file {path}: {source}")]
     Local { path: String, source: std::io::Error },
+    /// The caller's interrupt fired (see `Client::set_interrupt`). A transfer stopped between
+    /// two chunks, with its partial kept; the connection is left in the middle of it.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl ClientError {

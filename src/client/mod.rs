@@ -18,6 +18,7 @@ use serde_bytes::ByteBuf;
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
 
 pub use error::ClientError;
 pub use progress::{NoProgress, Progress};
@@ -72,6 +73,8 @@ pub struct Client {
     framed: Framed<TcpStream, FrameCodec<Response, Request>>,
     chunk_size: usize,
     server: String,
+    /// Cancelled by the caller to stop what is in progress (see [`Client::set_interrupt`]).
+    interrupt: CancellationToken,
 }
 
 fn local_error(path: &Path) -> impl FnOnce(std::io::Error) -> ClientError + '_ {
@@ -105,6 +108,7 @@ impl Client {
             framed: Framed::new(stream, FrameCodec::new(MAX_INCOMING_FRAME)),
             chunk_size: 256 << 10,
             server: String::new(),
+            interrupt: CancellationToken::new(),
         };
         loop {
             match client.recv().await? {
@@ -124,6 +128,15 @@ impl Client {
         &self.server
     }
 
+    /// From now on, cancelling `interrupt` stops what this client is doing: a wait for the
+    /// server's answer, or a transfer between two of its chunks (the shell's Ctrl-C). The call
+    /// returns [`ClientError::Interrupted`], a download's partial holds every chunk received
+    /// and a server's upload partial every chunk sent, and the connection is left in the
+    /// middle of that exchange: connect again to go on (and resume).
+    pub fn set_interrupt(&mut self, interrupt: CancellationToken) {
+        self.interrupt = interrupt;
+    }
+
     /// Sends one message (low level: tests and tools).
     pub async fn send(&mut self, request: Request) -> Result<(), ClientError> {
         Ok(self.framed.send(request).await?)
@@ -131,7 +144,13 @@ impl Client {
 
     /// Receives one message, errors included (low level: tests and tools).
     pub async fn recv(&mut self) -> Result<Response, ClientError> {
-        match self.framed.next().await {
+        let next = tokio::select! {
+            // First, or a download whose frames are always ready could not be interrupted.
+            biased;
+            _ = self.interrupt.cancelled() => return Err(ClientError::Interrupted),
+            next = self.framed.next() => next,
+        };
+        match next {
             Some(Ok(Ok(response))) => Ok(response),
             Some(Ok(Err(malformed))) => Err(ClientError::Protocol(malformed.to_string())),
             Some(Err(error)) => Err(error.into()),
@@ -349,9 +368,23 @@ impl Client {
             }
             Ok::<[u8; 16], ClientError>(hasher.finalize().into())
         });
-        while let Some(chunk) = incoming.recv().await {
+        let interrupt = self.interrupt.clone();
+        loop {
+            // The interrupt first, as in `recv`: chunks are ready most of the time.
+            let chunk = tokio::select! {
+                biased;
+                _ = interrupt.cancelled() => return Err(ClientError::Interrupted),
+                chunk = incoming.recv() => match chunk {
+                    Some(chunk) => chunk,
+                    None => break,
+                },
+            };
             let len = chunk.len() as u64;
-            self.send_data(&chunk).await?;
+            tokio::select! {
+                biased;
+                _ = interrupt.cancelled() => return Err(ClientError::Interrupted),
+                sent = self.send_data(&chunk) => sent?,
+            }
             let _ = sent.send(chunk);
             progress.advance(len);
             // The server answers an upload once, at the end, unless it failed on the way.
