@@ -1,5 +1,6 @@
 //! Transfers: end-to-end MD5, injected corruption, resume after dropped connections at random
-//! offsets in both directions, stale partials, and concurrent uploads to one path.
+//! offsets in both directions, stale partials, concurrent uploads to one path and concurrent
+//! downloads into one local file.
 
 mod common;
 
@@ -364,4 +365,32 @@ async fn a_slow_link_is_not_taken_for_a_stall() {
     let report = client.put(&local, "slow.bin", &NoProgress).await.unwrap();
     assert_eq!(hex::encode(report.md5), md5_hex(&data));
     assert_eq!(std::fs::read(server.home("u").join("slow.bin")).unwrap(), data);
+}
+
+#[tokio::test]
+async fn a_second_download_into_the_same_local_file_is_refused_while_the_first_runs() {
+    let server = server_with_user();
+    let data = random_bytes(16 * MIB, 13);
+    std::fs::write(server.home("u").join("big.bin"), &data).unwrap();
+    let local = server.local("copy.bin");
+    // The first download crawls through a slow link; the second one (from another shell in
+    // the same directory, say) comes while it runs.
+    let proxy = Proxy::start(server.addr(), Fault::Throttle { bytes_per_second: 4 << 20 });
+    let mut first = login_via(proxy.addr).await;
+    let target = local.clone();
+    let first = tokio::spawn(async move { first.get("big.bin", &target, &NoProgress).await });
+    wait_for_len(&server.local(".copy.bin.ftpa-part"), MIB as u64).await;
+
+    let mut second = login_via(server.addr()).await;
+    let refused = second.get("big.bin", &local, &NoProgress).await.unwrap_err();
+    assert!(
+        matches!(&refused, ClientError::Local { .. }) && refused.to_string().contains("another download"),
+        "{refused}"
+    );
+
+    let report = tokio::time::timeout(Duration::from_secs(60), first).await.unwrap().unwrap().unwrap();
+    assert!(matches!(report, GetReport::Downloaded { resumed_from: 0, .. }), "{report:?}");
+    assert_eq!(std::fs::read(&local).unwrap(), data, "the first download is whole and alone in the file");
+    // Once it is done, a download of the same file finds it there.
+    assert!(matches!(second.get("big.bin", &local, &NoProgress).await.unwrap(), GetReport::Skipped { .. }));
 }

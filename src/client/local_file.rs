@@ -2,8 +2,8 @@
 //! run on `spawn_blocking` threads so hashing never stalls the connection (except an upload's
 //! single chunk, read where it is sent: see `Client::put`).
 
-use std::fs::{File, OpenOptions};
-use std::io::Read;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
 use crate::integrity::{Digest, Md5};
@@ -57,15 +57,83 @@ pub fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// Opens (creating) a local partial for appending.
-pub fn open_partial(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+/// The partial a download writes into, claimed for that download alone: opened (created if
+/// missing, its bytes kept) and locked for as long as the file stays open (an advisory lock,
+/// also released if the process dies). Two downloads into one partial, from two shells in one
+/// directory, would interleave their bytes, and the one that ended second would go on writing
+/// into the file the first had verified and renamed into place; the second now fails before
+/// it asks the server for anything. Dropped unused, an empty claim removes its file, so a
+/// download that fails or is skipped leaves nothing behind.
+pub struct PartialClaim {
+    file: Option<File>,
+    path: PathBuf,
+}
+
+impl PartialClaim {
+    pub fn claim(path: &Path) -> std::io::Result<PartialClaim> {
+        let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(PartialClaim { file: Some(file), path: path.to_path_buf() }),
+            Err(TryLockError::WouldBlock) => {
+                Err(std::io::Error::new(ErrorKind::WouldBlock, "another download is writing this partial file"))
+            }
+            Err(TryLockError::Error(error)) => Err(error),
+        }
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("present until kept")
+    }
+
+    /// The file, to write the download into; it keeps the lock, and is kept whatever it holds.
+    pub fn keep(mut self) -> File {
+        self.file.take().expect("present until kept")
+    }
+}
+
+impl Drop for PartialClaim {
+    fn drop(&mut self) {
+        if let Some(file) = self.file.take()
+            && file.metadata().is_ok_and(|meta| meta.len() == 0)
+        {
+            drop(file);
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Seek, Write};
+
+    #[test]
+    fn a_claimed_partial_keeps_its_bytes_and_cannot_be_claimed_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".f.ftpa-part");
+        std::fs::write(&path, b"kept").unwrap();
+        let held = PartialClaim::claim(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"kept");
+        let refused = PartialClaim::claim(&path).err().expect("claimed already");
+        assert_eq!(refused.kind(), ErrorKind::WouldBlock);
+        assert!(refused.to_string().contains("another download"), "{refused}");
+        let file = held.keep();
+        assert!(PartialClaim::claim(&path).is_err(), "the kept file holds the lock");
+        drop(file);
+        drop(PartialClaim::claim(&path).expect("free once the first download closed it"));
+        assert_eq!(std::fs::read(&path).unwrap(), b"kept", "a claim with bytes leaves them");
+    }
+
+    #[test]
+    fn an_empty_claim_dropped_unused_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".g.ftpa-part");
+        drop(PartialClaim::claim(&path).unwrap());
+        assert!(!path.exists());
+        let kept = PartialClaim::claim(&path).unwrap().keep();
+        drop(kept);
+        assert!(path.exists(), "a kept file stays, even empty (a download of an empty file)");
+    }
 
     #[test]
     fn a_chunk_is_read_whole_and_a_file_that_shrank_is_an_error() {

@@ -27,7 +27,7 @@ use crate::auth::ScryptParams;
 use crate::auth::scram::{self, Exchange, Key};
 use crate::net::data_frame::write_data_frame;
 use crate::net::{Entry, ErrorCode, FrameCodec, Request, Response, WireError};
-use local_file::{hash_prefix, partial_path, read_chunk, read_chunk_into};
+use local_file::{PartialClaim, hash_prefix, partial_path, read_chunk, read_chunk_into};
 
 /// The client accepts frames up to the largest a server may be configured to send.
 const MAX_INCOMING_FRAME: usize = (64 << 20) + 1024;
@@ -406,20 +406,23 @@ impl Client {
     pub async fn get(&mut self, remote: &str, local: &Path, progress: &dyn Progress) -> Result<GetReport, ClientError> {
         let partial = partial_path(local);
         let (local_path, partial_path_) = (local.to_path_buf(), partial.clone());
-        // What we already have: a partial to resume, or a complete file that may be current.
-        let (existing, have, hasher) = blocking(move || {
-            let (existing, source) = if partial_path_.exists() {
-                (false, partial_path_)
-            } else if local_path.is_file() {
-                (true, local_path)
-            } else {
-                return Ok::<_, ClientError>((false, 0, Md5::new()));
-            };
-            let mut file = File::open(&source).map_err(local_error(&source))?;
-            let len = file.metadata().map_err(local_error(&source))?.len();
+        // The partial is ours before the server is asked (see `PartialClaim`). What we already
+        // have: that partial to resume, or a complete file that may be current.
+        let (claim, existing, have, hasher) = blocking(move || {
+            let mut claim = PartialClaim::claim(&partial_path_).map_err(local_error(&partial_path_))?;
             let mut hasher = Md5::new();
-            hash_prefix(&mut file, len, &mut hasher).map_err(local_error(&source))?;
-            Ok((existing, len, hasher))
+            let partial_len = claim.file().metadata().map_err(local_error(&partial_path_))?.len();
+            if partial_len > 0 {
+                hash_prefix(claim.file(), partial_len, &mut hasher).map_err(local_error(&partial_path_))?;
+                return Ok::<_, ClientError>((claim, false, partial_len, hasher));
+            }
+            if !local_path.is_file() {
+                return Ok((claim, false, 0, hasher));
+            }
+            let mut file = File::open(&local_path).map_err(local_error(&local_path))?;
+            let len = file.metadata().map_err(local_error(&local_path))?.len();
+            hash_prefix(&mut file, len, &mut hasher).map_err(local_error(&local_path))?;
+            Ok((claim, true, len, hasher))
         })
         .await??;
         let prefix_md5 = hasher.clone().finalize().to_vec();
@@ -443,12 +446,18 @@ impl Client {
 
         let (local_path, partial_path_) = (local.to_path_buf(), partial.clone());
         let writer = blocking(move || {
+            let mut file = claim.keep();
             if existing && start > 0 {
-                std::fs::copy(&local_path, &partial_path_).map_err(local_error(&partial_path_))?;
+                let copied = File::open(&local_path).and_then(|mut from| {
+                    file.set_len(0)?;
+                    std::io::copy(&mut from, &mut file)
+                });
+                copied.map_err(local_error(&partial_path_))?;
             } else if start == 0 {
-                File::create(&partial_path_).map_err(local_error(&partial_path_))?;
+                file.set_len(0).map_err(local_error(&partial_path_))?;
             }
-            local_file::open_partial(&partial_path_).map_err(local_error(&partial_path_))
+            file.seek(SeekFrom::End(0)).map_err(local_error(&partial_path_))?;
+            Ok::<_, ClientError>(file)
         })
         .await??;
         let hasher = if start > 0 { hasher } else { Md5::new() };
