@@ -360,3 +360,49 @@ fn a_stor_waiting_for_its_path_still_hears_noop_and_abor() {
     assert_eq!(std::fs::read(test.home("bob").join("same.bin")).unwrap(), b"first bytes");
     assert!(waiting.store("other.bin", b"second").starts_with("226"));
 }
+
+/// Plain data connections send with sendfile(2) (`ftp::sendfile`): the bytes from the REST
+/// offset, an ABOR that stops the sending (the data connection ends before the file does),
+/// and a client that stops reading given up on after `transfer_stall_secs`.
+#[test]
+fn a_plain_retr_sends_from_its_offset_stops_on_abor_and_gives_up_on_a_client_that_does_not_read() {
+    let test = plaintext_server(|config| config.transfer_stall_secs = 1);
+    // Far more than the socket buffers of both ends can hold.
+    let data = common::random_bytes(64 << 20, 21);
+    std::fs::write(test.home("bob").join("big.bin"), &data).unwrap();
+    let mut control = logged_in(&test);
+    let retr = |control: &mut Control, command: &str| {
+        let port = control.passive_port();
+        let data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        data.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        control.send_raw(format!("{command}\r\n").as_bytes());
+        assert!(control.reply().starts_with("150"));
+        data
+    };
+    let read_all = |mut data: TcpStream| {
+        let mut got = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut data, &mut got);
+        got
+    };
+
+    assert!(read_all(retr(&mut control, "RETR big.bin")) == data, "the whole file");
+    assert!(control.reply().starts_with("226"));
+    assert!(control.command("REST 1234567").starts_with("350"));
+    assert!(read_all(retr(&mut control, "RETR big.bin")) == data[1234567..], "from the REST offset");
+    assert!(control.reply().starts_with("226"));
+
+    let mut aborted = retr(&mut control, "RETR big.bin");
+    let mut first = vec![0u8; 64 << 10];
+    std::io::Read::read_exact(&mut aborted, &mut first).unwrap();
+    control.send_raw(b"ABOR\r\n");
+    assert!(control.reply().starts_with("426"));
+    assert_eq!(control.reply(), "226 ABOR done");
+    let rest = read_all(aborted);
+    assert!(first.len() + rest.len() < data.len(), "the sending stopped at ABOR ({} bytes came)", rest.len());
+
+    let stalled = retr(&mut control, "RETR big.bin");
+    let reply = control.reply();
+    assert!(reply.starts_with(&format!("426 [{}]", ErrorCode::TransferStalled.as_u16())), "{reply}");
+    drop(stalled);
+    assert_eq!(control.command("NOOP"), "200 ok", "the session goes on");
+}

@@ -17,6 +17,7 @@ pub mod data;
 pub mod features;
 pub mod listing;
 pub mod reply;
+mod sendfile;
 pub mod session;
 pub mod tls;
 mod transfer;

@@ -27,6 +27,7 @@ use crate::quota::{IN_USE_PATIENCE, upload_need};
 use crate::storage::{Download, Home, PartialUpload, StreamRequest, StreamStart, VirtualPath};
 
 use super::reply::Reply;
+use super::sendfile::{self, SendError};
 use super::session::storage_reply;
 use super::tls::MaybeTls;
 
@@ -303,10 +304,63 @@ fn log_store(context: &Context, resumed_from: u64, started: Instant, result: &st
         resumed_from, seconds = started.elapsed().as_secs_f64(), result);
 }
 
-/// Sends a file from its start offset: each chunk is read on the disk pool while the
-/// previous one is written to the socket. The stall limit counts time in which no byte goes
-/// out, so a slow client that reads is served to the end.
+/// Sends a file from its start offset: with sendfile(2) over a plain data connection (see
+/// [`super::sendfile`]), else through [`send_file_copying`].
 pub async fn send_file(data: MaybeTls, download: Download, context: Context) -> Reply {
+    match data {
+        MaybeTls::Plain(stream) => send_file_plain(stream, download, context).await,
+        tls => send_file_copying(tls, download, context).await,
+    }
+}
+
+/// [`send_file`] over a plain data connection: one disk job sends the whole file.
+async fn send_file_plain(stream: tokio::net::TcpStream, download: Download, context: Context) -> Reply {
+    let started = Instant::now();
+    let (start, size) = (download.start(), download.size());
+    let (socket, guard) = match sendfile::prepare(stream, context.stall()) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            log_retr(&context, start, started, &format!("data connection unusable: {error}"));
+            return Reply::new(425, "the data connection could not be used");
+        }
+    };
+    let sent = context
+        .services
+        .disk
+        .run("send download", move || {
+            let mut download = download;
+            let result = sendfile::send_rest(&mut download, &socket);
+            // Our end of the data: the client's read ends here, after the last byte.
+            let _ = socket.shutdown(std::net::Shutdown::Write);
+            result
+        })
+        .await;
+    guard.disarm();
+    match sent {
+        Ok(Ok(())) => {
+            log_retr(&context, start, started, "ok");
+            Reply::new(226, format!("sent {} ({} bytes)", context.shown, size - start))
+        }
+        Ok(Err(SendError::Stalled)) => {
+            log_retr(&context, start, started, "stalled");
+            Reply::from_error(&WireError::new(
+                ErrorCode::TransferStalled,
+                format!("no byte could be sent for {} seconds; resume with REST and RETR", context.stall().as_secs()),
+            ))
+        }
+        Ok(Err(SendError::Lost)) => {
+            log_retr(&context, start, started, "data connection lost");
+            Reply::new(426, "the data connection was lost; resume with REST and RETR")
+        }
+        Ok(Err(SendError::Storage(error))) => storage_reply("retrieve", error),
+        Err(failed) => internal(failed),
+    }
+}
+
+/// [`send_file`] for a TLS data connection, which must see every byte: each chunk is read on
+/// the disk pool while the previous one is written to the socket. The stall limit counts time
+/// in which no byte goes out, so a slow client that reads is served to the end.
+async fn send_file_copying(data: MaybeTls, download: Download, context: Context) -> Reply {
     let sent = Activity::new();
     let mut data = Stamped::new(data, sent.clone());
     let started = Instant::now();

@@ -422,6 +422,23 @@ impl Download {
         self.position == self.size()
     }
 
+    /// Sends up to `max` bytes from where the download is straight to `out` (a socket) with
+    /// sendfile(2): the kernel moves the file's pages, with no copy through our memory. Returns
+    /// how many bytes went, 0 once the file ended early (it shrank during the transfer). It
+    /// moves the file's own position, as the reads do, so the two can follow each other.
+    pub fn send_to(&mut self, out: std::os::fd::BorrowedFd<'_>, max: usize) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let want = max.min((self.size() - self.position) as usize);
+        // SAFETY: both descriptors are open for the call (borrowed); a null offset makes the
+        // kernel read from, and advance, the file's own position.
+        let sent = unsafe { libc::sendfile(out.as_raw_fd(), self.file.as_raw_fd(), std::ptr::null_mut(), want) };
+        if sent < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        self.position += sent as u64;
+        Ok(sent as usize)
+    }
+
     /// Reads the next chunk of at most `max` bytes (empty when done).
     pub fn read_chunk(&mut self, max: usize) -> Result<Vec<u8>, StorageError> {
         let mut chunk = Vec::new();
