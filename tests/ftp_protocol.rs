@@ -286,7 +286,8 @@ fn deleting_a_user_ends_their_ftp_sessions_even_mid_transfer() {
     uploading.send_raw(b"STOR held.bin\r\n");
     assert!(uploading.reply().starts_with("150"));
     // More than one block: the first is on disk while the session goes on reading.
-    let (sent, block) = (300_000, test.config.chunk_bytes as u64);
+    let block = ftp_actor::ftp::STORE_BLOCK.max(test.config.chunk_bytes) as u64;
+    let sent = block + block / 2;
     data.write_all(&vec![7u8; sent as usize]).unwrap();
     let partial = test.home("bob").join(".held.bin.ftpa-part");
     common::wait_for_len_blocking(&partial, block);

@@ -23,3 +23,4 @@ pub mod tls;
 mod transfer;
 
 pub use session::{FtpLink, Signal};
+pub use transfer::STORE_BLOCK;
