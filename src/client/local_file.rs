@@ -96,8 +96,9 @@ impl Drop for PartialClaim {
         if let Some(file) = self.file.take()
             && file.metadata().is_ok_and(|meta| meta.len() == 0)
         {
-            drop(file);
+            // Removed while still locked, so no other download can have claimed it meanwhile.
             let _ = std::fs::remove_file(&self.path);
+            drop(file);
         }
     }
 }

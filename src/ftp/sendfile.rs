@@ -1,7 +1,7 @@
 //! RETR over a plain data connection, with sendfile(2): the kernel moves the file's pages to
 //! the socket, with no copy through our memory and no hand-off per chunk (vsftpd and
 //! pyftpdlib send the same way). A TLS data connection must encrypt every byte, so it goes
-//! through `transfer::send_file`'s copying loop instead.
+//! through the copying loop of `transfer::send_file_copying` instead.
 //!
 //! The whole file goes out in one disk job, on a blocking socket: that keeps the file's reads
 //! on the disk pool, as every other file access. The socket's send timeout is the stall limit,
