@@ -245,11 +245,7 @@ async fn a_revoked_native_upload_stops_at_once_and_keeps_its_partial() {
     let partial = server.home("dan").join(".big.bin.ftpa-part");
     wait_for_len(&partial, 1 << 20).await;
 
-    ftp_actor::auth::UserStore::update(server.data_dir(), |store| {
-        store.users.remove("dan");
-        Ok(())
-    })
-    .unwrap();
+    server.remove_user("dan");
     // The server says why, unasked, and closes; the partial stays for a resume.
     let told = tokio::time::timeout(std::time::Duration::from_secs(20), client.recv()).await.unwrap().unwrap();
     assert!(matches!(told, Response::Error { code: 206, .. }), "{told:?}");
@@ -277,11 +273,7 @@ async fn a_client_in_the_middle_of_a_put_is_told_its_account_changed() {
     let partial = server.home("erin").join(".big.bin.ftpa-part");
     wait_for_len(&partial, 1 << 20).await;
 
-    ftp_actor::auth::UserStore::update(server.data_dir(), |store| {
-        store.users.remove("erin");
-        Ok(())
-    })
-    .unwrap();
+    server.remove_user("erin");
     let result = tokio::time::timeout(std::time::Duration::from_secs(20), upload).await.unwrap().unwrap();
     let error = result.expect_err("the upload was stopped");
     assert_eq!(error.code(), Some(ErrorCode::AccountChanged), "{error}");

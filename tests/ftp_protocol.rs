@@ -292,11 +292,7 @@ fn deleting_a_user_ends_their_ftp_sessions_even_mid_transfer() {
     let partial = test.home("bob").join(".held.bin.ftpa-part");
     common::wait_for_len_blocking(&partial, block);
 
-    ftp_actor::auth::UserStore::update(test.data_dir(), |store| {
-        store.users.remove("bob");
-        Ok(())
-    })
-    .unwrap();
+    test.remove_user("bob");
     // Both get a 421 within a store poll (the read timeout bounds the wait) and are closed.
     for control in [&mut idle, &mut uploading] {
         let reply = control.reply();

@@ -74,6 +74,16 @@ impl TestServer {
         add_user(self.data_dir(), user, password.as_bytes(), TEST_SCRYPT, quota, None).unwrap();
     }
 
+    /// Deletes `user` from the store, as `ftp-actor user del` does; the running server sees it
+    /// within a store poll.
+    pub fn remove_user(&self, user: &str) {
+        ftp_actor::auth::UserStore::update(self.data_dir(), |store| {
+            store.users.remove(user);
+            Ok(())
+        })
+        .unwrap();
+    }
+
     pub async fn connect(&self) -> Client {
         Client::connect(self.addr(), |_| {}).await.unwrap()
     }
