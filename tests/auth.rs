@@ -280,3 +280,29 @@ async fn a_client_in_the_middle_of_a_put_is_told_its_account_changed() {
     let kept = std::fs::metadata(&partial).unwrap().len();
     assert!((1 << 20..32 << 20).contains(&kept), "the partial is kept for a resume: {kept} bytes");
 }
+
+/// A download in progress holds its session, but a revoked account stops it too: at its next
+/// chunk, with error 206, and the client keeps its partial for later.
+#[tokio::test]
+async fn a_download_in_progress_stops_when_its_account_is_removed() {
+    let server = TestServer::start();
+    server.add_user("fay", "pw", 256 << 20);
+    std::fs::write(server.home("fay").join("big.bin"), random_bytes(32 << 20, 14)).unwrap();
+    // A link of 4 MiB/s: the download would last about eight seconds.
+    let proxy = Proxy::start(server.addr(), Fault::Throttle { bytes_per_second: 4 << 20 });
+    let mut client = Client::connect(proxy.addr, |_| {}).await.unwrap();
+    client.login("fay", "pw").await.unwrap();
+    let local = server.local("copy.bin");
+    let target = local.clone();
+    let download = tokio::spawn(async move { client.get("big.bin", &target, &NoProgress).await });
+    let partial = server.local(".copy.bin.ftpa-part");
+    wait_for_len(&partial, 1 << 20).await;
+
+    server.remove_user("fay");
+    let result = tokio::time::timeout(std::time::Duration::from_secs(20), download).await.unwrap().unwrap();
+    let error = result.expect_err("the download was stopped");
+    assert_eq!(error.code(), Some(ErrorCode::AccountChanged), "{error}");
+    let kept = std::fs::metadata(&partial).unwrap().len();
+    assert!((1 << 20..32 << 20).contains(&kept), "the partial is kept: {kept} bytes");
+    assert!(!local.exists());
+}

@@ -14,6 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -26,7 +27,7 @@ use crate::net::{ErrorCode, Response, WireError};
 
 use super::Services;
 use super::auth::{LoginOk, RevokeSessions, WatchRevocations};
-use super::session::{Drain, Revoke, SessionActor};
+use super::session::{Cut, Drain, Revoke, SessionActor};
 
 /// Which listener a connection came in on: both share the slots, the queue and the limits.
 /// An FTP connection carries the TLS configuration its session will use.
@@ -90,7 +91,7 @@ struct Waiting {
 
 /// How the acceptor reaches a running session.
 enum SessionLink {
-    Native { addr: Addr<SessionActor>, out: mpsc::Sender<Response> },
+    Native { addr: Addr<SessionActor>, out: mpsc::Sender<Response>, cut: Arc<Cut> },
     Ftp(crate::ftp::FtpLink),
 }
 
@@ -103,12 +104,15 @@ impl SessionLink {
         }
     }
 
-    /// End a logged-in session whose account was revoked: an FTP session at once (even
-    /// mid-transfer), a native one at its next message (at once when idle or uploading; a
-    /// download in progress finishes first, as it holds the session until it is sent).
+    /// End a logged-in session whose account was revoked, at once, even mid-transfer: a
+    /// native download in progress stops at its next chunk (it holds the session, so it is
+    /// reached through the session's `Cut`), anything else hears a `Revoke`.
     fn revoke(&self, error: WireError) {
         match self {
-            SessionLink::Native { addr, .. } => addr.do_send(Revoke(error)),
+            SessionLink::Native { addr, cut, .. } => {
+                cut.cut(error.clone());
+                addr.do_send(Revoke(error));
+            }
             SessionLink::Ftp(link) => link.close_now(error),
         }
     }
@@ -180,9 +184,9 @@ impl Acceptor {
                 user_slots: me.recipient(),
             })),
             Protocol::Native => {
-                let (addr, out) =
+                let (addr, out, cut) =
                     SessionActor::start(id, stream, peer, services, me.clone().recipient(), me.recipient());
-                SessionLink::Native { addr, out }
+                SessionLink::Native { addr, out, cut }
             }
         };
         self.sessions.insert(id, link);

@@ -18,7 +18,7 @@ impl SessionActor {
         let user = session.user.clone();
         let peer = self.peer;
         let chunk = self.services.config.chunk_bytes;
-        let out = self.out.clone();
+        let (out, cut) = (self.out.clone(), self.cut.clone());
         if offset > 0
             && let Err(refused) = self.services.may_hash(&user)
         {
@@ -46,15 +46,21 @@ impl SessionActor {
             // and queues each chunk for the connection's writer, waiting for room before it
             // reads the next: the same hand-off per chunk as an upload's stream, and a slow
             // reader holds at most the writer's queue. A client that stops reading is given up
-            // on by the writer after `transfer_stall_secs`, which closes the queue.
-            let (queue, digests) = (out.clone(), services.digests.clone());
+            // on by the writer after `transfer_stall_secs`, which closes the queue. A session
+            // cut (a revoked account) stops at the next chunk.
+            let (queue, digests, job_cut) = (out.clone(), services.digests.clone(), cut.clone());
             let sent = disk
                 .run("stream download", move || {
                     download.send_rest(hasher, chunk, &digests, |bytes| {
-                        queue.blocking_send(Response::Data { bytes: Bytes::from(bytes) }).is_ok()
+                        job_cut.reason().is_none()
+                            && queue.blocking_send(Response::Data { bytes: Bytes::from(bytes) }).is_ok()
                     })
                 })
                 .await;
+            if let Some(why) = cut.reason() {
+                tracing::info!(target: "access", %user, %peer, op = "get", path = %shown, result = %why);
+                return (Response::error(why.clone()), DownloadEnd::Lost);
+            }
             match sent {
                 Ok(Ok(Some(md5))) => {
                     tracing::info!(target: "access", %user, %peer, op = "get", path = %shown, bytes = size - start,

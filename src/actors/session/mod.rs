@@ -99,14 +99,16 @@ pub struct SessionActor {
     sent: Arc<Activity>,
     /// The server is shutting down: close once the upload in progress (if any) is done.
     draining: bool,
+    /// Ends a download in progress early (see [`Cut`]).
+    cut: Arc<Cut>,
     /// The session's last answer is sent or on its way: nothing more is served.
     closing: bool,
 }
 
 impl SessionActor {
-    /// Starts a session on an admitted connection; returns its address and its outgoing
-    /// frame queue (the acceptor uses the queue to tell it about a forced shutdown even while
-    /// it is busy streaming).
+    /// Starts a session on an admitted connection; returns its address, its outgoing frame
+    /// queue and its [`Cut`] (the acceptor uses the last two to reach it even while it is busy
+    /// streaming: a forced shutdown, a revoked account).
     pub fn start(
         id: u64,
         stream: TcpStream,
@@ -114,7 +116,7 @@ impl SessionActor {
         services: Services,
         acceptor: Recipient<SessionEnded>,
         user_slots: Recipient<ClaimUserSession>,
-    ) -> (Addr<SessionActor>, mpsc::Sender<Response>) {
+    ) -> (Addr<SessionActor>, mpsc::Sender<Response>, Arc<Cut>) {
         let _ = stream.set_nodelay(true);
         let (read_half, write_half) = stream.into_split();
         let (received, sent) = (Activity::new(), Activity::new());
@@ -126,7 +128,8 @@ impl SessionActor {
         let stall = Duration::from_secs(services.config.transfer_stall_secs);
         let sink = FramedWrite::new(write_half, FrameCodec::new(max_frame));
         actix_rt::spawn(write_frames(sink, queue, finish, sent.clone(), stall));
-        let sender = out.clone();
+        let (sender, cut) = (out.clone(), Arc::new(Cut::default()));
+        let session_cut = cut.clone();
         let addr = SessionActor::create(move |ctx| {
             ctx.add_stream(FramedRead::new(read_half, FrameCodec::<Request, Response>::new(max_frame)));
             SessionActor {
@@ -143,10 +146,11 @@ impl SessionActor {
                 received,
                 sent,
                 draining: false,
+                cut: session_cut,
                 closing: false,
             }
         });
-        (addr, sender)
+        (addr, sender, cut)
     }
 
     fn upload_in_progress(&self) -> bool {
@@ -392,6 +396,22 @@ impl Actor for SessionActor {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         tracing::debug!(session = self.id, peer = %self.peer, user = self.user(), "session ended");
+    }
+}
+
+/// Set by the acceptor to end a session even while a download holds it (a revoked account):
+/// the download's disk job looks before each chunk, stops, and the session answers with the
+/// error and closes. Other states hear the same news as a [`Revoke`] message.
+#[derive(Default)]
+pub struct Cut(std::sync::OnceLock<WireError>);
+
+impl Cut {
+    pub fn cut(&self, why: WireError) {
+        let _ = self.0.set(why);
+    }
+
+    pub fn reason(&self) -> Option<&WireError> {
+        self.0.get()
     }
 }
 
