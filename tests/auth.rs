@@ -95,6 +95,37 @@ async fn user_changes_apply_without_a_restart() {
     assert_eq!(deleted.code(), Some(ErrorCode::AuthFailed));
 }
 
+/// What the shell keeps to connect again after Ctrl-C: the login's key, which logs in as the
+/// user without the password, and only until the password changes.
+#[tokio::test]
+async fn a_kept_login_key_logs_in_again_until_the_password_changes() {
+    let server = TestServer::start();
+    server.add_user("dora", "first", 1 << 20);
+    let key = server.connect().await.login_keeping_key("dora", "first").await.unwrap();
+
+    let mut again = server.connect().await;
+    again.login_with_key("dora", &key).await.unwrap();
+    again.mkdir("kept").await.unwrap();
+    assert_eq!(again.cd("kept").await.unwrap(), "/kept");
+
+    // Someone else's key is no key for dora: her challenge has her salt.
+    server.add_user("eve", "first", 1 << 20);
+    let eves = server.connect().await.login_keeping_key("eve", "first").await.unwrap();
+    let refused = server.connect().await.login_with_key("dora", &eves).await.unwrap_err();
+    assert!(matches!(refused, ClientError::KeyOutdated(_)), "{refused:?}");
+
+    let new = ftp_actor::auth::Credentials::derive(b"second", TEST_SCRYPT).unwrap();
+    ftp_actor::auth::UserStore::update(server.data_dir(), |s| {
+        s.user_mut("dora")?.credentials = new;
+        Ok(())
+    })
+    .unwrap();
+    let outdated = server.connect().await.login_with_key("dora", &key).await.unwrap_err();
+    assert!(matches!(outdated, ClientError::KeyOutdated(_)), "{outdated:?}");
+    assert!(outdated.to_string().contains("log in again with the password"), "{outdated}");
+    server.login("dora", "second").await;
+}
+
 #[tokio::test]
 async fn protocol_states_are_enforced() {
     let server = TestServer::start();

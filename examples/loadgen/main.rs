@@ -10,16 +10,13 @@
 mod floor;
 mod ftp;
 
-use std::convert::Infallible;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use ftp_actor::auth::scram::Key;
-use ftp_actor::client::{Client, GetReport, NoProgress};
+use ftp_actor::client::{Client, GetReport, LoginKey, NoProgress};
 
 #[derive(Parser)]
 struct Args {
@@ -120,7 +117,7 @@ struct Connector {
     addr: String,
     user: String,
     password: String,
-    key: Option<Key>,
+    key: Option<LoginKey>,
 }
 
 impl Connector {
@@ -142,8 +139,8 @@ impl Connector {
         match self.target {
             Target::Native => {
                 let mut client = Client::connect(self.addr.as_str(), |_| {}).await?;
-                let key = self.key.context("no key derived")?;
-                client.login_with(&self.user, move |_, _| Ok::<_, Infallible>(key)).await?;
+                let key = self.key.as_ref().context("no key derived")?;
+                client.login_with_key(&self.user, key).await?;
                 Ok(Session::Native(client))
             }
             Target::Ftp => {
@@ -174,21 +171,12 @@ impl Session {
     }
 }
 
-/// Logs in once with the real scrypt derivation and keeps the salted password.
-async fn derive_key(addr: &str, user: &str, password: &str) -> Result<Key> {
+/// Logs in once with the real scrypt derivation and keeps the key it derived.
+async fn derive_key(addr: &str, user: &str, password: &str) -> Result<LoginKey> {
     let mut client = Client::connect(addr, |_| {}).await?;
-    let slot: Arc<Mutex<Option<Key>>> = Arc::default();
-    let (kept, password) = (slot.clone(), password.as_bytes().to_vec());
-    client
-        .login_with(user, move |salt, params| {
-            let key = params.salted_password(&password, salt)?;
-            *kept.lock().unwrap() = Some(key);
-            Ok::<_, ftp_actor::auth::kdf::InvalidParams>(key)
-        })
-        .await?;
+    let key = client.login_keeping_key(user, password).await?;
     client.quit().await?;
-    let key = slot.lock().unwrap().take();
-    key.context("login did not derive a key")
+    Ok(key)
 }
 
 /// CPU time (user and system, all threads) this process has used, from /proc (10 ms ticks).

@@ -8,8 +8,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
 
-use crate::client::{Client, ClientError, GetReport, Progress};
+use crate::client::{Client, ClientError, GetReport, LoginKey, Progress};
 use crate::net::ErrorCode;
 use crate::quota::IN_USE_PATIENCE;
 use crate::size::format_size;
@@ -142,11 +143,11 @@ fn base_name(path: &str) -> Result<String, Failure> {
 }
 
 /// Where and as whom the shell is connected: what it needs to connect again after an
-/// interrupted command.
+/// interrupted command. It keeps the login's key, not the password (see [`LoginKey`]).
 struct Account {
     addr: String,
     user: String,
-    password: String,
+    key: LoginKey,
 }
 
 struct Shell {
@@ -223,11 +224,11 @@ impl Shell {
     /// (the server keeps an upload's partial, as for any lost connection), connect and log
     /// in again, and return to the working directory.
     fn reconnect(&mut self) -> Result<(), ClientError> {
-        let Account { addr, user, password } = &self.account;
+        let Account { addr, user, key } = &self.account;
         let mut client = self.runtime.block_on(Client::connect(addr.as_str(), |position| {
             eprintln!("all sessions are busy: waiting in the queue at position {position}");
         }))?;
-        self.runtime.block_on(client.login(user, password))?;
+        self.runtime.block_on(client.login_with_key(user, key))?;
         if self.cwd != "/" {
             self.runtime.block_on(client.cd(&self.cwd))?;
         }
@@ -428,20 +429,24 @@ pub fn run(args: ShellArgs) -> u8 {
         }
     };
     let password = match login_password(&user) {
-        Ok(password) => password,
+        Ok(password) => Zeroizing::new(password),
         Err(error) => {
             eprintln!("error: {error}");
             return exit::USAGE_OR_CONNECTION;
         }
     };
-    if let Err(error) = runtime.block_on(client.login(&user, &password)) {
-        eprintln!("error: login as {user} failed: {error}");
-        return exit::USAGE_OR_CONNECTION;
-    }
+    let key = match runtime.block_on(client.login_keeping_key(&user, &password)) {
+        Ok(key) => key,
+        Err(error) => {
+            eprintln!("error: login as {user} failed: {error}");
+            return exit::USAGE_OR_CONNECTION;
+        }
+    };
+    drop(password);
     if interactive {
         println!("Connected to {} ({}) as {user}. Type help for commands.", args.connect, client.server());
     }
-    let account = Account { addr: args.connect.clone(), user, password };
+    let account = Account { addr: args.connect.clone(), user, key };
     let mut shell = Shell { client, runtime, account, cwd: "/".to_string(), interruptible: interactive };
     if interactive {
         // From here on SIGINT no longer ends the process: each command's watcher hears it.

@@ -23,6 +23,9 @@ pub enum ClientError {
     /// two chunks, with its partial kept; the connection is left in the middle of it.
     #[error("interrupted")]
     Interrupted,
+    /// A kept [`LoginKey`](super::LoginKey) no longer fits the account: no proof was sent.
+    #[error(transparent)]
+    KeyOutdated(#[from] super::KeyOutdated),
 }
 
 impl ClientError {

@@ -5,6 +5,7 @@
 
 mod error;
 pub mod local_file;
+mod login_key;
 mod progress;
 
 use std::fs::File;
@@ -19,8 +20,10 @@ use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
 
 pub use error::ClientError;
+pub use login_key::{KeyOutdated, LoginKey};
 pub use progress::{NoProgress, Progress};
 
 use crate::auth::ScryptParams;
@@ -168,16 +171,51 @@ impl Client {
 
     /// Logs in with a password; the password never leaves this process (SCRAM with scrypt).
     pub async fn login(&mut self, user: &str, password: &str) -> Result<(), ClientError> {
-        let password = password.as_bytes().to_vec();
-        self.login_with(user, move |salt, params| params.salted_password(&password, salt)).await
+        self.login_keeping_key(user, password).await.map(drop)
     }
 
-    /// Logs in with a custom derivation of SaltedPassword (for example a cached one: the
-    /// login benchmark derives each key once and reuses it, so it measures the server).
+    /// Logs in with a password and returns the key it derived, to log in again later with
+    /// [`Client::login_with_key`] instead of keeping the password (see [`LoginKey`]).
+    pub async fn login_keeping_key(&mut self, user: &str, password: &str) -> Result<LoginKey, ClientError> {
+        let password = Zeroizing::new(password.as_bytes().to_vec());
+        self.login_deriving(user, move |salt, params| {
+            LoginKey::derive(&password, salt, params).map_err(|e| ClientError::Protocol(e.to_string()))
+        })
+        .await
+    }
+
+    /// Logs in with a key kept from an earlier login as the same user on the same server; fails
+    /// with [`ClientError::KeyOutdated`], before sending any proof, if the password changed since.
+    pub async fn login_with_key(&mut self, user: &str, key: &LoginKey) -> Result<(), ClientError> {
+        let key = key.clone();
+        self.login_deriving(user, move |salt, params| {
+            key.for_challenge(salt, params)?;
+            Ok(key)
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Logs in with a custom derivation of SaltedPassword (the tests use it to hold a login
+    /// half-way through).
     pub async fn login_with<F, E>(&mut self, user: &str, derive: F) -> Result<(), ClientError>
     where
         F: FnOnce(&[u8], ScryptParams) -> Result<Key, E> + Send + 'static,
         E: std::fmt::Display,
+    {
+        self.login_deriving(user, move |salt, params| {
+            let salted = derive(salt, params).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            Ok(LoginKey::from_parts(salt, params, salted))
+        })
+        .await
+        .map(drop)
+    }
+
+    /// The SCRAM exchange, with `derive` (run on a blocking thread) turning the server's salt
+    /// and parameters into the key the proof is made with.
+    async fn login_deriving<F>(&mut self, user: &str, derive: F) -> Result<LoginKey, ClientError>
+    where
+        F: FnOnce(&[u8], ScryptParams) -> Result<LoginKey, ClientError> + Send + 'static,
     {
         let client_nonce = scram::new_nonce();
         let challenge =
@@ -198,8 +236,8 @@ impl Client {
             salt: salt.clone(),
             kdf_attribute: params.attribute(),
         };
-        let salted =
-            blocking(move || derive(&salt, params).map_err(|e| e.to_string())).await?.map_err(ClientError::Protocol)?;
+        let key = blocking(move || derive(&salt, params)).await??;
+        let salted = key.for_challenge(&exchange.salt, params)?;
         let auth_message = exchange.auth_message();
         let proof = scram::client_proof(&salted, &auth_message);
         let answer = self.call(Request::AuthProof { nonce, proof: ByteBuf::from(proof.to_vec()) }).await?;
@@ -209,7 +247,7 @@ impl Client {
         if !scram::verify_server_signature(&scram::server_key(&salted), &auth_message, &server_signature) {
             return Err(ClientError::ServerNotAuthenticated);
         }
-        Ok(())
+        Ok(key)
     }
 
     pub async fn pwd(&mut self) -> Result<String, ClientError> {
