@@ -189,6 +189,51 @@ async fn sigterm_grace_expires_and_the_partial_is_kept() {
     assert_eq!(std::fs::read(site.home().join("slow.bin")).unwrap(), data);
 }
 
+/// Transfers still moving when the grace period ends are told why (602), not cut off: the
+/// upload's client is still sending (its session reads and drops the rest until the client
+/// has the answer) and the download stops at its next chunk. Both partials resume.
+#[tokio::test]
+async fn transfers_still_moving_when_the_grace_ends_are_told_602() {
+    let site = Site::new(1);
+    let data = random_bytes(32 << 20, 5);
+    std::fs::write(site.home().join("down.bin"), &data).unwrap();
+    let local_up = site.dir.path().join("up.bin");
+    std::fs::write(&local_up, &data).unwrap();
+    let local_down = site.dir.path().join("down.bin");
+    let mut server = site.serve();
+    // A link of 4 MiB/s each way: each transfer would last about eight seconds.
+    let proxy = Proxy::start(server.addr, Fault::Throttle { bytes_per_second: 4 << 20 });
+    let mut uploader = Client::connect(proxy.addr, |_| {}).await.unwrap();
+    uploader.login("u", "pw").await.unwrap();
+    let mut downloader = Client::connect(proxy.addr, |_| {}).await.unwrap();
+    downloader.login("u", "pw").await.unwrap();
+    let (source, target) = (local_up.clone(), local_down.clone());
+    let upload = tokio::spawn(async move { uploader.put(&source, "up.bin", &NoProgress).await });
+    let download = tokio::spawn(async move { downloader.get("down.bin", &target, &NoProgress).await });
+    wait_for_len(&site.home().join(".up.bin.ftpa-part"), 1 << 20).await;
+    wait_for_len(&site.dir.path().join(".down.bin.ftpa-part"), 1 << 20).await;
+
+    server.signal("TERM");
+    let within = Duration::from_secs(20);
+    let up = tokio::time::timeout(within, upload).await.unwrap().unwrap().expect_err("the upload was stopped");
+    assert_eq!(up.code(), Some(ErrorCode::ShuttingDown), "{up}");
+    let down = tokio::time::timeout(within, download).await.unwrap().unwrap().expect_err("the download was stopped");
+    assert_eq!(down.code(), Some(ErrorCode::ShuttingDown), "{down}");
+    assert_eq!(server.wait_exit(), Some(0));
+
+    let server = site.serve();
+    let mut client = server.login().await;
+    let put = client.put(&local_up, "up.bin", &NoProgress).await.unwrap();
+    assert!(put.resumed_from >= 1 << 20, "{put:?}");
+    let got = client.get("down.bin", &local_down, &NoProgress).await.unwrap();
+    assert!(
+        matches!(got, ftp_actor::client::GetReport::Downloaded { resumed_from, .. } if resumed_from >= 1 << 20),
+        "{got:?}"
+    );
+    assert_eq!(std::fs::read(site.home().join("up.bin")).unwrap(), data);
+    assert_eq!(std::fs::read(&local_down).unwrap(), data);
+}
+
 #[tokio::test]
 async fn server_killed_mid_upload_loses_nothing() {
     let site = Site::new(30);

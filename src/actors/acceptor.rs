@@ -8,9 +8,10 @@
 //!
 //! Shutdown ([`Shutdown`], sent on SIGTERM or Ctrl-C): the listener closes, waiting clients get
 //! error 602, idle sessions close at once with error 602, and sessions with a transfer in
-//! flight get the grace period to finish it. Then the remaining sessions are told (error 602,
-//! through their outgoing queue, even mid-download) and the system stops. Partial uploads stay
-//! on disk for a later resume.
+//! flight get the grace period to finish it. Then the remaining sessions are closed as a revoked
+//! account's are (error 602, even mid-download, an upload's client read from until it has the
+//! answer) and the system stops once they have ended, or a little after the session's
+//! lingering close at the latest. Partial uploads stay on disk for a later resume.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -27,7 +28,7 @@ use crate::net::{ErrorCode, Response, WireError};
 
 use super::Services;
 use super::auth::{LoginOk, RevokeSessions, WatchRevocations};
-use super::session::{Cut, Drain, Revoke, SessionActor};
+use super::session::{CloseNow, Cut, Drain, LINGER, SessionActor};
 
 /// Which listener a connection came in on: both share the slots, the queue and the limits.
 /// An FTP connection carries the TLS configuration its session will use.
@@ -91,7 +92,7 @@ struct Waiting {
 
 /// How the acceptor reaches a running session.
 enum SessionLink {
-    Native { addr: Addr<SessionActor>, out: mpsc::Sender<Response>, cut: Arc<Cut> },
+    Native { addr: Addr<SessionActor>, cut: Arc<Cut> },
     Ftp(crate::ftp::FtpLink),
 }
 
@@ -104,24 +105,15 @@ impl SessionLink {
         }
     }
 
-    /// End a logged-in session whose account was revoked, at once, even mid-transfer: a
-    /// native download in progress stops at its next chunk (it holds the session, so it is
-    /// reached through the session's `Cut`), anything else hears a `Revoke`.
-    fn revoke(&self, error: WireError) {
-        match self {
-            SessionLink::Native { addr, cut, .. } => {
-                cut.cut(error.clone());
-                addr.do_send(Revoke(error));
-            }
-            SessionLink::Ftp(link) => link.close_now(error),
-        }
-    }
-
-    /// Close now, telling the client why (even mid-transfer).
+    /// Close now, telling the client why, even mid-transfer: a native download in progress
+    /// stops at its next chunk (it holds the session, so it is reached through the session's
+    /// `Cut`), anything else hears a `CloseNow`; an upload's client is still read from, and
+    /// its data dropped, until it has the answer (the session's lingering close).
     fn close_now(&self, error: WireError) {
         match self {
-            SessionLink::Native { out, .. } => {
-                let _ = out.try_send(Response::error(error));
+            SessionLink::Native { addr, cut } => {
+                cut.cut(error.clone());
+                addr.do_send(CloseNow(error));
             }
             SessionLink::Ftp(link) => link.close_now(error),
         }
@@ -184,9 +176,9 @@ impl Acceptor {
                 user_slots: me.recipient(),
             })),
             Protocol::Native => {
-                let (addr, out, cut) =
+                let (addr, cut) =
                     SessionActor::start(id, stream, peer, services, me.clone().recipient(), me.recipient());
-                SessionLink::Native { addr, out, cut }
+                SessionLink::Native { addr, cut }
             }
         };
         self.sessions.insert(id, link);
@@ -516,8 +508,10 @@ impl Handler<Shutdown> for Acceptor {
             for link in act.sessions.values() {
                 link.close_now(error.clone());
             }
-            // Give the writers a moment to flush the message, then stop.
-            ctx.run_later(Duration::from_millis(200), |_, _| System::current().stop());
+            // The system stops when the last session has ended (`stop_when_idle`): once each
+            // has sent its answer, and an upload's has lingered for its client to read it. A
+            // session whose client reads nothing is not waited for past that.
+            ctx.run_later(LINGER + Duration::from_secs(1), |_, _| System::current().stop());
         });
     }
 }
@@ -537,7 +531,7 @@ impl Handler<RevokeSessions> for Acceptor {
             for (id, _) in self.users.iter().filter(|(_, name)| **name == user) {
                 if let Some(link) = self.sessions.get(id) {
                     tracing::info!(session = id, %user, "account changed: closing the session");
-                    link.revoke(account_changed(&user));
+                    link.close_now(account_changed(&user));
                 }
             }
             self.revoked.insert(user, msg.generation);

@@ -58,7 +58,7 @@ const WRITE_QUEUE: usize = 4;
 /// How long a session closed during an upload keeps reading, and dropping, what the client
 /// still sends (see [`SessionActor::close_with`]). Enough for a 256 KiB frame in flight on a
 /// link of 420 kbit/s or more.
-const LINGER: Duration = Duration::from_secs(5);
+pub const LINGER: Duration = Duration::from_secs(5);
 
 type Incoming = Result<Result<Request, MalformedFrame>, FrameError>;
 
@@ -106,9 +106,9 @@ pub struct SessionActor {
 }
 
 impl SessionActor {
-    /// Starts a session on an admitted connection; returns its address, its outgoing frame
-    /// queue and its [`Cut`] (the acceptor uses the last two to reach it even while it is busy
-    /// streaming: a forced shutdown, a revoked account).
+    /// Starts a session on an admitted connection; returns its address and its [`Cut`] (the
+    /// acceptor uses the cut to reach it even while a download keeps it busy: a forced
+    /// shutdown, a revoked account).
     pub fn start(
         id: u64,
         stream: TcpStream,
@@ -116,7 +116,7 @@ impl SessionActor {
         services: Services,
         acceptor: Recipient<SessionEnded>,
         user_slots: Recipient<ClaimUserSession>,
-    ) -> (Addr<SessionActor>, mpsc::Sender<Response>, Arc<Cut>) {
+    ) -> (Addr<SessionActor>, Arc<Cut>) {
         let _ = stream.set_nodelay(true);
         let (read_half, write_half) = stream.into_split();
         let (received, sent) = (Activity::new(), Activity::new());
@@ -128,7 +128,7 @@ impl SessionActor {
         let stall = Duration::from_secs(services.config.transfer_stall_secs);
         let sink = FramedWrite::new(write_half, FrameCodec::new(max_frame));
         actix_rt::spawn(write_frames(sink, queue, finish, sent.clone(), stall));
-        let (sender, cut) = (out.clone(), Arc::new(Cut::default()));
+        let cut = Arc::new(Cut::default());
         let session_cut = cut.clone();
         let addr = SessionActor::create(move |ctx| {
             ctx.add_stream(FramedRead::new(read_half, FrameCodec::<Request, Response>::new(max_frame)));
@@ -150,7 +150,7 @@ impl SessionActor {
                 closing: false,
             }
         });
-        (addr, sender, cut)
+        (addr, cut)
     }
 
     fn upload_in_progress(&self) -> bool {
@@ -399,9 +399,10 @@ impl Actor for SessionActor {
     }
 }
 
-/// Set by the acceptor to end a session even while a download holds it (a revoked account):
-/// the download's disk job looks before each chunk, stops, and the session answers with the
-/// error and closes. Other states hear the same news as a [`Revoke`] message.
+/// Set by the acceptor to end a session even while a download holds it (a revoked account, the
+/// end of a shutdown's grace period): the download's disk job looks before each chunk, stops,
+/// and the session answers with the error and closes. Other states hear the same news as a
+/// [`CloseNow`] message.
 #[derive(Default)]
 pub struct Cut(std::sync::OnceLock<WireError>);
 
@@ -415,16 +416,16 @@ impl Cut {
     }
 }
 
-/// The session's account was revoked (see the Acceptor): close now, saying why. An upload in
-/// progress keeps its partial for a resume, as with any lost connection.
+/// Close now, saying why (see the Acceptor: a revoked account, the end of a shutdown's grace
+/// period). An upload in progress keeps its partial for a resume, as with any lost connection.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Revoke(pub WireError);
+pub struct CloseNow(pub WireError);
 
-impl Handler<Revoke> for SessionActor {
+impl Handler<CloseNow> for SessionActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Revoke, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: CloseNow, ctx: &mut Context<Self>) {
         self.close_with(ctx, msg.0);
     }
 }
