@@ -1,5 +1,6 @@
 //! The command line: thin layers over the library. `anyhow` lives here and nowhere else.
 
+pub mod ctrl_c;
 pub mod demo;
 pub mod format;
 pub mod password;

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
 use crate::client::{Client, ClientError, GetReport, LoginKey, Progress};
@@ -15,6 +14,7 @@ use crate::net::ErrorCode;
 use crate::quota::IN_USE_PATIENCE;
 use crate::size::format_size;
 
+use super::ctrl_c::CtrlC;
 use super::format::{format_entry, format_quota};
 use super::password::login_password;
 
@@ -156,9 +156,9 @@ struct Shell {
     account: Account,
     /// The remote working directory, restored when the shell connects again.
     cwd: String,
-    /// Ctrl-C interrupts the command in progress instead of ending the shell (interactive
-    /// mode; see [`Shell::execute`]).
-    interruptible: bool,
+    /// In interactive mode, Ctrl-C interrupts the command in progress instead of ending the
+    /// shell (see [`Shell::execute`]).
+    ctrl_c: Option<CtrlC>,
 }
 
 /// What running one line came to; failures have been printed already.
@@ -179,11 +179,10 @@ impl Shell {
                 return Outcome::CommandFailed;
             }
         };
-        let watcher = self.interruptible.then(|| self.interrupt_on_ctrl_c());
-        let result = self.run_line(&words);
-        if let Some(watcher) = watcher {
-            watcher.abort();
+        if let Some(ctrl_c) = &self.ctrl_c {
+            self.client.set_interrupt(ctrl_c.next_command());
         }
+        let result = self.run_line(&words);
         match result {
             Ok(true) => Outcome::Continue,
             Ok(false) => Outcome::Quit,
@@ -206,18 +205,6 @@ impl Shell {
                 Outcome::CommandFailed
             }
         }
-    }
-
-    /// Gives the client a fresh interrupt, cancelled by the next Ctrl-C; returns the task that
-    /// watches for it, to be stopped when the command ends.
-    fn interrupt_on_ctrl_c(&mut self) -> tokio::task::JoinHandle<()> {
-        let interrupt = CancellationToken::new();
-        self.client.set_interrupt(interrupt.clone());
-        self.runtime.spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                interrupt.cancel();
-            }
-        })
     }
 
     /// After an interrupted command the connection is in the middle of an exchange: leave it
@@ -447,17 +434,12 @@ pub fn run(args: ShellArgs) -> u8 {
         println!("Connected to {} ({}) as {user}. Type help for commands.", args.connect, client.server());
     }
     let account = Account { addr: args.connect.clone(), user, key };
-    let mut shell = Shell { client, runtime, account, cwd: "/".to_string(), interruptible: interactive };
-    if interactive {
-        // From here on SIGINT no longer ends the process: each command's watcher hears it.
-        #[cfg(unix)]
-        if let Err(error) = shell
-            .runtime
-            .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map(drop) })
-        {
-            eprintln!("warning: Ctrl-C will end the shell: {error}");
-        }
-    }
+    let ctrl_c = if interactive {
+        CtrlC::listen(&runtime).map_err(|error| eprintln!("warning: Ctrl-C will end the shell: {error}")).ok()
+    } else {
+        None
+    };
+    let mut shell = Shell { client, runtime, account, cwd: "/".to_string(), ctrl_c };
     match args.batch {
         Some(source) => run_batch(&mut shell, &source),
         None => run_interactive(&mut shell),
