@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::ftp::tls;
 use crate::quota::UsageGate;
 use crate::quota::hash_budget::HashBudget;
+use crate::storage::digest_index::{DIGEST_FILE, DIGEST_INDEX_ENTRIES, DigestIndex};
 use crate::storage::home::create_home_dir;
 
 const SECRET_FILE: &str = "server.secret";
@@ -114,10 +115,34 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
         Supervisor::start(move |_| AuthActor::new(data_dir, secret, scrypt, policy, quota, disk))
     };
     let hash_budget = Arc::new(Mutex::new(HashBudget::new(config.hash_budget_policy())));
-    let digests = Arc::default();
+    let digests = Arc::new(load_digests(&config.data_dir));
     let services = Services { config, auth, quota, disk, hashers, gate, hash_budget, digests };
     let acceptor = Acceptor::new(listener, ftp.map(|(ftp, _)| ftp), services.clone()).start();
     Ok(Started { addr: local, ftp_addr, services, acceptor })
+}
+
+/// The digests saved at the last clean stop (see [`DigestIndex`]); none if they cannot be read.
+fn load_digests(data_dir: &Path) -> DigestIndex {
+    let path = data_dir.join(DIGEST_FILE);
+    match DigestIndex::load(&path, DIGEST_INDEX_ENTRIES) {
+        Ok(index) => {
+            tracing::info!(entries = index.len(), "stored digests loaded");
+            index
+        }
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "stored digests not loaded: files will be hashed again");
+            DigestIndex::default()
+        }
+    }
+}
+
+/// Saves the digests for the next start; called once the server has stopped.
+pub fn save_digests(data_dir: &Path, digests: &DigestIndex) {
+    let path = data_dir.join(DIGEST_FILE);
+    match digests.save(&path) {
+        Ok(()) => tracing::info!(entries = digests.len(), "stored digests saved"),
+        Err(error) => tracing::warn!(path = %path.display(), %error, "stored digests not saved"),
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
@@ -156,11 +181,13 @@ impl ServerHandle {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let system = actix::System::new();
+            let data_dir = config.data_dir.clone();
             let started = system.block_on(start(config, secret));
-            let ok = started.is_ok();
+            let digests = started.as_ref().ok().map(|started| started.services.digests.clone());
             let _ = ready_tx.send(started.map(|started| (started, actix::System::current())));
-            if ok {
+            if let Some(digests) = digests {
                 let _ = system.run();
+                save_digests(&data_dir, &digests);
             }
         });
         let (started, system) = ready_rx.recv().expect("server thread reports")?;

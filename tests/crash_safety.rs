@@ -25,6 +25,8 @@ const CHUNK: usize = 64 << 10;
 struct Site {
     dir: tempfile::TempDir,
     grace_secs: u64,
+    /// More top-level configuration lines.
+    extra_config: String,
 }
 
 struct Served {
@@ -34,7 +36,11 @@ struct Served {
 
 impl Site {
     fn new(grace_secs: u64) -> Site {
-        let site = Site { dir: tempfile::tempdir().unwrap(), grace_secs };
+        Site::with_config(grace_secs, "")
+    }
+
+    fn with_config(grace_secs: u64, extra_config: &str) -> Site {
+        let site = Site { dir: tempfile::tempdir().unwrap(), grace_secs, extra_config: extra_config.to_string() };
         add_user(&site.data(), "u", b"pw", TEST_SCRYPT, 1 << 30, None).unwrap();
         site
     }
@@ -51,7 +57,10 @@ impl Site {
         let config = self.dir.path().join("server.toml");
         std::fs::write(
             &config,
-            format!("shutdown_grace_secs = {}\nchunk_bytes = {CHUNK}\n[scrypt]\nlog_n = 6\n", self.grace_secs),
+            format!(
+                "shutdown_grace_secs = {}\nchunk_bytes = {CHUNK}\n{}\n[scrypt]\nlog_n = 6\n",
+                self.grace_secs, self.extra_config
+            ),
         )
         .unwrap();
         let mut child = Command::new(BIN)
@@ -232,6 +241,40 @@ async fn transfers_still_moving_when_the_grace_ends_are_told_602() {
     );
     assert_eq!(std::fs::read(site.home().join("up.bin")).unwrap(), data);
     assert_eq!(std::fs::read(&local_down).unwrap(), data);
+}
+
+/// The digests the server keeps of the files it wrote outlive a clean stop: the next start
+/// checks unchanged files without hashing them again. Hashing is budgeted here to 1 MiB
+/// that does not refill, so after the restart a server that had to hash the first 2 MiB file
+/// again would refuse to hash the second (406).
+#[tokio::test]
+async fn stored_digests_outlive_a_clean_stop() {
+    let site = Site::with_config(5, "hash_budget_bytes = 1048576\nhash_budget_refill_bytes_per_sec = 1");
+    let files: Vec<(PathBuf, Vec<u8>)> =
+        (0..2u64).map(|i| (site.dir.path().join(format!("f{i}.bin")), random_bytes(2 << 20, 20 + i))).collect();
+    let mut server = site.serve();
+    let mut client = server.login().await;
+    for (local, data) in &files {
+        std::fs::write(local, data).unwrap();
+        client.put(local, local.file_name().unwrap().to_str().unwrap(), &NoProgress).await.unwrap();
+    }
+    drop(client);
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(), Some(0));
+    let saved = site.data().join(ftp_actor::storage::digest_index::DIGEST_FILE);
+    let index = ftp_actor::storage::DigestIndex::load(&saved, 10).unwrap();
+    for (local, data) in &files {
+        let stored = site.home().join(local.file_name().unwrap());
+        let stamp = ftp_actor::storage::digest_index::FileStamp::of(&std::fs::metadata(&stored).unwrap());
+        assert_eq!(index.get(&stamp), Some(md5_of(data)), "{}", stored.display());
+    }
+
+    let server = site.serve();
+    let mut client = server.login().await;
+    for (local, _) in &files {
+        let report = client.get(local.file_name().unwrap().to_str().unwrap(), local, &NoProgress).await.unwrap();
+        assert!(matches!(report, ftp_actor::client::GetReport::Skipped { .. }), "{report:?}");
+    }
 }
 
 #[tokio::test]

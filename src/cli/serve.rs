@@ -55,8 +55,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let grace = std::time::Duration::from_secs(config.shutdown_grace_secs);
+    let data_dir = config.data_dir.clone();
     let system = actix::System::new();
-    system.block_on(async move {
+    let digests = system.block_on(async move {
         let started = server::start(config.clone(), secret).await?;
         tracing::info!(addr = %started.addr, data_dir = %config.data_dir.display(), max_concurrency = config.max_concurrency,
             max_queued = config.max_queued, "ftp-actor listening");
@@ -67,9 +68,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             println!("FTP and FTPS (AUTH TLS) on {ftp}; TLS certificate {}", cert.display());
         }
         actix_rt::spawn(stop_on_signals(started.acceptor, grace));
-        Ok::<_, anyhow::Error>(())
+        Ok::<_, anyhow::Error>(started.services.digests)
     })?;
     system.run()?;
+    server::save_digests(&data_dir, &digests);
     Ok(())
 }
 

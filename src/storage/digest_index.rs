@@ -13,17 +13,34 @@
 //! taken keeps its stamp. The server itself never rewrites a file in place (uploads publish a
 //! new inode), so only outside writers racing a publish within milliseconds are exposed.
 //!
-//! The index lives in memory and is bounded; after a restart each file is hashed once more on
-//! its first download.
+//! The index lives in memory and is bounded. A clean stop saves it in the data directory
+//! ([`DIGEST_FILE`]) and the next start loads it, so files are not hashed again after a
+//! restart; the stamps keep every loaded entry as safe as a fresh one (a file changed while
+//! the server was down no longer matches its entry). A server that was killed starts from the
+//! file of its last clean stop, or from nothing: either way a file without a valid entry is
+//! just hashed once more on its first download.
 
 use std::collections::{HashMap, VecDeque};
-use std::os::unix::fs::MetadataExt;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
 use std::sync::Mutex;
 
 use super::transfer::Md5Digest;
 
 /// Entries kept; the oldest are forgotten first. About 100 bytes each.
 pub const DIGEST_INDEX_ENTRIES: usize = 100_000;
+
+/// The saved index's name in the data directory.
+pub const DIGEST_FILE: &str = "digests.bin";
+
+/// The saved index's first bytes, naming its format: then one [`ENTRY_LEN`]-byte record per
+/// entry, oldest first.
+const FILE_MAGIC: &[u8] = b"ftp-actor digests 1\n";
+
+/// device, inode and size (u64), modification and change times (i128 nanoseconds), all
+/// little-endian, then the MD5.
+const ENTRY_LEN: usize = 8 + 8 + 8 + 16 + 16 + 16;
 
 /// Which file, in which state: everything a stored digest is valid for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +70,31 @@ impl FileStamp {
 
     fn file(&self) -> (u64, u64) {
         (self.device, self.inode)
+    }
+
+    fn encode(&self, md5: &Md5Digest, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.device.to_le_bytes());
+        out.extend_from_slice(&self.inode.to_le_bytes());
+        out.extend_from_slice(&self.size.to_le_bytes());
+        out.extend_from_slice(&self.modified_ns.to_le_bytes());
+        out.extend_from_slice(&self.changed_ns.to_le_bytes());
+        out.extend_from_slice(md5);
+    }
+
+    fn decode(record: &[u8; ENTRY_LEN]) -> (FileStamp, Md5Digest) {
+        let (device, rest) = record.split_first_chunk::<8>().expect("record length");
+        let (inode, rest) = rest.split_first_chunk::<8>().expect("record length");
+        let (size, rest) = rest.split_first_chunk::<8>().expect("record length");
+        let (modified, rest) = rest.split_first_chunk::<16>().expect("record length");
+        let (changed, md5) = rest.split_first_chunk::<16>().expect("record length");
+        let stamp = FileStamp {
+            device: u64::from_le_bytes(*device),
+            inode: u64::from_le_bytes(*inode),
+            size: u64::from_le_bytes(*size),
+            modified_ns: i128::from_le_bytes(*modified),
+            changed_ns: i128::from_le_bytes(*changed),
+        };
+        (stamp, md5.try_into().expect("record length"))
     }
 }
 
@@ -102,6 +144,54 @@ impl DigestIndex {
         }
     }
 
+    /// The index in the saved form: [`FILE_MAGIC`], then every entry, oldest first.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::with_capacity(FILE_MAGIC.len() + entries.by_file.len() * ENTRY_LEN);
+        out.extend_from_slice(FILE_MAGIC);
+        for file in &entries.order {
+            if let Some((stamp, md5)) = entries.by_file.get(file) {
+                stamp.encode(md5, &mut out);
+            }
+        }
+        out
+    }
+
+    /// An index of `capacity` entries holding the newest of those saved in `bytes`.
+    pub fn from_bytes(bytes: &[u8], capacity: usize) -> Result<DigestIndex, std::io::Error> {
+        let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+        let records = bytes.strip_prefix(FILE_MAGIC).ok_or_else(|| invalid("not a saved digest index"))?;
+        if records.len() % ENTRY_LEN != 0 {
+            return Err(invalid("a saved digest index with a cut record"));
+        }
+        let index = DigestIndex::with_capacity(capacity);
+        for record in records.chunks_exact(ENTRY_LEN) {
+            let (stamp, md5) = FileStamp::decode(record.try_into().expect("chunks_exact"));
+            index.record(stamp, md5);
+        }
+        Ok(index)
+    }
+
+    /// Saves the index at `path`, replacing what was there at once (a new file renamed over
+    /// it), readable by the server's user only.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let partial = path.with_extension("bin.part");
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&partial)?;
+        file.write_all(&self.to_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&partial, path)
+    }
+
+    /// The index saved at `path`; an empty one if there is none.
+    pub fn load(path: &Path, capacity: usize) -> std::io::Result<DigestIndex> {
+        match std::fs::read(path) {
+            Ok(bytes) => DigestIndex::from_bytes(&bytes, capacity),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(DigestIndex::with_capacity(capacity)),
+            Err(error) => Err(error),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).by_file.len()
     }
@@ -140,6 +230,51 @@ mod tests {
         let after = stamp(&path);
         assert_eq!(after.size(), before.size());
         assert_eq!(index.get(&after), None);
+    }
+
+    #[test]
+    fn a_saved_index_loads_with_its_entries_and_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let stamps: Vec<FileStamp> = (0..3)
+            .map(|i| {
+                let path = dir.path().join(format!("f{i}"));
+                std::fs::write(&path, [i as u8]).unwrap();
+                stamp(&path)
+            })
+            .collect();
+        let index = DigestIndex::default();
+        for (i, s) in stamps.iter().enumerate() {
+            index.record(*s, [i as u8 + 7; 16]);
+        }
+        let saved = dir.path().join(DIGEST_FILE);
+        index.save(&saved).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600);
+
+        let loaded = DigestIndex::load(&saved, DIGEST_INDEX_ENTRIES).unwrap();
+        assert_eq!(loaded.len(), 3);
+        for (i, s) in stamps.iter().enumerate() {
+            assert_eq!(loaded.get(s), Some([i as u8 + 7; 16]));
+        }
+        assert_eq!(loaded.to_bytes(), index.to_bytes(), "the same entries in the same order");
+        // Loaded into a smaller index, the newest are kept.
+        let smaller = DigestIndex::load(&saved, 2).unwrap();
+        assert_eq!((smaller.get(&stamps[0]), smaller.get(&stamps[2])), (None, Some([9; 16])));
+    }
+
+    #[test]
+    fn a_missing_file_is_an_empty_index_and_a_damaged_one_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DIGEST_FILE);
+        assert!(DigestIndex::load(&path, 10).unwrap().is_empty());
+        let index = DigestIndex::default();
+        index.record(stamp(&dir.path().join(".")), [1; 16]);
+        let bytes = index.to_bytes();
+        for damaged in [&bytes[..bytes.len() - 1], &bytes[1..], b"".as_slice()] {
+            std::fs::write(&path, damaged).unwrap();
+            let error = DigestIndex::load(&path, 10).expect_err("refused");
+            assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+        }
     }
 
     #[test]
