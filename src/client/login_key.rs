@@ -43,6 +43,11 @@ impl LoginKey {
         LoginKey { salt: salt.to_vec(), params, salted_password }
     }
 
+    /// The key itself, for the proof (see `Client::login_deriving`).
+    pub(super) fn salted_password(&self) -> &Key {
+        &self.salted_password
+    }
+
     /// The key for a challenge with this salt and these parameters, if it was derived for them.
     pub fn for_challenge(&self, salt: &[u8], params: ScryptParams) -> Result<Key, KeyOutdated> {
         if salt == self.salt.as_slice() && params == self.params { Ok(self.salted_password) } else { Err(KeyOutdated) }

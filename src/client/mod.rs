@@ -237,14 +237,14 @@ impl Client {
             kdf_attribute: params.attribute(),
         };
         let key = blocking(move || derive(&salt, params)).await??;
-        let salted = key.for_challenge(&exchange.salt, params)?;
+        let salted = key.salted_password();
         let auth_message = exchange.auth_message();
-        let proof = scram::client_proof(&salted, &auth_message);
+        let proof = scram::client_proof(salted, &auth_message);
         let answer = self.call(Request::AuthProof { nonce, proof: ByteBuf::from(proof.to_vec()) }).await?;
         let Response::AuthOk { server_signature } = answer else {
             return Err(unexpected(answer, "auth_ok"));
         };
-        if !scram::verify_server_signature(&scram::server_key(&salted), &auth_message, &server_signature) {
+        if !scram::verify_server_signature(&scram::server_key(salted), &auth_message, &server_signature) {
             return Err(ClientError::ServerNotAuthenticated);
         }
         Ok(key)
