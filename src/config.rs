@@ -51,6 +51,7 @@ pub struct Config {
     pub transfer_stall_secs: u64,
     pub busy_poll_us: u64,
     pub shutdown_grace_secs: u64,
+    pub digest_save_secs: u64,
     pub login_failures_before_ban: u32,
     pub login_failure_window_secs: u64,
     pub login_ban_secs: u64,
@@ -173,6 +174,9 @@ impl Config {
         if self.busy_poll_us > MAX_BUSY_POLL_US {
             return invalid("busy_poll_us must be at most 1000");
         }
+        if self.digest_save_secs > 86_400 {
+            return invalid("digest_save_secs must be at most 86400 (a day)");
+        }
         self.scrypt.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.ftp.tls_cert.as_os_str().is_empty() != self.ftp.tls_key.as_os_str().is_empty() {
             return invalid("ftp.tls_cert and ftp.tls_key must be given together (or both left empty)");
@@ -237,6 +241,8 @@ mod tests {
         assert_eq!(Config::parse("default_quota = 5", Path::new("t")).unwrap().default_quota, 5);
         assert!(Config::parse("busy_poll_us = 1001", Path::new("t")).is_err());
         assert_eq!(Config::parse("busy_poll_us = 0", Path::new("t")).unwrap().busy_poll_window(), Duration::ZERO);
+        assert!(Config::parse("digest_save_secs = 86401", Path::new("t")).is_err());
+        assert_eq!(Config::parse("digest_save_secs = 0", Path::new("t")).unwrap().digest_save_secs, 0);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix::prelude::*;
 use base64::Engine;
@@ -116,6 +117,10 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
     };
     let hash_budget = Arc::new(Mutex::new(HashBudget::new(config.hash_budget_policy())));
     let digests = Arc::new(load_digests(&config.data_dir));
+    if config.digest_save_secs > 0 {
+        let every = Duration::from_secs(config.digest_save_secs);
+        actix_rt::spawn(keep_saving_digests(config.data_dir.clone(), digests.clone(), disk.clone(), every));
+    }
     let services = Services { config, auth, quota, disk, hashers, gate, hash_budget, digests };
     let acceptor = Acceptor::new(listener, ftp.map(|(ftp, _)| ftp), services.clone()).start();
     Ok(Started { addr: local, ftp_addr, services, acceptor })
@@ -136,12 +141,38 @@ fn load_digests(data_dir: &Path) -> DigestIndex {
     }
 }
 
-/// Saves the digests for the next start; called once the server has stopped.
-pub fn save_digests(data_dir: &Path, digests: &DigestIndex) {
+/// Saves the digests for the next start: once the server has stopped, and meanwhile (see
+/// [`keep_saving_digests`]). Says whether it did.
+pub fn save_digests(data_dir: &Path, digests: &DigestIndex) -> bool {
     let path = data_dir.join(DIGEST_FILE);
     match digests.save(&path) {
-        Ok(()) => tracing::info!(entries = digests.len(), "stored digests saved"),
-        Err(error) => tracing::warn!(path = %path.display(), %error, "stored digests not saved"),
+        Ok(()) => {
+            tracing::debug!(entries = digests.len(), "stored digests saved");
+            true
+        }
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "stored digests not saved");
+            false
+        }
+    }
+}
+
+/// Saves the digests on the disk pool every `every` while they change, so that a killed
+/// server loses at most that much of them.
+async fn keep_saving_digests(data_dir: PathBuf, digests: Arc<DigestIndex>, disk: DiskPool, every: Duration) {
+    let mut saved = digests.changes();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let changes = digests.changes();
+        if changes == saved {
+            continue;
+        }
+        let (dir, index) = (data_dir.clone(), digests.clone());
+        if let Ok(true) = disk.run("save digests", move || save_digests(&dir, &index)).await {
+            saved = changes;
+        }
     }
 }
 

@@ -243,38 +243,70 @@ async fn transfers_still_moving_when_the_grace_ends_are_told_602() {
     assert_eq!(std::fs::read(&local_down).unwrap(), data);
 }
 
-/// The digests the server keeps of the files it wrote outlive a clean stop: the next start
-/// checks unchanged files without hashing them again. Hashing is budgeted here to 1 MiB
-/// that does not refill, so after the restart a server that had to hash the first 2 MiB file
-/// again would refuse to hash the second (406).
-#[tokio::test]
-async fn stored_digests_outlive_a_clean_stop() {
-    let site = Site::with_config(5, "hash_budget_bytes = 1048576\nhash_budget_refill_bytes_per_sec = 1");
-    let files: Vec<(PathBuf, Vec<u8>)> =
-        (0..2u64).map(|i| (site.dir.path().join(format!("f{i}.bin")), random_bytes(2 << 20, 20 + i))).collect();
-    let mut server = site.serve();
+/// Hashing budgeted to 1 MiB that does not refill: after a restart, a server that had to hash
+/// one of two 2 MiB files again would refuse to hash the other (406).
+const ONE_HASH_AT_MOST: &str = "hash_budget_bytes = 1048576\nhash_budget_refill_bytes_per_sec = 1";
+
+/// Uploads two 2 MiB files; returns their local paths and contents.
+async fn upload_two_files(site: &Site, server: &Served) -> Vec<(PathBuf, Vec<u8>)> {
     let mut client = server.login().await;
-    for (local, data) in &files {
-        std::fs::write(local, data).unwrap();
-        client.put(local, local.file_name().unwrap().to_str().unwrap(), &NoProgress).await.unwrap();
+    let mut files = Vec::new();
+    for i in 0..2u64 {
+        let (local, data) = (site.dir.path().join(format!("f{i}.bin")), random_bytes(2 << 20, 20 + i));
+        std::fs::write(&local, &data).unwrap();
+        client.put(&local, &format!("f{i}.bin"), &NoProgress).await.unwrap();
+        files.push((local, data));
     }
-    drop(client);
-    server.signal("TERM");
-    assert_eq!(server.wait_exit(), Some(0));
+    files
+}
+
+/// Whether the saved index holds the digest of each file as stored.
+fn saved_digests_cover(site: &Site, files: &[(PathBuf, Vec<u8>)]) -> bool {
     let saved = site.data().join(ftp_actor::storage::digest_index::DIGEST_FILE);
-    let index = ftp_actor::storage::DigestIndex::load(&saved, 10).unwrap();
-    for (local, data) in &files {
+    let Ok(index) = ftp_actor::storage::DigestIndex::load(&saved, 10) else { return false };
+    files.iter().all(|(local, data)| {
         let stored = site.home().join(local.file_name().unwrap());
         let stamp = ftp_actor::storage::digest_index::FileStamp::of(&std::fs::metadata(&stored).unwrap());
-        assert_eq!(index.get(&stamp), Some(md5_of(data)), "{}", stored.display());
-    }
+        index.get(&stamp) == Some(md5_of(data))
+    })
+}
 
-    let server = site.serve();
+/// A restarted server checks both files against the identical local copies without hashing.
+async fn checked_without_hashing(server: &Served, files: &[(PathBuf, Vec<u8>)]) {
     let mut client = server.login().await;
-    for (local, _) in &files {
+    for (local, _) in files {
         let report = client.get(local.file_name().unwrap().to_str().unwrap(), local, &NoProgress).await.unwrap();
         assert!(matches!(report, ftp_actor::client::GetReport::Skipped { .. }), "{report:?}");
     }
+}
+
+/// The digests the server keeps of the files it wrote outlive a clean stop: the next start
+/// checks unchanged files without hashing them again.
+#[tokio::test]
+async fn stored_digests_outlive_a_clean_stop() {
+    let site = Site::with_config(5, ONE_HASH_AT_MOST);
+    let mut server = site.serve();
+    let files = upload_two_files(&site, &server).await;
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(), Some(0));
+    assert!(saved_digests_cover(&site, &files), "saved at the stop");
+    checked_without_hashing(&site.serve(), &files).await;
+}
+
+/// They are saved while the server runs too (`digest_save_secs`), so a killed server keeps them.
+#[tokio::test]
+async fn stored_digests_saved_meanwhile_outlive_a_kill() {
+    let site = Site::with_config(5, &format!("digest_save_secs = 1\n{ONE_HASH_AT_MOST}"));
+    let mut server = site.serve();
+    let files = upload_two_files(&site, &server).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !saved_digests_cover(&site, &files) {
+        assert!(Instant::now() < deadline, "the digests were not saved while the server ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.signal("KILL");
+    assert_eq!(server.wait_exit(), None, "killed");
+    checked_without_hashing(&site.serve(), &files).await;
 }
 
 #[tokio::test]

@@ -13,18 +13,19 @@
 //! taken keeps its stamp. The server itself never rewrites a file in place (uploads publish a
 //! new inode), so only outside writers racing a publish within milliseconds are exposed.
 //!
-//! The index lives in memory and is bounded. A clean stop saves it in the data directory
-//! ([`DIGEST_FILE`]) and the next start loads it, so files are not hashed again after a
-//! restart; the stamps keep every loaded entry as safe as a fresh one (a file changed while
-//! the server was down no longer matches its entry). A server that was killed starts from the
-//! file of its last clean stop, or from nothing: either way a file without a valid entry is
-//! just hashed once more on its first download.
+//! The index lives in memory and is bounded. It is saved in the data directory
+//! ([`DIGEST_FILE`]) at a clean stop and every `digest_save_secs` while it changes, and the
+//! next start loads it, so files are not hashed again after a restart; the stamps keep every
+//! loaded entry as safe as a fresh one (a file changed while the server was down no longer
+//! matches its entry). A server that was killed starts from its last save, or from nothing:
+//! either way a file without a valid entry is just hashed once more on its first download.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::transfer::Md5Digest;
 
@@ -103,6 +104,8 @@ impl FileStamp {
 pub struct DigestIndex {
     capacity: usize,
     entries: Mutex<Entries>,
+    /// Entries recorded so far, for a saver to tell whether anything changed since it saved.
+    changes: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -120,7 +123,7 @@ impl Default for DigestIndex {
 
 impl DigestIndex {
     pub fn with_capacity(capacity: usize) -> DigestIndex {
-        DigestIndex { capacity: capacity.max(1), entries: Mutex::default() }
+        DigestIndex { capacity: capacity.max(1), entries: Mutex::default(), changes: AtomicU64::new(0) }
     }
 
     /// The digest of the file in exactly this state, if known.
@@ -135,6 +138,7 @@ impl DigestIndex {
     /// Remembers the digest of a file in this state (replacing what was known about it).
     pub fn record(&self, stamp: FileStamp, md5: Md5Digest) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        self.changes.fetch_add(1, Ordering::Relaxed);
         if entries.by_file.insert(stamp.file(), (stamp, md5)).is_none() {
             entries.order.push_back(stamp.file());
         }
@@ -190,6 +194,11 @@ impl DigestIndex {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(DigestIndex::with_capacity(capacity)),
             Err(error) => Err(error),
         }
+    }
+
+    /// How many entries were recorded so far: unchanged between two calls, nothing changed.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
     }
 
     pub fn len(&self) -> usize {
