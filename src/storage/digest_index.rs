@@ -219,6 +219,17 @@ mod tests {
         FileStamp::of(&std::fs::metadata(path).unwrap())
     }
 
+    /// Stamps of `count` new one-byte files in `dir`.
+    fn stamps_of_new_files(dir: &std::path::Path, count: u8) -> Vec<FileStamp> {
+        (0..count)
+            .map(|i| {
+                let path = dir.join(format!("f{i}"));
+                std::fs::write(&path, [i]).unwrap();
+                stamp(&path)
+            })
+            .collect()
+    }
+
     #[test]
     fn a_digest_is_valid_only_while_the_file_is_unchanged() {
         let dir = tempfile::tempdir().unwrap();
@@ -244,13 +255,7 @@ mod tests {
     #[test]
     fn a_saved_index_loads_with_its_entries_and_their_order() {
         let dir = tempfile::tempdir().unwrap();
-        let stamps: Vec<FileStamp> = (0..3)
-            .map(|i| {
-                let path = dir.path().join(format!("f{i}"));
-                std::fs::write(&path, [i as u8]).unwrap();
-                stamp(&path)
-            })
-            .collect();
+        let stamps = stamps_of_new_files(dir.path(), 3);
         let index = DigestIndex::default();
         for (i, s) in stamps.iter().enumerate() {
             index.record(*s, [i as u8 + 7; 16]);
@@ -290,13 +295,7 @@ mod tests {
     fn the_oldest_entries_are_forgotten_first() {
         let dir = tempfile::tempdir().unwrap();
         let index = DigestIndex::with_capacity(2);
-        let stamps: Vec<FileStamp> = (0..3)
-            .map(|i| {
-                let path = dir.path().join(format!("f{i}"));
-                std::fs::write(&path, [i as u8]).unwrap();
-                stamp(&path)
-            })
-            .collect();
+        let stamps = stamps_of_new_files(dir.path(), 3);
         for (i, s) in stamps.iter().enumerate() {
             index.record(*s, [i as u8; 16]);
         }
