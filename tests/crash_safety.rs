@@ -309,6 +309,42 @@ async fn stored_digests_saved_meanwhile_outlive_a_kill() {
     checked_without_hashing(&site.serve(), &files).await;
 }
 
+/// Files removed or added behind the server's back count in the quota once it is sent SIGHUP,
+/// without a restart, and an upload in flight meanwhile is counted exactly once.
+#[tokio::test]
+async fn sighup_measures_every_home_again() {
+    let site = Site::new(5);
+    let server = site.serve();
+    let mut client = server.login().await;
+    let local = site.dir.path().join("a.bin");
+    std::fs::write(&local, random_bytes(1 << 20, 30)).unwrap();
+    client.put(&local, "a.bin", &NoProgress).await.unwrap();
+    assert_eq!(client.quota().await.unwrap().0, 1 << 20);
+    let mut uploader = server.login().await;
+    let flying = random_bytes(8 * CHUNK, 32);
+    start_upload(&mut uploader, "flying.bin", &flying, 3).await;
+    wait_for_len(&site.home().join(".flying.bin.ftpa-part"), 3 * CHUNK as u64).await;
+
+    std::fs::remove_file(site.home().join("a.bin")).unwrap();
+    std::fs::write(site.home().join("b.bin"), random_bytes(3 << 20, 31)).unwrap();
+    let before = client.quota().await.unwrap().0;
+    assert_eq!(before, 1 << 20, "the server has not looked yet (and counts the partial once its upload ends)");
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.quota().await.unwrap().0 == before {
+        assert!(Instant::now() < deadline, "usage not measured again: {:?}", client.quota().await.unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(client.quota().await.unwrap().0, 3 << 20, "b.bin; the partial still counts with its upload");
+
+    for chunk in flying.chunks(CHUNK).skip(3) {
+        uploader.send(Request::Data { bytes: bytes::Bytes::from(chunk.to_vec()) }).await.unwrap();
+    }
+    uploader.send(Request::PutEnd { md5: ByteBuf::from(md5_of(&flying).to_vec()) }).await.unwrap();
+    assert!(matches!(uploader.recv().await.unwrap(), Response::PutDone { .. }));
+    assert_eq!(client.quota().await.unwrap().0, bytes_on_disk(&site.home()), "usage == disk");
+}
+
 #[tokio::test]
 async fn server_killed_mid_upload_loses_nothing() {
     let site = Site::new(30);

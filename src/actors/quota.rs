@@ -162,6 +162,23 @@ impl Supervised for QuotaActor {
     }
 }
 
+/// Measure every user's home again (the server's SIGHUP): files added or removed behind the
+/// server's back count from then on. Like every measurement it holds the mailbox until done,
+/// so uploads wait for it rather than be judged against numbers being rebuilt.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MeasureAgain;
+
+impl Handler<MeasureAgain> for QuotaActor {
+    type Result = ();
+
+    fn handle(&mut self, _: MeasureAgain, ctx: &mut Context<Self>) {
+        tracing::info!(users = self.users.len(), "measuring every home again");
+        let users = self.users.clone();
+        self.measure(ctx, users);
+    }
+}
+
 /// The current user list; new users (and users whose home moved) are measured before any
 /// other message is handled.
 #[derive(Message)]

@@ -6,6 +6,7 @@ use clap::Args;
 use tracing_subscriber::EnvFilter;
 
 use crate::actors::acceptor::{Acceptor, Shutdown};
+use crate::actors::quota::{MeasureAgain, QuotaActor};
 use crate::server;
 
 use super::ConfigArgs;
@@ -59,6 +60,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let system = actix::System::new();
     let digests = system.block_on(async move {
         let started = server::start(config.clone(), secret).await?;
+        // Registered before the server says it listens, so that no SIGHUP finds it without.
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         tracing::info!(addr = %started.addr, data_dir = %config.data_dir.display(), max_concurrency = config.max_concurrency,
             max_queued = config.max_queued, "ftp-actor listening");
         println!("ftp-actor listening on {} (data directory {})", started.addr, config.data_dir.display());
@@ -68,11 +71,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             println!("FTP and FTPS (AUTH TLS) on {ftp}; TLS certificate {}", cert.display());
         }
         actix_rt::spawn(stop_on_signals(started.acceptor, grace));
+        actix_rt::spawn(measure_again_on_hangup(hangups, started.services.quota.clone()));
         Ok::<_, anyhow::Error>(started.services.digests)
     })?;
     system.run()?;
     server::save_digests(&data_dir, &digests);
     Ok(())
+}
+
+/// Each SIGHUP has the quota actor measure every home again (see [`MeasureAgain`]).
+async fn measure_again_on_hangup(mut hangups: tokio::signal::unix::Signal, quota: actix::Addr<QuotaActor>) {
+    while hangups.recv().await.is_some() {
+        quota.do_send(MeasureAgain);
+    }
 }
 
 /// The first SIGTERM or Ctrl-C starts a graceful shutdown; a second one stops at once.
