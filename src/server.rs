@@ -126,7 +126,7 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
     Ok(Started { addr: local, ftp_addr, services, acceptor })
 }
 
-/// The digests saved at the last clean stop (see [`DigestIndex`]); none if they cannot be read.
+/// The digests last saved (see [`DigestIndex`]); none if they cannot be read.
 fn load_digests(data_dir: &Path) -> DigestIndex {
     let path = data_dir.join(DIGEST_FILE);
     match DigestIndex::load(&path, DIGEST_INDEX_ENTRIES) {

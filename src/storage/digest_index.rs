@@ -106,6 +106,9 @@ pub struct DigestIndex {
     entries: Mutex<Entries>,
     /// Entries recorded so far, for a saver to tell whether anything changed since it saved.
     changes: AtomicU64,
+    /// Held while saving: the periodic save on the disk pool and the one at the stop must not
+    /// write the same file at once.
+    saving: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -123,7 +126,12 @@ impl Default for DigestIndex {
 
 impl DigestIndex {
     pub fn with_capacity(capacity: usize) -> DigestIndex {
-        DigestIndex { capacity: capacity.max(1), entries: Mutex::default(), changes: AtomicU64::new(0) }
+        DigestIndex {
+            capacity: capacity.max(1),
+            entries: Mutex::default(),
+            changes: AtomicU64::new(0),
+            saving: Mutex::new(()),
+        }
     }
 
     /// The digest of the file in exactly this state, if known.
@@ -179,6 +187,7 @@ impl DigestIndex {
     /// Saves the index at `path`, replacing what was there at once (a new file renamed over
     /// it), readable by the server's user only.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let _saving = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         let partial = path.with_extension("bin.part");
         let mut file =
             std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&partial)?;
