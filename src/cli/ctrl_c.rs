@@ -16,20 +16,21 @@ impl CtrlC {
     pub fn listen(runtime: &tokio::runtime::Runtime) -> std::io::Result<CtrlC> {
         let current = Arc::new(Mutex::new(CancellationToken::new()));
         let slot = current.clone();
+        let interrupt = move || slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).cancel();
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
             let mut interrupts = runtime.block_on(async { signal(SignalKind::interrupt()) })?;
             runtime.spawn(async move {
                 while interrupts.recv().await.is_some() {
-                    slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).cancel();
+                    interrupt();
                 }
             });
         }
         #[cfg(not(unix))]
         runtime.spawn(async move {
             while tokio::signal::ctrl_c().await.is_ok() {
-                slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).cancel();
+                interrupt();
             }
         });
         Ok(CtrlC { current })

@@ -34,8 +34,7 @@ impl LoginKey {
         salt: &[u8],
         params: ScryptParams,
     ) -> Result<LoginKey, crate::auth::kdf::InvalidParams> {
-        let salted_password = params.salted_password(password, salt)?;
-        Ok(LoginKey { salt: salt.to_vec(), params, salted_password })
+        Ok(LoginKey::from_parts(salt, params, params.salted_password(password, salt)?))
     }
 
     /// A key derived some other way (see `Client::login_with`).
