@@ -213,6 +213,59 @@ fn batch_shell_exit_statuses() {
     assert!(server.home("s").join("fromfile").is_dir());
 }
 
+/// The server closes a session left idle for `idle_timeout_secs` (603), giving its slot to the
+/// next client in the queue; the shell's next command connects again, returns to the working
+/// directory and runs, instead of failing and ending the shell.
+#[test]
+fn the_shell_connects_again_after_the_server_closes_its_idle_session() {
+    let server = TestServer::start_with(|config| {
+        config.idle_timeout_secs = 1;
+        config.max_concurrency = 1;
+        config.max_queued = 2;
+    });
+    server.add_user("s", "pw", 1 << 20);
+    let work = server.local("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let data = random_bytes(300_000, 60);
+    std::fs::write(work.join("up.bin"), &data).unwrap();
+    let addr = server.addr().to_string();
+    let mut shell = Command::new(BIN)
+        .args(["shell", "--connect", &addr, "--user", "s", "--batch", "-"])
+        .env("FTP_ACTOR_PASSWORD", "pw")
+        .current_dir(&work)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = shell.stdin.take().unwrap();
+    input.write_all(b"mkdir sub\ncd sub\n").unwrap();
+    let made = server.home("s").join("sub");
+    for _ in 0..500 {
+        if made.is_dir() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(made.is_dir(), "the shell ran mkdir");
+    // The shell holds the only slot; a client queued behind it is admitted once the server
+    // has closed the shell's idle session.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut waited_at = None;
+    let next = runtime.block_on(ftp_actor::client::Client::connect(server.addr(), |p| waited_at = Some(p)));
+    assert_eq!(waited_at, Some(1));
+    drop(next.unwrap());
+
+    input.write_all(b"pwd\nput up.bin\nls\nquit\n").unwrap();
+    let out = shell.wait_with_output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stderr.contains("the server had closed the idle session; connecting again"), "{stderr}");
+    assert!(stdout.contains("ftp> pwd\n/sub\n"), "back in its directory: {stdout}");
+    assert!(stdout.contains(&format!("md5 {} verified", md5_hex(&data))), "{stdout}");
+    assert_eq!(std::fs::read(made.join("up.bin")).unwrap(), data);
+}
+
 #[test]
 fn demo_supervisor_passes_every_check() {
     let dir = tempfile::tempdir().unwrap();

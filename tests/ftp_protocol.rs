@@ -170,6 +170,53 @@ fn a_connection_that_does_not_log_in_is_closed_with_421() {
 }
 
 #[test]
+fn a_logged_in_session_left_idle_is_closed_with_421_and_its_slot_freed() {
+    let test = plaintext_server(|config| {
+        config.idle_timeout_secs = 1;
+        config.max_concurrency = 1;
+        config.max_queued = 1;
+    });
+    let mut idle = logged_in(&test);
+    let mut waiting = Control::connect(test.ftp_addr());
+    assert!(waiting.line().starts_with("220-all sessions are busy"));
+    let closed = idle.reply();
+    assert!(closed.starts_with(&format!("421 [{}]", ErrorCode::IdleTimeout)), "{closed}");
+    assert!(idle.closed());
+    // The slot it held goes to the connection waiting in the queue.
+    assert!(waiting.reply().starts_with("220 ftp-actor"));
+    assert!(waiting.command("USER bob").starts_with("331"));
+    assert!(waiting.command("PASS pw").starts_with("230"));
+}
+
+#[test]
+fn connections_per_address_are_capped_across_both_listeners() {
+    let test = plaintext_server(|config| config.max_sessions_per_address = 2);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _native = runtime.block_on(test.login("bob", "pw"));
+    let mut ftp = logged_in(&test);
+    let mut refused = Control::connect(test.ftp_addr());
+    let reply = refused.reply();
+    assert!(reply.starts_with(&format!("421 [{}]", ErrorCode::TooManyFromAddress)), "{reply}");
+    assert!(refused.closed());
+    let native = runtime.block_on(ftp_actor::client::Client::connect(test.addr(), |_| {}));
+    assert_eq!(native.err().and_then(|e| e.code()), Some(ErrorCode::TooManyFromAddress));
+    // The sessions already in go on; when one quits, the address has a place again.
+    assert!(ftp.command("QUIT").starts_with("221"));
+    let mut again = None;
+    for _ in 0..100 {
+        let mut control = Control::connect(test.ftp_addr());
+        if control.reply().starts_with("220 ") {
+            again = Some(control);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut again = again.expect("a place for the address again");
+    assert!(again.command("USER bob").starts_with("331"));
+    assert!(again.command("PASS pw").starts_with("230"));
+}
+
+#[test]
 fn malformed_lines_get_clear_codes_and_an_endless_line_closes_the_session() {
     let test = plaintext_server(|_| {});
     let mut control = logged_in(&test);

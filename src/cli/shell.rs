@@ -84,10 +84,13 @@ impl Progress for Bar {
 }
 
 /// Why a command failed: the connection is gone (ends the shell), the user interrupted it
-/// (the shell connects again), or just this command. Each holds the line to print.
+/// (the shell connects again), the server had closed the session for being idle (the shell
+/// connects again and runs the command once more), or just this command. Each holds the line
+/// to print.
 enum Failure {
     Connection(String),
     Interrupted,
+    IdleClosed,
     Command(String),
 }
 
@@ -96,6 +99,7 @@ impl From<ClientError> for Failure {
         match error {
             ClientError::Io(_) | ClientError::Closed => Failure::Connection(format!("error: connection lost: {error}")),
             ClientError::Interrupted => Failure::Interrupted,
+            ClientError::Server(wire) if wire.code == ErrorCode::IdleTimeout => Failure::IdleClosed,
             // Server errors print as `error CODE: message`.
             ClientError::Server(wire) => Failure::Command(wire.to_string()),
             other => Failure::Command(format!("error: {other}")),
@@ -179,10 +183,20 @@ impl Shell {
                 return Outcome::CommandFailed;
             }
         };
-        if let Some(ctrl_c) = &self.ctrl_c {
-            self.client.set_interrupt(ctrl_c.next_command());
-        }
-        let result = self.run_line(&words);
+        let result = match self.run_command(&words) {
+            // The server sends 603 instead of serving the first request after `idle_timeout_secs`
+            // of silence, then closes: nothing of the command was done, so it is safe to run it
+            // again on a new session, as a user who left the prompt for a while expects.
+            Err(Failure::IdleClosed) => {
+                eprintln!("the server had closed the idle session; connecting again");
+                if let Err(error) = self.reconnect() {
+                    eprintln!("error: cannot connect again to {}: {error}", self.account.addr);
+                    return Outcome::ConnectionLost;
+                }
+                self.run_command(&words)
+            }
+            other => other,
+        };
         match result {
             Ok(true) => Outcome::Continue,
             Ok(false) => Outcome::Quit,
@@ -204,7 +218,19 @@ impl Shell {
                 eprintln!("{line}");
                 Outcome::CommandFailed
             }
+            Err(Failure::IdleClosed) => {
+                eprintln!("error: the server closed the new session as idle at once; check its idle_timeout_secs");
+                Outcome::ConnectionLost
+            }
         }
+    }
+
+    /// Runs one split command line, interruptible by Ctrl-C in interactive mode.
+    fn run_command(&mut self, words: &[String]) -> Result<bool, Failure> {
+        if let Some(ctrl_c) = &self.ctrl_c {
+            self.client.set_interrupt(ctrl_c.next_command());
+        }
+        self.run_line(words)
     }
 
     /// After an interrupted command the connection is in the middle of an exchange: leave it
