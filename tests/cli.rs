@@ -181,6 +181,75 @@ pwd
 }
 
 #[test]
+fn batch_shell_copies_directory_trees_both_ways() {
+    // Three entries at the top of the tree: a listing of four is cut.
+    let server = TestServer::start_with(|config| config.max_list_entries = 3);
+    server.add_user("t", "pw", 10 << 20);
+    let work = server.local("work");
+    let src = work.join("src");
+    std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+    std::fs::create_dir_all(src.join("empty")).unwrap();
+    let files = [
+        ("a.bin", random_bytes(600_000, 70)),
+        ("sub/b.bin", random_bytes(40_000, 71)),
+        ("sub/deeper/c.txt", b"three levels down".to_vec()),
+    ];
+    for (name, bytes) in &files {
+        std::fs::write(src.join(name), bytes).unwrap();
+    }
+    std::os::unix::fs::symlink(&src, src.join("sub/loop")).unwrap();
+    std::fs::write(src.join(".x.ftpa-part"), b"an interrupted download's partial").unwrap();
+    let commands = "\
+put -r src
+put -r src
+mkdir up
+put -r src up/
+-put src
+-get -r src/a.bin
+get -r src back
+get -r /up/src/ again
+get -r src back
+mkdir src/fourth
+-get -r src cut
+quit
+";
+    let out = run(
+        &["shell", "--connect", &server.addr().to_string(), "--user", "t", "--batch", "-"],
+        Some("pw"),
+        commands,
+        &work,
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let home = server.home("t");
+    for (name, bytes) in &files {
+        for copy in [
+            home.join("src").join(name),
+            home.join("up/src").join(name),
+            work.join("back").join(name),
+            work.join("again").join(name),
+        ] {
+            assert_eq!(&std::fs::read(&copy).unwrap_or_else(|e| panic!("{}: {e}", copy.display())), bytes);
+        }
+    }
+    assert!(home.join("src/empty").is_dir() && work.join("back/empty").is_dir(), "empty directories are copied too");
+    assert!(!home.join("src/sub/loop").exists() && !home.join("src/.x.ftpa-part").exists());
+    assert!(stderr.contains("sub/loop: it is a link to a directory"), "{stderr}");
+    assert!(stderr.contains(".x.ftpa-part: it is the partial of an interrupted transfer"), "{stderr}");
+    assert!(stderr.contains("error: put src: a directory; use put -r"), "{stderr}");
+    assert!(stderr.contains("error: get -r src/a.bin: not a remote directory; use get"), "{stderr}");
+    // Run again, into the directories it made the first time.
+    assert_eq!(stdout.matches("put -r src -> src: 3 files in 4 directories, 625.0 KiB").count(), 2, "{stdout}");
+    assert!(stdout.contains("put -r src -> up/src: 3 files"), "{stdout}");
+    assert!(stdout.contains("get -r /up/src/ -> again: 3 files in 4 directories"), "{stdout}");
+    assert!(stderr.contains("error: get -r src: the server cut the listing of /src at 3 entries"), "{stderr}");
+    assert!(!work.join("cut").exists(), "nothing fetched from a tree it cannot see whole");
+    // Run again, the tree's files already there are found identical and not fetched.
+    let second = stdout.rsplit("ftp> get -r src back").next().unwrap().split("ftp> mkdir").next().unwrap();
+    assert_eq!(second.matches(": skipped, ").count(), 3, "{second}");
+}
+
+#[test]
 fn batch_shell_exit_statuses() {
     let server = TestServer::start();
     server.add_user("s", "pw", 1 << 20);

@@ -6,6 +6,8 @@ pub mod format;
 pub mod password;
 pub mod serve;
 pub mod shell;
+pub mod transfer;
+pub mod tree;
 pub mod user;
 
 use std::path::PathBuf;

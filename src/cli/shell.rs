@@ -2,21 +2,19 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use zeroize::Zeroizing;
 
-use crate::client::{Client, ClientError, GetReport, LoginKey, Progress};
+use crate::client::{Client, ClientError, LoginKey};
 use crate::net::ErrorCode;
-use crate::quota::IN_USE_PATIENCE;
-use crate::size::format_size;
 
 use super::ctrl_c::CtrlC;
 use super::format::{format_entry, format_quota};
 use super::password::login_password;
+use super::transfer::{get_file, get_tree, put_file, put_tree};
+use super::tree;
 
 #[derive(Debug, Args)]
 pub struct ShellArgs {
@@ -51,43 +49,17 @@ commands (paths are inside your home; / is the home):
   quota                 show space used and the limit
   get REMOTE [LOCAL]    download (resumes a partial; skips an identical local file)
   put LOCAL [REMOTE]    upload (resumes the server's partial)
+  get -r DIR [LOCAL]    download a directory tree into LOCAL (default: DIR's name)
+  put -r DIR [REMOTE]   upload a directory tree into REMOTE (default: DIR's name)
   lcd DIR | lpwd | lls [DIR]   local directory commands
   help                  this text
   quit                  leave (also exit, bye, Ctrl-D)";
-
-/// Draws an indicatif bar: bytes, rate, ETA. Hidden automatically when stderr is not a terminal.
-struct Bar(ProgressBar);
-
-impl Bar {
-    fn new() -> Bar {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
-                .expect("valid template"),
-        );
-        Bar(bar)
-    }
-}
-
-impl Progress for Bar {
-    fn begin(&self, total: u64, done: u64) {
-        self.0.set_length(total);
-        self.0.set_position(done);
-        self.0.reset_eta();
-    }
-    fn advance(&self, bytes: u64) {
-        self.0.inc(bytes);
-    }
-    fn end(&self) {
-        self.0.finish_and_clear();
-    }
-}
 
 /// Why a command failed: the connection is gone (ends the shell), the user interrupted it
 /// (the shell connects again), the server had closed the session for being idle (the shell
 /// connects again and runs the command once more), or just this command. Each holds the line
 /// to print.
-enum Failure {
+pub(super) enum Failure {
     Connection(String),
     Interrupted,
     IdleClosed,
@@ -139,7 +111,7 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-fn base_name(path: &str) -> Result<String, Failure> {
+pub(super) fn base_name(path: &str) -> Result<String, Failure> {
     Path::new(path)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -280,62 +252,33 @@ impl Shell {
                 let (used, limit) = rt.block_on(client.quota())?;
                 println!("{}", format_quota(used, limit));
             }
+            ("put", ["-r", local] | ["-r", local, _]) => put_tree(rt, client, local, rest.get(2).copied())?,
+            ("get", ["-r", remote] | ["-r", remote, _]) => get_tree(rt, client, remote, rest.get(2).copied())?,
             ("put", [local] | [local, _]) => {
                 let remote = match rest.get(1) {
                     Some(remote) if remote.ends_with('/') => format!("{remote}{}", base_name(local)?),
                     Some(remote) => remote.to_string(),
                     None => base_name(local)?,
                 };
-                let started = Instant::now();
-                let mut result = put_waiting_for_path(rt, client, local, &remote);
-                let mut remote = remote;
-                if matches!(&result, Err(e) if e.code() == Some(ErrorCode::IsADirectory)) {
-                    remote = format!("{remote}/{}", base_name(local)?);
-                    result = put_waiting_for_path(rt, client, local, &remote);
+                let local = Path::new(local);
+                if local.is_dir() {
+                    return Err(Failure::Command(format!("error: put {}: a directory; use put -r", local.display())));
                 }
-                let report = result?;
-                let sent = report.size - report.resumed_from;
-                let mut line = format!(
-                    "put {local} -> {remote}: {} in {}, md5 {} verified",
-                    format_size(report.size),
-                    rate(sent, started),
-                    hex::encode(report.md5)
-                );
-                if report.resumed_from > 0 {
-                    line += &format!(" (resumed at {})", format_size(report.resumed_from));
+                match put_file(rt, client, local, &remote) {
+                    // `put FILE DIR`: into the directory, as `cp` does.
+                    Err(e) if e.code() == Some(ErrorCode::IsADirectory) => {
+                        let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                        put_file(rt, client, local, &tree::join(&remote, &name))?;
+                    }
+                    other => drop(other?),
                 }
-                if report.restarted {
-                    line += " (the server's partial did not match and was restarted)";
-                }
-                println!("{line}");
             }
             ("get", [remote] | [remote, _]) => {
                 let mut local = PathBuf::from(rest.get(1).map_or_else(|| base_name(remote), |l| Ok(l.to_string()))?);
                 if local.is_dir() {
                     local = local.join(base_name(remote)?);
                 }
-                let started = Instant::now();
-                match rt.block_on(client.get(remote, &local, &Bar::new()))? {
-                    GetReport::Skipped { size, md5 } => println!(
-                        "get {remote}: skipped, {} already has the same size ({}) and md5 {}",
-                        local.display(),
-                        format_size(size),
-                        hex::encode(md5)
-                    ),
-                    GetReport::Downloaded { size, resumed_from, md5 } => {
-                        let mut line = format!(
-                            "get {remote} -> {}: {} in {}, md5 {} verified",
-                            local.display(),
-                            format_size(size),
-                            rate(size - resumed_from, started),
-                            hex::encode(md5)
-                        );
-                        if resumed_from > 0 {
-                            line += &format!(" (resumed at {})", format_size(resumed_from));
-                        }
-                        println!("{line}");
-                    }
-                }
+                get_file(rt, client, remote, &local)?;
             }
             ("lpwd", []) => println!("{}", local_cwd()?),
             ("lcd", [dir]) => {
@@ -364,8 +307,8 @@ impl Shell {
             ("cd" | "mkdir" | "rm" | "rmdir", _) => return Err(usage(&format!("{command} PATH"))),
             ("ls", _) => return Err(usage("ls [PATH]")),
             ("mv", _) => return Err(usage("mv FROM TO")),
-            ("get", _) => return Err(usage("get REMOTE [LOCAL]")),
-            ("put", _) => return Err(usage("put LOCAL [REMOTE]")),
+            ("get", _) => return Err(usage("get REMOTE [LOCAL] | get -r REMOTE_DIR [LOCAL_DIR]")),
+            ("put", _) => return Err(usage("put LOCAL [REMOTE] | put -r LOCAL_DIR [REMOTE_DIR]")),
             ("lcd", _) => return Err(usage("lcd DIR")),
             ("lls", _) => return Err(usage("lls [DIR]")),
             ("lpwd", _) => return Err(usage("lpwd")),
@@ -375,36 +318,8 @@ impl Shell {
     }
 }
 
-/// `put`, retried while the path is in use (error 307) for up to [`IN_USE_PATIENCE`].
-fn put_waiting_for_path(
-    rt: &tokio::runtime::Runtime,
-    client: &mut Client,
-    local: &str,
-    remote: &str,
-) -> Result<crate::client::PutReport, ClientError> {
-    let deadline = Instant::now() + IN_USE_PATIENCE;
-    let mut told = false;
-    loop {
-        match rt.block_on(client.put(Path::new(local), remote, &Bar::new())) {
-            Err(e) if e.code() == Some(ErrorCode::InUse) && Instant::now() < deadline => {
-                if !told {
-                    eprintln!("waiting for an earlier upload of {remote} to end...");
-                    told = true;
-                }
-                std::thread::sleep(Duration::from_millis(250));
-            }
-            other => return other,
-        }
-    }
-}
-
 fn local_cwd() -> Result<String, Failure> {
     std::env::current_dir().map(|p| p.display().to_string()).map_err(|e| Failure::Command(format!("error: lpwd: {e}")))
-}
-
-fn rate(bytes: u64, started: Instant) -> String {
-    let seconds = started.elapsed().as_secs_f64().max(1e-6);
-    format!("{:.2}s ({}/s)", seconds, format_size((bytes as f64 / seconds) as u64))
 }
 
 /// Runs the shell; returns the process exit status.
