@@ -22,6 +22,20 @@ fn run(args: &[&str], password: Option<&str>, stdin: &str, cwd: &std::path::Path
     child.wait_with_output().unwrap()
 }
 
+/// `ftp-actor shell ARGS` with its standard streams piped, for tests that feed it over time.
+fn spawn_shell(args: &[&str], password: &str, cwd: &std::path::Path) -> std::process::Child {
+    Command::new(BIN)
+        .arg("shell")
+        .args(args)
+        .env("FTP_ACTOR_PASSWORD", password)
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -298,15 +312,7 @@ fn the_shell_connects_again_after_the_server_closes_its_idle_session() {
     let data = random_bytes(300_000, 60);
     std::fs::write(work.join("up.bin"), &data).unwrap();
     let addr = server.addr().to_string();
-    let mut shell = Command::new(BIN)
-        .args(["shell", "--connect", &addr, "--user", "s", "--batch", "-"])
-        .env("FTP_ACTOR_PASSWORD", "pw")
-        .current_dir(&work)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut shell = spawn_shell(&["--connect", &addr, "--user", "s", "--batch", "-"], "pw", &work);
     let mut input = shell.stdin.take().unwrap();
     input.write_all(b"mkdir sub\ncd sub\n").unwrap();
     let made = server.home("s").join("sub");
@@ -361,15 +367,7 @@ fn ctrl_c_interrupts_a_transfer_and_the_shell_resumes_it() {
     std::fs::write(work.join("big.bin"), &data).unwrap();
     // A slow link, so that each transfer is still running when it is interrupted.
     let proxy = proxy::Proxy::start(server.addr(), proxy::Fault::Throttle { bytes_per_second: 8 << 20 });
-    let mut shell = Command::new(BIN)
-        .args(["shell", "--connect", &proxy.addr.to_string(), "--user", "u"])
-        .env("FTP_ACTOR_PASSWORD", "pw")
-        .current_dir(&work)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut shell = spawn_shell(&["--connect", &proxy.addr.to_string(), "--user", "u"], "pw", &work);
     let mut input = shell.stdin.take().unwrap();
     let interrupt = || assert_eq!(unsafe { libc::kill(shell.id() as i32, libc::SIGINT) }, 0);
 
