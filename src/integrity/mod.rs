@@ -9,6 +9,8 @@
 //! damage, not tampering by someone who can also rewrite the digest.
 
 mod compress;
+#[cfg(target_arch = "x86_64")]
+mod compress_avx512;
 
 use std::fmt;
 
@@ -48,9 +50,7 @@ impl OutputSizeUser for Md5Core {
 impl UpdateCore for Md5Core {
     fn update_blocks(&mut self, blocks: &[Block<Self>]) {
         self.blocks = self.blocks.wrapping_add(blocks.len() as u64);
-        for block in blocks {
-            compress::compress_block(&mut self.state, as_array(block));
-        }
+        compress::compress_blocks(&mut self.state, blocks.iter().map(as_array));
     }
 }
 
@@ -59,7 +59,7 @@ impl FixedOutputCore for Md5Core {
         let block_bytes = Self::BlockSize::U64;
         let bits = self.blocks.wrapping_mul(block_bytes).wrapping_add(buffer.get_pos() as u64).wrapping_mul(8);
         let mut state = self.state;
-        buffer.len64_padding_le(bits, |block| compress::compress_block(&mut state, as_array(block)));
+        buffer.len64_padding_le(bits, |block| compress::compress_blocks(&mut state, std::iter::once(as_array(block))));
         for (bytes, word) in out.chunks_exact_mut(4).zip(state) {
             bytes.copy_from_slice(&word.to_le_bytes());
         }
