@@ -75,11 +75,14 @@ fn step_i(a: u32, b: u32, c: u32, d: u32, word: u32, k: u32, shift: u32) -> u32 
 
 /// Folds 64-byte blocks into the state: with AVX-512's three-input logic where the processor
 /// has it (one operation fewer on the chain in rounds 1 and 4), else portably. The choice is
-/// made once per call, not per block.
+/// made once per call, not per block. `FTP_ACTOR_MD5_PORTABLE` set in the environment keeps the
+/// portable function everywhere, for comparisons.
 pub fn compress_blocks<'a>(state: &mut [u32; 4], blocks: impl Iterator<Item = &'a [u8; 64]>) {
     #[cfg(target_arch = "x86_64")]
     {
-        static AVX512: std::sync::LazyLock<bool> = std::sync::LazyLock::new(super::compress_avx512::available);
+        static AVX512: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+            super::compress_avx512::available() && std::env::var_os("FTP_ACTOR_MD5_PORTABLE").is_none()
+        });
         if *AVX512 {
             // SAFETY: the processor has the features the function is compiled for.
             return unsafe { super::compress_avx512::compress_blocks(state, blocks) };
