@@ -26,6 +26,42 @@ pub(super) const K: [u32; 64] = [
     0x6fa8_7e4f, 0xfe2c_e6e0, 0xa301_4314, 0x4e08_11a1, 0xf753_7e82, 0xbd3a_f235, 0x2ad7_d2bb, 0xeb86_d391,
 ];
 
+/// A block's sixteen little-endian message words.
+#[inline(always)]
+pub(super) fn message_words(block: &[u8; 64]) -> [u32; 16] {
+    let mut x = [0u32; 16];
+    for (word, bytes) in x.iter_mut().zip(block.chunks_exact(4)) {
+        *word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    }
+    x
+}
+
+/// MD5's 64 steps in groups of four (RFC 1321, section 3.4): `$four_steps!(round, first step,
+/// [message words], [shifts])` for each group, with `$f` to `$i` naming each round's step (a
+/// function, or the truth table of the AVX-512 block function). Both block functions expand
+/// this one schedule.
+macro_rules! every_step {
+    ($four_steps:ident, $f:tt, $g:tt, $h:tt, $i:tt) => {
+        $four_steps!($f, 0, [0, 1, 2, 3], [7, 12, 17, 22]);
+        $four_steps!($f, 4, [4, 5, 6, 7], [7, 12, 17, 22]);
+        $four_steps!($f, 8, [8, 9, 10, 11], [7, 12, 17, 22]);
+        $four_steps!($f, 12, [12, 13, 14, 15], [7, 12, 17, 22]);
+        $four_steps!($g, 16, [1, 6, 11, 0], [5, 9, 14, 20]);
+        $four_steps!($g, 20, [5, 10, 15, 4], [5, 9, 14, 20]);
+        $four_steps!($g, 24, [9, 14, 3, 8], [5, 9, 14, 20]);
+        $four_steps!($g, 28, [13, 2, 7, 12], [5, 9, 14, 20]);
+        $four_steps!($h, 32, [5, 8, 11, 14], [4, 11, 16, 23]);
+        $four_steps!($h, 36, [1, 4, 7, 10], [4, 11, 16, 23]);
+        $four_steps!($h, 40, [13, 0, 3, 6], [4, 11, 16, 23]);
+        $four_steps!($h, 44, [9, 12, 15, 2], [4, 11, 16, 23]);
+        $four_steps!($i, 48, [0, 7, 14, 5], [6, 10, 15, 21]);
+        $four_steps!($i, 52, [12, 3, 10, 1], [6, 10, 15, 21]);
+        $four_steps!($i, 56, [8, 15, 6, 13], [6, 10, 15, 21]);
+        $four_steps!($i, 60, [4, 11, 2, 9], [6, 10, 15, 21]);
+    };
+}
+pub(super) use every_step;
+
 /// Hides a value from the optimiser, so that it cannot re-associate the additions after it
 /// and put the constant after the part that waits on `b`. It emits no instruction.
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
@@ -95,10 +131,7 @@ pub fn compress_blocks<'a>(state: &mut [u32; 4], blocks: impl Iterator<Item = &'
 
 /// The block function without vector instructions, for every processor.
 pub(super) fn compress_block_portable(state: &mut [u32; 4], block: &[u8; 64]) {
-    let mut x = [0u32; 16];
-    for (word, bytes) in x.iter_mut().zip(block.chunks_exact(4)) {
-        *word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    }
+    let x = message_words(block);
     let [mut a, mut b, mut c, mut d] = *state;
     // Four steps: the step function, the first step's number, the four message words, the
     // four shifts. Each step writes the word the previous one read as `d`.
@@ -110,22 +143,7 @@ pub(super) fn compress_block_portable(state: &mut [u32; 4], block: &[u8; 64]) {
             b = $step(b, c, d, a, x[$x3], K[$n + 3], $s3);
         };
     }
-    four_steps!(step_f, 0, [0, 1, 2, 3], [7, 12, 17, 22]);
-    four_steps!(step_f, 4, [4, 5, 6, 7], [7, 12, 17, 22]);
-    four_steps!(step_f, 8, [8, 9, 10, 11], [7, 12, 17, 22]);
-    four_steps!(step_f, 12, [12, 13, 14, 15], [7, 12, 17, 22]);
-    four_steps!(step_g, 16, [1, 6, 11, 0], [5, 9, 14, 20]);
-    four_steps!(step_g, 20, [5, 10, 15, 4], [5, 9, 14, 20]);
-    four_steps!(step_g, 24, [9, 14, 3, 8], [5, 9, 14, 20]);
-    four_steps!(step_g, 28, [13, 2, 7, 12], [5, 9, 14, 20]);
-    four_steps!(step_h, 32, [5, 8, 11, 14], [4, 11, 16, 23]);
-    four_steps!(step_h, 36, [1, 4, 7, 10], [4, 11, 16, 23]);
-    four_steps!(step_h, 40, [13, 0, 3, 6], [4, 11, 16, 23]);
-    four_steps!(step_h, 44, [9, 12, 15, 2], [4, 11, 16, 23]);
-    four_steps!(step_i, 48, [0, 7, 14, 5], [6, 10, 15, 21]);
-    four_steps!(step_i, 52, [12, 3, 10, 1], [6, 10, 15, 21]);
-    four_steps!(step_i, 56, [8, 15, 6, 13], [6, 10, 15, 21]);
-    four_steps!(step_i, 60, [4, 11, 2, 9], [6, 10, 15, 21]);
+    every_step!(four_steps, step_f, step_g, step_h, step_i);
     for (word, add) in state.iter_mut().zip([a, b, c, d]) {
         *word = word.wrapping_add(add);
     }

@@ -12,7 +12,7 @@
 use core::arch::x86_64::_mm_ternarylogic_epi32;
 use core::arch::x86_64::{__m128i, _mm_add_epi32, _mm_cvtsi32_si128, _mm_cvtsi128_si32, _mm_rol_epi32};
 
-use super::compress::K;
+use super::compress::{K, every_step, message_words};
 
 /// Whether this processor can run [`compress_block`].
 pub fn available() -> bool {
@@ -47,10 +47,7 @@ pub unsafe fn compress_blocks<'a>(state: &mut [u32; 4], blocks: impl Iterator<It
 #[inline]
 #[target_feature(enable = "avx512f,avx512vl")]
 pub unsafe fn compress_block(state: &mut [u32; 4], block: &[u8; 64]) {
-    let mut x = [0u32; 16];
-    for (word, bytes) in x.iter_mut().zip(block.chunks_exact(4)) {
-        *word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    }
+    let x = message_words(block);
     let lane = |word: u32| _mm_cvtsi32_si128(word as i32);
     let [mut a, mut b, mut c, mut d] = state.map(lane);
     // One step: the newest word `b` enters through the logic function (its truth table as the
@@ -73,22 +70,7 @@ pub unsafe fn compress_block(state: &mut [u32; 4], block: &[u8; 64]) {
     }
     // F = (b & c) | (!b & d): 0xCA. G = (b & d) | (c & !d): 0xE4. H = b ^ c ^ d: 0x96.
     // I = c ^ (b | !d): 0x39.
-    four_steps!(0xCA, 0, [0, 1, 2, 3], [7, 12, 17, 22]);
-    four_steps!(0xCA, 4, [4, 5, 6, 7], [7, 12, 17, 22]);
-    four_steps!(0xCA, 8, [8, 9, 10, 11], [7, 12, 17, 22]);
-    four_steps!(0xCA, 12, [12, 13, 14, 15], [7, 12, 17, 22]);
-    four_steps!(0xE4, 16, [1, 6, 11, 0], [5, 9, 14, 20]);
-    four_steps!(0xE4, 20, [5, 10, 15, 4], [5, 9, 14, 20]);
-    four_steps!(0xE4, 24, [9, 14, 3, 8], [5, 9, 14, 20]);
-    four_steps!(0xE4, 28, [13, 2, 7, 12], [5, 9, 14, 20]);
-    four_steps!(0x96, 32, [5, 8, 11, 14], [4, 11, 16, 23]);
-    four_steps!(0x96, 36, [1, 4, 7, 10], [4, 11, 16, 23]);
-    four_steps!(0x96, 40, [13, 0, 3, 6], [4, 11, 16, 23]);
-    four_steps!(0x96, 44, [9, 12, 15, 2], [4, 11, 16, 23]);
-    four_steps!(0x39, 48, [0, 7, 14, 5], [6, 10, 15, 21]);
-    four_steps!(0x39, 52, [12, 3, 10, 1], [6, 10, 15, 21]);
-    four_steps!(0x39, 56, [8, 15, 6, 13], [6, 10, 15, 21]);
-    four_steps!(0x39, 60, [4, 11, 2, 9], [6, 10, 15, 21]);
+    every_step!(four_steps, 0xCA, 0xE4, 0x96, 0x39);
     for (word, add) in state.iter_mut().zip([a, b, c, d]) {
         *word = word.wrapping_add(_mm_cvtsi128_si32(add) as u32);
     }
