@@ -260,15 +260,14 @@ impl Shell {
                     Some(remote) => remote.to_string(),
                     None => base_name(local)?,
                 };
-                let local = Path::new(local);
-                if local.is_dir() {
-                    return Err(Failure::Command(format!("error: put {}: a directory; use put -r", local.display())));
+                let path = Path::new(local);
+                if path.is_dir() {
+                    return Err(Failure::Command(format!("error: put {local}: a directory; use put -r")));
                 }
-                match put_file(rt, client, local, &remote) {
+                match put_file(rt, client, path, &remote) {
                     // `put FILE DIR`: into the directory, as `cp` does.
                     Err(e) if e.code() == Some(ErrorCode::IsADirectory) => {
-                        let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                        put_file(rt, client, local, &tree::join(&remote, &name))?;
+                        put_file(rt, client, path, &tree::join(&remote, &base_name(local)?))?;
                     }
                     other => drop(other?),
                 }

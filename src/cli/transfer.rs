@@ -133,20 +133,16 @@ pub(super) fn put_tree(
         eprintln!("skipped {}: {}", skip.path.display(), skip.why);
     }
     make_remote_dir(rt, client, &remote_root)?;
-    let (mut files, mut dirs, mut bytes) = (0u64, 1u64, 0u64);
+    let mut bytes = 0;
     for step in &steps {
         match step {
-            TreeStep::Dir(relative) => {
-                make_remote_dir(rt, client, &tree::join(&remote_root, relative))?;
-                dirs += 1;
-            }
+            TreeStep::Dir(relative) => make_remote_dir(rt, client, &tree::join(&remote_root, relative))?,
             TreeStep::File(relative) => {
-                bytes += put_file(rt, client, &root.join(relative), &tree::join(&remote_root, relative))?;
-                files += 1;
+                bytes += put_file(rt, client, &root.join(relative), &tree::join(&remote_root, relative))?
             }
         }
     }
-    println!("put -r {local} -> {remote_root}: {files} files in {dirs} directories, {}", format_size(bytes));
+    println!("put -r {local} -> {remote_root}: {}, {}", tree::counts(&steps), format_size(bytes));
     Ok(())
 }
 
@@ -218,25 +214,19 @@ pub(super) fn get_tree(
     }
     let local_error = |path: &Path, e: std::io::Error| Failure::Command(format!("error: {}: {e}", path.display()));
     std::fs::create_dir_all(&local_root).map_err(|e| local_error(&local_root, e))?;
-    let (mut files, mut dirs, mut bytes) = (0u64, 1u64, 0u64);
+    let mut bytes = 0;
     for step in &steps {
         match step {
             TreeStep::Dir(relative) => {
                 let dir = local_root.join(relative);
                 std::fs::create_dir_all(&dir).map_err(|e| local_error(&dir, e))?;
-                dirs += 1;
             }
             TreeStep::File(relative) => {
-                bytes += get_file(rt, client, &tree::join(remote_root, relative), &local_root.join(relative))?;
-                files += 1;
+                bytes += get_file(rt, client, &tree::join(remote_root, relative), &local_root.join(relative))?
             }
         }
     }
-    println!(
-        "get -r {remote} -> {}: {files} files in {dirs} directories, {}",
-        local_root.display(),
-        format_size(bytes)
-    );
+    println!("get -r {remote} -> {}: {}, {}", local_root.display(), tree::counts(&steps), format_size(bytes));
     Ok(())
 }
 

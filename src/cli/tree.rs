@@ -69,6 +69,12 @@ fn walk_local(dir: &Path, prefix: &str, steps: &mut Vec<TreeStep>, skipped: &mut
     Ok(())
 }
 
+/// "N files in M directories" for a tree's steps, its root counted among the directories.
+pub fn counts(steps: &[TreeStep]) -> String {
+    let dirs = 1 + steps.iter().filter(|step| matches!(step, TreeStep::Dir(_))).count();
+    format!("{} files in {dirs} directories", steps.len() + 1 - dirs)
+}
+
 /// `prefix/name`; `name` alone when there is no prefix, and `prefix` alone when there is no
 /// name (a tree's root). A prefix's trailing `/` is not doubled.
 pub fn join(prefix: &str, name: &str) -> String {
@@ -153,6 +159,13 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "/etc", "..\\x", "nul\0", ".f.ftpa-part", "x.ftpa-part"] {
             assert!(!safe_remote_name(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn counts_include_the_root_directory() {
+        let steps = [TreeStep::Dir("a".into()), TreeStep::File("a/b".into()), TreeStep::File("c".into())];
+        assert_eq!(counts(&steps), "2 files in 2 directories");
+        assert_eq!(counts(&[]), "0 files in 1 directories");
     }
 
     #[test]
