@@ -314,7 +314,11 @@ async fn run(args: Args) -> Result<String> {
         let (seconds, hashing, md5) = match implementation {
             Md5Implementation::Md5Assembly => md5_file::<md5::Md5>(file)?,
             Md5Implementation::Md5Portable => md5_file::<md5_portable::Md5>(file)?,
-            Md5Implementation::FtpActor => md5_file::<ftp_actor::integrity::Md5>(file)?,
+            Md5Implementation::FtpActor => {
+                let (function, _) = ftp_actor::integrity::block_function::in_use();
+                let (seconds, hashing, md5) = md5_file::<ftp_actor::integrity::Md5>(file)?;
+                return Ok(format!("seconds={seconds:.3} hashing={hashing:.3} md5={md5} block={function}"));
+            }
         };
         return Ok(format!("seconds={seconds:.3} hashing={hashing:.3} md5={md5}"));
     }

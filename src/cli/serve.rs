@@ -64,6 +64,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         tracing::info!(addr = %started.addr, data_dir = %config.data_dir.display(), max_concurrency = config.max_concurrency,
             max_queued = config.max_queued, "ftp-actor listening");
+        let (md5_block_function, how) = crate::integrity::block_function::in_use();
+        tracing::info!(%md5_block_function, chosen = %how, "MD5 block function");
         println!("ftp-actor listening on {} (data directory {})", started.addr, config.data_dir.display());
         if let Some(ftp) = started.ftp_addr {
             tracing::info!(addr = %ftp, "FTP/FTPS listening");

@@ -109,24 +109,11 @@ fn step_i(a: u32, b: u32, c: u32, d: u32, word: u32, k: u32, shift: u32) -> u32 
     early.wrapping_add(c ^ (b | !d)).rotate_left(shift).wrapping_add(b)
 }
 
-/// Folds 64-byte blocks into the state: with AVX-512's three-input logic where the processor
-/// has it (one operation fewer on the chain in rounds 1 and 4), else portably. The choice is
-/// made once per call, not per block. `FTP_ACTOR_MD5_PORTABLE` set in the environment keeps the
-/// portable function everywhere, for comparisons.
+/// Folds 64-byte blocks into the state with the block function this process chose once
+/// ([`super::block_function`]): the AVX-512 one where the processor has it and it measured
+/// faster, else the portable one.
 pub fn compress_blocks<'a>(state: &mut [u32; 4], blocks: impl Iterator<Item = &'a [u8; 64]>) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static AVX512: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
-            super::compress_avx512::available() && std::env::var_os("FTP_ACTOR_MD5_PORTABLE").is_none()
-        });
-        if *AVX512 {
-            // SAFETY: the processor has the features the function is compiled for.
-            return unsafe { super::compress_avx512::compress_blocks(state, blocks) };
-        }
-    }
-    for block in blocks {
-        compress_block_portable(state, block);
-    }
+    super::block_function::run(super::block_function::in_use().0, state, blocks);
 }
 
 /// The block function without vector instructions, for every processor.

@@ -5,11 +5,13 @@
 //! ([`compress`]) orders each step so that only the newest word waits on the one before it,
 //! which ran about a quarter faster than the md-5 crate on an AMD host, and where the processor
 //! has AVX-512, a second one ([`compress_avx512`]) shortens that chain by one more operation in
-//! half the steps (see docs/DEPENDENCIES.md). The rest
+//! half the steps; which of the two runs is measured once per process ([`block_function`]),
+//! since the faster one depends on the processor (see docs/DEPENDENCIES.md). The rest
 //! (buffering, padding, the `Digest` API) is the RustCrypto `digest` crate's, exactly as the
 //! md-5 crate builds it, so [`Md5`] is used like `md5::Md5`. MD5 here detects accidental
 //! damage, not tampering by someone who can also rewrite the digest.
 
+pub mod block_function;
 mod compress;
 #[cfg(target_arch = "x86_64")]
 mod compress_avx512;
