@@ -308,6 +308,7 @@ def big_files(args, work, server, peers, results):
         crate = min(builds, key=lambda build: float(builds[build]["seconds"]))
         log("  md-5 builds: " + ", ".join(f"{build} {float(r['seconds']):.3f} s" for build, r in builds.items()))
         ours = native_md5(big, "ftp-actor")
+        log(f"  ftp-actor's MD5: {float(ours['seconds']):.3f} s with its {ours.get('block', '?')} block function")
         run = {"md5 (md-5 crate)": float(builds[crate]["seconds"]), "md5 hashing alone": float(builds[crate]["hashing"]),
                OUR_MD5: float(ours["seconds"]), OUR_HASHING: float(ours["hashing"]),
                "md5sum": timed(["md5sum", big], stdout=subprocess.DEVNULL)}

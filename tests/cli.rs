@@ -252,8 +252,10 @@ quit
     assert!(stderr.contains(".x.ftpa-part: it is the partial of an interrupted transfer"), "{stderr}");
     assert!(stderr.contains("error: put src: a directory; use put -r"), "{stderr}");
     assert!(stderr.contains("error: get -r src/a.bin: not a remote directory; use get"), "{stderr}");
-    // Run again, into the directories it made the first time.
+    // Run again, into the directories it made the first time: every file is already there.
     assert_eq!(stdout.matches("put -r src -> src: 3 files in 4 directories, 625.0 KiB").count(), 2, "{stdout}");
+    let resent = stdout.split("ftp> put -r src\n").nth(2).unwrap().split("ftp> mkdir up").next().unwrap();
+    assert_eq!(resent.matches("skipped, the server's src/").count(), 3, "{resent}");
     assert!(stdout.contains("put -r src -> up/src: 3 files"), "{stdout}");
     assert!(stdout.contains("get -r /up/src/ -> again: 3 files in 4 directories"), "{stdout}");
     assert!(stderr.contains("error: get -r src: the server cut the listing of /src at 3 entries"), "{stderr}");

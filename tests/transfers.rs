@@ -326,7 +326,7 @@ async fn put_restart_during_a_streamed_upload_starts_over() {
     send_chunks(&mut client, &random_bytes(MIB, 9), 65536).await;
     client.send(Request::PutRestart).await.unwrap();
     match client.recv().await.unwrap() {
-        Response::PutReady { offset: 0, prefix_md5 } => {
+        Response::PutReady { offset: 0, prefix_md5, .. } => {
             assert_eq!(prefix_md5[..], ftp_actor::storage::transfer::md5_of(b"")[..]);
         }
         other => panic!("{other:?}"),
@@ -393,4 +393,82 @@ async fn a_second_download_into_the_same_local_file_is_refused_while_the_first_r
     assert_eq!(std::fs::read(&local).unwrap(), data, "the first download is whole and alone in the file");
     // Once it is done, a download of the same file finds it there.
     assert!(matches!(second.get("big.bin", &local, &NoProgress).await.unwrap(), GetReport::Skipped { .. }));
+}
+
+/// A `put` of a file the server already has (the same size and a digest it knows) sends
+/// nothing: the stored file is not rewritten and the quota does not move. A file of the same
+/// size but other bytes is uploaded as usual, and so is a file the server never hashed (put
+/// there behind its back: it offers only digests it knows, it never reads a file for a put).
+#[tokio::test]
+async fn a_put_of_a_file_the_server_already_has_sends_nothing() {
+    let server = server_with_user();
+    let mut client = server.login("u", "pw").await;
+    let data = random_bytes(3 * MIB + 5, 11);
+    let local = server.local("same.bin");
+    std::fs::write(&local, &data).unwrap();
+    let first = client.put(&local, "same.bin", &NoProgress).await.unwrap();
+    assert!(!first.skipped);
+    let stored = server.home("u").join("same.bin");
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&stored).unwrap());
+    let (used, _) = client.quota().await.unwrap();
+
+    let again = client.put(&local, "same.bin", &NoProgress).await.unwrap();
+    assert!(again.skipped, "{again:?}");
+    assert_eq!(hex::encode(again.md5), md5_hex(&data));
+    assert_eq!(std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&stored).unwrap()), inode, "not replaced");
+    assert_eq!(client.quota().await.unwrap().0, used);
+    assert!(!server.home("u").join(".same.bin.ftpa-part").exists(), "no partial left behind");
+
+    // The same size, other bytes: uploaded.
+    let other = random_bytes(data.len(), 12);
+    std::fs::write(&local, &other).unwrap();
+    let replaced = client.put(&local, "same.bin", &NoProgress).await.unwrap();
+    assert!(!replaced.skipped && !replaced.restarted && replaced.resumed_from == 0, "{replaced:?}");
+    assert_eq!(std::fs::read(&stored).unwrap(), other);
+
+    // The same bytes as a file the server has never hashed: uploaded.
+    std::fs::write(server.home("u").join("behind.bin"), &other).unwrap();
+    let unknown = client.put(&local, "behind.bin", &NoProgress).await.unwrap();
+    assert!(!unknown.skipped, "{unknown:?}");
+    assert_eq!(client.pwd().await.unwrap(), "/", "the session goes on");
+}
+
+/// `put_cancel` ends an upload as a lost connection would: a partial with data stays and the
+/// next `put` resumes it; an upload cancelled before any data leaves no partial; outside an
+/// upload it is an unexpected message (102) and the session goes on.
+#[tokio::test]
+async fn put_cancel_keeps_a_partial_with_data_and_removes_an_empty_one() {
+    use ftp_actor::net::{Request, Response};
+    let server = server_with_user();
+    let mut client = server.login("u", "pw").await;
+    let data = random_bytes(2 * MIB, 13);
+    let local = server.local("cancel.bin");
+    std::fs::write(&local, &data).unwrap();
+    let partial = server.home("u").join(".cancel.bin.ftpa-part");
+
+    client.send(Request::Put { path: "cancel.bin".into(), size: data.len() as u64 }).await.unwrap();
+    assert!(matches!(client.recv().await.unwrap(), Response::PutReady { offset: 0, .. }));
+    assert!(partial.exists());
+    client.send(Request::PutCancel).await.unwrap();
+    assert_eq!(client.recv().await.unwrap(), Response::Done);
+    assert!(!partial.exists(), "an empty partial is removed");
+
+    client.send(Request::Put { path: "cancel.bin".into(), size: data.len() as u64 }).await.unwrap();
+    assert!(matches!(client.recv().await.unwrap(), Response::PutReady { offset: 0, .. }));
+    send_chunks(&mut client, &data[..MIB], 256 << 10).await;
+    client.send(Request::PutCancel).await.unwrap();
+    assert_eq!(client.recv().await.unwrap(), Response::Done);
+    assert_eq!(std::fs::read(&partial).unwrap(), &data[..MIB], "the partial keeps what was sent");
+    assert!(!server.home("u").join("cancel.bin").exists(), "nothing published");
+
+    let resumed = client.put(&local, "cancel.bin", &NoProgress).await.unwrap();
+    assert_eq!(resumed.resumed_from, MIB as u64);
+    assert_eq!(std::fs::read(server.home("u").join("cancel.bin")).unwrap(), data);
+
+    client.send(Request::PutCancel).await.unwrap();
+    match client.recv().await.unwrap() {
+        Response::Error { code, .. } => assert_eq!(code, ErrorCode::UnexpectedMessage.as_u16()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(client.pwd().await.unwrap(), "/");
 }

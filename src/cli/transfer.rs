@@ -51,6 +51,15 @@ pub(super) fn put_file(
 ) -> Result<u64, ClientError> {
     let started = Instant::now();
     let report = put_waiting_for_path(rt, client, local, remote)?;
+    if report.skipped {
+        println!(
+            "put {}: skipped, the server's {remote} already has the same size ({}) and md5 {}",
+            local.display(),
+            format_size(report.size),
+            hex::encode(report.md5)
+        );
+        return Ok(report.size);
+    }
     let sent = report.size - report.resumed_from;
     let mut line = format!(
         "put {} -> {remote}: {} in {}, md5 {} verified",

@@ -57,6 +57,10 @@ pub enum Request {
     },
     /// Discard the server's partial file and start the upload from offset 0.
     PutRestart,
+    /// End the upload in progress without publishing it, as a lost connection would: what was
+    /// written stays as the partial for a later resume (an empty partial is removed). The
+    /// client sends it when `put_ready.existing_md5` shows the server already has the file.
+    PutCancel,
     /// The next chunk of an upload. `Bytes` (a CBOR byte string too), so that a received
     /// chunk is a slice of the frame it came in, not a copy (see `net::data_frame`).
     Data {
@@ -120,9 +124,15 @@ pub enum Response {
         limit: u64,
     },
     /// The server is ready for upload data from `offset`; `prefix_md5` covers bytes `0..offset`.
+    /// `existing_md5`: a fresh upload (offset 0) to a path where a file of exactly `size`
+    /// bytes is published, whose MD5 the server knows without reading it; a client whose file
+    /// has that MD5 may skip the upload (`put_cancel`). Absent otherwise (and from servers
+    /// before it was added: serde's default).
     PutReady {
         offset: u64,
         prefix_md5: ByteBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        existing_md5: Option<ByteBuf>,
     },
     /// The upload is verified and published under its name.
     PutDone {

@@ -116,6 +116,7 @@ impl SessionActor {
                 Err(error) => self.reply(ctx, storage_error("put", &path, error)),
             },
             Request::PutRestart => self.restart_upload(ctx),
+            Request::PutCancel => self.cancel_upload(ctx),
             Request::Data { bytes } => self.write_upload(ctx, bytes),
             Request::PutEnd { md5 } => self.finish_upload(ctx, md5.into_vec()),
             Request::Get { path, offset, prefix_md5 } => match resolve(&path) {

@@ -275,11 +275,14 @@ impl SessionActor {
                 self.reply(ctx, unexpected("already logged in"))
             }
             (Phase::Ready(session), request) => {
-                let is_upload_message =
-                    matches!(request, Request::Data { .. } | Request::PutEnd { .. } | Request::PutRestart);
+                let is_upload_message = matches!(
+                    request,
+                    Request::Data { .. } | Request::PutEnd { .. } | Request::PutRestart | Request::PutCancel
+                );
                 if session.discarding {
                     if is_upload_message {
-                        session.discarding = !matches!(request, Request::PutEnd { .. });
+                        // The upload's one answer was its error: its last message ends it.
+                        session.discarding = !matches!(request, Request::PutEnd { .. } | Request::PutCancel);
                         return;
                     }
                     session.discarding = false;
@@ -287,7 +290,7 @@ impl SessionActor {
                 let in_upload = session.upload.is_some();
                 if in_upload != is_upload_message {
                     let why = if in_upload {
-                        "an upload is in progress: send data, put_end or put_restart"
+                        "an upload is in progress: send data, put_end, put_restart or put_cancel"
                     } else {
                         "no upload is in progress"
                     };

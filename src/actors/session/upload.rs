@@ -2,6 +2,7 @@
 
 use super::upload_stream::UploadStream;
 use super::*;
+use crate::storage::{DigestIndex, Md5Digest};
 
 /// An upload between its `put` and its `put_end`.
 pub(super) enum Upload {
@@ -123,7 +124,7 @@ impl SessionActor {
                 }
             }
             let opened = {
-                let (home, gate) = (home.clone(), gate.clone());
+                let (home, gate, digests) = (home.clone(), gate.clone(), services.digests.clone());
                 disk.run("open upload", move || {
                     let _change = gate.change();
                     let (partial, hasher) = PartialUpload::open(&home, &target, size)?;
@@ -131,21 +132,27 @@ impl SessionActor {
                     let started = Instant::now();
                     let upload = ActiveUpload { resumed_from, partial, hasher, held: None, lease, started };
                     upload.record_growth();
-                    Ok::<_, StorageError>(upload)
+                    let existing =
+                        if resumed_from == 0 { known_md5_of_size(&home, &target, size, &digests) } else { None };
+                    Ok::<_, StorageError>((upload, existing))
                 })
                 .await
             };
-            let upload = match opened {
-                Ok(Ok(upload)) => {
+            let (upload, existing_md5) = match opened {
+                Ok(Ok((upload, existing))) => {
                     services.charge_hashing(&user, upload.resumed_from);
-                    upload
+                    (upload, existing.map(|md5| ByteBuf::from(md5.to_vec())))
                 }
                 Ok(Err(error)) => return (storage_error("put", &shown, error), None),
                 Err(error) => return (internal(&error.to_string()), None),
             };
             match reserve_remaining(&quota, &upload).await {
                 Ok(()) => {
-                    let ready = Response::PutReady { offset: upload.partial.offset(), prefix_md5: upload.prefix_md5() };
+                    let ready = Response::PutReady {
+                        offset: upload.partial.offset(),
+                        prefix_md5: upload.prefix_md5(),
+                        existing_md5,
+                    };
                     (ready, Some(upload))
                 }
                 Err(error) => {
@@ -193,7 +200,10 @@ impl SessionActor {
                 Err(error) => return (internal(&error.to_string()), None),
             };
             match reserve_remaining(&quota, &upload).await {
-                Ok(()) => (Response::PutReady { offset: 0, prefix_md5: upload.prefix_md5() }, Some(upload)),
+                Ok(()) => (
+                    Response::PutReady { offset: 0, prefix_md5: upload.prefix_md5(), existing_md5: None },
+                    Some(upload),
+                ),
                 Err(error) => (error, None),
             }
         };
@@ -202,6 +212,39 @@ impl SessionActor {
                 session.upload = upload.map(|upload| Upload::Open(Box::new(upload)));
             }
         });
+    }
+
+    /// `put_cancel`: ends the upload without publishing it, as a lost connection would (the
+    /// partial stays for a resume), except that an empty partial is removed and the client
+    /// hears `done`. Mostly the end of an upload the client found it need not send
+    /// (`put_ready.existing_md5`).
+    pub(super) fn cancel_upload(&mut self, ctx: &mut Context<Self>) {
+        let Phase::Ready(session) = &mut self.phase else { return };
+        let Some(upload) = session.upload.take() else { return };
+        let (disk, gate, home, peer) =
+            (self.services.disk.clone(), self.services.gate.clone(), session.home.clone(), self.peer);
+        let work = async move {
+            let upload = match upload.into_active().await {
+                Ok(upload) => upload,
+                Err(error) => return (error, ()),
+            };
+            let (user, target, kept) =
+                (upload.lease.user().to_string(), upload.partial.target().to_string(), upload.partial.offset());
+            let cancelled = disk
+                .run("cancel upload", move || {
+                    let _change = gate.change();
+                    upload.abandon(&home)
+                })
+                .await;
+            let result =
+                if kept == 0 { "cancelled".to_string() } else { format!("cancelled, partial of {kept} bytes kept") };
+            tracing::info!(target: "access", %user, %peer, op = "put", path = %target, bytes = 0, %result);
+            match cancelled {
+                Ok(()) => (Response::Done, ()),
+                Err(error) => (internal(&error.to_string()), ()),
+            }
+        };
+        self.serve(ctx, work, |_, _, _| {});
     }
 
     /// Takes one chunk. A chunk that completes the upload is held for the publishing job; any
@@ -302,6 +345,17 @@ impl SessionActor {
             (response, ())
         };
         self.serve(ctx, work, |_, _, _| {});
+    }
+}
+
+/// The MD5 of the file published at `target`, if it has exactly `size` bytes and the digest
+/// index knows it for the file as it is now: what `put_ready.existing_md5` offers. Never reads
+/// the file (a `put` must not start with a hash of a file it may replace); anything else (no
+/// file, another size, an unknown digest, an error) is `None`, and the upload goes on as usual.
+fn known_md5_of_size(home: &Home, target: &VirtualPath, size: u64, digests: &DigestIndex) -> Option<Md5Digest> {
+    match crate::storage::file_md5(home, target, digests, || false) {
+        Ok(Some((md5, len, _))) if len == size => Some(md5),
+        _ => None,
     }
 }
 
