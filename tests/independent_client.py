@@ -229,6 +229,15 @@ def main():
     check(entries["file.bin"]["kind"] == "file" and entries["file.bin"]["size"] == len(data), "listed")
     check(listing["truncated"] is False and listing["path"] == "/indep", "listing fields")
 
+    # The server knows the digest of what it stored: the same file again need not be sent.
+    ready = conn.call({"type": "put", "path": "file.bin", "size": len(data)}, "put_ready")
+    check(ready["offset"] == 0 and ready.get("existing_md5") == hashlib.md5(data).digest(),
+          "put_ready offers the stored file's MD5")
+    conn.call({"type": "put_cancel"}, "done")
+    fresh = conn.call({"type": "put", "path": "other.bin", "size": len(data)}, "put_ready")
+    check("existing_md5" not in fresh, "no offer where no file is stored")
+    conn.call({"type": "put_cancel"}, "done")
+
     back, offset = get(conn, "/indep/file.bin")
     check(back == data and offset == 0, "download equals upload")
     rest, offset = get(conn, "file.bin", data[:1000])

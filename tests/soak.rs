@@ -129,9 +129,18 @@ async fn soak_with_random_failures() {
                 let result: Result<(), ClientError> = match rng.below(10) {
                     0..=2 => {
                         tally.lock().await.op("put");
-                        client.put(&source_paths[src], &name, &NoProgress).await.map(|r| {
-                            transferred.fetch_add(r.size - r.resumed_from, Ordering::Relaxed);
-                        })
+                        match client.put(&source_paths[src], &name, &NoProgress).await {
+                            // The server had that file already (put_ready.existing_md5): nothing sent.
+                            Ok(r) if r.skipped => {
+                                tally.lock().await.op("put skipped");
+                                Ok(())
+                            }
+                            Ok(r) => {
+                                transferred.fetch_add(r.size - r.resumed_from, Ordering::Relaxed);
+                                Ok(())
+                            }
+                            Err(error) => Err(error),
+                        }
                     }
                     3 => {
                         // An upload abandoned mid-way: the connection drops.
