@@ -472,3 +472,21 @@ async fn put_cancel_keeps_a_partial_with_data_and_removes_an_empty_one() {
     }
     assert_eq!(client.pwd().await.unwrap(), "/");
 }
+
+/// The client hashes its whole file for the comparison with no upload open on the server: the
+/// hash may take longer than the server lets an upload wait for data (`transfer_stall_secs`,
+/// 1 s here) without the session being closed. In the test profile our MD5 is unoptimised
+/// (about 46 MiB/s), so hashing 96 MiB takes about two seconds; with the upload open during
+/// it, the second `put` failed with 502 (transfer stalled).
+#[tokio::test]
+async fn a_put_whose_comparison_outlasts_the_stall_limit_still_skips() {
+    let server = TestServer::start_with(|config| config.transfer_stall_secs = 1);
+    server.add_user("u", "pw", 1 << 30);
+    let mut client = server.login("u", "pw").await;
+    let local = server.local("slow.bin");
+    std::fs::write(&local, random_bytes(96 * MIB, 17)).unwrap();
+    assert!(!client.put(&local, "slow.bin", &NoProgress).await.unwrap().skipped);
+    let again = client.put(&local, "slow.bin", &NoProgress).await.unwrap();
+    assert!(again.skipped, "{again:?}");
+    assert_eq!(client.pwd().await.unwrap(), "/");
+}

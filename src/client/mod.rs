@@ -315,50 +315,48 @@ impl Client {
     /// has `remote` with the same size and an MD5 it knows (`put_ready.existing_md5`), the local
     /// file is hashed first and, when it is the same, nothing is sent (`PutReport::skipped`).
     pub async fn put(&mut self, local: &Path, remote: &str, progress: &dyn Progress) -> Result<PutReport, ClientError> {
-        let file = File::open(local).map_err(local_error(local))?;
+        let mut file = File::open(local).map_err(local_error(local))?;
         let size = file.metadata().map_err(local_error(local))?.len();
-        let ready = self.call(Request::Put { path: remote.to_string(), size }).await?;
-        let Response::PutReady { offset, prefix_md5, existing_md5 } = ready else {
-            return Err(unexpected(ready, "put_ready"));
-        };
-        if offset > size {
-            return Err(ClientError::Protocol(format!("server resumes at {offset}, past the file's {size} bytes")));
-        }
-        // What to compare our first bytes with: the server's whole file when it offers one (a
-        // fresh upload only), else its partial's prefix.
-        let offered = existing_md5.filter(|_| offset == 0);
-        let (compared_len, compared_md5) = match offered {
-            Some(md5) => (size, md5),
-            None => (offset, prefix_md5),
-        };
-        let path = local.to_path_buf();
-        let compare = move || {
-            let mut file = file;
-            let mut hasher = Md5::new();
-            hash_prefix(&mut file, compared_len, &mut hasher).map_err(local_error(&path))?;
-            let matches = hasher.clone().finalize()[..] == compared_md5[..];
-            Ok::<_, ClientError>((file, hasher, matches))
-        };
-        // Nothing to read (a fresh upload, or an empty file): no need to leave this thread.
-        let (mut file, mut hasher, matches) = if compared_len == 0 { compare()? } else { blocking(compare).await?? };
-        let (mut resumed_from, mut restarted) = (offset, false);
-        if compared_len > offset {
-            if matches {
-                self.expect_done(Request::PutCancel).await?;
-                let md5 = hasher.finalize().into();
+        let (mut offset, mut prefix_md5, existing_md5) = self.open_put(remote, size).await?;
+        if let Some(existing_md5) = existing_md5 {
+            // Our whole file is hashed with no upload open on the server: a large or slow file
+            // could take longer than the server lets an upload go without data.
+            self.expect_done(Request::PutCancel).await?;
+            let path = local.to_path_buf();
+            let (rewound, md5) = blocking(move || {
+                let mut hasher = Md5::new();
+                hash_prefix(&mut file, size, &mut hasher).and_then(|()| file.seek(SeekFrom::Start(0)))?;
+                Ok::<_, std::io::Error>((file, <[u8; 16]>::from(hasher.finalize())))
+            })
+            .await?
+            .map_err(local_error(&path))?;
+            if md5[..] == existing_md5[..] {
                 return Ok(PutReport { size, resumed_from: 0, restarted: false, skipped: true, md5 });
             }
-            // The server's file differs: send ours from the start (the offer implies offset 0).
-            file.seek(SeekFrom::Start(0)).map_err(local_error(local))?;
-            hasher = Md5::new();
-        } else if !matches {
+            // The server's file differs: upload ours as if it had offered nothing.
+            file = rewound;
+            (offset, prefix_md5, _) = self.open_put(remote, size).await?;
+        }
+        let path = local.to_path_buf();
+        let check_prefix = move || {
+            let mut file = file;
+            let mut hasher = Md5::new();
+            hash_prefix(&mut file, offset, &mut hasher).map_err(local_error(&path))?;
+            let matches = hasher.clone().finalize()[..] == prefix_md5[..];
+            Ok::<_, ClientError>((file, hasher, matches))
+        };
+        // A fresh upload has no prefix to read: no need to leave the connection's thread.
+        let (mut file, mut hasher, prefix_matches) =
+            if offset == 0 { check_prefix()? } else { blocking(check_prefix).await?? };
+        let mut resumed_from = offset;
+        if !prefix_matches {
             let ready = self.call(Request::PutRestart).await?;
             if !matches!(ready, Response::PutReady { offset: 0, .. }) {
                 return Err(unexpected(ready, "put_ready at offset 0"));
             }
             file.seek(SeekFrom::Start(0)).map_err(local_error(local))?;
             hasher = Md5::new();
-            (resumed_from, restarted) = (0, true);
+            resumed_from = 0;
         }
 
         progress.begin(size, resumed_from);
@@ -369,13 +367,26 @@ impl Client {
 
         match self.recv().await? {
             Response::PutDone { md5: server_md5, .. } if server_md5[..] == md5[..] => {
-                Ok(PutReport { size, resumed_from, restarted, skipped: false, md5 })
+                Ok(PutReport { size, resumed_from, restarted: !prefix_matches, skipped: false, md5 })
             }
             Response::PutDone { md5: server_md5, .. } => {
                 Err(ClientError::ChecksumMismatch { remote: hex::encode(server_md5), local: hex::encode(md5) })
             }
             other => Err(unexpected(other, "put_done")),
         }
+    }
+
+    /// Opens an upload of `size` bytes to `remote`: where the server's partial ends, the MD5 of
+    /// what it holds, and the MD5 of a file of that size already there, if the server knows it.
+    async fn open_put(&mut self, remote: &str, size: u64) -> Result<(u64, ByteBuf, Option<ByteBuf>), ClientError> {
+        let ready = self.call(Request::Put { path: remote.to_string(), size }).await?;
+        let Response::PutReady { offset, prefix_md5, existing_md5 } = ready else {
+            return Err(unexpected(ready, "put_ready"));
+        };
+        if offset > size {
+            return Err(ClientError::Protocol(format!("server resumes at {offset}, past the file's {size} bytes")));
+        }
+        Ok((offset, prefix_md5, existing_md5.filter(|_| offset == 0)))
     }
 
     /// Sends one data frame, `chunk` written from where it is (see `net::data_frame`).
