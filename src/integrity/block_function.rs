@@ -65,8 +65,8 @@ pub fn in_use() -> (BlockFunction, Choice) {
     *CHOSEN
 }
 
-/// Reads the override; a value that names no block function is ignored (with the measured
-/// choice in its place), since hashing must work whatever the environment says.
+/// Reads the override; a value that names no block function is ignored with a warning (the
+/// measured choice in its place), since hashing must work whatever the environment says.
 pub fn parse_override(value: Option<&str>) -> Option<BlockFunction> {
     match value?.trim().to_ascii_lowercase().as_str() {
         "portable" => Some(BlockFunction::Portable),
@@ -82,11 +82,18 @@ pub fn faster(portable: Duration, avx512: Duration) -> BlockFunction {
 }
 
 fn choose() -> (BlockFunction, Choice) {
+    let requested = std::env::var(OVERRIDE_VARIABLE).ok();
+    let wanted = parse_override(requested.as_deref());
+    if let (Some(value), None) = (&requested, wanted) {
+        tracing::warn!(value, "{OVERRIDE_VARIABLE} names no MD5 block function (portable, avx512); ignored");
+    }
     if !avx512_available() {
+        if wanted == Some(BlockFunction::Avx512) {
+            tracing::warn!("{OVERRIDE_VARIABLE}=avx512, but this processor has no AVX-512: hashing portably");
+        }
         return (BlockFunction::Portable, Choice::OnlyOne);
     }
-    let requested = std::env::var(OVERRIDE_VARIABLE).ok();
-    if let Some(function) = parse_override(requested.as_deref()) {
+    if let Some(function) = wanted {
         return (function, Choice::Overridden);
     }
     let (portable, avx512) = time_both();
