@@ -233,7 +233,9 @@ def main():
     ready = conn.call({"type": "put", "path": "file.bin", "size": len(data)}, "put_ready")
     check(ready["offset"] == 0 and ready.get("existing_md5") == hashlib.md5(data).digest(),
           "put_ready offers the stored file's MD5")
+    conn.call({"type": "noop"}, "done")
     conn.call({"type": "put_cancel"}, "done")
+    conn.call({"type": "noop"}, "done")
     fresh = conn.call({"type": "put", "path": "other.bin", "size": len(data)}, "put_ready")
     check("existing_md5" not in fresh, "no offer where no file is stored")
     conn.call({"type": "put_cancel"}, "done")

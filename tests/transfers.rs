@@ -470,23 +470,32 @@ async fn put_cancel_keeps_a_partial_with_data_and_removes_an_empty_one() {
         Response::Error { code, .. } => assert_eq!(code, ErrorCode::UnexpectedMessage.as_u16()),
         other => panic!("{other:?}"),
     }
+    client.send(Request::Noop).await.unwrap();
+    assert_eq!(client.recv().await.unwrap(), Response::Done, "noop outside an upload too");
     assert_eq!(client.pwd().await.unwrap(), "/");
 }
 
-/// The client hashes its whole file for the comparison with no upload open on the server: the
-/// hash may take longer than the server lets an upload wait for data (`transfer_stall_secs`,
-/// 1 s here) without the session being closed. In the test profile our MD5 is unoptimised
-/// (about 46 MiB/s), so hashing 96 MiB takes about two seconds; with the upload open during
-/// it, the second `put` failed with 502 (transfer stalled).
+/// While the client hashes its own file with an upload open (the whole file, to compare with
+/// the server's; or the prefix it resumes from), it sends `noop`s, so the upload is not closed
+/// as stalled however long the hash takes (`transfer_stall_secs`: 1 s here). In the test
+/// profile our MD5 is unoptimised (about 46 MiB/s), so hashing 96 MiB takes about two seconds;
+/// without the `noop`s both `put`s below failed with 502 (transfer stalled).
 #[tokio::test]
-async fn a_put_whose_comparison_outlasts_the_stall_limit_still_skips() {
+async fn puts_whose_local_hashing_outlasts_the_stall_limit_go_on() {
     let server = TestServer::start_with(|config| config.transfer_stall_secs = 1);
     server.add_user("u", "pw", 1 << 30);
     let mut client = server.login("u", "pw").await;
+    let data = random_bytes(96 * MIB + 5, 17);
     let local = server.local("slow.bin");
-    std::fs::write(&local, random_bytes(96 * MIB, 17)).unwrap();
+    std::fs::write(&local, &data).unwrap();
     assert!(!client.put(&local, "slow.bin", &NoProgress).await.unwrap().skipped);
     let again = client.put(&local, "slow.bin", &NoProgress).await.unwrap();
     assert!(again.skipped, "{again:?}");
+
+    // A resume from a 96 MiB partial: the client hashes its first 96 MiB before sending.
+    std::fs::write(server.home("u").join(".resumed.bin.ftpa-part"), &data[..96 * MIB]).unwrap();
+    let resumed = client.put(&local, "resumed.bin", &NoProgress).await.unwrap();
+    assert_eq!((resumed.resumed_from, resumed.restarted), (96 * MIB as u64, false), "{resumed:?}");
+    assert_eq!(std::fs::read(server.home("u").join("resumed.bin")).unwrap(), data);
     assert_eq!(client.pwd().await.unwrap(), "/");
 }

@@ -36,6 +36,9 @@ use local_file::{PartialClaim, hash_prefix, partial_path, read_chunk, read_chunk
 const MAX_INCOMING_FRAME: usize = (64 << 20) + 1024;
 /// Chunks in flight between the file thread and the connection.
 const PIPELINE: usize = 4;
+/// How often [`Client::busy`] tells the server the session is alive: well inside the shortest
+/// stall limit a server can have (1 s).
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_millis(400);
 
 /// A directory listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,41 +318,42 @@ impl Client {
     /// has `remote` with the same size and an MD5 it knows (`put_ready.existing_md5`), the local
     /// file is hashed first and, when it is the same, nothing is sent (`PutReport::skipped`).
     pub async fn put(&mut self, local: &Path, remote: &str, progress: &dyn Progress) -> Result<PutReport, ClientError> {
-        let mut file = File::open(local).map_err(local_error(local))?;
+        let file = File::open(local).map_err(local_error(local))?;
         let size = file.metadata().map_err(local_error(local))?.len();
-        let (mut offset, mut prefix_md5, existing_md5) = self.open_put(remote, size).await?;
-        if let Some(existing_md5) = existing_md5 {
-            // Our whole file is hashed with no upload open on the server: a large or slow file
-            // could take longer than the server lets an upload go without data.
-            self.expect_done(Request::PutCancel).await?;
-            let path = local.to_path_buf();
-            let (rewound, md5) = blocking(move || {
-                let mut hasher = Md5::new();
-                hash_prefix(&mut file, size, &mut hasher).and_then(|()| file.seek(SeekFrom::Start(0)))?;
-                Ok::<_, std::io::Error>((file, <[u8; 16]>::from(hasher.finalize())))
-            })
-            .await?
-            .map_err(local_error(&path))?;
-            if md5[..] == existing_md5[..] {
-                return Ok(PutReport { size, resumed_from: 0, restarted: false, skipped: true, md5 });
-            }
-            // The server's file differs: upload ours as if it had offered nothing.
-            file = rewound;
-            (offset, prefix_md5, _) = self.open_put(remote, size).await?;
+        let ready = self.call(Request::Put { path: remote.to_string(), size }).await?;
+        let Response::PutReady { offset, prefix_md5, existing_md5 } = ready else {
+            return Err(unexpected(ready, "put_ready"));
+        };
+        if offset > size {
+            return Err(ClientError::Protocol(format!("server resumes at {offset}, past the file's {size} bytes")));
         }
+        // What our first bytes are compared with: the server's whole file when it offers one
+        // (a fresh upload only), else its partial's prefix.
+        let (compared_len, compared_md5) = match existing_md5 {
+            Some(md5) if offset == 0 => (size, md5),
+            _ => (offset, prefix_md5),
+        };
         let path = local.to_path_buf();
-        let check_prefix = move || {
+        let compare = move || {
             let mut file = file;
             let mut hasher = Md5::new();
-            hash_prefix(&mut file, offset, &mut hasher).map_err(local_error(&path))?;
-            let matches = hasher.clone().finalize()[..] == prefix_md5[..];
+            hash_prefix(&mut file, compared_len, &mut hasher).map_err(local_error(&path))?;
+            let matches = hasher.clone().finalize()[..] == compared_md5[..];
             Ok::<_, ClientError>((file, hasher, matches))
         };
-        // A fresh upload has no prefix to read: no need to leave the connection's thread.
-        let (mut file, mut hasher, prefix_matches) =
-            if offset == 0 { check_prefix()? } else { blocking(check_prefix).await?? };
+        // Nothing to read (a fresh upload, or an empty file): no need to leave this thread.
+        let (mut file, mut hasher, matches) = if compared_len == 0 { compare()? } else { self.busy(compare).await?? };
         let mut resumed_from = offset;
-        if !prefix_matches {
+        if compared_len > offset {
+            if matches {
+                self.expect_done(Request::PutCancel).await?;
+                let md5 = hasher.finalize().into();
+                return Ok(PutReport { size, resumed_from: 0, restarted: false, skipped: true, md5 });
+            }
+            // The server's file differs: send ours from the start (an offer means offset 0).
+            file.seek(SeekFrom::Start(0)).map_err(local_error(local))?;
+            hasher = Md5::new();
+        } else if !matches {
             let ready = self.call(Request::PutRestart).await?;
             if !matches!(ready, Response::PutReady { offset: 0, .. }) {
                 return Err(unexpected(ready, "put_ready at offset 0"));
@@ -358,6 +362,7 @@ impl Client {
             hasher = Md5::new();
             resumed_from = 0;
         }
+        let restarted = offset > 0 && resumed_from == 0;
 
         progress.begin(size, resumed_from);
         let result = self.stream_upload(local, file, hasher, size - resumed_from, progress).await;
@@ -367,7 +372,7 @@ impl Client {
 
         match self.recv().await? {
             Response::PutDone { md5: server_md5, .. } if server_md5[..] == md5[..] => {
-                Ok(PutReport { size, resumed_from, restarted: !prefix_matches, skipped: false, md5 })
+                Ok(PutReport { size, resumed_from, restarted, skipped: false, md5 })
             }
             Response::PutDone { md5: server_md5, .. } => {
                 Err(ClientError::ChecksumMismatch { remote: hex::encode(server_md5), local: hex::encode(md5) })
@@ -376,17 +381,21 @@ impl Client {
         }
     }
 
-    /// Opens an upload of `size` bytes to `remote`: where the server's partial ends, the MD5 of
-    /// what it holds, and the MD5 of a file of that size already there, if the server knows it.
-    async fn open_put(&mut self, remote: &str, size: u64) -> Result<(u64, ByteBuf, Option<ByteBuf>), ClientError> {
-        let ready = self.call(Request::Put { path: remote.to_string(), size }).await?;
-        let Response::PutReady { offset, prefix_md5, existing_md5 } = ready else {
-            return Err(unexpected(ready, "put_ready"));
-        };
-        if offset > size {
-            return Err(ClientError::Protocol(format!("server resumes at {offset}, past the file's {size} bytes")));
+    /// Runs `job` (hashing a local file) on a blocking thread while keeping the session
+    /// active: a `noop` every [`KEEP_ALIVE`], each answered `done`. An open upload that gets
+    /// no data for the server's `transfer_stall_secs` is closed, and hashing a large file on a
+    /// slow disk can take longer than that. Cancelling the interrupt stops the wait.
+    async fn busy<T: Send + 'static>(&mut self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, ClientError> {
+        let mut job = tokio::task::spawn_blocking(job);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+        loop {
+            tokio::select! {
+                done = &mut job => {
+                    return done.map_err(|e| ClientError::Protocol(format!("local worker failed: {e}")));
+                }
+                _ = ticks.tick() => self.expect_done(Request::Noop).await?,
+            }
         }
-        Ok((offset, prefix_md5, existing_md5.filter(|_| offset == 0)))
     }
 
     /// Sends one data frame, `chunk` written from where it is (see `net::data_frame`).

@@ -76,6 +76,9 @@ pub enum Request {
         offset: u64,
         prefix_md5: ByteBuf,
     },
+    /// Answered `done`, also during an upload: a client busy on its side (hashing the prefix it
+    /// resumes from, or its whole file to compare) keeps the upload from counting as stalled.
+    Noop,
     Quit,
 }
 

@@ -123,7 +123,7 @@ impl SessionActor {
                 Ok(target) => self.download(ctx, path, target, offset, prefix_md5.into_vec()),
                 Err(error) => self.reply(ctx, storage_error("get", &path, error)),
             },
-            Request::AuthStart { .. } | Request::AuthProof { .. } | Request::Quit => {}
+            Request::AuthStart { .. } | Request::AuthProof { .. } | Request::Noop | Request::Quit => {}
         }
     }
 

@@ -274,6 +274,8 @@ impl SessionActor {
             (Phase::Ready(_), Request::AuthStart { .. } | Request::AuthProof { .. }) => {
                 self.reply(ctx, unexpected("already logged in"))
             }
+            // Served in every logged-in state, an upload's included (see `Request::Noop`).
+            (Phase::Ready(_), Request::Noop) => self.reply(ctx, Response::Done),
             (Phase::Ready(session), request) => {
                 let is_upload_message = matches!(
                     request,
