@@ -388,6 +388,8 @@ impl Client {
     async fn busy<T: Send + 'static>(&mut self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, ClientError> {
         let mut job = tokio::task::spawn_blocking(job);
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+        // A slow answer is no reason to send the missed ones in a burst after it.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 done = &mut job => {
