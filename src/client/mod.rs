@@ -386,15 +386,14 @@ impl Client {
     /// no data for the server's `transfer_stall_secs` is closed, and hashing a large file on a
     /// slow disk can take longer than that. Cancelling the interrupt stops the wait.
     async fn busy<T: Send + 'static>(&mut self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, ClientError> {
-        let mut job = tokio::task::spawn_blocking(job);
+        let job = blocking(job);
+        tokio::pin!(job);
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
         // A slow answer is no reason to send the missed ones in a burst after it.
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                done = &mut job => {
-                    return done.map_err(|e| ClientError::Protocol(format!("local worker failed: {e}")));
-                }
+                done = &mut job => return done,
                 _ = ticks.tick() => self.expect_done(Request::Noop).await?,
             }
         }
