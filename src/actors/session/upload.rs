@@ -132,8 +132,14 @@ impl SessionActor {
                     let started = Instant::now();
                     let upload = ActiveUpload { resumed_from, partial, hasher, held: None, lease, started };
                     upload.record_growth();
-                    let existing =
-                        if resumed_from == 0 { known_md5_of_size(&home, &target, size, &digests) } else { None };
+                    // Only where a regular file of this very size is published (opening the
+                    // partial measured it): no lookup for new files, the common case.
+                    let same_size = size > 0 && upload.partial.replaced_len() == size;
+                    let existing = if resumed_from == 0 && same_size {
+                        known_md5_of_size(&home, &target, size, &digests)
+                    } else {
+                        None
+                    };
                     Ok::<_, StorageError>((upload, existing))
                 })
                 .await
