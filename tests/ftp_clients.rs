@@ -359,7 +359,10 @@ fn python_ftplib_lists_hashes_and_is_refused_where_it_should_be() {
     std::fs::write(home.join("sub/data.bin"), &content).unwrap();
     std::os::unix::fs::symlink("/etc", home.join("etc-link")).unwrap();
     let script = r#"
-import ftplib, ssl, sys, io
+import ftplib, ssl, sys, io, faulthandler
+# ftplib has no timeout: if a reply never comes, print where the script waits before the
+# test's 120 s limit kills it (one unexplained hang in a full run, 2026-12-04).
+faulthandler.dump_traceback_later(100, exit=True)
 port, cert, user, password, md5 = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 
 plain = ftplib.FTP()
