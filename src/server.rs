@@ -121,7 +121,8 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
         let every = Duration::from_secs(config.digest_save_secs);
         actix_rt::spawn(keep_saving_digests(config.data_dir.clone(), digests.clone(), disk.clone(), every));
     }
-    let services = Services { config, auth, quota, disk, hashers, gate, hash_budget, digests };
+    let resume_states = Arc::default();
+    let services = Services { config, auth, quota, disk, hashers, gate, hash_budget, digests, resume_states };
     let acceptor = Acceptor::new(listener, ftp.map(|(ftp, _)| ftp), services.clone()).start();
     Ok(Started { addr: local, ftp_addr, services, acceptor })
 }

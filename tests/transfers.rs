@@ -252,6 +252,62 @@ async fn stored_digests_spare_hashing_until_the_file_changes() {
     assert_eq!(std::fs::read(&copy).unwrap(), changed);
 }
 
+/// An upload cut off leaves the MD5 state of its partial with the server, so resuming it costs
+/// the server no hashing, cut after cut; a partial changed behind the server's back is hashed
+/// afresh, and the resume notices the change.
+#[tokio::test]
+async fn resumed_uploads_start_from_the_state_the_server_kept() {
+    let server = TestServer::start_with(|c| {
+        c.hash_budget_bytes = 3 << 20;
+        c.hash_budget_refill_bytes_per_sec = 1;
+    });
+    server.add_user("u", "pw", 1 << 30);
+    let data = random_bytes(10 * MIB, 51);
+    let local = server.local("big.bin");
+    std::fs::write(&local, &data).unwrap();
+    // Each connection is cut after about 2 MiB of upload, so the partial grows by about that
+    // much per round. Hashing each resumed prefix (2, 4, 6 MiB) would take the budget of 3 MiB,
+    // which does not refill, into debt after the second resume: the third would be refused
+    // with 406.
+    for round in 0..4 {
+        let proxy = Proxy::start(server.addr(), Fault::Cut { direction: Direction::ToServer, after: 2 * MIB as u64 });
+        let mut client = login_via(proxy.addr).await;
+        let mut retries = 0;
+        let error = loop {
+            match client.put(&local, "big.bin", &NoProgress).await {
+                Err(e) if e.code() == Some(ErrorCode::InUse) && retries < 50 => {
+                    // The session cut off in the round before is still winding down.
+                    retries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => break other.expect_err("the connection is cut mid-upload"),
+            }
+        };
+        assert!(matches!(error, ClientError::Io(_) | ClientError::Closed), "round {round}: {error}");
+    }
+    let mut client = server.login("u", "pw").await;
+    let report = put_retrying_in_use(&mut client, &local, "big.bin").await;
+    assert!(report.resumed_from >= 6 * MIB as u64 && !report.restarted, "{report:?}");
+    assert_eq!(std::fs::read(server.home("u").join("big.bin")).unwrap(), data);
+
+    // The same again, but the partial's first byte is changed in place before the resume: the
+    // kept state no longer describes it, the server hashes it from the disk, the prefixes
+    // differ, and the upload starts over. Trusting the kept state would have published the
+    // changed byte under a matching MD5.
+    let proxy = Proxy::start(server.addr(), Fault::Cut { direction: Direction::ToServer, after: 2 * MIB as u64 });
+    let mut cut = login_via(proxy.addr).await;
+    cut.put(&local, "again.bin", &NoProgress).await.expect_err("cut mid-upload");
+    let partial = server.home("u").join(".again.bin.ftpa-part");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut file = std::fs::OpenOptions::new().write(true).open(&partial).unwrap();
+    std::io::Write::write_all(&mut file, &[!data[0]]).unwrap();
+    drop(file);
+    let mut client = server.login("u", "pw").await;
+    let report = put_retrying_in_use(&mut client, &local, "again.bin").await;
+    assert!(report.restarted, "{report:?}");
+    assert_eq!(std::fs::read(server.home("u").join("again.bin")).unwrap(), data);
+}
+
 /// The chunk that completes an upload waits for `put_end` (it is written when publishing):
 /// bytes after it are still refused with 501, the partial keeps what came before, and the
 /// session goes on.

@@ -32,6 +32,10 @@ pub struct Services {
     pub hash_budget: Arc<Mutex<HashBudget>>,
     /// Digests of files as the server wrote or last hashed them; see [`DigestIndex`].
     pub digests: Arc<crate::storage::DigestIndex>,
+    /// MD5 states of partials left by interrupted uploads; see [`ResumeStates`].
+    ///
+    /// [`ResumeStates`]: crate::storage::ResumeStates
+    pub resume_states: Arc<crate::storage::ResumeStates>,
 }
 
 impl Services {

@@ -70,6 +70,13 @@ impl FixedOutputCore for Md5Core {
     }
 }
 
+/// How many bytes `hasher` has been fed: what its state stands for. A saved state is used
+/// only for a file of exactly this length (see `storage::resume_states`).
+pub fn hashed_len(hasher: &Md5) -> u64 {
+    let (core, buffer) = hasher.clone().decompose();
+    core.blocks.wrapping_mul(<Md5Core as BlockSizeUser>::BlockSize::U64).wrapping_add(buffer.get_pos() as u64)
+}
+
 /// A block as the array it is (the `digest` crate hands blocks over as `GenericArray`s).
 fn as_array(block: &Block<Md5Core>) -> &[u8; 64] {
     block.as_slice().try_into().expect("MD5 blocks are 64 bytes")

@@ -20,13 +20,13 @@
 //! matches its entry). A server that was killed starts from its last save, or from nothing:
 //! either way a file without a valid entry is just hashed once more on its first download.
 
-use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::stamped_entries::StampedEntries;
 use super::transfer::Md5Digest;
 
 /// Entries kept; the oldest are forgotten first. About 100 bytes each.
@@ -69,7 +69,7 @@ impl FileStamp {
         self.size
     }
 
-    fn file(&self) -> (u64, u64) {
+    pub(super) fn file(&self) -> (u64, u64) {
         (self.device, self.inode)
     }
 
@@ -103,19 +103,12 @@ impl FileStamp {
 #[derive(Debug)]
 pub struct DigestIndex {
     capacity: usize,
-    entries: Mutex<Entries>,
+    entries: Mutex<StampedEntries<Md5Digest>>,
     /// Entries recorded so far, for a saver to tell whether anything changed since it saved.
     changes: AtomicU64,
     /// Held while saving: the periodic save on the disk pool and the one at the stop must not
     /// write the same file at once.
     saving: Mutex<()>,
-}
-
-#[derive(Debug, Default)]
-struct Entries {
-    by_file: HashMap<(u64, u64), (FileStamp, Md5Digest)>,
-    /// Insertion order, for forgetting the oldest; may hold files already replaced.
-    order: VecDeque<(u64, u64)>,
 }
 
 impl Default for DigestIndex {
@@ -136,35 +129,23 @@ impl DigestIndex {
 
     /// The digest of the file in exactly this state, if known.
     pub fn get(&self, stamp: &FileStamp) -> Option<Md5Digest> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        match entries.by_file.get(&stamp.file()) {
-            Some((known, md5)) if known == stamp => Some(*md5),
-            _ => None,
-        }
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(stamp).copied()
     }
 
     /// Remembers the digest of a file in this state (replacing what was known about it).
     pub fn record(&self, stamp: FileStamp, md5: Md5Digest) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         self.changes.fetch_add(1, Ordering::Relaxed);
-        if entries.by_file.insert(stamp.file(), (stamp, md5)).is_none() {
-            entries.order.push_back(stamp.file());
-        }
-        while entries.by_file.len() > self.capacity {
-            let Some(oldest) = entries.order.pop_front() else { break };
-            entries.by_file.remove(&oldest);
-        }
+        entries.insert(stamp, md5, self.capacity);
     }
 
     /// The index in the saved form: [`FILE_MAGIC`], then every entry, oldest first.
     pub fn to_bytes(&self) -> Vec<u8> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = Vec::with_capacity(FILE_MAGIC.len() + entries.by_file.len() * ENTRY_LEN);
+        let mut out = Vec::with_capacity(FILE_MAGIC.len() + entries.len() * ENTRY_LEN);
         out.extend_from_slice(FILE_MAGIC);
-        for file in &entries.order {
-            if let Some((stamp, md5)) = entries.by_file.get(file) {
-                stamp.encode(md5, &mut out);
-            }
+        for (stamp, md5) in entries.oldest_first() {
+            stamp.encode(md5, &mut out);
         }
         out
     }
@@ -211,7 +192,7 @@ impl DigestIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).by_file.len()
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -5,12 +5,15 @@ pub mod digest_index;
 pub mod error;
 pub mod home;
 pub mod jail;
+pub mod resume_states;
+mod stamped_entries;
 pub mod transfer;
 
 pub use digest_index::DigestIndex;
 pub use error::StorageError;
 pub use home::{Home, Listing};
 pub use jail::{PathLimits, VirtualPath};
+pub use resume_states::ResumeStates;
 pub use transfer::{
     Download, Md5Digest, PartialUpload, PublishFailed, PublishedUpload, StreamRequest, StreamStart, file_md5,
     set_modified,

@@ -18,6 +18,7 @@ use super::digest_index::{DigestIndex, FileStamp};
 use super::error::StorageError;
 use super::home::{Home, quota_bytes};
 use super::jail::VirtualPath;
+use super::resume_states::ResumeStates;
 
 /// An MD5 digest.
 pub type Md5Digest = [u8; 16];
@@ -54,6 +55,7 @@ pub struct PartialUpload {
     len: u64,
     start_len: u64,
     replaced_len: u64,
+    prefix_hashed: u64,
 }
 
 /// An upload that could not be published.
@@ -75,17 +77,42 @@ pub struct PublishedUpload {
 
 impl PartialUpload {
     /// Opens (or creates, mode 0600) the partial for `target`; returns it with the MD5 of what
-    /// it holds. A partial longer than `size` cannot be a prefix of the new file and is emptied.
-    pub fn open(home: &Home, target: &VirtualPath, size: u64) -> Result<(PartialUpload, Md5), StorageError> {
+    /// it holds: remembered from the upload that left it, if `states` has it for the partial as
+    /// it is, else hashed from the disk ([`PartialUpload::prefix_hashed`] says how much). A
+    /// partial longer than `size` cannot be a prefix of the new file and is emptied.
+    pub fn open(
+        home: &Home,
+        target: &VirtualPath,
+        size: u64,
+        states: &ResumeStates,
+    ) -> Result<(PartialUpload, Md5), StorageError> {
         let (mut upload, _) = PartialUpload::open_beside(home, target, size)?;
         let start_len = upload.start_len;
-        let mut hasher = Md5::new();
         if start_len > size {
             upload.restart()?;
-        } else {
-            hash_prefix(&mut upload.file, start_len, &mut hasher)?;
+            return Ok((upload, Md5::new()));
         }
+        if let Some(remembered) = states.recall(&upload.file) {
+            // Where hashing the prefix would have left the file: the data continues there.
+            upload.file.seek(SeekFrom::Start(start_len))?;
+            return Ok((upload, remembered));
+        }
+        let mut hasher = Md5::new();
+        hash_prefix(&mut upload.file, start_len, &mut hasher)?;
+        upload.prefix_hashed = start_len;
         Ok((upload, hasher))
+    }
+
+    /// Keeps `hasher`, the MD5 of every byte written so far, for a resume of this partial
+    /// (see [`ResumeStates`]): call when the upload ends unpublished, with its data kept.
+    pub fn remember_state(&self, hasher: &Md5, states: &ResumeStates) {
+        states.remember(&self.file, hasher)
+    }
+
+    /// Bytes of the partial hashed from the disk when it was opened (for the resume-hashing
+    /// budget): 0 for a new partial, or one whose MD5 state was remembered.
+    pub fn prefix_hashed(&self) -> u64 {
+        self.prefix_hashed
     }
 
     /// Bytes already in the partial: where the sender continues.
@@ -224,8 +251,16 @@ impl PartialUpload {
         let file = home.dir().open_with(partial.to_relative(), &options)?.into_std();
         let start_len = file.metadata()?.len();
         let replaced_len = existing.as_ref().map_or(0, quota_bytes);
-        let upload =
-            PartialUpload { file, target: target.clone(), partial, size, len: start_len, start_len, replaced_len };
+        let upload = PartialUpload {
+            file,
+            target: target.clone(),
+            partial,
+            size,
+            len: start_len,
+            start_len,
+            replaced_len,
+            prefix_hashed: 0,
+        };
         Ok((upload, existing))
     }
 
@@ -573,7 +608,7 @@ mod tests {
 
     impl Upload {
         fn open(home: &Home, name: &str, size: u64) -> Upload {
-            let (partial, hasher) = PartialUpload::open(home, &vp(name), size).unwrap();
+            let (partial, hasher) = PartialUpload::open(home, &vp(name), size, &ResumeStates::default()).unwrap();
             Upload(partial, hasher)
         }
 
@@ -596,6 +631,31 @@ mod tests {
             true
         });
         (got, md5.unwrap().expect("every chunk was taken"))
+    }
+
+    #[test]
+    fn a_resume_from_a_remembered_state_hashes_nothing_and_appends_after_the_prefix() {
+        let (root, home) = setup();
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let states = ResumeStates::default();
+        let mut first = Upload::open(&home, "f", 5000);
+        first.write(&data[..3000]).unwrap();
+        first.0.remember_state(&first.1, &states);
+        drop(first);
+
+        let (partial, hasher) = PartialUpload::open(&home, &vp("f"), 5000, &states).unwrap();
+        assert_eq!((partial.offset(), partial.prefix_hashed()), (3000, 0), "the state was used, nothing hashed");
+        let mut resumed = Upload(partial, hasher);
+        resumed.write(&data[3000..]).unwrap();
+        resumed.publish(&home, &md5_of(&data), &DigestIndex::default()).unwrap();
+        assert_eq!(std::fs::read(root.path().join("f")).unwrap(), data, "the rest went after the prefix");
+
+        // Without a remembered state the partial's prefix is hashed from the disk.
+        let mut again = Upload::open(&home, "g", 5000);
+        again.write(&data[..3000]).unwrap();
+        drop(again);
+        let (partial, _) = PartialUpload::open(&home, &vp("g"), 5000, &states).unwrap();
+        assert_eq!((partial.offset(), partial.prefix_hashed()), (3000, 3000));
     }
 
     #[test]

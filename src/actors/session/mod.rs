@@ -215,7 +215,10 @@ impl SessionActor {
         self.closing = true;
         let linger = match &mut self.phase {
             // A failed upload's client may still be sending the rest (`discarding`).
-            Phase::Ready(session) => session.upload.take().is_some() || session.discarding,
+            Phase::Ready(session) => {
+                let states = self.services.resume_states.clone();
+                session.upload.take().map(|upload| upload.set_aside(states)).is_some() || session.discarding
+            }
             _ => false,
         };
         self.serve(ctx, async move { (Response::error(error), ()) }, move |act, _, ctx| {
@@ -400,6 +403,12 @@ impl Actor for SessionActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        // A lost connection, a stall: the partial stays for a resume.
+        if let Phase::Ready(session) = &mut self.phase
+            && let Some(upload) = session.upload.take()
+        {
+            upload.set_aside(self.services.resume_states.clone());
+        }
         tracing::debug!(session = self.id, peer = %self.peer, user = self.user(), "session ended");
     }
 }

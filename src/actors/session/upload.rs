@@ -2,7 +2,7 @@
 
 use super::upload_stream::UploadStream;
 use super::*;
-use crate::storage::{DigestIndex, Md5Digest};
+use crate::storage::{DigestIndex, Md5Digest, ResumeStates};
 
 /// An upload between its `put` and its `put_end`.
 pub(super) enum Upload {
@@ -14,6 +14,23 @@ pub(super) enum Upload {
 }
 
 impl Upload {
+    /// Ends the upload unpublished, as a lost connection does: the partial keeps what was
+    /// written, and the MD5 of those bytes is kept in `states` so that a resume of the partial
+    /// need not hash it again. A stream is wound down first, off the actor (its jobs end once
+    /// their queue closes).
+    pub(super) fn set_aside(self, states: Arc<ResumeStates>) {
+        match self {
+            Upload::Open(upload) => upload.remember_state(&states),
+            Upload::Streaming(stream) => {
+                actix_rt::spawn(async move {
+                    if let Ok(upload) = stream.finish().await {
+                        upload.remember_state(&states);
+                    }
+                });
+            }
+        }
+    }
+
     /// The upload itself, once a stream has written every chunk it was sent; or the error
     /// that ended the stream.
     async fn into_active(self) -> Result<ActiveUpload, Response> {
@@ -80,6 +97,13 @@ impl ActiveUpload {
         storage_error("put", &target, error)
     }
 
+    /// Keeps the MD5 of the bytes written for a resume of the partial (see [`ResumeStates`]).
+    /// While the upload streams, its hasher is elsewhere and this one covers nothing written,
+    /// so nothing is kept.
+    fn remember_state(&self, states: &ResumeStates) {
+        self.partial.remember_state(&self.hasher, states);
+    }
+
     fn prefix_md5(&self) -> ByteBuf {
         ByteBuf::from(self.hasher.clone().finalize().to_vec())
     }
@@ -89,9 +113,11 @@ impl ActiveUpload {
         self.lease.record_disk_change(self.partial.growth());
     }
 
-    /// Ends an upload that never received data. The recorded growth stays right: an empty
+    /// Ends an upload that receives no more data: an empty partial is removed, one with data
+    /// kept with its MD5 state (for a resume). The recorded growth stays right: an empty
     /// partial that is removed had length 0, exactly what the growth already assumes.
-    fn abandon(self, home: &Home) {
+    fn abandon(self, home: &Home, states: &ResumeStates) {
+        self.remember_state(states);
         let ActiveUpload { partial, lease, .. } = self;
         partial.abandon(home);
         drop(lease);
@@ -124,10 +150,11 @@ impl SessionActor {
                 }
             }
             let opened = {
-                let (home, gate, digests) = (home.clone(), gate.clone(), services.digests.clone());
+                let (home, gate, digests, states) =
+                    (home.clone(), gate.clone(), services.digests.clone(), services.resume_states.clone());
                 disk.run("open upload", move || {
                     let _change = gate.change();
-                    let (partial, hasher) = PartialUpload::open(&home, &target, size)?;
+                    let (partial, hasher) = PartialUpload::open(&home, &target, size, &states)?;
                     let resumed_from = partial.offset();
                     let started = Instant::now();
                     let upload = ActiveUpload { resumed_from, partial, hasher, held: None, lease, started };
@@ -146,7 +173,7 @@ impl SessionActor {
             };
             let (upload, existing_md5) = match opened {
                 Ok(Ok((upload, existing))) => {
-                    services.charge_hashing(&user, upload.resumed_from);
+                    services.charge_hashing(&user, upload.partial.prefix_hashed());
                     (upload, existing.map(|md5| ByteBuf::from(md5.to_vec())))
                 }
                 Ok(Err(error)) => return (storage_error("put", &shown, error), None),
@@ -162,10 +189,11 @@ impl SessionActor {
                     (ready, Some(upload))
                 }
                 Err(error) => {
+                    let states = services.resume_states.clone();
                     let _ = disk
                         .run("abandon upload", move || {
                             let _change = gate.change();
-                            upload.abandon(&home)
+                            upload.abandon(&home, &states)
                         })
                         .await;
                     (error, None)
@@ -229,6 +257,7 @@ impl SessionActor {
         let Some(upload) = session.upload.take() else { return };
         let (disk, gate, home, peer) =
             (self.services.disk.clone(), self.services.gate.clone(), session.home.clone(), self.peer);
+        let states = self.services.resume_states.clone();
         let work = async move {
             let upload = match upload.into_active().await {
                 Ok(upload) => upload,
@@ -239,7 +268,7 @@ impl SessionActor {
             let cancelled = disk
                 .run("cancel upload", move || {
                     let _change = gate.change();
-                    upload.abandon(&home)
+                    upload.abandon(&home, &states)
                 })
                 .await;
             let result =
