@@ -308,6 +308,35 @@ async fn resumed_uploads_start_from_the_state_the_server_kept() {
     assert_eq!(std::fs::read(server.home("u").join("again.bin")).unwrap(), data);
 }
 
+/// In hashing debt a user's `put` still resumes a partial whose MD5 state the server kept, as
+/// it hashes nothing; one that the server would have to hash waits (406).
+#[tokio::test]
+async fn in_hashing_debt_only_a_resume_that_would_hash_waits() {
+    let server = TestServer::start_with(|c| {
+        c.hash_budget_bytes = 1 << 20;
+        c.hash_budget_refill_bytes_per_sec = 1;
+    });
+    server.add_user("u", "pw", 1 << 30);
+    let data = random_bytes(4 * MIB, 52);
+    let local = server.local("four.bin");
+    std::fs::write(&local, &data).unwrap();
+    let home = server.home("u");
+    // An upload cut off: the server keeps its partial's state.
+    let proxy = Proxy::start(server.addr(), Fault::Cut { direction: Direction::ToServer, after: MIB as u64 });
+    login_via(proxy.addr).await.put(&local, "kept.bin", &NoProgress).await.expect_err("cut mid-upload");
+    // Partials put there behind the server's back have no kept state: resuming the first hashes
+    // its 2 MiB and takes the budget of 1 MiB into debt.
+    std::fs::write(home.join(".a.bin.ftpa-part"), &data[..2 * MIB]).unwrap();
+    std::fs::write(home.join(".b.bin.ftpa-part"), &data[..MIB]).unwrap();
+    let mut client = server.login("u", "pw").await;
+    assert_eq!(client.put(&local, "a.bin", &NoProgress).await.unwrap().resumed_from, 2 * MIB as u64);
+    let refused = client.put(&local, "b.bin", &NoProgress).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::HashBudgetExhausted), "{refused}");
+    let resumed = put_retrying_in_use(&mut client, &local, "kept.bin").await;
+    assert!(resumed.resumed_from > 0 && !resumed.restarted, "{resumed:?}");
+    assert_eq!(std::fs::read(home.join("kept.bin")).unwrap(), data);
+}
+
 /// The chunk that completes an upload waits for `put_end` (it is written when publishing):
 /// bytes after it are still refused with 501, the partial keeps what came before, and the
 /// session goes on.

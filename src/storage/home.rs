@@ -112,11 +112,6 @@ impl Home {
         }
     }
 
-    /// Length of a regular file, 0 if it does not exist or is not a file.
-    pub fn file_len(&self, path: &VirtualPath) -> u64 {
-        self.dir.symlink_metadata(path.to_relative()).map_or(0, |meta| quota_bytes(&meta))
-    }
-
     pub fn mkdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
         if path.is_root() {
             return Err(StorageError::AlreadyExists);

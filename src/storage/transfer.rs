@@ -103,6 +103,19 @@ impl PartialUpload {
         Ok((upload, hasher))
     }
 
+    /// Would [`PartialUpload::open`] hash anything for `target` now? Only if a partial with
+    /// data is there and `states` has no MD5 state for it as it is.
+    pub fn would_hash(home: &Home, target: &VirtualPath, states: &ResumeStates) -> bool {
+        let Some(partial) = target.partial() else { return false };
+        match home.dir().open(partial.to_relative()) {
+            Ok(file) => {
+                let file = file.into_std();
+                file.metadata().is_ok_and(|meta| meta.len() > 0) && states.recall(&file).is_none()
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Keeps `hasher`, the MD5 of every byte written so far, for a resume of this partial
     /// (see [`ResumeStates`]): call when the upload ends unpublished, with its data kept.
     pub fn remember_state(&self, hasher: &Md5, states: &ResumeStates) {
@@ -640,8 +653,11 @@ mod tests {
         let states = ResumeStates::default();
         let mut first = Upload::open(&home, "f", 5000);
         first.write(&data[..3000]).unwrap();
+        assert!(PartialUpload::would_hash(&home, &vp("f"), &states), "no state kept yet");
         first.0.remember_state(&first.1, &states);
         drop(first);
+        assert!(!PartialUpload::would_hash(&home, &vp("f"), &states));
+        assert!(!PartialUpload::would_hash(&home, &vp("none"), &states), "no partial, nothing to hash");
 
         let (partial, hasher) = PartialUpload::open(&home, &vp("f"), 5000, &states).unwrap();
         assert_eq!((partial.offset(), partial.prefix_hashed()), (3000, 0), "the state was used, nothing hashed");
@@ -654,6 +670,7 @@ mod tests {
         let mut again = Upload::open(&home, "g", 5000);
         again.write(&data[..3000]).unwrap();
         drop(again);
+        assert!(PartialUpload::would_hash(&home, &vp("g"), &states));
         let (partial, _) = PartialUpload::open(&home, &vp("g"), 5000, &states).unwrap();
         assert_eq!((partial.offset(), partial.prefix_hashed()), (3000, 3000));
     }

@@ -142,10 +142,12 @@ impl SessionActor {
             };
             if let Err(refused) = services.may_hash(&user) {
                 // In debt: only an upload that would hash an existing partial must wait.
-                let (home, partial) = (home.clone(), target.partial());
-                let existing =
-                    disk.run("stat partial", move || partial.map_or(0, |p| home.file_len(&p))).await.unwrap_or(0);
-                if existing > 0 {
+                let (home, target, states) = (home.clone(), target.clone(), services.resume_states.clone());
+                let would_hash = disk
+                    .run("check partial", move || PartialUpload::would_hash(&home, &target, &states))
+                    .await
+                    .unwrap_or(false);
+                if would_hash {
                     return (Response::error(refused), None);
                 }
             }
@@ -342,7 +344,8 @@ impl SessionActor {
                 Ok(upload) => upload,
                 Err(error) => return (error, ()),
             };
-            let (started, resumed_from) = (upload.started, upload.resumed_from);
+            let (started, resumed_from, prefix_hashed) =
+                (upload.started, upload.resumed_from, upload.partial.prefix_hashed());
             let user = upload.lease.user().to_string();
             let target = upload.partial.target().to_string();
             let size = upload.partial.size();
@@ -376,7 +379,7 @@ impl SessionActor {
                 Err(error) => (internal(&error.to_string()), error.to_string()),
             };
             tracing::info!(target: "access", %user, %peer, op = "put", path = %target, bytes = size,
-                resumed_from, seconds = started.elapsed().as_secs_f64(), result = %outcome);
+                resumed_from, prefix_hashed, seconds = started.elapsed().as_secs_f64(), result = %outcome);
             (response, ())
         };
         self.serve(ctx, work, |_, _, _| {});
