@@ -136,6 +136,10 @@ async fn soak_with_random_failures() {
                                 Ok(())
                             }
                             Ok(r) => {
+                                if r.resumed_from > 0 {
+                                    // A partial an abandoned put left, continued.
+                                    tally.lock().await.op("put resumed");
+                                }
                                 transferred.fetch_add(r.size - r.resumed_from, Ordering::Relaxed);
                                 Ok(())
                             }
