@@ -25,6 +25,17 @@ fn server_with_user() -> TestServer {
     server
 }
 
+/// A server with user `u` whose resume-hashing budget of `bytes` does not refill (one byte
+/// per second), so that hashing a test did not expect shows as error 406.
+fn server_with_hash_budget(bytes: u64) -> TestServer {
+    let server = TestServer::start_with(|c| {
+        c.hash_budget_bytes = bytes;
+        c.hash_budget_refill_bytes_per_sec = 1;
+    });
+    server.add_user("u", "pw", 1 << 30);
+    server
+}
+
 /// Puts, retrying while an interrupted earlier upload to the same path is still being
 /// wound down by its (dying) session: that is the documented "in use" behaviour.
 async fn put_retrying_in_use(client: &mut Client, local: &std::path::Path, remote: &str) -> PutReport {
@@ -222,11 +233,7 @@ async fn empty_files_and_size_mismatches() {
 /// downloading again costs it no hashing; a file changed behind its back is hashed afresh.
 #[tokio::test]
 async fn stored_digests_spare_hashing_until_the_file_changes() {
-    let server = TestServer::start_with(|c| {
-        c.hash_budget_bytes = 3 << 20;
-        c.hash_budget_refill_bytes_per_sec = 1;
-    });
-    server.add_user("u", "pw", 1 << 30);
+    let server = server_with_hash_budget(3 << 20);
     let data = random_bytes(2 * MIB, 40);
     let local = server.local("d.bin");
     std::fs::write(&local, &data).unwrap();
@@ -257,11 +264,7 @@ async fn stored_digests_spare_hashing_until_the_file_changes() {
 /// afresh, and the resume notices the change.
 #[tokio::test]
 async fn resumed_uploads_start_from_the_state_the_server_kept() {
-    let server = TestServer::start_with(|c| {
-        c.hash_budget_bytes = 3 << 20;
-        c.hash_budget_refill_bytes_per_sec = 1;
-    });
-    server.add_user("u", "pw", 1 << 30);
+    let server = server_with_hash_budget(3 << 20);
     let data = random_bytes(10 * MIB, 51);
     let local = server.local("big.bin");
     std::fs::write(&local, &data).unwrap();
@@ -312,11 +315,7 @@ async fn resumed_uploads_start_from_the_state_the_server_kept() {
 /// it hashes nothing; one that the server would have to hash waits (406).
 #[tokio::test]
 async fn in_hashing_debt_only_a_resume_that_would_hash_waits() {
-    let server = TestServer::start_with(|c| {
-        c.hash_budget_bytes = 1 << 20;
-        c.hash_budget_refill_bytes_per_sec = 1;
-    });
-    server.add_user("u", "pw", 1 << 30);
+    let server = server_with_hash_budget(1 << 20);
     let data = random_bytes(4 * MIB, 52);
     let local = server.local("four.bin");
     std::fs::write(&local, &data).unwrap();
