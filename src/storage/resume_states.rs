@@ -13,8 +13,9 @@
 //! A state is valid only for the exact partial it describes: the same device and inode, size,
 //! modification and change times ([`FileStamp`], as for [`super::DigestIndex`], with the same
 //! "racy clean" limit), and exactly as many bytes hashed as the partial holds. An upload whose
-//! last write failed half-way, or whose hashing was still behind when it ended, records
-//! nothing, and its resume hashes the partial from the disk as before. The states live in
+//! last write failed half-way (the partial then holds bytes its MD5 has not seen) records
+//! nothing, and its resume hashes the partial from the disk as before; a streamed upload is
+//! recorded only after its hashing job has caught up with its writes. The states live in
 //! memory only (a restarted server hashes once more) and are bounded: the oldest are
 //! forgotten first.
 
