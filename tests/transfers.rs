@@ -336,6 +336,48 @@ async fn in_hashing_debt_only_a_resume_that_would_hash_waits() {
     assert_eq!(std::fs::read(home.join("kept.bin")).unwrap(), data);
 }
 
+/// A download cut off leaves the MD5 state of its partial beside it, and the next `get` starts
+/// from that state instead of hashing the partial: so a forged state (made for the partial as
+/// it is, but of other bytes) is what the client sends, the server finds the prefix different,
+/// and the whole file comes again, correct.
+#[tokio::test]
+async fn a_resumed_get_starts_from_the_state_saved_beside_its_partial() {
+    use ftp_actor::client::{local_file::partial_path, partial_state};
+    use ftp_actor::integrity::{Digest, Md5};
+    let server = server_with_user();
+    let data = random_bytes(6 * MIB, 53);
+    std::fs::write(server.home("u").join("big.bin"), &data).unwrap();
+    let local = server.local("got.bin");
+    let partial = partial_path(&local);
+    let state = partial_state::state_path(&partial);
+    let cut_get = async || {
+        let proxy = Proxy::start(server.addr(), Fault::Cut { direction: Direction::ToClient, after: 2 * MIB as u64 });
+        login_via(proxy.addr).await.get("big.bin", &local, &NoProgress).await.expect_err("cut mid-download");
+        std::fs::metadata(&partial).unwrap().len()
+    };
+
+    let kept = cut_get().await;
+    assert!(kept > 0 && state.exists(), "{kept} bytes kept, and their state");
+    let mut client = server.login("u", "pw").await;
+    match client.get("big.bin", &local, &NoProgress).await.unwrap() {
+        GetReport::Downloaded { resumed_from, .. } => assert_eq!(resumed_from, kept),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&local).unwrap(), data);
+    assert!(!partial.exists() && !state.exists(), "nothing left beside the file");
+
+    std::fs::remove_file(&local).unwrap();
+    let kept = cut_get().await;
+    let mut forged = Md5::new();
+    forged.update(vec![0u8; kept as usize]);
+    partial_state::save(&partial, &std::fs::File::open(&partial).unwrap(), &forged);
+    match client.get("big.bin", &local, &NoProgress).await.unwrap() {
+        GetReport::Downloaded { resumed_from, .. } => assert_eq!(resumed_from, 0, "the forged state was sent"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&local).unwrap(), data);
+}
+
 /// The chunk that completes an upload waits for `put_end` (it is written when publishing):
 /// bytes after it are still refused with 501, the partial keeps what came before, and the
 /// session goes on.

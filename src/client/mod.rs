@@ -6,11 +6,14 @@
 mod error;
 pub mod local_file;
 mod login_key;
+pub mod partial_state;
 mod progress;
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::integrity::{Digest, Md5};
 use bytes::Bytes;
@@ -490,8 +493,12 @@ impl Client {
             let mut claim = PartialClaim::claim(&partial_path_).map_err(local_error(&partial_path_))?;
             let mut hasher = Md5::new();
             let partial_len = claim.file().metadata().map_err(local_error(&partial_path_))?.len();
+            let saved = partial_state::take(&partial_path_, claim.file());
             if partial_len > 0 {
-                hash_prefix(claim.file(), partial_len, &mut hasher).map_err(local_error(&partial_path_))?;
+                match saved {
+                    Some(state) => hasher = state,
+                    None => hash_prefix(claim.file(), partial_len, &mut hasher).map_err(local_error(&partial_path_))?,
+                }
                 return Ok::<_, ClientError>((claim, false, partial_len, hasher));
             }
             if !local_path.is_file() {
@@ -560,7 +567,10 @@ impl Client {
 
     /// Receives data frames into the partial until `get_end`; every chunk received is on disk
     /// before this returns, even when the connection fails, so a later `get` can resume.
-    /// Writing and hashing run on two threads, so the file's writes stay off MD5's path.
+    /// Writing and hashing run on two threads, so the file's writes stay off MD5's path. A
+    /// download that stops before `get_end` (an error, or this future dropped by Ctrl-C) ends
+    /// with the writing thread saving the MD5 state of what it wrote ([`partial_state`]):
+    /// those threads run to their end either way.
     async fn stream_download(
         &mut self,
         file: File,
@@ -572,18 +582,30 @@ impl Client {
         let (to_disk, mut disk_queue) = mpsc::channel::<Bytes>(PIPELINE);
         let (to_hasher, mut hash_queue) = mpsc::channel::<Bytes>(PIPELINE);
         let path: PathBuf = partial.to_path_buf();
-        let disk = tokio::task::spawn_blocking(move || {
-            let mut file = file;
-            while let Some(chunk) = disk_queue.blocking_recv() {
-                file.write_all(&chunk).map_err(local_error(&path))?;
+        // Set when `get_end` arrives, before the queues close: only then is no state saved.
+        let complete = Arc::new(AtomicBool::new(false));
+        let (hashed_tx, hashed_rx) = std::sync::mpsc::sync_channel::<Md5>(1);
+        let disk = tokio::task::spawn_blocking({
+            let complete = complete.clone();
+            move || {
+                let mut file = file;
+                while let Some(chunk) = disk_queue.blocking_recv() {
+                    file.write_all(&chunk).map_err(local_error(&path))?;
+                }
+                if !complete.load(Ordering::SeqCst)
+                    && let Ok(hashed) = hashed_rx.recv()
+                {
+                    partial_state::save(&path, &file, &hashed);
+                }
+                Ok::<_, ClientError>(file)
             }
-            Ok::<_, ClientError>(file)
         });
         let hashing = tokio::task::spawn_blocking(move || {
             let mut hasher = hasher;
             while let Some(chunk) = hash_queue.blocking_recv() {
                 hasher.update(&chunk[..]);
             }
+            let _ = hashed_tx.send(hasher.clone());
             hasher
         });
         let received = loop {
@@ -595,7 +617,10 @@ impl Client {
                     }
                     progress.advance(len);
                 }
-                Ok(Response::GetEnd { md5 }) => break Ok(md5.into_vec()),
+                Ok(Response::GetEnd { md5 }) => {
+                    complete.store(true, Ordering::SeqCst);
+                    break Ok(md5.into_vec());
+                }
                 Ok(other) => break Err(unexpected(other, "data or get_end")),
                 Err(error) => break Err(error),
             }

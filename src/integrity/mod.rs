@@ -77,6 +77,41 @@ pub fn hashed_len(hasher: &Md5) -> u64 {
     core.blocks.wrapping_mul(<Md5Core as BlockSizeUser>::BlockSize::U64).wrapping_add(buffer.get_pos() as u64)
 }
 
+/// Bytes in [`state_to_bytes`]'s form besides the buffered tail: the blocks hashed, then the
+/// four state words.
+const STATE_HEAD: usize = 8 + 16;
+
+/// `hasher`'s state as bytes, for another process to go on with ([`state_from_bytes`]): the
+/// number of 64-byte blocks hashed (u64), the four state words (u32 each), all little-endian,
+/// then the 0 to 63 bytes still buffered.
+pub fn state_to_bytes(hasher: &Md5) -> Vec<u8> {
+    let (core, buffer) = hasher.clone().decompose();
+    let mut out = Vec::with_capacity(STATE_HEAD + buffer.get_pos());
+    out.extend_from_slice(&core.blocks.to_le_bytes());
+    for word in core.state {
+        out.extend_from_slice(&word.to_le_bytes());
+    }
+    out.extend_from_slice(buffer.get_data());
+    out
+}
+
+/// The hasher [`state_to_bytes`] described; `None` for bytes of another form.
+pub fn state_from_bytes(bytes: &[u8]) -> Option<Md5> {
+    let (head, tail) = bytes.split_at_checked(STATE_HEAD)?;
+    if tail.len() >= 64 {
+        return None;
+    }
+    let (blocks, words) = head.split_first_chunk::<8>()?;
+    let mut state = [0u32; 4];
+    for (word, bytes) in state.iter_mut().zip(words.chunks_exact(4)) {
+        *word = u32::from_le_bytes(bytes.try_into().ok()?);
+    }
+    let mut hasher = Md5::from_core(Md5Core { blocks: u64::from_le_bytes(*blocks), state });
+    // Fewer than a block: buffered, as they were.
+    hasher.update(tail);
+    Some(hasher)
+}
+
 /// A block as the array it is (the `digest` crate hands blocks over as `GenericArray`s).
 fn as_array(block: &Block<Md5Core>) -> &[u8; 64] {
     block.as_slice().try_into().expect("MD5 blocks are 64 bytes")
@@ -103,5 +138,27 @@ impl AlgorithmName for Md5Core {
 impl fmt::Debug for Md5Core {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Md5Core { .. }")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_in_bytes_goes_on_as_the_hasher_would() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 31 % 256) as u8).collect();
+        for cut in [0, 1, 63, 64, 65, 640, 999] {
+            let mut hasher = Md5::new();
+            hasher.update(&data[..cut]);
+            let bytes = state_to_bytes(&hasher);
+            let mut resumed = state_from_bytes(&bytes).expect("its own form");
+            assert_eq!(hashed_len(&resumed), cut as u64);
+            resumed.update(&data[cut..]);
+            hasher.update(&data[cut..]);
+            assert_eq!(resumed.finalize(), hasher.finalize(), "cut at {cut}");
+        }
+        assert!(state_from_bytes(&[0; STATE_HEAD - 1]).is_none(), "too short");
+        assert!(state_from_bytes(&[0; STATE_HEAD + 64]).is_none(), "a whole block cannot be buffered");
     }
 }

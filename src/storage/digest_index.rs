@@ -39,9 +39,11 @@ pub const DIGEST_FILE: &str = "digests.bin";
 /// entry, oldest first.
 const FILE_MAGIC: &[u8] = b"ftp-actor digests 1\n";
 
-/// device, inode and size (u64), modification and change times (i128 nanoseconds), all
-/// little-endian, then the MD5.
-const ENTRY_LEN: usize = 8 + 8 + 8 + 16 + 16 + 16;
+/// Bytes in a [`FileStamp`]'s saved form ([`FileStamp::to_bytes`]).
+pub(crate) const STAMP_LEN: usize = 8 + 8 + 8 + 16 + 16;
+
+/// A saved entry: the stamp, then the MD5.
+const ENTRY_LEN: usize = STAMP_LEN + 16;
 
 /// Which file, in which state: everything a stored digest is valid for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,29 +75,40 @@ impl FileStamp {
         (self.device, self.inode)
     }
 
-    fn encode(&self, md5: &Md5Digest, out: &mut Vec<u8>) {
+    /// The stamp in its saved form: device, inode and size (u64), modification and change
+    /// times (i128 nanoseconds), all little-endian.
+    pub(crate) fn to_bytes(self) -> [u8; STAMP_LEN] {
+        let mut out = Vec::with_capacity(STAMP_LEN);
         out.extend_from_slice(&self.device.to_le_bytes());
         out.extend_from_slice(&self.inode.to_le_bytes());
         out.extend_from_slice(&self.size.to_le_bytes());
         out.extend_from_slice(&self.modified_ns.to_le_bytes());
         out.extend_from_slice(&self.changed_ns.to_le_bytes());
-        out.extend_from_slice(md5);
+        out.try_into().expect("stamp length")
     }
 
-    fn decode(record: &[u8; ENTRY_LEN]) -> (FileStamp, Md5Digest) {
-        let (device, rest) = record.split_first_chunk::<8>().expect("record length");
-        let (inode, rest) = rest.split_first_chunk::<8>().expect("record length");
-        let (size, rest) = rest.split_first_chunk::<8>().expect("record length");
-        let (modified, rest) = rest.split_first_chunk::<16>().expect("record length");
-        let (changed, md5) = rest.split_first_chunk::<16>().expect("record length");
-        let stamp = FileStamp {
+    pub(crate) fn from_bytes(bytes: &[u8; STAMP_LEN]) -> FileStamp {
+        let (device, rest) = bytes.split_first_chunk::<8>().expect("stamp length");
+        let (inode, rest) = rest.split_first_chunk::<8>().expect("stamp length");
+        let (size, rest) = rest.split_first_chunk::<8>().expect("stamp length");
+        let (modified, changed) = rest.split_first_chunk::<16>().expect("stamp length");
+        FileStamp {
             device: u64::from_le_bytes(*device),
             inode: u64::from_le_bytes(*inode),
             size: u64::from_le_bytes(*size),
             modified_ns: i128::from_le_bytes(*modified),
-            changed_ns: i128::from_le_bytes(*changed),
-        };
-        (stamp, md5.try_into().expect("record length"))
+            changed_ns: i128::from_le_bytes(changed.try_into().expect("stamp length")),
+        }
+    }
+
+    fn encode(&self, md5: &Md5Digest, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_bytes());
+        out.extend_from_slice(md5);
+    }
+
+    fn decode(record: &[u8; ENTRY_LEN]) -> (FileStamp, Md5Digest) {
+        let (stamp, md5) = record.split_first_chunk::<STAMP_LEN>().expect("record length");
+        (FileStamp::from_bytes(stamp), md5.try_into().expect("record length"))
     }
 }
 
