@@ -379,6 +379,8 @@ fn ctrl_c_interrupts_a_transfer_and_the_shell_resumes_it() {
     input.write_all(b"put big.bin\nget big.bin copy.bin\n").unwrap();
     wait_for_len_blocking(&work.join(".copy.bin.ftpa-part"), 1 << 20);
     interrupt();
+    // The interrupted download leaves the MD5 state of its partial, which the resume uses.
+    wait_for_len_blocking(&work.join("..copy.bin.ftpa-part.ftpa-part"), 1);
     input.write_all(b"get big.bin copy.bin\npwd\nquit\n").unwrap();
 
     let out = shell.wait_with_output().unwrap();
@@ -394,4 +396,5 @@ fn ctrl_c_interrupts_a_transfer_and_the_shell_resumes_it() {
     assert!(stdout.ends_with("\n/sub\n"), "the last pwd: the shell is back in its directory: {stdout}");
     assert_eq!(std::fs::read(server.home("u").join("sub/big.bin")).unwrap(), data);
     assert_eq!(std::fs::read(work.join("copy.bin")).unwrap(), data);
+    assert!(!work.join("..copy.bin.ftpa-part.ftpa-part").exists(), "the state went with the resume");
 }
