@@ -16,14 +16,18 @@
 //! as many bytes as the state has hashed; anything else (a partial changed since, a damaged or
 //! foreign file) is ignored, and the partial is hashed as before. Reading the state removes
 //! it: the partial is about to change, and a download that stops early again saves a new one.
-//! A client killed outright saves nothing; its partial is hashed on the next `get`.
+//! A client killed outright saves nothing; its partial is hashed on the next `get`. The state
+//! is written mode 0600 and never through a symbolic link left in its place.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::local_file::partial_path;
-use crate::integrity::{Md5, hashed_len, state_from_bytes, state_to_bytes};
+use crate::integrity::{Md5, state_from_bytes, state_to_bytes};
 use crate::storage::digest_index::{FileStamp, STAMP_LEN};
+use crate::storage::resume_states::describes;
 
 /// The saved state's first bytes, naming its format.
 const MAGIC: &[u8] = b"ftp-actor partial md5 1\n";
@@ -39,13 +43,23 @@ pub fn state_path(partial: &Path) -> PathBuf {
 pub fn save(partial: &Path, file: &File, hasher: &Md5) {
     let Ok(meta) = file.metadata() else { return };
     let stamp = FileStamp::of(&meta);
-    if stamp.size() == 0 || hashed_len(hasher) != stamp.size() {
+    if !describes(hasher, &stamp) {
         return;
     }
     let mut bytes = MAGIC.to_vec();
     bytes.extend_from_slice(&stamp.to_bytes());
     bytes.extend_from_slice(&state_to_bytes(hasher));
-    let _ = std::fs::write(state_path(partial), bytes);
+    // Not through a link put in its place: the state is written where its name says, or not
+    // at all (a download into a shared directory must not overwrite another file).
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(state_path(partial))
+        .and_then(|mut state| state.write_all(&bytes));
+    drop(written);
 }
 
 /// The saved state of `partial` (open as `file`), if it still describes every byte the file
@@ -57,7 +71,7 @@ pub fn take(partial: &Path, file: &File) -> Option<Md5> {
     let (stamp, state) = bytes.strip_prefix(MAGIC)?.split_first_chunk::<STAMP_LEN>()?;
     let hasher = state_from_bytes(state)?;
     let now = FileStamp::of(&file.metadata().ok()?);
-    (FileStamp::from_bytes(stamp) == now && hashed_len(&hasher) == now.size()).then_some(hasher)
+    (FileStamp::from_bytes(stamp) == now && describes(&hasher, &now)).then_some(hasher)
 }
 
 #[cfg(test)]
@@ -104,5 +118,17 @@ mod tests {
         assert!(!state_path(&partial).exists(), "and the stale state is gone");
         std::fs::write(state_path(&partial), b"not a state").unwrap();
         assert!(take(&partial, &file).is_none());
+    }
+
+    #[test]
+    fn a_link_in_the_states_place_is_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = dir.path().join(".h.ftpa-part");
+        std::fs::write(&partial, b"abc").unwrap();
+        let other = dir.path().join("someone-elses");
+        std::fs::write(&other, b"theirs").unwrap();
+        std::os::unix::fs::symlink(&other, state_path(&partial)).unwrap();
+        save(&partial, &File::open(&partial).unwrap(), &hasher_of(b"abc"));
+        assert_eq!(std::fs::read(&other).unwrap(), b"theirs");
     }
 }

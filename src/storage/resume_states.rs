@@ -51,7 +51,7 @@ impl ResumeStates {
     pub fn remember(&self, partial: &std::fs::File, hasher: &Md5) {
         let Ok(meta) = partial.metadata() else { return };
         let stamp = FileStamp::of(&meta);
-        if stamp.size() > 0 && hashed_len(hasher) == stamp.size() {
+        if describes(hasher, &stamp) {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             entries.insert(stamp, hasher.clone(), self.capacity);
         }
@@ -61,8 +61,15 @@ impl ResumeStates {
     pub fn recall(&self, partial: &std::fs::File) -> Option<Md5> {
         let stamp = FileStamp::of(&partial.metadata().ok()?);
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.get(&stamp).filter(|hasher| hashed_len(hasher) == stamp.size()).cloned()
+        entries.get(&stamp).filter(|hasher| describes(hasher, &stamp)).cloned()
     }
+}
+
+/// Can `hasher` stand for the file stamped `stamp`: did it hash exactly as many bytes as the
+/// file holds, and some? The one rule for kept states, on both ends (the client's download
+/// partials too: `client::partial_state`).
+pub fn describes(hasher: &Md5, stamp: &FileStamp) -> bool {
+    stamp.size() > 0 && hashed_len(hasher) == stamp.size()
 }
 
 #[cfg(test)]
