@@ -64,6 +64,7 @@ pub struct Config {
     pub max_list_entries: usize,
     #[serde(deserialize_with = "size_or_bytes")]
     pub default_quota: u64,
+    pub default_max_files: u64,
     #[serde(deserialize_with = "size_or_bytes")]
     pub hash_budget_bytes: u64,
     #[serde(deserialize_with = "size_or_bytes")]

@@ -112,8 +112,8 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
     };
     let auth = {
         let (data_dir, scrypt, quota, disk) = (config.data_dir.clone(), config.scrypt, quota.clone(), disk.clone());
-        let policy = config.throttle_policy();
-        Supervisor::start(move |_| AuthActor::new(data_dir, secret, scrypt, policy, quota, disk))
+        let (policy, max_files) = (config.throttle_policy(), config.default_max_files);
+        Supervisor::start(move |_| AuthActor::new(data_dir, secret, scrypt, max_files, policy, quota, disk))
     };
     let hash_budget = Arc::new(Mutex::new(HashBudget::new(config.hash_budget_policy())));
     let digests = Arc::new(load_digests(&config.data_dir));

@@ -16,6 +16,7 @@ async fn twenty_clients_ten_slots_five_queue_places() {
     let server = TestServer::start_with(|c| {
         c.max_concurrency = 10;
         c.max_queued = 5;
+        c.max_sessions_per_user = 20; // one user fills the server here, on purpose
     });
     server.add_user("u", "pw", 1 << 20);
 

@@ -117,6 +117,60 @@ async fn malformed_frames_get_errors_and_the_server_keeps_serving() {
     let mut stream = raw(addr).await;
     stream.write_all(&[0, 0, 0, 50, 0xa1, 0x64]).await.unwrap();
     drop(stream);
+    still_serves(&server).await;
+
+    // Strict types (docs/PROTOCOL.md section 3): text only where text is due, byte strings of
+    // the documented length only where bytes are, and each login message in its step.
+    let bytes = |b: &[u8]| Value::Bytes(b.to_vec());
+    let text = |t: &str| Value::Text(t.to_string());
+    let md5_as_integers = Value::Array((0..16).map(Value::Integer).collect());
+    let strict_cases: Vec<(&str, Vec<u8>)> = vec![
+        ("byte string tag", cbor(&map(vec![("type", bytes(b"pwd"))]))),
+        ("byte string path", cbor(&map(vec![("type", text("cd")), ("path", bytes(b"/"))]))),
+        ("null list path", cbor(&map(vec![("type", text("list")), ("path", Value::Null)]))),
+        (
+            "md5 as integers",
+            cbor(&map(vec![
+                ("type", text("get")),
+                ("path", text("f")),
+                ("offset", Value::Integer(0)),
+                ("prefix_md5", md5_as_integers),
+            ])),
+        ),
+        (
+            "md5 of 15 bytes",
+            cbor(&map(vec![
+                ("type", text("get")),
+                ("path", text("f")),
+                ("offset", Value::Integer(0)),
+                ("prefix_md5", bytes(&[0; 15])),
+            ])),
+        ),
+        (
+            "proof of 31 bytes",
+            cbor(&map(vec![("type", text("auth_proof")), ("nonce", text("n")), ("proof", bytes(&[0; 31]))])),
+        ),
+        (
+            "data as integers",
+            cbor(&map(vec![("type", text("data")), ("bytes", Value::Array(vec![Value::Integer(1)]))])),
+        ),
+        ("byte string key", cbor(&Value::Map([(bytes(b"type"), text("pwd"))].into_iter().collect()))),
+    ];
+    let mut stream = raw(addr).await;
+    for (what, body) in &strict_cases {
+        stream.write_all(&frame(body)).await.unwrap();
+        assert_eq!(code(read_frame(&mut stream).await), ErrorCode::MalformedFrame.as_u16(), "{what}");
+    }
+    // A proof with no challenge, then a second auth_start while challenged: out of order.
+    let proof = Request::AuthProof { nonce: "n".into(), proof: ByteBuf::from(vec![0; 32]) };
+    stream.write_all(&frame(&codec::encode(&proof).unwrap())).await.unwrap();
+    assert_eq!(code(read_frame(&mut stream).await), ErrorCode::UnexpectedMessage.as_u16());
+    let start = Request::AuthStart { user: "good".into(), client_nonce: "n".repeat(24) };
+    stream.write_all(&frame(&codec::encode(&start).unwrap())).await.unwrap();
+    assert!(matches!(read_frame(&mut stream).await, Some(Response::AuthChallenge { .. })));
+    stream.write_all(&frame(&codec::encode(&start).unwrap())).await.unwrap();
+    assert_eq!(code(read_frame(&mut stream).await), ErrorCode::UnexpectedMessage.as_u16());
+
     // Data frames without an upload, and a second login, after logging in.
     let mut client = server.login("good", "pw").await;
     client.send(Request::Data { bytes: bytes::Bytes::from(vec![1; 10]) }).await.unwrap();
@@ -238,6 +292,38 @@ async fn still_serves_after(client: &mut Client, server: &TestServer) {
     std::fs::write(&local, b"after").unwrap();
     client.put(&local, "after.bin", &NoProgress).await.unwrap();
     assert_eq!(std::fs::read(server.home("good").join("after.bin")).unwrap(), b"after");
+}
+
+/// One account cannot hold the server: with the shipped defaults, a user whose sessions all
+/// sit on downloads nobody reads gets its share of the slots, and another user logs in at
+/// once, without waiting in the queue.
+#[tokio::test]
+async fn one_user_with_stalled_downloads_cannot_hold_every_slot() {
+    let server = TestServer::start();
+    assert!(server.config.max_sessions_per_user < server.config.max_concurrency);
+    server.add_user("hog", "pw", 1 << 30);
+    server.add_user("other", "pw", 1 << 20);
+    let big = server.local("big.bin");
+    std::fs::write(&big, random_bytes(8 << 20, 5)).unwrap();
+    server.login("hog", "pw").await.put(&big, "big.bin", &NoProgress).await.unwrap();
+    let mut stalled = Vec::new();
+    for _ in 0..server.config.max_concurrency {
+        let mut client = server.connect().await;
+        if client.login("hog", "pw").await.is_err() {
+            continue;
+        }
+        let get = Request::Get { path: "big.bin".into(), offset: 0, prefix_md5: ByteBuf::from(md5_of_nothing()) };
+        client.send(get).await.unwrap();
+        stalled.push(client); // never read
+    }
+    assert_eq!(stalled.len(), server.config.max_sessions_per_user, "one user's share of the slots");
+    let queued = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let told = queued.clone();
+    let mut other =
+        Client::connect(server.addr(), move |_| told.store(true, std::sync::atomic::Ordering::SeqCst)).await.unwrap();
+    other.login("other", "pw").await.unwrap();
+    assert!(!queued.load(std::sync::atomic::Ordering::SeqCst), "another user got a slot without waiting");
+    assert_eq!(other.pwd().await.unwrap(), "/");
 }
 
 #[tokio::test]

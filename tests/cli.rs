@@ -80,6 +80,17 @@ fn user_commands_manage_the_store() {
     let listing = text(&out.stdout);
     let line = listing.lines().find(|l| l.starts_with("alice")).unwrap();
     assert!(line.contains("1.0 GiB") && line.contains("2.0 KiB"), "{listing}");
+    assert!(line.contains("1/100000"), "one entry of the default max_files: {listing}");
+    // max_files: per user, on add and later; alone or with a size.
+    let out = user(&["add", "carol", "--max-files", "7"], Some("pw"));
+    assert!(text(&out.stdout).contains("max files 7"), "{}", text(&out.stdout));
+    assert!(user(&["quota", "alice", "--max-files", "50"], None).status.success());
+    assert_eq!(user(&["quota", "alice"], None).status.code(), Some(2), "a size or --max-files is needed");
+    let store = ftp_actor::auth::UserStore::load(&data).unwrap();
+    assert_eq!((store.users["alice"].max_files, store.users["alice"].quota), (Some(50), 1 << 30));
+    assert_eq!(store.users["carol"].max_files, Some(7));
+    let listing = text(&user(&["list"], None).stdout);
+    assert!(listing.lines().any(|l| l.starts_with("alice") && l.contains("1/50")), "{listing}");
     assert!(user(&["passwd", "alice"], Some("pw2")).status.success());
     let store = ftp_actor::auth::UserStore::load(&data).unwrap();
     let c = &store.users["alice"].credentials;
@@ -89,7 +100,8 @@ fn user_commands_manage_the_store() {
     let out = user(&["del", "alice"], None);
     assert!(out.status.success() && text(&out.stdout).contains("kept"));
     assert!(data.join("homes/alice/f").exists(), "files are kept");
-    assert!(ftp_actor::auth::UserStore::load(&data).unwrap().users.is_empty());
+    let left: Vec<String> = ftp_actor::auth::UserStore::load(&data).unwrap().users.into_keys().collect();
+    assert_eq!(left, ["carol"]);
 }
 
 #[tokio::test]
@@ -397,4 +409,80 @@ fn ctrl_c_interrupts_a_transfer_and_the_shell_resumes_it() {
     assert_eq!(std::fs::read(server.home("u").join("sub/big.bin")).unwrap(), data);
     assert_eq!(std::fs::read(work.join("copy.bin")).unwrap(), data);
     assert!(!work.join("..copy.bin.ftpa-part.ftpa-part").exists(), "the state went with the resume");
+}
+
+/// A password typed into the name prompt must not reach the server's log: a failed login is
+/// logged under the user's name only when it is a user's, else as a keyed hash.
+#[tokio::test]
+async fn a_password_typed_as_a_user_name_never_reaches_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("plain.toml");
+    std::fs::write(&config, "[scrypt]\nlog_n = 6\n\n[ftp]\nallow_plaintext_login = true\n").unwrap();
+    let (data_arg, config_arg) = (data.to_str().unwrap(), config.to_str().unwrap());
+    let added =
+        run(&["user", "add", "alice", "--data-dir", data_arg, "--config", config_arg], Some("pw"), "", dir.path());
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--ftp-listen", "127.0.0.1:0", "--data-dir", data_arg])
+        .args(["--config", config_arg])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let reader = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        })
+    };
+    let (mut native, mut ftp) = (None, None);
+    for line in BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok) {
+        if let Some(rest) = line.strip_prefix("ftp-actor listening on ") {
+            native = Some(rest.split_whitespace().next().unwrap().to_string());
+        }
+        if let Some(rest) = line.strip_prefix("FTP and FTPS (AUTH TLS) on ") {
+            ftp = Some(rest.split(';').next().unwrap().to_string());
+            break;
+        }
+    }
+    let (native, ftp) = (native.expect("native address"), ftp.expect("FTP address"));
+
+    let mut control = std::net::TcpStream::connect(&ftp).unwrap();
+    control.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let mut replies = BufReader::new(control.try_clone().unwrap());
+    let mut reply = |sent: &str| {
+        if !sent.is_empty() {
+            control.write_all(format!("{sent}\r\n").as_bytes()).unwrap();
+        }
+        let mut line = String::new();
+        replies.read_line(&mut line).unwrap();
+        line
+    };
+    assert!(reply("").starts_with("220"));
+    for (user, password) in [("Typed-Secret-1", "x"), ("alice", "wrong")] {
+        assert!(reply(&format!("USER {user}")).starts_with("331"));
+        assert!(reply(&format!("PASS {password}")).starts_with("530"));
+    }
+    let mut client = ftp_actor::client::Client::connect(native.as_str(), |_| {}).await.unwrap();
+    assert!(client.login("Typed-Secret-2", "pw").await.is_err());
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while log.lock().unwrap().matches("result=\"failed\"").count() < 3 {
+        assert!(std::time::Instant::now() < deadline, "three failed logins logged:\n{}", log.lock().unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reader.join().unwrap();
+    let log = log.lock().unwrap();
+    assert!(!log.contains("Typed-Secret"), "a name that is no user's was logged as typed:\n{log}");
+    assert_eq!(log.matches("user=unknown-").count(), 2, "{log}");
+    assert!(log.contains("user=alice"), "a real user's failure names the user:\n{log}");
 }

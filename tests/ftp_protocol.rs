@@ -450,3 +450,55 @@ fn a_plain_retr_sends_from_its_offset_stops_on_abor_and_gives_up_on_a_client_tha
     drop(stalled);
     assert_eq!(control.command("NOOP"), "200 ok", "the session goes on");
 }
+
+/// The quota probe over FTP: a STOR over a file stays open while another session deletes that
+/// file and fills the room it freed. The overwrite's blocks are reserved in full (the old
+/// file was not there to subtract by then), so it gets 552 and the disk stays in the limit.
+#[test]
+fn a_stor_over_a_file_deleted_meanwhile_cannot_multiply_the_quota() {
+    let test = plaintext_server(|_| {}); // bob: 1 MiB
+    let limit = 1u64 << 20;
+    let data = common::random_bytes(1_000_000, 9);
+    let mut writer = logged_in(&test);
+    let mut other = logged_in(&test);
+    assert!(writer.store("f0", &data).starts_with("226"));
+    for round in 0..3 {
+        let port = writer.passive_port();
+        let mut held = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        writer.send_raw(format!("STOR f{round}\r\n").as_bytes());
+        assert!(writer.reply().starts_with("150"));
+        held.write_all(&data[..400_000]).unwrap();
+        assert!(other.command(&format!("DELE f{round}")).starts_with("250"));
+        let stored = other.store(&format!("f{}", round + 1), &data);
+        assert!(stored.starts_with("226"), "{stored}");
+        // The writer's data stops being read once its block is refused; the reply is what counts.
+        let _ = held.write_all(&data[400_000..]);
+        drop(held);
+        let reply = writer.reply();
+        assert!(reply.starts_with("552"), "round {round}: {reply}");
+        let on_disk = common::disk_bytes(&test.home("bob"));
+        assert!(on_disk <= limit, "round {round}: {on_disk} bytes on disk over a limit of {limit}");
+    }
+}
+
+/// `max_files` over FTP: MKD and a STOR of a new file past it get `552 [403]`, and the refused
+/// STOR leaves no partial behind.
+#[test]
+fn mkd_and_stor_past_max_files_are_refused() {
+    let test = plaintext_server(|config| config.default_max_files = 2);
+    let mut control = logged_in(&test);
+    assert!(control.command("MKD d").starts_with("257"));
+    assert!(control.store("f", b"x").starts_with("226"));
+    let refused = control.command("MKD e");
+    assert!(refused.starts_with(&format!("552 [{}]", ErrorCode::TooManyFiles.as_u16())), "{refused}");
+    let port = control.passive_port();
+    let data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let refused = control.command("STOR g");
+    assert!(refused.starts_with("552") && refused.contains("[403]"), "{refused}");
+    drop(data);
+    let names: Vec<String> =
+        std::fs::read_dir(test.home("bob")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(control.command("DELE f").starts_with("250"));
+    assert!(control.command("MKD e").starts_with("257"));
+}

@@ -222,12 +222,7 @@ async fn soak_with_random_failures() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     for (user, usage) in &snapshot.usage {
-        let on_disk: u64 = std::fs::read_dir(server.home(user))
-            .unwrap()
-            .map(|e| e.unwrap().metadata().unwrap())
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
-            .sum();
+        let on_disk = disk_bytes(&server.home(user));
         assert_eq!(usage.used, on_disk, "{user}: usage equals the bytes on disk");
         assert_eq!(usage.reserved, 0, "{user}: no orphaned reservation");
         assert!(usage.used <= usage.limit || usage.limit < on_disk, "{user} within quota");

@@ -12,14 +12,6 @@ use ftp_actor::client::NoProgress;
 use ftp_actor::net::{ErrorCode, Request, Response};
 use serde_bytes::ByteBuf;
 
-fn disk_bytes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap())
-        .map(|m| if m.is_dir() { 0 } else { m.len() })
-        .sum()
-}
-
 #[tokio::test]
 async fn quota_actor_restarts_and_rebuilds_usage_with_an_upload_in_flight() {
     let server = TestServer::start();

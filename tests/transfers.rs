@@ -301,7 +301,11 @@ async fn resumed_uploads_start_from_the_state_the_server_kept() {
     let mut cut = login_via(proxy.addr).await;
     cut.put(&local, "again.bin", &NoProgress).await.expect_err("cut mid-upload");
     let partial = server.home("u").join(".again.bin.ftpa-part");
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The cut upload has ended on the server once its bytes are settled in the quota (its
+    // state is kept before that): only then is the partial changed behind its back.
+    let mut watcher = server.login("u", "pw").await;
+    let home = server.home("u");
+    wait_for_quota(&mut watcher, |used, _| used == disk_bytes(&home)).await;
     let mut file = std::fs::OpenOptions::new().write(true).open(&partial).unwrap();
     std::io::Write::write_all(&mut file, &[!data[0]]).unwrap();
     drop(file);

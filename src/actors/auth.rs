@@ -44,6 +44,8 @@ pub struct AuthActor {
     throttle: LoginThrottle,
     secret: Key,
     default_scrypt: ScryptParams,
+    /// `max_files` of users whose record does not set one.
+    default_max_files: u64,
     store: UserStore,
     fingerprint: Option<Option<Fingerprint>>,
     quota: Addr<QuotaActor>,
@@ -59,6 +61,7 @@ impl AuthActor {
         data_dir: PathBuf,
         secret: Key,
         default_scrypt: ScryptParams,
+        default_max_files: u64,
         policy: ThrottlePolicy,
         quota: Addr<QuotaActor>,
         disk: DiskPool,
@@ -68,6 +71,7 @@ impl AuthActor {
             throttle: LoginThrottle::new(policy),
             secret,
             default_scrypt,
+            default_max_files,
             store: UserStore::default(),
             fingerprint: None,
             quota,
@@ -82,6 +86,25 @@ impl AuthActor {
         mac.update(label.as_bytes());
         mac.update(user.as_bytes());
         mac.finalize().into_bytes().into()
+    }
+
+    /// How the access log names whoever tried to log in as `user`: the name itself if it is a
+    /// user's, else `unknown-` and a keyed hash of it. What a client typed as a name that
+    /// matches no user may be a password typed into the wrong prompt, so it is never written
+    /// as typed; the hash (keyed with the server secret, so a guess cannot be checked against
+    /// the log) still shows that repeated attempts used the same name.
+    fn logged_name(&self, user: &str) -> String {
+        if self.store.users.contains_key(user) {
+            user.to_string()
+        } else {
+            format!("unknown-{}", hex::encode(&self.keyed("logged name", user)[..6]))
+        }
+    }
+
+    /// Writes a failed login to the access log (see [`AuthActor::logged_name`]).
+    fn log_failure(&self, op: &str, user: &str, peer: IpAddr) {
+        let user = self.logged_name(user);
+        tracing::info!(target: "access", %user, %peer, op, result = "failed");
     }
 
     fn challenge(&self, user: String, client_nonce: String) -> PendingLogin {
@@ -157,6 +180,7 @@ impl AuthActor {
                 name: name.clone(),
                 home: home_path(&self.data_dir, record),
                 limit: record.quota,
+                max_files: record.max_files.unwrap_or(self.default_max_files),
             })
             .collect()
     }
@@ -276,6 +300,7 @@ impl AuthActor {
         if let Admission::Banned { remaining, by_address } = self.throttle.check(peer, user, Instant::now()) {
             let whom = if by_address { "from your address" } else { "for this user" };
             let seconds = remaining.as_secs().max(1);
+            let user = self.logged_name(user);
             tracing::warn!(target: "access", %user, %peer, op = "login", result = "banned", seconds);
             return Err(WireError::new(
                 ErrorCode::LoginBanned,
@@ -348,6 +373,7 @@ impl Handler<FinishLogin> for AuthActor {
                 (Ok(login), Duration::ZERO)
             }
             Ok(Err(failed)) => {
+                self.log_failure("login", &user, peer);
                 let delay = self.throttle.failed(peer, &user, Instant::now());
                 (Err(failed), delay)
             }
@@ -414,7 +440,10 @@ impl Handler<CheckPassword> for AuthActor {
                         act.throttle.succeeded(peer, &user);
                         (Ok(login), Duration::ZERO)
                     }
-                    Ok(Err(failed)) => (Err(failed), act.throttle.failed(peer, &user, Instant::now())),
+                    Ok(Err(failed)) => {
+                        act.log_failure("ftp login", &user, peer);
+                        (Err(failed), act.throttle.failed(peer, &user, Instant::now()))
+                    }
                     // Banned, or the check itself could not run: not a guess, not counted.
                     Err(refused) => (Err(refused), Duration::ZERO),
                 };

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use actix::prelude::*;
 
-use crate::quota::{Ledger, QuotaExceeded, ReservationId, Usage, UsageGate};
+use crate::quota::{DiskChange, Ledger, QuotaExceeded, ReservationId, TooManyFiles, Usage, UsageGate};
 use crate::storage::Home;
 
 use super::disk::DiskPool;
@@ -36,6 +36,7 @@ pub struct QuotaUser {
     pub name: String,
     pub home: PathBuf,
     pub limit: u64,
+    pub max_files: u64,
 }
 
 /// Why an upload could not get or grow its reservation.
@@ -46,6 +47,8 @@ pub enum QuotaError {
     #[error(transparent)]
     Exceeded(#[from] QuotaExceeded),
     #[error(transparent)]
+    TooManyFiles(#[from] TooManyFiles),
+    #[error(transparent)]
     Internal(#[from] Panicked),
 }
 
@@ -53,11 +56,35 @@ pub enum QuotaError {
 #[derive(Debug)]
 pub struct LeaseState {
     user: String,
-    target: PathBuf,
-    /// Disk change made by the upload and not yet settled into `used`.
-    unsettled: AtomicI64,
+    /// The path an upload locks; `None` for a lease that only creates a directory.
+    target: Option<PathBuf>,
+    /// Disk change made by the lease's holder and not yet settled into the figures.
+    unsettled_bytes: AtomicI64,
+    unsettled_files: AtomicI64,
     /// Bytes reserved for it.
     reserved: AtomicU64,
+    /// Entries reserved for it: 1 if it may create one (a partial, a directory), else 0.
+    reserved_files: AtomicU64,
+}
+
+impl LeaseState {
+    fn new(user: String, target: Option<PathBuf>, reserved_files: u64) -> Arc<LeaseState> {
+        Arc::new(LeaseState {
+            user,
+            target,
+            unsettled_bytes: AtomicI64::new(0),
+            unsettled_files: AtomicI64::new(0),
+            reserved: AtomicU64::new(0),
+            reserved_files: AtomicU64::new(reserved_files),
+        })
+    }
+
+    fn unsettled(&self) -> DiskChange {
+        DiskChange {
+            bytes: self.unsettled_bytes.load(Ordering::SeqCst),
+            files: self.unsettled_files.load(Ordering::SeqCst),
+        }
+    }
 }
 
 pub struct QuotaActor {
@@ -103,15 +130,14 @@ impl QuotaActor {
         let leases: Vec<Arc<LeaseState>> = self.leases.values().cloned().collect();
         let job = move || {
             let scan = gate.scan();
-            let measured: Vec<(QuotaUser, std::io::Result<u64>)> = users
+            let measured: Vec<(QuotaUser, std::io::Result<crate::storage::HomeUsage>)> = users
                 .into_iter()
                 .map(|user| {
                     let used = Home::open(&user.home).and_then(|home| home.usage());
                     (user, used)
                 })
                 .collect();
-            let unsettled: Vec<(String, i64)> =
-                leases.iter().map(|l| (l.user.clone(), l.unsettled.load(Ordering::SeqCst))).collect();
+            let unsettled: Vec<(String, DiskChange)> = leases.iter().map(|l| (l.user.clone(), l.unsettled())).collect();
             (scan.last_change, measured, unsettled)
         };
         let disk = self.disk.clone();
@@ -121,12 +147,14 @@ impl QuotaActor {
                 for (user, used) in measured {
                     match used {
                         Ok(on_disk) => {
-                            let pending: i64 =
-                                unsettled.iter().filter(|(u, _)| *u == user.name).map(|(_, c)| c).sum();
-                            let settled = (on_disk as i64 - pending).max(0) as u64;
-                            act.ledger.set_used(&user.name, settled);
+                            let pending = unsettled.iter().filter(|(u, _)| *u == user.name).map(|(_, c)| c);
+                            let (bytes, files) = pending.fold((0, 0), |(b, f), c| (b + c.bytes, f + c.files));
+                            let settled = (on_disk.bytes as i64 - bytes).max(0) as u64;
+                            let settled_files = (on_disk.files as i64 - files).max(0) as u64;
+                            act.ledger.set_measured(&user.name, settled, settled_files);
                             act.scanned_through.insert(user.name.clone(), last_change);
-                            tracing::debug!(user = %user.name, on_disk, settled, "usage measured");
+                            tracing::debug!(user = %user.name, on_disk = on_disk.bytes, settled, files = settled_files,
+                                "usage measured");
                         }
                         Err(error) => {
                             tracing::error!(user = %user.name, home = %user.home.display(), %error, "cannot measure usage")
@@ -146,10 +174,11 @@ impl Actor for QuotaActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.ledger = Ledger::default();
         for user in &self.users {
-            self.ledger.set_limit(&user.name, user.limit);
+            self.ledger.set_limits(&user.name, user.limit, user.max_files);
         }
         for (id, lease) in &self.leases {
-            self.ledger.restore(&lease.user, *id, lease.reserved.load(Ordering::SeqCst));
+            let (bytes, files) = (lease.reserved.load(Ordering::SeqCst), lease.reserved_files.load(Ordering::SeqCst));
+            self.ledger.restore(&lease.user, *id, bytes, files);
         }
         let users = self.users.clone();
         self.measure(ctx, users);
@@ -203,7 +232,7 @@ impl Handler<SetUsers> for QuotaActor {
                 }
             }
             for user in &msg.0 {
-                act.ledger.set_limit(&user.name, user.limit);
+                act.ledger.set_limits(&user.name, user.limit, user.max_files);
             }
             act.users = msg.0;
             changed
@@ -214,7 +243,8 @@ impl Handler<SetUsers> for QuotaActor {
     }
 }
 
-/// Opens an upload: locks `target` (the absolute path) with a zero-byte reservation.
+/// Opens an upload: locks `target` (the absolute path) with a reservation of no bytes, and
+/// of the entry its partial may need, if `max_files` has room (see [`UploadLease::may_create`]).
 #[derive(Message)]
 #[rtype(result = "Result<UploadLease, QuotaError>")]
 pub struct OpenUpload {
@@ -228,16 +258,40 @@ impl Handler<OpenUpload> for QuotaActor {
     fn handle(&mut self, msg: OpenUpload, ctx: &mut Context<Self>) -> Self::Result {
         let address = ctx.address();
         self.guarded(ctx, |act| {
-            if act.leases.values().any(|lease| lease.target == msg.target) {
+            if act.leases.values().any(|lease| lease.target.as_ref() == Some(&msg.target)) {
                 return Err(QuotaError::InUse);
             }
             let id = act.ledger.open(&msg.user);
-            let state = Arc::new(LeaseState {
-                user: msg.user,
-                target: msg.target,
-                unsettled: AtomicI64::new(0),
-                reserved: AtomicU64::new(0),
-            });
+            // Most uploads create their partial: reserve its entry now, when there is room, so
+            // that they need no second message. Without room, a resume of an existing partial
+            // still works; a new one is refused when it would be created.
+            let may_create = act.ledger.reserve_file(&msg.user, id).is_ok();
+            let state = LeaseState::new(msg.user, Some(msg.target), may_create as u64);
+            act.leases.insert(id, state.clone());
+            Ok(UploadLease { quota: address, id, state })
+        })?
+    }
+}
+
+/// Opens a lease for creating one entry (a directory), if `max_files` has room for it.
+#[derive(Message)]
+#[rtype(result = "Result<UploadLease, QuotaError>")]
+pub struct OpenEntry {
+    pub user: String,
+}
+
+impl Handler<OpenEntry> for QuotaActor {
+    type Result = Result<UploadLease, QuotaError>;
+
+    fn handle(&mut self, msg: OpenEntry, ctx: &mut Context<Self>) -> Self::Result {
+        let address = ctx.address();
+        self.guarded(ctx, |act| {
+            let id = act.ledger.open(&msg.user);
+            if let Err(refused) = act.ledger.reserve_file(&msg.user, id) {
+                act.ledger.settle(&msg.user, id, DiskChange::default());
+                return Err(refused.into());
+            }
+            let state = LeaseState::new(msg.user, None, 1);
             act.leases.insert(id, state.clone());
             Ok(UploadLease { quota: address, id, state })
         })?
@@ -273,7 +327,7 @@ impl Handler<Reserve> for QuotaActor {
 #[rtype(result = "()")]
 struct Settle {
     id: ReservationId,
-    disk_change: i64,
+    change: DiskChange,
 }
 
 impl Handler<Settle> for QuotaActor {
@@ -282,18 +336,18 @@ impl Handler<Settle> for QuotaActor {
     fn handle(&mut self, msg: Settle, ctx: &mut Context<Self>) {
         let _ = self.guarded(ctx, |act| {
             if let Some(lease) = act.leases.remove(&msg.id) {
-                act.ledger.settle(&lease.user, msg.id, msg.disk_change);
+                act.ledger.settle(&lease.user, msg.id, msg.change);
             }
         });
     }
 }
 
-/// A numbered change on disk outside uploads (a removed file); see [`UsageGate`].
+/// A numbered change on disk outside leases (a removed file or directory); see [`UsageGate`].
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Adjust {
     pub user: String,
-    pub disk_change: i64,
+    pub change: DiskChange,
     pub number: u64,
 }
 
@@ -305,7 +359,7 @@ impl Handler<Adjust> for QuotaActor {
             if act.scanned_through.get(&msg.user).is_some_and(|&seen| msg.number <= seen) {
                 return; // the last scan already saw this change
             }
-            act.ledger.adjust(&msg.user, msg.disk_change);
+            act.ledger.adjust(&msg.user, msg.change);
         });
     }
 }
@@ -356,7 +410,7 @@ impl Handler<InjectPanic> for QuotaActor {
     }
 }
 
-/// An upload's reservation and path lock, settled when dropped.
+/// An upload's reservation and path lock (or a directory's entry), settled when dropped.
 #[derive(Debug)]
 pub struct UploadLease {
     quota: Addr<QuotaActor>,
@@ -378,15 +432,21 @@ impl UploadLease {
         self.state.reserved.load(Ordering::SeqCst)
     }
 
-    /// Records the disk change the upload has made so far. Call it under the
+    /// May the upload create its partial? Only if the lease holds an entry for it.
+    pub fn may_create(&self) -> bool {
+        self.state.reserved_files.load(Ordering::SeqCst) == 1
+    }
+
+    /// Records the disk change the lease's holder has made so far, all told. Call it under the
     /// [`UsageGate`]'s change guard, in the same job that changed the disk.
-    pub fn record_disk_change(&self, change: i64) {
-        self.state.unsettled.store(change, Ordering::SeqCst);
+    pub fn record_disk_change(&self, change: DiskChange) {
+        self.state.unsettled_bytes.store(change.bytes, Ordering::SeqCst);
+        self.state.unsettled_files.store(change.files, Ordering::SeqCst);
     }
 }
 
 impl Drop for UploadLease {
     fn drop(&mut self) {
-        self.quota.do_send(Settle { id: self.id, disk_change: self.state.unsettled.load(Ordering::SeqCst) });
+        self.quota.do_send(Settle { id: self.id, change: self.state.unsettled() });
     }
 }

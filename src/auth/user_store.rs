@@ -54,6 +54,10 @@ pub struct UserRecord {
     pub home: PathBuf,
     /// Quota in bytes.
     pub quota: u64,
+    /// Most entries (files, directories, partial uploads) the home may hold; absent: the
+    /// server's `default_max_files`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<u64>,
     /// The SCRAM verifier.
     #[serde(flatten)]
     pub credentials: Credentials,
@@ -208,7 +212,7 @@ pub fn add_user(
         return Err(StoreError::Exists(name.to_string()));
     }
     let credentials = Credentials::derive(password, scrypt)?;
-    let record = UserRecord { home: home.unwrap_or_else(|| default_home(name)), quota, credentials };
+    let record = UserRecord { home: home.unwrap_or_else(|| default_home(name)), quota, max_files: None, credentials };
     let home_dir = home_path(data_dir, &record);
     crate::storage::home::create_home_dir(&home_dir).map_err(io_error(&home_dir))?;
     UserStore::update(data_dir, |store| {
@@ -267,6 +271,7 @@ mod tests {
         let record = |home: &str, password: &[u8]| UserRecord {
             home: home.into(),
             quota: 1 << 20,
+            max_files: None,
             credentials: Credentials::derive(password, fast()).unwrap(),
         };
         let mut old = UserStore::default();
@@ -290,7 +295,7 @@ mod tests {
         assert_eq!(UserStore::load(dir.path()).unwrap(), UserStore::default());
         UserStore::update(dir.path(), |store| {
             let credentials = Credentials::derive(b"secret", fast())?;
-            let record = UserRecord { home: default_home("alice"), quota: 1 << 20, credentials };
+            let record = UserRecord { home: default_home("alice"), quota: 1 << 20, max_files: None, credentials };
             store.users.insert("alice".into(), record);
             Ok(())
         })

@@ -1,6 +1,7 @@
 //! Plain-text rendering shared by the shell and `user list`.
 
 use crate::civil_time::CivilTime;
+use crate::client::QuotaReport;
 use crate::net::{Entry, EntryKind};
 use crate::size::format_size;
 
@@ -22,13 +23,16 @@ pub fn format_entry(entry: &Entry) -> String {
 }
 
 /// `used 1.0 MiB of 10.0 MiB (10.0%), 9.0 MiB free`.
-pub fn format_quota(used: u64, limit: u64) -> String {
+pub fn format_quota(report: &QuotaReport) -> String {
+    let (used, limit) = (report.used, report.limit);
     let percent = if limit == 0 { 100.0 } else { used as f64 * 100.0 / limit as f64 };
     format!(
-        "used {} of {} ({percent:.1}%), {} free",
+        "used {} of {} ({percent:.1}%), {} free; {} of {} files and directories",
         format_size(used),
         format_size(limit),
-        format_size(limit.saturating_sub(used))
+        format_size(limit.saturating_sub(used)),
+        report.files,
+        report.max_files,
     )
 }
 
@@ -45,6 +49,10 @@ mod tests {
 
     #[test]
     fn formats_quota() {
-        assert_eq!(format_quota(1 << 20, 10 << 20), "used 1.0 MiB of 10.0 MiB (10.0%), 9.0 MiB free");
+        let report = QuotaReport { used: 1 << 20, limit: 10 << 20, files: 3, max_files: 100 };
+        assert_eq!(
+            format_quota(&report),
+            "used 1.0 MiB of 10.0 MiB (10.0%), 9.0 MiB free; 3 of 100 files and directories"
+        );
     }
 }

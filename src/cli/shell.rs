@@ -249,8 +249,7 @@ impl Shell {
             ("rmdir", [path]) => rt.block_on(client.rmdir(path))?,
             ("mv", [from, to]) => rt.block_on(client.rename(from, to))?,
             ("quota", []) => {
-                let (used, limit) = rt.block_on(client.quota())?;
-                println!("{}", format_quota(used, limit));
+                println!("{}", format_quota(&rt.block_on(client.quota_report())?));
             }
             ("put", ["-r", local] | ["-r", local, _]) => put_tree(rt, client, local, rest.get(2).copied())?,
             ("get", ["-r", remote] | ["-r", remote, _]) => get_tree(rt, client, remote, rest.get(2).copied())?,

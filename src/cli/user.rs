@@ -30,18 +30,26 @@ pub enum UserCommand {
         /// Home directory (default: DATA_DIR/homes/NAME; relative paths are relative to the data directory).
         #[arg(long, value_name = "DIR")]
         home: Option<std::path::PathBuf>,
+        /// Most files, directories and partial uploads the home may hold (default: config's default_max_files).
+        #[arg(long, value_name = "N")]
+        max_files: Option<u64>,
     },
     /// Change a user's password.
     Passwd { name: String },
     /// Delete a user (the home directory and its files are kept).
     Del { name: String },
-    /// List users with home, quota and space used.
+    /// List users with home, quota, space used, and files used of the most allowed.
     List,
-    /// Set a user's quota.
+    /// Set a user's quota, most files, or both.
+    #[command(arg_required_else_help = true)]
     Quota {
         name: String,
-        #[arg(value_parser = parse_size)]
-        size: u64,
+        /// Bytes or a size such as 10MiB.
+        #[arg(value_parser = parse_size, required_unless_present = "max_files")]
+        size: Option<u64>,
+        /// Most files, directories and partial uploads the home may hold.
+        #[arg(long, value_name = "N")]
+        max_files: Option<u64>,
     },
 }
 
@@ -49,7 +57,7 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
     let config = args.config.load()?;
     let data_dir = config.data_dir.clone();
     match args.command {
-        UserCommand::Add { name, quota, home } => {
+        UserCommand::Add { name, quota, home, max_files } => {
             validate_name(&name)?;
             if UserStore::load(&data_dir)?.users.contains_key(&name) {
                 bail!(StoreError::Exists(name));
@@ -57,8 +65,15 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
             let password = new_password(&name)?;
             let quota = quota.unwrap_or(config.default_quota);
             let record = add_user(&data_dir, &name, password.as_bytes(), config.scrypt, quota, home)?;
+            if max_files.is_some() {
+                UserStore::update(&data_dir, |store| {
+                    store.user_mut(&name)?.max_files = max_files;
+                    Ok(())
+                })?;
+            }
             let home_dir = home_path(&data_dir, &record);
-            println!("user {name} added: home {}, quota {}", home_dir.display(), format_size(quota));
+            let files = max_files.unwrap_or(config.default_max_files);
+            println!("user {name} added: home {}, quota {}, max files {files}", home_dir.display(), format_size(quota));
         }
         UserCommand::Passwd { name } => {
             let scrypt = config.scrypt;
@@ -79,19 +94,30 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
         }
         UserCommand::List => {
             let store = UserStore::load(&data_dir)?;
-            println!("{:<20} {:>12} {:>12}  HOME", "USER", "QUOTA", "USED");
+            println!("{:<20} {:>12} {:>12} {:>17}  HOME", "USER", "QUOTA", "USED", "FILES");
             for (name, record) in &store.users {
                 let home = home_path(&data_dir, record);
-                let used = Home::open(&home).and_then(|h| h.usage()).map(format_size).unwrap_or_else(|_| "?".into());
-                println!("{name:<20} {:>12} {used:>12}  {}", format_size(record.quota), home.display());
+                let max_files = record.max_files.unwrap_or(config.default_max_files);
+                let (used, files) = match Home::open(&home).and_then(|h| h.usage()) {
+                    Ok(usage) => (format_size(usage.bytes), format!("{}/{max_files}", usage.files)),
+                    Err(_) => ("?".into(), format!("?/{max_files}")),
+                };
+                println!("{name:<20} {:>12} {used:>12} {files:>17}  {}", format_size(record.quota), home.display());
             }
         }
-        UserCommand::Quota { name, size } => {
+        UserCommand::Quota { name, size, max_files } => {
             UserStore::update(&data_dir, |store| {
-                store.user_mut(&name)?.quota = size;
+                let record = store.user_mut(&name)?;
+                record.quota = size.unwrap_or(record.quota);
+                record.max_files = max_files.or(record.max_files);
                 Ok(())
             })?;
-            println!("quota of {name} set to {}", format_size(size));
+            if let Some(size) = size {
+                println!("quota of {name} set to {}", format_size(size));
+            }
+            if let Some(max_files) = max_files {
+                println!("max files of {name} set to {max_files}");
+            }
         }
     }
     Ok(())

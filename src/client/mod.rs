@@ -110,6 +110,17 @@ async fn blocking<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -
     tokio::task::spawn_blocking(job).await.map_err(|e| ClientError::Protocol(format!("local worker failed: {e}")))
 }
 
+/// A user's figures as `quota_info` gives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaReport {
+    /// Bytes of files and partial uploads.
+    pub used: u64,
+    pub limit: u64,
+    /// Files, directories and partial uploads, each one.
+    pub files: u64,
+    pub max_files: u64,
+}
+
 impl Client {
     /// Connects and waits for a session slot; `on_queued` hears each queue position.
     pub async fn connect(addr: impl ToSocketAddrs, mut on_queued: impl FnMut(u32)) -> Result<Client, ClientError> {
@@ -305,8 +316,13 @@ impl Client {
 
     /// Bytes used and the limit.
     pub async fn quota(&mut self) -> Result<(u64, u64), ClientError> {
+        self.quota_report().await.map(|report| (report.used, report.limit))
+    }
+
+    /// Bytes and entries used, and their limits.
+    pub async fn quota_report(&mut self) -> Result<QuotaReport, ClientError> {
         match self.call(Request::Quota).await? {
-            Response::QuotaInfo { used, limit } => Ok((used, limit)),
+            Response::QuotaInfo { used, limit, files, max_files } => Ok(QuotaReport { used, limit, files, max_files }),
             other => Err(unexpected(other, "quota_info")),
         }
     }

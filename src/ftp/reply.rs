@@ -53,7 +53,7 @@ pub fn ftp_code(code: ErrorCode) -> u16 {
         LoginTimeout | AccountChanged | IdleTimeout | ServerBusy | ShuttingDown | TooManyFromAddress => 421,
         PathOutsideHome | NotFound | AlreadyExists | NotADirectory | IsADirectory | DirectoryNotEmpty | InUse => 550,
         InvalidPath => 553,
-        QuotaExceeded | DiskFull => 552,
+        QuotaExceeded | TooManyFiles | DiskFull => 552,
         HashBudgetExhausted => 450,
         StorageFailure | Internal => 451,
         ChecksumMismatch | TransferSizeMismatch | TransferStalled => 426,

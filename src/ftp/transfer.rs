@@ -64,7 +64,7 @@ impl StreamUpload {
     }
 
     fn need(&self, end: u64) -> u64 {
-        upload_need(end, self.partial.start_len(), self.partial.replaced_len())
+        upload_need(end, self.partial.start_len())
     }
 }
 
@@ -85,31 +85,36 @@ pub async fn open_upload(
             .disk
             .run("open upload", move || {
                 let _change = gate.change();
-                let (partial, target_len) = PartialUpload::open_stream(&home, &target)?;
-                match StreamStart::plan(request, target_len, partial.offset()) {
-                    Ok(start) => Ok((partial, start)),
-                    Err(error) => {
-                        partial.abandon(&home);
-                        Err(error)
-                    }
+                let (mut partial, target_len) = PartialUpload::open_stream(&home, &target, lease.may_create())?;
+                let start = StreamStart::plan(request, target_len, partial.offset());
+                if start.is_err() {
+                    partial.abandon(&home);
                 }
+                // The partial's entry, if this created it (or removed an empty one), counts.
+                lease.record_disk_change(partial.disk_change());
+                Ok((StreamUpload { home, partial, lease }, start?))
             })
             .await
     };
-    let (partial, start) = match opened {
+    let (upload, start) = match opened {
         Ok(Ok(opened)) => opened,
         Ok(Err(error)) => return Err(storage_reply("store", error)),
         Err(failed) => return Err(internal(failed)),
     };
-    let mut upload = StreamUpload { home, partial, lease };
-    upload = reserve(context, upload, start.prefix_len()).await?;
+    let mut upload = match reserve(context, upload, start.prefix_len()).await {
+        Ok(upload) => upload,
+        Err((reply, upload)) => {
+            abandon(context, upload).await;
+            return Err(reply);
+        }
+    };
     let gate = services.gate.clone();
     let prepared = services
         .disk
         .run("prepare upload", move || {
             let _change = gate.change();
             let result = upload.partial.continue_at(&upload.home, &start);
-            upload.lease.record_disk_change(upload.partial.growth());
+            upload.lease.record_disk_change(upload.partial.disk_change());
             (result, upload)
         })
         .await;
@@ -118,6 +123,22 @@ pub async fn open_upload(
         Ok((Err(error), _)) => Err(storage_reply("store", error)),
         Err(failed) => Err(internal(failed)),
     }
+}
+
+/// Ends an upload that will receive nothing more: an empty partial is removed (so a refused
+/// STOR leaves nothing behind), one with data kept for a resume; the lease settles what is left.
+async fn abandon(context: &Context, upload: StreamUpload) {
+    let gate = context.services.gate.clone();
+    let _ = context
+        .services
+        .disk
+        .run("abandon upload", move || {
+            let _change = gate.change();
+            let StreamUpload { home, mut partial, lease } = upload;
+            partial.abandon(&home);
+            lease.record_disk_change(partial.disk_change());
+        })
+        .await;
 }
 
 /// Takes the upload's lease on `absolute`. While an earlier upload of the path is still
@@ -143,15 +164,16 @@ async fn take_lease(context: &Context, absolute: std::path::PathBuf) -> Result<U
 const IN_USE_RETRY: Duration = Duration::from_millis(50);
 
 /// Raises the upload's reservation to cover the partial up to `end` bytes.
-async fn reserve(context: &Context, upload: StreamUpload, end: u64) -> Result<StreamUpload, Reply> {
+/// A refusal comes back with the upload, for [`abandon`].
+async fn reserve(context: &Context, upload: StreamUpload, end: u64) -> Result<StreamUpload, (Reply, StreamUpload)> {
     let need = upload.need(end);
     if need <= upload.lease.reserved() {
         return Ok(upload);
     }
     match context.services.quota.send(Reserve { id: upload.lease.id(), bytes: need }).await {
         Ok(Ok(())) => Ok(upload),
-        Ok(Err(error)) => Err(Reply::from_error(&quota_wire_error(&context.shown, error))),
-        Err(_) => Err(Reply::new(421, "quota service unavailable")),
+        Ok(Err(error)) => Err((Reply::from_error(&quota_wire_error(&context.shown, error)), upload)),
+        Err(_) => Err((Reply::new(421, "quota service unavailable"), upload)),
     }
 }
 
@@ -236,11 +258,10 @@ pub async fn receive_file(mut data: MaybeTls, upload: StreamUpload, context: Con
         .run("publish upload", move || {
             let _change = gate.change();
             let StreamUpload { home, partial, lease } = upload;
-            let start_len = partial.start_len();
             let result = partial.publish_stream(&home);
             lease.record_disk_change(match &result {
-                Ok(replaced_len) => size as i64 - start_len as i64 - *replaced_len as i64,
-                Err(failed) => failed.kept_growth.unwrap_or(-(start_len as i64)),
+                Ok(change) => *change,
+                Err(failed) => failed.change,
             });
             drop(lease);
             result.map(|_| ()).map_err(|failed| failed.error)
@@ -266,7 +287,13 @@ async fn write_block(
 ) -> Result<(StreamUpload, Option<Vec<u8>>), (Reply, String)> {
     let Some(mut block) = block else { return Ok((upload, None)) };
     let end = upload.offset() + block.len() as u64;
-    let mut upload = reserve(context, upload, end).await.map_err(|reply| (reply, "quota exceeded".to_string()))?;
+    let mut upload = match reserve(context, upload, end).await {
+        Ok(upload) => upload,
+        Err((reply, upload)) => {
+            abandon(context, upload).await;
+            return Err((reply, "quota exceeded".to_string()));
+        }
+    };
     let gate = context.services.gate.clone();
     let written = context
         .services
@@ -274,7 +301,7 @@ async fn write_block(
         .run("write upload", move || {
             let _change = gate.change();
             let result = upload.partial.write(&block);
-            upload.lease.record_disk_change(upload.partial.growth());
+            upload.lease.record_disk_change(upload.partial.disk_change());
             block.clear();
             (result, upload, block)
         })

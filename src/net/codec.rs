@@ -31,3 +31,10 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     serde_cbor::from_slice(bytes).map_err(|e| CodecError(e.to_string()))
 }
+
+/// Decodes one message: [`decode`], after checking its envelope (a map with text keys and a
+/// text `type`; see [`super::strict`]). The check reads the bytes without allocating.
+pub fn decode_message<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    serde_cbor::from_slice::<super::strict::CheckedEnvelope>(bytes).map_err(|e| CodecError(e.to_string()))?;
+    decode(bytes)
+}

@@ -77,6 +77,9 @@ error_codes! {
     RestartOffsetInvalid = 308 => "the resume offset is past what the server holds; ask SIZE and resume from there",
     /// The upload would take the user over their quota.
     QuotaExceeded = 400 => "free space (rm) or ask the administrator for a larger quota",
+    /// Creating the file or directory would take the user past `max_files` (files,
+    /// directories and partial uploads, each one).
+    TooManyFiles = 403 => "remove files or directories you no longer need, or ask the administrator for a larger max_files",
     /// The server's disk is full.
     DiskFull = 401 => "the server's disk is full; the partial upload is kept, resume it later",
     /// The user's resume-verification hashing budget is used up for now.

@@ -71,7 +71,7 @@ impl<In: DeserializeOwned + DataMessage, Out> Decoder for FrameCodec<In, Out> {
             // A data frame: its payload stays where it was read (see `net::data_frame`).
             return Ok(Some(Ok(In::data(body.freeze().slice(payload)))));
         }
-        Ok(Some(codec::decode(&body).map_err(|e| MalformedFrame(e.to_string()))))
+        Ok(Some(codec::decode_message(&body).map_err(|e| MalformedFrame(e.to_string()))))
     }
 }
 

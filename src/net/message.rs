@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::error_code::{ErrorCode, WireError};
+use super::strict;
 
 /// The protocol version the server announces in [`Response::Welcome`].
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -20,38 +21,49 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub enum Request {
     /// SCRAM client-first: the user name and a fresh client nonce.
     AuthStart {
+        #[serde(deserialize_with = "strict::text")]
         user: String,
+        #[serde(deserialize_with = "strict::text")]
         client_nonce: String,
     },
     /// SCRAM client-final: the combined nonce and the 32-byte ClientProof.
     AuthProof {
+        #[serde(deserialize_with = "strict::text")]
         nonce: String,
+        #[serde(deserialize_with = "strict::key")]
         proof: ByteBuf,
     },
     Pwd,
     Cd {
+        #[serde(deserialize_with = "strict::text")]
         path: String,
     },
     List {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "strict::optional_text", skip_serializing_if = "Option::is_none")]
         path: Option<String>,
     },
     Mkdir {
+        #[serde(deserialize_with = "strict::text")]
         path: String,
     },
     Remove {
+        #[serde(deserialize_with = "strict::text")]
         path: String,
     },
     Rmdir {
+        #[serde(deserialize_with = "strict::text")]
         path: String,
     },
     Rename {
+        #[serde(deserialize_with = "strict::text")]
         from: String,
+        #[serde(deserialize_with = "strict::text")]
         to: String,
     },
     Quota,
     /// Start (or resume) an upload of `size` bytes to `path`.
     Put {
+        #[serde(deserialize_with = "strict::text")]
         path: String,
         size: u64,
     },
@@ -64,16 +76,20 @@ pub enum Request {
     /// The next chunk of an upload. `Bytes` (a CBOR byte string too), so that a received
     /// chunk is a slice of the frame it came in, not a copy (see `net::data_frame`).
     Data {
+        #[serde(deserialize_with = "strict::data")]
         bytes: Bytes,
     },
     /// All bytes are sent; `md5` is the sender's MD5 of the whole file.
     PutEnd {
+        #[serde(deserialize_with = "strict::md5")]
         md5: ByteBuf,
     },
     /// Download `path` from `offset`, if the client's first `offset` bytes have `prefix_md5`.
     Get {
+        #[serde(deserialize_with = "strict::text")]
         path: String,
         offset: u64,
+        #[serde(deserialize_with = "strict::md5")]
         prefix_md5: ByteBuf,
     },
     /// Answered `done`, also during an upload: a client busy on its side (hashing the prefix it
@@ -121,10 +137,13 @@ pub enum Response {
         entries: Vec<Entry>,
         truncated: bool,
     },
-    /// Bytes used (including partial uploads) and the user's limit.
+    /// Bytes used (including partial uploads) and the user's limit; entries (files,
+    /// directories and partial uploads) and the most allowed.
     QuotaInfo {
         used: u64,
         limit: u64,
+        files: u64,
+        max_files: u64,
     },
     /// The server is ready for upload data from `offset`; `prefix_md5` covers bytes `0..offset`.
     /// `existing_md5`: a fresh upload (offset 0) to a path where a file of exactly `size`

@@ -6,6 +6,7 @@ pub mod data_frame;
 pub mod error_code;
 pub mod frame;
 pub mod message;
+pub mod strict;
 
 pub use error_code::{ErrorCode, WireError};
 pub use frame::{FrameCodec, FrameError, MalformedFrame};

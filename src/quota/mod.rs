@@ -5,7 +5,7 @@ pub mod hash_budget;
 pub mod ledger;
 
 pub use gate::UsageGate;
-pub use ledger::{Ledger, QuotaExceeded, ReservationId, Usage, upload_need};
+pub use ledger::{DiskChange, Ledger, QuotaExceeded, ReservationId, TooManyFiles, Usage, upload_need};
 
 /// How long a new upload of a path waits for an earlier upload of it to end before the path
 /// is reported in use (error 307, FTP 550). Right after an interrupted upload the server may

@@ -27,6 +27,8 @@ pub enum StorageError {
     IntoItself,
     #[error("the server's disk is full")]
     DiskFull,
+    #[error("too many files: the most files and directories allowed for this user exist or are being created")]
+    TooManyFiles,
     #[error("the file changed on the server during the transfer")]
     ChangedDuringTransfer,
     #[error("the data is larger than the announced size")]
@@ -75,6 +77,7 @@ impl StorageError {
             StorageError::IsADirectory => ErrorCode::IsADirectory,
             StorageError::NotEmpty => ErrorCode::DirectoryNotEmpty,
             StorageError::DiskFull => ErrorCode::DiskFull,
+            StorageError::TooManyFiles => ErrorCode::TooManyFiles,
             StorageError::TooMuchData | StorageError::Incomplete { .. } => ErrorCode::TransferSizeMismatch,
             StorageError::ChecksumMismatch { .. } => ErrorCode::ChecksumMismatch,
             StorageError::RestartBeyondEnd { .. } => ErrorCode::RestartOffsetInvalid,

@@ -10,6 +10,7 @@ use crate::net::{Entry, EntryKind};
 
 use super::error::StorageError;
 use super::jail::{VirtualPath, is_partial_name};
+use super::name_lock::NameLock;
 
 /// A listing and whether `max_entries` cut it short.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub struct Listing {
 #[derive(Debug)]
 pub struct Home {
     dir: Dir,
+    /// Held from reading a name to changing it, wherever the quota counts the change.
+    names: NameLock,
 }
 
 fn unix_seconds(meta: &Metadata) -> i64 {
@@ -48,7 +51,15 @@ impl Home {
         if !path.exists() {
             create_home_dir(path)?;
         }
-        Ok(Home { dir: Dir::open_ambient_dir(path, ambient_authority())? })
+        let dir = Dir::open_ambient_dir(path, ambient_authority())?;
+        let meta = dir.dir_metadata()?;
+        let names = NameLock::of(cap_std::fs::MetadataExt::dev(&meta), cap_std::fs::MetadataExt::ino(&meta));
+        Ok(Home { dir, names })
+    }
+
+    /// The home's name lock (see [`NameLock`]).
+    pub(crate) fn names(&self) -> NameLock {
+        self.names
     }
 
     /// The capability itself, for transfers.
@@ -124,6 +135,7 @@ impl Home {
     /// Removes a file (or a symlink) and returns the bytes it occupied in the quota.
     pub fn remove_file(&self, path: &VirtualPath) -> Result<u64, StorageError> {
         let relative = path.to_relative();
+        let _names = self.names.hold();
         let meta = self.dir.symlink_metadata(&relative)?;
         if meta.is_dir() {
             return Err(StorageError::IsADirectory);
@@ -151,6 +163,7 @@ impl Home {
         if from.is_root() || to.is_root() {
             return Err(StorageError::HomeItself);
         }
+        let _names = self.names.hold();
         self.dir.symlink_metadata(from.to_relative())?;
         if from == to {
             return Ok(());
@@ -166,23 +179,33 @@ impl Home {
         Ok(self.dir.rename(from.to_relative(), &self.dir, to.to_relative())?)
     }
 
-    /// Bytes the home occupies in the quota: every regular file, partials included.
-    pub fn usage(&self) -> std::io::Result<u64> {
-        fn walk(dir: &Dir) -> std::io::Result<u64> {
-            let mut total = 0;
+    /// What the home holds as the quota counts it: the bytes of every regular file, and every
+    /// entry (files, directories, links, partial uploads), the home itself not included.
+    pub fn usage(&self) -> std::io::Result<HomeUsage> {
+        fn walk(dir: &Dir, usage: &mut HomeUsage) -> std::io::Result<()> {
             for item in dir.entries()? {
                 let item = item?;
                 let meta = item.metadata()?;
+                usage.files += 1;
                 if meta.is_dir() {
-                    total += walk(&item.open_dir()?)?;
+                    walk(&item.open_dir()?, usage)?;
                 } else {
-                    total += quota_bytes(&meta);
+                    usage.bytes += quota_bytes(&meta);
                 }
             }
-            Ok(total)
+            Ok(())
         }
-        walk(&self.dir)
+        let mut usage = HomeUsage::default();
+        walk(&self.dir, &mut usage)?;
+        Ok(usage)
     }
+}
+
+/// A home's size as the quota counts it (see [`Home::usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HomeUsage {
+    pub bytes: u64,
+    pub files: u64,
 }
 
 /// What an entry counts in the quota: its length for regular files, nothing for the rest.
@@ -234,7 +257,7 @@ mod tests {
         assert!(matches!(home.mkdir(&vp("d")), Err(StorageError::AlreadyExists)));
         std::fs::write(root.path().join("h/d/f"), vec![0u8; 100]).unwrap();
         std::fs::write(root.path().join("h/d/.g.ftpa-part"), vec![0u8; 50]).unwrap();
-        assert_eq!(home.usage().unwrap(), 150, "partials count");
+        assert_eq!(home.usage().unwrap(), HomeUsage { bytes: 150, files: 3 }, "partials count");
         let listing = home.list(&vp("d"), 10).unwrap();
         assert_eq!(listing.entries.len(), 1, "partials are hidden");
         assert!(matches!(home.remove_dir(&vp("d")), Err(StorageError::NotEmpty)));

@@ -5,13 +5,14 @@ pub mod digest_index;
 pub mod error;
 pub mod home;
 pub mod jail;
+pub mod name_lock;
 pub mod resume_states;
 mod stamped_entries;
 pub mod transfer;
 
 pub use digest_index::DigestIndex;
 pub use error::StorageError;
-pub use home::{Home, Listing};
+pub use home::{Home, HomeUsage, Listing};
 pub use jail::{PathLimits, VirtualPath};
 pub use resume_states::ResumeStates;
 pub use transfer::{

@@ -12,6 +12,7 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 
 use crate::integrity::{Digest, Md5};
+use crate::quota::DiskChange;
 use cap_std::fs::{OpenOptions, OpenOptionsExt};
 
 use super::digest_index::{DigestIndex, FileStamp};
@@ -56,23 +57,28 @@ pub struct PartialUpload {
     start_len: u64,
     replaced_len: u64,
     prefix_hashed: u64,
+    /// Whether the partial was there when the upload opened it, and whether it is there now:
+    /// entries count in `max_files`, so creating or removing one is a change to settle.
+    partial_existed: bool,
+    partial_exists: bool,
 }
 
 /// An upload that could not be published.
 #[derive(Debug)]
 pub struct PublishFailed {
     pub error: StorageError,
-    /// `Some(growth)` if the partial stays on disk for a resume (growth as in
-    /// [`PartialUpload::growth`]); `None` if it was deleted.
-    pub kept_growth: Option<i64>,
+    /// What the upload changed on disk, all told (see [`PartialUpload::disk_change`]): the
+    /// partial stays for a resume, or was deleted.
+    pub change: DiskChange,
 }
 
 /// A verified upload, published under its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PublishedUpload {
     pub md5: Md5Digest,
-    /// Quota bytes of the file it replaced (0 for a new file).
-    pub replaced_len: u64,
+    /// What the upload changed on disk, all told: the new file, less the partial it came from
+    /// and the file it replaced.
+    pub change: DiskChange,
 }
 
 impl PartialUpload {
@@ -80,13 +86,17 @@ impl PartialUpload {
     /// it holds: remembered from the upload that left it, if `states` has it for the partial as
     /// it is, else hashed from the disk ([`PartialUpload::prefix_hashed`] says how much). A
     /// partial longer than `size` cannot be a prefix of the new file and is emptied.
+    ///
+    /// A partial that does not exist yet is created only if `may_create` (the user's
+    /// `max_files` has room for it); else the answer is [`StorageError::TooManyFiles`].
     pub fn open(
         home: &Home,
         target: &VirtualPath,
         size: u64,
         states: &ResumeStates,
+        may_create: bool,
     ) -> Result<(PartialUpload, Md5), StorageError> {
-        let (mut upload, _) = PartialUpload::open_beside(home, target, size)?;
+        let (mut upload, _) = PartialUpload::open_beside(home, target, size, may_create)?;
         let start_len = upload.start_len;
         if start_len > size {
             upload.restart()?;
@@ -153,16 +163,22 @@ impl PartialUpload {
         self.start_len
     }
 
-    /// How much the partial grew (negative: shrank) since it was opened.
-    pub fn growth(&self) -> i64 {
-        self.len as i64 - self.start_len as i64
+    /// What the upload changed on disk since it opened the partial, while it is not
+    /// published: the partial's growth (negative: it shrank), and the partial's entry if the
+    /// upload created or removed it.
+    pub fn disk_change(&self) -> DiskChange {
+        DiskChange {
+            bytes: if self.partial_exists { self.len as i64 } else { 0 } - self.start_len as i64,
+            files: self.partial_exists as i64 - self.partial_existed as i64,
+        }
     }
 
-    /// Gives up before any data arrived: an empty partial is removed, so a refused upload
-    /// leaves nothing behind. A non-empty one is kept for a later resume.
-    pub fn abandon(self, home: &Home) {
-        if self.len == 0 {
-            let _ = home.dir().remove_file(self.partial.to_relative());
+    /// Gives up on the upload: an empty partial is removed, so a refused upload leaves nothing
+    /// behind. A non-empty one is kept for a later resume. [`PartialUpload::disk_change`] says
+    /// what that left.
+    pub fn abandon(&mut self, home: &Home) {
+        if self.len == 0 && self.partial_exists && home.dir().remove_file(self.partial.to_relative()).is_ok() {
+            self.partial_exists = false;
         }
     }
 
@@ -196,7 +212,7 @@ impl PartialUpload {
     /// On a mismatch the partial is deleted (its bytes are wrong somewhere, so resuming it
     /// would only fail again) and the error says so; on an incomplete upload it is kept.
     pub fn publish(
-        self,
+        mut self,
         home: &Home,
         md5: Md5Digest,
         sender_md5: &[u8],
@@ -204,41 +220,57 @@ impl PartialUpload {
     ) -> Result<PublishedUpload, PublishFailed> {
         if self.len != self.size {
             let error = StorageError::Incomplete { received: self.len, expected: self.size };
-            return Err(PublishFailed { error, kept_growth: Some(self.growth()) });
+            return Err(PublishFailed { error, change: self.disk_change() });
         }
         if md5[..] != *sender_md5 {
-            let _ = home.dir().remove_file(self.partial.to_relative());
+            if home.dir().remove_file(self.partial.to_relative()).is_ok() {
+                self.partial_exists = false;
+            }
             let error = StorageError::ChecksumMismatch { expected: hex::encode(sender_md5), actual: hex::encode(md5) };
-            return Err(PublishFailed { error, kept_growth: None });
+            return Err(PublishFailed { error, change: self.disk_change() });
         }
         match self.move_into_place(home, Some((md5, digests))) {
-            Ok(replaced_len) => Ok(PublishedUpload { md5, replaced_len }),
-            Err(error) => Err(PublishFailed { error, kept_growth: Some(self.growth()) }),
+            Ok(change) => Ok(PublishedUpload { md5, change }),
+            Err(error) => Err(PublishFailed { error, change: self.disk_change() }),
         }
     }
 
-    /// Syncs the partial and renames it onto the target; returns the quota bytes of the file
-    /// it replaced. A known MD5 is remembered for later downloads and checksum commands.
-    fn move_into_place(&self, home: &Home, remember: Option<(Md5Digest, &DigestIndex)>) -> Result<u64, StorageError> {
+    /// Syncs the partial and renames it onto the target; returns what the upload changed on
+    /// disk, all told. A known MD5 is remembered for later downloads and checksum commands.
+    fn move_into_place(
+        &self,
+        home: &Home,
+        remember: Option<(Md5Digest, &DigestIndex)>,
+    ) -> Result<DiskChange, StorageError> {
         self.file.sync_all()?;
-        let replaced_len = match home.dir().symlink_metadata(self.target.to_relative()) {
+        // From measuring the file replaced to the rename, no removal or move may change it.
+        let _names = home.names().hold();
+        let replaced = match home.dir().symlink_metadata(self.target.to_relative()) {
             Ok(meta) if meta.is_dir() => return Err(StorageError::IsADirectory),
-            Ok(meta) => quota_bytes(&meta),
-            Err(_) => 0,
+            Ok(meta) => Some(quota_bytes(&meta)),
+            Err(_) => None,
         };
         home.dir().rename(self.partial.to_relative(), home.dir(), self.target.to_relative())?;
         // Stamped after the rename, which changes the ctime the stamp includes.
         if let (Some((md5, digests)), Ok(meta)) = (remember, self.file.metadata()) {
             digests.record(FileStamp::of(&meta), md5);
         }
-        Ok(replaced_len)
+        // The partial's entry became the file's; a file replaced is one entry fewer.
+        Ok(DiskChange {
+            bytes: self.len as i64 - self.start_len as i64 - replaced.unwrap_or(0) as i64,
+            files: 1 - self.partial_existed as i64 - replaced.is_some() as i64,
+        })
     }
 
     /// Opens the partial for an upload whose size is not announced (FTP's STOR and APPE): the
     /// partial is neither hashed nor emptied here; [`PartialUpload::continue_at`] decides where
     /// the data continues. Also returns the byte length of the published target, if any.
-    pub fn open_stream(home: &Home, target: &VirtualPath) -> Result<(PartialUpload, Option<u64>), StorageError> {
-        let (upload, existing) = PartialUpload::open_beside(home, target, u64::MAX)?;
+    pub fn open_stream(
+        home: &Home,
+        target: &VirtualPath,
+        may_create: bool,
+    ) -> Result<(PartialUpload, Option<u64>), StorageError> {
+        let (upload, existing) = PartialUpload::open_beside(home, target, u64::MAX, may_create)?;
         // Only a regular file is a base to continue after (a symlink is replaced, not read).
         let target_len = existing.filter(|meta| meta.is_file()).map(|meta| meta.len());
         Ok((upload, target_len))
@@ -250,6 +282,7 @@ impl PartialUpload {
         home: &Home,
         target: &VirtualPath,
         size: u64,
+        may_create: bool,
     ) -> Result<(PartialUpload, Option<cap_std::fs::Metadata>), StorageError> {
         let partial = target.partial().ok_or(StorageError::IsADirectory)?;
         let existing = match home.dir().symlink_metadata(target.to_relative()) {
@@ -260,8 +293,19 @@ impl PartialUpload {
         };
         home.check_dir(&target.parent())?;
         let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true).mode(0o600);
-        let file = home.dir().open_with(partial.to_relative(), &options)?.into_std();
+        options.read(true).write(true);
+        // The path lease keeps any other upload from this partial, so "not there, then
+        // created" cannot race: whether this upload created the entry is known exactly.
+        let (file, partial_existed) = match home.dir().open_with(partial.to_relative(), &options) {
+            Ok(file) => (file, true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_create => {
+                options.create_new(true).mode(0o600);
+                (home.dir().open_with(partial.to_relative(), &options)?, false)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::TooManyFiles),
+            Err(e) => return Err(e.into()),
+        };
+        let file = file.into_std();
         let start_len = file.metadata()?.len();
         let replaced_len = existing.as_ref().map_or(0, quota_bytes);
         let upload = PartialUpload {
@@ -273,6 +317,8 @@ impl PartialUpload {
             start_len,
             replaced_len,
             prefix_hashed: 0,
+            partial_existed,
+            partial_exists: true,
         };
         Ok((upload, existing))
     }
@@ -304,9 +350,9 @@ impl PartialUpload {
 
     /// Publishes a streamed upload as it is: the data ended cleanly, so the file is complete.
     /// Returns the quota bytes of the file it replaced. On failure the partial stays.
-    pub fn publish_stream(mut self, home: &Home) -> Result<u64, PublishFailed> {
+    pub fn publish_stream(mut self, home: &Home) -> Result<DiskChange, PublishFailed> {
         self.size = self.len;
-        self.move_into_place(home, None).map_err(|error| PublishFailed { error, kept_growth: Some(self.growth()) })
+        self.move_into_place(home, None).map_err(|error| PublishFailed { error, change: self.disk_change() })
     }
 }
 
@@ -621,7 +667,7 @@ mod tests {
 
     impl Upload {
         fn open(home: &Home, name: &str, size: u64) -> Upload {
-            let (partial, hasher) = PartialUpload::open(home, &vp(name), size, &ResumeStates::default()).unwrap();
+            let (partial, hasher) = PartialUpload::open(home, &vp(name), size, &ResumeStates::default(), true).unwrap();
             Upload(partial, hasher)
         }
 
@@ -659,7 +705,7 @@ mod tests {
         assert!(!PartialUpload::would_hash(&home, &vp("f"), &states));
         assert!(!PartialUpload::would_hash(&home, &vp("none"), &states), "no partial, nothing to hash");
 
-        let (partial, hasher) = PartialUpload::open(&home, &vp("f"), 5000, &states).unwrap();
+        let (partial, hasher) = PartialUpload::open(&home, &vp("f"), 5000, &states, true).unwrap();
         assert_eq!((partial.offset(), partial.prefix_hashed()), (3000, 0), "the state was used, nothing hashed");
         let mut resumed = Upload(partial, hasher);
         resumed.write(&data[3000..]).unwrap();
@@ -671,7 +717,7 @@ mod tests {
         again.write(&data[..3000]).unwrap();
         drop(again);
         assert!(PartialUpload::would_hash(&home, &vp("g"), &states));
-        let (partial, _) = PartialUpload::open(&home, &vp("g"), 5000, &states).unwrap();
+        let (partial, _) = PartialUpload::open(&home, &vp("g"), 5000, &states, true).unwrap();
         assert_eq!((partial.offset(), partial.prefix_hashed()), (3000, 3000));
     }
 
@@ -714,13 +760,13 @@ mod tests {
         let (_root, home) = setup();
 
         std::fs::write(_root.path().join("log.txt"), b"first line\n").unwrap();
-        let (mut upload, target_len) = PartialUpload::open_stream(&home, &vp("log.txt")).unwrap();
+        let (mut upload, target_len) = PartialUpload::open_stream(&home, &vp("log.txt"), true).unwrap();
         assert_eq!(target_len, Some(11));
         let start = StreamStart::plan(StreamRequest::Append, target_len, upload.offset()).unwrap();
         upload.continue_at(&home, &start).unwrap();
         upload.write(b"second line\n").unwrap();
         assert_eq!(std::fs::read(_root.path().join("log.txt")).unwrap(), b"first line\n", "untouched until published");
-        assert_eq!(upload.publish_stream(&home).unwrap(), 11);
+        assert_eq!(upload.publish_stream(&home).unwrap(), DiskChange { bytes: 23 - 11, files: 0 }, "11 bytes replaced");
         assert_eq!(std::fs::read(_root.path().join("log.txt")).unwrap(), b"first line\nsecond line\n");
     }
 
@@ -729,7 +775,7 @@ mod tests {
         let (root, home) = setup();
         let digests = DigestIndex::default();
         std::fs::write(root.path().join(".f.ftpa-part"), b"0123456789").unwrap();
-        let (mut upload, target_len) = PartialUpload::open_stream(&home, &vp("f")).unwrap();
+        let (mut upload, target_len) = PartialUpload::open_stream(&home, &vp("f"), true).unwrap();
         let start = StreamStart::plan(StreamRequest::At(4), target_len, upload.offset()).unwrap();
         upload.continue_at(&home, &start).unwrap();
         upload.write(b"xy").unwrap();
@@ -768,7 +814,7 @@ mod tests {
         up.write(b"new").unwrap();
         let failed = up.publish(&home, &md5_of(b"NEW"), &DigestIndex::default()).unwrap_err();
         assert!(matches!(failed.error, StorageError::ChecksumMismatch { .. }));
-        assert!(failed.kept_growth.is_none());
+        assert_eq!(failed.change, DiskChange { bytes: 0, files: 0 }, "the partial it created is gone");
         assert_eq!(std::fs::read(root.path().join("f")).unwrap(), b"old");
         assert!(!root.path().join(".f.ftpa-part").exists());
     }
@@ -786,8 +832,9 @@ mod tests {
         assert_eq!(up.0.offset(), 4000);
         assert_eq!(<[u8; 16]>::from(up.1.clone().finalize()), md5_of(&data[..4000]));
         up.write(&data[4000..]).unwrap();
-        assert_eq!(up.0.growth(), 6000);
-        up.publish(&home, &md5_of(&data), &digests).unwrap();
+        assert_eq!(up.0.disk_change(), DiskChange { bytes: 6000, files: 0 }, "the partial was there already");
+        let published = up.publish(&home, &md5_of(&data), &digests).unwrap();
+        assert_eq!(published.change, DiskChange { bytes: 6000, files: 0 }, "the partial became the file");
         assert_eq!(std::fs::read(root.path().join("f")).unwrap(), data);
 
         std::fs::write(root.path().join(".g.ftpa-part"), "xyz").unwrap();
@@ -796,7 +843,29 @@ mod tests {
         up.write(b"ab").unwrap();
         let failed = Upload::open(&home, "h", 5).publish(&home, &md5_of(b"x"), &digests).unwrap_err();
         assert!(matches!(failed.error, StorageError::Incomplete { received: 0, expected: 5 }));
-        assert_eq!(failed.kept_growth, Some(0));
+        assert_eq!(failed.change, DiskChange { bytes: 0, files: 1 }, "an empty partial is kept by publish");
+    }
+
+    #[test]
+    fn a_partial_is_created_only_with_room_for_its_entry() {
+        let (root, home) = setup();
+        let states = ResumeStates::default();
+        assert!(matches!(PartialUpload::open(&home, &vp("f"), 10, &states, false), Err(StorageError::TooManyFiles)));
+        assert!(!root.path().join(".f.ftpa-part").exists());
+        // An existing partial is resumed without a new entry.
+        std::fs::write(root.path().join(".f.ftpa-part"), "abc").unwrap();
+        let (mut partial, _) = PartialUpload::open(&home, &vp("f"), 10, &states, false).unwrap();
+        assert_eq!((partial.offset(), partial.disk_change()), (3, DiskChange::default()));
+        partial.restart().unwrap();
+        partial.abandon(&home);
+        assert_eq!(partial.disk_change(), DiskChange { bytes: -3, files: -1 }, "the emptied partial is removed");
+        // Published over an existing file: one entry fewer than before, bytes replaced.
+        std::fs::write(root.path().join("g"), "12345").unwrap();
+        let (mut partial, _) = PartialUpload::open(&home, &vp("g"), 2, &states, true).unwrap();
+        partial.write(b"xy").unwrap();
+        let done = partial.publish(&home, md5_of(b"xy"), &md5_of(b"xy"), &DigestIndex::default()).unwrap();
+        assert_eq!(done.change, DiskChange { bytes: 2 - 5, files: 0 });
+        assert_eq!(home.usage().unwrap().files, 1);
     }
 
     #[test]

@@ -119,6 +119,17 @@ pub fn md5_hex(data: &[u8]) -> String {
     hex::encode(ftp_actor::storage::transfer::md5_of(data))
 }
 
+/// Bytes of the regular files directly in `dir`, partials included: what the quota counts
+/// for a home without subdirectories.
+pub fn disk_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap())
+        .filter(|meta| meta.is_file())
+        .map(|meta| meta.len())
+        .sum()
+}
+
 /// Polls the session's quota until `settled` accepts it, for at most 10 seconds: the quota
 /// settles asynchronously after a dropped upload or a store change (this waits for a state,
 /// it does not assert a timing).

@@ -67,28 +67,9 @@ impl SessionActor {
                 };
                 self.serve(ctx, work, |_, _, _| {});
             }
-            Request::Mkdir { path } => {
-                self.simple(ctx, "mkdir", path.clone(), resolve(&path), move |home, target| home.mkdir(&target))
-            }
-            Request::Rmdir { path } => {
-                self.simple(ctx, "rmdir", path.clone(), resolve(&path), move |home, target| home.remove_dir(&target))
-            }
-            Request::Remove { path } => {
-                let target = match resolve(&path) {
-                    Ok(target) => target,
-                    Err(error) => return self.reply(ctx, storage_error("rm", &path, error)),
-                };
-                let services = self.services.clone();
-                let user = session.user.clone();
-                let work = async move {
-                    match services.remove_file(home, user, target).await {
-                        Ok(Ok(())) => (Response::Done, ()),
-                        Ok(Err(error)) => (storage_error("rm", &path, error), ()),
-                        Err(error) => (internal(&error.to_string()), ()),
-                    }
-                };
-                self.serve(ctx, work, |_, _, _| {});
-            }
+            Request::Mkdir { path } => self.change_entry(ctx, EntryChange::MakeDir, path),
+            Request::Rmdir { path } => self.change_entry(ctx, EntryChange::RemoveDir, path),
+            Request::Remove { path } => self.change_entry(ctx, EntryChange::RemoveFile, path),
             Request::Rename { from, to } => {
                 let (source, target) = match (resolve(&from), resolve(&to)) {
                     (Ok(source), Ok(target)) => (source, target),
@@ -104,7 +85,11 @@ impl SessionActor {
                 let user = session.user.clone();
                 let work = async move {
                     match quota.send(GetUsage { user }).await {
-                        Ok(Ok(usage)) => (Response::QuotaInfo { used: usage.used, limit: usage.limit }, ()),
+                        Ok(Ok(usage)) => {
+                            let (used, limit, files, max_files) =
+                                (usage.used, usage.limit, usage.files, usage.max_files);
+                            (Response::QuotaInfo { used, limit, files, max_files }, ())
+                        }
                         Ok(Err(panicked)) => (internal(&panicked.to_string()), ()),
                         Err(_) => (internal("quota service unavailable"), ()),
                     }
@@ -128,6 +113,26 @@ impl SessionActor {
     }
 
     /// A command that runs one storage call and answers `done`.
+    /// mkdir, rmdir and rm: through [`Services::change_entry`], which keeps the quota's
+    /// figures with the change.
+    fn change_entry(&mut self, ctx: &mut Context<Self>, change: EntryChange, path: String) {
+        let Phase::Ready(session) = &self.phase else { return };
+        let target = match VirtualPath::resolve(&session.cwd, &path, self.services.config.path_limits()) {
+            Ok(target) => target,
+            Err(error) => return self.reply(ctx, storage_error(change.op(), &path, error.into())),
+        };
+        let (services, home, user) = (self.services.clone(), session.home.clone(), session.user.clone());
+        let work = async move {
+            let response = match services.change_entry(change, home, user, target).await {
+                Ok(Ok(())) => Response::Done,
+                Ok(Err(error)) => storage_error(change.op(), &path, error),
+                Err(error) => internal(&error.to_string()),
+            };
+            (response, ())
+        };
+        self.serve(ctx, work, |_, _, _| {});
+    }
+
     fn simple(
         &mut self,
         ctx: &mut Context<Self>,

@@ -30,17 +30,14 @@ impl SessionActor {
         let id = self.id;
         let peer = self.peer;
         let work = async move {
-            let user = pending.user().to_string();
             let login = match auth.send(FinishLogin { pending, nonce, proof, peer: peer.ip() }).await {
                 Ok(result) => result,
                 Err(_) => return (internal("authentication service unavailable"), Err(false)),
             };
             let (login, server_signature) = match login {
                 Ok(ok) => (ok.login, ok.server_signature),
-                Err(error) => {
-                    tracing::info!(target: "access", %user, %peer, op = "login", result = "failed");
-                    return (Response::error(error), Err(true));
-                }
+                // The AuthActor logged the failure (it knows whether the name is a user's).
+                Err(error) => return (Response::error(error), Err(true)),
             };
             match user_slots.send(ClaimUserSession::for_login(id, &login)).await {
                 Ok(Ok(())) => {}

@@ -37,12 +37,12 @@ use crate::net::{ErrorCode, FrameCodec, FrameError, MalformedFrame, PROTOCOL_VER
 use crate::quota::{UsageGate, upload_need};
 use crate::storage::{Download, Home, PartialUpload, StorageError, VirtualPath};
 
-use super::Services;
 use super::acceptor::{ClaimUserSession, SessionEnded, SlotGuard};
 use super::auth::{BeginLogin, FinishLogin, PendingLogin};
 use super::disk::JobFailed;
 use super::panic_guard::{catch_panic, catch_panic_async};
 use super::quota::{GetUsage, OpenUpload, QuotaActor, QuotaError, Reserve, UploadLease};
+use super::{EntryChange, Services};
 
 mod commands;
 mod download;
@@ -270,6 +270,11 @@ impl SessionActor {
             (Phase::Connected, Request::AuthStart { user, client_nonce }) => self.begin_login(ctx, user, client_nonce),
             (Phase::Challenged(_), Request::AuthProof { nonce, proof }) => {
                 self.finish_login(ctx, nonce, proof.into_vec())
+            }
+            // A login message in the wrong step of the login (a second `auth_start`, a proof
+            // with no challenge) is out of order, not a command before login.
+            (Phase::Challenged(_), Request::AuthStart { .. }) | (Phase::Connected, Request::AuthProof { .. }) => {
+                self.reply(ctx, unexpected("auth_start, then auth_proof, once each"))
             }
             (Phase::Connected | Phase::Challenged(_), _) => {
                 self.reply(ctx, Response::error(WireError::new(ErrorCode::NotLoggedIn, "log in first (auth_start)")))

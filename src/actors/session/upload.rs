@@ -110,17 +110,16 @@ impl ActiveUpload {
 
     /// Call under the usage gate, in the job that changed the partial.
     fn record_growth(&self) {
-        self.lease.record_disk_change(self.partial.growth());
+        self.lease.record_disk_change(self.partial.disk_change());
     }
 
     /// Ends an upload that receives no more data: an empty partial is removed, one with data
-    /// kept with its MD5 state (for a resume). The recorded growth stays right: an empty
-    /// partial that is removed had length 0, exactly what the growth already assumes.
+    /// kept with its MD5 state (for a resume). Call under the usage gate, in a disk job.
     fn abandon(self, home: &Home, states: &ResumeStates) {
         self.remember_state(states);
-        let ActiveUpload { partial, lease, .. } = self;
+        let ActiveUpload { mut partial, lease, .. } = self;
         partial.abandon(home);
-        drop(lease);
+        lease.record_disk_change(partial.disk_change());
     }
 }
 
@@ -156,7 +155,7 @@ impl SessionActor {
                     (home.clone(), gate.clone(), services.digests.clone(), services.resume_states.clone());
                 disk.run("open upload", move || {
                     let _change = gate.change();
-                    let (partial, hasher) = PartialUpload::open(&home, &target, size, &states)?;
+                    let (partial, hasher) = PartialUpload::open(&home, &target, size, &states, lease.may_create())?;
                     let resumed_from = partial.offset();
                     let started = Instant::now();
                     let upload = ActiveUpload { resumed_from, partial, hasher, held: None, lease, started };
@@ -349,7 +348,6 @@ impl SessionActor {
             let user = upload.lease.user().to_string();
             let target = upload.partial.target().to_string();
             let size = upload.partial.size();
-            let start_len = upload.partial.start_len() as i64;
             // The lease is settled inside the job, with what publishing really changed on disk,
             // before the client can hear back and start another upload to the same path.
             let published = disk
@@ -360,8 +358,8 @@ impl SessionActor {
                     let ActiveUpload { partial, hasher, lease, .. } = upload;
                     let result = partial.publish(&home, hasher.finalize().into(), &sender_md5, &digests);
                     lease.record_disk_change(match &result {
-                        Ok(done) => size as i64 - start_len - done.replaced_len as i64,
-                        Err(failed) => failed.kept_growth.unwrap_or(-start_len),
+                        Ok(done) => done.change,
+                        Err(failed) => failed.change,
                     });
                     drop(lease);
                     result.map_err(|failed| failed.error)
@@ -399,7 +397,7 @@ fn known_md5_of_size(home: &Home, target: &VirtualPath, size: u64, digests: &Dig
 
 /// Sets an upload's reservation to what it still needs; the error is the response to send.
 async fn reserve_remaining(quota: &Addr<QuotaActor>, upload: &ActiveUpload) -> Result<(), Response> {
-    let need = upload_need(upload.partial.size(), upload.partial.offset(), upload.partial.replaced_len());
+    let need = upload_need(upload.partial.size(), upload.partial.offset());
     match quota.send(Reserve { id: upload.lease.id(), bytes: need }).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(quota_error(&upload.partial.target().to_string(), error)),
@@ -416,6 +414,7 @@ pub(crate) fn quota_wire_error(path: &str, error: QuotaError) -> WireError {
     let code = match error {
         QuotaError::InUse => ErrorCode::InUse,
         QuotaError::Exceeded(_) => ErrorCode::QuotaExceeded,
+        QuotaError::TooManyFiles(_) => ErrorCode::TooManyFiles,
         QuotaError::Internal(_) => ErrorCode::Internal,
     };
     WireError::new(code, format!("put {path}: {error}"))

@@ -34,45 +34,22 @@ impl Session {
         Flow::Reply(Reply::new(250, format!("now in {}", quote_path(&shown))))
     }
 
-    pub(super) async fn make_dir(&mut self, path: &str) -> Flow {
+    /// MKD, RMD and DELE: through [`Services::change_entry`](crate::actors::Services::change_entry),
+    /// which keeps the quota's figures with the change.
+    pub(super) async fn change_entry(&mut self, change: EntryChange, path: &str) -> Flow {
         let target = match self.resolve(path) {
             Ok(target) => target,
             Err(reply) => return Flow::Reply(reply),
         };
         let shown = quote_path(&target.to_string());
-        match self.on_disk("mkdir", move |home| home.mkdir(&target)).await {
-            Ok(()) => Flow::Reply(Reply::new(257, format!("{shown} created"))),
-            Err(reply) => Flow::Reply(reply),
-        }
-    }
-
-    /// A command that runs one storage call and answers `code`.
-    pub(super) async fn simple(
-        &mut self,
-        name: &'static str,
-        path: &str,
-        code: u16,
-        call: impl FnOnce(&Home, VirtualPath) -> Result<(), StorageError> + Send + 'static,
-    ) -> Flow {
-        let target = match self.resolve(path) {
-            Ok(target) => target,
-            Err(reply) => return Flow::Reply(reply),
-        };
-        match self.on_disk(name, move |home| call(home, target)).await {
-            Ok(()) => Flow::Reply(Reply::new(code, format!("{name} done"))),
-            Err(reply) => Flow::Reply(reply),
-        }
-    }
-
-    pub(super) async fn delete(&mut self, path: &str) -> Flow {
-        let target = match self.resolve(path) {
-            Ok(target) => target,
-            Err(reply) => return Flow::Reply(reply),
-        };
         let login = self.logged_in();
-        match self.services.remove_file(login.home.clone(), login.user.clone(), target).await {
-            Ok(Ok(())) => Flow::Reply(Reply::new(250, "deleted")),
-            Ok(Err(error)) => Flow::Reply(storage_reply("delete", error)),
+        match self.services.change_entry(change, login.home.clone(), login.user.clone(), target).await {
+            Ok(Ok(())) => Flow::Reply(match change {
+                EntryChange::MakeDir => Reply::new(257, format!("{shown} created")),
+                EntryChange::RemoveDir => Reply::new(250, "rmdir done"),
+                EntryChange::RemoveFile => Reply::new(250, "deleted"),
+            }),
+            Ok(Err(error)) => Flow::Reply(storage_reply(change.op(), error)),
             Err(failed) => Flow::Reply(Reply::new(451, format!("internal error: {failed}"))),
         }
     }

@@ -9,7 +9,8 @@ impl Session {
         }
         let allowed = plaintext_login_allowed(self.services.config.ftp.allow_plaintext_login, self.peer.ip());
         if !self.is_tls() && !allowed {
-            tracing::info!(target: "access", %user, peer = %self.peer, op = "ftp login", result = "refused: no TLS");
+            // Not the user field: it may hold a password typed into the wrong prompt.
+            tracing::info!(target: "access", peer = %self.peer, op = "ftp login", result = "refused: no TLS");
             return Flow::Reply(Reply::new(530, "passwords only travel encrypted here: send AUTH TLS first"));
         }
         self.pending_user = Some(user);
@@ -24,8 +25,8 @@ impl Session {
         let checked = self.services.auth.send(CheckPassword { user: user.clone(), password, peer: peer.ip() }).await;
         let login = match checked {
             Ok(Ok(login)) => login,
+            // The AuthActor logged the failure (it knows whether the name is a user's).
             Ok(Err(error)) => {
-                tracing::info!(target: "access", %user, %peer, op = "ftp login", result = "failed");
                 let reply = Reply::from_error(&error);
                 if error.code != ErrorCode::AuthFailed {
                     return Flow::Reply(reply);

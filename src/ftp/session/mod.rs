@@ -22,9 +22,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::actors::Services;
 use crate::actors::acceptor::{ClaimUserSession, SlotGuard};
 use crate::actors::auth::CheckPassword;
+use crate::actors::{EntryChange, Services};
 use crate::net::{ErrorCode, WireError};
 use crate::storage::{Home, StorageError, StreamRequest, VirtualPath, file_md5, set_modified};
 
@@ -317,9 +317,9 @@ impl Session {
             )),
             Command::Cwd(path) => self.change_dir(&path).await,
             Command::Cdup => self.change_dir("..").await,
-            Command::Mkd(path) => self.make_dir(&path).await,
-            Command::Rmd(path) => self.simple("rmdir", &path, 250, |home, target| home.remove_dir(&target)).await,
-            Command::Dele(path) => self.delete(&path).await,
+            Command::Mkd(path) => self.change_entry(EntryChange::MakeDir, &path).await,
+            Command::Rmd(path) => self.change_entry(EntryChange::RemoveDir, &path).await,
+            Command::Dele(path) => self.change_entry(EntryChange::RemoveFile, &path).await,
             Command::Rnfr(path) => self.rename_from(&path).await,
             Command::Rnto(path) => self.rename_to(&path).await,
             Command::Size(path) => self.size(&path).await,
