@@ -58,10 +58,27 @@ async fn twenty_clients_ten_slots_five_queue_places() {
     moved.sort();
     assert_eq!(moved, [(1, 1), (2, 2), (3, 3), (4, 4)]);
 
-    // A waiting client that hangs up gives its place away.
+    // A waiting client that hangs up gives its place away: a newcomer queued behind the three
+    // left is at (or soon moves up to) the leaver's position 4, not 5.
     let leaver = waiting.pop().unwrap();
     leaver.abort();
     let _ = leaver.await;
+    let (newcomer_tx, mut newcomer_positions) = mpsc::unbounded_channel::<u32>();
+    let addr = server.addr();
+    waiting.push(tokio::spawn(async move {
+        let mut client = Client::connect(addr, |p| newcomer_tx.send(p).unwrap()).await?;
+        client.login("u", "pw").await?;
+        Ok::<_, ClientError>(client)
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let told = tokio::time::timeout_at(deadline, newcomer_positions.recv()).await;
+        match told.expect("the newcomer is told position 4 within 10 s") {
+            Some(4) => break,
+            Some(5) => continue, // queued before the server noticed the hang-up
+            other => panic!("the newcomer was told {other:?}"),
+        }
+    }
 
     // Everyone else ends; the remaining waiting clients all get in.
     for client in admitted.drain(..) {

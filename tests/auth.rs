@@ -53,6 +53,23 @@ async fn unknown_user_and_wrong_password_look_the_same() {
     server.login("alice", "right").await;
 }
 
+/// An unknown name's failure counts exactly as a wrong password's: with a ban after two
+/// failures, one of each from an address bans it.
+#[tokio::test]
+async fn unknown_names_count_toward_bans_as_wrong_passwords_do() {
+    let server = TestServer::start_with(|c| {
+        c.login_failures_before_ban = 2;
+        c.login_delay_base_ms = 1;
+    });
+    server.add_user("alice", "right", 1 << 20);
+    let ghost = server.connect().await.login("ghost", "whatever").await.unwrap_err();
+    assert_eq!(ghost.code(), Some(ErrorCode::AuthFailed));
+    let wrong = server.connect().await.login("alice", "wrong").await.unwrap_err();
+    assert_eq!(wrong.code(), Some(ErrorCode::AuthFailed));
+    let banned = server.connect().await.login("alice", "right").await.unwrap_err();
+    assert_eq!(banned.code(), Some(ErrorCode::LoginBanned), "{banned}");
+}
+
 #[tokio::test]
 async fn the_password_never_crosses_the_wire() {
     let server = TestServer::start();

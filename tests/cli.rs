@@ -316,7 +316,7 @@ fn batch_shell_exit_statuses() {
 #[test]
 fn the_shell_connects_again_after_the_server_closes_its_idle_session() {
     let server = TestServer::start_with(|config| {
-        config.idle_timeout_secs = 1;
+        config.idle_timeout_secs = 3;
         config.max_concurrency = 1;
         config.max_queued = 2;
     });
@@ -342,7 +342,9 @@ fn the_shell_connects_again_after_the_server_closes_its_idle_session() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut waited_at = None;
     let next = runtime.block_on(ftp_actor::client::Client::connect(server.addr(), |p| waited_at = Some(p)));
-    assert_eq!(waited_at, Some(1));
+    // Normally it waits at position 1 until the idle close; on a machine busy enough that the
+    // close came first, it finds the slot free. Either way the shell's session is closed now.
+    assert!(matches!(waited_at, None | Some(1)), "{waited_at:?}");
     drop(next.unwrap());
 
     input.write_all(b"pwd\nput up.bin\nls\nquit\n").unwrap();
