@@ -86,6 +86,7 @@ pub struct FtpConfig {
     #[serde(deserialize_with = "optional_parsed")]
     pub passive_address: Option<IpAddr>,
     pub allow_plaintext_login: bool,
+    pub require_tls_session_reuse: bool,
     pub active_mode: bool,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,

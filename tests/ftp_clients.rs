@@ -348,6 +348,19 @@ fn rclone_sees_the_quota() {
     assert!(!test.home(USER).join("backup/big.bin").exists());
 }
 
+/// ftplib does not resume the control connection's TLS session on its data connections, which
+/// servers that require it (vsftpd's `require_ssl_reuse`, ours by default) refuse with 522.
+/// The usual fix, documented in docs/INTEROP.md, prepended to every ftplib script here.
+const REUSING_FTP_TLS: &str = r#"
+import ftplib
+class ReusingFTP_TLS(ftplib.FTP_TLS):
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, size
+"#;
+
 /// Python's ftplib (standard library): FTP_TLS with certificate checks, MLSD, HASH, XMD5,
 /// refusals for plaintext logins, the quota and the jail.
 #[test]
@@ -374,7 +387,24 @@ except ftplib.error_perm as e:
     assert str(e).startswith("530"), e
 plain.close()
 
-ftp = ftplib.FTP_TLS(context=ssl.create_default_context(cafile=cert))
+# Stock FTP_TLS negotiates a new TLS session on each data connection: refused with 522.
+stock = ftplib.FTP_TLS(context=ssl.create_default_context(cafile=cert))
+stock.connect("127.0.0.1", port)
+stock.login(user, password)
+stock.prot_p()
+try:
+    stock.nlst("/sub")
+    sys.exit("a data connection without session reuse was served")
+except OSError:
+    # The data connection is dropped after its handshake; the transfer's reply follows.
+    try:
+        stock.getresp()
+        sys.exit("no refusal")
+    except ftplib.error_perm as e:
+        assert str(e).startswith("522"), e
+stock.close()
+
+ftp = ReusingFTP_TLS(context=ssl.create_default_context(cafile=cert))
 ftp.connect("127.0.0.1", port)
 ftp.login(user, password)
 ftp.prot_p()
@@ -417,7 +447,7 @@ print("ok")
         "python3",
         &[
             "-c",
-            script,
+            &format!("{REUSING_FTP_TLS}{script}"),
             &test.ftp_addr().port().to_string(),
             test.ftp_cert().to_str().unwrap(),
             USER,
@@ -439,7 +469,7 @@ import ftplib, hashlib, select, socket, ssl, sys, time
 port, cert, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 
 def session():
-    ftp = ftplib.FTP_TLS(context=ssl.create_default_context(cafile=cert))
+    ftp = ReusingFTP_TLS(context=ssl.create_default_context(cafile=cert))
     ftp.connect("127.0.0.1", port)
     ftp.login(user, password)
     ftp.prot_p()
@@ -476,7 +506,7 @@ except ftplib.error_temp as e:
     assert str(e).startswith("426"), e
 reply = c.getresp()
 assert reply.startswith("150"), reply
-c_data = c.context.wrap_socket(c_data, server_hostname="127.0.0.1")
+c_data = c.context.wrap_socket(c_data, server_hostname="127.0.0.1", session=c.sock.session)
 content = b"c" * 5000
 c_data.sendall(content)
 c_data.unwrap()
@@ -488,9 +518,86 @@ print("ok")
 "#;
     let output = run(
         "python3",
-        &["-c", script, &test.ftp_addr().port().to_string(), test.ftp_cert().to_str().unwrap(), USER, PASSWORD],
+        &[
+            "-c",
+            &format!("{REUSING_FTP_TLS}{script}"),
+            &test.ftp_addr().port().to_string(),
+            test.ftp_cert().to_str().unwrap(),
+            USER,
+            PASSWORD,
+        ],
     );
     must_succeed("ftplib script", &output);
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
     assert_eq!(std::fs::read(test.home(USER).join("held.bin")).unwrap(), vec![b'c'; 5000]);
+}
+
+/// Finding 3 of the probe's second round: with PROT P, another client on the same address that
+/// connects to the announced passive port first, with a TLS session of its own (new, or of a
+/// control connection logged in as another user), is refused and receives nothing; the real
+/// client, which resumes its control connection's session, then gets the whole file.
+#[test]
+fn a_tls_data_connection_must_resume_a_session_of_the_users_control_connection() {
+    let test = server(1 << 20);
+    test.add_user("mallory", "other password", 1 << 20);
+    let content = random_bytes(200_000, 12);
+    std::fs::write(test.home(USER).join("secret.bin"), &content).unwrap();
+    let script = r#"
+import hashlib, socket, ssl, sys
+port, cert, user, password, md5 = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+context = ssl.create_default_context(cafile=cert)
+
+def session(user, password):
+    ftp = ReusingFTP_TLS(context=context)
+    ftp.connect("127.0.0.1", port)
+    ftp.login(user, password)
+    ftp.prot_p()
+    ftp.voidcmd("TYPE I")
+    return ftp
+
+def steal(data_port, session):
+    # Races to the passive port with its own TLS session; returns what it could read.
+    raw = socket.create_connection(("127.0.0.1", data_port), timeout=10)
+    got = b""
+    try:
+        tls = context.wrap_socket(raw, server_hostname="127.0.0.1", session=session)
+        while chunk := tls.recv(65536):
+            got += chunk
+    except OSError:
+        pass
+    return got
+
+mallory = session("mallory", sys.argv[6])
+for impostor_session in [None, mallory.sock.session]:
+    ftp = session(user, password)
+    host, data_port = ftp.makepasv()
+    ftp.putcmd("RETR secret.bin")
+    assert steal(data_port, impostor_session) == b"", "the impostor read data"
+    real = socket.create_connection((host, data_port), timeout=10)
+    assert ftp.getresp().startswith("150")
+    real = context.wrap_socket(real, server_hostname="127.0.0.1", session=ftp.sock.session)
+    received = b""
+    while chunk := real.recv(65536):
+        received += chunk
+    real.close()
+    assert ftp.voidresp().startswith("226")
+    assert hashlib.md5(received).hexdigest() == md5, "the real client got the whole file"
+    ftp.quit()
+print("ok")
+"#;
+    let output = run(
+        "python3",
+        &[
+            "-c",
+            &format!("{REUSING_FTP_TLS}{script}"),
+            &test.ftp_addr().port().to_string(),
+            test.ftp_cert().to_str().unwrap(),
+            USER,
+            PASSWORD,
+            &md5_hex(&content),
+            "other password",
+        ],
+    );
+    must_succeed("ftplib script", &output);
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
 }

@@ -76,6 +76,7 @@ async fn soak_with_random_failures() {
     let server = Arc::new(TestServer::start_with(|c| {
         c.max_concurrency = POOL;
         c.max_queued = CLIENTS;
+        c.max_sessions_per_user = CLIENTS; // the soak is about failures, not the per-user share
         c.chunk_bytes = 64 << 10;
     }));
     for (user, quota) in USERS {

@@ -41,34 +41,89 @@ pub fn bind_passive(ip: IpAddr, range: PortRange) -> Result<TcpListener, Reply> 
     Err(Reply::new(425, "no free passive port; try again in a moment"))
 }
 
+/// TLS on a data connection: the session's data configuration, and whether the connection
+/// must resume the control connection's TLS session (`ftp.require_tls_session_reuse`).
+pub struct DataTls {
+    pub config: Arc<rustls::ServerConfig>,
+    pub require_reuse: bool,
+}
+
+/// After refusing a data connection that did not resume the control connection's TLS
+/// session, how long the real client has to connect: it raced the impostor, so its connection
+/// is already waiting, and a client that does not resume sessions hears 522 soon.
+const AFTER_REFUSAL: Duration = Duration::from_secs(2);
+
 /// Opens the data connection and, if `tls` is given, runs the TLS handshake on it. Waits at
 /// most `patience` in all. Connections from any other address than `peer` are refused (a
-/// stranger must not be able to steal a transfer by racing to the port).
+/// stranger must not be able to steal a transfer by racing to the port), and so, when reuse
+/// is required, are TLS connections that do not resume a session of the user's control
+/// connections (another client on the same address); a passive listener then waits
+/// [`AFTER_REFUSAL`] more for the real one, else the answer is 522.
 pub async fn open(
     source: DataSource,
     peer: IpAddr,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<DataTls>,
     patience: Duration,
 ) -> Result<MaybeTls, Reply> {
-    let connect = async {
-        let stream = match source {
-            DataSource::Passive(listener) => loop {
-                let (stream, from) = listener.accept().await.map_err(|_| ())?;
-                if from.ip() == peer {
-                    break stream;
+    let mut deadline = tokio::time::Instant::now() + patience;
+    let mut refused_new_session = false;
+    loop {
+        match tokio::time::timeout_at(deadline, connect_once(&source, peer, tls.as_ref())).await {
+            Ok(Attempt::Connected(stream)) => return Ok(stream),
+            Ok(Attempt::NotTheClient) => continue,
+            Ok(Attempt::NewSession) => {
+                tracing::warn!(%peer, "TLS data connection that resumes no session of the user's refused");
+                refused_new_session = true;
+                if matches!(source, DataSource::Active(_)) {
+                    break;
                 }
-                tracing::warn!(%from, expected = %peer, "data connection from another address refused");
-            },
-            DataSource::Active(address) => TcpStream::connect(address).await.map_err(|_| ())?,
-        };
-        let _ = stream.set_nodelay(true);
-        match tls {
-            Some(config) => MaybeTls::accept(stream, config).await.map_err(|_| ()),
-            None => Ok(MaybeTls::Plain(stream)),
+                deadline = deadline.min(tokio::time::Instant::now() + AFTER_REFUSAL);
+            }
+            Ok(Attempt::Failed) | Err(_) => break,
         }
+    }
+    if refused_new_session {
+        return Err(Reply::new(
+            522,
+            "the data connection must resume the TLS session of your control connection (session reuse required)",
+        ));
+    }
+    Err(Reply::new(425, "cannot open the data connection"))
+}
+
+/// What one connection attempt gave.
+enum Attempt {
+    Connected(MaybeTls),
+    /// Another address, or a broken TLS handshake, on the passive port: wait for the next.
+    NotTheClient,
+    /// A TLS data connection that negotiated a new session where reuse is required.
+    NewSession,
+    /// The listener failed, or the active connection could not be made.
+    Failed,
+}
+
+async fn connect_once(source: &DataSource, peer: IpAddr, tls: Option<&DataTls>) -> Attempt {
+    let stream = match source {
+        DataSource::Passive(listener) => {
+            let Ok((stream, from)) = listener.accept().await else { return Attempt::Failed };
+            if from.ip() != peer {
+                tracing::warn!(%from, expected = %peer, "data connection from another address refused");
+                return Attempt::NotTheClient;
+            }
+            stream
+        }
+        DataSource::Active(address) => match TcpStream::connect(*address).await {
+            Ok(stream) => stream,
+            Err(_) => return Attempt::Failed,
+        },
     };
-    match tokio::time::timeout(patience, connect).await {
-        Ok(Ok(stream)) => Ok(stream),
-        _ => Err(Reply::new(425, "cannot open the data connection")),
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = tls else { return Attempt::Connected(MaybeTls::Plain(stream)) };
+    let passive = matches!(source, DataSource::Passive(_));
+    match MaybeTls::accept(stream, tls.config.clone()).await {
+        Ok(data) if tls.require_reuse && !data.resumed_session() => Attempt::NewSession,
+        Ok(data) => Attempt::Connected(data),
+        Err(_) if passive => Attempt::NotTheClient,
+        Err(_) => Attempt::Failed,
     }
 }

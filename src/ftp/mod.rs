@@ -19,6 +19,7 @@ pub mod listing;
 pub mod reply;
 mod sendfile;
 pub mod session;
+pub mod session_tickets;
 pub mod tls;
 mod transfer;
 

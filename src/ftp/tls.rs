@@ -18,6 +18,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
+use super::session_tickets::{SessionTickets, TicketRegistry};
+
 /// File names of the generated certificate and key inside the data directory.
 pub const GENERATED_CERT: &str = "ftp-tls-cert.pem";
 pub const GENERATED_KEY: &str = "ftp-tls-key.pem";
@@ -72,16 +74,48 @@ pub struct FtpTls {
     /// Like `control`, but sends no TLS 1.3 session tickets: a client that only writes to a
     /// data connection (an upload) never reads them, and a socket closed with unread bytes
     /// sends a reset instead of a FIN, which can destroy the end of the upload in flight.
-    /// Sessions are still resumed with the control connection's tickets (shared cache).
+    /// Sessions are still resumed with the control connection's tickets.
     pub data: Arc<rustls::ServerConfig>,
+    /// The ticket keys of the listener's logged-in control connections.
+    registry: Arc<TicketRegistry>,
+    /// A control connection's own tickets (`None` for the listener's configurations).
+    pub tickets: Option<Arc<SessionTickets>>,
 }
+
+impl FtpTls {
+    /// The configurations for one control connection and its data connections, with session
+    /// state of their own: a ticket key and a session cache no other control connection
+    /// shares, so that a data connection can resume only a session of a control connection
+    /// logged in as the same user (see `ftp::session_tickets`). That is how a data connection
+    /// is tied to its control connection (vsftpd's `require_ssl_reuse`): another client that
+    /// races to the passive port can do a full handshake, but not a resumption, and is refused.
+    pub fn for_session(&self) -> Result<FtpTls, rustls::Error> {
+        let tickets = SessionTickets::new(self.registry.clone())?;
+        let cache = rustls::server::ServerSessionMemoryCache::new(SESSIONS_PER_CONTROL);
+        let private = |config: &Arc<rustls::ServerConfig>| {
+            let mut config = (**config).clone();
+            config.ticketer = tickets.clone();
+            config.session_storage = cache.clone();
+            Arc::new(config)
+        };
+        Ok(FtpTls {
+            control: private(&self.control),
+            data: private(&self.data),
+            registry: self.registry.clone(),
+            tickets: Some(tickets),
+        })
+    }
+}
+
+/// Sessions one control connection's cache holds (its own, and TLS 1.2 resumptions of it).
+const SESSIONS_PER_CONTROL: usize = 8;
 
 /// Loads the certificate and key into the configurations of both kinds of connection.
 pub fn ftp_tls(cert: &Path, key: &Path) -> Result<FtpTls, TlsSetupError> {
     let control = server_config(cert, key)?;
     let mut data = (*control).clone();
     data.send_tls13_tickets = 0;
-    Ok(FtpTls { control, data: Arc::new(data) })
+    Ok(FtpTls { control, data: Arc::new(data), registry: Arc::default(), tickets: None })
 }
 
 /// The rustls server configuration. Sessions are cached (rustls' default in-memory cache), so
@@ -153,6 +187,14 @@ impl AsyncWrite for PromptAck {
 impl MaybeTls {
     pub fn is_tls(&self) -> bool {
         matches!(self, MaybeTls::Tls(_))
+    }
+
+    /// Did the TLS handshake resume an earlier session (rather than negotiate a new one)?
+    pub fn resumed_session(&self) -> bool {
+        match self {
+            MaybeTls::Plain(_) => false,
+            MaybeTls::Tls(stream) => stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+        }
     }
 
     /// Runs the server side of a TLS handshake on a plain stream.

@@ -48,6 +48,9 @@ impl Session {
         match self.services.disk.run("open home", move || Home::open(&home_path)).await {
             Ok(Ok(home)) => {
                 tracing::info!(target: "access", user = %login.user, %peer, op = "ftp login", result = "ok");
+                if let Some(tickets) = &self.tls.tickets {
+                    tickets.logged_in(&login.user);
+                }
                 let reply = Reply::new(230, format!("logged in as {}", login.user));
                 let cwd = VirtualPath::root();
                 self.login = Some(LoggedIn { user: login.user, home: Arc::new(home), home_path: login.home, cwd });
@@ -80,6 +83,14 @@ impl Session {
             return Flow::Lost;
         };
         let patience = Duration::from_secs(self.services.config.login_timeout_secs);
+        // From here on, this session's TLS state is its own (see `FtpTls::for_session`).
+        match self.tls.for_session() {
+            Ok(own) => self.tls = own,
+            Err(error) => {
+                tracing::error!(%error, "cannot make the session's TLS state");
+                return Flow::Lost;
+            }
+        }
         match tokio::time::timeout(patience, MaybeTls::accept(stream, self.tls.control.clone())).await {
             Ok(Ok(tls)) => {
                 self.control = Some(BufReader::new(tls));

@@ -70,7 +70,8 @@ impl Session {
         if !self.send(Reply::new(150, opening)).await {
             return Flow::Lost;
         }
-        let tls = self.protect_data.then(|| self.tls.data.clone());
+        let require_reuse = self.services.config.ftp.require_tls_session_reuse;
+        let tls = self.protect_data.then(|| data::DataTls { config: self.tls.data.clone(), require_reuse });
         let (peer, stall) = (self.peer.ip(), self.stall());
         // Waiting for the data connection is part of the transfer, so ABOR works meanwhile.
         let transfer = async move {
