@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
@@ -44,15 +44,6 @@ impl Drop for SmallDisk {
     }
 }
 
-fn bytes_in(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
-}
-
 #[tokio::test]
 async fn a_full_disk_gives_a_clear_error_and_the_upload_resumes_later() {
     let disk = SmallDisk::mount(8);
@@ -81,7 +72,7 @@ async fn a_full_disk_gives_a_clear_error_and_the_upload_resumes_later() {
     let back = server.local("small.back");
     other.get("small.bin", &back, &NoProgress).await.unwrap();
     assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&small).unwrap());
-    let (used, _) = wait_for_quota(&mut other, |used, _| used == bytes_in(&server.home("u"))).await;
+    let (used, _) = wait_for_quota(&mut other, |used, _| used == disk_bytes(&server.home("u"))).await;
     assert_eq!(used, 100_000 + kept, "the partial counts in the quota");
 
     // More room: the upload resumes from the partial and completes.

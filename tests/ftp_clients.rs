@@ -361,6 +361,18 @@ class ReusingFTP_TLS(ftplib.FTP_TLS):
         return conn, size
 "#;
 
+/// Runs an ftplib `script` (after [`REUSING_FTP_TLS`]) with the arguments port, certificate,
+/// user, password, then `extra`; it must succeed and print "ok".
+fn run_ftplib(test: &TestServer, script: &str, extra: &[&str]) {
+    let (port, cert) = (test.ftp_addr().port().to_string(), test.ftp_cert());
+    let program = format!("{REUSING_FTP_TLS}{script}");
+    let mut args = vec!["-c", &program, &port, cert.to_str().unwrap(), USER, PASSWORD];
+    args.extend_from_slice(extra);
+    let output = run("python3", &args);
+    must_succeed("ftplib script", &output);
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
+}
+
 /// Python's ftplib (standard library): FTP_TLS with certificate checks, MLSD, HASH, XMD5,
 /// refusals for plaintext logins, the quota and the jail.
 #[test]
@@ -443,20 +455,7 @@ except ftplib.error_perm as e:
 ftp.quit()
 print("ok")
 "#;
-    let output = run(
-        "python3",
-        &[
-            "-c",
-            &format!("{REUSING_FTP_TLS}{script}"),
-            &test.ftp_addr().port().to_string(),
-            test.ftp_cert().to_str().unwrap(),
-            USER,
-            PASSWORD,
-            &md5_hex(&content),
-        ],
-    );
-    must_succeed("ftplib script", &output);
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
+    run_ftplib(&test, script, &[&md5_hex(&content)]);
     assert_eq!(std::fs::read(home.join("sub/new/moved.bin")).unwrap(), vec![b'x'; 1000]);
     assert!(!home.join("sub/big.bin").exists());
 }
@@ -516,19 +515,7 @@ assert c.size("held.bin") == len(content)
 assert c.sendcmd("XMD5 held.bin") == "250 " + hashlib.md5(content).hexdigest()
 print("ok")
 "#;
-    let output = run(
-        "python3",
-        &[
-            "-c",
-            &format!("{REUSING_FTP_TLS}{script}"),
-            &test.ftp_addr().port().to_string(),
-            test.ftp_cert().to_str().unwrap(),
-            USER,
-            PASSWORD,
-        ],
-    );
-    must_succeed("ftplib script", &output);
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
+    run_ftplib(&test, script, &[]);
     assert_eq!(std::fs::read(test.home(USER).join("held.bin")).unwrap(), vec![b'c'; 5000]);
 }
 
@@ -585,19 +572,5 @@ for impostor_session in [None, mallory.sock.session]:
     ftp.quit()
 print("ok")
 "#;
-    let output = run(
-        "python3",
-        &[
-            "-c",
-            &format!("{REUSING_FTP_TLS}{script}"),
-            &test.ftp_addr().port().to_string(),
-            test.ftp_cert().to_str().unwrap(),
-            USER,
-            PASSWORD,
-            &md5_hex(&content),
-            "other password",
-        ],
-    );
-    must_succeed("ftplib script", &output);
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
+    run_ftplib(&test, script, &[&md5_hex(&content), "other password"]);
 }

@@ -226,6 +226,8 @@ async fn soak_with_random_failures() {
         let on_disk = disk_bytes(&server.home(user));
         assert_eq!(usage.used, on_disk, "{user}: usage equals the bytes on disk");
         assert_eq!(usage.reserved, 0, "{user}: no orphaned reservation");
+        assert_eq!(usage.files, disk_entries(&server.home(user)), "{user}: entries equal the disk's");
+        assert_eq!(usage.files_reserved, 0, "{user}: no orphaned entry reservation");
         assert!(usage.used <= usage.limit || usage.limit < on_disk, "{user} within quota");
     }
     assert_eq!(services.disk.census(Duration::from_secs(5)).await, POOL, "no lost thread");
@@ -237,5 +239,7 @@ async fn soak_with_random_failures() {
     println!("soak: operations {:?}", tally.ops);
     println!("soak: errors by code {:?}", tally.errors);
     println!("soak: {} MiB transferred", transferred.load(Ordering::Relaxed) >> 20);
-    println!("soak: {verified} complete files verified against their sources; usage == disk for every user");
+    println!(
+        "soak: {verified} complete files verified against their sources; usage == disk (bytes and entries) for every user"
+    );
 }

@@ -111,6 +111,12 @@ impl QuotaActor {
         }
     }
 
+    /// Records a live lease for reservation `id` and hands it out.
+    fn lease(&mut self, quota: Addr<QuotaActor>, id: ReservationId, state: Arc<LeaseState>) -> UploadLease {
+        self.leases.insert(id, state.clone());
+        UploadLease { quota, id, state }
+    }
+
     /// Runs `body`; if it panics, the actor stops (and is restarted by its supervisor).
     fn guarded<R>(&mut self, ctx: &mut Context<Self>, body: impl FnOnce(&mut Self) -> R) -> Result<R, Panicked> {
         let result = catch_panic("quota actor", || body(self));
@@ -266,9 +272,7 @@ impl Handler<OpenUpload> for QuotaActor {
             // that they need no second message. Without room, a resume of an existing partial
             // still works; a new one is refused when it would be created.
             let may_create = act.ledger.reserve_file(&msg.user, id).is_ok();
-            let state = LeaseState::new(msg.user, Some(msg.target), may_create as u64);
-            act.leases.insert(id, state.clone());
-            Ok(UploadLease { quota: address, id, state })
+            Ok(act.lease(address, id, LeaseState::new(msg.user, Some(msg.target), may_create as u64)))
         })?
     }
 }
@@ -291,9 +295,7 @@ impl Handler<OpenEntry> for QuotaActor {
                 act.ledger.settle(&msg.user, id, DiskChange::default());
                 return Err(refused.into());
             }
-            let state = LeaseState::new(msg.user, None, 1);
-            act.leases.insert(id, state.clone());
-            Ok(UploadLease { quota: address, id, state })
+            Ok(act.lease(address, id, LeaseState::new(msg.user, None, 1)))
         })?
     }
 }

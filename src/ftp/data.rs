@@ -3,14 +3,13 @@
 //! connection's address, with TLS when the client asked for `PROT P`.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use super::address::PortRange;
 use super::reply::Reply;
-use super::tls::MaybeTls;
+use super::tls::{FtpTls, MaybeTls};
 
 /// Where the next data connection comes from.
 pub enum DataSource {
@@ -41,12 +40,18 @@ pub fn bind_passive(ip: IpAddr, range: PortRange) -> Result<TcpListener, Reply> 
     Err(Reply::new(425, "no free passive port; try again in a moment"))
 }
 
-/// TLS on a data connection: the session's data configuration, and whether the connection
-/// must resume the control connection's TLS session (`ftp.require_tls_session_reuse`).
+/// TLS on a data connection: the control connection's TLS state, its user, and whether the
+/// connection must resume a TLS session of that user's control connections
+/// (`ftp.require_tls_session_reuse`; see `ftp::session_tickets`).
 pub struct DataTls {
-    pub config: Arc<rustls::ServerConfig>,
+    pub tls: FtpTls,
+    pub user: String,
     pub require_reuse: bool,
 }
+
+/// How long a data connection that resumed the session of a control connection still logging
+/// in waits for that login (rclone opens control connections while others transfer).
+const LOGIN_WAIT: Duration = Duration::from_secs(5);
 
 /// After refusing a data connection that did not resume the control connection's TLS
 /// session, how long the real client has to connect: it raced the impostor, so its connection
@@ -120,10 +125,19 @@ async fn connect_once(source: &DataSource, peer: IpAddr, tls: Option<&DataTls>) 
     let _ = stream.set_nodelay(true);
     let Some(tls) = tls else { return Attempt::Connected(MaybeTls::Plain(stream)) };
     let passive = matches!(source, DataSource::Passive(_));
-    match MaybeTls::accept(stream, tls.config.clone()).await {
-        Ok(data) if tls.require_reuse && !data.resumed_session() => Attempt::NewSession,
-        Ok(data) => Attempt::Connected(data),
-        Err(_) if passive => Attempt::NotTheClient,
-        Err(_) => Attempt::Failed,
+    // A configuration per connection, whose tickets say whose session it resumed.
+    let (config, tickets) = tls.tls.for_data(peer);
+    let data = match MaybeTls::accept(stream, config).await {
+        Ok(data) => data,
+        Err(_) if passive => return Attempt::NotTheClient,
+        Err(_) => return Attempt::Failed,
+    };
+    if !tls.require_reuse {
+        return Attempt::Connected(data);
     }
+    let users_session = match tickets {
+        Some(tickets) => data.resumed_session() && tickets.resumed_as(&tls.user, LOGIN_WAIT).await,
+        None => false,
+    };
+    if users_session { Attempt::Connected(data) } else { Attempt::NewSession }
 }

@@ -7,6 +7,7 @@
 //! fingerprint stays the same across restarts and clients can pin it (`curl --cacert`).
 
 use std::io;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
-use super::session_tickets::{SessionTickets, TicketRegistry};
+use super::session_tickets::{ControlTickets, DataTickets, TicketRegistry};
 
 /// File names of the generated certificate and key inside the data directory.
 pub const GENERATED_CERT: &str = "ftp-tls-cert.pem";
@@ -76,34 +77,42 @@ pub struct FtpTls {
     /// sends a reset instead of a FIN, which can destroy the end of the upload in flight.
     /// Sessions are still resumed with the control connection's tickets.
     pub data: Arc<rustls::ServerConfig>,
-    /// The ticket keys of the listener's logged-in control connections.
+    /// The ticket keys of the listener's control connections.
     registry: Arc<TicketRegistry>,
     /// A control connection's own tickets (`None` for the listener's configurations).
-    pub tickets: Option<Arc<SessionTickets>>,
+    pub tickets: Option<Arc<ControlTickets>>,
 }
 
 impl FtpTls {
-    /// The configurations for one control connection and its data connections, with session
-    /// state of their own: a ticket key and a session cache no other control connection
-    /// shares, so that a data connection can resume only a session of a control connection
-    /// logged in as the same user (see `ftp::session_tickets`). That is how a data connection
-    /// is tied to its control connection (vsftpd's `require_ssl_reuse`): another client that
-    /// races to the passive port can do a full handshake, but not a resumption, and is refused.
-    pub fn for_session(&self) -> Result<FtpTls, rustls::Error> {
-        let tickets = SessionTickets::new(self.registry.clone())?;
-        let cache = rustls::server::ServerSessionMemoryCache::new(SESSIONS_PER_CONTROL);
-        let private = |config: &Arc<rustls::ServerConfig>| {
-            let mut config = (**config).clone();
-            config.ticketer = tickets.clone();
-            config.session_storage = cache.clone();
-            Arc::new(config)
-        };
+    /// The configurations for one control connection from `address`, with session state of
+    /// its own: a ticket key and a session cache no other control connection shares, so that
+    /// its data connections can be held to sessions of the user's control connections (see
+    /// `ftp::session_tickets`). That is how a data connection is tied to its control
+    /// connection (vsftpd's `require_ssl_reuse`): another client that races to the passive
+    /// port can do a full handshake, but not resume such a session, and is refused.
+    pub fn for_session(&self, address: IpAddr) -> Result<FtpTls, rustls::Error> {
+        let tickets = ControlTickets::new(&self.registry, address)?;
+        let mut control = (*self.control).clone();
+        control.ticketer = tickets.clone();
+        control.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSIONS_PER_CONTROL);
         Ok(FtpTls {
-            control: private(&self.control),
-            data: private(&self.data),
+            control: Arc::new(control),
+            data: self.data.clone(),
             registry: self.registry.clone(),
             tickets: Some(tickets),
         })
+    }
+
+    /// The configuration of one data connection from `address` (after [`FtpTls::for_session`]),
+    /// and its tickets, which say after the handshake whose session it resumed.
+    pub fn for_data(&self, address: IpAddr) -> (Arc<rustls::ServerConfig>, Option<Arc<DataTickets>>) {
+        let Some(control) = &self.tickets else { return (self.data.clone(), None) };
+        let tickets = DataTickets::new(self.registry.clone(), control, address);
+        let mut data = (*self.data).clone();
+        data.ticketer = tickets.clone();
+        // Sessions resumed by ID (TLS 1.2) come from the control connection's own cache.
+        data.session_storage = self.control.session_storage.clone();
+        (Arc::new(data), Some(tickets))
     }
 }
 

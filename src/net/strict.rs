@@ -90,21 +90,36 @@ impl<'de> serde::Deserialize<'de> for CheckedEnvelope {
     }
 }
 
-/// A map key, which must be text.
-struct Key(String);
+/// A map key, which must be text: whether it is `type` (read without allocating).
+struct IsTypeKey(bool);
 
-impl<'de> serde::Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key, D::Error> {
-        text(deserializer).map(Key)
+/// Accepts text only, and says whether it is `type`.
+struct TextKeyVisitor;
+
+impl<'de> Visitor<'de> for TextKeyVisitor {
+    type Value = IsTypeKey;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a text string")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<IsTypeKey, E> {
+        Ok(IsTypeKey(key == "type"))
     }
 }
 
-/// The `type` value, which must be text.
+impl<'de> serde::Deserialize<'de> for IsTypeKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<IsTypeKey, D::Error> {
+        deserializer.deserialize_str(TextKeyVisitor)
+    }
+}
+
+/// The `type` value, which must be text (read without allocating).
 struct Tag;
 
 impl<'de> serde::Deserialize<'de> for Tag {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Tag, D::Error> {
-        text(deserializer).map(|_| Tag)
+        deserializer.deserialize_str(TextKeyVisitor).map(|_| Tag)
     }
 }
 
@@ -119,8 +134,8 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CheckedEnvelope, A::Error> {
         let mut tagged = false;
-        while let Some(Key(key)) = map.next_key()? {
-            if key == "type" {
+        while let Some(IsTypeKey(is_type)) = map.next_key()? {
+            if is_type {
                 map.next_value::<Tag>()?;
                 tagged = true;
             } else {

@@ -292,17 +292,28 @@ impl PartialUpload {
             Err(e) => return Err(e.into()),
         };
         home.check_dir(&target.parent())?;
-        let mut options = OpenOptions::new();
-        options.read(true).write(true);
-        // The path lease keeps any other upload from this partial, so "not there, then
-        // created" cannot race: whether this upload created the entry is known exactly.
-        let (file, partial_existed) = match home.dir().open_with(partial.to_relative(), &options) {
-            Ok(file) => (file, true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_create => {
-                options.create_new(true).mode(0o600);
-                (home.dir().open_with(partial.to_relative(), &options)?, false)
+        // The path lease keeps any other upload from this partial, so whether this upload
+        // created the entry is known exactly. A new partial (the common case) costs one call.
+        let mut reopen = OpenOptions::new();
+        reopen.read(true).write(true);
+        let opened = if may_create {
+            let mut new = OpenOptions::new();
+            new.read(true).write(true).create_new(true).mode(0o600);
+            match home.dir().open_with(partial.to_relative(), &new) {
+                Ok(file) => Ok((file, false)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    home.dir().open_with(partial.to_relative(), &reopen).map(|file| (file, true))
+                }
+                Err(e) => Err(e),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::TooManyFiles),
+        } else {
+            home.dir().open_with(partial.to_relative(), &reopen).map(|file| (file, true))
+        };
+        let (file, partial_existed) = match opened {
+            Ok(opened) => opened,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !may_create => {
+                return Err(StorageError::TooManyFiles);
+            }
             Err(e) => return Err(e.into()),
         };
         let file = file.into_std();

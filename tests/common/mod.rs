@@ -130,6 +130,17 @@ pub fn disk_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// Files, directories and partials under `dir`, each one: what `max_files` counts.
+pub fn disk_entries(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            1 + if entry.file_type().unwrap().is_dir() { disk_entries(&entry.path()) } else { 0 }
+        })
+        .sum()
+}
+
 /// Polls the session's quota until `settled` accepts it, for at most 10 seconds: the quota
 /// settles asynchronously after a dropped upload or a store change (this waits for a state,
 /// it does not assert a timing).

@@ -39,6 +39,13 @@ impl Session {
             }
             Err(_) => return Flow::Reply(Reply::new(421, "authentication service unavailable")),
         };
+        // The password is proven: this connection's TLS sessions are the user's, even if the
+        // session cap refuses it below (a client such as rclone shares one session cache among
+        // all its connections, and may resume this connection's session on another's data
+        // connection).
+        if let Some(tickets) = &self.tls.tickets {
+            tickets.logged_in(&login.user);
+        }
         match self.user_slots.send(ClaimUserSession::for_login(self.id, &login)).await {
             Ok(Ok(())) => {}
             Ok(Err(refused)) => return Flow::Reply(Reply::from_error(&refused)),
@@ -48,9 +55,6 @@ impl Session {
         match self.services.disk.run("open home", move || Home::open(&home_path)).await {
             Ok(Ok(home)) => {
                 tracing::info!(target: "access", user = %login.user, %peer, op = "ftp login", result = "ok");
-                if let Some(tickets) = &self.tls.tickets {
-                    tickets.logged_in(&login.user);
-                }
                 let reply = Reply::new(230, format!("logged in as {}", login.user));
                 let cwd = VirtualPath::root();
                 self.login = Some(LoggedIn { user: login.user, home: Arc::new(home), home_path: login.home, cwd });
@@ -84,7 +88,7 @@ impl Session {
         };
         let patience = Duration::from_secs(self.services.config.login_timeout_secs);
         // From here on, this session's TLS state is its own (see `FtpTls::for_session`).
-        match self.tls.for_session() {
+        match self.tls.for_session(self.peer.ip()) {
             Ok(own) => self.tls = own,
             Err(error) => {
                 tracing::error!(%error, "cannot make the session's TLS state");

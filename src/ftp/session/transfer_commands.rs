@@ -71,7 +71,8 @@ impl Session {
             return Flow::Lost;
         }
         let require_reuse = self.services.config.ftp.require_tls_session_reuse;
-        let tls = self.protect_data.then(|| data::DataTls { config: self.tls.data.clone(), require_reuse });
+        let user = self.login.as_ref().map(|login| login.user.clone()).unwrap_or_default();
+        let tls = self.protect_data.then(|| data::DataTls { tls: self.tls.clone(), user, require_reuse });
         let (peer, stall) = (self.peer.ip(), self.stall());
         // Waiting for the data connection is part of the transfer, so ABOR works meanwhile.
         let transfer = async move {
