@@ -219,12 +219,15 @@ fn batch_shell_copies_directory_trees_both_ways() {
         ("a.bin", random_bytes(600_000, 70)),
         ("sub/b.bin", random_bytes(40_000, 71)),
         ("sub/deeper/c.txt", b"three levels down".to_vec()),
+        // A backslash is an ordinary character: up and back down again.
+        ("sub/back\\slash.txt", b"slash".to_vec()),
     ];
     for (name, bytes) in &files {
         std::fs::write(src.join(name), bytes).unwrap();
     }
     std::os::unix::fs::symlink(&src, src.join("sub/loop")).unwrap();
     std::fs::write(src.join(".x.ftpa-part"), b"an interrupted download's partial").unwrap();
+    std::fs::write(src.join("sub/line\nbreak.txt"), b"a name the server refuses").unwrap();
     let commands = "\
 put -r src
 put -r src
@@ -262,19 +265,20 @@ quit
     assert!(!home.join("src/sub/loop").exists() && !home.join("src/.x.ftpa-part").exists());
     assert!(stderr.contains("sub/loop: it is a link to a directory"), "{stderr}");
     assert!(stderr.contains(".x.ftpa-part: it is the partial of an interrupted transfer"), "{stderr}");
+    assert!(stderr.contains("break.txt: its name has a control character, which the server refuses"), "{stderr}");
     assert!(stderr.contains("error: put src: a directory; use put -r"), "{stderr}");
     assert!(stderr.contains("error: get -r src/a.bin: not a remote directory; use get"), "{stderr}");
     // Run again, into the directories it made the first time: every file is already there.
-    assert_eq!(stdout.matches("put -r src -> src: 3 files in 4 directories, 625.0 KiB").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("put -r src -> src: 4 files in 4 directories, 625.0 KiB").count(), 2, "{stdout}");
     let resent = stdout.split("ftp> put -r src\n").nth(2).unwrap().split("ftp> mkdir up").next().unwrap();
-    assert_eq!(resent.matches("skipped, the server's src/").count(), 3, "{resent}");
-    assert!(stdout.contains("put -r src -> up/src: 3 files"), "{stdout}");
-    assert!(stdout.contains("get -r /up/src/ -> again: 3 files in 4 directories"), "{stdout}");
+    assert_eq!(resent.matches("skipped, the server's src/").count(), 4, "{resent}");
+    assert!(stdout.contains("put -r src -> up/src: 4 files"), "{stdout}");
+    assert!(stdout.contains("get -r /up/src/ -> again: 4 files in 4 directories"), "{stdout}");
     assert!(stderr.contains("error: get -r src: the server cut the listing of /src at 3 entries"), "{stderr}");
     assert!(!work.join("cut").exists(), "nothing fetched from a tree it cannot see whole");
     // Run again, the tree's files already there are found identical and not fetched.
     let second = stdout.rsplit("ftp> get -r src back").next().unwrap().split("ftp> mkdir").next().unwrap();
-    assert_eq!(second.matches(": skipped, ").count(), 3, "{second}");
+    assert_eq!(second.matches(": skipped, ").count(), 4, "{second}");
 }
 
 #[test]

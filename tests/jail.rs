@@ -83,6 +83,8 @@ async fn traversal_corpus_is_refused_and_nothing_outside_is_touched() {
         ("canary_link", ErrorCode::PathOutsideHome),
         ("neighbour/private.txt", ErrorCode::PathOutsideHome),
         ("a\0b", ErrorCode::InvalidPath),
+        ("line\nbreak", ErrorCode::InvalidPath),
+        ("tab\there", ErrorCode::InvalidPath),
         ("\0", ErrorCode::InvalidPath),
         (&long_name, ErrorCode::InvalidPath),
         (&long_path, ErrorCode::InvalidPath),

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::storage::jail::is_partial_name;
+use crate::storage::jail::{is_ordinary_name, is_partial_name};
 
 /// One step of copying a tree, as a `/`-separated path relative to its root. Directories come
 /// before anything inside them.
@@ -43,6 +43,10 @@ fn walk_local(dir: &Path, prefix: &str, steps: &mut Vec<TreeStep>, skipped: &mut
         };
         if is_partial_name(&name) {
             skipped.push(Skipped { path, why: "it is the partial of an interrupted transfer" });
+            continue;
+        }
+        if !is_ordinary_name(&name) {
+            skipped.push(Skipped { path, why: "its name has a control character, which the server refuses" });
             continue;
         }
         let relative = join(prefix, &name);
@@ -86,10 +90,11 @@ pub fn join(prefix: &str, name: &str) -> String {
 }
 
 /// Whether a name in a server's listing may become a local file name: one ordinary path
-/// component. A `get -r` from a hostile or broken server must not write outside the directory
-/// it was given (`..`, `a/b`, `/etc`), nor onto the names of partials.
+/// component ([`is_ordinary_name`], the server's own rule). A `get -r` from a hostile or broken
+/// server must not write outside the directory it was given (`..`, `a/b`, `/etc`), nor onto
+/// the names of partials.
 pub fn safe_remote_name(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']) && !is_partial_name(name)
+    is_ordinary_name(name)
 }
 
 #[cfg(test)]
@@ -156,7 +161,8 @@ mod tests {
         for good in ["a", "file.txt", ".hidden", "..x", "a b", "ünï"] {
             assert!(safe_remote_name(good), "{good}");
         }
-        for bad in ["", ".", "..", "a/b", "/etc", "..\\x", "nul\0", ".f.ftpa-part", "x.ftpa-part"] {
+        assert!(safe_remote_name("..\\x") && safe_remote_name("back\\slash"), "a backslash is ordinary");
+        for bad in ["", ".", "..", "a/b", "/etc", "nul\0", "line\nbreak", ".f.ftpa-part", "x.ftpa-part"] {
             assert!(!safe_remote_name(bad), "{bad:?}");
         }
     }

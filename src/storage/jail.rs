@@ -33,8 +33,8 @@ impl Default for PathLimits {
 pub enum JailError {
     #[error("the path goes above your home directory")]
     AboveHome,
-    #[error("the path contains a NUL byte")]
-    NulByte,
+    #[error("the path contains a control character (a newline, a tab, NUL, ...)")]
+    ControlCharacter,
     #[error("the path is empty")]
     Empty,
     #[error("the path is longer than {0} bytes")]
@@ -51,6 +51,19 @@ pub struct VirtualPath {
     names: Vec<String>,
 }
 
+/// The one rule for names, on every front end and in the client: what a single name in a home
+/// may be. Not empty, `.` or `..`; no `/` and no control character (a newline would split an
+/// FTP listing line, and terminals act on the rest); not a partial's reserved name. A
+/// backslash is an ordinary character here, on the way up and down.
+pub fn is_ordinary_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.chars().any(char::is_control)
+        && !is_partial_name(name)
+}
+
 impl VirtualPath {
     /// The home itself.
     pub fn root() -> VirtualPath {
@@ -65,8 +78,8 @@ impl VirtualPath {
         if input.len() > limits.max_path_bytes {
             return Err(JailError::PathTooLong(limits.max_path_bytes));
         }
-        if input.contains('\0') {
-            return Err(JailError::NulByte);
+        if input.chars().any(char::is_control) {
+            return Err(JailError::ControlCharacter);
         }
         let mut names = if input.starts_with('/') { Vec::new() } else { cwd.names.clone() };
         for name in input.split('/') {
@@ -176,7 +189,11 @@ mod tests {
 
     #[test]
     fn refuses_nul_overlong_reserved_and_empty() {
-        assert_eq!(resolve("/", "a\0b"), Err(JailError::NulByte));
+        assert_eq!(resolve("/", "a\0b"), Err(JailError::ControlCharacter));
+        for control in ["line\nbreak", "tab\there", "bell\u{7}", "del\u{7f}", "c1\u{85}"] {
+            assert_eq!(resolve("/", control), Err(JailError::ControlCharacter), "{control:?}");
+        }
+        assert_eq!(resolve("/", "back\\slash"), Ok("/back\\slash".into()), "a backslash is an ordinary character");
         assert_eq!(resolve("/", ""), Err(JailError::Empty));
         assert_eq!(resolve("/", &"a/".repeat(3000)), Err(JailError::PathTooLong(4096)));
         assert_eq!(resolve("/", &"n".repeat(241)), Err(JailError::NameTooLong(240)));
