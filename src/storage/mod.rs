@@ -2,6 +2,7 @@
 //! the disk pool; no actors here.
 
 pub mod digest_index;
+pub mod download;
 pub mod error;
 pub mod home;
 pub mod jail;
@@ -11,11 +12,11 @@ mod stamped_entries;
 pub mod transfer;
 
 pub use digest_index::DigestIndex;
+pub use download::{Download, file_md5};
 pub use error::StorageError;
 pub use home::{Home, HomeUsage, Listing};
 pub use jail::{PathLimits, VirtualPath};
 pub use resume_states::ResumeStates;
 pub use transfer::{
-    Download, Md5Digest, PartialUpload, PublishFailed, PublishedUpload, StreamRequest, StreamStart, file_md5,
-    set_modified,
+    Md5Digest, PartialUpload, PublishFailed, PublishedUpload, StreamRequest, StreamStart, set_modified,
 };
