@@ -44,9 +44,12 @@ pub struct Config {
     pub max_queued: usize,
     pub max_sessions_per_address: usize,
     pub max_sessions_per_user: usize,
+    pub max_prelogin_connections: usize,
+    pub max_prelogin_per_address: usize,
     pub max_frame_bytes: usize,
     pub chunk_bytes: usize,
     pub login_timeout_secs: u64,
+    pub queue_wait_secs: u64,
     pub idle_timeout_secs: u64,
     pub transfer_stall_secs: u64,
     pub busy_poll_us: u64,
@@ -170,7 +173,14 @@ impl Config {
         if self.max_name_bytes == 0 || self.max_name_bytes > 244 {
             return invalid("max_name_bytes must be between 1 and 244");
         }
-        if self.login_timeout_secs == 0 || self.idle_timeout_secs == 0 || self.transfer_stall_secs == 0 {
+        if self.max_prelogin_connections == 0 || self.max_prelogin_per_address == 0 {
+            return invalid("max_prelogin_connections and max_prelogin_per_address must be at least 1");
+        }
+        if self.login_timeout_secs == 0
+            || self.queue_wait_secs == 0
+            || self.idle_timeout_secs == 0
+            || self.transfer_stall_secs == 0
+        {
             return invalid("timeouts must be at least 1 second");
         }
         if self.busy_poll_us > MAX_BUSY_POLL_US {

@@ -8,6 +8,7 @@
 //! same actors.
 
 pub mod actors;
+pub mod admission;
 pub mod auth;
 pub mod busy_poll;
 pub mod civil_time;

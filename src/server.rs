@@ -14,7 +14,9 @@ use crate::actors::acceptor::{Acceptor, FtpListener, Shutdown};
 use crate::actors::auth::AuthActor;
 use crate::actors::disk::DiskPool;
 use crate::actors::quota::QuotaActor;
+use crate::admission::descriptors::{fit_prelogin_budget, raise_open_files_limit};
 use crate::auth::scram::Key;
+use crate::auth::throttle::LoginThrottle;
 use crate::auth::user_store::{StoreError, UserStore, add_user};
 use crate::config::Config;
 use crate::ftp::tls;
@@ -110,10 +112,11 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
         let (disk, gate) = (disk.clone(), gate.clone());
         Supervisor::start(move |_| QuotaActor::new(disk, gate))
     };
+    let throttle = Arc::new(Mutex::new(LoginThrottle::new(config.throttle_policy())));
     let auth = {
         let (data_dir, scrypt, quota, disk) = (config.data_dir.clone(), config.scrypt, quota.clone(), disk.clone());
-        let (policy, max_files) = (config.throttle_policy(), config.default_max_files);
-        Supervisor::start(move |_| AuthActor::new(data_dir, secret, scrypt, max_files, policy, quota, disk))
+        let (throttle, max_files) = (throttle.clone(), config.default_max_files);
+        Supervisor::start(move |_| AuthActor::new(data_dir, secret, scrypt, max_files, throttle, quota, disk))
     };
     let hash_budget = Arc::new(Mutex::new(HashBudget::new(config.hash_budget_policy())));
     let digests = Arc::new(load_digests(&config.data_dir));
@@ -122,9 +125,37 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
         actix_rt::spawn(keep_saving_digests(config.data_dir.clone(), digests.clone(), disk.clone(), every));
     }
     let resume_states = Arc::default();
-    let services = Services { config, auth, quota, disk, hashers, gate, hash_budget, digests, resume_states };
-    let acceptor = Acceptor::new(listener, ftp.map(|(ftp, _)| ftp), services.clone()).start();
+    let services = Services { config, auth, throttle, quota, disk, hashers, gate, hash_budget, digests, resume_states };
+    let max_prelogin = prelogin_budget(&services.config);
+    let acceptor = Acceptor::new(listener, ftp.map(|(ftp, _)| ftp), services.clone(), max_prelogin).start();
     Ok(Started { addr: local, ftp_addr, services, acceptor })
+}
+
+/// Raises the open-files limit and fits the pre-login budget to it; logs both.
+fn prelogin_budget(config: &Config) -> usize {
+    let configured = config.max_prelogin_connections;
+    let limits = match raise_open_files_limit() {
+        Ok(limits) => limits,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the open-files limit: the pre-login budget is as configured");
+            return configured;
+        }
+    };
+    let budget = fit_prelogin_budget(configured, limits.soft, config.max_concurrency, config.max_queued);
+    let message = if budget < configured {
+        "the open-files limit cannot hold max_prelogin_connections: lowered to fit"
+    } else {
+        "open-files limit and pre-login budget"
+    };
+    tracing::info!(
+        soft_before = limits.soft_before,
+        soft = limits.soft,
+        hard = limits.hard,
+        configured,
+        budget,
+        "{message}"
+    );
+    budget
 }
 
 /// The digests last saved (see [`DigestIndex`]); none if they cannot be read.

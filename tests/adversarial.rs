@@ -190,25 +190,24 @@ async fn brute_force_is_delayed_then_banned_and_the_ban_expires() {
     });
     server.add_user("victim", "right", 1 << 20);
     for guess in ["a", "b", "c"] {
-        let error = server.connect().await.login("victim", guess).await.unwrap_err();
+        let error = server.try_login("victim", guess).await.unwrap_err();
         assert_eq!(error.code(), Some(ErrorCode::AuthFailed));
     }
     // Banned: even the right password is refused at once with a clear error, not a hang.
-    let banned = tokio::time::timeout(Duration::from_secs(5), async {
-        server.connect().await.login("victim", "right").await.unwrap_err()
-    })
-    .await
-    .expect("a banned client gets an answer");
+    let banned =
+        tokio::time::timeout(Duration::from_secs(5), async { server.try_login("victim", "right").await.unwrap_err() })
+            .await
+            .expect("a banned client gets an answer");
     assert_eq!(banned.code(), Some(ErrorCode::LoginBanned), "{banned}");
     assert!(banned.to_string().contains("try again in"), "{banned}");
     // The address is banned for every name.
-    let other = server.connect().await.login("nobody", "x").await.unwrap_err();
+    let other = server.try_login("nobody", "x").await.unwrap_err();
     assert_eq!(other.code(), Some(ErrorCode::LoginBanned));
     // The ban expires on its own.
     let mut recovered = None;
     for _ in 0..300 {
-        match server.connect().await.login("victim", "right").await {
-            Ok(()) => {
+        match server.try_login("victim", "right").await {
+            Ok(_) => {
                 recovered = Some(());
                 break;
             }
@@ -228,20 +227,17 @@ async fn silent_and_slow_clients_cannot_hold_slots_or_queue_places() {
         c.transfer_stall_secs = 1;
     });
     server.add_user("good", "pw", 1 << 30);
-    // A connection that says nothing holds the only slot, then is closed with 204.
+    // Connections that say nothing hold no slot and no queue place: a user logs in past them,
+    // and they are closed with 204 after the login timeout.
     let mut silent = raw(server.addr()).await;
-    // A second one waits in the queue, silently, and is sent away after the login timeout.
-    let mut queued = TcpStream::connect(server.addr()).await.unwrap();
-    assert!(matches!(read_frame(&mut queued).await, Some(Response::Queued { position: 1 })));
-    assert_eq!(code(read_frame(&mut silent).await), ErrorCode::LoginTimeout.as_u16());
-    assert!(read_frame(&mut silent).await.is_none());
-    // The queued one got the freed slot, and is timed out in turn (or was sent away).
-    match read_frame(&mut queued).await {
-        Some(Response::Welcome { .. }) => {
-            assert_eq!(code(read_frame(&mut queued).await), ErrorCode::LoginTimeout.as_u16())
-        }
-        other => assert_eq!(code(other), ErrorCode::ServerBusy.as_u16()),
+    let mut second = raw(server.addr()).await;
+    let mut user = server.login("good", "pw").await;
+    assert_eq!(user.pwd().await.unwrap(), "/");
+    for socket in [&mut silent, &mut second] {
+        assert_eq!(code(read_frame(socket).await), ErrorCode::LoginTimeout.as_u16());
+        assert!(read_frame(socket).await.is_none());
     }
+    user.quit().await.unwrap();
     // Half a frame, then nothing: the login timeout still applies.
     let mut half = raw(server.addr()).await;
     half.write_all(&[0, 0]).await.unwrap();
@@ -264,22 +260,8 @@ async fn silent_and_slow_clients_cannot_hold_slots_or_queue_places() {
         .send(Request::Get { path: "big.bin".into(), offset: 0, prefix_md5: ByteBuf::from(md5_of_nothing()) })
         .await
         .unwrap();
-    // The slot frees up: the next client gets in. (While it is taken, a newcomer waits in
-    // the queue at most the login timeout and is told the server is busy; it retries.)
-    let mut next = None;
-    for _ in 0..40 {
-        let mut client = match Client::connect(server.addr(), |_| {}).await {
-            Ok(client) => client,
-            Err(e) => {
-                assert_eq!(e.code(), Some(ErrorCode::ServerBusy), "{e}");
-                continue;
-            }
-        };
-        client.login("good", "pw").await.unwrap();
-        next = Some(client);
-        break;
-    }
-    let mut next = next.expect("the stalled reader's slot was freed");
+    // The slot frees up: the next login, queued behind the stalled reader, gets in.
+    let mut next = server.login("good", "pw").await;
     assert_eq!(next.pwd().await.unwrap(), "/");
     drop(reader);
     still_serves_after(&mut next, &server).await;
@@ -341,16 +323,19 @@ async fn sessions_per_address_and_per_user_are_capped() {
     // A third session of the same user is refused at login; the connection stays usable.
     let mut third = server.connect().await;
     assert_eq!(third.login("a", "pw").await.unwrap_err().code(), Some(ErrorCode::TooManySessionsForUser));
-    // A fourth connection from this address is refused at once.
-    let error = Client::connect(server.addr(), |_| {}).await.err().expect("refused");
-    assert_eq!(error.code(), Some(ErrorCode::TooManyFromAddress), "{error}");
-    // The refused login can log in as another user on the same connection.
+    // The refused login can log in as another user on the same connection: the address's
+    // third session.
     third.login("b", "pw").await.unwrap();
+    // A fourth connection from this address is greeted (it holds no session yet), and its
+    // login is refused.
+    let mut fourth = server.connect().await;
+    let error = fourth.login("b", "pw").await.unwrap_err();
+    assert_eq!(error.code(), Some(ErrorCode::TooManyFromAddress), "{error}");
     // When a session ends, its places are given back.
     a1.quit().await.unwrap();
     let mut again = None;
     for _ in 0..100 {
-        match Client::connect(server.addr(), |_| {}).await {
+        match server.try_login("a", "pw").await {
             Ok(client) => {
                 again = Some(client);
                 break;
@@ -359,7 +344,7 @@ async fn sessions_per_address_and_per_user_are_capped() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    again.expect("the address has a place again").login("a", "pw").await.unwrap();
+    again.expect("the address has a place again");
 }
 
 /// Resume checks that hash without transferring are budgeted per user.

@@ -44,8 +44,8 @@ async fn unknown_user_and_wrong_password_look_the_same() {
     assert_eq!((ln1, r1, p1), (ln2, r2, p2));
 
     // Failures: same code, same message.
-    let wrong = server.connect().await.login("alice", "wrong").await.unwrap_err();
-    let ghost = server.connect().await.login("ghost", "whatever").await.unwrap_err();
+    let wrong = server.try_login("alice", "wrong").await.unwrap_err();
+    let ghost = server.try_login("ghost", "whatever").await.unwrap_err();
     assert_eq!(wrong.code(), Some(ErrorCode::AuthFailed));
     assert_eq!(wrong.to_string(), ghost.to_string());
 
@@ -62,11 +62,11 @@ async fn unknown_names_count_toward_bans_as_wrong_passwords_do() {
         c.login_delay_base_ms = 1;
     });
     server.add_user("alice", "right", 1 << 20);
-    let ghost = server.connect().await.login("ghost", "whatever").await.unwrap_err();
+    let ghost = server.try_login("ghost", "whatever").await.unwrap_err();
     assert_eq!(ghost.code(), Some(ErrorCode::AuthFailed));
-    let wrong = server.connect().await.login("alice", "wrong").await.unwrap_err();
+    let wrong = server.try_login("alice", "wrong").await.unwrap_err();
     assert_eq!(wrong.code(), Some(ErrorCode::AuthFailed));
-    let banned = server.connect().await.login("alice", "right").await.unwrap_err();
+    let banned = server.try_login("alice", "right").await.unwrap_err();
     assert_eq!(banned.code(), Some(ErrorCode::LoginBanned), "{banned}");
 }
 
@@ -100,7 +100,7 @@ async fn user_changes_apply_without_a_restart() {
         Ok(())
     })
     .unwrap();
-    let old = server.connect().await.login("carol", "one").await.unwrap_err();
+    let old = server.try_login("carol", "one").await.unwrap_err();
     assert_eq!(old.code(), Some(ErrorCode::AuthFailed));
     server.login("carol", "two").await;
     ftp_actor::auth::UserStore::update(server.data_dir(), |s| {
@@ -108,7 +108,7 @@ async fn user_changes_apply_without_a_restart() {
         Ok(())
     })
     .unwrap();
-    let deleted = server.connect().await.login("carol", "two").await.unwrap_err();
+    let deleted = server.try_login("carol", "two").await.unwrap_err();
     assert_eq!(deleted.code(), Some(ErrorCode::AuthFailed));
 }
 

@@ -344,12 +344,16 @@ fn the_shell_connects_again_after_the_server_closes_its_idle_session() {
     // The shell holds the only slot; a client queued behind it is admitted once the server
     // has closed the shell's idle session.
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut waited_at = None;
-    let next = runtime.block_on(ftp_actor::client::Client::connect(server.addr(), |p| waited_at = Some(p)));
-    // Normally it waits at position 1 until the idle close; on a machine busy enough that the
-    // close came first, it finds the slot free. Either way the shell's session is closed now.
-    assert!(matches!(waited_at, None | Some(1)), "{waited_at:?}");
-    drop(next.unwrap());
+    let (told, positions) = std::sync::mpsc::channel();
+    let mut next =
+        runtime.block_on(ftp_actor::client::Client::connect(server.addr(), move |p| told.send(p).unwrap())).unwrap();
+    runtime.block_on(next.login("s", "pw")).unwrap();
+    // Normally its login waits at position 1 until the idle close; on a machine busy enough
+    // that the close came first, it finds the slot free. Either way the shell's session is
+    // closed now.
+    let waited_at: Vec<u32> = positions.try_iter().collect();
+    assert!(matches!(waited_at[..], [] | [1]), "{waited_at:?}");
+    drop(next);
 
     input.write_all(b"pwd\nput up.bin\nls\nquit\n").unwrap();
     let out = shell.wait_with_output().unwrap();

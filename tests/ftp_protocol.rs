@@ -178,42 +178,48 @@ fn a_logged_in_session_left_idle_is_closed_with_421_and_its_slot_freed() {
     });
     let mut idle = logged_in(&test);
     let mut waiting = Control::connect(test.ftp_addr());
-    assert!(waiting.line().starts_with("220-all sessions are busy"));
+    assert!(waiting.reply().starts_with("220 "), "a connection is greeted at once: slots are for logins");
+    assert!(waiting.command("USER bob").starts_with("331"));
+    waiting.send_raw(b"PASS pw\r\n");
+    assert_eq!(waiting.line(), "230-all sessions are busy: you are number 1 in the queue; please wait");
     let closed = idle.reply();
     assert!(closed.starts_with(&format!("421 [{}]", ErrorCode::IdleTimeout)), "{closed}");
     assert!(idle.closed());
-    // The slot it held goes to the connection waiting in the queue.
-    assert!(waiting.reply().starts_with("220 ftp-actor"));
-    assert!(waiting.command("USER bob").starts_with("331"));
-    assert!(waiting.command("PASS pw").starts_with("230"));
+    // The slot it held goes to the login waiting in the queue.
+    let admitted = waiting.reply();
+    assert!(admitted.starts_with("230 logged in as bob"), "{admitted}");
+    assert!(waiting.command("PWD").starts_with("257"));
 }
 
 #[test]
-fn connections_per_address_are_capped_across_both_listeners() {
+fn sessions_per_address_are_capped_across_both_listeners() {
     let test = plaintext_server(|config| config.max_sessions_per_address = 2);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _native = runtime.block_on(test.login("bob", "pw"));
     let mut ftp = logged_in(&test);
+    // A third connection is greeted (it costs only a pre-login place), and refused at login.
     let mut refused = Control::connect(test.ftp_addr());
-    let reply = refused.reply();
+    assert!(refused.reply().starts_with("220 "));
+    assert!(refused.command("USER bob").starts_with("331"));
+    let reply = refused.command("PASS pw");
     assert!(reply.starts_with(&format!("421 [{}]", ErrorCode::TooManyFromAddress)), "{reply}");
     assert!(refused.closed());
-    let native = runtime.block_on(ftp_actor::client::Client::connect(test.addr(), |_| {}));
+    let native = runtime.block_on(test.try_login("bob", "pw"));
     assert_eq!(native.err().and_then(|e| e.code()), Some(ErrorCode::TooManyFromAddress));
     // The sessions already in go on; when one quits, the address has a place again.
     assert!(ftp.command("QUIT").starts_with("221"));
-    let mut again = None;
+    let mut admitted = false;
     for _ in 0..100 {
         let mut control = Control::connect(test.ftp_addr());
-        if control.reply().starts_with("220 ") {
-            again = Some(control);
+        assert!(control.reply().starts_with("220 "));
+        assert!(control.command("USER bob").starts_with("331"));
+        if control.command("PASS pw").starts_with("230") {
+            admitted = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut again = again.expect("a place for the address again");
-    assert!(again.command("USER bob").starts_with("331"));
-    assert!(again.command("PASS pw").starts_with("230"));
+    assert!(admitted, "a place for the address again");
 }
 
 #[test]
@@ -238,23 +244,56 @@ fn malformed_lines_get_clear_codes_and_an_endless_line_closes_the_session() {
 fn ftp_and_native_clients_share_the_slots_and_the_queue() {
     let test = plaintext_server(|config| {
         config.max_concurrency = 1;
-        config.max_queued = 1;
+        config.max_queued = 2;
     });
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let native = runtime.block_on(test.login("bob", "pw"));
 
-    let mut waiting = Control::connect(test.ftp_addr());
-    assert_eq!(waiting.line(), "220-all sessions are busy: you are number 1 in the queue; please wait");
+    // Two FTP logins wait, told their places as continuation lines of the answer to PASS.
+    let mut first = Control::connect(test.ftp_addr());
+    assert!(first.reply().starts_with("220 "));
+    assert!(first.command("USER bob").starts_with("331"));
+    first.send_raw(b"PASS pw\r\n");
+    assert_eq!(first.line(), "230-all sessions are busy: you are number 1 in the queue; please wait");
+    let mut second = Control::connect(test.ftp_addr());
+    assert!(second.reply().starts_with("220 "));
+    assert!(second.command("USER bob").starts_with("331"));
+    second.send_raw(b"PASS pw\r\n");
+    assert_eq!(second.line(), "230-all sessions are busy: you are number 2 in the queue; please wait");
+    // The queue is full: the next login is refused, after its password was checked.
     let mut refused = Control::connect(test.ftp_addr());
-    let busy = refused.reply();
+    assert!(refused.reply().starts_with("220 "));
+    assert!(refused.command("USER bob").starts_with("331"));
+    let busy = refused.command("PASS pw");
     assert!(busy.starts_with(&format!("421 [{}]", ErrorCode::ServerBusy)), "{busy}");
     assert!(refused.closed());
 
+    // The native session ends: the first in line gets in, the second moves up.
     runtime.block_on(native.quit()).unwrap();
-    let greeting = waiting.reply();
-    assert!(greeting.starts_with("220 ftp-actor"), "{greeting}");
+    assert!(first.reply().starts_with("230 logged in as bob"));
+    assert_eq!(second.line(), "230-all sessions are busy: you are number 1 in the queue; please wait");
+    assert!(first.command("QUIT").starts_with("221"));
+    assert!(second.reply().starts_with("230 logged in as bob"));
+    assert!(second.command("PWD").starts_with("257"));
+}
+
+#[test]
+fn a_wait_in_the_queue_that_ends_without_a_slot_ends_the_reply_then_closes_with_421() {
+    let test = plaintext_server(|config| {
+        config.max_concurrency = 1;
+        config.queue_wait_secs = 1;
+    });
+    let _holder = logged_in(&test);
+    let mut waiting = Control::connect(test.ftp_addr());
+    assert!(waiting.reply().starts_with("220 "));
     assert!(waiting.command("USER bob").starts_with("331"));
-    assert!(waiting.command("PASS pw").starts_with("230"));
+    waiting.send_raw(b"PASS pw\r\n");
+    assert!(waiting.line().starts_with("230-all sessions are busy"));
+    let end = waiting.line();
+    assert!(end.starts_with("230 no session after all: server still busy after 1 seconds"), "{end}");
+    let busy = waiting.line();
+    assert!(busy.starts_with(&format!("421 [{}]", ErrorCode::ServerBusy)), "{busy}");
+    assert!(waiting.closed());
 }
 
 #[test]
@@ -275,11 +314,12 @@ fn failed_ftp_logins_count_for_the_native_listener_too() {
     let banned = control.command("PASS pw");
     assert!(banned.starts_with(&format!("530 [{}]", ErrorCode::LoginBanned)), "{banned}");
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let native = runtime.block_on(async {
-        let mut client = test.connect().await;
-        client.login("bob", "pw").await
-    });
+    let native = runtime.block_on(test.try_login("bob", "pw"));
     assert_eq!(native.unwrap_err().code(), Some(ErrorCode::LoginBanned));
+    // A banned address is refused as it connects, before it costs a pre-login place.
+    let mut again = Control::connect(test.ftp_addr());
+    let greeting = again.reply();
+    assert!(greeting.starts_with(&format!("530 [{}]", ErrorCode::LoginBanned)), "{greeting}");
 }
 
 #[test]

@@ -159,7 +159,13 @@ def login(conn, user, password):
         user, client_nonce, nonce, base64.b64encode(salt).decode(), log_n, r, p, nonce)
     signature = hmac.new(stored_key, auth_message.encode(), hashlib.sha256).digest()
     proof = bytes(a ^ b for a, b in zip(client_key, signature))
-    reply = conn.call({"type": "auth_proof", "nonce": nonce, "proof": proof}, "auth_ok")
+    conn.send({"type": "auth_proof", "nonce": nonce, "proof": proof})
+    reply = conn.recv()
+    # Every slot may be taken: the login then waits, told its place, until auth_ok.
+    while reply["type"] == "queued":
+        check(isinstance(reply["position"], int) and reply["position"] >= 1, "queue positions count from 1")
+        reply = conn.recv()
+    check(reply["type"] == "auth_ok", "auth_proof: expected auth_ok, got %r" % reply)
     server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
     expected = hmac.new(server_key, auth_message.encode(), hashlib.sha256).digest()
     check(hmac.compare_digest(reply["server_signature"], expected), "server signature verifies")
@@ -208,8 +214,6 @@ def main():
     host, port, user, password, workdir = sys.argv[1:6]
     conn = Connection(host, int(port))
     welcome = conn.recv()
-    while welcome["type"] == "queued":
-        welcome = conn.recv()
     check(welcome["type"] == "welcome" and welcome["version"] == 1, "welcome, version 1")
     chunk = welcome["chunk_size"]
 

@@ -1,34 +1,50 @@
-//! Acceptor: owns the listener and decides, for each connection, whether it gets a session
-//! now, waits in the queue, or is refused.
+//! Acceptor: owns the listeners, counts connections, and decides when a logged-in user gets a
+//! session slot.
 //!
-//! At most `max_concurrency` sessions run at once. The next `max_queued` connections wait in
-//! FIFO order; each is sent `queued {position}` when it arrives and again whenever its position
-//! improves, and gets its session as soon as a slot frees. Past that, a connection gets error
-//! 600 (server busy) and is closed. A waiting client that hangs up leaves the queue at once.
+//! A connection is first *pre-login*: its session runs (greeting, login exchange) but holds no
+//! slot and no queue place, only a place in the pre-login budget ([`PreLoginBudget`]): at most
+//! `max_prelogin_connections` in all and `max_prelogin_per_address` per source, and when a
+//! budget is full the oldest pre-login connection of the source holding the most is closed
+//! (error 605) to make room for the newcomer. A banned address is refused at once (error 202)
+//! and costs nothing. So silent or trickling sockets can neither take the slots nor keep a
+//! real user from logging in.
 //!
-//! Shutdown ([`Shutdown`], sent on SIGTERM or Ctrl-C): the listener closes, waiting clients get
-//! error 602, idle sessions close at once with error 602, and sessions with a transfer in
-//! flight get the grace period to finish it. Then the remaining sessions are closed as a revoked
-//! account's are (error 602, even mid-download, an upload's client read from until it has the
-//! answer) and the system stops once they have ended, or a little after the session's
-//! lingering close at the latest. Partial uploads stay on disk for a later resume.
+//! When a login succeeds the session asks for a slot ([`RequestSlot`]). At most
+//! `max_concurrency` sessions run at once; the next `max_queued` logged-in users wait in FIFO
+//! order, told their position when they arrive and whenever it improves, and get their slot as
+//! soon as one frees. Past that, the login is answered with error 600 (server busy) and the
+//! connection closed. A waiting client that hangs up leaves the queue at once.
+//!
+//! Shutdown ([`Shutdown`], sent on SIGTERM or Ctrl-C): the listeners close, waiting users get
+//! error 602, idle and pre-login sessions close at once with error 602, and sessions with a
+//! transfer in flight get the grace period to finish it. Then the remaining sessions are
+//! closed as a revoked account's are (error 602, even mid-download, an upload's client read
+//! from until it has the answer) and the system stops once they have ended, or a little after
+//! the session's lingering close at the latest. Partial uploads stay on disk for a later
+//! resume.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::admission::descriptors::is_out_of_descriptors;
+use crate::admission::{PreLoginBudget, Source};
 use crate::net::frame::encode_frame;
 use crate::net::{ErrorCode, Response, WireError};
 
 use super::Services;
 use super::auth::{LoginOk, RevokeSessions, WatchRevocations};
 use super::session::{CloseNow, Cut, Drain, LINGER, SessionActor};
+
+/// How long the listener pauses after an accept failed for want of descriptors, so that it
+/// sheds a connection and waits for its descriptor rather than spinning on the error.
+const OUT_OF_DESCRIPTORS_PAUSE: Duration = Duration::from_millis(10);
 
 /// Which listener a connection came in on: both share the slots, the queue and the limits.
 /// An FTP connection carries the TLS configuration its session will use.
@@ -39,19 +55,6 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// What a waiting client is told about its place in the queue. FTP clients get it as
-    /// continuation lines of the 220 greeting, which ends when they are admitted, so any
-    /// client reads it as one (slow) greeting.
-    fn queued(&self, position: u32) -> Vec<u8> {
-        match self {
-            Protocol::Native => encode_frame(&Response::Queued { position }).expect("queued encodes"),
-            Protocol::Ftp(_) => {
-                format!("220-all sessions are busy: you are number {position} in the queue; please wait\r\n")
-                    .into_bytes()
-            }
-        }
-    }
-
     /// Why a connection is refused or closed, in its protocol.
     fn refusal(&self, error: &WireError) -> Vec<u8> {
         match self {
@@ -77,12 +80,15 @@ impl Message for Accepted {
     type Result = ();
 }
 
-/// What the acceptor tells a waiting connection's task.
-enum QueueNotice {
+/// What the acceptor tells a logged-in user waiting for a slot.
+#[derive(Debug)]
+pub enum QueueNotice {
+    /// The user's place in the queue improved to this (1 = next).
     Position(u32),
+    /// The slot is the session's: serve it.
     Admit,
-    /// The server is shutting down.
-    Refuse,
+    /// No slot after all (the server is shutting down): answer this and close.
+    Refuse(WireError),
 }
 
 struct Waiting {
@@ -120,14 +126,34 @@ impl SessionLink {
     }
 }
 
+/// Where a connection stands in admission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Not logged in: counted in the pre-login budget only.
+    PreLogin,
+    /// Logged in, waiting in the queue.
+    Queued,
+    /// Logged in, holding a slot.
+    Active,
+    /// Being closed (evicted, refused); holds nothing.
+    Leaving,
+}
+
+struct Connection {
+    address: IpAddr,
+    link: SessionLink,
+    stage: Stage,
+    /// Set once logged in (queued or active): counted in `per_user` and `per_address`.
+    user: Option<String>,
+}
+
 pub struct Acceptor {
     services: Services,
-    /// Connections (sessions and waiting) per source address, and the address of each.
+    connections: HashMap<u64, Connection>,
+    prelogin: PreLoginBudget,
+    /// Logged-in sessions (active or queued) per source address, and per user.
     per_address: HashMap<IpAddr, usize>,
-    addresses: HashMap<u64, IpAddr>,
-    /// Logged-in sessions per user, and the user of each.
     per_user: HashMap<String, usize>,
-    users: HashMap<u64, String>,
     /// The store generation of each user's last revocation: logins checked against an older
     /// store are refused (their challenge may predate a password change).
     revoked: HashMap<String, u64>,
@@ -136,76 +162,81 @@ pub struct Acceptor {
     listening: Vec<SpawnHandle>,
     active: usize,
     queue: VecDeque<Waiting>,
-    sessions: HashMap<u64, SessionLink>,
     shutting_down: bool,
     next_id: u64,
 }
 
 impl Acceptor {
-    pub fn new(listener: TcpListener, ftp: Option<FtpListener>, services: Services) -> Acceptor {
+    /// `max_prelogin` is the pre-login budget the server could fit in its descriptors (see
+    /// [`crate::admission::descriptors`]).
+    pub fn new(listener: TcpListener, ftp: Option<FtpListener>, services: Services, max_prelogin: usize) -> Acceptor {
+        let per_address = services.config.max_prelogin_per_address;
         Acceptor {
             ftp,
             services,
+            connections: HashMap::new(),
+            prelogin: PreLoginBudget::new(max_prelogin, per_address),
             per_address: HashMap::new(),
-            addresses: HashMap::new(),
             per_user: HashMap::new(),
-            users: HashMap::new(),
             revoked: HashMap::new(),
             listener: Some(listener),
             listening: Vec::new(),
             active: 0,
             queue: VecDeque::new(),
-            sessions: HashMap::new(),
             shutting_down: false,
             next_id: 0,
         }
     }
 
-    fn start_session(&mut self, ctx: &mut Context<Self>, admitted: Admitted) {
-        let Admitted { id, stream, peer, protocol } = admitted;
-        let me = ctx.address();
+    fn start_session(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: u64,
+        stream: TcpStream,
+        peer: SocketAddr,
+        protocol: Protocol,
+    ) {
+        let admission = AdmissionLink {
+            ticket: ConnectionTicket { id, acceptor: ctx.address().recipient() },
+            slots: SlotRequester { id, acceptor: ctx.address().recipient() },
+        };
         let services = self.services.clone();
         let link = match protocol {
             Protocol::Ftp(tls) => SessionLink::Ftp(crate::ftp::session::start(crate::ftp::session::FtpSessionStart {
-                id,
                 stream,
                 peer,
                 services,
                 tls,
-                slot: SlotGuard::new(id, me.clone().recipient()),
-                user_slots: me.recipient(),
+                admission,
             })),
             Protocol::Native => {
-                let (addr, cut) =
-                    SessionActor::start(id, stream, peer, services, me.clone().recipient(), me.recipient());
+                let (addr, cut) = SessionActor::start(stream, peer, services, admission);
                 SessionLink::Native { addr, cut }
             }
         };
-        self.sessions.insert(id, link);
+        self.connections.insert(id, Connection { address: peer.ip(), link, stage: Stage::PreLogin, user: None });
     }
 
-    /// Forgets a connection that ended (or never got in): its address and user counts.
-    fn forget(&mut self, id: u64) {
-        if let Some(address) = self.addresses.remove(&id)
-            && let Some(count) = self.per_address.get_mut(&address)
-        {
-            *count -= 1;
-            if *count == 0 {
-                self.per_address.remove(&address);
-            }
-        }
-        if let Some(user) = self.users.remove(&id)
-            && let Some(count) = self.per_user.get_mut(&user)
-        {
-            *count -= 1;
-            if *count == 0 {
-                self.per_user.remove(&user);
-            }
-        }
+    /// Closes a pre-login connection to make room (see [`PreLoginBudget`]).
+    fn evict(&mut self, id: u64) {
+        let Some(connection) = self.connections.get_mut(&id) else { return };
+        connection.stage = Stage::Leaving;
+        tracing::info!(session = id, peer = %connection.address, "pre-login budget full: oldest connection of the busiest address closed");
+        connection.link.close_now(WireError::new(
+            ErrorCode::PreLoginEvicted,
+            "too many connections are waiting to log in, the most from your address: this one was closed; reconnect and log in promptly",
+        ));
+    }
+
+    /// Forgets a logged-in connection's user and address counts.
+    fn forget_login(&mut self, connection: &Connection) {
+        let Some(user) = &connection.user else { return };
+        decrement(&mut self.per_user, user);
+        decrement(&mut self.per_address, &connection.address);
     }
 
     fn stop_when_idle(&self) {
-        if self.shutting_down && self.sessions.is_empty() {
+        if self.shutting_down && self.connections.is_empty() {
             tracing::info!("shutdown complete");
             System::current().stop();
         }
@@ -216,9 +247,14 @@ impl Acceptor {
         let mut moved = false;
         while self.active < self.services.config.max_concurrency {
             let Some(waiting) = self.queue.pop_front() else { break };
+            moved = true;
+            let Some(connection) = self.connections.get_mut(&waiting.id) else { continue };
             if waiting.notices.send(QueueNotice::Admit).is_ok() {
+                connection.stage = Stage::Active;
                 self.active += 1;
-                moved = true;
+            } else {
+                // Its session is ending; it holds nothing from here on.
+                connection.stage = Stage::Leaving;
             }
         }
         if moved {
@@ -227,9 +263,52 @@ impl Acceptor {
     }
 
     fn announce_positions(&mut self) {
-        self.queue.retain(|w| !w.notices.is_closed());
         for (index, waiting) in self.queue.iter().enumerate() {
             let _ = waiting.notices.send(QueueNotice::Position(index as u32 + 1));
+        }
+    }
+
+    /// Takes a connection out of the queue (its session ended); the ones behind move up.
+    fn leave_queue(&mut self, id: u64) {
+        if let Some(index) = self.queue.iter().position(|w| w.id == id) {
+            self.queue.remove(index);
+            self.announce_positions();
+        }
+    }
+
+    /// May this login take a slot or a queue place? Checks the revocations and the per-user and
+    /// per-address caps; the error is the answer to the login.
+    fn may_log_in(&self, request: &RequestSlot, address: IpAddr) -> Result<(), WireError> {
+        let config = &self.services.config;
+        if self.shutting_down {
+            return Err(shutting_down());
+        }
+        if self.revoked.get(&request.user).is_some_and(|&revoked| request.generation < revoked) {
+            return Err(account_changed(&request.user));
+        }
+        let limit = config.max_sessions_per_user;
+        if self.per_user.get(&request.user).copied().unwrap_or(0) >= limit {
+            return Err(WireError::new(
+                ErrorCode::TooManySessionsForUser,
+                format!("{} already has {limit} sessions, the most allowed", request.user),
+            ));
+        }
+        let limit = config.max_sessions_per_address;
+        if self.per_address.get(&address).copied().unwrap_or(0) >= limit {
+            return Err(WireError::new(
+                ErrorCode::TooManyFromAddress,
+                format!("too many sessions from your address (at most {limit})"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(count) = counts.get_mut(key) {
+        *count -= 1;
+        if *count == 0 {
+            counts.remove(key);
         }
     }
 }
@@ -247,13 +326,19 @@ impl Actor for Acceptor {
     }
 }
 
-/// The connections a listener accepts, tagged with its protocol.
+/// The connections a listener accepts, tagged with its protocol. After a failure for want of
+/// descriptors it pauses a moment (the acceptor sheds a connection meanwhile) instead of
+/// spinning on a listener that stays readable.
 fn connections(listener: TcpListener, protocol: Protocol) -> impl futures::Stream<Item = Accepted> {
-    futures::stream::unfold(listener, move |listener| {
+    futures::stream::unfold((listener, false), move |(listener, pause)| {
         let protocol = protocol.clone();
         async move {
+            if pause {
+                tokio::time::sleep(OUT_OF_DESCRIPTORS_PAUSE).await;
+            }
             let result = listener.accept().await;
-            Some((Accepted { protocol, result }, listener))
+            let pause = matches!(&result, Err(error) if is_out_of_descriptors(error));
+            Some((Accepted { protocol, result }, (listener, pause)))
         }
     })
 }
@@ -263,48 +348,38 @@ impl StreamHandler<Accepted> for Acceptor {
         let protocol = accepted.protocol;
         let (stream, peer) = match accepted.result {
             Ok(connection) => connection,
+            Err(error) if is_out_of_descriptors(&error) => {
+                // Shed the connection the budget would give up first, and keep accepting.
+                let shed = self.prelogin.shed();
+                tracing::warn!(%error, prelogin = self.prelogin.len(), shed = shed.is_some(), "accept failed: out of descriptors");
+                if let Some(id) = shed {
+                    self.evict(id);
+                }
+                return;
+            }
             Err(error) => {
-                // EMFILE and friends: keep listening; the next accept may succeed.
                 tracing::warn!(%error, "accept failed");
                 return;
             }
         };
-        self.next_id += 1;
-        let id = self.next_id;
-        let config = &self.services.config;
-        let from_address = self.per_address.get(&peer.ip()).copied().unwrap_or(0);
-        if from_address >= config.max_sessions_per_address {
-            tracing::warn!(%peer, from_address, "too many connections from one address: refused");
+        let banned =
+            self.services.throttle.lock().unwrap_or_else(|p| p.into_inner()).address_ban(peer.ip(), Instant::now());
+        if let Some(remaining) = banned {
+            let seconds = remaining.as_secs().max(1);
+            tracing::debug!(%peer, seconds, "banned address: refused at connect");
             let error = WireError::new(
-                ErrorCode::TooManyFromAddress,
-                format!("too many connections from your address (at most {})", config.max_sessions_per_address),
+                ErrorCode::LoginBanned,
+                format!("too many failed logins from your address; try again in {seconds} seconds"),
             );
             actix_rt::spawn(refuse(stream, protocol, error));
             return;
         }
-        *self.per_address.entry(peer.ip()).or_default() += 1;
-        self.addresses.insert(id, peer.ip());
-        if self.active < config.max_concurrency {
-            self.active += 1;
-            self.start_session(ctx, Admitted { id, stream, peer, protocol });
-        } else if self.queue.len() < config.max_queued {
-            let (notices, receiver) = mpsc::unbounded_channel();
-            let position = self.queue.len() as u32 + 1;
-            let _ = notices.send(QueueNotice::Position(position));
-            self.queue.push_back(Waiting { id, notices });
-            tracing::info!(%peer, position, "connection queued");
-            let patience = Duration::from_secs(config.login_timeout_secs);
-            let waiting = Admitted { id, stream, peer, protocol };
-            actix_rt::spawn(wait_in_queue(waiting, receiver, ctx.address(), patience));
-        } else {
-            tracing::warn!(%peer, active = self.active, queued = self.queue.len(), "server busy: connection refused");
-            self.forget(id);
-            let busy = WireError::new(
-                ErrorCode::ServerBusy,
-                "server busy: all sessions and queue places are taken; try again in a moment",
-            );
-            actix_rt::spawn(refuse(stream, protocol, busy));
+        self.next_id += 1;
+        let id = self.next_id;
+        if let Some(evicted) = self.prelogin.arrive(id, Source::of(peer.ip())) {
+            self.evict(evicted);
         }
+        self.start_session(ctx, id, stream, peer, protocol);
     }
 
     /// The listener never ends by itself; if it does, keep the actor for the live sessions.
@@ -313,26 +388,64 @@ impl StreamHandler<Accepted> for Acceptor {
     }
 }
 
-/// A session's admission slot, returned to the acceptor when dropped: even a session whose
-/// task dies in a panic gives its slot back.
-pub struct SlotGuard {
+/// A connection's place in the acceptor's books, returned when dropped: even a session whose
+/// task dies in a panic gives its slot, queue place or pre-login place back.
+pub struct ConnectionTicket {
     id: u64,
     acceptor: Recipient<SessionEnded>,
 }
 
-impl SlotGuard {
-    pub fn new(id: u64, acceptor: Recipient<SessionEnded>) -> SlotGuard {
-        SlotGuard { id, acceptor }
-    }
-}
-
-impl Drop for SlotGuard {
+impl Drop for ConnectionTicket {
     fn drop(&mut self) {
         self.acceptor.do_send(SessionEnded { id: self.id });
     }
 }
 
-/// Sent by a session when it ends: its slot is free.
+/// What a session holds of the acceptor: its ticket, and where it asks for a slot once its
+/// user has logged in.
+pub struct AdmissionLink {
+    ticket: ConnectionTicket,
+    slots: SlotRequester,
+}
+
+impl AdmissionLink {
+    /// The connection's number (for logs).
+    pub fn id(&self) -> u64 {
+        self.ticket.id
+    }
+
+    pub fn slots(&self) -> SlotRequester {
+        self.slots.clone()
+    }
+}
+
+/// Does this refusal of a login close the connection? Those of the server (busy, shutting
+/// down, evicted) do; those of one user or address (its session caps, a revoked account) leave
+/// the connection as it was before the login, free to log in as someone else.
+pub fn refusal_closes(error: &WireError) -> bool {
+    matches!(error.code, ErrorCode::ServerBusy | ErrorCode::ShuttingDown | ErrorCode::PreLoginEvicted)
+}
+
+/// Asks the acceptor for a slot on behalf of one connection.
+#[derive(Clone)]
+pub struct SlotRequester {
+    id: u64,
+    acceptor: Recipient<RequestSlot>,
+}
+
+impl SlotRequester {
+    /// Asks for a slot for a successful login: now, or a place in the queue; the error is the
+    /// answer to the login (see [`refusal_closes`]).
+    pub async fn request(self, login: &LoginOk) -> Result<SlotAnswer, WireError> {
+        let request = RequestSlot { id: self.id, user: login.user.clone(), generation: login.generation };
+        match self.acceptor.send(request).await {
+            Ok(answer) => answer,
+            Err(_) => Err(WireError::new(ErrorCode::Internal, "internal error: admission service unavailable")),
+        }
+    }
+}
+
+/// Sent when a connection ends, whatever its stage: what it held is free.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SessionEnded {
@@ -343,116 +456,84 @@ impl Handler<SessionEnded> for Acceptor {
     type Result = ();
 
     fn handle(&mut self, msg: SessionEnded, _: &mut Context<Self>) {
-        self.active = self.active.saturating_sub(1);
-        self.sessions.remove(&msg.id);
-        self.forget(msg.id);
+        let Some(connection) = self.connections.remove(&msg.id) else { return };
+        match connection.stage {
+            Stage::PreLogin => {
+                self.prelogin.leave(msg.id);
+            }
+            Stage::Queued => self.leave_queue(msg.id),
+            Stage::Active => {
+                self.active = self.active.saturating_sub(1);
+            }
+            Stage::Leaving => {}
+        }
+        self.forget_login(&connection);
         self.admit_waiting();
         self.stop_when_idle();
     }
 }
 
-/// A connection that gets (or waits for) a slot.
+/// A session's user has logged in: may it have a slot?
 #[derive(Message)]
-#[rtype(result = "()")]
-struct Admitted {
-    id: u64,
-    stream: TcpStream,
-    peer: SocketAddr,
-    protocol: Protocol,
+#[rtype(result = "Result<SlotAnswer, WireError>")]
+pub struct RequestSlot {
+    pub id: u64,
+    pub user: String,
+    /// The user store generation the login was checked against.
+    pub generation: u64,
 }
 
-impl Handler<Admitted> for Acceptor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Admitted, ctx: &mut Context<Self>) {
-        if self.shutting_down {
-            self.active = self.active.saturating_sub(1);
-            self.forget(msg.id);
-            actix_rt::spawn(refuse(msg.stream, msg.protocol, shutting_down()));
-            return;
-        }
-        tracing::info!(peer = %msg.peer, "queued connection admitted");
-        self.start_session(ctx, msg);
-    }
+/// The answer to a login that may have a session.
+#[derive(Debug)]
+pub enum SlotAnswer {
+    /// A slot is the session's now.
+    Now,
+    /// Every slot is taken: the session waits at `position` and hears what follows on
+    /// `notices`, ending with [`QueueNotice::Admit`] or [`QueueNotice::Refuse`].
+    Queued { position: u32, notices: mpsc::UnboundedReceiver<QueueNotice> },
 }
 
-/// A waiting connection hung up, or its admission could not be delivered.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct LeftQueue {
-    id: u64,
-    /// The slot had already been given to it and must be returned.
-    held_slot: bool,
-}
+impl Handler<RequestSlot> for Acceptor {
+    type Result = Result<SlotAnswer, WireError>;
 
-impl Handler<LeftQueue> for Acceptor {
-    type Result = ();
-
-    fn handle(&mut self, msg: LeftQueue, _: &mut Context<Self>) {
-        if msg.held_slot {
-            self.active = self.active.saturating_sub(1);
-            self.admit_waiting();
-        } else if let Some(index) = self.queue.iter().position(|w| w.id == msg.id) {
-            self.queue.remove(index);
-            self.announce_positions();
-        }
-        self.forget(msg.id);
-    }
-}
-
-/// Holds a queued connection: relays position updates, notices a hang-up, and hands the
-/// stream back to the acceptor when admitted.
-async fn wait_in_queue(
-    mut waiting: Admitted,
-    mut notices: mpsc::UnboundedReceiver<QueueNotice>,
-    acceptor: Addr<Acceptor>,
-    patience: Duration,
-) {
-    let (id, protocol) = (waiting.id, waiting.protocol.clone());
-    let mut watching_for_hangup = true;
-    let mut probe = [0u8; 1];
-    let deadline = tokio::time::sleep(patience);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            () = &mut deadline => {
-                let waited = patience.as_secs();
-                let busy = WireError::new(ErrorCode::ServerBusy, format!("server still busy after {waited} seconds in the queue; try again later"));
-                let _ = waiting.stream.write_all(&protocol.refusal(&busy)).await;
-                let _ = waiting.stream.shutdown().await;
-                return leave_queue(id, notices, acceptor).await;
-            }
-            notice = notices.recv() => match notice {
-                Some(QueueNotice::Position(position)) => {
-                    if waiting.stream.write_all(&protocol.queued(position)).await.is_err() {
-                        return leave_queue(id, notices, acceptor).await;
-                    }
-                }
-                Some(QueueNotice::Admit) => {
-                    acceptor.do_send(waiting);
-                    return;
-                }
-                Some(QueueNotice::Refuse) => return refuse(waiting.stream, protocol, shutting_down()).await,
-                None => return,
-            },
-            peeked = waiting.stream.peek(&mut probe), if watching_for_hangup => match peeked {
-                Ok(0) | Err(_) => return leave_queue(id, notices, acceptor).await,
-                // The client spoke early; its bytes stay buffered for the session.
-                Ok(_) => watching_for_hangup = false,
-            },
-        }
-    }
-}
-
-/// Takes a hung-up connection out of the queue. An admission may already be on its way:
-/// its slot is given back too.
-async fn leave_queue(id: u64, mut notices: mpsc::UnboundedReceiver<QueueNotice>, acceptor: Addr<Acceptor>) {
-    acceptor.do_send(LeftQueue { id, held_slot: false });
-    notices.close();
-    while let Some(notice) = notices.recv().await {
-        if matches!(notice, QueueNotice::Admit) {
-            acceptor.do_send(LeftQueue { id, held_slot: true });
-        }
+    fn handle(&mut self, msg: RequestSlot, _: &mut Context<Self>) -> Self::Result {
+        let Some(address) = self.connections.get(&msg.id).filter(|c| c.stage == Stage::PreLogin).map(|c| c.address)
+        else {
+            // Evicted while its login was being checked: it is closing.
+            return Err(WireError::new(ErrorCode::PreLoginEvicted, "the connection was closed while logging in"));
+        };
+        // Refused by a cap of this user or address: the connection stays pre-login, and may
+        // log in as someone else.
+        self.may_log_in(&msg, address)?;
+        self.prelogin.leave(msg.id);
+        let connection = self.connections.get_mut(&msg.id).expect("looked up above");
+        let config = &self.services.config;
+        let answer = if self.active < config.max_concurrency {
+            self.active += 1;
+            connection.stage = Stage::Active;
+            SlotAnswer::Now
+        } else if self.queue.len() < config.max_queued {
+            let (notices, receiver) = mpsc::unbounded_channel();
+            self.queue.push_back(Waiting { id: msg.id, notices });
+            connection.stage = Stage::Queued;
+            let position = self.queue.len() as u32;
+            tracing::info!(session = msg.id, user = %msg.user, position, "all slots taken: login queued");
+            SlotAnswer::Queued { position, notices: receiver }
+        } else {
+            connection.stage = Stage::Leaving;
+            tracing::warn!(session = msg.id, user = %msg.user, active = self.active, queued = self.queue.len(), "server busy: login refused");
+            return Err(WireError::new(
+                ErrorCode::ServerBusy,
+                format!(
+                    "server busy: all {} sessions and {} queue places are taken; try again in a moment",
+                    config.max_concurrency, config.max_queued
+                ),
+            ));
+        };
+        connection.user = Some(msg.user.clone());
+        *self.per_user.entry(msg.user).or_default() += 1;
+        *self.per_address.entry(address).or_default() += 1;
+        Ok(answer)
     }
 }
 
@@ -485,28 +566,28 @@ impl Handler<Shutdown> for Acceptor {
             ctx.cancel_future(listening);
         }
         for waiting in self.queue.drain(..) {
-            let _ = waiting.notices.send(QueueNotice::Refuse);
+            let _ = waiting.notices.send(QueueNotice::Refuse(shutting_down()));
         }
         tracing::info!(
-            sessions = self.sessions.len(),
+            sessions = self.connections.len(),
             grace_secs = msg.grace.as_secs(),
             "shutting down: no longer accepting"
         );
-        for link in self.sessions.values() {
-            link.drain();
+        for connection in self.connections.values() {
+            connection.link.drain();
         }
         self.stop_when_idle();
         ctx.run_later(msg.grace, |act, ctx| {
-            if act.sessions.is_empty() {
+            if act.connections.is_empty() {
                 return;
             }
-            tracing::warn!(sessions = act.sessions.len(), "grace period over: closing the remaining sessions");
+            tracing::warn!(sessions = act.connections.len(), "grace period over: closing the remaining sessions");
             let error = WireError::new(
                 ErrorCode::ShuttingDown,
                 "the server is shutting down; the transfer was interrupted and can be resumed later",
             );
-            for link in act.sessions.values() {
-                link.close_now(error.clone());
+            for connection in act.connections.values() {
+                connection.link.close_now(error.clone());
             }
             // The system stops when the last session has ended (`stop_when_idle`): once each
             // has sent its answer, and an upload's has lingered for its client to read it. A
@@ -528,50 +609,13 @@ impl Handler<RevokeSessions> for Acceptor {
 
     fn handle(&mut self, msg: RevokeSessions, _: &mut Context<Self>) {
         for user in msg.users {
-            for (id, _) in self.users.iter().filter(|(_, name)| **name == user) {
-                if let Some(link) = self.sessions.get(id) {
+            for (id, connection) in &self.connections {
+                if connection.user.as_deref() == Some(user.as_str()) {
                     tracing::info!(session = id, %user, "account changed: closing the session");
-                    link.close_now(account_changed(&user));
+                    connection.link.close_now(account_changed(&user));
                 }
             }
             self.revoked.insert(user, msg.generation);
         }
-    }
-}
-
-/// A session logged in: may this user have one more session?
-#[derive(Message)]
-#[rtype(result = "Result<(), WireError>")]
-pub struct ClaimUserSession {
-    pub id: u64,
-    pub user: String,
-    /// The user store generation the login was checked against.
-    pub generation: u64,
-}
-
-impl ClaimUserSession {
-    pub fn for_login(id: u64, login: &LoginOk) -> ClaimUserSession {
-        ClaimUserSession { id, user: login.user.clone(), generation: login.generation }
-    }
-}
-
-impl Handler<ClaimUserSession> for Acceptor {
-    type Result = Result<(), WireError>;
-
-    fn handle(&mut self, msg: ClaimUserSession, _: &mut Context<Self>) -> Self::Result {
-        if self.revoked.get(&msg.user).is_some_and(|&revoked| msg.generation < revoked) {
-            return Err(account_changed(&msg.user));
-        }
-        let limit = self.services.config.max_sessions_per_user;
-        let count = self.per_user.entry(msg.user.clone()).or_default();
-        if *count >= limit {
-            return Err(WireError::new(
-                ErrorCode::TooManySessionsForUser,
-                format!("{} already has {limit} sessions, the most allowed", msg.user),
-            ));
-        }
-        *count += 1;
-        self.users.insert(msg.id, msg.user);
-        Ok(())
     }
 }

@@ -27,7 +27,7 @@ use sha2::Sha256;
 
 use crate::auth::ScryptParams;
 use crate::auth::scram::{self, Exchange, Key, ServerKeys};
-use crate::auth::throttle::{Admission, LoginThrottle, ThrottlePolicy};
+use crate::auth::throttle::{Admission, LoginThrottle, SharedThrottle};
 use crate::auth::user_store::{Fingerprint, SALT_LEN, StoreError, UserStore, home_path};
 use crate::net::{ErrorCode, WireError};
 
@@ -41,7 +41,8 @@ pub const STORE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 pub struct AuthActor {
     data_dir: PathBuf,
     /// Kept across restarts (the supervisor reuses this value): a crash must not lift bans.
-    throttle: LoginThrottle,
+    /// Shared with the acceptor, which refuses banned addresses as they connect.
+    throttle: SharedThrottle,
     secret: Key,
     default_scrypt: ScryptParams,
     /// `max_files` of users whose record does not set one.
@@ -62,13 +63,13 @@ impl AuthActor {
         secret: Key,
         default_scrypt: ScryptParams,
         default_max_files: u64,
-        policy: ThrottlePolicy,
+        throttle: SharedThrottle,
         quota: Addr<QuotaActor>,
         disk: DiskPool,
     ) -> Self {
         AuthActor {
             data_dir,
-            throttle: LoginThrottle::new(policy),
+            throttle,
             secret,
             default_scrypt,
             default_max_files,
@@ -295,9 +296,13 @@ fn reload_if_changed(data_dir: &std::path::Path, known: Option<Option<Fingerprin
 }
 
 impl AuthActor {
+    fn throttle(&self) -> std::sync::MutexGuard<'_, LoginThrottle> {
+        self.throttle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Refuses a login from a banned address or for a banned name.
     fn admit(&self, peer: IpAddr, user: &str) -> Result<(), WireError> {
-        if let Admission::Banned { remaining, by_address } = self.throttle.check(peer, user, Instant::now()) {
+        if let Admission::Banned { remaining, by_address } = self.throttle().check(peer, user, Instant::now()) {
             let whom = if by_address { "from your address" } else { "for this user" };
             let seconds = remaining.as_secs().max(1);
             let user = self.logged_name(user);
@@ -369,12 +374,12 @@ impl Handler<FinishLogin> for AuthActor {
         let verified = self.guarded(ctx, |_| verify(msg));
         let (result, delay) = match verified {
             Ok(Ok(login)) => {
-                self.throttle.succeeded(peer, &user);
+                self.throttle().succeeded(peer, &user);
                 (Ok(login), Duration::ZERO)
             }
             Ok(Err(failed)) => {
                 self.log_failure("login", &user, peer);
-                let delay = self.throttle.failed(peer, &user, Instant::now());
+                let delay = self.throttle().failed(peer, &user, Instant::now());
                 (Err(failed), delay)
             }
             Err(panicked) => (Err(WireError::new(ErrorCode::Internal, panicked.to_string())), Duration::ZERO),
@@ -437,12 +442,12 @@ impl Handler<CheckPassword> for AuthActor {
             check.into_actor(act).then(move |checked: Result<Result<LoginOk, WireError>, WireError>, act, _| {
                 let (result, delay) = match checked {
                     Ok(Ok(login)) => {
-                        act.throttle.succeeded(peer, &user);
+                        act.throttle().succeeded(peer, &user);
                         (Ok(login), Duration::ZERO)
                     }
                     Ok(Err(failed)) => {
                         act.log_failure("ftp login", &user, peer);
-                        (Err(failed), act.throttle.failed(peer, &user, Instant::now()))
+                        (Err(failed), act.throttle().failed(peer, &user, Instant::now()))
                     }
                     // Banned, or the check itself could not run: not a guess, not counted.
                     Err(refused) => (Err(refused), Duration::ZERO),

@@ -54,6 +54,9 @@ enum Key {
     Name(String),
 }
 
+/// The throttle the AuthActor keeps and the acceptor reads (address bans at connect time).
+pub type SharedThrottle = std::sync::Arc<std::sync::Mutex<LoginThrottle>>;
+
 #[derive(Debug)]
 pub struct LoginThrottle {
     policy: ThrottlePolicy,
@@ -75,6 +78,13 @@ impl LoginThrottle {
             }
         }
         Admission::Allowed
+    }
+
+    /// How long `address` stays banned, if it is: the acceptor refuses such a connection at
+    /// once (error 202), before it costs a pre-login place.
+    pub fn address_ban(&self, address: IpAddr, now: Instant) -> Option<Duration> {
+        let until = self.records.get(&Key::Address(address))?.banned_until?;
+        (until > now).then(|| until - now)
     }
 
     /// Records a failed login; returns how long to wait before answering it.

@@ -210,9 +210,7 @@ impl Shell {
     /// in again, and return to the working directory.
     fn reconnect(&mut self) -> Result<(), ClientError> {
         let Account { addr, user, key } = &self.account;
-        let mut client = self.runtime.block_on(Client::connect(addr.as_str(), |position| {
-            eprintln!("all sessions are busy: waiting in the queue at position {position}");
-        }))?;
+        let mut client = self.runtime.block_on(Client::connect(addr.as_str(), say_queued))?;
         self.runtime.block_on(client.login_with_key(user, key))?;
         if self.cwd != "/" {
             self.runtime.block_on(client.cd(&self.cwd))?;
@@ -320,6 +318,11 @@ fn local_cwd() -> Result<String, Failure> {
     std::env::current_dir().map(|p| p.display().to_string()).map_err(|e| Failure::Command(format!("error: lpwd: {e}")))
 }
 
+/// Tells the user where their login waits while every session slot is taken.
+fn say_queued(position: u32) {
+    eprintln!("all sessions are busy: waiting for a free slot: position {position}");
+}
+
 /// Runs the shell; returns the process exit status.
 pub fn run(args: ShellArgs) -> u8 {
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -344,20 +347,20 @@ pub fn run(args: ShellArgs) -> u8 {
             return exit::USAGE_OR_CONNECTION;
         }
     };
-    let connected = runtime.block_on(Client::connect(args.connect.as_str(), |position| {
-        eprintln!("all sessions are busy: waiting in the queue at position {position}");
-    }));
-    let mut client = match connected {
-        Ok(client) => client,
-        Err(error) => {
-            eprintln!("error: cannot connect to {}: {error}", args.connect);
-            return exit::USAGE_OR_CONNECTION;
-        }
-    };
+    // Asked before connecting: a connection has `login_timeout_secs` (10 s by default) to log
+    // in, which a person typing a password should not have to race.
     let password = match login_password(&user) {
         Ok(password) => Zeroizing::new(password),
         Err(error) => {
             eprintln!("error: {error}");
+            return exit::USAGE_OR_CONNECTION;
+        }
+    };
+    let connected = runtime.block_on(Client::connect(args.connect.as_str(), say_queued));
+    let mut client = match connected {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("error: cannot connect to {}: {error}", args.connect);
             return exit::USAGE_OR_CONNECTION;
         }
     };

@@ -86,6 +86,14 @@ pub struct Client {
     server: String,
     /// Cancelled by the caller to stop what is in progress (see [`Client::set_interrupt`]).
     interrupt: CancellationToken,
+    /// Told each queue position while a login waits for a free slot.
+    on_queued: Box<dyn FnMut(u32) + Send>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("server", &self.server).field("chunk_size", &self.chunk_size).finish()
+    }
 }
 
 fn local_error(path: &Path) -> impl FnOnce(std::io::Error) -> ClientError + '_ {
@@ -122,8 +130,12 @@ pub struct QuotaReport {
 }
 
 impl Client {
-    /// Connects and waits for a session slot; `on_queued` hears each queue position.
-    pub async fn connect(addr: impl ToSocketAddrs, mut on_queued: impl FnMut(u32)) -> Result<Client, ClientError> {
+    /// Connects; `on_queued` hears each queue position if a later login finds every session
+    /// slot taken and waits for one (the server queues logged-in users, not connections).
+    pub async fn connect(
+        addr: impl ToSocketAddrs,
+        on_queued: impl FnMut(u32) + Send + 'static,
+    ) -> Result<Client, ClientError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let mut client = Client {
@@ -131,17 +143,16 @@ impl Client {
             chunk_size: 256 << 10,
             server: String::new(),
             interrupt: CancellationToken::new(),
+            on_queued: Box::new(on_queued),
         };
-        loop {
-            match client.recv().await? {
-                Response::Queued { position } => on_queued(position),
-                Response::Welcome { server, chunk_size, .. } => {
-                    client.chunk_size = (chunk_size as usize).clamp(1, 64 << 20);
-                    client.server = server;
-                    return Ok(client);
-                }
-                other => return Err(unexpected(other, "welcome")),
+        match client.recv().await? {
+            Response::Welcome { server, chunk_size, .. } => {
+                client.chunk_size = (chunk_size as usize).clamp(1, 64 << 20);
+                client.server = server;
+                Ok(client)
             }
+            Response::Error { code, message } => Err(server_error(code, message)),
+            other => Err(unexpected(other, "welcome")),
         }
     }
 
@@ -259,9 +270,15 @@ impl Client {
         let salted = key.salted_password();
         let auth_message = exchange.auth_message();
         let proof = scram::client_proof(salted, &auth_message);
-        let answer = self.call(Request::AuthProof { nonce, proof: ByteBuf::from(proof.to_vec()) }).await?;
-        let Response::AuthOk { server_signature } = answer else {
-            return Err(unexpected(answer, "auth_ok"));
+        self.send(Request::AuthProof { nonce, proof: ByteBuf::from(proof.to_vec()) }).await?;
+        // Every slot may be taken: the server then tells our place in the queue until one frees.
+        let server_signature = loop {
+            match self.recv().await? {
+                Response::Queued { position } => (self.on_queued)(position),
+                Response::AuthOk { server_signature } => break server_signature,
+                Response::Error { code, message } => return Err(server_error(code, message)),
+                other => return Err(unexpected(other, "auth_ok")),
+            }
         };
         if !scram::verify_server_signature(&scram::server_key(salted), &auth_message, &server_signature) {
             return Err(ClientError::ServerNotAuthenticated);

@@ -50,7 +50,8 @@ pub fn ftp_code(code: ErrorCode) -> u16 {
     match code {
         MalformedFrame | FrameTooLarge | UnexpectedMessage => 500,
         AuthFailed | LoginBanned | NotLoggedIn | TooManySessionsForUser => 530,
-        LoginTimeout | AccountChanged | IdleTimeout | ServerBusy | ShuttingDown | TooManyFromAddress => 421,
+        LoginTimeout | AccountChanged | IdleTimeout | ServerBusy | ShuttingDown | TooManyFromAddress
+        | PreLoginEvicted => 421,
         PathOutsideHome | NotFound | AlreadyExists | NotADirectory | IsADirectory | DirectoryNotEmpty | InUse => 550,
         InvalidPath => 553,
         QuotaExceeded | TooManyFiles | DiskFull => 552,

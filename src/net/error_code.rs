@@ -93,14 +93,18 @@ error_codes! {
     /// No upload data arrived, or the client did not read download data, for
     /// `transfer_stall_secs`; the connection is closed and the partial upload kept.
     TransferStalled = 502 => "the transfer stalled and was closed; reconnect and resume it",
-    /// Too many clients: both the session slots and the waiting queue are full.
+    /// A login found every session slot and queue place taken, or waited `queue_wait_secs` in
+    /// the queue.
     ServerBusy = 600 => "the server is at capacity; try again in a moment",
     /// A bug or panic inside the server; the session continues.
     Internal = 601 => "an internal error occurred; try again, and tell the administrator if it persists",
     /// The server is shutting down (SIGTERM, Ctrl-C); partial uploads are kept for resume.
     ShuttingDown = 602 => "the server is shutting down; reconnect later and resume the transfer",
-    /// The client's address already has `max_sessions_per_address` connections.
-    TooManyFromAddress = 604 => "too many connections from your address; close some and retry",
+    /// The client's address already has `max_sessions_per_address` logged-in sessions.
+    TooManyFromAddress = 604 => "too many sessions from your address; close some and retry",
+    /// A pre-login budget was full and this connection, the oldest not logged in from the
+    /// address holding the most, was closed to make room (see `max_prelogin_connections`).
+    PreLoginEvicted = 605 => "too many connections are waiting to log in: reconnect and log in promptly",
     /// The session was idle longer than `idle_timeout_secs`.
     IdleTimeout = 603 => "the session was closed after being idle; reconnect",
 }

@@ -3,6 +3,7 @@
 //! client library.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};
@@ -86,6 +87,14 @@ impl TestServer {
 
     pub async fn connect(&self) -> Client {
         Client::connect(self.addr(), |_| {}).await.unwrap()
+    }
+
+    /// Connects and logs in; the error of either step (a banned address is refused as it
+    /// connects, a wrong password at login).
+    pub async fn try_login(&self, user: &str, password: &str) -> Result<Client, ftp_actor::client::ClientError> {
+        let mut client = Client::connect(self.addr(), |_| {}).await?;
+        client.login(user, password).await?;
+        Ok(client)
     }
 
     pub async fn login(&self, user: &str, password: &str) -> Client {

@@ -1,5 +1,6 @@
 //! Logging in: the SCRAM exchange through the AuthActor, then the session claim.
 
+use super::super::acceptor::refusal_closes;
 use super::*;
 
 impl SessionActor {
@@ -26,62 +27,118 @@ impl SessionActor {
         };
         let auth = self.services.auth.clone();
         let disk = self.services.disk.clone();
-        let user_slots = self.user_slots.clone();
-        let id = self.id;
+        let slots = self.admission.slots();
         let peer = self.peer;
         let work = async move {
             let login = match auth.send(FinishLogin { pending, nonce, proof, peer: peer.ip() }).await {
                 Ok(result) => result,
-                Err(_) => return (internal("authentication service unavailable"), Err(false)),
+                Err(_) => return (internal("authentication service unavailable"), Outcome::Refused),
             };
             let (login, server_signature) = match login {
                 Ok(ok) => (ok.login, ok.server_signature),
                 // The AuthActor logged the failure (it knows whether the name is a user's).
-                Err(error) => return (Response::error(error), Err(true)),
+                Err(error) => return (Response::error(error), Outcome::Failed),
             };
-            match user_slots.send(ClaimUserSession::for_login(id, &login)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(refused)) => return (Response::error(refused), Err(false)),
-                Err(_) => return (internal("admission service unavailable"), Err(false)),
-            }
             let home_path = login.home.clone();
-            match disk.run("open home", move || Home::open(&home_path)).await {
-                Ok(Ok(home)) => {
-                    tracing::info!(target: "access", user = %login.user, %peer, op = "login", result = "ok");
-                    let signature = ByteBuf::from(server_signature.to_vec());
-                    (Response::AuthOk { server_signature: signature }, Ok((login, home)))
-                }
+            let home = match disk.run("open home", move || Home::open(&home_path)).await {
+                Ok(Ok(home)) => home,
                 Ok(Err(error)) => {
                     tracing::error!(user = %login.user, home = %login.home.display(), %error, "cannot open home");
-                    (
-                        Response::error(WireError::new(
-                            ErrorCode::StorageFailure,
-                            "your home directory cannot be opened",
-                        )),
-                        Err(false),
-                    )
+                    let error = WireError::new(ErrorCode::StorageFailure, "your home directory cannot be opened");
+                    return (Response::error(error), Outcome::Refused);
                 }
-                Err(error) => (internal(&error.to_string()), Err(false)),
+                Err(error) => return (internal(&error.to_string()), Outcome::Refused),
+            };
+            let answer = match slots.request(&login).await {
+                Ok(answer) => answer,
+                Err(refused) => {
+                    let outcome = if refusal_closes(&refused) { Outcome::Closed } else { Outcome::Refused };
+                    return (Response::error(refused), outcome);
+                }
+            };
+            tracing::info!(target: "access", user = %login.user, %peer, op = "login", result = "ok");
+            let session = LoggedIn {
+                user: login.user,
+                home: Arc::new(home),
+                home_path: login.home,
+                cwd: VirtualPath::root(),
+                upload: None,
+                discarding: false,
+            };
+            let signature = ByteBuf::from(server_signature.to_vec());
+            match answer {
+                SlotAnswer::Now => (Response::AuthOk { server_signature: signature }, Outcome::Ready(session)),
+                SlotAnswer::Queued { position, notices } => {
+                    (Response::Queued { position }, Outcome::Queued(Box::new((session, signature)), notices))
+                }
             }
         };
         self.serve(ctx, work, |act, outcome, ctx| match outcome {
-            Ok((login, home)) => {
-                act.phase = Phase::Ready(LoggedIn {
-                    user: login.user,
-                    home: Arc::new(home),
-                    home_path: login.home,
-                    cwd: VirtualPath::root(),
-                    upload: None,
-                    discarding: false,
-                })
+            Outcome::Ready(session) => act.phase = Phase::Ready(session),
+            Outcome::Queued(queued, notices) => {
+                act.phase = Phase::Queued(queued);
+                let notices = futures::stream::unfold(notices, |mut notices| async move {
+                    notices.recv().await.map(|notice| (notice, notices))
+                });
+                ctx.add_stream(notices);
+                let patience = Duration::from_secs(act.services.config.queue_wait_secs);
+                ctx.run_later(patience, move |act, ctx| {
+                    if matches!(act.phase, Phase::Queued(_)) {
+                        act.close_with(ctx, still_busy(patience));
+                    }
+                });
             }
-            Err(true) => {
+            Outcome::Failed => {
                 act.failed_logins += 1;
                 if act.failed_logins >= act.services.config.max_login_attempts_per_connection.max(1) {
                     ctx.stop();
                 }
             }
-            Err(false) => {}
+            Outcome::Refused => {}
+            Outcome::Closed => ctx.stop(),
         });
     }
+}
+
+/// How a login ended.
+enum Outcome {
+    Ready(LoggedIn),
+    Queued(Box<(LoggedIn, ByteBuf)>, mpsc::UnboundedReceiver<QueueNotice>),
+    /// A wrong password or unknown user: counts against the connection's attempts.
+    Failed,
+    /// The login could not finish (the home, a cap of the user or address, an internal
+    /// error); the client may try again.
+    Refused,
+    /// The server refused it (busy, shutting down): the connection closes.
+    Closed,
+}
+
+fn still_busy(waited: Duration) -> WireError {
+    WireError::new(
+        ErrorCode::ServerBusy,
+        format!("server still busy after {} seconds in the queue; try again later", waited.as_secs()),
+    )
+}
+
+/// A logged-in user waiting for a slot hears from the acceptor here.
+impl StreamHandler<QueueNotice> for SessionActor {
+    fn handle(&mut self, notice: QueueNotice, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        match notice {
+            QueueNotice::Position(position) => self.reply(ctx, Response::Queued { position }),
+            QueueNotice::Admit => {
+                let Phase::Queued(queued) = std::mem::replace(&mut self.phase, Phase::Connected) else { return };
+                let (session, server_signature) = *queued;
+                tracing::info!(user = %session.user, peer = %self.peer, "queued login admitted");
+                self.phase = Phase::Ready(session);
+                self.reply(ctx, Response::AuthOk { server_signature });
+            }
+            QueueNotice::Refuse(error) => self.close_with(ctx, error),
+        }
+    }
+
+    /// The acceptor drops its end once it has admitted (or refused) the session: nothing to do.
+    fn finished(&mut self, _: &mut Context<Self>) {}
 }

@@ -9,8 +9,10 @@
 //! disk job waits for room in that channel before it reads the next chunk, so a slow reader
 //! holds at most a few chunks in memory.
 //!
-//! States: `Connected` (expects `auth_start`), `Challenged` (expects `auth_proof`), `Ready`
-//! (logged in; an upload may be in progress).
+//! States: `Connected` (expects `auth_start`), `Challenged` (expects `auth_proof`), `Queued`
+//! (logged in, every slot taken: waits for one and is told its position), `Ready` (logged in
+//! and holding a slot; an upload may be in progress). Until `Ready` or `Queued` the
+//! connection holds only a pre-login place, which the acceptor may take back (error 605).
 //!
 //! This file holds the actor, its state and the plumbing every request uses (`serve`,
 //! `reply`); the requests themselves are handled in `login`, `commands`, `upload` and
@@ -37,7 +39,7 @@ use crate::net::{ErrorCode, FrameCodec, FrameError, MalformedFrame, PROTOCOL_VER
 use crate::quota::{UsageGate, upload_need};
 use crate::storage::{Download, Home, PartialUpload, StorageError, VirtualPath};
 
-use super::acceptor::{ClaimUserSession, SessionEnded, SlotGuard};
+use super::acceptor::{AdmissionLink, QueueNotice, SlotAnswer};
 use super::auth::{BeginLogin, FinishLogin, PendingLogin};
 use super::disk::JobFailed;
 use super::panic_guard::{catch_panic, catch_panic_async};
@@ -76,16 +78,16 @@ struct LoggedIn {
 enum Phase {
     Connected,
     Challenged(PendingLogin),
+    /// Logged in, waiting for a slot; `auth_ok` (with this signature) is sent on admission.
+    Queued(Box<(LoggedIn, ByteBuf)>),
     Ready(LoggedIn),
 }
 
 pub struct SessionActor {
-    id: u64,
     peer: SocketAddr,
     services: Services,
-    _slot: SlotGuard,
-    /// Where a login claims one of its user's `max_sessions_per_user` places.
-    user_slots: Recipient<ClaimUserSession>,
+    /// The connection's place in the acceptor's books, and where a login asks for a slot.
+    admission: AdmissionLink,
     out: mpsc::Sender<Response>,
     /// Tells the writer task to send what is queued, then end the connection's sending half.
     finish_writing: Option<oneshot::Sender<()>>,
@@ -106,16 +108,14 @@ pub struct SessionActor {
 }
 
 impl SessionActor {
-    /// Starts a session on an admitted connection; returns its address and its [`Cut`] (the
+    /// Starts a session on a new connection; returns its address and its [`Cut`] (the
     /// acceptor uses the cut to reach it even while a download keeps it busy: a forced
     /// shutdown, a revoked account).
     pub fn start(
-        id: u64,
         stream: TcpStream,
         peer: SocketAddr,
         services: Services,
-        acceptor: Recipient<SessionEnded>,
-        user_slots: Recipient<ClaimUserSession>,
+        admission: AdmissionLink,
     ) -> (Addr<SessionActor>, Arc<Cut>) {
         let _ = stream.set_nodelay(true);
         let (read_half, write_half) = stream.into_split();
@@ -133,11 +133,9 @@ impl SessionActor {
         let addr = SessionActor::create(move |ctx| {
             ctx.add_stream(FramedRead::new(read_half, FrameCodec::<Request, Response>::new(max_frame)));
             SessionActor {
-                id,
                 peer,
                 services,
-                _slot: SlotGuard::new(id, acceptor),
-                user_slots,
+                admission,
                 out,
                 finish_writing: Some(finish_writing),
                 phase: Phase::Connected,
@@ -168,6 +166,7 @@ impl SessionActor {
     fn user(&self) -> &str {
         match &self.phase {
             Phase::Ready(session) => &session.user,
+            Phase::Queued(queued) => &queued.0.user,
             Phase::Challenged(pending) => pending.user(),
             Phase::Connected => "-",
         }
@@ -276,6 +275,7 @@ impl SessionActor {
             (Phase::Challenged(_), Request::AuthStart { .. }) | (Phase::Connected, Request::AuthProof { .. }) => {
                 self.reply(ctx, unexpected("auth_start, then auth_proof, once each"))
             }
+            (Phase::Queued(_), _) => self.reply(ctx, unexpected("waiting for a free slot: send nothing until auth_ok")),
             (Phase::Connected | Phase::Challenged(_), _) => {
                 self.reply(ctx, Response::error(WireError::new(ErrorCode::NotLoggedIn, "log in first (auth_start)")))
             }
@@ -388,7 +388,7 @@ impl Actor for SessionActor {
         };
         self.reply(ctx, welcome);
         ctx.run_later(Duration::from_secs(config.login_timeout_secs), |act, ctx| {
-            if !matches!(act.phase, Phase::Ready(_)) {
+            if matches!(act.phase, Phase::Connected | Phase::Challenged(_)) {
                 act.close_with(ctx, WireError::from(ErrorCode::LoginTimeout));
             }
         });
@@ -398,7 +398,9 @@ impl Actor for SessionActor {
         // the frame writer's stall limit instead (`write_frames`).
         ctx.run_interval(Duration::from_secs(1), move |act, ctx| {
             let quiet = act.last_activity.elapsed();
-            if act.upload_in_progress() && quiet.min(act.received.quiet()) >= stall {
+            if matches!(act.phase, Phase::Queued(_)) {
+                // The queue's own patience applies (`queue_wait_secs`).
+            } else if act.upload_in_progress() && quiet.min(act.received.quiet()) >= stall {
                 let message = format!("no upload data for {} seconds; the partial is kept for resume", stall.as_secs());
                 act.close_with(ctx, WireError::new(ErrorCode::TransferStalled, message));
             } else if quiet >= idle {
@@ -414,7 +416,7 @@ impl Actor for SessionActor {
         {
             upload.set_aside(self.services.resume_states.clone());
         }
-        tracing::debug!(session = self.id, peer = %self.peer, user = self.user(), "session ended");
+        tracing::debug!(session = self.admission.id(), peer = %self.peer, user = self.user(), "session ended");
     }
 }
 

@@ -1,5 +1,9 @@
 //! Logging in: AUTH TLS, USER and PASS (checked by the AuthActor), PBSZ and PROT.
 
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::actors::acceptor::refusal_closes;
+
 use super::*;
 
 impl Session {
@@ -46,26 +50,80 @@ impl Session {
         if let Some(tickets) = &self.tls.tickets {
             tickets.logged_in(&login.user);
         }
-        match self.user_slots.send(ClaimUserSession::for_login(self.id, &login)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(refused)) => return Flow::Reply(Reply::from_error(&refused)),
-            Err(_) => return Flow::Reply(Reply::new(421, "admission service unavailable")),
-        }
         let home_path = login.home.clone();
-        match self.services.disk.run("open home", move || Home::open(&home_path)).await {
-            Ok(Ok(home)) => {
-                tracing::info!(target: "access", user = %login.user, %peer, op = "ftp login", result = "ok");
-                let reply = Reply::new(230, format!("logged in as {}", login.user));
-                let cwd = VirtualPath::root();
-                self.login = Some(LoggedIn { user: login.user, home: Arc::new(home), home_path: login.home, cwd });
-                Flow::Reply(reply)
-            }
+        let home = match self.services.disk.run("open home", move || Home::open(&home_path)).await {
+            Ok(Ok(home)) => home,
             Ok(Err(error)) => {
                 tracing::error!(user = %login.user, home = %login.home.display(), %error, "cannot open home");
-                Flow::Reply(Reply::new(451, "your home directory cannot be opened"))
+                return Flow::Reply(Reply::new(451, "your home directory cannot be opened"));
             }
-            Err(error) => Flow::Reply(Reply::new(451, format!("internal error: {error}"))),
+            Err(error) => return Flow::Reply(Reply::new(451, format!("internal error: {error}"))),
+        };
+        match self.admission.slots().request(&login).await {
+            Ok(SlotAnswer::Now) => {}
+            Ok(SlotAnswer::Queued { position, notices }) => {
+                if let Err(flow) = self.wait_for_slot(position, notices).await {
+                    return flow;
+                }
+            }
+            Err(refused) if refusal_closes(&refused) => return Flow::Close(Reply::from_error(&refused)),
+            Err(refused) => return Flow::Reply(Reply::from_error(&refused)),
         }
+        tracing::info!(target: "access", user = %login.user, %peer, op = "ftp login", result = "ok");
+        let reply = Reply::new(230, format!("logged in as {}", login.user));
+        let cwd = VirtualPath::root();
+        self.login = Some(LoggedIn { user: login.user, home: Arc::new(home), home_path: login.home, cwd });
+        Flow::Reply(reply)
+    }
+
+    /// Waits in the queue for a slot. The position goes out as continuation lines of the 230
+    /// reply (`230-`), which ends when the slot is the session's: every client reads the wait as
+    /// one slow answer to PASS. A wait that ends without a slot (`queue_wait_secs`, shutdown, a
+    /// revoked account) must still end that reply with a 230 line; the reason follows as a 421,
+    /// which the client reads as the answer to its next command, and the connection closes.
+    async fn wait_for_slot(&mut self, position: u32, mut notices: UnboundedReceiver<QueueNotice>) -> Result<(), Flow> {
+        let patience = Duration::from_secs(self.services.config.queue_wait_secs);
+        let deadline = tokio::time::sleep(patience);
+        tokio::pin!(deadline);
+        let mut tell = Some(position);
+        let mut watching_for_hangup = true;
+        let reason = loop {
+            if let Some(position) = tell.take() {
+                let line =
+                    format!("230-all sessions are busy: you are number {position} in the queue; please wait\r\n");
+                if !self.send_raw(line.as_bytes()).await {
+                    return Err(Flow::Lost);
+                }
+            }
+            let control = self.control.as_mut().expect("present between commands");
+            tokio::select! {
+                notice = notices.recv() => match notice {
+                    Some(QueueNotice::Position(position)) => tell = Some(position),
+                    Some(QueueNotice::Admit) => return Ok(()),
+                    Some(QueueNotice::Refuse(error)) => break error,
+                    None => break WireError::new(ErrorCode::ShuttingDown, "the server is shutting down"),
+                },
+                () = &mut deadline => {
+                    let waited = patience.as_secs();
+                    break WireError::new(ErrorCode::ServerBusy, format!("server still busy after {waited} seconds in the queue; try again later"));
+                }
+                _ = self.signals.changed() => match &*self.signals.borrow() {
+                    Signal::CloseNow(error) => break error.clone(),
+                    Signal::Drain => break WireError::new(ErrorCode::ShuttingDown, "the server is shutting down"),
+                    Signal::Run => {}
+                },
+                filled = control.fill_buf(), if watching_for_hangup => match filled {
+                    // The client spoke early; its bytes stay buffered for the session.
+                    Ok(bytes) if !bytes.is_empty() => watching_for_hangup = false,
+                    _ => return Err(Flow::Lost),
+                },
+            }
+        };
+        let end = format!("230 no session after all: {} (error {})\r\n", reason.message, reason.code.as_u16());
+        if !self.send_raw(end.as_bytes()).await {
+            return Err(Flow::Lost);
+        }
+        Err(Flow::Close(Reply::from_error(&reason)))
     }
 
     pub(super) async fn auth_tls(&mut self, mechanism: &str) -> Flow {

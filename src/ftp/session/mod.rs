@@ -17,12 +17,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::Recipient;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::actors::acceptor::{ClaimUserSession, SlotGuard};
+use crate::actors::acceptor::{AdmissionLink, QueueNotice, SlotAnswer};
 use crate::actors::auth::CheckPassword;
 use crate::actors::{EntryChange, Services};
 use crate::net::{ErrorCode, WireError};
@@ -77,13 +76,11 @@ impl FtpLink {
 
 /// The session's shared pieces, handed over by the acceptor.
 pub struct FtpSessionStart {
-    pub id: u64,
     pub stream: TcpStream,
     pub peer: SocketAddr,
     pub services: Services,
     pub tls: FtpTls,
-    pub slot: SlotGuard,
-    pub user_slots: Recipient<ClaimUserSession>,
+    pub admission: AdmissionLink,
 }
 
 /// Starts the session's task; returns the acceptor's handle on it.
@@ -94,7 +91,7 @@ pub fn start(start: FtpSessionStart) -> FtpLink {
             Ok(session) => session,
             Err(error) => return tracing::warn!(%error, "FTP connection lost before its greeting"),
         };
-        let (id, peer) = (session.id, session.peer);
+        let (id, peer) = (session.admission.id(), session.peer);
         let user = session.run().await;
         tracing::debug!(session = id, %peer, user, "FTP session ended");
     });
@@ -127,7 +124,6 @@ enum Line {
 }
 
 struct Session {
-    id: u64,
     peer: SocketAddr,
     local: SocketAddr,
     services: Services,
@@ -136,8 +132,8 @@ struct Session {
     control: Option<BufReader<MaybeTls>>,
     line: Vec<u8>,
     signals: watch::Receiver<Signal>,
-    user_slots: Recipient<ClaimUserSession>,
-    _slot: SlotGuard,
+    /// The connection's place in the acceptor's books, and where a login asks for a slot.
+    admission: AdmissionLink,
     pending_user: Option<String>,
     login: Option<LoggedIn>,
     failed_logins: u32,
@@ -149,11 +145,10 @@ struct Session {
 
 impl Session {
     fn new(start: FtpSessionStart, signals: watch::Receiver<Signal>) -> std::io::Result<Session> {
-        let FtpSessionStart { id, stream, peer, services, tls, slot, user_slots } = start;
+        let FtpSessionStart { stream, peer, services, tls, admission } = start;
         let local = stream.local_addr()?;
         let _ = stream.set_nodelay(true);
         Ok(Session {
-            id,
             peer,
             local,
             services,
@@ -161,8 +156,7 @@ impl Session {
             control: Some(BufReader::new(MaybeTls::Plain(stream))),
             line: Vec::new(),
             signals,
-            user_slots,
-            _slot: slot,
+            admission,
             pending_user: None,
             login: None,
             failed_logins: 0,
@@ -182,10 +176,14 @@ impl Session {
     }
 
     async fn send(&mut self, reply: Reply) -> bool {
-        let bytes = reply.to_bytes();
+        self.send_raw(&reply.to_bytes()).await
+    }
+
+    /// Sends bytes on the control connection as they are (a reply's continuation lines).
+    async fn send_raw(&mut self, bytes: &[u8]) -> bool {
         let stall = Duration::from_secs(self.services.config.transfer_stall_secs);
         let control = self.control().get_mut();
-        matches!(tokio::time::timeout(stall, control.write_all(&bytes)).await, Ok(Ok(())))
+        matches!(tokio::time::timeout(stall, control.write_all(bytes)).await, Ok(Ok(())))
     }
 
     /// Serves the connection; returns the user name for the log.
