@@ -164,6 +164,9 @@ pub struct Acceptor {
     queue: VecDeque<Waiting>,
     shutting_down: bool,
     next_id: u64,
+    /// Accepts failed for want of descriptors since the last log line, and when that was.
+    accept_failures: u64,
+    failure_logged: Option<Instant>,
 }
 
 impl Acceptor {
@@ -185,6 +188,8 @@ impl Acceptor {
             queue: VecDeque::new(),
             shutting_down: false,
             next_id: 0,
+            accept_failures: 0,
+            failure_logged: None,
         }
     }
 
@@ -351,9 +356,15 @@ impl StreamHandler<Accepted> for Acceptor {
             Err(error) if is_out_of_descriptors(&error) => {
                 // Shed the connection the budget would give up first, and keep accepting.
                 let shed = self.prelogin.shed();
-                tracing::warn!(%error, prelogin = self.prelogin.len(), shed = shed.is_some(), "accept failed: out of descriptors");
                 if let Some(id) = shed {
                     self.evict(id);
+                }
+                self.accept_failures += 1;
+                // At most one line a second however often it fails.
+                if self.failure_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                    let failures = std::mem::take(&mut self.accept_failures);
+                    tracing::warn!(%error, failures, prelogin = self.prelogin.len(), shed = shed.is_some(), "accept failed: out of descriptors");
+                    self.failure_logged = Some(Instant::now());
                 }
                 return;
             }
