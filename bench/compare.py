@@ -500,6 +500,53 @@ def idle_sessions(args, server, peers, results):
         measure(peer.name, peer.pids, lambda: holder("ftp", peer.addr, peer.user, peer.password))
 
 
+def silent_sockets(args, server, peers, results):
+    """Connections that never send a byte, from 50 source addresses: the memory each costs the
+    server, and how long a real login from another address takes meanwhile."""
+    log(f"workload: {args.silent} silent sockets from 50 addresses")
+
+    def measure(name, pids, target, addr, user, password):
+        before = pss_kib(pids())
+        command = [LOADGEN, "--target", target, "--addr", addr, "--user", user, "--password", password,
+                   "silent", "--count", str(args.silent), "--addresses", "50"]
+        holder = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        line = holder.stdout.readline()
+        if not line.startswith("ready"):
+            raise RuntimeError(f"{name}: silent sockets not ready: {line} {holder.stderr.read()}")
+        time.sleep(2)
+        after = pss_kib(pids())
+        logins, failures = [], []
+        for _ in range(args.repeats):
+            holder.stdin.write("login\n")
+            holder.stdin.flush()
+            answer = parse_result(holder.stdout.readline().strip())
+            if "login_seconds" in answer:
+                logins.append(float(answer["login_seconds"]))
+            else:
+                failures.append(answer.get("login_failed", "?"))
+        holder.stdin.close()
+        holder.wait(timeout=60)
+        per_socket = (after - before) / args.silent
+        results.rows.append({"workload": "silent socket memory", "server": name, "unit": "KiB/socket",
+                             "median": per_socket, "runs": [per_socket],
+                             "note": f"PSS {before} KiB before, {after} KiB with {args.silent} silent sockets"})
+        note = f"{len(failures)} of {args.repeats} logins failed: {failures[0]}" if failures else ""
+        if logins:
+            results.add("login under silent sockets", name, "s", logins, note)
+        else:
+            results.rows.append({"workload": "login under silent sockets", "server": name, "unit": "s",
+                                 "median": float("nan"), "runs": [], "note": note})
+        log(f"  {name}: {per_socket:.2f} KiB per socket; logins {logins} {note}")
+
+    server.start(args.max_concurrency)
+    time.sleep(1)
+    measure("ftp-actor", server.pids, "native", server.addr, BENCH_USER, BENCH_PASSWORD)
+    server.stop()
+    for peer in peers:
+        measure(peer.name, peer.pids, "ftp", peer.addr, peer.user, peer.password)
+
+
 def control_workloads(args, server, peers, results):
     server.start(args.max_concurrency)
     for name, workload, unit in [("round trips (pwd)", ["pwd", "--seconds", str(args.seconds)], "req/s"),
@@ -569,8 +616,9 @@ def main():
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--silent", type=int, default=1000)
     parser.add_argument("--max-concurrency", type=int, default=64)
-    parser.add_argument("--only", default="big,small,idle,control,memory")
+    parser.add_argument("--only", default="big,small,idle,silent,control,memory")
     args = parser.parse_args()
     env = dict(line.split("=", 1) for line in args.peers_env.read_text().split() if "=" in line)
     peers = [Peer(name, env) for name in PEERS]
@@ -581,6 +629,7 @@ def main():
         "big": lambda: big_files(args, args.work, server, peers, results),
         "small": lambda: small_files(args, server, peers, results),
         "idle": lambda: idle_sessions(args, server, peers, results),
+        "silent": lambda: silent_sockets(args, server, peers, results),
         "control": lambda: control_workloads(args, server, peers, results),
         "memory": lambda: transfer_memory(args, args.work, server, results),
     }

@@ -3,7 +3,7 @@
 # ratios. See docs/BENCHMARKS.md.
 #   bench/compare.sh                       # everything (12 to 20 minutes)
 #   bench/compare.sh --only big --repeats 3
-# Options are passed to bench/compare.py (--size-mib, --repeats, --small-repeats, --only big,small,idle,control,memory).
+# Options are passed to bench/compare.py (--size-mib, --repeats, --small-repeats, --only big,small,idle,silent,control,memory).
 # BENCH_DIR (default /dev/shm/ftp-actor-bench) holds every server's files, on one filesystem.
 # Needs root for the peers (see bench/peers.sh); curl and md5sum.
 set -euo pipefail

@@ -32,7 +32,8 @@ fn out_of_descriptors_the_server_sheds_pre_login_connections_and_keeps_accepting
         open_files: Some(40),
     });
     let server: std::net::SocketAddr = served.native.parse().unwrap();
-    let mut silent: Vec<std::net::TcpStream> = (0..120).map(|_| std::net::TcpStream::connect(server).unwrap()).collect();
+    let mut silent: Vec<std::net::TcpStream> =
+        (0..120).map(|_| std::net::TcpStream::connect(server).unwrap()).collect();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let login = runtime.block_on(async {
         tokio::time::timeout(Duration::from_secs(60), async {

@@ -90,6 +90,15 @@ enum Workload {
         #[arg(long, default_value_t = 1000)]
         count: usize,
     },
+    /// Opens COUNT connections that never send a byte, from ADDRESSES source addresses
+    /// (127.0.0.2 and up), prints `ready`; at each line on stdin, times one real login from
+    /// 127.0.0.1 and prints it; holds the sockets until stdin closes.
+    Silent {
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        #[arg(long, default_value_t = 50)]
+        addresses: usize,
+    },
     /// Round trips of a cheap command (pwd) on one session; requests per second.
     Pwd {
         #[arg(long, default_value_t = 5.0)]
@@ -272,6 +281,42 @@ async fn idle(connector: &Connector, count: usize) -> Result<String> {
     Ok(format!("held={}", sessions.len()))
 }
 
+async fn silent(connector: &Connector, count: usize, addresses: usize) -> Result<String> {
+    use std::io::BufRead;
+    let server: std::net::SocketAddr = connector.addr.parse()?;
+    let mut sockets = Vec::with_capacity(count);
+    for i in 0..count {
+        let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i % addresses.clamp(1, 250)) as u8);
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind((source, 0).into())?;
+        sockets.push(socket.connect(server).await?);
+    }
+    // Let the server accept them all before anyone measures it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    println!("ready sockets={}", sockets.len());
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            if line.is_err() || lines_tx.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    while lines.recv().await.is_some() {
+        let started = Instant::now();
+        match connector.open().await {
+            Ok(session) => {
+                let seconds = started.elapsed().as_secs_f64();
+                session.quit().await?;
+                println!("login_seconds={seconds:.4}");
+            }
+            // A peer may refuse the login under the flood: that is the result.
+            Err(error) => println!("login_failed={}", error.to_string().replace(' ', "_")),
+        }
+    }
+    Ok(format!("held={}", sockets.len()))
+}
+
 async fn round_trips(connector: &Connector, seconds: f64) -> Result<String> {
     let mut session = connector.open().await?;
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
@@ -354,6 +399,7 @@ async fn run(args: Args) -> Result<String> {
         }
         Workload::Small { clients, files, size } => small(&connector, clients, files, size).await,
         Workload::Idle { count } => idle(&connector, count).await,
+        Workload::Silent { count, addresses } => silent(&connector, count, addresses).await,
         Workload::Pwd { seconds } => round_trips(&connector, seconds).await,
         Workload::Logins { seconds, clients } => logins(&connector, seconds, clients).await,
     }

@@ -6,6 +6,8 @@
 //! error: framing is still intact, so the peer gets an error reply and the session goes on.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Buf, BufMut, BytesMut};
 use serde::Serialize;
@@ -34,14 +36,21 @@ pub enum FrameError {
 
 /// Encodes `Out` messages and decodes `In` messages, one per frame.
 pub struct FrameCodec<In, Out> {
-    max_frame: usize,
+    max_frame: Arc<AtomicUsize>,
     _types: PhantomData<fn(Out) -> In>,
 }
 
 impl<In, Out> FrameCodec<In, Out> {
     /// `max_frame` bounds the body of incoming frames (the prefix is not counted).
     pub fn new(max_frame: usize) -> Self {
-        FrameCodec { max_frame, _types: PhantomData }
+        FrameCodec { max_frame: Arc::new(AtomicUsize::new(max_frame)), _types: PhantomData }
+    }
+
+    /// The limit, to change it while the codec is in use: a server session accepts only small
+    /// frames until its user has logged in, so that a connection nobody has authenticated
+    /// cannot make it reserve a large frame's buffer.
+    pub fn max_frame(&self) -> Arc<AtomicUsize> {
+        self.max_frame.clone()
     }
 }
 
@@ -54,8 +63,9 @@ impl<In: DeserializeOwned + DataMessage, Out> Decoder for FrameCodec<In, Out> {
             return Ok(None);
         }
         let length = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
-        if length > self.max_frame {
-            return Err(FrameError::TooLarge { length, limit: self.max_frame });
+        let limit = self.max_frame.load(Ordering::Relaxed);
+        if length > limit {
+            return Err(FrameError::TooLarge { length, limit });
         }
         let total = LENGTH_PREFIX + length;
         if src.len() < total {

@@ -5,6 +5,7 @@ pub mod codec;
 pub mod data_frame;
 pub mod error_code;
 pub mod frame;
+pub mod lean_read;
 pub mod message;
 pub mod strict;
 

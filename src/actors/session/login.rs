@@ -74,8 +74,12 @@ impl SessionActor {
             }
         };
         self.serve(ctx, work, |act, outcome, ctx| match outcome {
-            Outcome::Ready(session) => act.phase = Phase::Ready(session),
+            Outcome::Ready(session) => {
+                act.logged_in();
+                act.phase = Phase::Ready(session)
+            }
             Outcome::Queued(queued, notices) => {
+                act.logged_in();
                 act.phase = Phase::Queued(queued);
                 let notices = futures::stream::unfold(notices, |mut notices| async move {
                     notices.recv().await.map(|notice| (notice, notices))
@@ -97,6 +101,14 @@ impl SessionActor {
             Outcome::Refused => {}
             Outcome::Closed => ctx.stop(),
         });
+    }
+}
+
+impl SessionActor {
+    /// The user is authenticated: frames up to the configured limit are accepted from now on.
+    fn logged_in(&mut self) {
+        let max_frame = self.services.config.max_frame_bytes;
+        self.frame_limit.store(max_frame, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -26,15 +26,16 @@ use std::time::{Duration, Instant};
 use crate::integrity::{Digest, Md5};
 use actix::prelude::*;
 use bytes::Bytes;
-use futures::SinkExt;
 use serde_bytes::ByteBuf;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::net::activity::{Activity, Stamped};
 use crate::net::data_frame::write_data_frame;
+use crate::net::frame::encode_frame;
+use crate::net::lean_read::LeanFramedRead;
 use crate::net::{ErrorCode, FrameCodec, FrameError, MalformedFrame, PROTOCOL_VERSION, Request, Response, WireError};
 use crate::quota::{UsageGate, upload_need};
 use crate::storage::{Download, Home, PartialUpload, StorageError, VirtualPath};
@@ -53,6 +54,11 @@ pub(crate) mod upload;
 mod upload_stream;
 
 use upload::Upload;
+
+/// The largest frame a connection may send before its login succeeds: the login's messages
+/// are far smaller, and a connection nobody has authenticated must not make the server reserve
+/// a data chunk's buffer (a pre-login budget of thousands would multiply it).
+pub const PRELOGIN_MAX_FRAME: usize = 4096;
 
 /// Frames queued for the writer task; with 256 KiB chunks, at most 1 MiB waits per session.
 const WRITE_QUEUE: usize = 4;
@@ -105,6 +111,8 @@ pub struct SessionActor {
     cut: Arc<Cut>,
     /// The session's last answer is sent or on its way: nothing more is served.
     closing: bool,
+    /// The largest frame accepted: [`PRELOGIN_MAX_FRAME`] until the login succeeds.
+    frame_limit: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SessionActor {
@@ -126,12 +134,13 @@ impl SessionActor {
         let (out, queue) = mpsc::channel(WRITE_QUEUE);
         let (finish_writing, finish) = oneshot::channel();
         let stall = Duration::from_secs(services.config.transfer_stall_secs);
-        let sink = FramedWrite::new(write_half, FrameCodec::new(max_frame));
-        actix_rt::spawn(write_frames(sink, queue, finish, sent.clone(), stall));
+        actix_rt::spawn(write_frames(write_half, queue, finish, sent.clone(), stall));
         let cut = Arc::new(Cut::default());
         let session_cut = cut.clone();
         let addr = SessionActor::create(move |ctx| {
-            ctx.add_stream(FramedRead::new(read_half, FrameCodec::<Request, Response>::new(max_frame)));
+            let codec = FrameCodec::<Request, Response>::new(PRELOGIN_MAX_FRAME.min(max_frame));
+            let frame_limit = codec.max_frame();
+            ctx.add_stream(LeanFramedRead::new(read_half, codec));
             SessionActor {
                 peer,
                 services,
@@ -146,6 +155,7 @@ impl SessionActor {
                 draining: false,
                 cut: session_cut,
                 closing: false,
+                frame_limit,
             }
         });
         (addr, cut)
@@ -327,13 +337,12 @@ fn storage_error(op: &str, path: &str, error: StorageError) -> Response {
     Response::error(WireError::new(error.code(), format!("{op} {path}: {error}")))
 }
 
-/// Writes one data frame after whatever the sink still buffers.
-async fn send_data(
-    sink: &mut FramedWrite<Stamped<OwnedWriteHalf>, FrameCodec<Request, Response>>,
-    bytes: &[u8],
-) -> Result<(), FrameError> {
-    sink.flush().await?;
-    write_data_frame(sink.get_mut(), bytes).await
+/// Writes one message's frame. Encoded into a buffer of its own, freed once written: a
+/// session keeps no write buffer between answers.
+async fn send_frame(sink: &mut Stamped<OwnedWriteHalf>, response: &Response) -> Result<(), FrameError> {
+    let frame = encode_frame(response)?;
+    sink.write_all(&frame).await?;
+    Ok(())
 }
 
 /// Writes the session's frames. A client that reads nothing for `stall` (the socket stays
@@ -343,7 +352,7 @@ async fn send_data(
 /// Once `finish` fires (or the session is gone), the frames already queued are written, then
 /// the sending half is shut down: the client reads our last answer, then the end of the data.
 async fn write_frames(
-    mut sink: FramedWrite<Stamped<OwnedWriteHalf>, FrameCodec<Request, Response>>,
+    mut sink: Stamped<OwnedWriteHalf>,
     mut queue: mpsc::Receiver<Response>,
     mut finish: oneshot::Receiver<()>,
     sent: Arc<Activity>,
@@ -365,14 +374,14 @@ async fn write_frames(
         };
         let written = match &response {
             // A download's chunk goes out from where it is (see `net::data_frame`).
-            Response::Data { bytes } => sent.unless_stalled(stall, send_data(&mut sink, bytes)).await,
-            _ => sent.unless_stalled(stall, sink.send(response)).await,
+            Response::Data { bytes } => sent.unless_stalled(stall, write_data_frame(&mut sink, bytes)).await,
+            _ => sent.unless_stalled(stall, send_frame(&mut sink, &response)).await,
         };
         if !matches!(written, Some(Ok(()))) {
             return;
         }
     }
-    let _ = sent.unless_stalled(stall, sink.close()).await;
+    let _ = sent.unless_stalled(stall, sink.shutdown()).await;
 }
 
 impl Actor for SessionActor {

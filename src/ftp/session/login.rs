@@ -155,7 +155,7 @@ impl Session {
         }
         match tokio::time::timeout(patience, MaybeTls::accept(stream, self.tls.control.clone())).await {
             Ok(Ok(tls)) => {
-                self.control = Some(BufReader::new(tls));
+                self.control = Some(BufReader::with_capacity(CONTROL_BUFFER, tls));
                 Flow::Sent
             }
             _ => {

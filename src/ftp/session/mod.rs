@@ -40,6 +40,10 @@ mod files;
 mod login;
 mod transfer_commands;
 
+/// Bytes of the control connection's read buffer: commands are short lines (a longer one is
+/// read in several pieces), and every connection holds this much while it waits.
+const CONTROL_BUFFER: usize = 1024;
+
 /// Longest command line accepted, beyond the longest path: a longer line closes the session.
 const LINE_OVERHEAD: usize = 64;
 
@@ -153,7 +157,7 @@ impl Session {
             local,
             services,
             tls,
-            control: Some(BufReader::new(MaybeTls::Plain(stream))),
+            control: Some(BufReader::with_capacity(CONTROL_BUFFER, MaybeTls::Plain(stream))),
             line: Vec::new(),
             signals,
             admission,
