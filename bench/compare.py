@@ -522,7 +522,7 @@ def silent_sockets(args, server, peers, results):
             holder.stdin.flush()
             answer = parse_result(holder.stdout.readline().strip())
             if "login_seconds" in answer:
-                logins.append(float(answer["login_seconds"]))
+                logins.append(float(answer["login_seconds"]) * 1000)
             else:
                 failures.append(answer.get("login_failed", "?"))
         holder.stdin.close()
@@ -533,9 +533,9 @@ def silent_sockets(args, server, peers, results):
                              "note": f"PSS {before} KiB before, {after} KiB with {args.silent} silent sockets"})
         note = f"{len(failures)} of {args.repeats} logins failed: {failures[0]}" if failures else ""
         if logins:
-            results.add("login under silent sockets", name, "s", logins, note)
+            results.add("login under silent sockets", name, "ms", logins, note)
         else:
-            results.rows.append({"workload": "login under silent sockets", "server": name, "unit": "s",
+            results.rows.append({"workload": "login under silent sockets", "server": name, "unit": "ms",
                                  "median": float("nan"), "runs": [], "note": note})
         log(f"  {name}: {per_socket:.2f} KiB per socket; logins {logins} {note}")
 

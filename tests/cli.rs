@@ -496,3 +496,25 @@ async fn a_password_typed_as_a_user_name_never_reaches_the_log() {
     assert_eq!(log.matches("user=unknown-").count(), 2, "{log}");
     assert!(log.contains("user=alice"), "a real user's failure names the user:\n{log}");
 }
+
+/// With every slot taken, the shell's login waits and says where; it runs once a slot frees.
+#[test]
+fn the_shell_says_where_its_login_waits_for_a_slot() {
+    let server = TestServer::start_with(|config| config.max_concurrency = 1);
+    server.add_user("q", "pw", 1 << 20);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let holder = runtime.block_on(server.login("q", "pw"));
+    let work = server.local("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let addr = server.addr().to_string();
+    let mut shell = spawn_shell(&["--connect", &addr, "--user", "q", "--batch", "-"], "pw", &work);
+    shell.stdin.take().unwrap().write_all(b"pwd\nquit\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(shell.try_wait().unwrap().is_none(), "the shell waits while the slot is held");
+    runtime.block_on(holder.quit()).unwrap();
+    let out = shell.wait_with_output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stderr.contains("all sessions are busy: waiting for a free slot: position 1"), "{stderr}");
+    assert!(stdout.contains("/\n"), "{stdout}");
+}

@@ -574,3 +574,79 @@ print("ok")
 "#;
     run_ftplib(&test, script, &[&md5_hex(&content), "other password"]);
 }
+
+/// With every slot taken, curl, lftp, rclone and ftplib wait in the queue (told their place in
+/// `230-` lines of the answer to PASS) and then do their work once slots free.
+#[test]
+fn standard_clients_wait_in_the_queue_then_work() {
+    let test = TestServer::start_ftp(|config| {
+        config.max_concurrency = 1;
+        config.max_sessions_per_user = 10;
+    });
+    test.add_user(USER, PASSWORD, 1 << 30);
+    let data = random_bytes(300_000, 77);
+    std::fs::write(test.home(USER).join("q.bin"), &data).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let holder = runtime.block_on(test.login(USER, PASSWORD));
+
+    let spawn = |program: &str, args: &[&str]| {
+        Command::new("timeout")
+            .arg("120")
+            .arg(program)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+    };
+    let cert = test.ftp_cert();
+    let (by_curl, by_lftp, by_rclone) = (test.local("curl.bin"), test.local("lftp.bin"), test.local("rclone.bin"));
+    let mut curl_args = curl_tls(&cert).to_vec();
+    let url = curl_url(&test, "/q.bin");
+    curl_args.extend_from_slice(&[url.as_str(), "-o", by_curl.to_str().unwrap()]);
+    let lftp = lftp_script(&test, &format!("get /q.bin -o {}", by_lftp.display()));
+    let remote = format!("{}q.bin", rclone_remote(&test));
+    let rclone_config = test.local("rclone.conf");
+    let (port, cert_path) = (test.ftp_addr().port().to_string(), cert.to_str().unwrap().to_string());
+    let ftplib = format!(
+        "{REUSING_FTP_TLS}
+import hashlib, ssl, sys
+port, cert, user, password, want = sys.argv[1:6]
+ftp = ReusingFTP_TLS(context=ssl.create_default_context(cafile=cert))
+ftp.connect('127.0.0.1', int(port), timeout=60)
+ftp.login(user, password)
+ftp.prot_p()
+got = bytearray()
+ftp.retrbinary('RETR q.bin', got.extend)
+assert hashlib.md5(got).hexdigest() == want, 'md5'
+ftp.quit()
+print('ok')
+"
+    );
+    let want = md5_hex(&data);
+    let mut children = vec![
+        ("curl", spawn("curl", &curl_args)),
+        ("lftp", spawn("lftp", &["-c", &lftp])),
+        (
+            "rclone",
+            spawn(
+                "rclone",
+                &["--config", rclone_config.to_str().unwrap(), "copyto", &remote, by_rclone.to_str().unwrap()],
+            ),
+        ),
+        ("ftplib", spawn("python3", &["-c", &ftplib, &port, &cert_path, USER, PASSWORD, &want])),
+    ];
+    // They wait: none ends while the slot is held.
+    std::thread::sleep(Duration::from_secs(3));
+    for (name, child) in &mut children {
+        assert!(child.try_wait().unwrap().is_none(), "{name} ended while every slot was taken");
+    }
+    runtime.block_on(holder.quit()).unwrap();
+    for (name, child) in children {
+        let output = child.wait_with_output().unwrap();
+        must_succeed(name, &output);
+    }
+    for copy in [by_curl, by_lftp, by_rclone] {
+        assert_eq!(std::fs::read(&copy).unwrap(), data, "{}", copy.display());
+    }
+}
