@@ -4,11 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::binary::{Launch, Served};
+use common::ftp_control::Control;
 use common::*;
 use ftp_actor::client::{Client, ClientError};
 use ftp_actor::net::ErrorCode;
@@ -210,7 +211,7 @@ fn silent_sockets_from_the_users_own_address_do_not_keep_the_user_out() {
     }
     login_native(&served.native, "alice", "pw").expect("the native login is served");
     // And over FTP, from the same address.
-    let mut control = FtpControl::connect(ftp);
+    let mut control = Control::connect(ftp);
     assert!(control.reply().starts_with("220 "));
     assert!(control.command("USER alice").starts_with("331"));
     let logged_in = control.command("PASS pw");
@@ -256,10 +257,10 @@ fn logins_wait_in_the_queue_over_both_protocols_and_are_admitted_in_order() {
     };
     assert_eq!(events.recv_timeout(Duration::from_secs(30)).unwrap(), "native 1");
     // Position 2: an FTP login, told as continuation lines of the answer to PASS.
-    let mut ftp_waiter = FtpControl::connect(ftp);
+    let mut ftp_waiter = Control::connect(ftp);
     assert!(ftp_waiter.reply().starts_with("220 "));
     assert!(ftp_waiter.command("USER alice").starts_with("331"));
-    ftp_waiter.send(b"PASS pw\r\n");
+    ftp_waiter.send_raw(b"PASS pw\r\n");
     assert_eq!(ftp_waiter.line(), "230-all sessions are busy: you are number 2 in the queue; please wait");
     // Position 3, then the queue is full: the next login is refused with 600.
     let third = {
@@ -348,42 +349,4 @@ fn decode_frames(mut bytes: &[u8]) -> Vec<ftp_actor::net::Response> {
         bytes = &bytes[4 + length..];
     }
     frames
-}
-
-/// A bare FTP control connection.
-struct FtpControl {
-    reader: std::io::BufReader<std::net::TcpStream>,
-}
-
-impl FtpControl {
-    fn connect(addr: SocketAddr) -> FtpControl {
-        let stream = std::net::TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        FtpControl { reader: std::io::BufReader::new(stream) }
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap();
-        line.trim_end().to_string()
-    }
-
-    /// Reads one whole reply; returns its last line.
-    fn reply(&mut self) -> String {
-        loop {
-            let line = self.line();
-            if line.len() < 4 || line.as_bytes()[3] == b' ' {
-                return line;
-            }
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.reader.get_mut().write_all(bytes).unwrap();
-    }
-
-    fn command(&mut self, line: &str) -> String {
-        self.send(format!("{line}\r\n").as_bytes());
-        self.reply()
-    }
 }

@@ -425,44 +425,13 @@ fn ctrl_c_interrupts_a_transfer_and_the_shell_resumes_it() {
 /// logged under the user's name only when it is a user's, else as a keyed hash.
 #[tokio::test]
 async fn a_password_typed_as_a_user_name_never_reaches_the_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let config = dir.path().join("plain.toml");
-    std::fs::write(&config, "[scrypt]\nlog_n = 6\n\n[ftp]\nallow_plaintext_login = true\n").unwrap();
-    let (data_arg, config_arg) = (data.to_str().unwrap(), config.to_str().unwrap());
-    let added =
-        run(&["user", "add", "alice", "--data-dir", data_arg, "--config", config_arg], Some("pw"), "", dir.path());
-    assert!(added.status.success(), "{}", text(&added.stderr));
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--ftp-listen", "127.0.0.1:0", "--data-dir", data_arg])
-        .args(["--config", config_arg])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let stderr = child.stderr.take().unwrap();
-    let reader = {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        })
-    };
-    let (mut native, mut ftp) = (None, None);
-    for line in BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok) {
-        if let Some(rest) = line.strip_prefix("ftp-actor listening on ") {
-            native = Some(rest.split_whitespace().next().unwrap().to_string());
-        }
-        if let Some(rest) = line.strip_prefix("FTP and FTPS (AUTH TLS) on ") {
-            ftp = Some(rest.split(';').next().unwrap().to_string());
-            break;
-        }
-    }
-    let (native, ftp) = (native.expect("native address"), ftp.expect("FTP address"));
+    let served = common::binary::Served::start(common::binary::Launch {
+        config: "[ftp]\nallow_plaintext_login = true\n",
+        ftp: true,
+        users: &[("alice", "pw")],
+        open_files: None,
+    });
+    let (native, ftp) = (served.native.clone(), served.ftp.clone().expect("FTP address"));
 
     let mut control = std::net::TcpStream::connect(&ftp).unwrap();
     control.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
@@ -484,14 +453,11 @@ async fn a_password_typed_as_a_user_name_never_reaches_the_log() {
     assert!(client.login("Typed-Secret-2", "pw").await.is_err());
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while log.lock().unwrap().matches("result=\"failed\"").count() < 3 {
-        assert!(std::time::Instant::now() < deadline, "three failed logins logged:\n{}", log.lock().unwrap());
+    while served.log().matches("result=\"failed\"").count() < 3 {
+        assert!(std::time::Instant::now() < deadline, "three failed logins logged:\n{}", served.log());
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    reader.join().unwrap();
-    let log = log.lock().unwrap();
+    let log = served.log();
     assert!(!log.contains("Typed-Secret"), "a name that is no user's was logged as typed:\n{log}");
     assert_eq!(log.matches("user=unknown-").count(), 2, "{log}");
     assert!(log.contains("user=alice"), "a real user's failure names the user:\n{log}");

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod ftp_control;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};
