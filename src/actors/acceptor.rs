@@ -23,7 +23,7 @@
 //! the session's lingering close at the latest. Partial uploads stay on disk for a later
 //! resume.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::admission::descriptors::is_out_of_descriptors;
-use crate::admission::{PreLoginBudget, Source};
+use crate::admission::{Claim, PreLoginBudget, Slots, Source};
 use crate::net::frame::encode_frame;
 use crate::net::{ErrorCode, Response, WireError};
 
@@ -89,11 +89,6 @@ pub enum QueueNotice {
     Admit,
     /// No slot after all (the server is shutting down): answer this and close.
     Refuse(WireError),
-}
-
-struct Waiting {
-    id: u64,
-    notices: mpsc::UnboundedSender<QueueNotice>,
 }
 
 /// How the acceptor reaches a running session.
@@ -160,8 +155,9 @@ pub struct Acceptor {
     listener: Option<TcpListener>,
     ftp: Option<FtpListener>,
     listening: Vec<SpawnHandle>,
-    active: usize,
-    queue: VecDeque<Waiting>,
+    slots: Slots,
+    /// Where each waiting login hears its position and its admission.
+    notices: HashMap<u64, mpsc::UnboundedSender<QueueNotice>>,
     shutting_down: bool,
     next_id: u64,
     /// Accepts failed for want of descriptors since the last log line, and when that was.
@@ -174,6 +170,7 @@ impl Acceptor {
     /// [`crate::admission::descriptors`]).
     pub fn new(listener: TcpListener, ftp: Option<FtpListener>, services: Services, max_prelogin: usize) -> Acceptor {
         let per_address = services.config.max_prelogin_per_address;
+        let slots = Slots::new(services.config.max_concurrency, services.config.max_queued);
         Acceptor {
             ftp,
             services,
@@ -184,8 +181,8 @@ impl Acceptor {
             revoked: HashMap::new(),
             listener: Some(listener),
             listening: Vec::new(),
-            active: 0,
-            queue: VecDeque::new(),
+            slots,
+            notices: HashMap::new(),
             shutting_down: false,
             next_id: 0,
             accept_failures: 0,
@@ -250,16 +247,18 @@ impl Acceptor {
     /// Gives freed slots to the front of the queue and tells the rest their new positions.
     fn admit_waiting(&mut self) {
         let mut moved = false;
-        while self.active < self.services.config.max_concurrency {
-            let Some(waiting) = self.queue.pop_front() else { break };
+        while let Some(id) = self.slots.admit_next() {
             moved = true;
-            let Some(connection) = self.connections.get_mut(&waiting.id) else { continue };
-            if waiting.notices.send(QueueNotice::Admit).is_ok() {
-                connection.stage = Stage::Active;
-                self.active += 1;
-            } else {
-                // Its session is ending; it holds nothing from here on.
-                connection.stage = Stage::Leaving;
+            let delivered = self.notices.remove(&id).is_some_and(|notices| notices.send(QueueNotice::Admit).is_ok());
+            match self.connections.get_mut(&id) {
+                Some(connection) if delivered => connection.stage = Stage::Active,
+                // Its session is ending: the slot goes back, and it holds nothing from here on.
+                other => {
+                    self.slots.release(id);
+                    if let Some(connection) = other {
+                        connection.stage = Stage::Leaving;
+                    }
+                }
             }
         }
         if moved {
@@ -267,17 +266,12 @@ impl Acceptor {
         }
     }
 
-    fn announce_positions(&mut self) {
-        for (index, waiting) in self.queue.iter().enumerate() {
-            let _ = waiting.notices.send(QueueNotice::Position(index as u32 + 1));
-        }
-    }
-
-    /// Takes a connection out of the queue (its session ended); the ones behind move up.
-    fn leave_queue(&mut self, id: u64) {
-        if let Some(index) = self.queue.iter().position(|w| w.id == id) {
-            self.queue.remove(index);
-            self.announce_positions();
+    /// Tells every waiting login its position (after the queue moved).
+    fn announce_positions(&self) {
+        for (id, position) in self.slots.positions() {
+            if let Some(notices) = self.notices.get(&id) {
+                let _ = notices.send(QueueNotice::Position(position));
+            }
         }
     }
 
@@ -472,9 +466,13 @@ impl Handler<SessionEnded> for Acceptor {
             Stage::PreLogin => {
                 self.prelogin.leave(msg.id);
             }
-            Stage::Queued => self.leave_queue(msg.id),
+            Stage::Queued => {
+                self.slots.leave_queue(msg.id);
+                self.notices.remove(&msg.id);
+                self.announce_positions();
+            }
             Stage::Active => {
-                self.active = self.active.saturating_sub(1);
+                self.slots.release(msg.id);
             }
             Stage::Leaving => {}
         }
@@ -518,28 +516,30 @@ impl Handler<RequestSlot> for Acceptor {
         self.may_log_in(&msg, address)?;
         self.prelogin.leave(msg.id);
         let connection = self.connections.get_mut(&msg.id).expect("looked up above");
-        let config = &self.services.config;
-        let answer = if self.active < config.max_concurrency {
-            self.active += 1;
-            connection.stage = Stage::Active;
-            SlotAnswer::Now
-        } else if self.queue.len() < config.max_queued {
-            let (notices, receiver) = mpsc::unbounded_channel();
-            self.queue.push_back(Waiting { id: msg.id, notices });
-            connection.stage = Stage::Queued;
-            let position = self.queue.len() as u32;
-            tracing::info!(session = msg.id, user = %msg.user, position, "all slots taken: login queued");
-            SlotAnswer::Queued { position, notices: receiver }
-        } else {
-            connection.stage = Stage::Leaving;
-            tracing::warn!(session = msg.id, user = %msg.user, active = self.active, queued = self.queue.len(), "server busy: login refused");
-            return Err(WireError::new(
-                ErrorCode::ServerBusy,
-                format!(
-                    "server busy: all {} sessions and {} queue places are taken; try again in a moment",
-                    config.max_concurrency, config.max_queued
-                ),
-            ));
+        let answer = match self.slots.claim(msg.id) {
+            Claim::Now => {
+                connection.stage = Stage::Active;
+                SlotAnswer::Now
+            }
+            Claim::Queued(position) => {
+                let (notices, receiver) = mpsc::unbounded_channel();
+                self.notices.insert(msg.id, notices);
+                connection.stage = Stage::Queued;
+                tracing::info!(session = msg.id, user = %msg.user, position, "all slots taken: login queued");
+                SlotAnswer::Queued { position, notices: receiver }
+            }
+            Claim::Full => {
+                connection.stage = Stage::Leaving;
+                let config = &self.services.config;
+                tracing::warn!(session = msg.id, user = %msg.user, active = self.slots.active(), queued = self.slots.queued(), "server busy: login refused");
+                return Err(WireError::new(
+                    ErrorCode::ServerBusy,
+                    format!(
+                        "server busy: all {} sessions and {} queue places are taken; try again in a moment",
+                        config.max_concurrency, config.max_queued
+                    ),
+                ));
+            }
         };
         connection.user = Some(msg.user.clone());
         *self.per_user.entry(msg.user).or_default() += 1;
@@ -576,8 +576,10 @@ impl Handler<Shutdown> for Acceptor {
         for listening in self.listening.drain(..) {
             ctx.cancel_future(listening);
         }
-        for waiting in self.queue.drain(..) {
-            let _ = waiting.notices.send(QueueNotice::Refuse(shutting_down()));
+        for id in self.slots.drain_queue() {
+            if let Some(notices) = self.notices.remove(&id) {
+                let _ = notices.send(QueueNotice::Refuse(shutting_down()));
+            }
         }
         tracing::info!(
             sessions = self.connections.len(),

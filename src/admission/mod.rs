@@ -4,5 +4,7 @@
 
 pub mod descriptors;
 pub mod prelogin;
+pub mod slots;
 
 pub use prelogin::{PreLoginBudget, Source};
+pub use slots::{Claim, Slots};
