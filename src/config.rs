@@ -60,6 +60,10 @@ pub struct Config {
     pub login_ban_secs: u64,
     pub login_ban_max_secs: u64,
     pub max_login_attempts_per_connection: u32,
+    pub login_cache_secs: u64,
+    pub login_cache_entries: usize,
+    pub login_derivations: usize,
+    pub login_derivations_queued: usize,
     pub login_delay_base_ms: u64,
     pub login_delay_max_ms: u64,
     pub max_path_bytes: usize,
@@ -172,6 +176,9 @@ impl Config {
         }
         if self.max_name_bytes == 0 || self.max_name_bytes > 244 {
             return invalid("max_name_bytes must be between 1 and 244");
+        }
+        if self.login_derivations == 0 || self.login_derivations > 64 {
+            return invalid("login_derivations must be between 1 and 64");
         }
         if self.max_prelogin_connections == 0 || self.max_prelogin_per_address == 0 {
             return invalid("max_prelogin_connections and max_prelogin_per_address must be at least 1");

@@ -11,10 +11,11 @@ use tokio::net::TcpListener;
 
 use crate::actors::Services;
 use crate::actors::acceptor::{Acceptor, FtpListener, Shutdown};
-use crate::actors::auth::AuthActor;
+use crate::actors::auth::{AuthActor, PasswordChecks};
 use crate::actors::disk::DiskPool;
 use crate::actors::quota::QuotaActor;
 use crate::admission::descriptors::{fit_prelogin_budget, raise_open_files_limit};
+use crate::auth::login_cache::LoginCache;
 use crate::auth::scram::Key;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::user_store::{StoreError, UserStore, add_user};
@@ -26,6 +27,11 @@ use crate::storage::digest_index::{DIGEST_FILE, DIGEST_INDEX_ENTRIES, DigestInde
 use crate::storage::home::create_home_dir;
 
 const SECRET_FILE: &str = "server.secret";
+/// Threads for the file work of logins (reloading the user store, opening a home): apart from
+/// the disk workers, which transfers may all hold, so that a login is never kept waiting (past
+/// its login timeout) by other users' transfers; and from the scrypt derivations.
+const LOGIN_IO_THREADS: usize = 2;
+
 /// The user created on a fresh data directory.
 pub const FIRST_USER: &str = "demo";
 
@@ -106,6 +112,7 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
     let ftp_addr = ftp.as_ref().map(|(_, local)| *local);
     let config = Arc::new(config);
     let disk = DiskPool::start(config.max_concurrency);
+    let login_io = DiskPool::start(LOGIN_IO_THREADS);
     let hashers = DiskPool::start(config.max_concurrency);
     let gate = Arc::new(UsageGate::default());
     let quota = {
@@ -114,9 +121,16 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
     };
     let throttle = Arc::new(Mutex::new(LoginThrottle::new(config.throttle_policy())));
     let auth = {
-        let (data_dir, scrypt, quota, disk) = (config.data_dir.clone(), config.scrypt, quota.clone(), disk.clone());
-        let (throttle, max_files) = (throttle.clone(), config.default_max_files);
-        Supervisor::start(move |_| AuthActor::new(data_dir, secret, scrypt, max_files, throttle, quota, disk))
+        let (data_dir, scrypt, quota, disk) = (config.data_dir.clone(), config.scrypt, quota.clone(), login_io.clone());
+        let checks = PasswordChecks {
+            throttle: throttle.clone(),
+            cache: LoginCache::new(Duration::from_secs(config.login_cache_secs), config.login_cache_entries),
+            derivations: DiskPool::start(config.login_derivations),
+            waiting: Arc::default(),
+            max_waiting: config.login_derivations_queued,
+        };
+        let max_files = config.default_max_files;
+        Supervisor::start(move |_| AuthActor::new(data_dir, secret, scrypt, max_files, checks, quota, disk))
     };
     let hash_budget = Arc::new(Mutex::new(HashBudget::new(config.hash_budget_policy())));
     let digests = Arc::new(load_digests(&config.data_dir));
@@ -125,7 +139,8 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
         actix_rt::spawn(keep_saving_digests(config.data_dir.clone(), digests.clone(), disk.clone(), every));
     }
     let resume_states = Arc::default();
-    let services = Services { config, auth, throttle, quota, disk, hashers, gate, hash_budget, digests, resume_states };
+    let services =
+        Services { config, auth, throttle, quota, disk, hashers, login_io, gate, hash_budget, digests, resume_states };
     let max_prelogin = prelogin_budget(&services.config);
     let acceptor = Acceptor::new(listener, ftp.map(|(ftp, _)| ftp), services.clone(), max_prelogin).start();
     Ok(Started { addr: local, ftp_addr, services, acceptor })

@@ -174,6 +174,7 @@ fn silent_sockets_from_many_addresses_do_not_keep_a_user_out() {
         ftp: false,
         users: &[("alice", "pw")],
         open_files: None,
+        scrypt: None,
     });
     let server: SocketAddr = served.native.parse().unwrap();
     let mut silent = Vec::new();
@@ -201,6 +202,7 @@ fn silent_sockets_from_the_users_own_address_do_not_keep_the_user_out() {
         ftp: true,
         users: &[("alice", "pw")],
         open_files: None,
+        scrypt: None,
     });
     let native: SocketAddr = served.native.parse().unwrap();
     let ftp: SocketAddr = served.ftp.as_deref().unwrap().parse().unwrap();
@@ -229,6 +231,7 @@ fn logins_wait_in_the_queue_over_both_protocols_and_are_admitted_in_order() {
         ftp: true,
         users: &[("alice", "pw")],
         open_files: None,
+        scrypt: None,
     });
     let native: SocketAddr = served.native.parse().unwrap();
     let ftp: SocketAddr = served.ftp.as_deref().unwrap().parse().unwrap();
@@ -304,6 +307,7 @@ fn a_trickling_login_is_evicted_under_pressure() {
         ftp: false,
         users: &[("alice", "pw")],
         open_files: None,
+        scrypt: None,
     });
     let server: SocketAddr = served.native.parse().unwrap();
     let source = Ipv4Addr::new(127, 0, 0, 9);

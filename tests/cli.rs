@@ -430,6 +430,7 @@ async fn a_password_typed_as_a_user_name_never_reaches_the_log() {
         ftp: true,
         users: &[("alice", "pw")],
         open_files: None,
+        scrypt: None,
     });
     let (native, ftp) = (served.native.clone(), served.ftp.clone().expect("FTP address"));
 

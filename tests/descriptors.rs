@@ -44,6 +44,7 @@ fn out_of_descriptors_the_server_sheds_pre_login_connections_and_keeps_accepting
         ftp: false,
         users: &[("alice", "pw")],
         open_files: Some(40),
+        scrypt: None,
     });
     let server: std::net::SocketAddr = served.native.parse().unwrap();
     let mut silent: Vec<std::net::TcpStream> =
@@ -81,6 +82,7 @@ fn with_no_descriptor_to_spare_the_acceptor_waits_without_spinning_and_recovers(
         ftp: false,
         users: &[("alice", "pw")],
         open_files: None,
+        scrypt: None,
     });
     let pid = served.child.id();
     let server: std::net::SocketAddr = served.native.parse().unwrap();

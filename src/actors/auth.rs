@@ -1,7 +1,7 @@
 //! AuthActor: the user store and the server side of SCRAM.
 //!
 //! The store is re-read when its file changes, checked at every login and every
-//! [`STORE_POLL`] (a `stat` on the disk pool), so `ftp-actor user ...` takes effect on a
+//! [`STORE_POLL`] (a `stat` on the login pool, apart from the disk workers), so `ftp-actor user ...` takes effect on a
 //! running server without a restart: new passwords at the next login, quotas within seconds
 //! even for sessions already logged in. Each reload passes the user list to the QuotaActor,
 //! and the names of users deleted or given a new password or home to whoever watches for
@@ -19,13 +19,18 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
 
 use actix::prelude::*;
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::auth::ScryptParams;
+use crate::auth::login_cache::LoginCache;
 use crate::auth::scram::{self, Exchange, Key, ServerKeys};
 use crate::auth::throttle::{Admission, LoginThrottle, SharedThrottle};
 use crate::auth::user_store::{Fingerprint, SALT_LEN, StoreError, UserStore, home_path};
@@ -38,11 +43,27 @@ use super::quota::{QuotaActor, QuotaUser, SetUsers};
 /// How often the user store's file is checked for changes between logins.
 pub const STORE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// What checking passwords needs beside the user store.
+pub struct PasswordChecks {
+    /// Shared with the acceptor, which refuses banned addresses as they connect.
+    pub throttle: SharedThrottle,
+    /// Passwords checked lately (see [`LoginCache`]).
+    pub cache: LoginCache,
+    /// The threads that derive scrypt for password logins (`login_derivations` of them), apart
+    /// from the disk workers: a flood of logins neither takes the threads transfers use nor
+    /// more memory than that many derivations at once.
+    pub derivations: DiskPool,
+    /// Password checks waiting for a derivation thread, and the most allowed to wait
+    /// (`login_derivations_queued`); past it a login is refused with error 600.
+    pub waiting: Arc<AtomicUsize>,
+    pub max_waiting: usize,
+}
+
 pub struct AuthActor {
     data_dir: PathBuf,
-    /// Kept across restarts (the supervisor reuses this value): a crash must not lift bans.
-    /// Shared with the acceptor, which refuses banned addresses as they connect.
-    throttle: SharedThrottle,
+    /// The throttle, the login cache and the derivation pool; kept across restarts (the
+    /// supervisor reuses this value): a crash must not lift bans.
+    checks: PasswordChecks,
     secret: Key,
     default_scrypt: ScryptParams,
     /// `max_files` of users whose record does not set one.
@@ -63,13 +84,13 @@ impl AuthActor {
         secret: Key,
         default_scrypt: ScryptParams,
         default_max_files: u64,
-        throttle: SharedThrottle,
+        checks: PasswordChecks,
         quota: Addr<QuotaActor>,
         disk: DiskPool,
     ) -> Self {
         AuthActor {
             data_dir,
-            throttle,
+            checks,
             secret,
             default_scrypt,
             default_max_files,
@@ -297,7 +318,7 @@ fn reload_if_changed(data_dir: &std::path::Path, known: Option<Option<Fingerprin
 
 impl AuthActor {
     fn throttle(&self) -> std::sync::MutexGuard<'_, LoginThrottle> {
-        self.throttle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.checks.throttle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Refuses a login from a banned address or for a banned name.
@@ -412,7 +433,8 @@ fn verify(msg: FinishLogin) -> Result<ScramLoginOk, WireError> {
 /// A plain password login (the FTP front end's USER/PASS, which arrives inside TLS): the
 /// server derives the SCRAM keys from the password with the user's scrypt parameters and
 /// compares them with the stored ones. Same throttling, same answers and the same work for
-/// an unknown user as [`FinishLogin`]. The derivation runs on the disk pool, not on this actor.
+/// an unknown user as [`FinishLogin`]. A password checked lately is recognised by the login
+/// cache; otherwise the derivation runs on the derivation pool (see [`PasswordChecks`]).
 #[derive(Message)]
 #[rtype(result = "Result<LoginOk, WireError>")]
 pub struct CheckPassword {
@@ -432,22 +454,40 @@ impl Handler<CheckPassword> for AuthActor {
                 act.guarded(ctx, |act| act.challenge(user.clone(), String::new()))
                     .map_err(|panicked| WireError::new(ErrorCode::Internal, panicked.to_string()))
             });
-            let disk = act.disk.clone();
-            let check = async move {
-                let pending = pending?;
-                let checked = disk.run("derive password key", move || verify_password(pending, password.as_bytes()));
-                // Outer error: the check could not run (not a guess); inner: the check's verdict.
-                checked.await.map_err(|failed| WireError::new(ErrorCode::Internal, failed.to_string()))
+            let password = Zeroizing::new(password.into_bytes());
+            let credential = pending.as_ref().ok().filter(|p| p.home.is_some()).map(|p| p.keys.stored_key);
+            let check = match pending {
+                Err(refused) => Check::Refused(refused),
+                Ok(pending) => match credential {
+                    Some(key) if act.checks.cache.verifies(&user, &password, &key, Instant::now()) => {
+                        Check::Verified(pending.into_login())
+                    }
+                    _ => act.derive(pending, password.clone()),
+                },
             };
-            check.into_actor(act).then(move |checked: Result<Result<LoginOk, WireError>, WireError>, act, _| {
+            let check = async move {
+                match check {
+                    Check::Refused(refused) => Err(refused),
+                    Check::Verified(login) => Ok((Ok(login), false)),
+                    Check::Derive(derivation) => derivation.await.map(|verdict| (verdict, true)),
+                }
+            };
+            check.into_actor(act).then(move |checked, act, _| {
                 let (result, delay) = match checked {
-                    Ok(Ok(login)) => {
+                    Ok((Ok(login), derived)) => {
                         act.throttle().succeeded(peer, &user);
+                        if let (true, Some(key)) = (derived, credential) {
+                            act.checks.cache.remember(&user, &password, &key, Instant::now());
+                        }
                         (Ok(login), Duration::ZERO)
                     }
-                    Ok(Err(failed)) => {
+                    Ok((Err(failed), _)) => {
                         act.log_failure("ftp login", &user, peer);
                         (Err(failed), act.throttle().failed(peer, &user, Instant::now()))
+                    }
+                    // Too many checks waiting: not a verdict, but a flood still counts.
+                    Err(busy) if busy.code == ErrorCode::ServerBusy => {
+                        (Err(busy), act.throttle().failed(peer, &user, Instant::now()))
                     }
                     // Banned, or the check itself could not run: not a guess, not counted.
                     Err(refused) => (Err(refused), Duration::ZERO),
@@ -460,6 +500,46 @@ impl Handler<CheckPassword> for AuthActor {
                 })
             })
         }))
+    }
+}
+
+/// A derivation on the derivation pool: its verdict, or why it could not run.
+type Derivation = std::pin::Pin<Box<dyn Future<Output = Result<Result<LoginOk, WireError>, WireError>>>>;
+
+/// How a password check goes on after the cache was asked.
+enum Check {
+    Refused(WireError),
+    Verified(LoginOk),
+    Derive(Derivation),
+}
+
+impl AuthActor {
+    /// Queues the derivation that checks `password`, unless too many already wait.
+    fn derive(&mut self, pending: PendingLogin, password: Zeroizing<Vec<u8>>) -> Check {
+        let waiting = self.checks.waiting.clone();
+        if waiting.fetch_add(1, Ordering::SeqCst) >= self.checks.max_waiting {
+            waiting.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!(max = self.checks.max_waiting, "password checks waiting at their limit: login refused");
+            return Check::Refused(WireError::new(
+                ErrorCode::ServerBusy,
+                "too many logins are being checked; try again in a moment",
+            ));
+        }
+        let pool = self.checks.derivations.clone();
+        Check::Derive(Box::pin(async move {
+            let verdict = pool.run("derive password key", move || verify_password(pending, &password)).await;
+            waiting.fetch_sub(1, Ordering::SeqCst);
+            // Outer error: the check could not run (not a guess); inner: the check's verdict.
+            verdict.map_err(|failed| WireError::new(ErrorCode::Internal, failed.to_string()))
+        }))
+    }
+}
+
+impl PendingLogin {
+    /// The login this challenge was for, once its password is known to be right.
+    fn into_login(self) -> LoginOk {
+        let home = self.home.expect("only a known user's login is verified");
+        LoginOk { user: self.exchange.user, home, generation: self.generation }
     }
 }
 

@@ -1,5 +1,7 @@
 //! scrypt as SCRAM's key derivation: `SaltedPassword = scrypt(password, salt, N, r, p)`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde::{Deserialize, Serialize};
 
 use super::scram::{KEY_LEN, Key};
@@ -20,6 +22,13 @@ impl Default for ScryptParams {
     fn default() -> Self {
         ScryptParams { log_n: 17, r: 8, p: 1 }
     }
+}
+
+static DERIVATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Derivations this process has run so far (the tests count the ones a login cache spares).
+pub fn derivations() -> u64 {
+    DERIVATIONS.load(Ordering::Relaxed)
 }
 
 /// Parameters outside what scrypt accepts, or past what this server lets a client demand.
@@ -62,6 +71,7 @@ impl ScryptParams {
     /// async threads.
     pub fn salted_password(&self, password: &[u8], salt: &[u8]) -> Result<Key, InvalidParams> {
         let params = self.validate()?;
+        DERIVATIONS.fetch_add(1, Ordering::Relaxed);
         let mut out = [0u8; KEY_LEN];
         scrypt::scrypt(password, salt, &params, &mut out).expect("32 bytes is a valid output length");
         Ok(out)

@@ -1,6 +1,7 @@
 //! Authentication: SCRAM arithmetic, scrypt derivation and the user store. No actors here.
 
 pub mod kdf;
+pub mod login_cache;
 pub mod scram;
 pub mod throttle;
 pub mod user_store;

@@ -29,6 +29,8 @@ pub struct Launch<'a> {
     pub users: &'a [(&'a str, &'a str)],
     /// The open-files limit (soft and hard) the server starts with.
     pub open_files: Option<u64>,
+    /// The users' scrypt cost; `None`: the tests' cheap one.
+    pub scrypt: Option<ftp_actor::auth::ScryptParams>,
 }
 
 impl Served {
@@ -36,7 +38,8 @@ impl Served {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         for (user, password) in launch.users {
-            add_user(&data, user, password.as_bytes(), TEST_SCRYPT, 1 << 30, None).unwrap();
+            let scrypt = launch.scrypt.unwrap_or(TEST_SCRYPT);
+            add_user(&data, user, password.as_bytes(), scrypt, 1 << 30, None).unwrap();
         }
         let config = dir.path().join("test.toml");
         std::fs::write(&config, format!("{}\n[scrypt]\nlog_n = 6\n", launch.config)).unwrap();

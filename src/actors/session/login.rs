@@ -26,7 +26,7 @@ impl SessionActor {
             return;
         };
         let auth = self.services.auth.clone();
-        let disk = self.services.disk.clone();
+        let login_io = self.services.login_io.clone();
         let slots = self.admission.slots();
         let peer = self.peer;
         let work = async move {
@@ -40,7 +40,7 @@ impl SessionActor {
                 Err(error) => return (Response::error(error), Outcome::Failed),
             };
             let home_path = login.home.clone();
-            let home = match disk.run("open home", move || Home::open(&home_path)).await {
+            let home = match login_io.run("open home", move || Home::open(&home_path)).await {
                 Ok(Ok(home)) => home,
                 Ok(Err(error)) => {
                     tracing::error!(user = %login.user, home = %login.home.display(), %error, "cannot open home");

@@ -51,7 +51,7 @@ impl Session {
             tickets.logged_in(&login.user);
         }
         let home_path = login.home.clone();
-        let home = match self.services.disk.run("open home", move || Home::open(&home_path)).await {
+        let home = match self.services.login_io.run("open home", move || Home::open(&home_path)).await {
             Ok(Ok(home)) => home,
             Ok(Err(error)) => {
                 tracing::error!(user = %login.user, home = %login.home.display(), %error, "cannot open home");
