@@ -168,14 +168,11 @@ fn login_native(addr: &str, user: &str, password: &str) -> Result<Client, Client
 
 #[test]
 fn silent_sockets_from_many_addresses_do_not_keep_a_user_out() {
-    let served = Served::start(Launch {
+    let served = Served::start(Launch::alice(
         // A login deadline far longer than the test: only evictions can make room.
-        config: "max_prelogin_connections = 200\nlogin_timeout_secs = 300\n",
-        ftp: false,
-        users: &[("alice", "pw")],
-        open_files: None,
-        scrypt: None,
-    });
+        "max_prelogin_connections = 200\nlogin_timeout_secs = 300\n",
+        false,
+    ));
     let server: SocketAddr = served.native.parse().unwrap();
     let mut silent = Vec::new();
     for i in 0..400 {
@@ -197,13 +194,10 @@ fn silent_sockets_from_many_addresses_do_not_keep_a_user_out() {
 
 #[test]
 fn silent_sockets_from_the_users_own_address_do_not_keep_the_user_out() {
-    let served = Served::start(Launch {
-        config: "max_prelogin_per_address = 32\nlogin_timeout_secs = 300\n[ftp]\nallow_plaintext_login = true\n",
-        ftp: true,
-        users: &[("alice", "pw")],
-        open_files: None,
-        scrypt: None,
-    });
+    let served = Served::start(Launch::alice(
+        "max_prelogin_per_address = 32\nlogin_timeout_secs = 300\n[ftp]\nallow_plaintext_login = true\n",
+        true,
+    ));
     let native: SocketAddr = served.native.parse().unwrap();
     let ftp: SocketAddr = served.ftp.as_deref().unwrap().parse().unwrap();
     let me = Ipv4Addr::LOCALHOST;
@@ -226,13 +220,10 @@ fn silent_sockets_from_the_users_own_address_do_not_keep_the_user_out() {
 
 #[test]
 fn logins_wait_in_the_queue_over_both_protocols_and_are_admitted_in_order() {
-    let served = Served::start(Launch {
-        config: "max_concurrency = 2\nmax_queued = 3\nmax_sessions_per_user = 10\n[ftp]\nallow_plaintext_login = true\n",
-        ftp: true,
-        users: &[("alice", "pw")],
-        open_files: None,
-        scrypt: None,
-    });
+    let served = Served::start(Launch::alice(
+        "max_concurrency = 2\nmax_queued = 3\nmax_sessions_per_user = 10\n[ftp]\nallow_plaintext_login = true\n",
+        true,
+    ));
     let native: SocketAddr = served.native.parse().unwrap();
     let ftp: SocketAddr = served.ftp.as_deref().unwrap().parse().unwrap();
     // Silent sockets around the logins hold nothing.
@@ -302,13 +293,7 @@ fn logins_wait_in_the_queue_over_both_protocols_and_are_admitted_in_order() {
 
 #[test]
 fn a_trickling_login_is_evicted_under_pressure() {
-    let served = Served::start(Launch {
-        config: "max_prelogin_per_address = 8\nlogin_timeout_secs = 300\n",
-        ftp: false,
-        users: &[("alice", "pw")],
-        open_files: None,
-        scrypt: None,
-    });
+    let served = Served::start(Launch::alice("max_prelogin_per_address = 8\nlogin_timeout_secs = 300\n", false));
     let server: SocketAddr = served.native.parse().unwrap();
     let source = Ipv4Addr::new(127, 0, 0, 9);
     // A valid auth_start, sent one byte every 100 ms: still pre-login after seconds.

@@ -33,6 +33,13 @@ pub struct Launch<'a> {
     pub scrypt: Option<ftp_actor::auth::ScryptParams>,
 }
 
+impl<'a> Launch<'a> {
+    /// The user alice (password `pw`, the tests' scrypt cost), no descriptor limit.
+    pub fn alice(config: &'a str, ftp: bool) -> Launch<'a> {
+        Launch { config, ftp, users: &[("alice", "pw")], open_files: None, scrypt: None }
+    }
+}
+
 impl Served {
     pub fn start(launch: Launch) -> Served {
         let dir = tempfile::tempdir().unwrap();
