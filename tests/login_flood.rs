@@ -29,7 +29,11 @@ fn flood(served: &Served, users: &[(String, String)]) -> Vec<String> {
         .map(|(user, password)| {
             std::thread::spawn(move || {
                 let mut control = Control::connect(addr);
-                assert!(control.reply().starts_with("220 "));
+                let greeting = control.reply();
+                if !greeting.starts_with("220 ") {
+                    // Banned by then: refused as it connects (530 [202]).
+                    return greeting;
+                }
                 assert!(control.command(&format!("USER {user}")).starts_with("331"));
                 control.command(&format!("PASS {password}"))
             })
