@@ -138,7 +138,8 @@ struct Connection {
     address: IpAddr,
     link: SessionLink,
     stage: Stage,
-    /// Set once logged in (queued or active): counted in `per_user` and `per_address`.
+    /// Set once logged in (queued or active): counted against the per-user and per-address
+    /// caps until the connection ends.
     user: Option<String>,
 }
 
@@ -147,8 +148,6 @@ pub struct Acceptor {
     connections: HashMap<u64, Connection>,
     prelogin: PreLoginBudget,
     /// Logged-in sessions (active or queued) per source address, and per user.
-    per_address: HashMap<IpAddr, usize>,
-    per_user: HashMap<String, usize>,
     /// The store generation of each user's last revocation: logins checked against an older
     /// store are refused (their challenge may predate a password change).
     revoked: HashMap<String, u64>,
@@ -176,8 +175,6 @@ impl Acceptor {
             services,
             connections: HashMap::new(),
             prelogin: PreLoginBudget::new(max_prelogin, per_address),
-            per_address: HashMap::new(),
-            per_user: HashMap::new(),
             revoked: HashMap::new(),
             listener: Some(listener),
             listening: Vec::new(),
@@ -230,11 +227,10 @@ impl Acceptor {
         ));
     }
 
-    /// Forgets a logged-in connection's user and address counts.
-    fn forget_login(&mut self, connection: &Connection) {
-        let Some(user) = &connection.user else { return };
-        decrement(&mut self.per_user, user);
-        decrement(&mut self.per_address, &connection.address);
+    /// Logged-in connections (queued or active) that match: counted from the connections
+    /// themselves, once per login, so no separate tally can drift from them.
+    fn logged_in(&self, matches: impl Fn(&Connection) -> bool) -> usize {
+        self.connections.values().filter(|c| c.user.is_some() && matches(c)).count()
     }
 
     fn stop_when_idle(&self) {
@@ -286,29 +282,20 @@ impl Acceptor {
             return Err(account_changed(&request.user));
         }
         let limit = config.max_sessions_per_user;
-        if self.per_user.get(&request.user).copied().unwrap_or(0) >= limit {
+        if self.logged_in(|c| c.user.as_deref() == Some(request.user.as_str())) >= limit {
             return Err(WireError::new(
                 ErrorCode::TooManySessionsForUser,
                 format!("{} already has {limit} sessions, the most allowed", request.user),
             ));
         }
         let limit = config.max_sessions_per_address;
-        if self.per_address.get(&address).copied().unwrap_or(0) >= limit {
+        if self.logged_in(|c| c.address == address) >= limit {
             return Err(WireError::new(
                 ErrorCode::TooManyFromAddress,
                 format!("too many sessions from your address (at most {limit})"),
             ));
         }
         Ok(())
-    }
-}
-
-fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
-    if let Some(count) = counts.get_mut(key) {
-        *count -= 1;
-        if *count == 0 {
-            counts.remove(key);
-        }
     }
 }
 
@@ -476,7 +463,6 @@ impl Handler<SessionEnded> for Acceptor {
             }
             Stage::Leaving => {}
         }
-        self.forget_login(&connection);
         self.admit_waiting();
         self.stop_when_idle();
     }
@@ -541,9 +527,7 @@ impl Handler<RequestSlot> for Acceptor {
                 ));
             }
         };
-        connection.user = Some(msg.user.clone());
-        *self.per_user.entry(msg.user).or_default() += 1;
-        *self.per_address.entry(address).or_default() += 1;
+        connection.user = Some(msg.user);
         Ok(answer)
     }
 }
