@@ -157,30 +157,36 @@ def process_tree(pid):
 class FtpActor:
     """A release ftp-actor server with its own data directory, restarted per workload."""
 
-    def __init__(self, work):
-        self.work = work
+    def __init__(self, work, binary=BIN):
+        self.work, self.binary = work, binary
+        work.mkdir(parents=True, exist_ok=True)
         self.data = work / "ftp-actor-data"
         self.process = None
         self.addr = None
         if not (self.data / "users.toml").exists():
             env = dict(os.environ, FTP_ACTOR_PASSWORD=BENCH_PASSWORD)
-            subprocess.run([BIN, "user", "add", BENCH_USER, "--quota", "1TiB", "--data-dir", self.data],
+            subprocess.run([binary, "user", "add", BENCH_USER, "--quota", "1TiB", "--data-dir", self.data],
                            check=True, env=env, stdout=subprocess.DEVNULL)
         self.home = self.data / "homes" / BENCH_USER
 
-    def start(self, max_concurrency):
+    def start(self, max_concurrency, ftp=False):
+        """Starts the server; with `ftp`, its FTP listener too (plaintext logins allowed, as
+        loopback benchmarks need), whose port is then in `ftp_port`."""
         self.stop()
         config = self.work / "ftp-actor.toml"
         config.write_text(
             f'listen = "127.0.0.1:0"\ndata_dir = "{self.data}"\nmax_concurrency = {max_concurrency}\n'
-            f"max_sessions_per_address = 5000\nmax_sessions_per_user = 5000\n")
+            f"max_sessions_per_address = 5000\nmax_sessions_per_user = 5000\n"
+            + ('[ftp]\nlisten = "127.0.0.1:0"\nallow_plaintext_login = true\n' if ftp else ""))
         out = open(self.work / "serve.out", "w")
-        self.process = subprocess.Popen([BIN, "serve", "--config", config], stdout=out,
+        self.process = subprocess.Popen([self.binary, "serve", "--config", config], stdout=out,
                                         stderr=open(self.work / "serve.log", "a"), stdin=subprocess.DEVNULL)
         for _ in range(200):
             text = (self.work / "serve.out").read_text()
-            if "listening on" in text:
+            if "listening on" in text and (not ftp or "FTPS (AUTH TLS) on" in text):
                 self.addr = text.split("listening on ")[1].split()[0]
+                if ftp:
+                    self.ftp_port = int(text.split("FTPS (AUTH TLS) on ")[1].split()[0].rstrip(";").rsplit(":", 1)[1])
                 return
             time.sleep(0.05)
         raise RuntimeError("ftp-actor did not start")
@@ -211,15 +217,15 @@ class Peer:
         return process_tree(self.pid)
 
 
-class LoadgenFailed(RuntimeError):
-    pass
+class RunFailed(RuntimeError):
+    """One run of a workload that failed (a loadgen or client error); a peer's run is repeated."""
 
 
 def loadgen(target, addr, user, password, *args):
     command = [LOADGEN, "--target", target, "--addr", addr, "--user", user, "--password", password, *args]
     done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, RUST_BACKTRACE="0"))
     if done.returncode != 0:
-        raise LoadgenFailed(f"{' '.join(map(str, args))}: {done.stderr.strip().splitlines()[:3]}")
+        raise RunFailed(f"{' '.join(map(str, args))}: {done.stderr.strip().splitlines()[:3]}")
     return parse_result(done.stdout.strip().splitlines()[-1])
 
 
@@ -240,7 +246,7 @@ def interleaved(rounds, contenders):
                 try:
                     runs[name].append(run())
                     break
-                except LoadgenFailed as failed:
+                except RunFailed as failed:
                     if not is_peer or len(failures[name]) >= 2:
                         raise
                     log(f"  {name}: run failed and is repeated: {failed}")

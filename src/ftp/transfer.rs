@@ -24,7 +24,7 @@ use crate::actors::session::upload::quota_wire_error;
 use crate::net::activity::{Activity, Stamped};
 use crate::net::{ErrorCode, WireError};
 use crate::quota::{IN_USE_PATIENCE, upload_need};
-use crate::storage::{Download, Home, PartialUpload, StreamRequest, StreamStart, VirtualPath};
+use crate::storage::{Download, Home, PartialUpload, StorageError, StreamRequest, StreamStart, VirtualPath};
 
 use super::reply::Reply;
 use super::sendfile::{self, SendError};
@@ -66,10 +66,29 @@ impl StreamUpload {
     fn need(&self, end: u64) -> u64 {
         upload_need(end, self.partial.start_len())
     }
+
+    /// Puts the prefix in the partial (on the disk pool, under the usage gate).
+    fn prepare(&mut self, start: &StreamStart) -> Result<(), StorageError> {
+        let result = self.partial.continue_at(&self.home, start);
+        self.lease.record_disk_change(self.partial.disk_change());
+        result
+    }
+
+    /// Appends a block to the partial (on the disk pool, under the usage gate).
+    fn append(&mut self, block: &[u8]) -> Result<(), StorageError> {
+        let result = self.partial.write(block);
+        self.lease.record_disk_change(self.partial.disk_change());
+        result
+    }
 }
 
 /// Takes the upload's lease, opens its partial and puts the right prefix in it (see
 /// [`StreamStart::plan`]); the answer to send if that fails.
+///
+/// A prefix that needs no more quota than the lease holds (every fresh STOR, and a resume of a
+/// partial) is put in place by the same disk job that opens the partial: one hop to the disk
+/// pool instead of two, which is much of a small file's time (docs/BENCHMARKS.md, "Standard
+/// clients"). A prefix copied from the published file is reserved first, between two jobs.
 pub async fn open_upload(
     context: &Context,
     home: Arc<Home>,
@@ -92,13 +111,18 @@ pub async fn open_upload(
                 }
                 // The partial's entry, if this created it (or removed an empty one), counts.
                 lease.record_disk_change(partial.disk_change());
-                Ok((StreamUpload { home, partial, lease }, start?))
+                let mut upload = StreamUpload { home, partial, lease };
+                let start = start?;
+                let prepared =
+                    (upload.need(start.prefix_len()) <= upload.lease.reserved()).then(|| upload.prepare(&start));
+                Ok((upload, start, prepared))
             })
             .await
     };
     let (upload, start) = match opened {
-        Ok(Ok(opened)) => opened,
-        Ok(Err(error)) => return Err(storage_reply("store", error)),
+        Ok(Ok((upload, _, Some(Ok(()))))) => return Ok(upload),
+        Ok(Ok((_, _, Some(Err(error))))) | Ok(Err(error)) => return Err(storage_reply("store", error)),
+        Ok(Ok((upload, start, None))) => (upload, start),
         Err(failed) => return Err(internal(failed)),
     };
     let mut upload = match reserve(context, upload, start.prefix_len()).await {
@@ -113,8 +137,7 @@ pub async fn open_upload(
         .disk
         .run("prepare upload", move || {
             let _change = gate.change();
-            let result = upload.partial.continue_at(&upload.home, &start);
-            upload.lease.record_disk_change(upload.partial.disk_change());
+            let result = upload.prepare(&start);
             (result, upload)
         })
         .await;
@@ -198,24 +221,22 @@ async fn read_block(data: &mut MaybeTls, block: &mut Vec<u8>, max: usize, stall:
 pub const STORE_BLOCK: usize = 1 << 20;
 
 /// Receives the data of a STOR or APPE and publishes the file when it ends cleanly.
+///
+/// Each block is written on the disk pool while the next one is read from the socket. The
+/// last block is written by the job that publishes the file: a file that fits in one block
+/// (most files of a mirror) costs one disk job for its data and its publishing.
 pub async fn receive_file(mut data: MaybeTls, upload: StreamUpload, context: Context) -> Reply {
     let started = Instant::now();
     let resumed_from = upload.offset();
     let chunk = context.services.config.chunk_bytes.max(STORE_BLOCK);
     let stall = context.stall();
-    // Each block is written on the disk pool while the next one is read from the socket.
     let mut upload = upload;
     let mut pending: Option<Vec<u8>> = None;
     let mut spare = Vec::with_capacity(chunk);
-    let mut ended = false;
-    let mut failure: Option<std::io::Error> = None;
-    while pending.is_some() || !ended {
+    let ended = loop {
         let writing = write_block(&context, upload, pending.take());
         let reading = async {
             let mut block = spare;
-            if ended {
-                return (block, Ok(true));
-            }
             let result = read_block(&mut data, &mut block, chunk, stall).await;
             (block, result)
         };
@@ -227,17 +248,22 @@ pub async fn receive_file(mut data: MaybeTls, upload: StreamUpload, context: Con
                 return refuse_rest(data, reply, stall).await;
             }
         };
-        // Bytes that arrived before a failure are still written, for the resume.
         pending = (!block.is_empty()).then_some(block);
         match result {
-            Ok(end) => ended = end,
-            Err(error) => {
-                failure = Some(error);
-                ended = true;
-            }
+            Ok(false) => {}
+            Ok(true) => break Ok(()),
+            Err(error) => break Err(error),
         }
-    }
-    if let Some(error) = failure {
+    };
+    if let Err(error) = ended {
+        // Bytes that arrived before the failure are still written, for the resume.
+        let upload = match write_block(&context, upload, pending).await {
+            Ok((upload, _)) => upload,
+            Err((reply, why)) => {
+                log_store(&context, resumed_from, started, &why);
+                return refuse_rest(data, reply, stall).await;
+            }
+        };
         let why = if error.kind() == std::io::ErrorKind::UnexpectedEof {
             "the data connection was cut without TLS close_notify".to_string()
         } else {
@@ -247,16 +273,27 @@ pub async fn receive_file(mut data: MaybeTls, upload: StreamUpload, context: Con
         let message = format!("{why}; {} bytes are kept: resume with REST and STOR, or APPE", upload.offset());
         return Reply::from_error(&WireError::new(ErrorCode::TransferStalled, message));
     }
-    let gate = context.services.gate.clone();
+    let size = upload.offset() + pending.as_ref().map_or(0, |block| block.len() as u64);
+    let upload = match reserve_or_abandon(&context, upload, size).await {
+        Ok(upload) => upload,
+        Err((reply, why)) => {
+            log_store(&context, resumed_from, started, &why);
+            return refuse_rest(data, reply, stall).await;
+        }
+    };
     // Our close_notify answers the client's: clients that wait for it (Python's ftplib)
     // would otherwise report an error for a stored file.
     let _ = tokio::time::timeout(stall, data.shutdown()).await;
-    let size = upload.offset();
+    let gate = context.services.gate.clone();
     let published = context
         .services
         .disk
         .run("publish upload", move || {
             let _change = gate.change();
+            let mut upload = upload;
+            if let Some(block) = pending {
+                upload.append(&block)?;
+            }
             let StreamUpload { home, partial, lease } = upload;
             let result = partial.publish_stream(&home);
             lease.record_disk_change(match &result {
@@ -272,8 +309,27 @@ pub async fn receive_file(mut data: MaybeTls, upload: StreamUpload, context: Con
             log_store(&context, resumed_from, started, &format!("ok size={size}"));
             Reply::new(226, format!("stored {} ({size} bytes)", context.shown))
         }
-        Ok(Err(error)) => storage_reply("store", error),
+        Ok(Err(error)) => {
+            log_store(&context, resumed_from, started, &error.to_string());
+            storage_reply("store", error)
+        }
         Err(failed) => internal(failed),
+    }
+}
+
+/// Raises the upload's reservation to cover `end` bytes; on a refusal the upload is
+/// abandoned and the reply to send comes back, with the reason for the log.
+async fn reserve_or_abandon(
+    context: &Context,
+    upload: StreamUpload,
+    end: u64,
+) -> Result<StreamUpload, (Reply, String)> {
+    match reserve(context, upload, end).await {
+        Ok(upload) => Ok(upload),
+        Err((reply, upload)) => {
+            abandon(context, upload).await;
+            Err((reply, "quota exceeded".to_string()))
+        }
     }
 }
 
@@ -287,21 +343,14 @@ async fn write_block(
 ) -> Result<(StreamUpload, Option<Vec<u8>>), (Reply, String)> {
     let Some(mut block) = block else { return Ok((upload, None)) };
     let end = upload.offset() + block.len() as u64;
-    let mut upload = match reserve(context, upload, end).await {
-        Ok(upload) => upload,
-        Err((reply, upload)) => {
-            abandon(context, upload).await;
-            return Err((reply, "quota exceeded".to_string()));
-        }
-    };
+    let mut upload = reserve_or_abandon(context, upload, end).await?;
     let gate = context.services.gate.clone();
     let written = context
         .services
         .disk
         .run("write upload", move || {
             let _change = gate.change();
-            let result = upload.partial.write(&block);
-            upload.lease.record_disk_change(upload.partial.disk_change());
+            let result = upload.append(&block);
             block.clear();
             (result, upload, block)
         })

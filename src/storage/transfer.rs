@@ -292,9 +292,9 @@ impl PartialUpload {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };
-        home.check_dir(&target.parent())?;
         // The path lease keeps any other upload from this partial, so whether this upload
-        // created the entry is known exactly. A new partial (the common case) costs one call.
+        // created the entry is known exactly. A new partial (the common case) costs one call,
+        // and its parent is only examined when the open fails, to say why.
         let mut reopen = OpenOptions::new();
         reopen.read(true).write(true);
         let opened = if may_create {
@@ -312,13 +312,16 @@ impl PartialUpload {
         };
         let (file, partial_existed) = match opened {
             Ok(opened) => opened,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !may_create => {
-                return Err(StorageError::TooManyFiles);
+            Err(e) => {
+                home.check_dir(&target.parent())?;
+                if e.kind() == std::io::ErrorKind::NotFound && !may_create {
+                    return Err(StorageError::TooManyFiles);
+                }
+                return Err(e.into());
             }
-            Err(e) => return Err(e.into()),
         };
         let file = file.into_std();
-        let start_len = file.metadata()?.len();
+        let start_len = if partial_existed { file.metadata()?.len() } else { 0 };
         let replaced_len = existing.as_ref().map_or(0, quota_bytes);
         let upload = PartialUpload {
             file,
@@ -344,6 +347,11 @@ impl PartialUpload {
             StreamStart::Target(len) => (len, true),
         };
         if !from_target {
+            // A partial just opened is read and written from its start: an empty one needs
+            // no cut (most uploads create theirs).
+            if len == 0 && self.len == 0 {
+                return Ok(());
+            }
             self.file.set_len(len)?;
             self.file.seek(SeekFrom::Start(len))?;
             self.len = len;

@@ -1,0 +1,326 @@
+#!/usr/bin/env python3
+"""Standard FTP clients against ftp-actor's FTP listener, vsftpd and pyftpdlib in one run:
+the same client for every server (Python's ftplib; curl for large files), the servers
+interleaved round after round, medians. ftp-actor is measured twice: plain FTP (plaintext
+login allowed on loopback, as for the peers) and FTPS (AUTH TLS, PROT P, the data connections
+resuming the control connection's TLS session). The peers serve plain FTP. Started by
+bench/ftp.sh, which builds the server and starts the peers; see docs/BENCHMARKS.md,
+"Standard clients".
+
+Workloads (--only):
+  logins  connect + login + quit, one client after the other, per second
+  small   50 clients at once, each: connect, login, 20 STORs of 64 KiB, quit; files per second
+  pairs   2 clients at once, each: connect, login, 300 STORs of 64 KiB, quit; files per second
+  single  the same with 1 client: one connection's pace
+  pwd     PWD round trips on one logged-in session, per second
+  large   curl: one download and one upload of a large file (--size-mib), seconds each
+"""
+import argparse
+import ftplib
+import multiprocessing
+import os
+import ssl
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import (BENCH_PASSWORD, BENCH_USER, PEERS, FtpActor, Peer, Results, RunFailed,  # noqa: E402
+                     clean_home, process_tree, interleaved, log, md5sum, number, settled_memory, steal_seconds)
+
+OURS, OURS_TLS = "ftp-actor", "ftp-actor FTPS"
+
+
+class SessionReusingFtpTls(ftplib.FTP_TLS):
+    """ftplib's FTPS client, with its data connections resuming the control connection's TLS
+    session, as curl, lftp and rclone do (ftp-actor requires it by default; docs/INTEROP.md)."""
+
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, size
+
+
+class Target:
+    """One server as a client sees it: address, account, TLS or not, its files on disk, and
+    the process whose tree serves it (for its CPU time)."""
+
+    def __init__(self, name, host, port, user, password, home, pid, cafile=None):
+        self.name, self.host, self.port = name, host, port
+        self.user, self.password, self.home, self.pid, self.cafile = user, password, home, pid, cafile
+
+    def connect(self):
+        """Connects and logs in; with TLS, protects the data connections too (PROT P)."""
+        if self.cafile:
+            ftp = SessionReusingFtpTls(context=ssl.create_default_context(cafile=self.cafile))
+            ftp.connect(self.host, self.port, timeout=60)
+            ftp.login(self.user, self.password)
+            ftp.prot_p()
+        else:
+            ftp = ftplib.FTP()
+            ftp.connect(self.host, self.port, timeout=60)
+            ftp.login(self.user, self.password)
+        return ftp
+
+    def url(self, name):
+        return f"ftp://{self.user}:{self.password}@{'localhost' if self.cafile else self.host}:{self.port}/{name}"
+
+    def curl_tls(self):
+        return ["--ssl-reqd", "--cacert", str(self.cafile)] if self.cafile else []
+
+
+def tree_cpu_seconds(pid):
+    """CPU time of a process and its descendants, those that ended included (vsftpd serves
+    each session in processes of its own, reaped by its listener)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += sum(int(field) for field in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class Run:
+    """One timed run: operations per second, and the CPU the client and the server spent on
+    each operation, in microseconds (the clients share the machine's cores with the server, so
+    a server that spends less leaves more to them)."""
+
+    def __init__(self, operations, seconds, client_cpu, server_cpu):
+        self.rate = operations / seconds
+        self.client_us = client_cpu / operations * 1e6
+        self.server_us = server_cpu / operations * 1e6
+
+
+def measured(target, run):
+    """Runs `run(target)`, which returns (operations, seconds, client CPU seconds)."""
+    before = tree_cpu_seconds(target.pid)
+    operations, seconds, client_cpu = run(target)
+    return Run(operations, seconds, client_cpu, tree_cpu_seconds(target.pid) - before)
+
+
+def logins(target, seconds):
+    done, started, cpu = 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - started < seconds:
+        target.connect().quit()
+        done += 1
+    return done, time.perf_counter() - started, time.process_time() - cpu
+
+
+def pwd_round_trips(target, seconds):
+    ftp = target.connect()
+    try:
+        done, started, cpu = 0, time.perf_counter(), time.process_time()
+        while time.perf_counter() - started < seconds:
+            for _ in range(100):
+                ftp.pwd()
+            done += 100
+        return done, time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        ftp.quit()
+
+
+def upload_files(target, client, files, payload, start, failures):
+    """One client process: waits for the start, then connects, logs in, stores its files, quits."""
+    start.wait()
+    try:
+        ftp = target.connect()
+        for number in range(files):
+            ftp.storbinary(f"STOR c{client}-{number}.bin", _Reader(payload))
+        ftp.quit()
+    except Exception as error:  # noqa: BLE001 - reported to the parent, which fails the run
+        failures.put(f"client {client}: {error!r}")
+
+
+class _Reader:
+    """A file-like view of bytes for storbinary, without copying them."""
+
+    def __init__(self, payload):
+        self.view, self.at = memoryview(payload), 0
+
+    def read(self, size):
+        chunk = self.view[self.at:self.at + size]
+        self.at += len(chunk)
+        return chunk
+
+
+def stored_files(target, clients, files, payload):
+    """Clients in processes of their own (no client shares an interpreter lock with another),
+    released together; the clock runs from their release to the last one's QUIT. Every file
+    must then be in the server's home at its full size."""
+    context = multiprocessing.get_context("fork")
+    start, failures = context.Barrier(clients + 1), context.Queue()
+    workers = [context.Process(target=upload_files, args=(target, c, files, payload, start, failures))
+               for c in range(clients)]
+    for worker in workers:
+        worker.start()
+    try:
+        cpu = os.times()
+        start.wait(timeout=60)
+        started = time.perf_counter()
+        for worker in workers:
+            worker.join()
+        elapsed = time.perf_counter() - started
+        client_cpu = sum(os.times()[2:4]) - sum(cpu[2:4])
+        if not failures.empty():
+            raise RunFailed(failures.get())
+        stored = [p for p in target.home.iterdir() if p.name.startswith("c") and p.stat().st_size == len(payload)]
+        if len(stored) != clients * files:
+            raise RunFailed(f"{len(stored)} of {clients * files} files stored in full")
+        return clients * files, elapsed, client_cpu
+    finally:
+        clean_home(target.home)
+
+
+def curl_seconds(target, *args):
+    """Transfer time of one curl run: its total minus its pre-transfer time (connect, login)."""
+    out = subprocess.run(["curl", "-sS", "-w", "%{time_pretransfer} %{time_total}", *target.curl_tls(), *args],
+                         check=True, capture_output=True, text=True).stdout.split()
+    return float(out[-1]) - float(out[-2])
+
+
+def large_files(args, targets, results):
+    big = args.work / "large.bin"
+    if not big.exists() or big.stat().st_size != args.size_mib << 20:
+        subprocess.run(["head", "-c", f"{args.size_mib}M", "/dev/urandom"], check=True, stdout=open(big, "wb"))
+    want = md5sum(big)
+    back = args.work / "large-back.bin"
+
+    def download(target):
+        with settled_memory():
+            seconds = curl_seconds(target, "-o", str(back), target.url("large.bin"))
+        if md5sum(back) != want:
+            raise RunFailed(f"{target.name}: the download's MD5 differs")
+        back.unlink()
+        return seconds
+
+    def upload(target):
+        with settled_memory():
+            seconds = curl_seconds(target, "-T", str(big), target.url("upload.bin"))
+        if md5sum(target.home / "upload.bin") != want:
+            raise RunFailed(f"{target.name}: the upload's MD5 differs")
+        (target.home / "upload.bin").unlink()
+        return seconds
+
+    for target in targets:
+        if not (target.home / "large.bin").exists():
+            subprocess.run(["cp", big, target.home / "large.bin"], check=True)
+            os.chown(target.home / "large.bin", target.home.stat().st_uid, target.home.stat().st_gid)
+    for what, run in [("download", download), ("upload", upload)]:
+        log(f"workload: {args.size_mib} MiB {what} with curl")
+        contenders = [(t.name, lambda t=t: run(t), not t.name.startswith(OURS)) for t in targets]
+        runs, notes = interleaved(args.repeats, contenders)
+        for target in targets:
+            results.add(f"{args.size_mib} MiB {what} (curl)", target.name, "s", runs[target.name], notes[target.name])
+    for target in targets:
+        (target.home / "large.bin").unlink()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--peers-env", type=Path, required=True)
+    parser.add_argument("--repeats", type=int, default=5)
+    # 50 clients on 2 cores finish in well under a second, and the last one decides the time:
+    # this workload gets more rounds for a steadier median (as in bench/compare.py).
+    parser.add_argument("--small-repeats", type=int, default=15)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--only", default="logins,small,pairs,single,pwd,large")
+    parser.add_argument("--builds", default="", metavar="LABEL=BINARY,...",
+                        help="other ftp-actor builds measured beside this tree's (plain FTP), for A/B runs")
+    args = parser.parse_args()
+    env = dict(line.split("=", 1) for line in args.peers_env.read_text().split() if "=" in line)
+    server = FtpActor(args.work)
+    servers = [server]
+    server.start(64, ftp=True)
+    cert = server.data / "ftp-tls-cert.pem"
+    pid = server.process.pid
+    targets = [Target(OURS, "127.0.0.1", server.ftp_port, BENCH_USER, BENCH_PASSWORD, server.home, pid),
+               Target(OURS_TLS, "localhost", server.ftp_port, BENCH_USER, BENCH_PASSWORD, server.home, pid, cert)]
+    for build in filter(None, args.builds.split(",")):
+        label, binary = build.split("=", 1)
+        servers.append(FtpActor(args.work / f"build-{label}", Path(binary)))
+        servers[-1].start(64, ftp=True)
+        targets.append(Target(f"{OURS} {label}", "127.0.0.1", servers[-1].ftp_port, BENCH_USER, BENCH_PASSWORD,
+                              servers[-1].home, servers[-1].process.pid))
+    for name in PEERS:
+        peer = Peer(name, env)
+        host, port = peer.addr.split(":")
+        targets.append(Target(name, host, int(port), peer.user, peer.password, peer.home, peer.pid))
+    payload = os.urandom(64 << 10)
+    workloads = {
+        "logins": ("logins (ftplib)", "logins/s", lambda t: logins(t, args.seconds)),
+        "small": ("50 clients x 20 files of 64 KiB (ftplib)", "files/s", lambda t: stored_files(t, 50, 20, payload)),
+        "pairs": ("2 clients x 300 files of 64 KiB (ftplib)", "files/s", lambda t: stored_files(t, 2, 300, payload)),
+        "single": ("1 client x 300 files of 64 KiB (ftplib)", "files/s", lambda t: stored_files(t, 1, 300, payload)),
+        "pwd": ("PWD round trips, one session (ftplib)", "req/s", lambda t: pwd_round_trips(t, args.seconds)),
+    }
+    results = Results(args.repeats)
+    cpu = {}
+    steal = {}
+    try:
+        for key in args.only.split(","):
+            before = steal_seconds()
+            if key == "large":
+                large_files(args, targets, results)
+            else:
+                workload, unit, run = workloads[key]
+                log(f"workload: {workload}")
+                contenders = [(t.name, lambda t=t: measured(t, run), not t.name.startswith(OURS)) for t in targets]
+                # The first round is a warm-up (ftp-actor's first login derives the password).
+                repeats = args.small_repeats if key == "small" else args.repeats
+                runs, notes = interleaved(repeats + 1, contenders)
+                for target in targets:
+                    kept = runs[target.name][1:]
+                    results.add(workload, target.name, unit, [r.rate for r in kept], notes[target.name])
+                    cpu[(workload, target.name)] = (statistics.median(r.server_us for r in kept),
+                                                    statistics.median(r.client_us for r in kept))
+            steal[key] = steal_seconds() - before
+    finally:
+        for started in servers:
+            started.stop()
+    print(table(results))
+    print("\nCPU per operation, microseconds, medians: server / client(s) (the clients run on the same cores)\n")
+    print(cpu_table(cpu))
+    print("\nCPU time stolen by the hypervisor during each workload (/proc/stat): "
+          + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steal.items()))
+
+
+def table(results):
+    """One row per workload, one column per server, medians with the runs' range."""
+    servers = list(dict.fromkeys(row["server"] for row in results.rows))
+    workloads = list(dict.fromkeys(row["workload"] for row in results.rows))
+    cells = {(row["workload"], row["server"]): row for row in results.rows}
+    lines = ["| workload | unit | " + " | ".join(servers) + " |", "|---|---|" + "---:|" * len(servers)]
+    for workload in workloads:
+        row = [workload, cells[(workload, servers[0])]["unit"]]
+        for server in servers:
+            cell = cells.get((workload, server))
+            if cell:
+                low, high = min(cell["runs"]), max(cell["runs"])
+                row.append(f"{number(cell['median'])} ({number(low)}-{number(high)})")
+            else:
+                row.append("")
+        lines.append("| " + " | ".join(row) + " |")
+    notes = [f"{row['server']}, {row['workload']}: {row['note']}" for row in results.rows if row["note"]]
+    return "\n".join(lines + [""] + notes)
+
+
+def cpu_table(cpu):
+    servers = list(dict.fromkeys(server for _, server in cpu))
+    workloads = list(dict.fromkeys(workload for workload, _ in cpu))
+    lines = ["| workload | " + " | ".join(servers) + " |", "|---|" + "---:|" * len(servers)]
+    for workload in workloads:
+        cells = [f"{cpu[(workload, s)][0]:.0f} / {cpu[(workload, s)][1]:.0f}" if (workload, s) in cpu else ""
+                 for s in servers]
+        lines.append(f"| {workload} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
