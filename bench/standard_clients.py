@@ -10,6 +10,9 @@ bench/ftp.sh, which builds the server and starts the peers; see docs/BENCHMARKS.
 Workloads (--only):
   logins  connect + login + quit, one client after the other, per second
   small   50 clients at once, each: connect, login, 20 STORs of 64 KiB, quit; files per second
+  light   the same 50 x 20 x 64 KiB with the load generator's FTP client (Rust, plain FTP): a
+          client light enough that the servers' own cost decides (ftplib's clients take most
+          of the 2 cores themselves); not for FTPS, which it does not speak
   pairs   2 clients at once, each: connect, login, 300 STORs of 64 KiB, quit; files per second
   single  the same with 1 client: one connection's pace
   pwd     PWD round trips on one logged-in session, per second
@@ -28,7 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare import (BENCH_PASSWORD, BENCH_USER, PEERS, FtpActor, Peer, Results, RunFailed,  # noqa: E402
-                     clean_home, process_tree, interleaved, log, md5sum, number, settled_memory, steal_seconds)
+                     clean_home, interleaved, loadgen, log, md5sum, number, process_tree, settled_memory,
+                     steal_seconds)
 
 OURS, OURS_TLS = "ftp-actor", "ftp-actor FTPS"
 
@@ -176,6 +180,17 @@ def stored_files(target, clients, files, payload):
         clean_home(target.home)
 
 
+def loadgen_files(target, clients, files):
+    """[`stored_files`] with the load generator's FTP client: its own clock, its CPU time."""
+    cpu = os.times()
+    try:
+        done = loadgen("ftp", f"{target.host}:{target.port}", target.user, target.password, "small", "--clients",
+                       str(clients), "--files", str(files), "--size", str(64 << 10))
+        return int(done["files"]), float(done["seconds"]), sum(os.times()[2:4]) - sum(cpu[2:4])
+    finally:
+        clean_home(target.home)
+
+
 def curl_seconds(target, *args):
     """Transfer time of one curl run: its total minus its pre-transfer time (connect, login)."""
     out = subprocess.run(["curl", "-sS", "-w", "%{time_pretransfer} %{time_total}", *target.curl_tls(), *args],
@@ -230,7 +245,7 @@ def main():
     parser.add_argument("--small-repeats", type=int, default=15)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--only", default="logins,small,pairs,single,pwd,large")
+    parser.add_argument("--only", default="logins,small,light,pairs,single,pwd,large")
     parser.add_argument("--builds", default="", metavar="LABEL=BINARY,...",
                         help="other ftp-actor builds measured beside this tree's (plain FTP), for A/B runs")
     args = parser.parse_args()
@@ -256,6 +271,7 @@ def main():
     workloads = {
         "logins": ("logins (ftplib)", "logins/s", lambda t: logins(t, args.seconds)),
         "small": ("50 clients x 20 files of 64 KiB (ftplib)", "files/s", lambda t: stored_files(t, 50, 20, payload)),
+        "light": ("50 clients x 20 files of 64 KiB (Rust FTP client)", "files/s", lambda t: loadgen_files(t, 50, 20)),
         "pairs": ("2 clients x 300 files of 64 KiB (ftplib)", "files/s", lambda t: stored_files(t, 2, 300, payload)),
         "single": ("1 client x 300 files of 64 KiB (ftplib)", "files/s", lambda t: stored_files(t, 1, 300, payload)),
         "pwd": ("PWD round trips, one session (ftplib)", "req/s", lambda t: pwd_round_trips(t, args.seconds)),
@@ -271,11 +287,12 @@ def main():
             else:
                 workload, unit, run = workloads[key]
                 log(f"workload: {workload}")
-                contenders = [(t.name, lambda t=t: measured(t, run), not t.name.startswith(OURS)) for t in targets]
+                contenders = [(t.name, lambda t=t: measured(t, run), not t.name.startswith(OURS)) for t in targets
+                              if key != "light" or not t.cafile]
                 # The first round is a warm-up (ftp-actor's first login derives the password).
-                repeats = args.small_repeats if key == "small" else args.repeats
+                repeats = args.small_repeats if key in ("small", "light") else args.repeats
                 runs, notes = interleaved(repeats + 1, contenders)
-                for target in targets:
+                for target in (t for t in targets if t.name in runs):
                     kept = runs[target.name][1:]
                     results.add(workload, target.name, unit, [r.rate for r in kept], notes[target.name])
                     cpu[(workload, target.name)] = (statistics.median(r.server_us for r in kept),

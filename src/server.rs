@@ -128,6 +128,7 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
             derivations: DiskPool::start(config.login_derivations),
             waiting: Arc::default(),
             max_waiting: config.login_derivations_queued,
+            in_flight: Default::default(),
         };
         let max_files = config.default_max_files;
         Supervisor::start(move |_| AuthActor::new(data_dir, secret, scrypt, max_files, checks, quota, disk))

@@ -17,6 +17,7 @@
 //! parameters. The proof then fails exactly like a wrong password, with the same code, message
 //! and work, so names cannot be probed.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use actix::prelude::*;
+use futures::future::Shared;
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
@@ -57,6 +59,12 @@ pub struct PasswordChecks {
     /// (`login_derivations_queued`); past it a login is refused with error 600.
     pub waiting: Arc<AtomicUsize>,
     pub max_waiting: usize,
+    /// Derivations running, by the keyed hash of the user and password they check (see
+    /// [`LoginCache::tag`]) and the stored key they check against. A login with the same name
+    /// and password that arrives meanwhile shares that derivation's verdict instead of deriving
+    /// the same key again: lftp, rclone and the like open their connections at once, so the
+    /// first logins of a burst all miss the cache together.
+    pub in_flight: HashMap<(Key, Key), SharedDerivation>,
 }
 
 pub struct AuthActor {
@@ -211,6 +219,9 @@ impl AuthActor {
 impl Supervised for AuthActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         tracing::warn!("auth actor restarting; reloading the user store");
+        // The logins that ran these derivations went with the old context: nobody would take
+        // their entries out, and a finished one must not answer later logins.
+        self.checks.in_flight.clear();
     }
 }
 
@@ -456,32 +467,44 @@ impl Handler<CheckPassword> for AuthActor {
             });
             let password = Zeroizing::new(password.into_bytes());
             let credential = pending.as_ref().ok().filter(|p| p.home.is_some()).map(|p| p.keys.stored_key);
+            // Names this check's derivation while it runs, if it runs one others may share.
+            let flight = credential.map(|key| (act.checks.cache.tag(&user, &password), key));
             let check = match pending {
                 Err(refused) => Check::Refused(refused),
                 Ok(pending) => match credential {
                     Some(key) if act.checks.cache.verifies(&user, &password, &key, Instant::now()) => {
                         Check::Verified(pending.into_login())
                     }
-                    _ => act.derive(pending, password.clone()),
+                    _ => match flight.as_ref().and_then(|flight| act.checks.in_flight.get(flight)) {
+                        Some(running) => Check::Share(running.clone()),
+                        None => act.derive(pending, password.clone()),
+                    },
                 },
             };
+            let ours = matches!(check, Check::Derive(_));
+            if let (Check::Derive(derivation), Some(flight)) = (&check, flight) {
+                act.checks.in_flight.insert(flight, derivation.clone());
+            }
             let check = async move {
                 match check {
                     Check::Refused(refused) => Err(refused),
-                    Check::Verified(login) => Ok((Ok(login), false)),
-                    Check::Derive(derivation) => derivation.await.map(|verdict| (verdict, true)),
+                    Check::Verified(login) => Ok(Ok(login)),
+                    Check::Derive(derivation) | Check::Share(derivation) => derivation.await,
                 }
             };
             check.into_actor(act).then(move |checked, act, _| {
+                if let (true, Some(flight)) = (ours, &flight) {
+                    act.checks.in_flight.remove(flight);
+                }
                 let (result, delay) = match checked {
-                    Ok((Ok(login), derived)) => {
+                    Ok(Ok(login)) => {
                         act.throttle().succeeded(peer, &user);
-                        if let (true, Some(key)) = (derived, credential) {
+                        if let (true, Some(key)) = (ours, credential) {
                             act.checks.cache.remember(&user, &password, &key, Instant::now());
                         }
                         (Ok(login), Duration::ZERO)
                     }
-                    Ok((Err(failed), _)) => {
+                    Ok(Err(failed)) => {
                         act.log_failure("ftp login", &user, peer);
                         (Err(failed), act.throttle().failed(peer, &user, Instant::now()))
                     }
@@ -503,14 +526,20 @@ impl Handler<CheckPassword> for AuthActor {
     }
 }
 
-/// A derivation on the derivation pool: its verdict, or why it could not run.
-type Derivation = std::pin::Pin<Box<dyn Future<Output = Result<Result<LoginOk, WireError>, WireError>>>>;
+/// A derivation on the derivation pool: its verdict, or why it could not run. Shared by the
+/// logins that check the same name and password while it runs (see
+/// [`PasswordChecks::in_flight`]).
+pub type SharedDerivation =
+    Shared<std::pin::Pin<Box<dyn Future<Output = Result<Result<LoginOk, WireError>, WireError>>>>>;
 
 /// How a password check goes on after the cache was asked.
 enum Check {
     Refused(WireError),
     Verified(LoginOk),
-    Derive(Derivation),
+    /// A derivation of its own, which it remembers in the cache if it succeeds.
+    Derive(SharedDerivation),
+    /// The derivation another login with the same name and password runs.
+    Share(SharedDerivation),
 }
 
 impl AuthActor {
@@ -526,12 +555,13 @@ impl AuthActor {
             ));
         }
         let pool = self.checks.derivations.clone();
-        Check::Derive(Box::pin(async move {
+        let derivation: std::pin::Pin<Box<dyn Future<Output = _>>> = Box::pin(async move {
             let verdict = pool.run("derive password key", move || verify_password(pending, &password)).await;
             waiting.fetch_sub(1, Ordering::SeqCst);
             // Outer error: the check could not run (not a guess); inner: the check's verdict.
             verdict.map_err(|failed| WireError::new(ErrorCode::Internal, failed.to_string()))
-        }))
+        });
+        Check::Derive(futures::FutureExt::shared(derivation))
     }
 }
 

@@ -47,7 +47,9 @@ impl LoginCache {
         LoginCache { key, ttl, max_entries, entries: HashMap::new() }
     }
 
-    fn tag(&self, user: &str, password: &[u8]) -> Key {
+    /// The keyed hash of a user and a password under this process's key: what an entry
+    /// keeps, and what names a derivation in flight (see `actors::auth`).
+    pub fn tag(&self, user: &str, password: &[u8]) -> Key {
         let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.key).expect("HMAC takes any key length");
         // The name's length first, so that no (user, password) pair reads as another.
         mac.update(&(user.len() as u64).to_be_bytes());
