@@ -467,24 +467,31 @@ impl Handler<CheckPassword> for AuthActor {
             });
             let password = Zeroizing::new(password.into_bytes());
             let credential = pending.as_ref().ok().filter(|p| p.home.is_some()).map(|p| p.keys.stored_key);
-            // Names this check's derivation while it runs, if it runs one others may share.
-            let flight = credential.map(|key| (act.checks.cache.tag(&user, &password), key));
+            // Names this check's own derivation while it runs, for others to share.
+            let mut flight = None;
             let check = match pending {
                 Err(refused) => Check::Refused(refused),
                 Ok(pending) => match credential {
                     Some(key) if act.checks.cache.verifies(&user, &password, &key, Instant::now()) => {
                         Check::Verified(pending.into_login())
                     }
-                    _ => match flight.as_ref().and_then(|flight| act.checks.in_flight.get(flight)) {
-                        Some(running) => Check::Share(running.clone()),
-                        None => act.derive(pending, password.clone()),
-                    },
+                    Some(key) => {
+                        let name = (act.checks.cache.tag(&user, &password), key);
+                        match act.checks.in_flight.get(&name) {
+                            Some(running) => Check::Share(running.clone()),
+                            None => {
+                                let check = act.derive(pending, password.clone());
+                                if let Check::Derive(derivation) = &check {
+                                    act.checks.in_flight.insert(name, derivation.clone());
+                                    flight = Some(name);
+                                }
+                                check
+                            }
+                        }
+                    }
+                    None => act.derive(pending, password.clone()),
                 },
             };
-            let ours = matches!(check, Check::Derive(_));
-            if let (Check::Derive(derivation), Some(flight)) = (&check, flight) {
-                act.checks.in_flight.insert(flight, derivation.clone());
-            }
             let check = async move {
                 match check {
                     Check::Refused(refused) => Err(refused),
@@ -493,13 +500,13 @@ impl Handler<CheckPassword> for AuthActor {
                 }
             };
             check.into_actor(act).then(move |checked, act, _| {
-                if let (true, Some(flight)) = (ours, &flight) {
+                if let Some(flight) = &flight {
                     act.checks.in_flight.remove(flight);
                 }
                 let (result, delay) = match checked {
                     Ok(Ok(login)) => {
                         act.throttle().succeeded(peer, &user);
-                        if let (true, Some(key)) = (ours, credential) {
+                        if let (Some(_), Some(key)) = (flight, credential) {
                             act.checks.cache.remember(&user, &password, &key, Instant::now());
                         }
                         (Ok(login), Duration::ZERO)
