@@ -21,5 +21,6 @@ pub mod integrity;
 pub mod net;
 pub mod quota;
 pub mod server;
+pub mod service;
 pub mod size;
 pub mod storage;

@@ -14,30 +14,9 @@ use std::time::Instant;
 use actix::Addr;
 
 use crate::config::Config;
-use crate::quota::{DiskChange, UsageGate};
-use crate::storage::{Home, StorageError, VirtualPath};
+use crate::quota::UsageGate;
 
 use crate::quota::hash_budget::HashBudget;
-use panic_guard::Panicked;
-
-/// A change of names in a home that the quota counts (see [`Services::change_entry`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryChange {
-    MakeDir,
-    RemoveDir,
-    RemoveFile,
-}
-
-impl EntryChange {
-    /// The operation's name, for logs and error messages.
-    pub fn op(self) -> &'static str {
-        match self {
-            EntryChange::MakeDir => "mkdir",
-            EntryChange::RemoveDir => "rmdir",
-            EntryChange::RemoveFile => "rm",
-        }
-    }
-}
 
 /// What every session needs: the configuration and the shared actors.
 #[derive(Clone)]
@@ -74,49 +53,6 @@ impl Services {
                 format!("too many resume checks for now; try again in {} seconds", wait.as_secs().max(1)),
             )
         })
-    }
-
-    /// Makes `change` in `user`'s home and keeps the QuotaActor's figures with it: what a
-    /// removal freed is adjusted; a directory is created only if `max_files` has room for one
-    /// more entry (else [`StorageError::TooManyFiles`]), reserved before and settled after.
-    /// Both front ends run their mkdir, rmdir and rm through here.
-    pub async fn change_entry(
-        &self,
-        change: EntryChange,
-        home: Arc<Home>,
-        user: String,
-        target: VirtualPath,
-    ) -> Result<Result<(), StorageError>, disk::JobFailed> {
-        let (quota, gate) = (self.quota.clone(), self.gate.clone());
-        if let EntryChange::MakeDir = change {
-            let lease = match quota.send(quota::OpenEntry { user }).await {
-                Ok(Ok(lease)) => lease,
-                Ok(Err(quota::QuotaError::TooManyFiles(_))) => return Ok(Err(StorageError::TooManyFiles)),
-                Ok(Err(error)) => return Err(Panicked { place: "mkdir", message: error.to_string() }),
-                Err(_) => return Err(Panicked { place: "mkdir", message: "quota service unavailable".into() }),
-            };
-            return self
-                .disk
-                .run("mkdir", move || {
-                    let _change = gate.change();
-                    home.mkdir(&target)?;
-                    lease.record_disk_change(DiskChange { bytes: 0, files: 1 });
-                    Ok(())
-                })
-                .await;
-        }
-        self.disk
-            .run(change.op(), move || {
-                let guard = gate.change();
-                let freed = match change {
-                    EntryChange::RemoveFile => home.remove_file(&target)?,
-                    _ => home.remove_dir(&target).map(|()| 0)?,
-                };
-                let change = DiskChange { bytes: -(freed as i64), files: -1 };
-                quota.do_send(quota::Adjust { user, change, number: guard.number() });
-                Ok(())
-            })
-            .await
     }
 
     /// Charges `user` for `bytes` of resume hashing.

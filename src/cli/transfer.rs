@@ -2,13 +2,12 @@
 //! printed as one line with its size, rate and verified MD5, under a progress bar.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::client::{Client, ClientError, GetReport, Progress};
 use crate::net::{EntryKind, ErrorCode};
-use crate::quota::IN_USE_PATIENCE;
 use crate::size::format_size;
 
 use super::shell::{Failure, base_name};
@@ -50,7 +49,7 @@ pub(super) fn put_file(
     remote: &str,
 ) -> Result<u64, ClientError> {
     let started = Instant::now();
-    let report = put_waiting_for_path(rt, client, local, remote)?;
+    let report = rt.block_on(client.put(local, remote, &Bar::new()))?;
     if report.skipped {
         println!(
             "put {}: skipped, the server's {remote} already has the same size ({}) and md5 {}",
@@ -237,29 +236,6 @@ pub(super) fn get_tree(
     }
     println!("get -r {remote} -> {}: {}, {}", local_root.display(), tree::counts(&steps), format_size(bytes));
     Ok(())
-}
-
-/// `put`, retried while the path is in use (error 307) for up to [`IN_USE_PATIENCE`].
-fn put_waiting_for_path(
-    rt: &tokio::runtime::Runtime,
-    client: &mut Client,
-    local: &Path,
-    remote: &str,
-) -> Result<crate::client::PutReport, ClientError> {
-    let deadline = Instant::now() + IN_USE_PATIENCE;
-    let mut told = false;
-    loop {
-        match rt.block_on(client.put(local, remote, &Bar::new())) {
-            Err(e) if e.code() == Some(ErrorCode::InUse) && Instant::now() < deadline => {
-                if !told {
-                    eprintln!("waiting for an earlier upload of {remote} to end...");
-                    told = true;
-                }
-                std::thread::sleep(Duration::from_millis(250));
-            }
-            other => return other,
-        }
-    }
 }
 
 fn rate(bytes: u64, started: Instant) -> String {

@@ -1,4 +1,5 @@
-//! Commands other than transfers: paths, listings, directories, quota.
+//! Commands other than transfers: paths, listings, directories, quota; each one call to the
+//! file service, its answer translated into a response.
 
 use super::*;
 
@@ -16,52 +17,46 @@ impl SessionActor {
             }
         }
         let Phase::Ready(session) = &mut self.phase else { return };
-        let limits = self.services.config.path_limits();
-        let cwd = session.cwd.clone();
-        let resolve = |path: &str| VirtualPath::resolve(&cwd, path, limits).map_err(StorageError::from);
-        let home = session.home.clone();
-        let disk = self.services.disk.clone();
+        let login = &session.login;
+        let files = login.files.clone();
         match request {
             Request::Pwd => {
-                let cwd = session.cwd.to_string();
+                let cwd = login.cwd.to_string();
                 self.reply(ctx, Response::Cwd { path: cwd })
             }
             Request::Cd { path } => {
-                let target = match resolve(&path) {
+                let target = match login.resolve("cd", &path) {
                     Ok(target) => target,
-                    Err(error) => return self.reply(ctx, storage_error("cd", &path, error)),
+                    Err(error) => return self.reply(ctx, Response::error(error)),
                 };
+                let checked = files.check_dir(target.clone(), path);
                 let work = async move {
-                    let checked = target.clone();
-                    match disk.run("cd", move || home.check_dir(&checked)).await {
-                        Ok(Ok(())) => (Response::Cwd { path: target.to_string() }, Some(target)),
-                        Ok(Err(error)) => (storage_error("cd", &path, error), None),
-                        Err(error) => (internal(&error.to_string()), None),
+                    match checked.await {
+                        Ok(()) => (Response::Cwd { path: target.to_string() }, Some(target)),
+                        Err(error) => (Response::error(error), None),
                     }
                 };
                 self.serve(ctx, work, |act, target, _| {
                     if let (Phase::Ready(session), Some(target)) = (&mut act.phase, target) {
-                        session.cwd = target;
+                        session.login.cwd = target;
                     }
                 });
             }
             Request::List { path } => {
-                let shown = path.clone().unwrap_or_else(|| session.cwd.to_string());
-                let target = match path.as_deref().map(resolve).unwrap_or_else(|| Ok(session.cwd.clone())) {
+                let shown = path.clone().unwrap_or_else(|| login.cwd.to_string());
+                let target = match login.resolve_or_cwd("ls", path.as_deref()) {
                     Ok(target) => target,
-                    Err(error) => return self.reply(ctx, storage_error("ls", &shown, error)),
+                    Err(error) => return self.reply(ctx, Response::error(error)),
                 };
-                let max = self.services.config.max_list_entries;
+                let listed = files.list(target.clone(), shown);
                 let work = async move {
-                    let listed = target.clone();
-                    let response = match disk.run("ls", move || home.list(&listed, max)).await {
-                        Ok(Ok(listing)) => Response::Listing {
+                    let response = match listed.await {
+                        Ok(listing) => Response::Listing {
                             path: target.to_string(),
                             entries: listing.entries,
                             truncated: listing.truncated,
                         },
-                        Ok(Err(error)) => storage_error("ls", &shown, error),
-                        Err(error) => internal(&error.to_string()),
+                        Err(error) => Response::error(error),
                     };
                     (response, ())
                 };
@@ -71,90 +66,62 @@ impl SessionActor {
             Request::Rmdir { path } => self.change_entry(ctx, EntryChange::RemoveDir, path),
             Request::Remove { path } => self.change_entry(ctx, EntryChange::RemoveFile, path),
             Request::Rename { from, to } => {
-                let (source, target) = match (resolve(&from), resolve(&to)) {
+                let (source, target) = match (login.resolve("mv", &from), login.resolve("mv", &to)) {
                     (Ok(source), Ok(target)) => (source, target),
-                    (Err(error), _) => return self.reply(ctx, storage_error("mv", &from, error)),
-                    (_, Err(error)) => return self.reply(ctx, storage_error("mv", &to, error)),
+                    (Err(error), _) | (_, Err(error)) => return self.reply(ctx, Response::error(error)),
                 };
-                self.simple(ctx, "mv", format!("{from} {to}"), Ok(source), move |home, source| {
-                    home.rename(&source, &target)
-                })
+                self.answer_done(ctx, files.rename(source, target, format!("{from} {to}")));
             }
             Request::Quota => {
-                let quota = self.services.quota.clone();
-                let user = session.user.clone();
+                let usage = files.usage();
                 let work = async move {
-                    match quota.send(GetUsage { user }).await {
-                        Ok(Ok(usage)) => {
+                    let response = match usage.await {
+                        Ok(usage) => {
                             let (used, limit, files, max_files) =
                                 (usage.used, usage.limit, usage.files, usage.max_files);
-                            (Response::QuotaInfo { used, limit, files, max_files }, ())
+                            Response::QuotaInfo { used, limit, files, max_files }
                         }
-                        Ok(Err(panicked)) => (internal(&panicked.to_string()), ()),
-                        Err(_) => (internal("quota service unavailable"), ()),
-                    }
+                        Err(error) => Response::error(error),
+                    };
+                    (response, ())
                 };
                 self.serve(ctx, work, |_, _, _| {});
             }
-            Request::Put { path, size } => match resolve(&path) {
+            Request::Put { path, size } => match login.resolve("put", &path) {
                 Ok(target) => self.begin_upload(ctx, path, target, size),
-                Err(error) => self.reply(ctx, storage_error("put", &path, error)),
+                Err(error) => self.reply(ctx, Response::error(error)),
             },
             Request::PutRestart => self.restart_upload(ctx),
             Request::PutCancel => self.cancel_upload(ctx),
             Request::Data { bytes } => self.write_upload(ctx, bytes),
             Request::PutEnd { md5 } => self.finish_upload(ctx, md5.into_vec()),
-            Request::Get { path, offset, prefix_md5 } => match resolve(&path) {
+            Request::Get { path, offset, prefix_md5 } => match login.resolve("get", &path) {
                 Ok(target) => self.download(ctx, path, target, offset, prefix_md5.into_vec()),
-                Err(error) => self.reply(ctx, storage_error("get", &path, error)),
+                Err(error) => self.reply(ctx, Response::error(error)),
             },
             Request::AuthStart { .. } | Request::AuthProof { .. } | Request::Noop | Request::Quit => {}
         }
     }
 
-    /// A command that runs one storage call and answers `done`.
-    /// mkdir, rmdir and rm: through [`Services::change_entry`], which keeps the quota's
-    /// figures with the change.
+    /// mkdir, rmdir and rm: the service keeps the quota's figures with the change.
     fn change_entry(&mut self, ctx: &mut Context<Self>, change: EntryChange, path: String) {
         let Phase::Ready(session) = &self.phase else { return };
-        let target = match VirtualPath::resolve(&session.cwd, &path, self.services.config.path_limits()) {
-            Ok(target) => target,
-            Err(error) => return self.reply(ctx, storage_error(change.op(), &path, error.into())),
-        };
-        let (services, home, user) = (self.services.clone(), session.home.clone(), session.user.clone());
-        let work = async move {
-            let response = match services.change_entry(change, home, user, target).await {
-                Ok(Ok(())) => Response::Done,
-                Ok(Err(error)) => storage_error(change.op(), &path, error),
-                Err(error) => internal(&error.to_string()),
-            };
-            (response, ())
-        };
-        self.serve(ctx, work, |_, _, _| {});
+        match session.login.resolve(change.op(), &path) {
+            Ok(target) => {
+                let changed = session.login.files.change_entry(change, target, path);
+                self.answer_done(ctx, changed)
+            }
+            Err(error) => self.reply(ctx, Response::error(error)),
+        }
     }
 
-    fn simple(
-        &mut self,
-        ctx: &mut Context<Self>,
-        op: &'static str,
-        shown: String,
-        target: Result<VirtualPath, StorageError>,
-        call: impl FnOnce(&Home, VirtualPath) -> Result<(), StorageError> + Send + 'static,
-    ) {
-        let Phase::Ready(session) = &self.phase else { return };
-        let target = match target {
-            Ok(target) => target,
-            Err(error) => return self.reply(ctx, storage_error(op, &shown, error)),
-        };
-        let home = session.home.clone();
-        let disk = self.services.disk.clone();
+    /// Answers `done` once `call` succeeds, its error otherwise.
+    fn answer_done(&mut self, ctx: &mut Context<Self>, call: impl Future<Output = Result<(), WireError>> + 'static) {
         let work = async move {
-            let response = match disk.run(op, move || call(&home, target)).await {
-                Ok(Ok(())) => Response::Done,
-                Ok(Err(error)) => storage_error(op, &shown, error),
-                Err(error) => internal(&error.to_string()),
-            };
-            (response, ())
+            match call.await {
+                Ok(()) => (Response::Done, ()),
+                Err(error) => (Response::error(error), ()),
+            }
         };
         self.serve(ctx, work, |_, _, _| {});
     }

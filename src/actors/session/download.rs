@@ -2,6 +2,7 @@
 //! computed on the way.
 
 use super::*;
+use crate::service::error as service_error;
 
 impl SessionActor {
     pub(super) fn download(
@@ -13,29 +14,20 @@ impl SessionActor {
         prefix_md5: Vec<u8>,
     ) {
         let Phase::Ready(session) = &self.phase else { return };
-        let disk = self.services.disk.clone();
-        let home = session.home.clone();
-        let user = session.user.clone();
+        let files = session.login.files.clone();
+        let user = files.user().to_string();
         let peer = self.peer;
         let chunk = self.services.config.chunk_bytes;
         let (out, cut) = (self.out.clone(), self.cut.clone());
-        if offset > 0
-            && let Err(refused) = self.services.may_hash(&user)
-        {
-            return self.reply(ctx, Response::error(refused));
-        }
+        let opening = files.open_download(target, shown.clone(), offset, prefix_md5);
         let services = self.services.clone();
+        let disk = services.disk.clone();
         let work = async move {
             let started = Instant::now();
-            let digests = services.digests.clone();
-            let opened =
-                disk.run("open download", move || Download::open(&home, &target, offset, &prefix_md5, &digests)).await;
-            let (download, hasher) = match opened {
-                Ok(Ok(opened)) => opened,
-                Ok(Err(error)) => return (storage_error("get", &shown, error), DownloadEnd::Finished),
-                Err(error) => return (internal(&error.to_string()), DownloadEnd::Finished),
+            let (download, hasher) = match opening.await {
+                Ok(opened) => opened,
+                Err(error) => return (Response::error(error), DownloadEnd::Finished),
             };
-            services.charge_hashing(&user, download.prefix_hashed());
             let ready =
                 Response::GetReady { size: download.size(), offset: download.start(), modified: download.modified() };
             if out.send(ready).await.is_err() {
@@ -73,7 +65,9 @@ impl SessionActor {
                         result = "connection lost or not read");
                     (Response::Done, DownloadEnd::Lost)
                 }
-                Ok(Err(error)) => (storage_error("get", &shown, error), DownloadEnd::Finished),
+                Ok(Err(error)) => {
+                    (Response::error(service_error::storage("get", &shown, error)), DownloadEnd::Finished)
+                }
                 Err(error) => (internal(&error.to_string()), DownloadEnd::Finished),
             }
         };

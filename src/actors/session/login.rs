@@ -1,7 +1,7 @@
 //! Logging in: the SCRAM exchange through the AuthActor, then the session claim.
 
-use super::super::acceptor::refusal_closes;
 use super::*;
+use crate::service::{LoginRefused, complete_login};
 
 impl SessionActor {
     pub(super) fn begin_login(&mut self, ctx: &mut Context<Self>, user: String, client_nonce: String) {
@@ -26,7 +26,7 @@ impl SessionActor {
             return;
         };
         let auth = self.services.auth.clone();
-        let login_io = self.services.login_io.clone();
+        let services = self.services.clone();
         let slots = self.admission.slots();
         let peer = self.peer;
         let work = async move {
@@ -39,44 +39,25 @@ impl SessionActor {
                 // The AuthActor logged the failure (it knows whether the name is a user's).
                 Err(error) => return (Response::error(error), Outcome::Failed),
             };
-            let home_path = login.home.clone();
-            let home = match login_io.run("open home", move || Home::open(&home_path)).await {
-                Ok(Ok(home)) => home,
-                Ok(Err(error)) => {
-                    tracing::error!(user = %login.user, home = %login.home.display(), %error, "cannot open home");
-                    let error = WireError::new(ErrorCode::StorageFailure, "your home directory cannot be opened");
-                    return (Response::error(error), Outcome::Refused);
+            let (login, answer) = match complete_login(services, slots, login, peer, "native").await {
+                Ok(completed) => completed,
+                Err(LoginRefused { error, closes }) => {
+                    let outcome = if closes { Outcome::Closed } else { Outcome::Refused };
+                    return (Response::error(error), outcome);
                 }
-                Err(error) => return (internal(&error.to_string()), Outcome::Refused),
-            };
-            let answer = match slots.request(&login).await {
-                Ok(answer) => answer,
-                Err(refused) => {
-                    let outcome = if refusal_closes(&refused) { Outcome::Closed } else { Outcome::Refused };
-                    return (Response::error(refused), outcome);
-                }
-            };
-            tracing::info!(target: "access", user = %login.user, %peer, op = "login", result = "ok");
-            let session = LoggedIn {
-                user: login.user,
-                home: Arc::new(home),
-                home_path: login.home,
-                cwd: VirtualPath::root(),
-                upload: None,
-                discarding: false,
             };
             let signature = ByteBuf::from(server_signature.to_vec());
             match answer {
-                SlotAnswer::Now => (Response::AuthOk { server_signature: signature }, Outcome::Ready(session)),
+                SlotAnswer::Now => (Response::AuthOk { server_signature: signature }, Outcome::Ready(login)),
                 SlotAnswer::Queued { position, notices } => {
-                    (Response::Queued { position }, Outcome::Queued(Box::new((session, signature)), notices))
+                    (Response::Queued { position }, Outcome::Queued(Box::new((login, signature)), notices))
                 }
             }
         };
         self.serve(ctx, work, |act, outcome, ctx| match outcome {
-            Outcome::Ready(session) => {
+            Outcome::Ready(login) => {
                 act.logged_in();
-                act.phase = Phase::Ready(session)
+                act.phase = Phase::Ready(Ready::new(login))
             }
             Outcome::Queued(queued, notices) => {
                 act.logged_in();
@@ -142,9 +123,9 @@ impl StreamHandler<QueueNotice> for SessionActor {
             QueueNotice::Position(position) => self.reply(ctx, Response::Queued { position }),
             QueueNotice::Admit => {
                 let Phase::Queued(queued) = std::mem::replace(&mut self.phase, Phase::Connected) else { return };
-                let (session, server_signature) = *queued;
-                tracing::info!(user = %session.user, peer = %self.peer, "queued login admitted");
-                self.phase = Phase::Ready(session);
+                let (login, server_signature) = *queued;
+                tracing::info!(user = %login.user(), peer = %self.peer, "queued login admitted");
+                self.phase = Phase::Ready(Ready::new(login));
                 self.reply(ctx, Response::AuthOk { server_signature });
             }
             QueueNotice::Refuse(error) => self.close_with(ctx, error),

@@ -19,7 +19,6 @@
 //! `download`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,15 +36,14 @@ use crate::net::data_frame::write_data_frame;
 use crate::net::frame::encode_frame;
 use crate::net::lean_read::LeanFramedRead;
 use crate::net::{ErrorCode, FrameCodec, FrameError, MalformedFrame, PROTOCOL_VERSION, Request, Response, WireError};
-use crate::quota::{UsageGate, upload_need};
-use crate::storage::{Download, Home, PartialUpload, StorageError, VirtualPath};
+use crate::service::{EntryChange, LoggedIn};
+use crate::storage::{StorageError, VirtualPath};
 
+use super::Services;
 use super::acceptor::{AdmissionLink, QueueNotice, SlotAnswer};
 use super::auth::{BeginLogin, FinishLogin, PendingLogin};
 use super::disk::JobFailed;
 use super::panic_guard::{catch_panic, catch_panic_async};
-use super::quota::{GetUsage, OpenUpload, QuotaActor, QuotaError, Reserve, UploadLease};
-use super::{EntryChange, Services};
 
 mod commands;
 mod download;
@@ -70,15 +68,19 @@ pub const LINGER: Duration = Duration::from_secs(5);
 
 type Incoming = Result<Result<Request, MalformedFrame>, FrameError>;
 
-struct LoggedIn {
-    user: String,
-    home: Arc<Home>,
-    home_path: PathBuf,
-    cwd: VirtualPath,
+/// A native session holding a slot: the service's logged-in state, and the upload in progress.
+struct Ready {
+    login: LoggedIn,
     upload: Option<Upload>,
     /// An upload failed mid-stream and its error was sent: its remaining `data` frames and its
     /// `put_end` are dropped silently, so the client hears one answer per upload.
     discarding: bool,
+}
+
+impl Ready {
+    fn new(login: LoggedIn) -> Ready {
+        Ready { login, upload: None, discarding: false }
+    }
 }
 
 enum Phase {
@@ -86,7 +88,7 @@ enum Phase {
     Challenged(PendingLogin),
     /// Logged in, waiting for a slot; `auth_ok` (with this signature) is sent on admission.
     Queued(Box<(LoggedIn, ByteBuf)>),
-    Ready(LoggedIn),
+    Ready(Ready),
 }
 
 pub struct SessionActor {
@@ -175,8 +177,8 @@ impl SessionActor {
 
     fn user(&self) -> &str {
         match &self.phase {
-            Phase::Ready(session) => &session.user,
-            Phase::Queued(queued) => &queued.0.user,
+            Phase::Ready(session) => session.login.user(),
+            Phase::Queued(queued) => queued.0.user(),
             Phase::Challenged(pending) => pending.user(),
             Phase::Connected => "-",
         }
@@ -224,10 +226,7 @@ impl SessionActor {
         self.closing = true;
         let linger = match &mut self.phase {
             // A failed upload's client may still be sending the rest (`discarding`).
-            Phase::Ready(session) => {
-                let states = self.services.resume_states.clone();
-                session.upload.take().map(|upload| upload.set_aside(states)).is_some() || session.discarding
-            }
+            Phase::Ready(session) => session.upload.take().map(Upload::set_aside).is_some() || session.discarding,
             _ => false,
         };
         self.serve(ctx, async move { (Response::error(error), ()) }, move |act, _, ctx| {
@@ -327,14 +326,7 @@ fn unexpected(why: &str) -> Response {
 }
 
 fn internal(why: &str) -> Response {
-    Response::error(WireError::new(ErrorCode::Internal, format!("internal error: {why}")))
-}
-
-fn storage_error(op: &str, path: &str, error: StorageError) -> Response {
-    if let StorageError::Io(io) = &error {
-        tracing::error!(op, path, error = %io, "storage failure");
-    }
-    Response::error(WireError::new(error.code(), format!("{op} {path}: {error}")))
+    Response::error(crate::service::error::internal(why))
 }
 
 /// Writes one message's frame. Encoded into a buffer of its own, freed once written: a
@@ -423,7 +415,7 @@ impl Actor for SessionActor {
         if let Phase::Ready(session) = &mut self.phase
             && let Some(upload) = session.upload.take()
         {
-            upload.set_aside(self.services.resume_states.clone());
+            upload.set_aside();
         }
         tracing::debug!(session = self.admission.id(), peer = %self.peer, user = self.user(), "session ended");
     }

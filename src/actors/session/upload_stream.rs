@@ -95,13 +95,13 @@ impl UploadStream {
                 })
                 .await
         });
-        let (disk, gate) = (services.disk.clone(), services.gate.clone());
+        let disk = services.disk.clone();
         let writer = actix_rt::spawn(async move {
             disk.run("stream upload", move || {
                 let mut held = upload.take_held();
                 while let Some(batch) = next_batch(&mut queue, held.take()) {
                     for chunk in &batch {
-                        if let Err(error) = upload.write_streamed(&gate, chunk) {
+                        if let Err(error) = upload.write_streamed(chunk) {
                             return (upload, Err(error));
                         }
                     }

@@ -1,31 +1,25 @@
 //! Commands on directories and files that need no data connection: CWD, MKD, RMD, DELE,
-//! RNFR/RNTO, SIZE, MDTM, MFMT, MLST, STAT and the checksums.
+//! RNFR/RNTO, SIZE, MDTM, MFMT, MLST, STAT and the checksums; each one call to the file
+//! service, its answer translated into a reply.
 
 use super::*;
 
-impl Session {
-    /// Runs `call` on the disk pool with the user's home.
-    pub(super) async fn on_disk<R: Send + 'static>(
-        &self,
-        name: &'static str,
-        call: impl FnOnce(&Home) -> Result<R, StorageError> + Send + 'static,
-    ) -> Result<R, Reply> {
-        let home = self.logged_in().home.clone();
-        match self.services.disk.run(name, move || call(&home)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(storage_reply(name, error)),
-            Err(failed) => Err(Reply::new(451, format!("internal error: {failed}"))),
-        }
-    }
+/// A service call's answer as the command's reply: `ok` made from its value, or the error.
+fn reply<T>(result: Result<T, WireError>, ok: impl FnOnce(T) -> Reply) -> Flow {
+    Flow::Reply(match result {
+        Ok(value) => ok(value),
+        Err(error) => Reply::from_error(&error),
+    })
+}
 
+impl Session {
     pub(super) async fn change_dir(&mut self, path: &str) -> Flow {
-        let target = match self.resolve(path) {
+        let target = match self.resolve("cd", path) {
             Ok(target) => target,
             Err(reply) => return Flow::Reply(reply),
         };
-        let checked = target.clone();
-        if let Err(reply) = self.on_disk("cd", move |home| home.check_dir(&checked)).await {
-            return Flow::Reply(reply);
+        if let Err(error) = self.files().check_dir(target.clone(), path.to_string()).await {
+            return Flow::Reply(Reply::from_error(&error));
         }
         let shown = target.to_string();
         if let Some(login) = self.login.as_mut() {
@@ -34,38 +28,31 @@ impl Session {
         Flow::Reply(Reply::new(250, format!("now in {}", quote_path(&shown))))
     }
 
-    /// MKD, RMD and DELE: through [`Services::change_entry`](crate::actors::Services::change_entry),
-    /// which keeps the quota's figures with the change.
+    /// MKD, RMD and DELE: the service keeps the quota's figures with the change.
     pub(super) async fn change_entry(&mut self, change: EntryChange, path: &str) -> Flow {
-        let target = match self.resolve(path) {
+        let target = match self.resolve(change.op(), path) {
             Ok(target) => target,
             Err(reply) => return Flow::Reply(reply),
         };
         let shown = quote_path(&target.to_string());
-        let login = self.logged_in();
-        match self.services.change_entry(change, login.home.clone(), login.user.clone(), target).await {
-            Ok(Ok(())) => Flow::Reply(match change {
-                EntryChange::MakeDir => Reply::new(257, format!("{shown} created")),
-                EntryChange::RemoveDir => Reply::new(250, "rmdir done"),
-                EntryChange::RemoveFile => Reply::new(250, "deleted"),
-            }),
-            Ok(Err(error)) => Flow::Reply(storage_reply(change.op(), error)),
-            Err(failed) => Flow::Reply(Reply::new(451, format!("internal error: {failed}"))),
-        }
+        reply(self.files().change_entry(change, target, path.to_string()).await, |()| match change {
+            EntryChange::MakeDir => Reply::new(257, format!("{shown} created")),
+            EntryChange::RemoveDir => Reply::new(250, "rmdir done"),
+            EntryChange::RemoveFile => Reply::new(250, "deleted"),
+        })
     }
 
     pub(super) async fn rename_from(&mut self, path: &str) -> Flow {
-        let source = match self.resolve(path) {
+        let source = match self.resolve("mv", path) {
             Ok(source) => source,
             Err(reply) => return Flow::Reply(reply),
         };
-        let checked = source.clone();
-        match self.on_disk("rename", move |home| home.stat(&checked)).await {
+        match self.files().stat(source.clone(), path.to_string()).await {
             Ok(_) => {
                 self.rename_from = Some(source);
                 Flow::Reply(Reply::new(350, "ready for RNTO"))
             }
-            Err(reply) => Flow::Reply(reply),
+            Err(error) => Flow::Reply(Reply::from_error(&error)),
         }
     }
 
@@ -73,25 +60,20 @@ impl Session {
         let Some(source) = self.rename_from.take() else {
             return Flow::Reply(Reply::new(503, "send RNFR first"));
         };
-        let target = match self.resolve(path) {
+        let target = match self.resolve("mv", path) {
             Ok(target) => target,
             Err(reply) => return Flow::Reply(reply),
         };
-        match self.on_disk("rename", move |home| home.rename(&source, &target)).await {
-            Ok(()) => Flow::Reply(Reply::new(250, "renamed")),
-            Err(reply) => Flow::Reply(reply),
-        }
+        let shown = format!("{source} {path}");
+        reply(self.files().rename(source, target, shown).await, |()| Reply::new(250, "renamed"))
     }
 
     pub(super) async fn size(&mut self, path: &str) -> Flow {
-        let target = match self.resolve(path) {
+        let target = match self.resolve("size", path) {
             Ok(target) => target,
             Err(reply) => return Flow::Reply(reply),
         };
-        match self.on_disk("size", move |home| home.resume_len(&target)).await {
-            Ok(len) => Flow::Reply(Reply::new(213, len.to_string())),
-            Err(reply) => Flow::Reply(reply),
-        }
+        reply(self.files().resume_len(target, path.to_string()).await, |len| Reply::new(213, len.to_string()))
     }
 
     /// MFMT (draft-somers-ftp-mfxx): sets the modification time, so mirrors keep file times.
@@ -99,33 +81,27 @@ impl Session {
         let Some(unix) = parse_time_val(time) else {
             return Flow::Reply(Reply::new(501, "time must be YYYYMMDDHHMMSS (UTC)"));
         };
-        let target = match self.resolve(path) {
+        let target = match self.resolve("set time", path) {
             Ok(target) => target,
             Err(reply) => return Flow::Reply(reply),
         };
         let shown = target.to_string();
-        match self.on_disk("set time", move |home| set_modified(home, &target, unix)).await {
-            Ok(()) => Flow::Reply(Reply::new(213, format!("Modify={}; {shown}", time_val(unix)))),
-            Err(reply) => Flow::Reply(reply),
-        }
+        let set = self.files().set_modified(target, unix, path.to_string()).await;
+        reply(set, |()| Reply::new(213, format!("Modify={}; {shown}", time_val(unix))))
     }
 
     pub(super) async fn stat_reply(&mut self, path: &str, answer: impl FnOnce(crate::net::Entry) -> Reply) -> Flow {
-        let target = match self.resolve(path) {
+        let target = match self.resolve("stat", path) {
             Ok(target) => target,
             Err(reply) => return Flow::Reply(reply),
         };
-        match self.on_disk("stat", move |home| home.stat(&target)).await {
-            Ok(entry) => Flow::Reply(answer(entry)),
-            Err(reply) => Flow::Reply(reply),
-        }
+        reply(self.files().stat(target, path.to_string()).await, answer)
     }
 
     pub(super) fn status(&self) -> Reply {
-        let login = self.logged_in();
         let lines = [
             format!("connected from {}", self.peer),
-            format!("logged in as {}", login.user),
+            format!("logged in as {}", self.user()),
             format!("data connections {}", if self.protect_data { "protected (TLS)" } else { "in the clear" }),
         ];
         Reply::multi(211, "ftp-actor status", &lines, "End of status")
@@ -133,7 +109,7 @@ impl Session {
 
     pub(super) async fn stat_listing(&mut self, path: &str) -> Flow {
         match self.list_entries(Some(path.to_string())).await {
-            Ok((_, entries, truncated)) => {
+            Ok((entries, truncated)) => {
                 let now = unix_now();
                 let lines: Vec<String> = entries.iter().map(|entry| list_line(entry, now)).collect();
                 let last = match truncated {
@@ -148,51 +124,29 @@ impl Session {
 
     /// The entries of `path` (or the working directory), at most `max_list_entries` of them,
     /// and whether there were more.
-    pub(super) async fn list_entries(
-        &self,
-        path: Option<String>,
-    ) -> Result<(VirtualPath, Vec<crate::net::Entry>, bool), Reply> {
-        let target = match path {
-            Some(path) => self.resolve(&path)?,
-            None => self.cwd(),
-        };
-        let max = self.services.config.max_list_entries;
-        let listed = target.clone();
-        let listing = self.on_disk("list", move |home| home.list(&listed, max)).await?;
-        if listing.truncated {
-            tracing::warn!(user = self.user(), path = %target, max, "FTP listing cut at max_list_entries");
+    pub(super) async fn list_entries(&self, path: Option<String>) -> Result<(Vec<crate::net::Entry>, bool), Reply> {
+        let login = self.logged_in();
+        let target = login.resolve_or_cwd("ls", path.as_deref()).map_err(|error| Reply::from_error(&error))?;
+        let shown = path.unwrap_or_else(|| target.to_string());
+        match login.files.list(target, shown).await {
+            Ok(listing) => Ok((listing.entries, listing.truncated)),
+            Err(error) => Err(Reply::from_error(&error)),
         }
-        Ok((target, listing.entries, listing.truncated))
     }
 
     pub(super) async fn checksum(&mut self, path: &str, kind: Checksum) -> Flow {
-        let target = match self.resolve(path) {
+        let target = match self.resolve("checksum", path) {
             Ok(target) => target,
             Err(reply) => return Flow::Reply(reply),
         };
-        let user = self.user().to_string();
-        let digests = self.services.digests.clone();
-        let hashed = target.clone();
-        // A stored digest is free; only a file that must be read is charged to the budget.
-        let (services, budget_user) = (self.services.clone(), user.clone());
-        let may_hash = move || services.may_hash(&budget_user).is_ok();
-        let (md5, size, cost) =
-            match self.on_disk("checksum", move |home| file_md5(home, &hashed, &digests, may_hash)).await {
-                Ok(Some(result)) => result,
-                Ok(None) => {
-                    let refused =
-                        self.services.may_hash(&user).err().unwrap_or_else(|| ErrorCode::HashBudgetExhausted.into());
-                    return Flow::Reply(Reply::from_error(&refused));
-                }
-                Err(reply) => return Flow::Reply(reply),
-            };
-        self.services.charge_hashing(&user, cost);
-        let hex = hex::encode(md5);
         let name = target.to_string();
-        Flow::Reply(match kind {
-            Checksum::Hash => Reply::new(213, format!("MD5 0-{} {hex} {name}", size.saturating_sub(1))),
-            Checksum::Xmd5 => Reply::new(250, hex),
-            Checksum::Md5 => Reply::new(251, format!("{} {hex}", quote_path(&name))),
+        reply(self.files().checksum(target, path.to_string()).await, |(md5, size)| {
+            let hex = hex::encode(md5);
+            match kind {
+                Checksum::Hash => Reply::new(213, format!("MD5 0-{} {hex} {name}", size.saturating_sub(1))),
+                Checksum::Xmd5 => Reply::new(250, hex),
+                Checksum::Md5 => Reply::new(251, format!("{} {hex}", quote_path(&name))),
+            }
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::actors::acceptor::refusal_closes;
+use crate::service::{LoginRefused, complete_login};
 
 use super::*;
 
@@ -50,29 +50,19 @@ impl Session {
         if let Some(tickets) = &self.tls.tickets {
             tickets.logged_in(&login.user);
         }
-        let home_path = login.home.clone();
-        let home = match self.services.login_io.run("open home", move || Home::open(&home_path)).await {
-            Ok(Ok(home)) => home,
-            Ok(Err(error)) => {
-                tracing::error!(user = %login.user, home = %login.home.display(), %error, "cannot open home");
-                return Flow::Reply(Reply::new(451, "your home directory cannot be opened"));
-            }
-            Err(error) => return Flow::Reply(Reply::new(451, format!("internal error: {error}"))),
+        let slots = self.admission.slots();
+        let (login, answer) = match complete_login(self.services.clone(), slots, login, peer, "ftp").await {
+            Ok(completed) => completed,
+            Err(LoginRefused { error, closes: true }) => return Flow::Close(Reply::from_error(&error)),
+            Err(LoginRefused { error, closes: false }) => return Flow::Reply(Reply::from_error(&error)),
         };
-        match self.admission.slots().request(&login).await {
-            Ok(SlotAnswer::Now) => {}
-            Ok(SlotAnswer::Queued { position, notices }) => {
-                if let Err(flow) = self.wait_for_slot(position, notices).await {
-                    return flow;
-                }
-            }
-            Err(refused) if refusal_closes(&refused) => return Flow::Close(Reply::from_error(&refused)),
-            Err(refused) => return Flow::Reply(Reply::from_error(&refused)),
+        if let SlotAnswer::Queued { position, notices } = answer
+            && let Err(flow) = self.wait_for_slot(position, notices).await
+        {
+            return flow;
         }
-        tracing::info!(target: "access", user = %login.user, %peer, op = "ftp login", result = "ok");
-        let reply = Reply::new(230, format!("logged in as {}", login.user));
-        let cwd = VirtualPath::root();
-        self.login = Some(LoggedIn { user: login.user, home: Arc::new(home), home_path: login.home, cwd });
+        let reply = Reply::new(230, format!("logged in as {}", login.user()));
+        self.login = Some(login);
         Flow::Reply(reply)
     }
 

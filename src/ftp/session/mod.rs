@@ -13,7 +13,6 @@
 //! in `login`, `files` and `transfer_commands`, the bytes of transfers in [`super::transfer`].
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,11 +20,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::actors::Services;
 use crate::actors::acceptor::{AdmissionLink, QueueNotice, SlotAnswer};
 use crate::actors::auth::CheckPassword;
-use crate::actors::{EntryChange, Services};
 use crate::net::{ErrorCode, WireError};
-use crate::storage::{Home, StorageError, StreamRequest, VirtualPath, file_md5, set_modified};
+use crate::service::{EntryChange, LoggedIn, UserFiles};
+use crate::storage::{StreamRequest, VirtualPath};
 
 use super::address::{epsv_reply, parse_eprt, parse_port, pasv_reply};
 use super::command::{Command, parse};
@@ -102,13 +102,6 @@ pub fn start(start: FtpSessionStart) -> FtpLink {
     FtpLink { signals }
 }
 
-pub(super) struct LoggedIn {
-    pub user: String,
-    pub home: Arc<Home>,
-    pub home_path: PathBuf,
-    pub cwd: VirtualPath,
-}
-
 /// How handling a command ends.
 enum Flow {
     Reply(Reply),
@@ -176,7 +169,7 @@ impl Session {
     }
 
     fn user(&self) -> &str {
-        self.login.as_ref().map_or("-", |login| login.user.as_str())
+        self.login.as_ref().map_or("-", LoggedIn::user)
     }
 
     async fn send(&mut self, reply: Reply) -> bool {
@@ -329,7 +322,7 @@ impl Session {
             Command::Mfmt { time, path } => self.set_time(&time, &path).await,
             Command::Mlst(path) => {
                 let path = path.unwrap_or_else(|| ".".to_string());
-                let shown = self.resolve(&path).map(|p| p.to_string()).unwrap_or_default();
+                let shown = self.resolve("stat", &path).map(|p| p.to_string()).unwrap_or_default();
                 self.stat_reply(&path, move |entry| {
                     Reply::multi(250, "Listing", &[format!("{}{shown}", facts(&entry))], "End")
                 })
@@ -381,13 +374,17 @@ impl Session {
         self.login.as_ref().map_or_else(VirtualPath::root, |login| login.cwd.clone())
     }
 
-    fn resolve(&self, path: &str) -> Result<VirtualPath, Reply> {
-        let limits = self.services.config.path_limits();
-        VirtualPath::resolve(&self.cwd(), path, limits).map_err(|error| storage_reply(path, StorageError::from(error)))
+    fn resolve(&self, op: &str, path: &str) -> Result<VirtualPath, Reply> {
+        self.logged_in().resolve(op, path).map_err(|error| Reply::from_error(&error))
     }
 
     fn logged_in(&self) -> &LoggedIn {
         self.login.as_ref().expect("commands past login are only handled when logged in")
+    }
+
+    /// The logged-in user's files, through the service.
+    fn files(&self) -> Arc<UserFiles> {
+        self.logged_in().files.clone()
     }
 }
 
@@ -434,12 +431,4 @@ async fn read_line(control: &mut BufReader<MaybeTls>, buffer: &mut Vec<u8>, max:
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
-/// A storage failure as an FTP reply, with the server's stable code.
-pub(super) fn storage_reply(op: &str, error: StorageError) -> Reply {
-    if let StorageError::Io(io) = &error {
-        tracing::error!(op, error = %io, "storage failure");
-    }
-    Reply::from_error(&WireError::new(error.code(), format!("{op}: {error}")))
 }

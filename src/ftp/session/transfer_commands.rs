@@ -9,53 +9,45 @@ impl Session {
     }
 
     pub(super) async fn retrieve(&mut self, path: &str) -> Flow {
-        let target = match self.resolve(path) {
+        let target = match self.resolve("get", path) {
             Ok(target) => target,
             Err(reply) => return Flow::Reply(reply),
         };
         let offset = self.rest.take().unwrap_or(0);
-        let digests = self.services.digests.clone();
-        let opened = target.clone();
-        let download = match self
-            .on_disk("retrieve", move |home| crate::storage::Download::open_at(home, &opened, offset, &digests))
-            .await
-        {
+        let download = match self.files().open_download_at(target.clone(), path.to_string(), offset).await {
             Ok(download) => download,
-            Err(reply) => return Flow::Reply(reply),
+            Err(error) => return Flow::Reply(Reply::from_error(&error)),
         };
-        let context = transfer::Context {
-            services: self.services.clone(),
-            user: self.user().to_string(),
-            peer: self.peer,
-            shown: target.to_string(),
-        };
+        let context = self.transfer_context(&target);
         let opening = format!("sending {} ({} bytes from byte {offset})", target, download.size());
         self.with_data(opening, move |data| transfer::send_file(data, download, context)).await
     }
 
     pub(super) async fn store(&mut self, path: &str, request: StreamRequest) -> Flow {
-        let target = match self.resolve(path) {
+        let target = match self.resolve("put", path) {
             Ok(target) => target,
             Err(reply) => return Flow::Reply(reply),
         };
-        let login = self.logged_in();
-        let context = transfer::Context {
-            services: self.services.clone(),
-            user: login.user.clone(),
-            peer: self.peer,
-            shown: target.to_string(),
-        };
-        let (home, absolute) = (login.home.clone(), login.home_path.join(target.to_relative()));
-        // Opening may wait for an earlier upload of the path to end (`take_lease`): ABOR and a
-        // forced close are heard meanwhile, as during the transfer itself.
-        let opening = transfer::open_upload(&context, home, target.clone(), absolute, request);
+        let context = self.transfer_context(&target);
+        // Opening may wait for an earlier upload of the path to end: ABOR and a forced close
+        // are heard meanwhile, as during the transfer itself.
+        let opening = crate::service::open_stream(self.files(), target.clone(), path.to_string(), request);
         let upload = match self.watching_control(opening).await {
             Ok(Ok(upload)) => upload,
-            Ok(Err(reply)) => return Flow::Reply(reply),
+            Ok(Err(error)) => return Flow::Reply(Reply::from_error(&error)),
             Err(flow) => return flow,
         };
         let opening = format!("receiving {target} from byte {}", upload.offset());
         self.with_data(opening, move |data| transfer::receive_file(data, upload, context)).await
+    }
+
+    fn transfer_context(&self, target: &VirtualPath) -> transfer::Context {
+        transfer::Context {
+            services: self.services.clone(),
+            user: self.user().to_string(),
+            peer: self.peer,
+            shown: target.to_string(),
+        }
     }
 
     /// Sends 150, opens the data connection, and runs `work` on it while watching the control
@@ -71,7 +63,7 @@ impl Session {
             return Flow::Lost;
         }
         let require_reuse = self.services.config.ftp.require_tls_session_reuse;
-        let user = self.login.as_ref().map(|login| login.user.clone()).unwrap_or_default();
+        let user = self.user().to_string();
         let tls = self.protect_data.then(|| data::DataTls { tls: self.tls.clone(), user, require_reuse });
         let (peer, stall) = (self.peer.ip(), self.stall());
         // Waiting for the data connection is part of the transfer, so ABOR works meanwhile.
@@ -175,7 +167,7 @@ impl Session {
     }
 
     pub(super) async fn listing(&mut self, path: Option<String>, kind: ListingKind) -> Flow {
-        let (_, entries, truncated) = match self.list_entries(path).await {
+        let (entries, truncated) = match self.list_entries(path).await {
             Ok(listed) => listed,
             Err(reply) => return Flow::Reply(reply),
         };

@@ -1,0 +1,49 @@
+//! Downloads, for every front end: the file opened at the asked offset, with its stored MD5
+//! when the server has one, and a resumed prefix checked against the client's MD5 of it (which
+//! reads that prefix, so it is charged to the user's hashing budget).
+
+use crate::integrity::Md5;
+use crate::net::WireError;
+use crate::storage::{Download, VirtualPath};
+
+use super::files::UserFiles;
+
+impl UserFiles {
+    /// Opens `target` to send from `offset`, after checking that the client's `prefix_md5`
+    /// matches the file's first `offset` bytes; returns the download and the MD5 of the bytes
+    /// before `offset`, which the whole file's digest continues from.
+    pub fn open_download(
+        &self,
+        target: VirtualPath,
+        shown: String,
+        offset: u64,
+        prefix_md5: Vec<u8>,
+    ) -> impl Future<Output = Result<(Download, Md5), WireError>> + use<> {
+        let refused = if offset > 0 { self.may_hash().err() } else { None };
+        let digests = self.services().digests.clone();
+        let opened =
+            self.on_disk("get", shown, move |home| Download::open(home, &target, offset, &prefix_md5, &digests));
+        let services = self.services().clone();
+        let user = self.user().to_string();
+        async move {
+            if let Some(refused) = refused {
+                return Err(refused);
+            }
+            let (download, hasher) = opened.await?;
+            services.charge_hashing(&user, download.prefix_hashed());
+            Ok((download, hasher))
+        }
+    }
+
+    /// Opens `target` to send from `offset`, unchecked (FTP's REST + RETR: the client has no
+    /// digest to offer).
+    pub fn open_download_at(
+        &self,
+        target: VirtualPath,
+        shown: String,
+        offset: u64,
+    ) -> impl Future<Output = Result<Download, WireError>> + use<> {
+        let digests = self.services().digests.clone();
+        self.on_disk("get", shown, move |home| Download::open_at(home, &target, offset, &digests))
+    }
+}

@@ -1,0 +1,248 @@
+//! One logged-in user's files: every operation a front end offers on them, with the rules that
+//! hold whatever the wire (the quota kept with each change, the resume-hashing budget, the
+//! path jail). Each call returns a future that owns what it needs, so an actor can run it under
+//! `ctx.wait` and a task can simply await it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::actors::Services;
+use crate::actors::quota::{self, OpenEntry, QuotaError};
+use crate::net::{Entry, ErrorCode, WireError};
+use crate::quota::{DiskChange, Usage};
+use crate::storage::{Home, Listing, Md5Digest, StorageError, VirtualPath, file_md5, set_modified};
+
+use super::error;
+
+/// A change of names in a home that the quota counts (see [`UserFiles::change_entry`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryChange {
+    MakeDir,
+    RemoveDir,
+    RemoveFile,
+}
+
+impl EntryChange {
+    /// The operation's name, for logs and error messages.
+    pub fn op(self) -> &'static str {
+        match self {
+            EntryChange::MakeDir => "mkdir",
+            EntryChange::RemoveDir => "rmdir",
+            EntryChange::RemoveFile => "rm",
+        }
+    }
+}
+
+/// What a session holds once its user is logged in: the user, the home, and the server's
+/// shared parts that file operations go through.
+pub struct UserFiles {
+    services: Services,
+    user: String,
+    home: Arc<Home>,
+    home_path: PathBuf,
+}
+
+impl UserFiles {
+    pub fn new(services: Services, user: String, home: Home, home_path: PathBuf) -> UserFiles {
+        UserFiles { services, user, home: Arc::new(home), home_path }
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    pub(super) fn home(&self) -> &Arc<Home> {
+        &self.home
+    }
+
+    /// Where `target` is on this machine: what the QuotaActor locks an upload by.
+    pub(super) fn absolute(&self, target: &VirtualPath) -> PathBuf {
+        self.home_path.join(target.to_relative())
+    }
+
+    pub fn home_path(&self) -> &Path {
+        &self.home_path
+    }
+
+    /// `path` as typed by the user, from the working directory `cwd`, inside the home.
+    pub fn resolve(&self, op: &str, cwd: &VirtualPath, path: &str) -> Result<VirtualPath, WireError> {
+        VirtualPath::resolve(cwd, path, self.services.config.path_limits())
+            .map_err(|jail| error::storage(op, path, jail.into()))
+    }
+
+    /// Runs `call` on the disk pool with the home; its failure is worded for `op` on `shown`.
+    pub fn on_disk<R, F>(
+        &self,
+        op: &'static str,
+        shown: String,
+        call: F,
+    ) -> impl Future<Output = Result<R, WireError>> + use<R, F>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Home) -> Result<R, StorageError> + Send + 'static,
+    {
+        let (disk, home) = (self.services.disk.clone(), self.home.clone());
+        async move {
+            match disk.run(op, move || call(&home)).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(failure)) => Err(error::storage(op, &shown, failure)),
+                Err(failed) => Err(error::internal(failed)),
+            }
+        }
+    }
+
+    /// Checks that `target` is a directory: what `cd` does before it moves.
+    pub fn check_dir(&self, target: VirtualPath, shown: String) -> impl Future<Output = Result<(), WireError>> + use<> {
+        self.on_disk("cd", shown, move |home| home.check_dir(&target))
+    }
+
+    /// The entries of `target`, at most `max_list_entries` of them (the listing says whether
+    /// there were more, and the cut is logged: the operator may want to raise the limit).
+    pub fn list(&self, target: VirtualPath, shown: String) -> impl Future<Output = Result<Listing, WireError>> + use<> {
+        let max = self.services.config.max_list_entries;
+        let user = self.user.clone();
+        let listed = target.clone();
+        let listing = self.on_disk("ls", shown, move |home| home.list(&listed, max));
+        async move {
+            let listing = listing.await?;
+            if listing.truncated {
+                tracing::warn!(%user, path = %target, max, "listing cut at max_list_entries");
+            }
+            Ok(listing)
+        }
+    }
+
+    pub fn stat(&self, target: VirtualPath, shown: String) -> impl Future<Output = Result<Entry, WireError>> + use<> {
+        self.on_disk("stat", shown, move |home| home.stat(&target))
+    }
+
+    /// The size a resume of `target` continues from (FTP's SIZE).
+    pub fn resume_len(
+        &self,
+        target: VirtualPath,
+        shown: String,
+    ) -> impl Future<Output = Result<u64, WireError>> + use<> {
+        self.on_disk("size", shown, move |home| home.resume_len(&target))
+    }
+
+    /// Sets the modification time of `target` (FTP's MFMT), so mirrors keep file times.
+    pub fn set_modified(
+        &self,
+        target: VirtualPath,
+        unix: i64,
+        shown: String,
+    ) -> impl Future<Output = Result<(), WireError>> + use<> {
+        self.on_disk("set time", shown, move |home| set_modified(home, &target, unix))
+    }
+
+    pub fn rename(
+        &self,
+        source: VirtualPath,
+        target: VirtualPath,
+        shown: String,
+    ) -> impl Future<Output = Result<(), WireError>> + use<> {
+        self.on_disk("mv", shown, move |home| home.rename(&source, &target))
+    }
+
+    /// The user's figures, as the QuotaActor keeps them.
+    pub fn usage(&self) -> impl Future<Output = Result<Usage, WireError>> + use<> {
+        let (quota, user) = (self.services.quota.clone(), self.user.clone());
+        async move {
+            match quota.send(quota::GetUsage { user }).await {
+                Ok(Ok(usage)) => Ok(usage),
+                Ok(Err(panicked)) => Err(error::internal(panicked)),
+                Err(_) => Err(error::unavailable("quota")),
+            }
+        }
+    }
+
+    /// Makes `change` and keeps the QuotaActor's figures with it: what a removal freed is
+    /// adjusted; a directory is created only if `max_files` has room for one more entry,
+    /// reserved before and settled after.
+    pub fn change_entry(
+        &self,
+        change: EntryChange,
+        target: VirtualPath,
+        shown: String,
+    ) -> impl Future<Output = Result<(), WireError>> + use<> {
+        let (services, home, user) = (self.services.clone(), self.home.clone(), self.user.clone());
+        let op = change.op();
+        async move {
+            let (quota, gate) = (services.quota.clone(), services.gate.clone());
+            let changed = if let EntryChange::MakeDir = change {
+                let lease = match quota.send(OpenEntry { user }).await {
+                    Ok(Ok(lease)) => lease,
+                    Ok(Err(refused @ QuotaError::TooManyFiles(_))) => return Err(error::quota(op, &shown, refused)),
+                    Ok(Err(failed)) => return Err(error::internal(failed)),
+                    Err(_) => return Err(error::unavailable("quota")),
+                };
+                services
+                    .disk
+                    .run(op, move || {
+                        let _change = gate.change();
+                        home.mkdir(&target)?;
+                        lease.record_disk_change(DiskChange { bytes: 0, files: 1 });
+                        Ok(())
+                    })
+                    .await
+            } else {
+                services
+                    .disk
+                    .run(op, move || {
+                        let guard = gate.change();
+                        let freed = match change {
+                            EntryChange::RemoveFile => home.remove_file(&target)?,
+                            _ => home.remove_dir(&target).map(|()| 0)?,
+                        };
+                        let change = DiskChange { bytes: -(freed as i64), files: -1 };
+                        quota.do_send(quota::Adjust { user, change, number: guard.number() });
+                        Ok(())
+                    })
+                    .await
+            };
+            match changed {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(failure)) => Err(error::storage(op, &shown, failure)),
+                Err(failed) => Err(error::internal(failed)),
+            }
+        }
+    }
+
+    /// The MD5 and size of `target`: its stored digest if it has one (free), else read and
+    /// hashed, which is charged to the user's hashing budget and refused when that is spent.
+    pub fn checksum(
+        &self,
+        target: VirtualPath,
+        shown: String,
+    ) -> impl Future<Output = Result<(Md5Digest, u64), WireError>> + use<> {
+        let digests = self.services.digests.clone();
+        let (services, user) = (self.services.clone(), self.user.clone());
+        let (asks, asker) = (services.clone(), user.clone());
+        let hashed = self.on_disk("checksum", shown, move |home| {
+            file_md5(home, &target, &digests, move || asks.may_hash(&asker).is_ok())
+        });
+        async move {
+            match hashed.await? {
+                Some((md5, size, cost)) => {
+                    services.charge_hashing(&user, cost);
+                    Ok((md5, size))
+                }
+                None => Err(services.may_hash(&user).err().unwrap_or_else(|| ErrorCode::HashBudgetExhausted.into())),
+            }
+        }
+    }
+
+    /// May the user make the server hash a resume prefix now? The error is the answer to send.
+    pub fn may_hash(&self) -> Result<(), WireError> {
+        self.services.may_hash(&self.user)
+    }
+
+    /// Charges the user for `bytes` of resume hashing.
+    pub fn charge_hashing(&self, bytes: u64) {
+        self.services.charge_hashing(&self.user, bytes)
+    }
+}

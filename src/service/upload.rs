@@ -1,0 +1,410 @@
+//! Uploads, for every front end: the path lease, the hidden partial, the quota reservation,
+//! the publishing and its settlement, each written once.
+//!
+//! An upload opens one of two ways. [`open_sized`]: the size is announced and the sender
+//! checks a resumed prefix by its MD5 (the native protocol). [`open_stream`]: no size, and the
+//! data continues where the client says (FTP's STOR, REST + STOR, APPE). Either way the
+//! [`Upload`] that comes back holds the partial and the quota lease together, so whoever drops
+//! it (the session, a disk job, a dead connection) settles the quota with what really changed
+//! on disk. Nothing is visible under the target's name until the upload is published.
+//!
+//! One rule for a path in use: while an earlier upload of the same path is still ending, a new
+//! one waits for it (up to [`IN_USE_PATIENCE`]) instead of failing at once. A client that sends
+//! its resume right after an interrupted upload (`curl -C -`, the shell's `put` after Ctrl-C)
+//! arrives while the server is still writing the bytes that reached it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::actors::quota::{OpenUpload, QuotaError, Reserve, UploadLease};
+use crate::integrity::{Digest, Md5};
+use crate::net::WireError;
+use crate::quota::{DiskChange, IN_USE_PATIENCE, upload_need};
+use crate::storage::{
+    DigestIndex, Home, Md5Digest, PartialUpload, StorageError, StreamRequest, StreamStart, VirtualPath, file_md5,
+};
+
+use super::error;
+use super::files::UserFiles;
+
+/// How often a new upload asks again for a path in use.
+const IN_USE_RETRY: Duration = Duration::from_millis(50);
+
+/// An upload between its opening and its end.
+pub struct Upload {
+    files: Arc<UserFiles>,
+    partial: PartialUpload,
+    lease: UploadLease,
+    /// The path as the user typed it, for messages and logs.
+    shown: String,
+}
+
+/// What [`open_sized`] found: the upload, the MD5 of the bytes the partial already holds, and
+/// the stored MD5 of a published file of exactly the announced size (the sender may find it
+/// need not send anything).
+pub struct SizedUpload {
+    pub upload: Upload,
+    pub hasher: Md5,
+    pub existing_md5: Option<Md5Digest>,
+}
+
+/// Opens an upload of `size` bytes to `target`: the partial an interrupted upload left is
+/// resumed, with the MD5 of what it holds (remembered, or hashed from the disk and charged to
+/// the user's hashing budget), and the quota is reserved for the rest.
+pub async fn open_sized(
+    files: Arc<UserFiles>,
+    target: VirtualPath,
+    shown: String,
+    size: u64,
+) -> Result<SizedUpload, WireError> {
+    let lease = take_lease(&files, &target, &shown).await?;
+    let services = files.services().clone();
+    if let Err(refused) = files.may_hash() {
+        // In debt: only an upload that would hash an existing partial must wait.
+        let (home, target, states) = (files.home().clone(), target.clone(), services.resume_states.clone());
+        let would_hash = services
+            .disk
+            .run("check partial", move || PartialUpload::would_hash(&home, &target, &states))
+            .await
+            .unwrap_or(false);
+        if would_hash {
+            return Err(refused);
+        }
+    }
+    let opened = {
+        let (files, gate) = (files.clone(), services.gate.clone());
+        let (states, digests) = (services.resume_states.clone(), services.digests.clone());
+        let shown = shown.clone();
+        services
+            .disk
+            .run("open upload", move || {
+                let _change = gate.change();
+                let home = files.home().clone();
+                let (partial, hasher) = PartialUpload::open(&home, &target, size, &states, lease.may_create())?;
+                let upload = Upload { files, partial, lease, shown };
+                upload.record_growth();
+                // Only where a regular file of this very size is published (opening the
+                // partial measured it): no lookup for new files, the common case.
+                let same_size = size > 0 && upload.partial.replaced_len() == size;
+                let existing_md5 = if upload.offset() == 0 && same_size {
+                    known_md5_of_size(&home, &target, size, &digests)
+                } else {
+                    None
+                };
+                Ok::<_, StorageError>(SizedUpload { upload, hasher, existing_md5 })
+            })
+            .await
+    };
+    let opened = match opened {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(failure)) => return Err(error::storage("put", &shown, failure)),
+        Err(failed) => return Err(error::internal(failed)),
+    };
+    files.charge_hashing(opened.upload.partial.prefix_hashed());
+    if let Err(refused) = opened.upload.reserve(size).await {
+        opened.upload.abandon(Some(opened.hasher)).await;
+        return Err(refused);
+    }
+    Ok(opened)
+}
+
+/// The MD5 of the file published at `target`, if it has exactly `size` bytes and the digest
+/// index knows it for the file as it is now. Never reads the file (an upload must not start
+/// with a hash of a file it may replace); anything else is `None`.
+fn known_md5_of_size(home: &Home, target: &VirtualPath, size: u64, digests: &DigestIndex) -> Option<Md5Digest> {
+    match file_md5(home, target, digests, || false) {
+        Ok(Some((md5, len, _))) if len == size => Some(md5),
+        _ => None,
+    }
+}
+
+/// Opens an upload whose size is not announced, its data continuing where `request` says (see
+/// [`StreamStart::plan`]); the partial is made to hold that prefix.
+///
+/// A prefix that needs no more quota than the lease holds (every fresh upload, and a resume of
+/// a partial) is put in place by the same disk job that opens the partial: one hop to the disk
+/// pool instead of two, which is much of a small file's time (docs/BENCHMARKS.md, "Standard
+/// clients"). A prefix copied from the published file is reserved first, between two jobs.
+pub async fn open_stream(
+    files: Arc<UserFiles>,
+    target: VirtualPath,
+    shown: String,
+    request: StreamRequest,
+) -> Result<Upload, WireError> {
+    let lease = take_lease(&files, &target, &shown).await?;
+    let services = files.services().clone();
+    let opened = {
+        let gate = services.gate.clone();
+        let shown = shown.clone();
+        services
+            .disk
+            .run("open upload", move || {
+                let _change = gate.change();
+                let home = files.home().clone();
+                let (mut partial, target_len) = PartialUpload::open_stream(&home, &target, lease.may_create())?;
+                let start = StreamStart::plan(request, target_len, partial.offset());
+                if start.is_err() {
+                    partial.abandon(&home);
+                }
+                let mut upload = Upload { files, partial, lease, shown };
+                // The partial's entry, if this created it (or removed an empty one), counts.
+                upload.record_growth();
+                let start = start?;
+                let prepared =
+                    (upload.need(start.prefix_len()) <= upload.lease.reserved()).then(|| upload.continue_at(&start));
+                Ok((upload, start, prepared))
+            })
+            .await
+    };
+    let (upload, start) = match opened {
+        Ok(Ok((upload, _, Some(Ok(()))))) => return Ok(upload),
+        Ok(Ok((_, _, Some(Err(failure))))) | Ok(Err(failure)) => return Err(error::storage("put", &shown, failure)),
+        Ok(Ok((upload, start, None))) => (upload, start),
+        Err(failed) => return Err(error::internal(failed)),
+    };
+    let mut upload = upload.reserve_or_abandon(start.prefix_len()).await?;
+    let gate = services.gate.clone();
+    let prepared = services
+        .disk
+        .run("prepare upload", move || {
+            let _change = gate.change();
+            let result = upload.continue_at(&start);
+            (result, upload)
+        })
+        .await;
+    match prepared {
+        Ok((Ok(()), upload)) => Ok(upload),
+        Ok((Err(failure), _)) => Err(error::storage("put", &shown, failure)),
+        Err(failed) => Err(error::internal(failed)),
+    }
+}
+
+/// Takes the upload's lease on `target`, waiting for an earlier upload of the path to end (see
+/// the module doc).
+async fn take_lease(files: &UserFiles, target: &VirtualPath, shown: &str) -> Result<UploadLease, WireError> {
+    let deadline = Instant::now() + IN_USE_PATIENCE;
+    let quota = &files.services().quota;
+    loop {
+        let open = OpenUpload { user: files.user().to_string(), target: files.absolute(target) };
+        match quota.send(open).await {
+            Ok(Ok(lease)) => return Ok(lease),
+            Ok(Err(QuotaError::InUse)) if Instant::now() < deadline => tokio::time::sleep(IN_USE_RETRY).await,
+            Ok(Err(refused)) => return Err(error::quota("put", shown, refused)),
+            Err(_) => return Err(error::unavailable("quota")),
+        }
+    }
+}
+
+impl Upload {
+    /// Bytes in the partial: where the data continues.
+    pub fn offset(&self) -> u64 {
+        self.partial.offset()
+    }
+
+    /// The announced size ([`open_sized`]); unbounded for a stream.
+    pub fn size(&self) -> u64 {
+        self.partial.size()
+    }
+
+    /// Bytes of the partial hashed from the disk when it was opened.
+    pub fn prefix_hashed(&self) -> u64 {
+        self.partial.prefix_hashed()
+    }
+
+    pub fn user(&self) -> &str {
+        self.files.user()
+    }
+
+    /// The path as the user typed it.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// What the quota must hold for the partial to reach `end` bytes: every byte past what it
+    /// held when opened (those already count).
+    fn need(&self, end: u64) -> u64 {
+        upload_need(end, self.partial.start_len())
+    }
+
+    /// Call under the usage gate, in the job that changed the partial.
+    fn record_growth(&self) {
+        self.lease.record_disk_change(self.partial.disk_change());
+    }
+
+    /// Appends `bytes` to the partial (the caller hashes them, if it hashes). Call under the
+    /// usage gate, in a disk job: the lease records the growth before the gate opens.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        let result = self.partial.write(bytes);
+        self.record_growth();
+        result
+    }
+
+    /// [`Upload::append`] for a disk job that holds no change guard: takes the usage gate for
+    /// this write alone (a long job must not hold it between chunks, or a usage scan waits).
+    pub fn append_guarded(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        let gate = self.files.services().gate.clone();
+        let _change = gate.change();
+        self.append(bytes)
+    }
+
+    /// Empties the partial: the sender's file does not start with what it held (the caller
+    /// starts a new MD5). Call under the usage gate, in a disk job.
+    pub fn restart(&mut self) -> Result<(), StorageError> {
+        let result = self.partial.restart();
+        self.record_growth();
+        result
+    }
+
+    /// Puts the prefix in the partial (see [`StreamStart`]). Call under the usage gate, in a
+    /// disk job.
+    fn continue_at(&mut self, start: &StreamStart) -> Result<(), StorageError> {
+        let result = self.partial.continue_at(self.files.home(), start);
+        self.record_growth();
+        result
+    }
+
+    /// Raises the reservation so the partial may reach `end` bytes (nothing to ask when the
+    /// lease holds enough already).
+    pub async fn reserve(&self, end: u64) -> Result<(), WireError> {
+        let need = self.need(end);
+        if need <= self.lease.reserved() {
+            return Ok(());
+        }
+        match self.files.services().quota.send(Reserve { id: self.lease.id(), bytes: need }).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(refused)) => Err(error::quota("put", &self.shown, refused)),
+            Err(_) => Err(error::unavailable("quota")),
+        }
+    }
+
+    /// [`Upload::reserve`]; on a refusal the upload is abandoned.
+    pub async fn reserve_or_abandon(self, end: u64) -> Result<Upload, WireError> {
+        match self.reserve(end).await {
+            Ok(()) => Ok(self),
+            Err(refused) => {
+                self.abandon(None).await;
+                Err(refused)
+            }
+        }
+    }
+
+    /// Reserves quota for `block` and appends it to the partial, on the disk pool; the block's
+    /// buffer comes back emptied, for the next read. On a refusal the upload is abandoned.
+    pub async fn write(self, mut block: Vec<u8>) -> Result<(Upload, Vec<u8>), WireError> {
+        let end = self.offset() + block.len() as u64;
+        let mut upload = self.reserve_or_abandon(end).await?;
+        let shown = upload.shown.clone();
+        let services = upload.files.services().clone();
+        let gate = services.gate.clone();
+        let written = services
+            .disk
+            .run("write upload", move || {
+                let _change = gate.change();
+                let result = upload.append(&block);
+                block.clear();
+                (result, upload, block)
+            })
+            .await;
+        match written {
+            Ok((Ok(()), upload, emptied)) => Ok((upload, emptied)),
+            Ok((Err(failure), _, _)) => Err(error::storage("put", &shown, failure)),
+            Err(failed) => Err(error::internal(failed)),
+        }
+    }
+
+    /// Keeps `hasher`, the MD5 of every byte written, for a resume of the partial.
+    pub fn remember_state(&self, hasher: &Md5) {
+        self.partial.remember_state(hasher, &self.files.services().resume_states);
+    }
+
+    /// Ends an upload that receives no more data, in a disk job: an empty partial is removed
+    /// (so a refused upload leaves nothing behind), one with data kept for a resume, with the
+    /// MD5 of its bytes if the caller hashed them. The lease settles what is left.
+    pub async fn abandon(self, hasher: Option<Md5>) {
+        let services = self.files.services().clone();
+        let gate = services.gate.clone();
+        let _ = services
+            .disk
+            .run("abandon upload", move || {
+                let _change = gate.change();
+                self.abandon_now(hasher.as_ref());
+            })
+            .await;
+    }
+
+    /// [`Upload::abandon`] from inside a disk job, under the usage gate.
+    pub fn abandon_now(self, hasher: Option<&Md5>) {
+        if let Some(hasher) = hasher {
+            self.remember_state(hasher);
+        }
+        let Upload { files, mut partial, lease, .. } = self;
+        partial.abandon(files.home());
+        lease.record_disk_change(partial.disk_change());
+    }
+
+    /// Writes `tail` (the last block, if it was held back), then checks the MD5 of every byte
+    /// (`hasher`, which `tail` is added to) against the sender's and publishes the file, its
+    /// digest stored for later downloads. On the disk pool; see [`Upload::publish_with`].
+    pub async fn publish_checked(
+        self,
+        tail: Option<Bytes>,
+        mut hasher: Md5,
+        sender_md5: Vec<u8>,
+    ) -> Result<Md5Digest, WireError> {
+        let digests = self.files.services().digests.clone();
+        self.publish_with(tail, move |partial, home, tail| {
+            if let Some(tail) = tail {
+                hasher.update(tail);
+            }
+            match partial.publish(home, hasher.finalize().into(), &sender_md5, &digests) {
+                Ok(done) => (Ok(done.md5), done.change),
+                Err(failed) => (Err(failed.error), failed.change),
+            }
+        })
+        .await
+    }
+
+    /// Writes `tail`, then publishes the file as it is: its data ended cleanly (FTP, where no
+    /// checksum comes with the data).
+    pub async fn publish_as_is(self, tail: Option<Vec<u8>>) -> Result<(), WireError> {
+        self.publish_with(tail, |partial, home, _| match partial.publish_stream(home) {
+            Ok(change) => (Ok(()), change),
+            Err(failed) => (Err(failed.error), failed.change),
+        })
+        .await
+    }
+
+    /// Runs one disk job, under the usage gate, that appends `tail` and then `publish`es. The
+    /// lease is settled inside that job, with what publishing really changed, before the
+    /// client can hear back and start another upload to the same path.
+    async fn publish_with<R: Send + 'static>(
+        self,
+        tail: Option<impl AsRef<[u8]> + Send + 'static>,
+        publish: impl FnOnce(PartialUpload, &Home, Option<&[u8]>) -> (Result<R, StorageError>, DiskChange) + Send + 'static,
+    ) -> Result<R, WireError> {
+        let services = self.files.services().clone();
+        let gate = services.gate.clone();
+        let shown = self.shown.clone();
+        let published = services
+            .disk
+            .run("publish upload", move || {
+                let _change = gate.change();
+                let mut upload = self;
+                if let Some(tail) = &tail {
+                    upload.append(tail.as_ref())?;
+                }
+                let Upload { files, partial, lease, .. } = upload;
+                let (result, change) = publish(partial, files.home(), tail.as_ref().map(AsRef::as_ref));
+                lease.record_disk_change(change);
+                result
+            })
+            .await;
+        match published {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(failure)) => Err(error::storage("put", &shown, failure)),
+            Err(failed) => Err(error::internal(failed)),
+        }
+    }
+}
