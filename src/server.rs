@@ -110,6 +110,15 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
         None => None,
     };
     let ftp_addr = ftp.as_ref().map(|(_, local)| *local);
+    let services = start_services(config, secret);
+    let max_prelogin = prelogin_budget(&services.config);
+    let acceptor = Acceptor::new(listener, ftp.map(|(ftp, _)| ftp), services.clone(), max_prelogin).start();
+    Ok(Started { addr: local, ftp_addr, services, acceptor })
+}
+
+/// Starts the actors and pools every session uses (no listener): what [`start`] serves, and
+/// what a test of the file service drives directly.
+pub fn start_services(config: Config, secret: Key) -> Services {
     let config = Arc::new(config);
     let disk = DiskPool::start(config.max_concurrency);
     let login_io = DiskPool::start(LOGIN_IO_THREADS);
@@ -140,11 +149,7 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
         actix_rt::spawn(keep_saving_digests(config.data_dir.clone(), digests.clone(), disk.clone(), every));
     }
     let resume_states = Arc::default();
-    let services =
-        Services { config, auth, throttle, quota, disk, hashers, login_io, gate, hash_budget, digests, resume_states };
-    let max_prelogin = prelogin_budget(&services.config);
-    let acceptor = Acceptor::new(listener, ftp.map(|(ftp, _)| ftp), services.clone(), max_prelogin).start();
-    Ok(Started { addr: local, ftp_addr, services, acceptor })
+    Services { config, auth, throttle, quota, disk, hashers, login_io, gate, hash_budget, digests, resume_states }
 }
 
 /// Raises the open-files limit and fits the pre-login budget to it; logs both.

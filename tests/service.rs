@@ -1,0 +1,304 @@
+//! The file service, driven directly with no socket: the real actors (QuotaActor, AuthActor,
+//! disk pool) and real files, the operations every front end calls. Its rules hold whatever
+//! the wire: a path in use waits for the upload before it, and the quota stays exact under
+//! any interleaving of uploads, removals and renames from several sessions.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{TEST_SCRYPT, disk_entries, random_bytes};
+use ftp_actor::actors::Services;
+use ftp_actor::actors::quota::GetUsage;
+use ftp_actor::auth::user_store::{add_user, default_home};
+use ftp_actor::config::Config;
+use ftp_actor::integrity::{Digest, Md5};
+use ftp_actor::net::ErrorCode;
+use ftp_actor::quota::Usage;
+use ftp_actor::service::upload::SizedUpload;
+use ftp_actor::service::{EntryChange, Upload, UserFiles, open_sized, open_stream};
+use ftp_actor::storage::{Home, PathLimits, StreamRequest, VirtualPath};
+use proptest::prelude::*;
+
+const USER: &str = "u";
+
+/// One user's files behind the real service, in the current actix system.
+struct World {
+    _dir: tempfile::TempDir,
+    services: Services,
+    files: Arc<UserFiles>,
+    home: PathBuf,
+}
+
+impl World {
+    async fn new(limit: u64, max_files: u64) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            scrypt: TEST_SCRYPT,
+            max_concurrency: 4,
+            default_max_files: max_files,
+            digest_save_secs: 0,
+            ..Config::default()
+        };
+        add_user(&config.data_dir, USER, b"pw", TEST_SCRYPT, limit, None).unwrap();
+        let (secret, _) = ftp_actor::server::prepare_data_dir(&config).unwrap();
+        let home = config.data_dir.join(default_home(USER));
+        let services = ftp_actor::server::start_services(config, secret);
+        let files = Arc::new(UserFiles::new(services.clone(), USER.into(), Home::open(&home).unwrap(), home.clone()));
+        let world = World { _dir: dir, services, files, home };
+        // The AuthActor tells the QuotaActor its users once it has read the store.
+        world.wait_for_usage(|usage| usage.limit == limit).await;
+        world
+    }
+
+    async fn usage(&self) -> Usage {
+        self.services.quota.send(GetUsage { user: USER.into() }).await.unwrap().unwrap()
+    }
+
+    /// Polls the usage until `settled` accepts it (a dropped upload settles asynchronously);
+    /// panics with the last figures after five seconds.
+    async fn wait_for_usage(&self, settled: impl Fn(&Usage) -> bool) -> Usage {
+        let mut last = self.usage().await;
+        for _ in 0..100 {
+            if settled(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            last = self.usage().await;
+        }
+        panic!("the usage stayed at {last:?}");
+    }
+}
+
+fn vp(name: &str) -> VirtualPath {
+    VirtualPath::resolve(&VirtualPath::root(), name, PathLimits::default()).unwrap()
+}
+
+fn run(test: impl Future<Output = ()>) {
+    actix_rt::System::new().block_on(test);
+}
+
+#[test]
+fn a_second_upload_of_a_path_waits_for_the_first_to_end() {
+    run(async {
+        let world = World::new(1 << 20, 100).await;
+        let first = open_stream(world.files.clone(), vp("f"), "f".into(), StreamRequest::Fresh).await.unwrap();
+        let (first, _) = first.write(b"first".to_vec()).await.unwrap();
+        // The second opens while the first is live: it waits rather than failing.
+        let second = actix_rt::spawn(open_stream(world.files.clone(), vp("f"), "f".into(), StreamRequest::Fresh));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!second.is_finished(), "the second upload did not wait for the first");
+        first.publish_as_is(None).await.unwrap();
+        let second = tokio::time::timeout(Duration::from_secs(4), second).await.unwrap().unwrap().unwrap();
+        let (second, _) = second.write(b"second".to_vec()).await.unwrap();
+        second.publish_as_is(None).await.unwrap();
+        assert_eq!(std::fs::read(world.home.join("f")).unwrap(), b"second");
+        let usage = world.wait_for_usage(|usage| usage.reserved == 0).await;
+        assert_eq!((usage.used, usage.files), (6, 1));
+    });
+}
+
+#[test]
+fn a_path_held_past_the_patience_is_in_use() {
+    run(async {
+        let world = World::new(1 << 20, 100).await;
+        let held = open_stream(world.files.clone(), vp("f"), "f".into(), StreamRequest::Fresh).await.unwrap();
+        let error = match open_sized(world.files.clone(), vp("f"), "f".into(), 3).await {
+            Ok(_) => panic!("a second upload of a path in use opened"),
+            Err(error) => error,
+        };
+        assert_eq!(error.code, ErrorCode::InUse, "{error:?}");
+        drop(held);
+        let SizedUpload { upload, hasher, .. } = open_sized(world.files.clone(), vp("f"), "f".into(), 3).await.unwrap();
+        let md5 = Md5::digest(b"abc").to_vec();
+        let published = upload.publish_checked(Some(bytes::Bytes::from_static(b"abc")), hasher, md5).await.unwrap();
+        assert_eq!(published.to_vec(), Md5::digest(b"abc").to_vec());
+    });
+}
+
+#[test]
+fn a_refused_upload_leaves_nothing_and_keeps_the_quota() {
+    run(async {
+        let world = World::new(100, 100).await;
+        let upload = open_stream(world.files.clone(), vp("big"), "big".into(), StreamRequest::Fresh).await.unwrap();
+        let error = match upload.write(vec![7; 101]).await {
+            Ok(_) => panic!("101 bytes were written under a quota of 100"),
+            Err(error) => error,
+        };
+        assert_eq!(error.code, ErrorCode::QuotaExceeded, "{error:?}");
+        let usage = world.wait_for_usage(|usage| usage.reserved == 0 && usage.files_reserved == 0).await;
+        assert_eq!((usage.used, usage.files), (0, 0));
+        assert_eq!(disk_entries(&world.home), 0, "the refused upload left a partial");
+        let refused = open_sized(world.files.clone(), vp("big"), "big".into(), 101).await.err().unwrap();
+        assert_eq!(refused.code, ErrorCode::QuotaExceeded);
+        assert_eq!(disk_entries(&world.home), 0);
+    });
+}
+
+/// One step of several sessions working on the same home, in the order proptest draws.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A session opens an upload: a stream (FTP's STOR or APPE) or one of announced size.
+    Open {
+        session: usize,
+        name: usize,
+        append: bool,
+        sized: Option<u64>,
+    },
+    Write {
+        session: usize,
+        len: usize,
+        seed: u64,
+    },
+    Publish {
+        session: usize,
+    },
+    /// The upload ends unpublished: abandoned cleanly, or dropped as a lost connection drops it.
+    Abandon {
+        session: usize,
+        drop: bool,
+    },
+    Remove {
+        name: usize,
+    },
+    Rename {
+        from: usize,
+        to: usize,
+    },
+    MakeDir {
+        name: usize,
+    },
+}
+
+const NAMES: [&str; 3] = ["a", "b", "c"];
+const SESSIONS: usize = 3;
+const LIMIT: u64 = 6000;
+const MAX_FILES: u64 = 5;
+
+fn step() -> impl Strategy<Value = Step> {
+    let session = 0..SESSIONS;
+    let name = 0..NAMES.len();
+    prop_oneof![
+        3 => (session.clone(), name.clone(), any::<bool>(), proptest::option::of(0u64..4000))
+            .prop_map(|(session, name, append, sized)| Step::Open { session, name, append, sized }),
+        5 => (session.clone(), 0usize..2500, any::<u64>()).prop_map(|(session, len, seed)| Step::Write { session, len, seed }),
+        2 => session.clone().prop_map(|session| Step::Publish { session }),
+        1 => (session, any::<bool>()).prop_map(|(session, drop)| Step::Abandon { session, drop }),
+        1 => name.clone().prop_map(|name| Step::Remove { name }),
+        1 => (name.clone(), name.clone()).prop_map(|(from, to)| Step::Rename { from, to }),
+        1 => name.prop_map(|name| Step::MakeDir { name }),
+    ]
+}
+
+/// A session's live upload, with the MD5 a sized upload's sender would send.
+struct Live {
+    name: usize,
+    upload: Upload,
+    hasher: Option<Md5>,
+}
+
+async fn apply(world: &World, sessions: &mut [Option<Live>], step: Step) {
+    let files = &world.files;
+    match step {
+        Step::Open { session, name, append, sized } => {
+            // A session in an upload cannot start another; a name in use would only wait.
+            if sessions[session].is_some() || sessions.iter().flatten().any(|live| live.name == name) {
+                return;
+            }
+            let target = vp(NAMES[name]);
+            let shown = NAMES[name].to_string();
+            sessions[session] = match sized {
+                Some(size) => open_sized(files.clone(), target, shown, size).await.ok().map(|opened| Live {
+                    name,
+                    upload: opened.upload,
+                    hasher: Some(opened.hasher),
+                }),
+                None => {
+                    let request = if append { StreamRequest::Append } else { StreamRequest::Fresh };
+                    open_stream(files.clone(), target, shown, request).await.ok().map(|upload| Live {
+                        name,
+                        upload,
+                        hasher: None,
+                    })
+                }
+            };
+        }
+        Step::Write { session, len, seed } => {
+            let Some(Live { name, upload, mut hasher }) = sessions[session].take() else { return };
+            let room = upload.size().saturating_sub(upload.offset()).min(len as u64) as usize;
+            let data = random_bytes(room, seed);
+            if let Some(hasher) = &mut hasher {
+                hasher.update(&data);
+            }
+            // A refusal or a failed write ends the upload (the partial stays for a resume).
+            if let Ok((upload, _)) = upload.write(data).await {
+                sessions[session] = Some(Live { name, upload, hasher });
+            }
+        }
+        Step::Publish { session } => {
+            let Some(live) = sessions[session].take() else { return };
+            let _ = match live.hasher {
+                Some(hasher) => {
+                    let md5 = hasher.clone().finalize().to_vec();
+                    live.upload.publish_checked(None, hasher, md5).await.map(|_| ())
+                }
+                None => live.upload.publish_as_is(None).await,
+            };
+        }
+        Step::Abandon { session, drop } => {
+            let Some(live) = sessions[session].take() else { return };
+            if !drop {
+                live.upload.abandon(live.hasher).await;
+            }
+        }
+        Step::Remove { name } => {
+            let _ = files.change_entry(EntryChange::RemoveFile, vp(NAMES[name]), NAMES[name].into()).await;
+        }
+        Step::Rename { from, to } => {
+            let _ = files.rename(vp(NAMES[from]), vp(NAMES[to]), NAMES[from].into()).await;
+        }
+        Step::MakeDir { name } => {
+            let _ = files.change_entry(EntryChange::MakeDir, vp(NAMES[name]), NAMES[name].into()).await;
+        }
+    }
+}
+
+/// Bytes of every regular file under `dir`, partials included.
+fn tree_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() { tree_bytes(&entry.path()) } else { meta.len() }
+        })
+        .sum()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever several sessions do, in any order, the home never holds more than the quota
+    /// (partials included), nor more entries than `max_files`; and once every upload has
+    /// ended, the quota's figures are exactly what is on disk.
+    #[test]
+    fn the_quota_is_exact_under_any_interleaving(steps in proptest::collection::vec(step(), 1..40)) {
+        run(async move {
+            let world = World::new(LIMIT, MAX_FILES).await;
+            let mut sessions: Vec<Option<Live>> = (0..SESSIONS).map(|_| None).collect();
+            for step in steps {
+                apply(&world, &mut sessions, step.clone()).await;
+                let (bytes, entries) = (tree_bytes(&world.home), disk_entries(&world.home));
+                assert!(bytes <= LIMIT, "after {step:?}: {bytes} bytes on disk over the quota of {LIMIT}");
+                assert!(entries <= MAX_FILES, "after {step:?}: {entries} entries over max_files {MAX_FILES}");
+            }
+            drop(sessions);
+            let (bytes, entries) = (tree_bytes(&world.home), disk_entries(&world.home));
+            let usage = world.wait_for_usage(|usage| usage.reserved == 0 && usage.files_reserved == 0).await;
+            assert_eq!((usage.used, usage.files), (bytes, entries), "the ledger and the disk disagree");
+        });
+    }
+}
