@@ -292,7 +292,7 @@ class Results:
         log(f"  {name}: median {statistics.median(ratios):.3f} over {[round(r, 3) for r in ratios]}")
 
 
-def big_files(args, work, server, peers, results):
+def big_files(args, work, servers, peers, results):
     """Workloads 1 and 2 with their references (MD5 alone, md5sum, and the CPU of a copy with
     no protocol and no hashing, from which each round's lower bounds come), interleaved: each round runs every contender once, starting one
     contender later than the round before, so a host that slows down for a minute slows every
@@ -305,7 +305,8 @@ def big_files(args, work, server, peers, results):
     want = md5sum(big)
     out = work / "out"
     out.mkdir(exist_ok=True)
-    server.start(args.max_concurrency)
+    for _, each in servers:
+        each.start(args.max_concurrency)
 
     def references():
         # The targets' reference is the md-5 crate: whichever of its two lines is faster on
@@ -334,7 +335,7 @@ def big_files(args, work, server, peers, results):
         run[DOWNLOAD_BOUND] = max(hashing, (hashing + run[MOVE]) / cores)
         return run
 
-    def ours():
+    def ours(server):
         run = {}
         # As for the peers, the upload does not replace a stored copy (which would free a GiB
         # inside the timed run).
@@ -385,13 +386,15 @@ def big_files(args, work, server, peers, results):
             return result
         return measured
 
-    contenders = [("references", with_steal(references), False), ("ftp-actor", with_steal(ours), False)]
+    contenders = [("references", with_steal(references), False)]
+    contenders += [(name, with_steal(lambda each=each: ours(each)), False) for name, each in servers]
     contenders += [(p.name, with_steal(lambda p=p: peer_run(p)), False) for p in peers]
     log(f"workloads 1 and 2: a warm-up round, then {args.repeats} interleaved rounds")
     runs, _ = interleaved(args.repeats + 1, contenders)
     runs = {name: rounds[1:] for name, rounds in runs.items()}  # the first round is a warm-up
-    clean_home(server.home)
-    server.stop()
+    for _, each in servers:
+        clean_home(each.home)
+        each.stop()
 
     def column(name, key):
         return [run[key] for run in runs[name]]
@@ -400,9 +403,10 @@ def big_files(args, work, server, peers, results):
         results.add(key, "-", "s", column("references", key), note)
     cores = os.cpu_count()
     for workload in ["upload, verified", "download, verified"]:
-        cpu = statistics.median(column("ftp-actor", workload + " cpu"))
-        results.add(workload, "ftp-actor", "s", column("ftp-actor", workload),
-                    f"client + server CPU {cpu:.2f} s: floor {cpu / cores:.2f} s on {cores} cores")
+        for name, _ in servers:
+            cpu = statistics.median(column(name, workload + " cpu"))
+            results.add(workload, name, "s", column(name, workload),
+                        f"client + server CPU {cpu:.2f} s: floor {cpu / cores:.2f} s on {cores} cores")
         for peer in peers:
             for variant, note in PEER_NOTES[workload]:
                 results.add(variant, peer.name, "s", column(peer.name, variant), note)
@@ -415,6 +419,8 @@ def big_files(args, work, server, peers, results):
         for peer in peers:
             results.add_paired(f"verified {short} ÷ {peer.name}'s verified {short}", mine,
                                column(peer.name, workload))
+        for label, _ in servers[1:]:
+            results.add_paired(f"verified {short} ÷ {label}'s verified {short}", mine, column(label, workload))
         results.add_paired(f"verified {short}'s lower bound ÷ MD5 alone", least, md5_alone)
         results.add_paired(f"verified {short} ÷ that lower bound", mine, least)
     results.steal_per_round = [round(sum(runs[name][i]["steal"] for name in runs), 1) for i in range(args.repeats)]
@@ -452,10 +458,11 @@ def native_md5(path, build):
     return parse_result(out.strip())
 
 
-def small_files(args, server, peers, results):
+def small_files(args, servers, peers, results):
     log("workload 3: 50 clients x 20 files x 64 KiB")
     shape = ["small", "--clients", str(args.clients), "--files", "20", "--size", "65536"]
-    server.start(max(args.max_concurrency, args.clients))
+    for _, server in servers:
+        server.start(max(args.max_concurrency, args.clients))
 
     def rate(load, home):
         try:
@@ -463,12 +470,14 @@ def small_files(args, server, peers, results):
         finally:
             clean_home(home)
 
-    contenders = [("ftp-actor", lambda: rate(lambda *a: native(server, *a), server.home), False)]
+    contenders = [(name, lambda s=s: rate(lambda *a: native(s, *a), s.home), False) for name, s in servers]
     contenders += [(p.name, lambda p=p: rate(lambda *a: peer_loadgen(p, *a), p.home), True) for p in peers]
     runs, notes = interleaved(args.small_repeats + 1, contenders)
-    server.stop()
+    for _, server in servers:
+        server.stop()
+    ours = {name for name, _ in servers}
     for name, _, _ in contenders:
-        what = "every file MD5-verified" if name == "ftp-actor" else "unverified"
+        what = "every file MD5-verified" if name in ours else "unverified"
         # The first round is a warm-up.
         results.add("small files", name, "files/s", runs[name][1:], f"{what}. {notes[name]}".strip(". "))
 
@@ -553,18 +562,20 @@ def silent_sockets(args, server, peers, results):
         measure(peer.name, peer.pids, "ftp", peer.addr, peer.user, peer.password)
 
 
-def control_workloads(args, server, peers, results):
-    server.start(args.max_concurrency)
+def control_workloads(args, servers, peers, results):
+    for _, server in servers:
+        server.start(args.max_concurrency)
     for name, workload, unit in [("round trips (pwd)", ["pwd", "--seconds", str(args.seconds)], "req/s"),
                                  ("logins", ["logins", "--seconds", str(args.seconds), "--clients", "4"],
                                   "logins/s")]:
         log(f"workload: {name}")
-        contenders = [("ftp-actor", lambda: float(native(server, *workload)["per_sec"]), False)]
-        contenders += [(p.name, lambda p=p: float(peer_loadgen(p, *workload)["per_sec"]), True) for p in peers]
+        contenders = [(label, lambda s=s, w=workload: float(native(s, *w)["per_sec"]), False) for label, s in servers]
+        contenders += [(p.name, lambda p=p, w=workload: float(peer_loadgen(p, *w)["per_sec"]), True) for p in peers]
         runs, notes = interleaved(args.repeats, contenders)
         for contender, _, _ in contenders:
             results.add(name, contender, unit, runs[contender], notes[contender])
-    server.stop()
+    for _, server in servers:
+        server.stop()
 
 
 def transfer_memory(args, work, server, results):
@@ -625,18 +636,25 @@ def main():
     parser.add_argument("--silent", type=int, default=1000)
     parser.add_argument("--max-concurrency", type=int, default=64)
     parser.add_argument("--only", default="big,small,idle,silent,control,memory")
+    parser.add_argument("--builds", default="", help="LABEL=BINARY,...: other ftp-actor builds, run beside this "
+                        "tree's in the big, small and control workloads (an A/B of a change)")
+    parser.add_argument("--without-peers", action="store_true", help="ftp-actor builds only")
     args = parser.parse_args()
     env = dict(line.split("=", 1) for line in args.peers_env.read_text().split() if "=" in line)
-    peers = [Peer(name, env) for name in PEERS]
+    peers = [] if args.without_peers else [Peer(name, env) for name in PEERS]
     server = FtpActor(args.work)
+    servers = [("ftp-actor", server)]
+    for build in filter(None, args.builds.split(",")):
+        label, binary = build.split("=", 1)
+        servers.append((label, FtpActor(args.work / label, Path(binary).resolve())))
     results = Results(args.repeats)
     only = args.only.split(",")
     workloads = {
-        "big": lambda: big_files(args, args.work, server, peers, results),
-        "small": lambda: small_files(args, server, peers, results),
+        "big": lambda: big_files(args, args.work, servers, peers, results),
+        "small": lambda: small_files(args, servers, peers, results),
         "idle": lambda: idle_sessions(args, server, peers, results),
         "silent": lambda: silent_sockets(args, server, peers, results),
-        "control": lambda: control_workloads(args, server, peers, results),
+        "control": lambda: control_workloads(args, servers, peers, results),
         "memory": lambda: transfer_memory(args, args.work, server, results),
     }
     steal = {}
@@ -647,7 +665,8 @@ def main():
                 run()
                 steal[name] = steal_seconds() - before
     finally:
-        server.stop()
+        for _, each in servers:
+            each.stop()
         (args.work / "results.json").write_text(json.dumps({"rows": results.rows, "paired": results.paired, "steal": steal,
                                                             "steal_per_round": results.steal_per_round}, indent=1))
         print(table(results))

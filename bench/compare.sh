@@ -3,7 +3,10 @@
 # ratios. See docs/BENCHMARKS.md.
 #   bench/compare.sh                       # everything (12 to 20 minutes)
 #   bench/compare.sh --only big --repeats 3
-# Options are passed to bench/compare.py (--size-mib, --repeats, --small-repeats, --only big,small,idle,silent,control,memory).
+#   bench/compare.sh --only big,small,control --builds before=/tmp/ftp-actor-before --without-peers
+#       (an A/B of a change: another build beside this tree's, round by round)
+# Options are passed to bench/compare.py (--size-mib, --repeats, --small-repeats, --only big,small,idle,silent,control,memory,
+# --builds LABEL=BIN,..., --without-peers).
 # BENCH_DIR (default /dev/shm/ftp-actor-bench) holds every server's files, on one filesystem.
 # Needs root for the peers (see bench/peers.sh); curl and md5sum.
 set -euo pipefail

@@ -11,8 +11,8 @@ use std::time::Duration;
 use crate::auth::ScryptParams;
 use crate::auth::throttle::ThrottlePolicy;
 use crate::ftp::address::PortRange;
+use crate::human::size::parse_size;
 use crate::quota::hash_budget::HashBudgetPolicy;
-use crate::size::parse_size;
 use crate::storage::PathLimits;
 
 /// The shipped configuration file, which is also the built-in default.
@@ -218,7 +218,7 @@ impl Config {
         HashBudgetPolicy { capacity: self.hash_budget_bytes, refill_per_second: self.hash_budget_refill_bytes_per_sec }
     }
 
-    /// How long a thread keeps polling after an answer; see [`crate::busy_poll`].
+    /// How long a thread keeps polling after an answer; see [`crate::tuning::busy_poll`].
     pub fn busy_poll_window(&self) -> Duration {
         Duration::from_micros(self.busy_poll_us)
     }

@@ -6,8 +6,8 @@ use clap::Parser;
 use ftp_actor::cli::{Cli, Command, demo, serve, shell, user};
 
 fn main() -> ExitCode {
-    // Before any thread starts; see `ftp_actor::heap`.
-    ftp_actor::heap::keep_freed_memory();
+    // Before any thread starts; see `ftp_actor::tuning::heap`.
+    ftp_actor::tuning::heap::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Shell(args) => return ExitCode::from(shell::run(args)),

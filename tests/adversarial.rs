@@ -275,7 +275,7 @@ async fn silent_and_slow_clients_cannot_hold_slots_or_queue_places() {
 }
 
 fn md5_of_nothing() -> Vec<u8> {
-    ftp_actor::storage::transfer::md5_of(b"").to_vec()
+    ftp_actor::storage::md5_of(b"").to_vec()
 }
 
 async fn still_serves_after(client: &mut Client, server: &TestServer) {
@@ -368,7 +368,7 @@ async fn resume_hashing_a_client_can_demand_is_budgeted() {
     std::fs::write(server.home("h").join("big.bin"), &data).unwrap();
     let mut c = server.login("h", "pw").await;
     let near_end = data.len() as u64 - 1;
-    let prefix = ftp_actor::storage::transfer::md5_of(&data[..near_end as usize]).to_vec();
+    let prefix = ftp_actor::storage::md5_of(&data[..near_end as usize]).to_vec();
     // Each request makes the server hash 2 MiB to send 1 byte.
     let ask = async |c: &mut Client| {
         c.send(Request::Get { path: "big.bin".into(), offset: near_end, prefix_md5: ByteBuf::from(prefix.clone()) })

@@ -15,7 +15,7 @@ use common::*;
 use ftp_actor::auth::user_store::{UserStore, add_user, default_home};
 use ftp_actor::client::{Client, NoProgress};
 use ftp_actor::net::{ErrorCode, Request, Response};
-use ftp_actor::storage::transfer::md5_of;
+use ftp_actor::storage::md5_of;
 use serde_bytes::ByteBuf;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ftp-actor");

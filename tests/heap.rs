@@ -1,4 +1,4 @@
-//! `ftp_actor::heap::keep_freed_memory` on the allocation pattern of a native transfer, next to
+//! `ftp_actor::tuning::heap::keep_freed_memory` on the allocation pattern of a native transfer, next to
 //! glibc's defaults: chunks of the shipped `chunk_bytes` allocated and filled, as many in flight
 //! at a time as a streamed upload's jobs hold at most, then freed. The kernel counts the page
 //! faults. With the defaults, freed chunks go back to the kernel and the next ones fault their
@@ -57,7 +57,7 @@ fn faults_of(variant: &str) -> u64 {
 fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("kept") => {
-            assert!(ftp_actor::heap::keep_freed_memory(), "mallopt refused the thresholds");
+            assert!(ftp_actor::tuning::heap::keep_freed_memory(), "mallopt refused the thresholds");
             println!("{}", move_chunks());
         }
         Some("default") => println!("{}", move_chunks()),

@@ -165,7 +165,7 @@ async fn a_directory_swapped_for_an_outward_symlink_mid_upload_is_refused() {
     std::fs::rename(home.join("d"), home.join("d.real")).unwrap();
     std::os::unix::fs::symlink(&outside, home.join("d")).unwrap();
     c.send(Request::Data { bytes: bytes::Bytes::from(data[100_000..].to_vec()) }).await.unwrap();
-    c.send(Request::PutEnd { md5: ByteBuf::from(ftp_actor::storage::transfer::md5_of(&data).to_vec()) }).await.unwrap();
+    c.send(Request::PutEnd { md5: ByteBuf::from(ftp_actor::storage::md5_of(&data).to_vec()) }).await.unwrap();
     match c.recv().await.unwrap() {
         Response::Error { code, .. } => assert_eq!(code, ErrorCode::PathOutsideHome.as_u16()),
         other => panic!("published through an outward symlink: {other:?}"),

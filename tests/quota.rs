@@ -64,7 +64,7 @@ async fn an_overwrite_racing_a_removal_cannot_multiply_the_quota() {
         let _ = other.put(&local, &format!("f{}", round + 1), &NoProgress).await;
         if opened {
             writer.send(Request::Data { bytes: bytes::Bytes::from(data.clone()) }).await.unwrap();
-            let md5 = ftp_actor::storage::transfer::md5_of(&data).to_vec();
+            let md5 = ftp_actor::storage::md5_of(&data).to_vec();
             writer.send(Request::PutEnd { md5: serde_bytes::ByteBuf::from(md5) }).await.unwrap();
             writer.recv().await.unwrap();
         } else {

@@ -48,10 +48,7 @@ async fn quota_actor_restarts_and_rebuilds_usage_with_an_upload_in_flight() {
     for start in (100_000..big.len()).step_by(100_000) {
         uploader.send(Request::Data { bytes: bytes::Bytes::from(big[start..start + 100_000].to_vec()) }).await.unwrap();
     }
-    uploader
-        .send(Request::PutEnd { md5: ByteBuf::from(ftp_actor::storage::transfer::md5_of(&big).to_vec()) })
-        .await
-        .unwrap();
+    uploader.send(Request::PutEnd { md5: ByteBuf::from(ftp_actor::storage::md5_of(&big).to_vec()) }).await.unwrap();
     assert!(matches!(uploader.recv().await.unwrap(), Response::PutDone { .. }));
     let (used, _) = wait_for_quota(&mut client, |used, _| used == 700_000).await;
     assert_eq!(used, disk_bytes(&server.home("u")));

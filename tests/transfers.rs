@@ -395,10 +395,7 @@ async fn data_after_the_completing_chunk_is_refused() {
     assert!(matches!(client.recv().await.unwrap(), Response::PutReady { offset: 0, .. }));
     client.send(Request::Data { bytes: bytes::Bytes::from(b"abc".to_vec()) }).await.unwrap();
     client.send(Request::Data { bytes: bytes::Bytes::from(b"d".to_vec()) }).await.unwrap();
-    client
-        .send(Request::PutEnd { md5: ByteBuf::from(ftp_actor::storage::transfer::md5_of(b"abc").to_vec()) })
-        .await
-        .unwrap();
+    client.send(Request::PutEnd { md5: ByteBuf::from(ftp_actor::storage::md5_of(b"abc").to_vec()) }).await.unwrap();
     match client.recv().await.unwrap() {
         Response::Error { code, .. } => assert_eq!(code, ErrorCode::TransferSizeMismatch.as_u16()),
         other => panic!("{other:?}"),
@@ -430,7 +427,7 @@ async fn a_streamed_upload_refuses_data_past_its_size_once() {
     client.send(Request::Put { path: "over".into(), size: size as u64 }).await.unwrap();
     assert!(matches!(client.recv().await.unwrap(), Response::PutReady { offset: 0, .. }));
     send_chunks(&mut client, &data, 65536).await;
-    let md5 = ftp_actor::storage::transfer::md5_of(&data[..size]);
+    let md5 = ftp_actor::storage::md5_of(&data[..size]);
     client.send(Request::PutEnd { md5: serde_bytes::ByteBuf::from(md5.to_vec()) }).await.unwrap();
     match client.recv().await.unwrap() {
         Response::Error { code, .. } => assert_eq!(code, ErrorCode::TransferSizeMismatch.as_u16()),
@@ -457,12 +454,12 @@ async fn put_restart_during_a_streamed_upload_starts_over() {
     client.send(Request::PutRestart).await.unwrap();
     match client.recv().await.unwrap() {
         Response::PutReady { offset: 0, prefix_md5, .. } => {
-            assert_eq!(prefix_md5[..], ftp_actor::storage::transfer::md5_of(b"")[..]);
+            assert_eq!(prefix_md5[..], ftp_actor::storage::md5_of(b"")[..]);
         }
         other => panic!("{other:?}"),
     }
     send_chunks(&mut client, &data, 256 << 10).await;
-    let md5 = ftp_actor::storage::transfer::md5_of(&data);
+    let md5 = ftp_actor::storage::md5_of(&data);
     client.send(Request::PutEnd { md5: serde_bytes::ByteBuf::from(md5.to_vec()) }).await.unwrap();
     match client.recv().await.unwrap() {
         Response::PutDone { size, md5: theirs } => {

@@ -407,7 +407,7 @@ async fn run(args: Args) -> Result<String> {
 
 fn main() -> Result<()> {
     // As the shell does, so the load generator's client behaves like a user's.
-    ftp_actor::heap::keep_freed_memory();
+    ftp_actor::tuning::heap::keep_freed_memory();
     let args = Args::parse();
     // One session's round trips are a latency measurement: a single-threaded runtime avoids
     // handing each reply between threads. The other workloads use both cores.

@@ -12,9 +12,9 @@ use crate::auth::ScryptParams;
 use crate::auth::user_store::{add_user, default_home};
 use crate::client::{Client, NoProgress};
 use crate::config::Config;
+use crate::human::size::format_size;
 use crate::net::ErrorCode;
 use crate::server::ServerHandle;
-use crate::size::format_size;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {

@@ -1,9 +1,9 @@
 //! Plain-text rendering shared by the shell and `user list`.
 
-use crate::civil_time::CivilTime;
 use crate::client::QuotaReport;
+use crate::human::civil_time::CivilTime;
+use crate::human::size::format_size;
 use crate::net::{Entry, EntryKind};
-use crate::size::format_size;
 
 /// `YYYY-MM-DD HH:MM` in UTC from Unix seconds (no time-zone database needed).
 pub fn format_time(unix: i64) -> String {

@@ -7,8 +7,8 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::client::{Client, ClientError, GetReport, Progress};
+use crate::human::size::format_size;
 use crate::net::{EntryKind, ErrorCode};
-use crate::size::format_size;
 
 use super::shell::{Failure, base_name};
 use super::tree::{self, TreeStep};

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 
 use crate::auth::user_store::{StoreError, add_user, home_path, validate_name};
 use crate::auth::{Credentials, UserStore};
-use crate::size::{format_size, parse_size};
+use crate::human::size::{format_size, parse_size};
 use crate::storage::Home;
 
 use super::ConfigArgs;

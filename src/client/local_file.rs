@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use crate::integrity::{Digest, Md5};
 
+pub use crate::storage::hash_prefix;
 use crate::storage::jail::PARTIAL_SUFFIX;
-pub use crate::storage::transfer::hash_prefix;
 
 /// The hidden partial file a download of `local` is written to: `.NAME.ftpa-part` beside it.
 pub fn partial_path(local: &Path) -> PathBuf {

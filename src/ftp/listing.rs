@@ -1,7 +1,7 @@
 //! Directory listings as FTP clients parse them: `ls -l` lines for LIST (the format every
 //! client understands), bare names for NLST, and RFC 3659 facts for MLSD and MLST. Pure.
 
-use crate::civil_time::CivilTime;
+use crate::human::civil_time::CivilTime;
 use crate::net::{Entry, EntryKind};
 
 /// `YYYYMMDDHHMMSS`, the RFC 3659 time-val used by MDTM and the `modify` fact.

@@ -10,7 +10,7 @@ use crate::actors::Services;
 use crate::actors::quota::{self, OpenEntry, QuotaError};
 use crate::net::{Entry, ErrorCode, WireError};
 use crate::quota::{DiskChange, Usage};
-use crate::storage::{Home, Listing, Md5Digest, StorageError, VirtualPath, file_md5, set_modified};
+use crate::storage::{Home, Listing, Md5Digest, StorageError, VirtualPath, file_md5};
 
 use super::error;
 
@@ -136,7 +136,7 @@ impl UserFiles {
         unix: i64,
         shown: String,
     ) -> impl Future<Output = Result<(), WireError>> + use<> {
-        self.on_disk("set time", shown, move |home| set_modified(home, &target, unix))
+        self.on_disk("set time", shown, move |home| home.set_modified(&target, unix))
     }
 
     pub fn rename(

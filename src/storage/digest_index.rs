@@ -26,8 +26,8 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::hashing::Md5Digest;
 use super::stamped_entries::StampedEntries;
-use super::transfer::Md5Digest;
 
 /// Entries kept; the oldest are forgotten first. About 100 bytes each.
 pub const DIGEST_INDEX_ENTRIES: usize = 100_000;

@@ -1,7 +1,7 @@
 //! The file side of downloads: from an offset, after checking that the receiver's prefix is
 //! the file's, with the MD5 either known from the digest index or computed on the way.
 //!
-//! Uploads are in [`super::transfer`].
+//! Uploads are in [`super::partial`].
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -9,9 +9,9 @@ use crate::integrity::{Digest, Md5};
 
 use super::digest_index::{DigestIndex, FileStamp};
 use super::error::StorageError;
+use super::hashing::{Md5Digest, hash_prefix};
 use super::home::Home;
 use super::jail::VirtualPath;
-use super::transfer::{Md5Digest, hash_prefix};
 
 /// A download in progress. Its MD5 is either known (stored when the file was written or last
 /// hashed, see [`DigestIndex`]) or computed by the caller over the chunks read.
@@ -234,8 +234,8 @@ pub fn file_md5(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::transfer::tests::{setup, vp};
-    use crate::storage::transfer::{PartialUpload, StreamRequest, StreamStart, md5_of};
+    use crate::storage::partial::tests::{setup, vp};
+    use crate::storage::{PartialUpload, StreamRequest, StreamStart, md5_of};
 
     /// Downloads the rest of a file as the session does; returns the bytes and the MD5.
     fn read_rest(download: Download, hasher: Md5, digests: &DigestIndex) -> (Vec<u8>, Md5Digest) {

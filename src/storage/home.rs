@@ -67,6 +67,28 @@ impl Home {
         &self.dir
     }
 
+    /// Sets a file's or directory's modification time (FTP's MFMT), without following a final
+    /// symlink out of the home (cap-std refuses one).
+    pub fn set_modified(&self, path: &VirtualPath, unix: i64) -> Result<(), StorageError> {
+        let relative = path.to_relative();
+        let file = if self.dir().metadata(&relative)?.is_dir() {
+            if path.is_root() {
+                self.dir().try_clone()?.into_std_file()
+            } else {
+                self.dir().open_dir(&relative)?.into_std_file()
+            }
+        } else {
+            self.dir().open(&relative)?.into_std()
+        };
+        let when = if unix >= 0 {
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix as u64)
+        } else {
+            std::time::UNIX_EPOCH - std::time::Duration::from_secs(unix.unsigned_abs())
+        };
+        file.set_modified(when)?;
+        Ok(())
+    }
+
     /// Succeeds if `path` is a directory (symlinks inside the home are followed).
     pub fn check_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
         if self.dir.metadata(path.to_relative())?.is_dir() { Ok(()) } else { Err(StorageError::NotADirectory) }

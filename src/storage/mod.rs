@@ -4,19 +4,21 @@
 pub mod digest_index;
 pub mod download;
 pub mod error;
+pub mod hashing;
 pub mod home;
 pub mod jail;
 pub mod name_lock;
+pub mod partial;
 pub mod resume_states;
 mod stamped_entries;
-pub mod transfer;
+pub mod stream_start;
 
 pub use digest_index::DigestIndex;
 pub use download::{Download, file_md5};
 pub use error::StorageError;
+pub use hashing::{Md5Digest, hash_prefix, md5_of};
 pub use home::{Home, HomeUsage, Listing};
 pub use jail::{PathLimits, VirtualPath};
+pub use partial::{PartialUpload, PublishFailed, PublishedUpload};
 pub use resume_states::ResumeStates;
-pub use transfer::{
-    Md5Digest, PartialUpload, PublishFailed, PublishedUpload, StreamRequest, StreamStart, set_modified,
-};
+pub use stream_start::{StreamRequest, StreamStart};

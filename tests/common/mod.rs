@@ -126,7 +126,7 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 }
 
 pub fn md5_hex(data: &[u8]) -> String {
-    hex::encode(ftp_actor::storage::transfer::md5_of(data))
+    hex::encode(ftp_actor::storage::md5_of(data))
 }
 
 /// Bytes of the regular files directly in `dir`, partials included: what the quota counts

@@ -185,10 +185,10 @@ impl SessionActor {
     }
 
     /// A request was answered: the session is active, and the client's next request is
-    /// likely to follow at once (see [`crate::busy_poll`]).
+    /// likely to follow at once (see [`crate::tuning::busy_poll`]).
     fn answered(&mut self) {
         self.last_activity = Instant::now();
-        crate::busy_poll::stay_awake(self.services.config.busy_poll_window());
+        crate::tuning::busy_poll::stay_awake(self.services.config.busy_poll_window());
     }
 
     /// Sends one response, pausing the session until the writer has room.

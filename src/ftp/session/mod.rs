@@ -243,7 +243,7 @@ impl Session {
             if !keep_going {
                 break;
             }
-            crate::busy_poll::stay_awake(config.busy_poll_window());
+            crate::tuning::busy_poll::stay_awake(config.busy_poll_window());
             if *self.signals.borrow() != Signal::Run {
                 let reason = WireError::new(ErrorCode::ShuttingDown, "the server is shutting down");
                 self.send(Reply::from_error(&reason)).await;

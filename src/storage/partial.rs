@@ -1,5 +1,5 @@
-//! The file side of uploads: streaming into a partial with the MD5 computed on the way.
-//! Downloads are in [`super::download`]; the MD5 helpers both use are here.
+//! The file side of uploads: streaming into a hidden partial with the MD5 computed on the way.
+//! Downloads are in [`super::download`]; MD5 over bytes on disk in [`super::hashing`].
 //!
 //! An upload writes into the hidden partial file next to its target and is renamed onto the
 //! target only after the sender's MD5 matches ours, so no wrong file is ever visible under its
@@ -18,33 +18,11 @@ use cap_std::fs::{OpenOptions, OpenOptionsExt};
 
 use super::digest_index::{DigestIndex, FileStamp};
 use super::error::StorageError;
+use super::hashing::{Md5Digest, hash_prefix};
 use super::home::{Home, quota_bytes};
 use super::jail::VirtualPath;
 use super::resume_states::ResumeStates;
-
-/// An MD5 digest.
-pub type Md5Digest = [u8; 16];
-
-/// Block size for hashing existing bytes.
-const HASH_BLOCK: usize = 1 << 20;
-
-/// Feeds `len` bytes from `file`'s current position into `hasher`; a file shorter than that
-/// is an `UnexpectedEof` error. Shared by the server (prefix checks, resumed partials) and the
-/// client (its local file or partial).
-pub fn hash_prefix(file: &mut std::fs::File, len: u64, hasher: &mut Md5) -> std::io::Result<()> {
-    let mut buffer = vec![0u8; HASH_BLOCK.min(len as usize).max(1)];
-    let mut left = len;
-    while left > 0 {
-        let want = buffer.len().min(left as usize);
-        let got = file.read(&mut buffer[..want])?;
-        if got == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank while being read"));
-        }
-        hasher.update(&buffer[..got]);
-        left -= got as u64;
-    }
-    Ok(())
-}
+use super::stream_start::StreamStart;
 
 /// An upload in progress: the open partial file. Its MD5 is the caller's to keep (see the
 /// module doc), fed with exactly the bytes written.
@@ -376,83 +354,11 @@ impl PartialUpload {
     }
 }
 
-/// Where a streamed upload's data continues: after the partial's first bytes, or after a
-/// copy of the published target's first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamStart {
-    Partial(u64),
-    Target(u64),
-}
-
-/// What the client asked for: a fresh upload (STOR), a resume at a byte (REST + STOR), or
-/// an append (APPE).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamRequest {
-    Fresh,
-    At(u64),
-    Append,
-}
-
-impl StreamStart {
-    /// Decides where a streamed upload continues. The base is what SIZE reports: the published
-    /// file if there is one, else the partial an interrupted upload left. So `curl -C -` (SIZE,
-    /// then APPE) and `REST n` + `STOR` continue exactly after the bytes the client was told of.
-    pub fn plan(
-        request: StreamRequest,
-        target_len: Option<u64>,
-        partial_len: u64,
-    ) -> Result<StreamStart, StorageError> {
-        let base = |len: u64| {
-            if target_len.is_some() && len > 0 { StreamStart::Target(len) } else { StreamStart::Partial(len) }
-        };
-        let available = target_len.unwrap_or(partial_len);
-        match request {
-            StreamRequest::Fresh => Ok(StreamStart::Partial(0)),
-            StreamRequest::Append => Ok(base(available)),
-            StreamRequest::At(offset) if offset <= available => Ok(base(offset)),
-            StreamRequest::At(offset) => Err(StorageError::RestartBeyondEnd { offset, available }),
-        }
-    }
-
-    /// Bytes the upload holds before its data continues.
-    pub fn prefix_len(&self) -> u64 {
-        match *self {
-            StreamStart::Partial(len) | StreamStart::Target(len) => len,
-        }
-    }
-}
-
-/// Sets a file's or directory's modification time (FTP's MFMT), without following a final
-/// symlink out of the home (cap-std refuses one).
-pub fn set_modified(home: &Home, path: &VirtualPath, unix: i64) -> Result<(), StorageError> {
-    let relative = path.to_relative();
-    let file = if home.dir().metadata(&relative)?.is_dir() {
-        if path.is_root() {
-            home.dir().try_clone()?.into_std_file()
-        } else {
-            home.dir().open_dir(&relative)?.into_std_file()
-        }
-    } else {
-        home.dir().open(&relative)?.into_std()
-    };
-    let when = if unix >= 0 {
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix as u64)
-    } else {
-        std::time::UNIX_EPOCH - std::time::Duration::from_secs(unix.unsigned_abs())
-    };
-    file.set_modified(when)?;
-    Ok(())
-}
-
-/// MD5 of a byte slice (tests and small helpers).
-pub fn md5_of(data: &[u8]) -> Md5Digest {
-    Md5::digest(data).into()
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::storage::jail::PathLimits;
+    use crate::storage::{StreamRequest, md5_of};
 
     pub(crate) fn vp(text: &str) -> VirtualPath {
         VirtualPath::resolve(&VirtualPath::root(), text, PathLimits::default()).unwrap()
@@ -511,24 +417,6 @@ pub(crate) mod tests {
         assert!(PartialUpload::would_hash(&home, &vp("g"), &states));
         let (partial, _) = PartialUpload::open(&home, &vp("g"), 5000, &states, true).unwrap();
         assert_eq!((partial.offset(), partial.prefix_hashed()), (3000, 3000));
-    }
-
-    #[test]
-    fn streamed_uploads_continue_after_what_size_reports() {
-        use StreamRequest::*;
-        use StreamStart::*;
-        // No published file: the partial an interrupted upload left is the base.
-        assert!(matches!(StreamStart::plan(Append, None, 700), Ok(Partial(700))));
-        assert!(matches!(StreamStart::plan(At(500), None, 700), Ok(Partial(500))));
-        assert!(matches!(
-            StreamStart::plan(At(900), None, 700),
-            Err(StorageError::RestartBeyondEnd { offset: 900, available: 700 })
-        ));
-        // A published file is the base, whatever partial lies beside it.
-        assert!(matches!(StreamStart::plan(Append, Some(300), 700), Ok(Target(300))));
-        assert!(matches!(StreamStart::plan(At(0), Some(300), 700), Ok(Partial(0))));
-        assert!(matches!(StreamStart::plan(Fresh, Some(300), 700), Ok(Partial(0))));
-        assert!(matches!(StreamStart::plan(At(301), Some(300), 0), Err(StorageError::RestartBeyondEnd { .. })));
     }
 
     #[test]

@@ -1,33 +1,15 @@
-//! Human byte sizes: `10MiB`, `512KiB`, `1GiB`, `10MB`, `4096`.
+//! Human byte sizes: `10MiB`, `512KiB`, `1GiB`, `10MB`, `4096`, `1.5GiB`.
 
 /// A size string that is not a number with a known unit, or overflows 64 bits.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid size {0:?}: use bytes or a number with a unit (KB, MB, GB, TB, KiB, MiB, GiB, TiB)")]
 pub struct InvalidSize(pub String);
 
-/// Parses a size. Units are case-insensitive; decimal units are powers of 1000, binary of 1024.
+/// Parses a size with the `parse-size` crate: a number (fractions allowed), an optional space,
+/// and a unit, case-insensitive; `KB`/`MB`/`GB`/`TB` (and `K`, `M`, ...) are powers of 1000,
+/// `KiB`/`MiB`/`GiB`/`TiB` powers of 1024. A size past 64 bits is refused, not saturated.
 pub fn parse_size(text: &str) -> Result<u64, InvalidSize> {
-    let invalid = || InvalidSize(text.to_string());
-    let trimmed = text.trim();
-    let split = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
-    let (digits, unit) = trimmed.split_at(split);
-    if digits.is_empty() {
-        return Err(invalid());
-    }
-    let number: u64 = digits.parse().map_err(|_| invalid())?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "tib" => 1 << 40,
-        _ => return Err(invalid()),
-    };
-    number.checked_mul(multiplier).ok_or_else(invalid)
+    parse_size::parse_size(text.trim()).map_err(|_| InvalidSize(text.to_string()))
 }
 
 /// Formats bytes for people: `512 B`, `1.5 KiB`, `10.0 MiB`.
@@ -59,11 +41,13 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert_eq!(parse_size("2 gib"), Ok(2 << 30));
         assert_eq!(parse_size("0"), Ok(0));
+        // Fractions, since the crate took over (they used to be refused).
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
     }
 
     #[test]
     fn rejects_garbage_and_overflow() {
-        for bad in ["", "MiB", "10XB", "-5", "1.5GiB", "99999999999TiB", "18446744073709551616"] {
+        for bad in ["", "MiB", "10XB", "-5", "99999999999TiB", "18446744073709551616"] {
             assert!(parse_size(bad).is_err(), "{bad:?}");
         }
     }
