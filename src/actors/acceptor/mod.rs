@@ -42,84 +42,22 @@ use super::Services;
 use super::auth::{LoginOk, RevokeSessions, WatchRevocations};
 use super::session::{CloseNow, Cut, Drain, LINGER, SessionActor};
 
+mod admission_link;
+mod session_start;
+mod shutdown;
+
+pub use admission_link::{
+    AdmissionLink, ConnectionTicket, QueueNotice, RequestSlot, SessionEnded, SlotAnswer, SlotRequester, refusal_closes,
+};
+use session_start::SessionLink;
+use session_start::refuse;
+pub use session_start::{Accepted, FtpListener, Protocol};
+pub use shutdown::Shutdown;
+use shutdown::{account_changed, shutting_down};
+
 /// How long the listener pauses after an accept failed for want of descriptors, so that it
 /// sheds a connection and waits for its descriptor rather than spinning on the error.
 const OUT_OF_DESCRIPTORS_PAUSE: Duration = Duration::from_millis(10);
-
-/// Which listener a connection came in on: both share the slots, the queue and the limits.
-/// An FTP connection carries the TLS configuration its session will use.
-#[derive(Clone)]
-pub enum Protocol {
-    Native,
-    Ftp(crate::ftp::tls::FtpTls),
-}
-
-impl Protocol {
-    /// Why a connection is refused or closed, in its protocol.
-    fn refusal(&self, error: &WireError) -> Vec<u8> {
-        match self {
-            Protocol::Native => encode_frame(&Response::error(error.clone())).expect("errors encode"),
-            Protocol::Ftp(_) => crate::ftp::reply::Reply::from_error(error).to_bytes(),
-        }
-    }
-}
-
-/// The FTP listener and the TLS configuration its sessions use.
-pub struct FtpListener {
-    pub listener: TcpListener,
-    pub tls: crate::ftp::tls::FtpTls,
-}
-
-/// A connection from one of the listeners.
-pub struct Accepted {
-    protocol: Protocol,
-    result: std::io::Result<(TcpStream, SocketAddr)>,
-}
-
-impl Message for Accepted {
-    type Result = ();
-}
-
-/// What the acceptor tells a logged-in user waiting for a slot.
-#[derive(Debug)]
-pub enum QueueNotice {
-    /// The user's place in the queue improved to this (1 = next).
-    Position(u32),
-    /// The slot is the session's: serve it.
-    Admit,
-    /// No slot after all (the server is shutting down): answer this and close.
-    Refuse(WireError),
-}
-
-/// How the acceptor reaches a running session.
-enum SessionLink {
-    Native { addr: Addr<SessionActor>, cut: Arc<Cut> },
-    Ftp(crate::ftp::FtpLink),
-}
-
-impl SessionLink {
-    /// Close once the transfer in progress, if any, is done.
-    fn drain(&self) {
-        match self {
-            SessionLink::Native { addr, .. } => addr.do_send(Drain),
-            SessionLink::Ftp(link) => link.drain(),
-        }
-    }
-
-    /// Close now, telling the client why, even mid-transfer: a native download in progress
-    /// stops at its next chunk (it holds the session, so it is reached through the session's
-    /// `Cut`), anything else hears a `CloseNow`; an upload's client is still read from, and
-    /// its data dropped, until it has the answer (the session's lingering close).
-    fn close_now(&self, error: WireError) {
-        match self {
-            SessionLink::Native { addr, cut } => {
-                cut.cut(error.clone());
-                addr.do_send(CloseNow(error));
-            }
-            SessionLink::Ftp(link) => link.close_now(error),
-        }
-    }
-}
 
 /// Where a connection stands in admission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,35 +123,6 @@ impl Acceptor {
             accept_failures: 0,
             failure_logged: None,
         }
-    }
-
-    fn start_session(
-        &mut self,
-        ctx: &mut Context<Self>,
-        id: u64,
-        stream: TcpStream,
-        peer: SocketAddr,
-        protocol: Protocol,
-    ) {
-        let admission = AdmissionLink {
-            ticket: ConnectionTicket { id, acceptor: ctx.address().recipient() },
-            slots: SlotRequester { id, acceptor: ctx.address().recipient() },
-        };
-        let services = self.services.clone();
-        let link = match protocol {
-            Protocol::Ftp(tls) => SessionLink::Ftp(crate::ftp::session::start(crate::ftp::session::FtpSessionStart {
-                stream,
-                peer,
-                services,
-                tls,
-                admission,
-            })),
-            Protocol::Native => {
-                let (addr, cut) = SessionActor::start(stream, peer, services, admission);
-                SessionLink::Native { addr, cut }
-            }
-        };
-        self.connections.insert(id, Connection { address: peer.ip(), link, stage: Stage::PreLogin, user: None });
     }
 
     /// Closes a pre-login connection to make room (see [`PreLoginBudget`]).
@@ -380,70 +289,6 @@ impl StreamHandler<Accepted> for Acceptor {
     }
 }
 
-/// A connection's place in the acceptor's books, returned when dropped: even a session whose
-/// task dies in a panic gives its slot, queue place or pre-login place back.
-pub struct ConnectionTicket {
-    id: u64,
-    acceptor: Recipient<SessionEnded>,
-}
-
-impl Drop for ConnectionTicket {
-    fn drop(&mut self) {
-        self.acceptor.do_send(SessionEnded { id: self.id });
-    }
-}
-
-/// What a session holds of the acceptor: its ticket, and where it asks for a slot once its
-/// user has logged in.
-pub struct AdmissionLink {
-    ticket: ConnectionTicket,
-    slots: SlotRequester,
-}
-
-impl AdmissionLink {
-    /// The connection's number (for logs).
-    pub fn id(&self) -> u64 {
-        self.ticket.id
-    }
-
-    pub fn slots(&self) -> SlotRequester {
-        self.slots.clone()
-    }
-}
-
-/// Does this refusal of a login close the connection? Those of the server (busy, shutting
-/// down, evicted) do; those of one user or address (its session caps, a revoked account) leave
-/// the connection as it was before the login, free to log in as someone else.
-pub fn refusal_closes(error: &WireError) -> bool {
-    matches!(error.code, ErrorCode::ServerBusy | ErrorCode::ShuttingDown | ErrorCode::PreLoginEvicted)
-}
-
-/// Asks the acceptor for a slot on behalf of one connection.
-#[derive(Clone)]
-pub struct SlotRequester {
-    id: u64,
-    acceptor: Recipient<RequestSlot>,
-}
-
-impl SlotRequester {
-    /// Asks for a slot for a successful login: now, or a place in the queue; the error is the
-    /// answer to the login (see [`refusal_closes`]).
-    pub async fn request(self, login: &LoginOk) -> Result<SlotAnswer, WireError> {
-        let request = RequestSlot { id: self.id, user: login.user.clone(), generation: login.generation };
-        match self.acceptor.send(request).await {
-            Ok(answer) => answer,
-            Err(_) => Err(WireError::new(ErrorCode::Internal, "internal error: admission service unavailable")),
-        }
-    }
-}
-
-/// Sent when a connection ends, whatever its stage: what it held is free.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SessionEnded {
-    pub id: u64,
-}
-
 impl Handler<SessionEnded> for Acceptor {
     type Result = ();
 
@@ -466,26 +311,6 @@ impl Handler<SessionEnded> for Acceptor {
         self.admit_waiting();
         self.stop_when_idle();
     }
-}
-
-/// A session's user has logged in: may it have a slot?
-#[derive(Message)]
-#[rtype(result = "Result<SlotAnswer, WireError>")]
-pub struct RequestSlot {
-    pub id: u64,
-    pub user: String,
-    /// The user store generation the login was checked against.
-    pub generation: u64,
-}
-
-/// The answer to a login that may have a session.
-#[derive(Debug)]
-pub enum SlotAnswer {
-    /// A slot is the session's now.
-    Now,
-    /// Every slot is taken: the session waits at `position` and hears what follows on
-    /// `notices`, ending with [`QueueNotice::Admit`] or [`QueueNotice::Refuse`].
-    Queued { position: u32, notices: mpsc::UnboundedReceiver<QueueNotice> },
 }
 
 impl Handler<RequestSlot> for Acceptor {
@@ -529,90 +354,5 @@ impl Handler<RequestSlot> for Acceptor {
         };
         connection.user = Some(msg.user);
         Ok(answer)
-    }
-}
-
-fn shutting_down() -> WireError {
-    WireError::new(ErrorCode::ShuttingDown, "the server is shutting down; reconnect later")
-}
-
-/// Tells a connection why it is refused, then closes it.
-async fn refuse(mut stream: TcpStream, protocol: Protocol, error: WireError) {
-    let _ = stream.write_all(&protocol.refusal(&error)).await;
-    let _ = stream.shutdown().await;
-}
-
-/// Stops the server gracefully; see the module documentation.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Shutdown {
-    pub grace: Duration,
-}
-
-impl Handler<Shutdown> for Acceptor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) {
-        if self.shutting_down {
-            return;
-        }
-        self.shutting_down = true;
-        for listening in self.listening.drain(..) {
-            ctx.cancel_future(listening);
-        }
-        for id in self.slots.drain_queue() {
-            if let Some(notices) = self.notices.remove(&id) {
-                let _ = notices.send(QueueNotice::Refuse(shutting_down()));
-            }
-        }
-        tracing::info!(
-            sessions = self.connections.len(),
-            grace_secs = msg.grace.as_secs(),
-            "shutting down: no longer accepting"
-        );
-        for connection in self.connections.values() {
-            connection.link.drain();
-        }
-        self.stop_when_idle();
-        ctx.run_later(msg.grace, |act, ctx| {
-            if act.connections.is_empty() {
-                return;
-            }
-            tracing::warn!(sessions = act.connections.len(), "grace period over: closing the remaining sessions");
-            let error = WireError::new(
-                ErrorCode::ShuttingDown,
-                "the server is shutting down; the transfer was interrupted and can be resumed later",
-            );
-            for connection in act.connections.values() {
-                connection.link.close_now(error.clone());
-            }
-            // The system stops when the last session has ended (`stop_when_idle`): once each
-            // has sent its answer, and an upload's has lingered for its client to read it. A
-            // session whose client reads nothing is not waited for past that.
-            ctx.run_later(LINGER + Duration::from_secs(1), |_, _| System::current().stop());
-        });
-    }
-}
-
-fn account_changed(user: &str) -> WireError {
-    WireError::new(
-        ErrorCode::AccountChanged,
-        format!("the account {user} was removed, or its password or home changed"),
-    )
-}
-
-impl Handler<RevokeSessions> for Acceptor {
-    type Result = ();
-
-    fn handle(&mut self, msg: RevokeSessions, _: &mut Context<Self>) {
-        for user in msg.users {
-            for (id, connection) in &self.connections {
-                if connection.user.as_deref() == Some(user.as_str()) {
-                    tracing::info!(session = id, %user, "account changed: closing the session");
-                    connection.link.close_now(account_changed(&user));
-                }
-            }
-            self.revoked.insert(user, msg.generation);
-        }
     }
 }
