@@ -24,7 +24,7 @@ use crate::ftp::tls;
 use crate::quota::UsageGate;
 use crate::quota::hash_budget::HashBudget;
 use crate::storage::digest_index::{DIGEST_FILE, DIGEST_INDEX_ENTRIES, DigestIndex};
-use crate::storage::home::create_home_dir;
+use crate::storage::local_store::create_home_dir;
 
 const SECRET_FILE: &str = "server.secret";
 /// Threads for the file work of logins (reloading the user store, opening a home): apart from

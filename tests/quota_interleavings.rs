@@ -14,7 +14,9 @@
 
 use ftp_actor::integrity::{Digest, Md5};
 use ftp_actor::quota::{DiskChange, Ledger, ReservationId, upload_need};
-use ftp_actor::storage::{DigestIndex, Home, PartialUpload, PathLimits, ResumeStates, VirtualPath};
+use ftp_actor::storage::{
+    DigestIndex, LocalStore, PartialUpload, PathLimits, ResumeStates, UploadSession, VirtualPath,
+};
 use proptest::prelude::*;
 
 const SESSIONS: usize = 3;
@@ -88,7 +90,7 @@ struct Live {
 
 struct World {
     _root: tempfile::TempDir,
-    home: Home,
+    home: LocalStore,
     ledger: Ledger,
     limit: u64,
     max_files: u64,
@@ -109,7 +111,7 @@ impl World {
     fn new(limit: u64, max_files: u64) -> World {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join("d")).unwrap();
-        let home = Home::open(root.path()).unwrap();
+        let home = LocalStore::open(root.path()).unwrap();
         let mut ledger = Ledger::default();
         ledger.set_limits("u", limit, max_files);
         ledger.set_measured("u", 0, 1);
@@ -173,7 +175,7 @@ impl World {
                 let Some(live) = &mut self.sessions[session] else { return };
                 let at = live.partial.offset() as usize;
                 let end = (at + len as usize).min(live.data.len());
-                live.partial.write(&live.data[at..end]).unwrap();
+                live.partial.append(&live.data[at..end]).unwrap();
                 live.hasher.update(&live.data[at..end]);
             }
             Step::Finish { session, right_md5 } => {
@@ -264,7 +266,7 @@ proptest! {
 fn publishes_racing_removals_free_each_file_once() {
     use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
     let root = tempfile::tempdir().unwrap();
-    let home = std::sync::Arc::new(Home::open(root.path()).unwrap());
+    let home = std::sync::Arc::new(LocalStore::open(root.path()).unwrap());
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let freed = std::sync::Arc::new(AtomicI64::new(0));
     let remover = {
@@ -289,7 +291,7 @@ fn publishes_racing_removals_free_each_file_once() {
         let md5: [u8; 16] = Md5::digest(&data).into();
         let (mut partial, _) = PartialUpload::open(&home, &vp("a"), data.len() as u64, &states, true).unwrap();
         partial.restart().unwrap();
-        partial.write(&data).unwrap();
+        partial.append(&data).unwrap();
         let published = partial.publish(&home, md5, &md5, &digests).unwrap();
         added += published.change.bytes;
     }

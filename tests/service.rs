@@ -19,7 +19,7 @@ use ftp_actor::net::ErrorCode;
 use ftp_actor::quota::Usage;
 use ftp_actor::service::upload::SizedUpload;
 use ftp_actor::service::{EntryChange, Upload, UserFiles, open_sized, open_stream};
-use ftp_actor::storage::{Home, PathLimits, StreamRequest, VirtualPath};
+use ftp_actor::storage::{LocalStore, PathLimits, StreamRequest, VirtualPath};
 use proptest::prelude::*;
 
 const USER: &str = "u";
@@ -47,7 +47,8 @@ impl World {
         let (secret, _) = ftp_actor::server::prepare_data_dir(&config).unwrap();
         let home = config.data_dir.join(default_home(USER));
         let services = ftp_actor::server::start_services(config, secret);
-        let files = Arc::new(UserFiles::new(services.clone(), USER.into(), Home::open(&home).unwrap(), home.clone()));
+        let files =
+            Arc::new(UserFiles::new(services.clone(), USER.into(), LocalStore::open(&home).unwrap(), home.clone()));
         let world = World { _dir: dir, services, files, home };
         // The AuthActor tells the QuotaActor its users once it has read the store.
         world.wait_for_usage(|usage| usage.limit == limit).await;

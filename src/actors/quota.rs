@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use actix::prelude::*;
 
 use crate::quota::{DiskChange, Ledger, QuotaExceeded, ReservationId, TooManyFiles, Usage, UsageGate};
-use crate::storage::Home;
+use crate::storage::LocalStore;
 
 use super::disk::DiskPool;
 use super::panic_guard::{InjectPanic, Panicked, catch_panic};
@@ -139,7 +139,7 @@ impl QuotaActor {
             let measured: Vec<(QuotaUser, std::io::Result<crate::storage::HomeUsage>)> = users
                 .into_iter()
                 .map(|user| {
-                    let used = Home::open(&user.home).and_then(|home| home.usage());
+                    let used = LocalStore::open(&user.home).and_then(|home| home.usage());
                     (user, used)
                 })
                 .collect();

@@ -214,7 +214,7 @@ pub fn add_user(
     let credentials = Credentials::derive(password, scrypt)?;
     let record = UserRecord { home: home.unwrap_or_else(|| default_home(name)), quota, max_files: None, credentials };
     let home_dir = home_path(data_dir, &record);
-    crate::storage::home::create_home_dir(&home_dir).map_err(io_error(&home_dir))?;
+    crate::storage::local_store::create_home_dir(&home_dir).map_err(io_error(&home_dir))?;
     UserStore::update(data_dir, |store| {
         if store.users.contains_key(name) {
             return Err(StoreError::Exists(name.to_string()));

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use crate::auth::user_store::{StoreError, add_user, home_path, validate_name};
 use crate::auth::{Credentials, UserStore};
 use crate::human::size::{format_size, parse_size};
-use crate::storage::Home;
+use crate::storage::LocalStore;
 
 use super::ConfigArgs;
 use super::password::new_password;
@@ -98,7 +98,7 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
             for (name, record) in &store.users {
                 let home = home_path(&data_dir, record);
                 let max_files = record.max_files.unwrap_or(config.default_max_files);
-                let (used, files) = match Home::open(&home).and_then(|h| h.usage()) {
+                let (used, files) = match LocalStore::open(&home).and_then(|h| h.usage()) {
                     Ok(usage) => (format_size(usage.bytes), format!("{}/{max_files}", usage.files)),
                     Err(_) => ("?".into(), format!("?/{max_files}")),
                 };

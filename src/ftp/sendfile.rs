@@ -14,7 +14,7 @@ use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use crate::storage::{Download, StorageError};
+use crate::storage::{DownloadSession, StorageError};
 
 /// Bytes asked of each sendfile call: the kernel sends them in a loop of its own.
 const CALL_BYTES: usize = 8 << 20;
@@ -31,8 +31,9 @@ pub enum SendError {
 }
 
 /// Sends the rest of `download` to `socket`, blocking; run it on the disk pool, on a socket in
-/// blocking mode with `stall` as its send timeout ([`prepare`]).
-pub fn send_rest(download: &mut Download, socket: &TcpStream) -> Result<(), SendError> {
+/// blocking mode with `stall` as its send timeout ([`prepare`]). Only for a download that
+/// [`sends_file`](DownloadSession::sends_file).
+pub fn send_rest(download: &mut impl DownloadSession, socket: &TcpStream) -> Result<(), SendError> {
     while !download.is_done() {
         match download.send_to(socket.as_fd(), CALL_BYTES) {
             Ok(0) => return Err(SendError::Storage(StorageError::ChangedDuringTransfer)),

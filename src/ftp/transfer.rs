@@ -22,7 +22,7 @@ use crate::net::activity::{Activity, Stamped};
 use crate::net::{ErrorCode, WireError};
 use crate::service::Upload;
 use crate::service::error as service_error;
-use crate::storage::Download;
+use crate::storage::DownloadSession;
 
 use super::reply::Reply;
 use super::sendfile::{self, SendError};
@@ -169,17 +169,17 @@ fn log_store(context: &Context, resumed_from: u64, started: Instant, result: &st
         resumed_from, seconds = started.elapsed().as_secs_f64(), result);
 }
 
-/// Sends a file from its start offset: with sendfile(2) over a plain data connection (see
-/// [`super::sendfile`]), else through [`send_file_copying`].
-pub async fn send_file(data: MaybeTls, download: Download, context: Context) -> Reply {
+/// Sends a file from its start offset: with sendfile(2) over a plain data connection when the
+/// store offers it (see [`super::sendfile`]), else through [`send_file_copying`].
+pub async fn send_file<D: DownloadSession>(data: MaybeTls, download: D, context: Context) -> Reply {
     match data {
-        MaybeTls::Plain(stream) => send_file_plain(stream, download, context).await,
-        tls => send_file_copying(tls, download, context).await,
+        MaybeTls::Plain(stream) if download.sends_file() => send_file_plain(stream, download, context).await,
+        data => send_file_copying(data, download, context).await,
     }
 }
 
 /// [`send_file`] over a plain data connection: one disk job sends the whole file.
-async fn send_file_plain(stream: tokio::net::TcpStream, download: Download, context: Context) -> Reply {
+async fn send_file_plain<D: DownloadSession>(stream: tokio::net::TcpStream, download: D, context: Context) -> Reply {
     let started = Instant::now();
     let (start, size) = (download.start(), download.size());
     let (socket, guard) = match sendfile::prepare(stream, context.stall()) {
@@ -225,7 +225,7 @@ async fn send_file_plain(stream: tokio::net::TcpStream, download: Download, cont
 /// [`send_file`] for a TLS data connection, which must see every byte: each chunk is read on
 /// the disk pool while the previous one is written to the socket. The stall limit counts time
 /// in which no byte goes out, so a slow client that reads is served to the end.
-async fn send_file_copying(data: MaybeTls, download: Download, context: Context) -> Reply {
+async fn send_file_copying<D: DownloadSession>(data: MaybeTls, download: D, context: Context) -> Reply {
     let sent = Activity::new();
     let mut data = Stamped::new(data, sent.clone());
     let started = Instant::now();

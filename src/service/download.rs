@@ -4,11 +4,11 @@
 
 use crate::integrity::Md5;
 use crate::net::WireError;
-use crate::storage::{Download, VirtualPath};
+use crate::storage::{FileStore, VirtualPath};
 
 use super::files::UserFiles;
 
-impl UserFiles {
+impl<S: FileStore> UserFiles<S> {
     /// Opens `target` to send from `offset`, after checking that the client's `prefix_md5`
     /// matches the file's first `offset` bytes; returns the download and the MD5 of the bytes
     /// before `offset`, which the whole file's digest continues from.
@@ -18,11 +18,10 @@ impl UserFiles {
         shown: String,
         offset: u64,
         prefix_md5: Vec<u8>,
-    ) -> impl Future<Output = Result<(Download, Md5), WireError>> + use<> {
+    ) -> impl Future<Output = Result<(S::Download, Md5), WireError>> + use<S> {
         let refused = if offset > 0 { self.may_hash().err() } else { None };
         let digests = self.services().digests.clone();
-        let opened =
-            self.on_disk("get", shown, move |home| Download::open(home, &target, offset, &prefix_md5, &digests));
+        let opened = self.on_disk("get", shown, move |home| home.open_download(&target, offset, &prefix_md5, &digests));
         let services = self.services().clone();
         let user = self.user().to_string();
         async move {
@@ -30,7 +29,7 @@ impl UserFiles {
                 return Err(refused);
             }
             let (download, hasher) = opened.await?;
-            services.charge_hashing(&user, download.prefix_hashed());
+            services.charge_hashing(&user, crate::storage::DownloadSession::prefix_hashed(&download));
             Ok((download, hasher))
         }
     }
@@ -42,8 +41,8 @@ impl UserFiles {
         target: VirtualPath,
         shown: String,
         offset: u64,
-    ) -> impl Future<Output = Result<Download, WireError>> + use<> {
+    ) -> impl Future<Output = Result<S::Download, WireError>> + use<S> {
         let digests = self.services().digests.clone();
-        self.on_disk("get", shown, move |home| Download::open_at(home, &target, offset, &digests))
+        self.on_disk("get", shown, move |home| home.open_download_at(&target, offset, &digests))
     }
 }

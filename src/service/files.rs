@@ -10,7 +10,7 @@ use crate::actors::Services;
 use crate::actors::quota::{self, OpenEntry, QuotaError};
 use crate::net::{Entry, ErrorCode, WireError};
 use crate::quota::{DiskChange, Usage};
-use crate::storage::{Home, Listing, Md5Digest, StorageError, VirtualPath, file_md5};
+use crate::storage::{FileStore, Listing, LocalStore, Md5Digest, StorageError, VirtualPath};
 
 use super::error;
 
@@ -33,17 +33,19 @@ impl EntryChange {
     }
 }
 
-/// What a session holds once its user is logged in: the user, the home, and the server's
-/// shared parts that file operations go through.
-pub struct UserFiles {
+/// What a session holds once its user is logged in: the user, where the user's files are kept
+/// (the store, behind the storage seam: see [`FileStore`]), and the server's shared parts that
+/// file operations go through.
+pub struct UserFiles<S: FileStore = LocalStore> {
     services: Services,
     user: String,
-    home: Arc<Home>,
+    home: Arc<S>,
+    /// The home's place in the deployment: what an upload's path lock is keyed by.
     home_path: PathBuf,
 }
 
-impl UserFiles {
-    pub fn new(services: Services, user: String, home: Home, home_path: PathBuf) -> UserFiles {
+impl<S: FileStore> UserFiles<S> {
+    pub fn new(services: Services, user: String, home: S, home_path: PathBuf) -> UserFiles<S> {
         UserFiles { services, user, home: Arc::new(home), home_path }
     }
 
@@ -55,7 +57,7 @@ impl UserFiles {
         &self.services
     }
 
-    pub(super) fn home(&self) -> &Arc<Home> {
+    pub(super) fn home(&self) -> &Arc<S> {
         &self.home
     }
 
@@ -80,10 +82,10 @@ impl UserFiles {
         op: &'static str,
         shown: String,
         call: F,
-    ) -> impl Future<Output = Result<R, WireError>> + use<R, F>
+    ) -> impl Future<Output = Result<R, WireError>> + use<S, R, F>
     where
         R: Send + 'static,
-        F: FnOnce(&Home) -> Result<R, StorageError> + Send + 'static,
+        F: FnOnce(&S) -> Result<R, StorageError> + Send + 'static,
     {
         let (disk, home) = (self.services.disk.clone(), self.home.clone());
         async move {
@@ -96,13 +98,21 @@ impl UserFiles {
     }
 
     /// Checks that `target` is a directory: what `cd` does before it moves.
-    pub fn check_dir(&self, target: VirtualPath, shown: String) -> impl Future<Output = Result<(), WireError>> + use<> {
+    pub fn check_dir(
+        &self,
+        target: VirtualPath,
+        shown: String,
+    ) -> impl Future<Output = Result<(), WireError>> + use<S> {
         self.on_disk("cd", shown, move |home| home.check_dir(&target))
     }
 
     /// The entries of `target`, at most `max_list_entries` of them (the listing says whether
     /// there were more, and the cut is logged: the operator may want to raise the limit).
-    pub fn list(&self, target: VirtualPath, shown: String) -> impl Future<Output = Result<Listing, WireError>> + use<> {
+    pub fn list(
+        &self,
+        target: VirtualPath,
+        shown: String,
+    ) -> impl Future<Output = Result<Listing, WireError>> + use<S> {
         let max = self.services.config.max_list_entries;
         let user = self.user.clone();
         let listed = target.clone();
@@ -116,7 +126,7 @@ impl UserFiles {
         }
     }
 
-    pub fn stat(&self, target: VirtualPath, shown: String) -> impl Future<Output = Result<Entry, WireError>> + use<> {
+    pub fn stat(&self, target: VirtualPath, shown: String) -> impl Future<Output = Result<Entry, WireError>> + use<S> {
         self.on_disk("stat", shown, move |home| home.stat(&target))
     }
 
@@ -125,7 +135,7 @@ impl UserFiles {
         &self,
         target: VirtualPath,
         shown: String,
-    ) -> impl Future<Output = Result<u64, WireError>> + use<> {
+    ) -> impl Future<Output = Result<u64, WireError>> + use<S> {
         self.on_disk("size", shown, move |home| home.resume_len(&target))
     }
 
@@ -135,7 +145,7 @@ impl UserFiles {
         target: VirtualPath,
         unix: i64,
         shown: String,
-    ) -> impl Future<Output = Result<(), WireError>> + use<> {
+    ) -> impl Future<Output = Result<(), WireError>> + use<S> {
         self.on_disk("set time", shown, move |home| home.set_modified(&target, unix))
     }
 
@@ -144,12 +154,12 @@ impl UserFiles {
         source: VirtualPath,
         target: VirtualPath,
         shown: String,
-    ) -> impl Future<Output = Result<(), WireError>> + use<> {
+    ) -> impl Future<Output = Result<(), WireError>> + use<S> {
         self.on_disk("mv", shown, move |home| home.rename(&source, &target))
     }
 
     /// The user's figures, as the QuotaActor keeps them.
-    pub fn usage(&self) -> impl Future<Output = Result<Usage, WireError>> + use<> {
+    pub fn usage(&self) -> impl Future<Output = Result<Usage, WireError>> + use<S> {
         let (quota, user) = (self.services.quota.clone(), self.user.clone());
         async move {
             match quota.send(quota::GetUsage { user }).await {
@@ -168,7 +178,7 @@ impl UserFiles {
         change: EntryChange,
         target: VirtualPath,
         shown: String,
-    ) -> impl Future<Output = Result<(), WireError>> + use<> {
+    ) -> impl Future<Output = Result<(), WireError>> + use<S> {
         let (services, home, user) = (self.services.clone(), self.home.clone(), self.user.clone());
         let op = change.op();
         async move {
@@ -218,12 +228,12 @@ impl UserFiles {
         &self,
         target: VirtualPath,
         shown: String,
-    ) -> impl Future<Output = Result<(Md5Digest, u64), WireError>> + use<> {
+    ) -> impl Future<Output = Result<(Md5Digest, u64), WireError>> + use<S> {
         let digests = self.services.digests.clone();
         let (services, user) = (self.services.clone(), self.user.clone());
         let (asks, asker) = (services.clone(), user.clone());
         let hashed = self.on_disk("checksum", shown, move |home| {
-            file_md5(home, &target, &digests, move || asks.may_hash(&asker).is_ok())
+            home.file_md5(&target, &digests, move || asks.may_hash(&asker).is_ok())
         });
         async move {
             match hashed.await? {

@@ -8,7 +8,7 @@ use crate::actors::Services;
 use crate::actors::acceptor::{SlotAnswer, SlotRequester, refusal_closes};
 use crate::actors::auth::LoginOk;
 use crate::net::{ErrorCode, WireError};
-use crate::storage::{Home, VirtualPath};
+use crate::storage::{LocalStore, VirtualPath};
 
 use super::error;
 use super::files::UserFiles;
@@ -63,7 +63,7 @@ pub async fn complete_login(
     protocol: &'static str,
 ) -> Result<(LoggedIn, SlotAnswer), LoginRefused> {
     let home_path = login.home.clone();
-    let home = match services.login_io.run("open home", move || Home::open(&home_path)).await {
+    let home = match services.login_io.run("open home", move || LocalStore::open(&home_path)).await {
         Ok(Ok(home)) => home,
         Ok(Err(failure)) => {
             tracing::error!(user = %login.user, home = %login.home.display(), error = %failure, "cannot open home");

@@ -23,7 +23,7 @@ use crate::integrity::{Digest, Md5};
 use crate::net::WireError;
 use crate::quota::{DiskChange, IN_USE_PATIENCE, upload_need};
 use crate::storage::{
-    DigestIndex, Home, Md5Digest, PartialUpload, StorageError, StreamRequest, StreamStart, VirtualPath, file_md5,
+    DigestIndex, FileStore, LocalStore, Md5Digest, StorageError, StreamRequest, StreamStart, UploadSession, VirtualPath,
 };
 
 use super::error;
@@ -33,9 +33,10 @@ use super::files::UserFiles;
 const IN_USE_RETRY: Duration = Duration::from_millis(50);
 
 /// An upload between its opening and its end.
-pub struct Upload {
-    files: Arc<UserFiles>,
-    partial: PartialUpload,
+pub struct Upload<S: FileStore = LocalStore> {
+    files: Arc<UserFiles<S>>,
+    /// The store's upload session (a hidden partial, locally).
+    partial: S::Upload,
     lease: UploadLease,
     /// The path as the user typed it, for messages and logs.
     shown: String,
@@ -44,8 +45,8 @@ pub struct Upload {
 /// What [`open_sized`] found: the upload, the MD5 of the bytes the partial already holds, and
 /// the stored MD5 of a published file of exactly the announced size (the sender may find it
 /// need not send anything).
-pub struct SizedUpload {
-    pub upload: Upload,
+pub struct SizedUpload<S: FileStore = LocalStore> {
+    pub upload: Upload<S>,
     pub hasher: Md5,
     pub existing_md5: Option<Md5Digest>,
 }
@@ -53,22 +54,19 @@ pub struct SizedUpload {
 /// Opens an upload of `size` bytes to `target`: the partial an interrupted upload left is
 /// resumed, with the MD5 of what it holds (remembered, or hashed from the disk and charged to
 /// the user's hashing budget), and the quota is reserved for the rest.
-pub async fn open_sized(
-    files: Arc<UserFiles>,
+pub async fn open_sized<S: FileStore>(
+    files: Arc<UserFiles<S>>,
     target: VirtualPath,
     shown: String,
     size: u64,
-) -> Result<SizedUpload, WireError> {
+) -> Result<SizedUpload<S>, WireError> {
     let lease = take_lease(&files, &target, &shown).await?;
     let services = files.services().clone();
     if let Err(refused) = files.may_hash() {
         // In debt: only an upload that would hash an existing partial must wait.
         let (home, target, states) = (files.home().clone(), target.clone(), services.resume_states.clone());
-        let would_hash = services
-            .disk
-            .run("check partial", move || PartialUpload::would_hash(&home, &target, &states))
-            .await
-            .unwrap_or(false);
+        let would_hash =
+            services.disk.run("check partial", move || home.would_hash(&target, &states)).await.unwrap_or(false);
         if would_hash {
             return Err(refused);
         }
@@ -82,14 +80,14 @@ pub async fn open_sized(
             .run("open upload", move || {
                 let _change = gate.change();
                 let home = files.home().clone();
-                let (partial, hasher) = PartialUpload::open(&home, &target, size, &states, lease.may_create())?;
+                let (partial, hasher) = home.open_sized_upload(&target, size, &states, lease.may_create())?;
                 let upload = Upload { files, partial, lease, shown };
                 upload.record_growth();
                 // Only where a regular file of this very size is published (opening the
                 // partial measured it): no lookup for new files, the common case.
                 let same_size = size > 0 && upload.partial.replaced_len() == size;
                 let existing_md5 = if upload.offset() == 0 && same_size {
-                    known_md5_of_size(&home, &target, size, &digests)
+                    known_md5_of_size(&*home, &target, size, &digests)
                 } else {
                     None
                 };
@@ -113,8 +111,13 @@ pub async fn open_sized(
 /// The MD5 of the file published at `target`, if it has exactly `size` bytes and the digest
 /// index knows it for the file as it is now. Never reads the file (an upload must not start
 /// with a hash of a file it may replace); anything else is `None`.
-fn known_md5_of_size(home: &Home, target: &VirtualPath, size: u64, digests: &DigestIndex) -> Option<Md5Digest> {
-    match file_md5(home, target, digests, || false) {
+fn known_md5_of_size(
+    home: &impl FileStore,
+    target: &VirtualPath,
+    size: u64,
+    digests: &DigestIndex,
+) -> Option<Md5Digest> {
+    match home.file_md5(target, digests, || false) {
         Ok(Some((md5, len, _))) if len == size => Some(md5),
         _ => None,
     }
@@ -127,12 +130,12 @@ fn known_md5_of_size(home: &Home, target: &VirtualPath, size: u64, digests: &Dig
 /// a partial) is put in place by the same disk job that opens the partial: one hop to the disk
 /// pool instead of two, which is much of a small file's time (docs/BENCHMARKS.md, "Standard
 /// clients"). A prefix copied from the published file is reserved first, between two jobs.
-pub async fn open_stream(
-    files: Arc<UserFiles>,
+pub async fn open_stream<S: FileStore>(
+    files: Arc<UserFiles<S>>,
     target: VirtualPath,
     shown: String,
     request: StreamRequest,
-) -> Result<Upload, WireError> {
+) -> Result<Upload<S>, WireError> {
     let lease = take_lease(&files, &target, &shown).await?;
     let services = files.services().clone();
     let opened = {
@@ -143,10 +146,10 @@ pub async fn open_stream(
             .run("open upload", move || {
                 let _change = gate.change();
                 let home = files.home().clone();
-                let (mut partial, target_len) = PartialUpload::open_stream(&home, &target, lease.may_create())?;
+                let (mut partial, target_len) = home.open_stream_upload(&target, lease.may_create())?;
                 let start = StreamStart::plan(request, target_len, partial.offset());
                 if start.is_err() {
-                    partial.abandon(&home);
+                    home.abandon_upload(&mut partial);
                 }
                 let mut upload = Upload { files, partial, lease, shown };
                 // The partial's entry, if this created it (or removed an empty one), counts.
@@ -183,7 +186,11 @@ pub async fn open_stream(
 
 /// Takes the upload's lease on `target`, waiting for an earlier upload of the path to end (see
 /// the module doc).
-async fn take_lease(files: &UserFiles, target: &VirtualPath, shown: &str) -> Result<UploadLease, WireError> {
+async fn take_lease<S: FileStore>(
+    files: &UserFiles<S>,
+    target: &VirtualPath,
+    shown: &str,
+) -> Result<UploadLease, WireError> {
     let deadline = Instant::now() + IN_USE_PATIENCE;
     let quota = &files.services().quota;
     loop {
@@ -197,7 +204,7 @@ async fn take_lease(files: &UserFiles, target: &VirtualPath, shown: &str) -> Res
     }
 }
 
-impl Upload {
+impl<S: FileStore> Upload<S> {
     /// Bytes in the partial: where the data continues.
     pub fn offset(&self) -> u64 {
         self.partial.offset()
@@ -236,7 +243,7 @@ impl Upload {
     /// Appends `bytes` to the partial (the caller hashes them, if it hashes). Call under the
     /// usage gate, in a disk job: the lease records the growth before the gate opens.
     pub fn append(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
-        let result = self.partial.write(bytes);
+        let result = self.partial.append(bytes);
         self.record_growth();
         result
     }
@@ -260,7 +267,7 @@ impl Upload {
     /// Puts the prefix in the partial (see [`StreamStart`]). Call under the usage gate, in a
     /// disk job.
     fn continue_at(&mut self, start: &StreamStart) -> Result<(), StorageError> {
-        let result = self.partial.continue_at(self.files.home(), start);
+        let result = self.files.home().continue_upload(&mut self.partial, start);
         self.record_growth();
         result
     }
@@ -280,7 +287,7 @@ impl Upload {
     }
 
     /// [`Upload::reserve`]; on a refusal the upload is abandoned.
-    pub async fn reserve_or_abandon(self, end: u64) -> Result<Upload, WireError> {
+    pub async fn reserve_or_abandon(self, end: u64) -> Result<Upload<S>, WireError> {
         match self.reserve(end).await {
             Ok(()) => Ok(self),
             Err(refused) => {
@@ -292,7 +299,7 @@ impl Upload {
 
     /// Reserves quota for `block` and appends it to the partial, on the disk pool; the block's
     /// buffer comes back emptied, for the next read. On a refusal the upload is abandoned.
-    pub async fn write(self, mut block: Vec<u8>) -> Result<(Upload, Vec<u8>), WireError> {
+    pub async fn write(self, mut block: Vec<u8>) -> Result<(Upload<S>, Vec<u8>), WireError> {
         let end = self.offset() + block.len() as u64;
         let mut upload = self.reserve_or_abandon(end).await?;
         let shown = upload.shown.clone();
@@ -340,7 +347,7 @@ impl Upload {
             self.remember_state(hasher);
         }
         let Upload { files, mut partial, lease, .. } = self;
-        partial.abandon(files.home());
+        files.home().abandon_upload(&mut partial);
         lease.record_disk_change(partial.disk_change());
     }
 
@@ -358,7 +365,7 @@ impl Upload {
             if let Some(tail) = tail {
                 hasher.update(tail);
             }
-            match partial.publish(home, hasher.finalize().into(), &sender_md5, &digests) {
+            match home.publish_checked(partial, hasher.finalize().into(), &sender_md5, &digests) {
                 Ok(done) => (Ok(done.md5), done.change),
                 Err(failed) => (Err(failed.error), failed.change),
             }
@@ -369,7 +376,7 @@ impl Upload {
     /// Writes `tail`, then publishes the file as it is: its data ended cleanly (FTP, where no
     /// checksum comes with the data).
     pub async fn publish_as_is(self, tail: Option<Vec<u8>>) -> Result<(), WireError> {
-        self.publish_with(tail, |partial, home, _| match partial.publish_stream(home) {
+        self.publish_with(tail, |partial, home, _| match home.publish_as_is(partial) {
             Ok(change) => (Ok(()), change),
             Err(failed) => (Err(failed.error), failed.change),
         })
@@ -382,7 +389,7 @@ impl Upload {
     async fn publish_with<R: Send + 'static>(
         self,
         tail: Option<impl AsRef<[u8]> + Send + 'static>,
-        publish: impl FnOnce(PartialUpload, &Home, Option<&[u8]>) -> (Result<R, StorageError>, DiskChange) + Send + 'static,
+        publish: impl FnOnce(S::Upload, &S, Option<&[u8]>) -> (Result<R, StorageError>, DiskChange) + Send + 'static,
     ) -> Result<R, WireError> {
         let services = self.files.services().clone();
         let gate = services.gate.clone();

@@ -10,8 +10,9 @@ use crate::integrity::{Digest, Md5};
 use super::digest_index::{DigestIndex, FileStamp};
 use super::error::StorageError;
 use super::hashing::{Md5Digest, hash_prefix};
-use super::home::Home;
 use super::jail::VirtualPath;
+use super::local_store::LocalStore;
+use super::store::DownloadSession;
 
 /// A download in progress. Its MD5 is either known (stored when the file was written or last
 /// hashed, see [`DigestIndex`]) or computed by the caller over the chunks read.
@@ -32,7 +33,7 @@ impl Download {
     /// Returns the MD5 of the bytes before the start, for the caller to continue (it is only
     /// needed when [`Download::known_md5`] is `None`).
     pub fn open(
-        home: &Home,
+        home: &LocalStore,
         path: &VirtualPath,
         offset: u64,
         prefix_md5: &[u8],
@@ -62,7 +63,7 @@ impl Download {
         Ok((download, hasher))
     }
 
-    fn open_file(home: &Home, path: &VirtualPath, digests: &DigestIndex) -> Result<Download, StorageError> {
+    fn open_file(home: &LocalStore, path: &VirtualPath, digests: &DigestIndex) -> Result<Download, StorageError> {
         if path.is_root() {
             return Err(StorageError::IsADirectory);
         }
@@ -84,7 +85,7 @@ impl Download {
     /// Opens `path` to send from byte `offset` on, unchecked (FTP's REST + RETR: the client
     /// alone vouches for its prefix).
     pub fn open_at(
-        home: &Home,
+        home: &LocalStore,
         path: &VirtualPath,
         offset: u64,
         digests: &DigestIndex,
@@ -99,31 +100,55 @@ impl Download {
         Ok(download)
     }
 
-    pub fn size(&self) -> u64 {
-        self.stamp.size()
-    }
-
-    /// Where the data starts.
-    pub fn start(&self) -> u64 {
-        self.start
-    }
-
-    /// Modification time, Unix seconds.
-    pub fn modified(&self) -> i64 {
-        self.modified
-    }
-
     /// The file's MD5 if it is already known, so the chunks need not be hashed.
     pub fn known_md5(&self) -> Option<Md5Digest> {
         self.known
     }
 
+    /// Reads the next chunk of at most `max` bytes (empty when done).
+    pub fn read_chunk(&mut self, max: usize) -> Result<Vec<u8>, StorageError> {
+        let mut chunk = Vec::new();
+        self.read_chunk_into(&mut chunk, max)?;
+        Ok(chunk)
+    }
+
+    /// Remembers `md5`, computed over the whole file as it was read, if the file did not
+    /// change meanwhile, so the next download need not hash it.
+    pub fn remember(&self, md5: Md5Digest, digests: &DigestIndex) {
+        if let Ok(meta) = self.file.metadata()
+            && FileStamp::of(&meta) == self.stamp
+        {
+            digests.record(self.stamp, md5);
+        }
+    }
+}
+
+impl DownloadSession for Download {
+    /// The bytes are in a local file.
+    fn sends_file(&self) -> bool {
+        true
+    }
+
+    fn size(&self) -> u64 {
+        self.stamp.size()
+    }
+
+    /// Where the data starts.
+    fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Modification time, Unix seconds.
+    fn modified(&self) -> i64 {
+        self.modified
+    }
+
     /// Bytes hashed to check the receiver's prefix (for the resume-hashing budget).
-    pub fn prefix_hashed(&self) -> u64 {
+    fn prefix_hashed(&self) -> u64 {
         self.prefix_hashed
     }
 
-    pub fn is_done(&self) -> bool {
+    fn is_done(&self) -> bool {
         self.position == self.size()
     }
 
@@ -131,7 +156,7 @@ impl Download {
     /// sendfile(2): the kernel moves the file's pages, with no copy through our memory. Returns
     /// how many bytes went, 0 once the file ended early (it shrank during the transfer). It
     /// moves the file's own position, as the reads do, so the two can follow each other.
-    pub fn send_to(&mut self, out: std::os::fd::BorrowedFd<'_>, max: usize) -> std::io::Result<usize> {
+    fn send_to(&mut self, out: std::os::fd::BorrowedFd<'_>, max: usize) -> std::io::Result<usize> {
         use std::os::fd::AsRawFd;
         let want = max.min((self.size() - self.position) as usize);
         // SAFETY: both descriptors are open for the call (borrowed); a null offset makes the
@@ -144,16 +169,9 @@ impl Download {
         Ok(sent as usize)
     }
 
-    /// Reads the next chunk of at most `max` bytes (empty when done).
-    pub fn read_chunk(&mut self, max: usize) -> Result<Vec<u8>, StorageError> {
-        let mut chunk = Vec::new();
-        self.read_chunk_into(&mut chunk, max)?;
-        Ok(chunk)
-    }
-
     /// Like [`Download::read_chunk`], into `chunk` (resized to what was read), so a caller can
     /// reuse its buffers instead of asking the allocator for fresh memory every chunk.
-    pub fn read_chunk_into(&mut self, chunk: &mut Vec<u8>, max: usize) -> Result<(), StorageError> {
+    fn read_chunk_into(&mut self, chunk: &mut Vec<u8>, max: usize) -> Result<(), StorageError> {
         let want = max.min((self.size() - self.position) as usize);
         chunk.resize(want, 0);
         let mut filled = 0;
@@ -172,7 +190,7 @@ impl Download {
     /// hashing it on the way unless the digest is known; returns the file's MD5 (remembered in
     /// `digests` if it was computed), or `None` if `send` said the receiver is gone. `hasher`
     /// holds the MD5 of the bytes before [`Download::start`], as [`Download::open`] gave it.
-    pub fn send_rest(
+    fn send_rest(
         mut self,
         mut hasher: Md5,
         max: usize,
@@ -194,16 +212,6 @@ impl Download {
             md5
         })))
     }
-
-    /// Remembers `md5`, computed over the whole file as it was read, if the file did not
-    /// change meanwhile, so the next download need not hash it.
-    pub fn remember(&self, md5: Md5Digest, digests: &DigestIndex) {
-        if let Ok(meta) = self.file.metadata()
-            && FileStamp::of(&meta) == self.stamp
-        {
-            digests.record(self.stamp, md5);
-        }
-    }
 }
 
 /// The MD5 of a whole file, from the digest index when the file has not changed since it was
@@ -211,7 +219,7 @@ impl Download {
 /// digest, the file's size, and how many bytes had to be hashed (0 when the digest was known).
 /// `may_hash` is asked only when the file must be read; `Ok(None)` if it says no.
 pub fn file_md5(
-    home: &Home,
+    home: &LocalStore,
     path: &VirtualPath,
     digests: &DigestIndex,
     may_hash: impl FnOnce() -> bool,
@@ -235,7 +243,7 @@ pub fn file_md5(
 mod tests {
     use super::*;
     use crate::storage::partial::tests::{setup, vp};
-    use crate::storage::{PartialUpload, StreamRequest, StreamStart, md5_of};
+    use crate::storage::{PartialUpload, StreamRequest, StreamStart, UploadSession, md5_of};
 
     /// Downloads the rest of a file as the session does; returns the bytes and the MD5.
     fn read_rest(download: Download, hasher: Md5, digests: &DigestIndex) -> (Vec<u8>, Md5Digest) {
@@ -271,7 +279,7 @@ mod tests {
         let (mut upload, target_len) = PartialUpload::open_stream(&home, &vp("f"), true).unwrap();
         let start = StreamStart::plan(StreamRequest::At(4), target_len, upload.offset()).unwrap();
         upload.continue_at(&home, &start).unwrap();
-        upload.write(b"xy").unwrap();
+        upload.append(b"xy").unwrap();
         upload.publish_stream(&home).unwrap();
         assert_eq!(std::fs::read(root.path().join("f")).unwrap(), b"0123xy");
         let download = Download::open_at(&home, &vp("f"), 2, &digests).unwrap();

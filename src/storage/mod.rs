@@ -1,24 +1,27 @@
-//! Files inside homes: the path jail, cap-std operations and transfers. Blocking code, run on
-//! the disk pool; no actors here.
+//! Files inside homes: the storage seam ([`store`]), its local implementation ([`LocalStore`]:
+//! the path jail, cap-std operations, partial uploads, downloads), and the digests kept beside
+//! it. Blocking code, run on the disk pool; no actors here.
 
 pub mod digest_index;
 pub mod download;
 pub mod error;
 pub mod hashing;
-pub mod home;
 pub mod jail;
+pub mod local_store;
 pub mod name_lock;
 pub mod partial;
 pub mod resume_states;
 mod stamped_entries;
+pub mod store;
 pub mod stream_start;
 
 pub use digest_index::DigestIndex;
 pub use download::{Download, file_md5};
 pub use error::StorageError;
 pub use hashing::{Md5Digest, hash_prefix, md5_of};
-pub use home::{Home, HomeUsage, Listing};
 pub use jail::{PathLimits, VirtualPath};
+pub use local_store::{HomeUsage, Listing, LocalStore};
 pub use partial::{PartialUpload, PublishFailed, PublishedUpload};
 pub use resume_states::ResumeStates;
+pub use store::{DownloadSession, FileStore, UploadSession};
 pub use stream_start::{StreamRequest, StreamStart};

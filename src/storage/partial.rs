@@ -19,9 +19,10 @@ use cap_std::fs::{OpenOptions, OpenOptionsExt};
 use super::digest_index::{DigestIndex, FileStamp};
 use super::error::StorageError;
 use super::hashing::{Md5Digest, hash_prefix};
-use super::home::{Home, quota_bytes};
 use super::jail::VirtualPath;
+use super::local_store::{LocalStore, quota_bytes};
 use super::resume_states::ResumeStates;
+use super::store::UploadSession;
 use super::stream_start::StreamStart;
 
 /// An upload in progress: the open partial file. Its MD5 is the caller's to keep (see the
@@ -69,7 +70,7 @@ impl PartialUpload {
     /// A partial that does not exist yet is created only if `may_create` (the user's
     /// `max_files` has room for it); else the answer is [`StorageError::TooManyFiles`].
     pub fn open(
-        home: &Home,
+        home: &LocalStore,
         target: &VirtualPath,
         size: u64,
         states: &ResumeStates,
@@ -94,7 +95,7 @@ impl PartialUpload {
 
     /// Would [`PartialUpload::open`] hash anything for `target` now? Only if a partial with
     /// data is there and `states` has no MD5 state for it as it is.
-    pub fn would_hash(home: &Home, target: &VirtualPath, states: &ResumeStates) -> bool {
+    pub fn would_hash(home: &LocalStore, target: &VirtualPath, states: &ResumeStates) -> bool {
         let Some(partial) = target.partial() else { return false };
         match home.dir().open(partial.to_relative()) {
             Ok(file) => {
@@ -105,84 +106,18 @@ impl PartialUpload {
         }
     }
 
-    /// Keeps `hasher`, the MD5 of every byte written so far, for a resume of this partial
-    /// (see [`ResumeStates`]): call when the upload ends unpublished, with its data kept.
-    pub fn remember_state(&self, hasher: &Md5, states: &ResumeStates) {
-        states.remember(&self.file, hasher)
-    }
-
-    /// Bytes of the partial hashed from the disk when it was opened (for the resume-hashing
-    /// budget): 0 for a new partial, or one whose MD5 state was remembered.
-    pub fn prefix_hashed(&self) -> u64 {
-        self.prefix_hashed
-    }
-
-    /// Bytes already in the partial: where the sender continues.
-    pub fn offset(&self) -> u64 {
-        self.len
-    }
-
-    /// The announced size of the whole file.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
     /// The path the upload will be published under.
     pub fn target(&self) -> &VirtualPath {
         &self.target
     }
 
-    /// Quota bytes of the file this upload will replace.
-    pub fn replaced_len(&self) -> u64 {
-        self.replaced_len
-    }
-
-    /// Bytes the partial held when it was opened (they already count in the quota).
-    pub fn start_len(&self) -> u64 {
-        self.start_len
-    }
-
-    /// What the upload changed on disk since it opened the partial, while it is not
-    /// published: the partial's growth (negative: it shrank), and the partial's entry if the
-    /// upload created or removed it.
-    pub fn disk_change(&self) -> DiskChange {
-        DiskChange {
-            bytes: if self.partial_exists { self.len as i64 } else { 0 } - self.start_len as i64,
-            files: self.partial_exists as i64 - self.partial_existed as i64,
-        }
-    }
-
     /// Gives up on the upload: an empty partial is removed, so a refused upload leaves nothing
     /// behind. A non-empty one is kept for a later resume. [`PartialUpload::disk_change`] says
     /// what that left.
-    pub fn abandon(&mut self, home: &Home) {
+    pub fn abandon(&mut self, home: &LocalStore) {
         if self.len == 0 && self.partial_exists && home.dir().remove_file(self.partial.to_relative()).is_ok() {
             self.partial_exists = false;
         }
-    }
-
-    /// Empties the partial: the sender's file does not start with what it held. (The caller
-    /// starts a new MD5.)
-    pub fn restart(&mut self) -> Result<(), StorageError> {
-        self.file.set_len(0)?;
-        self.file.seek(SeekFrom::Start(0))?;
-        self.len = 0;
-        Ok(())
-    }
-
-    /// Appends a chunk (the caller hashes it). Refuses bytes past the announced size.
-    pub fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-        if self.len + data.len() as u64 > self.size {
-            return Err(StorageError::TooMuchData);
-        }
-        if let Err(error) = self.file.write_all(data) {
-            // Keep the partial consistent with what we hashed: drop a torn tail.
-            let _ = self.file.set_len(self.len);
-            let _ = self.file.seek(SeekFrom::Start(self.len));
-            return Err(error.into());
-        }
-        self.len += data.len() as u64;
-        Ok(())
     }
 
     /// Checks the sender's MD5 against ours (`md5`, of every byte written) and publishes the
@@ -192,7 +127,7 @@ impl PartialUpload {
     /// would only fail again) and the error says so; on an incomplete upload it is kept.
     pub fn publish(
         mut self,
-        home: &Home,
+        home: &LocalStore,
         md5: Md5Digest,
         sender_md5: &[u8],
         digests: &DigestIndex,
@@ -218,7 +153,7 @@ impl PartialUpload {
     /// disk, all told. A known MD5 is remembered for later downloads and checksum commands.
     fn move_into_place(
         &self,
-        home: &Home,
+        home: &LocalStore,
         remember: Option<(Md5Digest, &DigestIndex)>,
     ) -> Result<DiskChange, StorageError> {
         self.file.sync_all()?;
@@ -245,7 +180,7 @@ impl PartialUpload {
     /// partial is neither hashed nor emptied here; [`PartialUpload::continue_at`] decides where
     /// the data continues. Also returns the byte length of the published target, if any.
     pub fn open_stream(
-        home: &Home,
+        home: &LocalStore,
         target: &VirtualPath,
         may_create: bool,
     ) -> Result<(PartialUpload, Option<u64>), StorageError> {
@@ -258,7 +193,7 @@ impl PartialUpload {
     /// Opens (or creates, mode 0600) the partial beside `target`, as it is; returns it with
     /// the metadata of what is published under the target's name, if anything.
     fn open_beside(
-        home: &Home,
+        home: &LocalStore,
         target: &VirtualPath,
         size: u64,
         may_create: bool,
@@ -319,7 +254,7 @@ impl PartialUpload {
     /// Makes the partial hold the first bytes the data continues after: its own first
     /// `len` bytes, or the target's first `len` bytes copied in (FTP's meaning of resuming or
     /// appending to a published file, kept atomic: the target changes only at publishing).
-    pub fn continue_at(&mut self, home: &Home, start: &StreamStart) -> Result<(), StorageError> {
+    pub fn continue_at(&mut self, home: &LocalStore, start: &StreamStart) -> Result<(), StorageError> {
         let (len, from_target) = match *start {
             StreamStart::Partial(len) => (len, false),
             StreamStart::Target(len) => (len, true),
@@ -348,9 +283,77 @@ impl PartialUpload {
 
     /// Publishes a streamed upload as it is: the data ended cleanly, so the file is complete.
     /// Returns the quota bytes of the file it replaced. On failure the partial stays.
-    pub fn publish_stream(mut self, home: &Home) -> Result<DiskChange, PublishFailed> {
+    pub fn publish_stream(mut self, home: &LocalStore) -> Result<DiskChange, PublishFailed> {
         self.size = self.len;
         self.move_into_place(home, None).map_err(|error| PublishFailed { error, change: self.disk_change() })
+    }
+}
+
+impl UploadSession for PartialUpload {
+    /// Keeps `hasher`, the MD5 of every byte written so far, for a resume of this partial
+    /// (see [`ResumeStates`]): call when the upload ends unpublished, with its data kept.
+    fn remember_state(&self, hasher: &Md5, states: &ResumeStates) {
+        states.remember(&self.file, hasher)
+    }
+
+    /// Bytes of the partial hashed from the disk when it was opened (for the resume-hashing
+    /// budget): 0 for a new partial, or one whose MD5 state was remembered.
+    fn prefix_hashed(&self) -> u64 {
+        self.prefix_hashed
+    }
+
+    /// Bytes already in the partial: where the sender continues.
+    fn offset(&self) -> u64 {
+        self.len
+    }
+
+    /// The announced size of the whole file.
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Quota bytes of the file this upload will replace.
+    fn replaced_len(&self) -> u64 {
+        self.replaced_len
+    }
+
+    /// Bytes the partial held when it was opened (they already count in the quota).
+    fn start_len(&self) -> u64 {
+        self.start_len
+    }
+
+    /// What the upload changed on disk since it opened the partial, while it is not
+    /// published: the partial's growth (negative: it shrank), and the partial's entry if the
+    /// upload created or removed it.
+    fn disk_change(&self) -> DiskChange {
+        DiskChange {
+            bytes: if self.partial_exists { self.len as i64 } else { 0 } - self.start_len as i64,
+            files: self.partial_exists as i64 - self.partial_existed as i64,
+        }
+    }
+
+    /// Empties the partial: the sender's file does not start with what it held. (The caller
+    /// starts a new MD5.)
+    fn restart(&mut self) -> Result<(), StorageError> {
+        self.file.set_len(0)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        self.len = 0;
+        Ok(())
+    }
+
+    /// Appends a chunk (the caller hashes it). Refuses bytes past the announced size.
+    fn append(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        if self.len + data.len() as u64 > self.size {
+            return Err(StorageError::TooMuchData);
+        }
+        if let Err(error) = self.file.write_all(data) {
+            // Keep the partial consistent with what we hashed: drop a torn tail.
+            let _ = self.file.set_len(self.len);
+            let _ = self.file.seek(SeekFrom::Start(self.len));
+            return Err(error.into());
+        }
+        self.len += data.len() as u64;
+        Ok(())
     }
 }
 
@@ -364,9 +367,9 @@ pub(crate) mod tests {
         VirtualPath::resolve(&VirtualPath::root(), text, PathLimits::default()).unwrap()
     }
 
-    pub(crate) fn setup() -> (tempfile::TempDir, Home) {
+    pub(crate) fn setup() -> (tempfile::TempDir, LocalStore) {
         let root = tempfile::tempdir().unwrap();
-        let home = Home::open(root.path()).unwrap();
+        let home = LocalStore::open(root.path()).unwrap();
         (root, home)
     }
 
@@ -374,18 +377,23 @@ pub(crate) mod tests {
     struct Upload(PartialUpload, Md5);
 
     impl Upload {
-        fn open(home: &Home, name: &str, size: u64) -> Upload {
+        fn open(home: &LocalStore, name: &str, size: u64) -> Upload {
             let (partial, hasher) = PartialUpload::open(home, &vp(name), size, &ResumeStates::default(), true).unwrap();
             Upload(partial, hasher)
         }
 
-        fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-            self.0.write(data)?;
+        fn append(&mut self, data: &[u8]) -> Result<(), StorageError> {
+            self.0.append(data)?;
             self.1.update(data);
             Ok(())
         }
 
-        fn publish(self, home: &Home, sender: &[u8], digests: &DigestIndex) -> Result<PublishedUpload, PublishFailed> {
+        fn publish(
+            self,
+            home: &LocalStore,
+            sender: &[u8],
+            digests: &DigestIndex,
+        ) -> Result<PublishedUpload, PublishFailed> {
             self.0.publish(home, self.1.finalize().into(), sender, digests)
         }
     }
@@ -396,7 +404,7 @@ pub(crate) mod tests {
         let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
         let states = ResumeStates::default();
         let mut first = Upload::open(&home, "f", 5000);
-        first.write(&data[..3000]).unwrap();
+        first.append(&data[..3000]).unwrap();
         assert!(PartialUpload::would_hash(&home, &vp("f"), &states), "no state kept yet");
         first.0.remember_state(&first.1, &states);
         drop(first);
@@ -406,13 +414,13 @@ pub(crate) mod tests {
         let (partial, hasher) = PartialUpload::open(&home, &vp("f"), 5000, &states, true).unwrap();
         assert_eq!((partial.offset(), partial.prefix_hashed()), (3000, 0), "the state was used, nothing hashed");
         let mut resumed = Upload(partial, hasher);
-        resumed.write(&data[3000..]).unwrap();
+        resumed.append(&data[3000..]).unwrap();
         resumed.publish(&home, &md5_of(&data), &DigestIndex::default()).unwrap();
         assert_eq!(std::fs::read(root.path().join("f")).unwrap(), data, "the rest went after the prefix");
 
         // Without a remembered state the partial's prefix is hashed from the disk.
         let mut again = Upload::open(&home, "g", 5000);
-        again.write(&data[..3000]).unwrap();
+        again.append(&data[..3000]).unwrap();
         drop(again);
         assert!(PartialUpload::would_hash(&home, &vp("g"), &states));
         let (partial, _) = PartialUpload::open(&home, &vp("g"), 5000, &states, true).unwrap();
@@ -428,7 +436,7 @@ pub(crate) mod tests {
         assert_eq!(target_len, Some(11));
         let start = StreamStart::plan(StreamRequest::Append, target_len, upload.offset()).unwrap();
         upload.continue_at(&home, &start).unwrap();
-        upload.write(b"second line\n").unwrap();
+        upload.append(b"second line\n").unwrap();
         assert_eq!(std::fs::read(_root.path().join("log.txt")).unwrap(), b"first line\n", "untouched until published");
         assert_eq!(upload.publish_stream(&home).unwrap(), DiskChange { bytes: 23 - 11, files: 0 }, "11 bytes replaced");
         assert_eq!(std::fs::read(_root.path().join("log.txt")).unwrap(), b"first line\nsecond line\n");
@@ -441,8 +449,8 @@ pub(crate) mod tests {
         let data = b"hello world".to_vec();
         let mut up = Upload::open(&home, "f", data.len() as u64);
         assert_eq!(up.0.offset(), 0);
-        up.write(&data[..5]).unwrap();
-        up.write(&data[5..]).unwrap();
+        up.append(&data[..5]).unwrap();
+        up.append(&data[5..]).unwrap();
         assert!(!root.path().join("f").exists(), "nothing under the name before publishing");
         let done = up.publish(&home, &md5_of(&data), &digests).unwrap();
         assert_eq!(done.md5, md5_of(&data));
@@ -458,7 +466,7 @@ pub(crate) mod tests {
         std::fs::write(root.path().join("f"), "old").unwrap();
         let mut up = Upload::open(&home, "f", 3);
         assert_eq!(up.0.replaced_len(), 3);
-        up.write(b"new").unwrap();
+        up.append(b"new").unwrap();
         let failed = up.publish(&home, &md5_of(b"NEW"), &DigestIndex::default()).unwrap_err();
         assert!(matches!(failed.error, StorageError::ChecksumMismatch { .. }));
         assert_eq!(failed.change, DiskChange { bytes: 0, files: 0 }, "the partial it created is gone");
@@ -472,13 +480,13 @@ pub(crate) mod tests {
         let digests = DigestIndex::default();
         let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
         let mut up = Upload::open(&home, "f", data.len() as u64);
-        up.write(&data[..4000]).unwrap();
-        assert!(matches!(up.write(&data), Err(StorageError::TooMuchData)));
+        up.append(&data[..4000]).unwrap();
+        assert!(matches!(up.append(&data), Err(StorageError::TooMuchData)));
         drop(up); // connection lost
         let mut up = Upload::open(&home, "f", data.len() as u64);
         assert_eq!(up.0.offset(), 4000);
         assert_eq!(<[u8; 16]>::from(up.1.clone().finalize()), md5_of(&data[..4000]));
-        up.write(&data[4000..]).unwrap();
+        up.append(&data[4000..]).unwrap();
         assert_eq!(up.0.disk_change(), DiskChange { bytes: 6000, files: 0 }, "the partial was there already");
         let published = up.publish(&home, &md5_of(&data), &digests).unwrap();
         assert_eq!(published.change, DiskChange { bytes: 6000, files: 0 }, "the partial became the file");
@@ -487,7 +495,7 @@ pub(crate) mod tests {
         std::fs::write(root.path().join(".g.ftpa-part"), "xyz").unwrap();
         let mut up = Upload::open(&home, "g", 2);
         assert_eq!(up.0.offset(), 0, "a partial longer than the file is emptied");
-        up.write(b"ab").unwrap();
+        up.append(b"ab").unwrap();
         let failed = Upload::open(&home, "h", 5).publish(&home, &md5_of(b"x"), &digests).unwrap_err();
         assert!(matches!(failed.error, StorageError::Incomplete { received: 0, expected: 5 }));
         assert_eq!(failed.change, DiskChange { bytes: 0, files: 1 }, "an empty partial is kept by publish");
@@ -509,7 +517,7 @@ pub(crate) mod tests {
         // Published over an existing file: one entry fewer than before, bytes replaced.
         std::fs::write(root.path().join("g"), "12345").unwrap();
         let (mut partial, _) = PartialUpload::open(&home, &vp("g"), 2, &states, true).unwrap();
-        partial.write(b"xy").unwrap();
+        partial.append(b"xy").unwrap();
         let done = partial.publish(&home, md5_of(b"xy"), &md5_of(b"xy"), &DigestIndex::default()).unwrap();
         assert_eq!(done.change, DiskChange { bytes: 2 - 5, files: 0 });
         assert_eq!(home.usage().unwrap().files, 1);

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::service::error as service_error;
+use crate::storage::DownloadSession;
 
 impl SessionActor {
     pub(super) fn download(

@@ -2,6 +2,7 @@
 //! set one up (PASV, EPSV, PORT, EPRT); the bytes themselves move in [`super::transfer`].
 
 use super::*;
+use crate::storage::DownloadSession;
 
 impl Session {
     pub(super) fn stall(&self) -> Duration {

@@ -6,11 +6,20 @@ use std::time::UNIX_EPOCH;
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata};
 
+use crate::integrity::Md5;
 use crate::net::{Entry, EntryKind};
+use crate::quota::DiskChange;
 
+use super::digest_index::DigestIndex;
+use super::download::Download;
 use super::error::StorageError;
+use super::hashing::Md5Digest;
 use super::jail::{VirtualPath, is_partial_name};
 use super::name_lock::NameLock;
+use super::partial::{PartialUpload, PublishFailed, PublishedUpload};
+use super::resume_states::ResumeStates;
+use super::store::FileStore;
+use super::stream_start::StreamStart;
 
 /// A listing and whether `max_entries` cut it short.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +31,7 @@ pub struct Listing {
 /// An open home directory. Cheap to share behind an `Arc`; all methods block on the filesystem
 /// and belong on the disk pool.
 #[derive(Debug)]
-pub struct Home {
+pub struct LocalStore {
     dir: Dir,
     /// Held from reading a name to changing it, wherever the quota counts the change.
     names: NameLock,
@@ -45,16 +54,16 @@ fn entry_kind(meta: &Metadata) -> EntryKind {
     }
 }
 
-impl Home {
+impl LocalStore {
     /// Opens (creating with mode 0700 if missing) the home at `path`.
-    pub fn open(path: &Path) -> std::io::Result<Home> {
+    pub fn open(path: &Path) -> std::io::Result<LocalStore> {
         if !path.exists() {
             create_home_dir(path)?;
         }
         let dir = Dir::open_ambient_dir(path, ambient_authority())?;
         let meta = dir.dir_metadata()?;
         let names = NameLock::of(cap_std::fs::MetadataExt::dev(&meta), cap_std::fs::MetadataExt::ino(&meta));
-        Ok(Home { dir, names })
+        Ok(LocalStore { dir, names })
     }
 
     /// The home's name lock (see [`NameLock`]).
@@ -223,7 +232,7 @@ impl Home {
     }
 }
 
-/// A home's size as the quota counts it (see [`Home::usage`]).
+/// A home's size as the quota counts it (see [`LocalStore::usage`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HomeUsage {
     pub bytes: u64,
@@ -241,6 +250,122 @@ pub fn create_home_dir(path: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
 }
 
+/// The home directory as the file service's storage: today's behaviour, behind the seam.
+/// Uploads are hidden partials renamed into place after an fsync ([`PartialUpload`]); the
+/// digest index and resume states know files by inode, size and ctime.
+impl FileStore for LocalStore {
+    type Upload = PartialUpload;
+    type Download = Download;
+
+    fn check_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        LocalStore::check_dir(self, path)
+    }
+
+    fn list(&self, path: &VirtualPath, max_entries: usize) -> Result<Listing, StorageError> {
+        LocalStore::list(self, path, max_entries)
+    }
+
+    fn stat(&self, path: &VirtualPath) -> Result<Entry, StorageError> {
+        LocalStore::stat(self, path)
+    }
+
+    fn resume_len(&self, path: &VirtualPath) -> Result<u64, StorageError> {
+        LocalStore::resume_len(self, path)
+    }
+
+    fn mkdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        LocalStore::mkdir(self, path)
+    }
+
+    fn remove_file(&self, path: &VirtualPath) -> Result<u64, StorageError> {
+        LocalStore::remove_file(self, path)
+    }
+
+    fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        LocalStore::remove_dir(self, path)
+    }
+
+    fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+        LocalStore::rename(self, from, to)
+    }
+
+    fn set_modified(&self, path: &VirtualPath, unix: i64) -> Result<(), StorageError> {
+        LocalStore::set_modified(self, path, unix)
+    }
+
+    fn open_sized_upload(
+        &self,
+        target: &VirtualPath,
+        size: u64,
+        states: &ResumeStates,
+        may_create: bool,
+    ) -> Result<(PartialUpload, Md5), StorageError> {
+        PartialUpload::open(self, target, size, states, may_create)
+    }
+
+    fn would_hash(&self, target: &VirtualPath, states: &ResumeStates) -> bool {
+        PartialUpload::would_hash(self, target, states)
+    }
+
+    fn open_stream_upload(
+        &self,
+        target: &VirtualPath,
+        may_create: bool,
+    ) -> Result<(PartialUpload, Option<u64>), StorageError> {
+        PartialUpload::open_stream(self, target, may_create)
+    }
+
+    fn continue_upload(&self, upload: &mut PartialUpload, start: &StreamStart) -> Result<(), StorageError> {
+        upload.continue_at(self, start)
+    }
+
+    fn abandon_upload(&self, upload: &mut PartialUpload) {
+        upload.abandon(self)
+    }
+
+    fn publish_checked(
+        &self,
+        upload: PartialUpload,
+        md5: Md5Digest,
+        sender_md5: &[u8],
+        digests: &DigestIndex,
+    ) -> Result<PublishedUpload, PublishFailed> {
+        upload.publish(self, md5, sender_md5, digests)
+    }
+
+    fn publish_as_is(&self, upload: PartialUpload) -> Result<DiskChange, PublishFailed> {
+        upload.publish_stream(self)
+    }
+
+    fn open_download(
+        &self,
+        path: &VirtualPath,
+        offset: u64,
+        prefix_md5: &[u8],
+        digests: &DigestIndex,
+    ) -> Result<(Download, Md5), StorageError> {
+        Download::open(self, path, offset, prefix_md5, digests)
+    }
+
+    fn open_download_at(
+        &self,
+        path: &VirtualPath,
+        offset: u64,
+        digests: &DigestIndex,
+    ) -> Result<Download, StorageError> {
+        Download::open_at(self, path, offset, digests)
+    }
+
+    fn file_md5(
+        &self,
+        path: &VirtualPath,
+        digests: &DigestIndex,
+        may_hash: impl FnOnce() -> bool,
+    ) -> Result<Option<(Md5Digest, u64, u64)>, StorageError> {
+        super::download::file_md5(self, path, digests, may_hash)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,7 +381,7 @@ mod tests {
         std::fs::write(outside.path().join("secret"), "top secret").unwrap();
         let root = tempfile::tempdir().unwrap();
         let home_path = root.path().join("home");
-        let home = Home::open(&home_path).unwrap();
+        let home = LocalStore::open(&home_path).unwrap();
         std::os::unix::fs::symlink(outside.path(), home_path.join("out")).unwrap();
         std::os::unix::fs::symlink("../../", home_path.join("up")).unwrap();
         std::fs::create_dir(home_path.join("inside")).unwrap();
@@ -274,7 +399,7 @@ mod tests {
     #[test]
     fn file_operations_and_usage() {
         let root = tempfile::tempdir().unwrap();
-        let home = Home::open(&root.path().join("h")).unwrap();
+        let home = LocalStore::open(&root.path().join("h")).unwrap();
         home.mkdir(&vp("d")).unwrap();
         assert!(matches!(home.mkdir(&vp("d")), Err(StorageError::AlreadyExists)));
         std::fs::write(root.path().join("h/d/f"), vec![0u8; 100]).unwrap();
@@ -295,7 +420,7 @@ mod tests {
     #[test]
     fn listings_are_capped() {
         let root = tempfile::tempdir().unwrap();
-        let home = Home::open(root.path()).unwrap();
+        let home = LocalStore::open(root.path()).unwrap();
         for i in 0..5 {
             std::fs::write(root.path().join(format!("f{i}")), "x").unwrap();
         }
