@@ -335,7 +335,7 @@ def big_files(args, work, servers, peers, results):
         run[DOWNLOAD_BOUND] = max(hashing, (hashing + run[MOVE]) / cores)
         return run
 
-    def ours(server):
+    def ours(name, server):
         run = {}
         # As for the peers, the upload does not replace a stored copy (which would free a GiB
         # inside the timed run).
@@ -347,10 +347,10 @@ def big_files(args, work, servers, peers, results):
                 result = native(server, *command)
                 server_cpu = cpu_seconds(server.process.pid) - before
             assert result["md5"] == want, result
-            log_pool(f"ftp-actor {workload}", pool)
+            log_pool(f"{name} {workload}", pool)
             run[workload] = float(result["seconds"])
             run[workload + " cpu"] = float(result["cpu"]) + server_cpu
-            log(f"    ftp-actor {workload}: {result['seconds']} s, client CPU {result['cpu']} s, "
+            log(f"    {name} {workload}: {result['seconds']} s, client CPU {result['cpu']} s, "
                 f"server CPU {server_cpu:.2f} s")
         (out / "big.bin").unlink()
         return run
@@ -387,7 +387,7 @@ def big_files(args, work, servers, peers, results):
         return measured
 
     contenders = [("references", with_steal(references), False)]
-    contenders += [(name, with_steal(lambda each=each: ours(each)), False) for name, each in servers]
+    contenders += [(name, with_steal(lambda name=name, each=each: ours(name, each)), False) for name, each in servers]
     contenders += [(p.name, with_steal(lambda p=p: peer_run(p)), False) for p in peers]
     log(f"workloads 1 and 2: a warm-up round, then {args.repeats} interleaved rounds")
     runs, _ = interleaved(args.repeats + 1, contenders)

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::actors::Services;
 use crate::actors::quota::{self, OpenEntry, QuotaError};
 use crate::net::{Entry, ErrorCode, WireError};
+use crate::quota::gate::ChangeGuard;
 use crate::quota::{DiskChange, Usage};
 use crate::storage::{FileStore, Listing, LocalStore, Md5Digest, StorageError, VirtualPath};
 
@@ -182,43 +183,31 @@ impl<S: FileStore> UserFiles<S> {
         let (services, home, user) = (self.services.clone(), self.home.clone(), self.user.clone());
         let op = change.op();
         async move {
-            let (quota, gate) = (services.quota.clone(), services.gate.clone());
-            let changed = if let EntryChange::MakeDir = change {
+            let quota = services.quota.clone();
+            if let EntryChange::MakeDir = change {
                 let lease = match quota.send(OpenEntry { user }).await {
                     Ok(Ok(lease)) => lease,
                     Ok(Err(refused @ QuotaError::TooManyFiles(_))) => return Err(error::quota(op, &shown, refused)),
                     Ok(Err(failed)) => return Err(error::internal(failed)),
                     Err(_) => return Err(error::unavailable("quota")),
                 };
-                services
-                    .disk
-                    .run(op, move || {
-                        let _change = gate.change();
-                        home.mkdir(&target)?;
-                        lease.record_disk_change(DiskChange { bytes: 0, files: 1 });
-                        Ok(())
-                    })
-                    .await
-            } else {
-                services
-                    .disk
-                    .run(op, move || {
-                        let guard = gate.change();
-                        let freed = match change {
-                            EntryChange::RemoveFile => home.remove_file(&target)?,
-                            _ => home.remove_dir(&target).map(|()| 0)?,
-                        };
-                        let change = DiskChange { bytes: -(freed as i64), files: -1 };
-                        quota.do_send(quota::Adjust { user, change, number: guard.number() });
-                        Ok(())
-                    })
-                    .await
-            };
-            match changed {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(failure)) => Err(error::storage(op, &shown, failure)),
-                Err(failed) => Err(error::internal(failed)),
+                return change_on_disk(&services, op, op, shown, move |_| {
+                    home.mkdir(&target)?;
+                    lease.record_disk_change(DiskChange { bytes: 0, files: 1 });
+                    Ok(())
+                })
+                .await;
             }
+            change_on_disk(&services, op, op, shown, move |guard| {
+                let freed = match change {
+                    EntryChange::RemoveFile => home.remove_file(&target)?,
+                    _ => home.remove_dir(&target).map(|()| 0)?,
+                };
+                let change = DiskChange { bytes: -(freed as i64), files: -1 };
+                quota.do_send(quota::Adjust { user, change, number: guard.number() });
+                Ok(())
+            })
+            .await
         }
     }
 
@@ -254,5 +243,35 @@ impl<S: FileStore> UserFiles<S> {
     /// Charges the user for `bytes` of resume hashing.
     pub fn charge_hashing(&self, bytes: u64) {
         self.services.charge_hashing(&self.user, bytes)
+    }
+}
+
+/// Runs `job` on the disk pool holding the usage gate's change side: a job that changes the home
+/// records that change (in a lease, or in a numbered adjustment) before the gate opens, so a
+/// usage scan sees both or neither. Its failure is worded for `op` on `shown`.
+pub(super) fn change_on_disk<R, F>(
+    services: &Services,
+    name: &'static str,
+    op: &'static str,
+    shown: String,
+    job: F,
+) -> impl Future<Output = Result<R, WireError>> + use<R, F>
+where
+    R: Send + 'static,
+    F: FnOnce(&ChangeGuard<'_>) -> Result<R, StorageError> + Send + 'static,
+{
+    let (disk, gate) = (services.disk.clone(), services.gate.clone());
+    async move {
+        let changed = disk
+            .run(name, move || {
+                let guard = gate.change();
+                job(&guard)
+            })
+            .await;
+        match changed {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(failure)) => Err(error::storage(op, &shown, failure)),
+            Err(failed) => Err(error::internal(failed)),
+        }
     }
 }

@@ -27,7 +27,7 @@ use crate::storage::{
 };
 
 use super::error;
-use super::files::UserFiles;
+use super::files::{UserFiles, change_on_disk};
 
 /// How often a new upload asks again for a path in use.
 const IN_USE_RETRY: Duration = Duration::from_millis(50);
@@ -71,35 +71,21 @@ pub async fn open_sized<S: FileStore>(
             return Err(refused);
         }
     }
-    let opened = {
-        let (files, gate) = (files.clone(), services.gate.clone());
-        let (states, digests) = (services.resume_states.clone(), services.digests.clone());
-        let shown = shown.clone();
-        services
-            .disk
-            .run("open upload", move || {
-                let _change = gate.change();
-                let home = files.home().clone();
-                let (partial, hasher) = home.open_sized_upload(&target, size, &states, lease.may_create())?;
-                let upload = Upload { files, partial, lease, shown };
-                upload.record_growth();
-                // Only where a regular file of this very size is published (opening the
-                // partial measured it): no lookup for new files, the common case.
-                let same_size = size > 0 && upload.partial.replaced_len() == size;
-                let existing_md5 = if upload.offset() == 0 && same_size {
-                    known_md5_of_size(&*home, &target, size, &digests)
-                } else {
-                    None
-                };
-                Ok::<_, StorageError>(SizedUpload { upload, hasher, existing_md5 })
-            })
-            .await
-    };
-    let opened = match opened {
-        Ok(Ok(opened)) => opened,
-        Ok(Err(failure)) => return Err(error::storage("put", &shown, failure)),
-        Err(failed) => return Err(error::internal(failed)),
-    };
+    let (states, digests) = (services.resume_states.clone(), services.digests.clone());
+    let owner = files.clone();
+    let opened = change_on_disk(&services, "open upload", "put", shown.clone(), move |_| {
+        let home = owner.home().clone();
+        let (partial, hasher) = home.open_sized_upload(&target, size, &states, lease.may_create())?;
+        let upload = Upload { files: owner, partial, lease, shown };
+        upload.record_growth();
+        // Only where a regular file of this very size is published (opening the partial
+        // measured it): no lookup for new files, the common case.
+        let same_size = size > 0 && upload.partial.replaced_len() == size;
+        let existing_md5 =
+            if upload.offset() == 0 && same_size { known_md5_of_size(&*home, &target, size, &digests) } else { None };
+        Ok(SizedUpload { upload, hasher, existing_md5 })
+    })
+    .await?;
     files.charge_hashing(opened.upload.partial.prefix_hashed());
     if let Err(refused) = opened.upload.reserve(size).await {
         opened.upload.abandon(Some(opened.hasher)).await;
@@ -138,50 +124,34 @@ pub async fn open_stream<S: FileStore>(
 ) -> Result<Upload<S>, WireError> {
     let lease = take_lease(&files, &target, &shown).await?;
     let services = files.services().clone();
-    let opened = {
-        let gate = services.gate.clone();
-        let shown = shown.clone();
-        services
-            .disk
-            .run("open upload", move || {
-                let _change = gate.change();
-                let home = files.home().clone();
-                let (mut partial, target_len) = home.open_stream_upload(&target, lease.may_create())?;
-                let start = StreamStart::plan(request, target_len, partial.offset());
-                if start.is_err() {
-                    home.abandon_upload(&mut partial);
-                }
-                let mut upload = Upload { files, partial, lease, shown };
-                // The partial's entry, if this created it (or removed an empty one), counts.
-                upload.record_growth();
-                let start = start?;
-                let prepared =
-                    (upload.need(start.prefix_len()) <= upload.lease.reserved()).then(|| upload.continue_at(&start));
-                Ok((upload, start, prepared))
-            })
-            .await
-    };
-    let (upload, start) = match opened {
-        Ok(Ok((upload, _, Some(Ok(()))))) => return Ok(upload),
-        Ok(Ok((_, _, Some(Err(failure))))) | Ok(Err(failure)) => return Err(error::storage("put", &shown, failure)),
-        Ok(Ok((upload, start, None))) => (upload, start),
-        Err(failed) => return Err(error::internal(failed)),
+    let (owner, named) = (files.clone(), shown.clone());
+    let opened = change_on_disk(&services, "open upload", "put", shown.clone(), move |_| {
+        let home = owner.home().clone();
+        let (mut partial, target_len) = home.open_stream_upload(&target, lease.may_create())?;
+        let start = StreamStart::plan(request, target_len, partial.offset());
+        if start.is_err() {
+            home.abandon_upload(&mut partial);
+        }
+        let mut upload = Upload { files: owner, partial, lease, shown: named };
+        // The partial's entry, if this created it (or removed an empty one), counts.
+        upload.record_growth();
+        let start = start?;
+        if upload.need(start.prefix_len()) > upload.lease.reserved() {
+            return Ok((upload, Some(start)));
+        }
+        upload.continue_at(&start)?;
+        Ok((upload, None))
+    });
+    let (upload, start) = match opened.await? {
+        (upload, None) => return Ok(upload),
+        (upload, Some(start)) => (upload, start),
     };
     let mut upload = upload.reserve_or_abandon(start.prefix_len()).await?;
-    let gate = services.gate.clone();
-    let prepared = services
-        .disk
-        .run("prepare upload", move || {
-            let _change = gate.change();
-            let result = upload.continue_at(&start);
-            (result, upload)
-        })
-        .await;
-    match prepared {
-        Ok((Ok(()), upload)) => Ok(upload),
-        Ok((Err(failure), _)) => Err(error::storage("put", &shown, failure)),
-        Err(failed) => Err(error::internal(failed)),
-    }
+    change_on_disk(&services, "prepare upload", "put", shown, move |_| {
+        upload.continue_at(&start)?;
+        Ok(upload)
+    })
+    .await
 }
 
 /// Takes the upload's lease on `target`, waiting for an earlier upload of the path to end (see
@@ -302,23 +272,13 @@ impl<S: FileStore> Upload<S> {
     pub async fn write(self, mut block: Vec<u8>) -> Result<(Upload<S>, Vec<u8>), WireError> {
         let end = self.offset() + block.len() as u64;
         let mut upload = self.reserve_or_abandon(end).await?;
-        let shown = upload.shown.clone();
-        let services = upload.files.services().clone();
-        let gate = services.gate.clone();
-        let written = services
-            .disk
-            .run("write upload", move || {
-                let _change = gate.change();
-                let result = upload.append(&block);
-                block.clear();
-                (result, upload, block)
-            })
-            .await;
-        match written {
-            Ok((Ok(()), upload, emptied)) => Ok((upload, emptied)),
-            Ok((Err(failure), _, _)) => Err(error::storage("put", &shown, failure)),
-            Err(failed) => Err(error::internal(failed)),
-        }
+        let (services, shown) = (upload.files.services().clone(), upload.shown.clone());
+        change_on_disk(&services, "write upload", "put", shown, move |_| {
+            upload.append(&block)?;
+            block.clear();
+            Ok((upload, block))
+        })
+        .await
     }
 
     /// Keeps `hasher`, the MD5 of every byte written, for a resume of the partial.
@@ -330,25 +290,17 @@ impl<S: FileStore> Upload<S> {
     /// (so a refused upload leaves nothing behind), one with data kept for a resume, with the
     /// MD5 of its bytes if the caller hashed them. The lease settles what is left.
     pub async fn abandon(self, hasher: Option<Md5>) {
-        let services = self.files.services().clone();
-        let gate = services.gate.clone();
-        let _ = services
-            .disk
-            .run("abandon upload", move || {
-                let _change = gate.change();
-                self.abandon_now(hasher.as_ref());
-            })
-            .await;
-    }
-
-    /// [`Upload::abandon`] from inside a disk job, under the usage gate.
-    pub fn abandon_now(self, hasher: Option<&Md5>) {
-        if let Some(hasher) = hasher {
-            self.remember_state(hasher);
-        }
-        let Upload { files, mut partial, lease, .. } = self;
-        files.home().abandon_upload(&mut partial);
-        lease.record_disk_change(partial.disk_change());
+        let (services, shown) = (self.files.services().clone(), self.shown.clone());
+        let abandoned = change_on_disk(&services, "abandon upload", "put", shown, move |_| {
+            if let Some(hasher) = &hasher {
+                self.remember_state(hasher);
+            }
+            let Upload { files, mut partial, lease, .. } = self;
+            files.home().abandon_upload(&mut partial);
+            lease.record_disk_change(partial.disk_change());
+            Ok(())
+        });
+        let _ = abandoned.await;
     }
 
     /// Writes `tail` (the last block, if it was held back), then checks the MD5 of every byte
@@ -391,27 +343,17 @@ impl<S: FileStore> Upload<S> {
         tail: Option<impl AsRef<[u8]> + Send + 'static>,
         publish: impl FnOnce(S::Upload, &S, Option<&[u8]>) -> (Result<R, StorageError>, DiskChange) + Send + 'static,
     ) -> Result<R, WireError> {
-        let services = self.files.services().clone();
-        let gate = services.gate.clone();
-        let shown = self.shown.clone();
-        let published = services
-            .disk
-            .run("publish upload", move || {
-                let _change = gate.change();
-                let mut upload = self;
-                if let Some(tail) = &tail {
-                    upload.append(tail.as_ref())?;
-                }
-                let Upload { files, partial, lease, .. } = upload;
-                let (result, change) = publish(partial, files.home(), tail.as_ref().map(AsRef::as_ref));
-                lease.record_disk_change(change);
-                result
-            })
-            .await;
-        match published {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(failure)) => Err(error::storage("put", &shown, failure)),
-            Err(failed) => Err(error::internal(failed)),
-        }
+        let (services, shown) = (self.files.services().clone(), self.shown.clone());
+        change_on_disk(&services, "publish upload", "put", shown, move |_| {
+            let mut upload = self;
+            if let Some(tail) = &tail {
+                upload.append(tail.as_ref())?;
+            }
+            let Upload { files, partial, lease, .. } = upload;
+            let (result, change) = publish(partial, files.home(), tail.as_ref().map(AsRef::as_ref));
+            lease.record_disk_change(change);
+            result
+        })
+        .await
     }
 }
