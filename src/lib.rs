@@ -20,5 +20,6 @@ pub mod net;
 pub mod quota;
 pub mod server;
 pub mod service;
+pub mod state;
 pub mod storage;
 pub mod tuning;

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::actors::Services;
 use crate::actors::acceptor::{Acceptor, FtpListener, Shutdown};
-use crate::actors::auth::{AuthActor, PasswordChecks};
+use crate::actors::auth::{AuthActor, PasswordChecks, UserSource};
 use crate::actors::disk::DiskPool;
 use crate::actors::quota::QuotaActor;
 use crate::admission::descriptors::{fit_prelogin_budget, raise_open_files_limit};
@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::ftp::tls;
 use crate::quota::UsageGate;
 use crate::quota::hash_budget::HashBudget;
+use crate::state::users::UsersFile;
 use crate::storage::digest_index::{DIGEST_FILE, DIGEST_INDEX_ENTRIES, DigestIndex};
 use crate::storage::local_store::create_home_dir;
 
@@ -139,8 +140,14 @@ pub fn start_services(config: Config, secret: Key) -> Services {
             max_waiting: config.login_derivations_queued,
             in_flight: Default::default(),
         };
-        let max_files = config.default_max_files;
-        Supervisor::start(move |_| AuthActor::new(data_dir, secret, scrypt, max_files, checks, quota, disk))
+        let source = UserSource {
+            directory: Box::new(UsersFile::new(data_dir.clone())),
+            data_dir,
+            secret,
+            default_scrypt: scrypt,
+            default_max_files: config.default_max_files,
+        };
+        Supervisor::start(move |_| AuthActor::new(source, checks, quota, disk))
     };
     let hash_budget = Arc::new(Mutex::new(HashBudget::new(config.hash_budget_policy())));
     let digests = Arc::new(load_digests(&config.data_dir));

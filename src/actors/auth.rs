@@ -1,6 +1,7 @@
 //! AuthActor: the user store and the server side of SCRAM.
 //!
-//! The store is re-read when its file changes, checked at every login and every
+//! The users come from a [`UserDirectory`] (the state seam; `users.toml` here, see
+//! [`crate::state::users::UsersFile`]), asked for changes at every login and every
 //! [`STORE_POLL`] (a `stat` on the login pool, apart from the disk workers), so `ftp-actor user ...` takes effect on a
 //! running server without a restart: new passwords at the next login, quotas within seconds
 //! even for sessions already logged in. Each reload passes the user list to the QuotaActor,
@@ -20,8 +21,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
@@ -35,8 +36,9 @@ use crate::auth::ScryptParams;
 use crate::auth::login_cache::LoginCache;
 use crate::auth::scram::{self, Exchange, Key, ServerKeys};
 use crate::auth::throttle::{Admission, LoginThrottle, SharedThrottle};
-use crate::auth::user_store::{Fingerprint, SALT_LEN, StoreError, UserStore, home_path};
+use crate::auth::user_store::{SALT_LEN, UserStore, home_path};
 use crate::net::{ErrorCode, WireError};
+use crate::state::users::{UserChanges, UserDirectory};
 
 use super::disk::DiskPool;
 use super::panic_guard::{InjectPanic, Panicked, catch_panic};
@@ -77,7 +79,8 @@ pub struct AuthActor {
     /// `max_files` of users whose record does not set one.
     default_max_files: u64,
     store: UserStore,
-    fingerprint: Option<Option<Fingerprint>>,
+    /// Where the users come from, and the feed of their changes (see [`UserDirectory`]).
+    directory: Arc<Mutex<Box<dyn UserDirectory>>>,
     quota: Addr<QuotaActor>,
     disk: DiskPool,
     /// Counts the reloads applied; a login carries the generation its challenge came from.
@@ -86,16 +89,23 @@ pub struct AuthActor {
     revocations: Option<Recipient<RevokeSessions>>,
 }
 
+/// Where the users come from and the server-wide settings their logins use.
+pub struct UserSource {
+    /// What relative home directories are relative to.
+    pub data_dir: PathBuf,
+    pub directory: Box<dyn UserDirectory>,
+    /// The deployment's secret: unknown users' fake challenges and logged names derive from it.
+    pub secret: Key,
+    /// The scrypt parameters an unknown user's fake challenge shows.
+    pub default_scrypt: ScryptParams,
+    /// `max_files` of users whose record does not set one.
+    pub default_max_files: u64,
+}
+
 impl AuthActor {
-    pub fn new(
-        data_dir: PathBuf,
-        secret: Key,
-        default_scrypt: ScryptParams,
-        default_max_files: u64,
-        checks: PasswordChecks,
-        quota: Addr<QuotaActor>,
-        disk: DiskPool,
-    ) -> Self {
+    pub fn new(source: UserSource, checks: PasswordChecks, quota: Addr<QuotaActor>, disk: DiskPool) -> Self {
+        let UserSource { data_dir, directory, secret, default_scrypt, default_max_files } = source;
+        let directory = Arc::new(Mutex::new(directory));
         AuthActor {
             data_dir,
             checks,
@@ -103,7 +113,7 @@ impl AuthActor {
             default_scrypt,
             default_max_files,
             store: UserStore::default(),
-            fingerprint: None,
+            directory,
             quota,
             disk,
             generation: 0,
@@ -175,18 +185,16 @@ impl AuthActor {
         }
     }
 
-    /// Re-reads the store if its file changed, and tells the QuotaActor.
+    /// Takes the users' changes from the directory, if any, and tells the QuotaActor and
+    /// whoever watches for revocations.
     fn refresh(&mut self) -> impl ActorFuture<Self, Output = ()> + use<> {
-        let data_dir = self.data_dir.clone();
-        let known = self.fingerprint;
+        let directory = self.directory.clone();
         let disk = self.disk.clone();
-        let reload = async move { disk.run("reload users", move || reload_if_changed(&data_dir, known)).await };
+        let reload = async move { disk.run("reload users", move || lock(&directory).changes()).await };
         reload.into_actor(self).map(|reloaded, act, _| match reloaded {
-            Ok(Ok(Some((store, fingerprint)))) => {
-                tracing::info!(users = store.users.len(), "user store loaded");
-                let revoked = act.store.revoked_by(&store);
-                act.store = store;
-                act.fingerprint = Some(fingerprint);
+            Ok(Ok(Some(UserChanges { users, revoked }))) => {
+                tracing::info!(users = users.users.len(), "user store loaded");
+                act.store = users;
                 act.generation += 1;
                 act.quota.do_send(SetUsers(act.quota_users()));
                 if !revoked.is_empty() {
@@ -249,7 +257,7 @@ impl Actor for AuthActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // After a restart the store is read again whether or not its file changed.
-        self.fingerprint = None;
+        lock(&self.directory).reread();
         ctx.wait(self.refresh());
         ctx.run_interval(STORE_POLL, |act, ctx| {
             ctx.spawn(act.refresh());
@@ -317,14 +325,10 @@ pub struct BeginLogin {
     pub peer: IpAddr,
 }
 
-type ReloadResult = Result<Option<(UserStore, Option<Fingerprint>)>, StoreError>;
-
-fn reload_if_changed(data_dir: &std::path::Path, known: Option<Option<Fingerprint>>) -> ReloadResult {
-    let current = UserStore::fingerprint(data_dir)?;
-    if known == Some(current) {
-        return Ok(None);
-    }
-    Ok(Some((UserStore::load(data_dir)?, current)))
+/// The directory, even if a job panicked while holding it (its state is still a store read
+/// whole, or none).
+fn lock(directory: &Mutex<Box<dyn UserDirectory>>) -> std::sync::MutexGuard<'_, Box<dyn UserDirectory>> {
+    directory.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl AuthActor {

@@ -20,8 +20,7 @@ impl<S: FileStore> UserFiles<S> {
         prefix_md5: Vec<u8>,
     ) -> impl Future<Output = Result<(S::Download, Md5), WireError>> + use<S> {
         let refused = if offset > 0 { self.may_hash().err() } else { None };
-        let digests = self.services().digests.clone();
-        let opened = self.on_disk("get", shown, move |home| home.open_download(&target, offset, &prefix_md5, &digests));
+        let opened = self.on_disk("get", shown, move |home| home.open_download(&target, offset, &prefix_md5));
         let services = self.services().clone();
         let user = self.user().to_string();
         async move {
@@ -42,7 +41,6 @@ impl<S: FileStore> UserFiles<S> {
         shown: String,
         offset: u64,
     ) -> impl Future<Output = Result<S::Download, WireError>> + use<S> {
-        let digests = self.services().digests.clone();
-        self.on_disk("get", shown, move |home| home.open_download_at(&target, offset, &digests))
+        self.on_disk("get", shown, move |home| home.open_download_at(&target, offset))
     }
 }

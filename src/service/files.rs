@@ -58,7 +58,8 @@ impl<S: FileStore> UserFiles<S> {
         &self.services
     }
 
-    pub(super) fn home(&self) -> &Arc<S> {
+    /// Where the user's files are kept: for a disk job that works on them directly.
+    pub fn store(&self) -> &Arc<S> {
         &self.home
     }
 
@@ -218,12 +219,10 @@ impl<S: FileStore> UserFiles<S> {
         target: VirtualPath,
         shown: String,
     ) -> impl Future<Output = Result<(Md5Digest, u64), WireError>> + use<S> {
-        let digests = self.services.digests.clone();
         let (services, user) = (self.services.clone(), self.user.clone());
         let (asks, asker) = (services.clone(), user.clone());
-        let hashed = self.on_disk("checksum", shown, move |home| {
-            home.file_md5(&target, &digests, move || asks.may_hash(&asker).is_ok())
-        });
+        let hashed =
+            self.on_disk("checksum", shown, move |home| home.file_md5(&target, move || asks.may_hash(&asker).is_ok()));
         async move {
             match hashed.await? {
                 Some((md5, size, cost)) => {

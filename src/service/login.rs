@@ -62,15 +62,16 @@ pub async fn complete_login(
     peer: SocketAddr,
     protocol: &'static str,
 ) -> Result<(LoggedIn, SlotAnswer), LoginRefused> {
-    let home_path = login.home.clone();
-    let home = match services.login_io.run("open home", move || LocalStore::open(&home_path)).await {
-        Ok(Ok(home)) => home,
-        Ok(Err(failure)) => {
-            tracing::error!(user = %login.user, home = %login.home.display(), error = %failure, "cannot open home");
-            return Err(WireError::new(ErrorCode::StorageFailure, "your home directory cannot be opened").into());
-        }
-        Err(failed) => return Err(error::internal(failed).into()),
-    };
+    let (home_path, digests, states) = (login.home.clone(), services.digests.clone(), services.resume_states.clone());
+    let home =
+        match services.login_io.run("open home", move || LocalStore::open_sharing(&home_path, digests, states)).await {
+            Ok(Ok(home)) => home,
+            Ok(Err(failure)) => {
+                tracing::error!(user = %login.user, home = %login.home.display(), error = %failure, "cannot open home");
+                return Err(WireError::new(ErrorCode::StorageFailure, "your home directory cannot be opened").into());
+            }
+            Err(failed) => return Err(error::internal(failed).into()),
+        };
     let answer = slots.request(&login).await?;
     tracing::info!(target: "access", user = %login.user, %peer, op = "login", protocol, result = "ok");
     let files = UserFiles::new(services, login.user, home, login.home);

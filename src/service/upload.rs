@@ -23,7 +23,7 @@ use crate::integrity::{Digest, Md5};
 use crate::net::WireError;
 use crate::quota::{DiskChange, IN_USE_PATIENCE, upload_need};
 use crate::storage::{
-    DigestIndex, FileStore, LocalStore, Md5Digest, StorageError, StreamRequest, StreamStart, UploadSession, VirtualPath,
+    FileStore, LocalStore, Md5Digest, StorageError, StreamRequest, StreamStart, UploadSession, VirtualPath,
 };
 
 use super::error;
@@ -64,25 +64,23 @@ pub async fn open_sized<S: FileStore>(
     let services = files.services().clone();
     if let Err(refused) = files.may_hash() {
         // In debt: only an upload that would hash an existing partial must wait.
-        let (home, target, states) = (files.home().clone(), target.clone(), services.resume_states.clone());
-        let would_hash =
-            services.disk.run("check partial", move || home.would_hash(&target, &states)).await.unwrap_or(false);
+        let (home, target) = (files.store().clone(), target.clone());
+        let would_hash = services.disk.run("check partial", move || home.would_hash(&target)).await.unwrap_or(false);
         if would_hash {
             return Err(refused);
         }
     }
-    let (states, digests) = (services.resume_states.clone(), services.digests.clone());
     let owner = files.clone();
     let opened = change_on_disk(&services, "open upload", "put", shown.clone(), move |_| {
-        let home = owner.home().clone();
-        let (partial, hasher) = home.open_sized_upload(&target, size, &states, lease.may_create())?;
+        let home = owner.store().clone();
+        let (partial, hasher) = home.open_sized_upload(&target, size, lease.may_create())?;
         let upload = Upload { files: owner, partial, lease, shown };
         upload.record_growth();
         // Only where a regular file of this very size is published (opening the partial
         // measured it): no lookup for new files, the common case.
         let same_size = size > 0 && upload.partial.replaced_len() == size;
         let existing_md5 =
-            if upload.offset() == 0 && same_size { known_md5_of_size(&*home, &target, size, &digests) } else { None };
+            if upload.offset() == 0 && same_size { known_md5_of_size(&*home, &target, size) } else { None };
         Ok(SizedUpload { upload, hasher, existing_md5 })
     })
     .await?;
@@ -97,13 +95,8 @@ pub async fn open_sized<S: FileStore>(
 /// The MD5 of the file published at `target`, if it has exactly `size` bytes and the digest
 /// index knows it for the file as it is now. Never reads the file (an upload must not start
 /// with a hash of a file it may replace); anything else is `None`.
-fn known_md5_of_size(
-    home: &impl FileStore,
-    target: &VirtualPath,
-    size: u64,
-    digests: &DigestIndex,
-) -> Option<Md5Digest> {
-    match home.file_md5(target, digests, || false) {
+fn known_md5_of_size(home: &impl FileStore, target: &VirtualPath, size: u64) -> Option<Md5Digest> {
+    match home.file_md5(target, || false) {
         Ok(Some((md5, len, _))) if len == size => Some(md5),
         _ => None,
     }
@@ -126,7 +119,7 @@ pub async fn open_stream<S: FileStore>(
     let services = files.services().clone();
     let (owner, named) = (files.clone(), shown.clone());
     let opened = change_on_disk(&services, "open upload", "put", shown.clone(), move |_| {
-        let home = owner.home().clone();
+        let home = owner.store().clone();
         let (mut partial, target_len) = home.open_stream_upload(&target, lease.may_create())?;
         let start = StreamStart::plan(request, target_len, partial.offset());
         if start.is_err() {
@@ -237,7 +230,7 @@ impl<S: FileStore> Upload<S> {
     /// Puts the prefix in the partial (see [`StreamStart`]). Call under the usage gate, in a
     /// disk job.
     fn continue_at(&mut self, start: &StreamStart) -> Result<(), StorageError> {
-        let result = self.files.home().continue_upload(&mut self.partial, start);
+        let result = self.files.store().continue_upload(&mut self.partial, start);
         self.record_growth();
         result
     }
@@ -283,7 +276,7 @@ impl<S: FileStore> Upload<S> {
 
     /// Keeps `hasher`, the MD5 of every byte written, for a resume of the partial.
     pub fn remember_state(&self, hasher: &Md5) {
-        self.partial.remember_state(hasher, &self.files.services().resume_states);
+        self.files.store().remember_upload_state(&self.partial, hasher);
     }
 
     /// Ends an upload that receives no more data, in a disk job: an empty partial is removed
@@ -296,7 +289,7 @@ impl<S: FileStore> Upload<S> {
                 self.remember_state(hasher);
             }
             let Upload { files, mut partial, lease, .. } = self;
-            files.home().abandon_upload(&mut partial);
+            files.store().abandon_upload(&mut partial);
             lease.record_disk_change(partial.disk_change());
             Ok(())
         });
@@ -312,12 +305,11 @@ impl<S: FileStore> Upload<S> {
         mut hasher: Md5,
         sender_md5: Vec<u8>,
     ) -> Result<Md5Digest, WireError> {
-        let digests = self.files.services().digests.clone();
         self.publish_with(tail, move |partial, home, tail| {
             if let Some(tail) = tail {
                 hasher.update(tail);
             }
-            match home.publish_checked(partial, hasher.finalize().into(), &sender_md5, &digests) {
+            match home.publish_checked(partial, hasher.finalize().into(), &sender_md5) {
                 Ok(done) => (Ok(done.md5), done.change),
                 Err(failed) => (Err(failed.error), failed.change),
             }
@@ -350,7 +342,7 @@ impl<S: FileStore> Upload<S> {
                 upload.append(tail.as_ref())?;
             }
             let Upload { files, partial, lease, .. } = upload;
-            let (result, change) = publish(partial, files.home(), tail.as_ref().map(AsRef::as_ref));
+            let (result, change) = publish(partial, files.store(), tail.as_ref().map(AsRef::as_ref));
             lease.record_disk_change(change);
             result
         })

@@ -28,6 +28,33 @@ pub struct Download {
 }
 
 impl Download {
+    /// Reads the rest of the file in chunks of at most `max` bytes and hands each to `send`,
+    /// hashing it on the way unless the digest is known; returns the file's MD5 (remembered in
+    /// `digests` if it was computed), or `None` if `send` said the receiver is gone. `hasher`
+    /// holds the MD5 of the bytes before [`Download::start`], as [`Download::open`] gave it.
+    pub fn send_rest(
+        mut self,
+        mut hasher: Md5,
+        max: usize,
+        digests: &DigestIndex,
+        mut send: impl FnMut(Vec<u8>) -> bool,
+    ) -> Result<Option<Md5Digest>, StorageError> {
+        while !self.is_done() {
+            let chunk = self.read_chunk(max)?;
+            if self.known.is_none() {
+                hasher.update(&chunk);
+            }
+            if !send(chunk) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(self.known.unwrap_or_else(|| {
+            let md5 = hasher.finalize().into();
+            self.remember(md5, digests);
+            md5
+        })))
+    }
+
     /// Opens `path` for download. If the receiver's first `offset` bytes hash to
     /// `prefix_md5` (checked against ours), the download starts there; otherwise from 0.
     /// Returns the MD5 of the bytes before the start, for the caller to continue (it is only
@@ -184,33 +211,6 @@ impl DownloadSession for Download {
         }
         self.position += want as u64;
         Ok(())
-    }
-
-    /// Reads the rest of the file in chunks of at most `max` bytes and hands each to `send`,
-    /// hashing it on the way unless the digest is known; returns the file's MD5 (remembered in
-    /// `digests` if it was computed), or `None` if `send` said the receiver is gone. `hasher`
-    /// holds the MD5 of the bytes before [`Download::start`], as [`Download::open`] gave it.
-    fn send_rest(
-        mut self,
-        mut hasher: Md5,
-        max: usize,
-        digests: &DigestIndex,
-        mut send: impl FnMut(Vec<u8>) -> bool,
-    ) -> Result<Option<Md5Digest>, StorageError> {
-        while !self.is_done() {
-            let chunk = self.read_chunk(max)?;
-            if self.known.is_none() {
-                hasher.update(&chunk);
-            }
-            if !send(chunk) {
-                return Ok(None);
-            }
-        }
-        Ok(Some(self.known.unwrap_or_else(|| {
-            let md5 = hasher.finalize().into();
-            self.remember(md5, digests);
-            md5
-        })))
     }
 }
 

@@ -1,6 +1,7 @@
 //! A user's home directory as a cap-std capability: every operation is relative to it.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use cap_std::ambient_authority;
@@ -35,6 +36,11 @@ pub struct LocalStore {
     dir: Dir,
     /// Held from reading a name to changing it, wherever the quota counts the change.
     names: NameLock,
+    /// The digests of files as the server wrote or last hashed them, found by each file's
+    /// inode, size and ctime (shared by every home of the server; saved to `digests.bin`).
+    digests: Arc<DigestIndex>,
+    /// The MD5 states of partials left by interrupted uploads (in memory).
+    resume_states: Arc<ResumeStates>,
 }
 
 fn unix_seconds(meta: &Metadata) -> i64 {
@@ -55,15 +61,25 @@ fn entry_kind(meta: &Metadata) -> EntryKind {
 }
 
 impl LocalStore {
-    /// Opens (creating with mode 0700 if missing) the home at `path`.
+    /// Opens (creating with mode 0700 if missing) the home at `path`, with digests and resume
+    /// states of its own (tools and tests; the server shares its own: [`LocalStore::open_sharing`]).
     pub fn open(path: &Path) -> std::io::Result<LocalStore> {
+        LocalStore::open_sharing(path, Arc::default(), Arc::default())
+    }
+
+    /// Opens the home at `path`, keeping digests and resume states in the server's indexes.
+    pub fn open_sharing(
+        path: &Path,
+        digests: Arc<DigestIndex>,
+        resume_states: Arc<ResumeStates>,
+    ) -> std::io::Result<LocalStore> {
         if !path.exists() {
             create_home_dir(path)?;
         }
         let dir = Dir::open_ambient_dir(path, ambient_authority())?;
         let meta = dir.dir_metadata()?;
         let names = NameLock::of(cap_std::fs::MetadataExt::dev(&meta), cap_std::fs::MetadataExt::ino(&meta));
-        Ok(LocalStore { dir, names })
+        Ok(LocalStore { dir, names, digests, resume_states })
     }
 
     /// The home's name lock (see [`NameLock`]).
@@ -252,7 +268,7 @@ pub fn create_home_dir(path: &Path) -> std::io::Result<()> {
 
 /// The home directory as the file service's storage: today's behaviour, behind the seam.
 /// Uploads are hidden partials renamed into place after an fsync ([`PartialUpload`]); the
-/// digest index and resume states know files by inode, size and ctime.
+/// digest index and the resume states it keeps know files by inode, size and ctime.
 impl FileStore for LocalStore {
     type Upload = PartialUpload;
     type Download = Download;
@@ -297,14 +313,17 @@ impl FileStore for LocalStore {
         &self,
         target: &VirtualPath,
         size: u64,
-        states: &ResumeStates,
         may_create: bool,
     ) -> Result<(PartialUpload, Md5), StorageError> {
-        PartialUpload::open(self, target, size, states, may_create)
+        PartialUpload::open(self, target, size, &self.resume_states, may_create)
     }
 
-    fn would_hash(&self, target: &VirtualPath, states: &ResumeStates) -> bool {
-        PartialUpload::would_hash(self, target, states)
+    fn would_hash(&self, target: &VirtualPath) -> bool {
+        PartialUpload::would_hash(self, target, &self.resume_states)
+    }
+
+    fn remember_upload_state(&self, upload: &PartialUpload, hasher: &Md5) {
+        upload.remember_state(hasher, &self.resume_states)
     }
 
     fn open_stream_upload(
@@ -328,9 +347,8 @@ impl FileStore for LocalStore {
         upload: PartialUpload,
         md5: Md5Digest,
         sender_md5: &[u8],
-        digests: &DigestIndex,
     ) -> Result<PublishedUpload, PublishFailed> {
-        upload.publish(self, md5, sender_md5, digests)
+        upload.publish(self, md5, sender_md5, &self.digests)
     }
 
     fn publish_as_is(&self, upload: PartialUpload) -> Result<DiskChange, PublishFailed> {
@@ -342,27 +360,30 @@ impl FileStore for LocalStore {
         path: &VirtualPath,
         offset: u64,
         prefix_md5: &[u8],
-        digests: &DigestIndex,
     ) -> Result<(Download, Md5), StorageError> {
-        Download::open(self, path, offset, prefix_md5, digests)
+        Download::open(self, path, offset, prefix_md5, &self.digests)
     }
 
-    fn open_download_at(
+    fn open_download_at(&self, path: &VirtualPath, offset: u64) -> Result<Download, StorageError> {
+        Download::open_at(self, path, offset, &self.digests)
+    }
+
+    fn send_download(
         &self,
-        path: &VirtualPath,
-        offset: u64,
-        digests: &DigestIndex,
-    ) -> Result<Download, StorageError> {
-        Download::open_at(self, path, offset, digests)
+        download: Download,
+        hasher: Md5,
+        max: usize,
+        send: impl FnMut(Vec<u8>) -> bool,
+    ) -> Result<Option<Md5Digest>, StorageError> {
+        download.send_rest(hasher, max, &self.digests, send)
     }
 
     fn file_md5(
         &self,
         path: &VirtualPath,
-        digests: &DigestIndex,
         may_hash: impl FnOnce() -> bool,
     ) -> Result<Option<(Md5Digest, u64, u64)>, StorageError> {
-        super::download::file_md5(self, path, digests, may_hash)
+        super::download::file_md5(self, path, &self.digests, may_hash)
     }
 }
 

@@ -62,6 +62,12 @@ pub struct PublishedUpload {
 }
 
 impl PartialUpload {
+    /// Keeps `hasher`, the MD5 of every byte written so far, for a resume of this partial
+    /// (see [`ResumeStates`]): call when the upload ends unpublished, with its data kept.
+    pub fn remember_state(&self, hasher: &Md5, states: &ResumeStates) {
+        states.remember(&self.file, hasher)
+    }
+
     /// Opens (or creates, mode 0600) the partial for `target`; returns it with the MD5 of what
     /// it holds: remembered from the upload that left it, if `states` has it for the partial as
     /// it is, else hashed from the disk ([`PartialUpload::prefix_hashed`] says how much). A
@@ -290,12 +296,6 @@ impl PartialUpload {
 }
 
 impl UploadSession for PartialUpload {
-    /// Keeps `hasher`, the MD5 of every byte written so far, for a resume of this partial
-    /// (see [`ResumeStates`]): call when the upload ends unpublished, with its data kept.
-    fn remember_state(&self, hasher: &Md5, states: &ResumeStates) {
-        states.remember(&self.file, hasher)
-    }
-
     /// Bytes of the partial hashed from the disk when it was opened (for the resume-hashing
     /// budget): 0 for a new partial, or one whose MD5 state was remembered.
     fn prefix_hashed(&self) -> u64 {

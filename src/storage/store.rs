@@ -13,9 +13,10 @@
 //! - **A download is a reader from an offset** ([`DownloadSession`]); a local disk may also
 //!   offer sendfile(2), an optional capability ([`DownloadSession::sends_file`]) that callers
 //!   check, not part of every call.
-//! - **Identities stay inside.** Stored digests and resume states are found by the store's own
-//!   notion of a file version (inode, size and ctime locally; an object or row version
-//!   elsewhere); the service never sees an inode.
+//! - **Identities and the state kept by them stay inside.** Each store keeps the digests of its
+//!   files and the MD5 states of its interrupted uploads, found by its own notion of a file
+//!   version (inode, size and ctime locally; an object or row version elsewhere); the service
+//!   never sees an inode, and passes no index in.
 //!
 //! Every call blocks and runs on the disk pool: a backend that talks to a network blocks there
 //! as a disk does, and the pool's size bounds both the same way.
@@ -24,13 +25,11 @@ use crate::integrity::Md5;
 use crate::net::Entry;
 use crate::quota::DiskChange;
 
-use super::digest_index::DigestIndex;
 use super::error::StorageError;
 use super::hashing::Md5Digest;
 use super::jail::VirtualPath;
 use super::local_store::Listing;
 use super::partial::{PublishFailed, PublishedUpload};
-use super::resume_states::ResumeStates;
 use super::stream_start::StreamStart;
 
 #[cfg(doc)]
@@ -58,17 +57,19 @@ pub trait FileStore: Send + Sync + 'static {
     fn set_modified(&self, path: &VirtualPath, unix: i64) -> Result<(), StorageError>;
 
     /// Opens an upload of `size` bytes to `target`, resuming what an interrupted one left;
-    /// returns it with the MD5 of the bytes it already holds (remembered in `states`, or read).
-    /// It is created only if `may_create` (the quota has room for its entry).
+    /// returns it with the MD5 of the bytes it already holds (remembered by
+    /// [`FileStore::remember_upload_state`], or read). It is created only if `may_create` (the
+    /// quota has room for its entry).
     fn open_sized_upload(
         &self,
         target: &VirtualPath,
         size: u64,
-        states: &ResumeStates,
         may_create: bool,
     ) -> Result<(Self::Upload, Md5), StorageError>;
     /// Would [`FileStore::open_sized_upload`] have to read bytes to know their MD5?
-    fn would_hash(&self, target: &VirtualPath, states: &ResumeStates) -> bool;
+    fn would_hash(&self, target: &VirtualPath) -> bool;
+    /// Keeps `hasher`, the MD5 of every byte the upload holds, for a later resume of it.
+    fn remember_upload_state(&self, upload: &Self::Upload, hasher: &Md5);
     /// Opens an upload of unannounced size; returns it with the size of the file published at
     /// `target`, if there is one (see [`StreamStart::plan`]).
     fn open_stream_upload(
@@ -88,7 +89,6 @@ pub trait FileStore: Send + Sync + 'static {
         upload: Self::Upload,
         md5: Md5Digest,
         sender_md5: &[u8],
-        digests: &DigestIndex,
     ) -> Result<PublishedUpload, PublishFailed>;
     /// Publishes an upload as it is (its data ended cleanly; no checksum came with it).
     fn publish_as_is(&self, upload: Self::Upload) -> Result<DiskChange, PublishFailed>;
@@ -100,21 +100,25 @@ pub trait FileStore: Send + Sync + 'static {
         path: &VirtualPath,
         offset: u64,
         prefix_md5: &[u8],
-        digests: &DigestIndex,
     ) -> Result<(Self::Download, Md5), StorageError>;
     /// Opens `path` to send from `offset`, unchecked.
-    fn open_download_at(
+    fn open_download_at(&self, path: &VirtualPath, offset: u64) -> Result<Self::Download, StorageError>;
+    /// Reads the rest of a download in chunks of at most `max` bytes and hands each to `send`,
+    /// hashing on the way unless the digest is stored (and storing it then); returns the whole
+    /// file's MD5, or `None` if `send` said the receiver is gone. `hasher` holds the MD5 of the
+    /// bytes before the start, as [`FileStore::open_download`] gave it.
+    fn send_download(
         &self,
-        path: &VirtualPath,
-        offset: u64,
-        digests: &DigestIndex,
-    ) -> Result<Self::Download, StorageError>;
+        download: Self::Download,
+        hasher: Md5,
+        max: usize,
+        send: impl FnMut(Vec<u8>) -> bool,
+    ) -> Result<Option<Md5Digest>, StorageError>;
     /// The MD5 of a whole file: stored, or read if `may_hash` allows (`None` if not). Returns
     /// the digest, the file's size and the bytes read.
     fn file_md5(
         &self,
         path: &VirtualPath,
-        digests: &DigestIndex,
         may_hash: impl FnOnce() -> bool,
     ) -> Result<Option<(Md5Digest, u64, u64)>, StorageError>;
 }
@@ -137,8 +141,6 @@ pub trait UploadSession: Send + 'static {
     fn append(&mut self, bytes: &[u8]) -> Result<(), StorageError>;
     /// Empties the upload (the sender's file does not start with what it held).
     fn restart(&mut self) -> Result<(), StorageError>;
-    /// Keeps `hasher`, the MD5 of every byte held, for a later resume of this upload.
-    fn remember_state(&self, hasher: &Md5, states: &ResumeStates);
 }
 
 /// A download from its start offset to the end of the file.
@@ -153,18 +155,6 @@ pub trait DownloadSession: Send + 'static {
     fn is_done(&self) -> bool;
     /// Reads the next chunk of at most `max` bytes into `chunk` (resized to what was read).
     fn read_chunk_into(&mut self, chunk: &mut Vec<u8>, max: usize) -> Result<(), StorageError>;
-    /// Reads the rest in chunks of at most `max` bytes and hands each to `send`, hashing on the
-    /// way unless the digest is stored; returns the whole file's MD5, or `None` if `send` said
-    /// the receiver is gone. `hasher` holds the MD5 of the bytes before the start.
-    fn send_rest(
-        self,
-        hasher: Md5,
-        max: usize,
-        digests: &DigestIndex,
-        send: impl FnMut(Vec<u8>) -> bool,
-    ) -> Result<Option<Md5Digest>, StorageError>
-    where
-        Self: Sized;
     /// Can [`DownloadSession::send_to`] move the bytes with sendfile(2)? Only where they are in
     /// a local file.
     fn sends_file(&self) -> bool {

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::service::error as service_error;
-use crate::storage::DownloadSession;
+use crate::storage::{DownloadSession, FileStore};
 
 impl SessionActor {
     pub(super) fn download(
@@ -41,10 +41,10 @@ impl SessionActor {
             // reader holds at most the writer's queue. A client that stops reading is given up
             // on by the writer after `transfer_stall_secs`, which closes the queue. A session
             // cut (a revoked account) stops at the next chunk.
-            let (queue, digests, job_cut) = (out.clone(), services.digests.clone(), cut.clone());
+            let (queue, store, job_cut) = (out.clone(), files.store().clone(), cut.clone());
             let sent = disk
                 .run("stream download", move || {
-                    download.send_rest(hasher, chunk, &digests, |bytes| {
+                    store.send_download(download, hasher, chunk, |bytes| {
                         job_cut.reason().is_none()
                             && queue.blocking_send(Response::Data { bytes: Bytes::from(bytes) }).is_ok()
                     })
