@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::ftp::tls;
 use crate::quota::UsageGate;
 use crate::quota::hash_budget::HashBudget;
+use crate::state::secret::{SecretFile, SecretSource};
 use crate::state::users::UsersFile;
 use crate::storage::digest_index::{DIGEST_FILE, DIGEST_INDEX_ENTRIES, DigestIndex};
 use crate::storage::local_store::create_home_dir;
@@ -62,7 +63,7 @@ pub fn prepare_data_dir(config: &Config) -> Result<(Key, Option<FirstUser>), Ser
     let dir = &config.data_dir;
     let io = |source| ServerError::DataDir { path: dir.clone(), source };
     create_home_dir(dir).map_err(io)?;
-    let secret = load_or_create_secret(dir).map_err(io)?;
+    let secret = SecretFile { path: dir.join(SECRET_FILE) }.load_or_create().map_err(io)?;
     if UserStore::path(dir).exists() {
         return Ok((secret, None));
     }
@@ -71,23 +72,6 @@ pub fn prepare_data_dir(config: &Config) -> Result<(Key, Option<FirstUser>), Ser
     let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     add_user(dir, FIRST_USER, password.as_bytes(), config.scrypt, config.default_quota, None)?;
     Ok((secret, Some(FirstUser { name: FIRST_USER.to_string(), password })))
-}
-
-fn load_or_create_secret(dir: &Path) -> std::io::Result<Key> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join(SECRET_FILE);
-    if let Ok(bytes) = std::fs::read(&path)
-        && let Ok(key) = Key::try_from(bytes.as_slice())
-    {
-        return Ok(key);
-    }
-    let mut key = [0u8; 32];
-    rand::fill(&mut key);
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
-    file.write_all(&key)?;
-    file.sync_all()?;
-    Ok(key)
 }
 
 /// A started server: its addresses (useful with port 0) and its actors.

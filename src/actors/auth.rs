@@ -35,9 +35,10 @@ use sha2::Sha256;
 use crate::auth::ScryptParams;
 use crate::auth::login_cache::LoginCache;
 use crate::auth::scram::{self, Exchange, Key, ServerKeys};
-use crate::auth::throttle::{Admission, LoginThrottle, SharedThrottle};
+use crate::auth::throttle::Admission;
 use crate::auth::user_store::{SALT_LEN, UserStore, home_path};
 use crate::net::{ErrorCode, WireError};
+use crate::state::failed_logins::{FailedLogins, SharedFailedLogins};
 use crate::state::users::{UserChanges, UserDirectory};
 
 use super::disk::DiskPool;
@@ -50,7 +51,7 @@ pub const STORE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 /// What checking passwords needs beside the user store.
 pub struct PasswordChecks {
     /// Shared with the acceptor, which refuses banned addresses as they connect.
-    pub throttle: SharedThrottle,
+    pub throttle: SharedFailedLogins,
     /// Passwords checked lately (see [`LoginCache`]).
     pub cache: LoginCache,
     /// The threads that derive scrypt for password logins (`login_derivations` of them), apart
@@ -332,7 +333,7 @@ fn lock(directory: &Mutex<Box<dyn UserDirectory>>) -> std::sync::MutexGuard<'_, 
 }
 
 impl AuthActor {
-    fn throttle(&self) -> std::sync::MutexGuard<'_, LoginThrottle> {
+    fn throttle(&self) -> std::sync::MutexGuard<'_, dyn FailedLogins> {
         self.checks.throttle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 

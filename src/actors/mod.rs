@@ -24,7 +24,7 @@ pub struct Services {
     pub config: Arc<Config>,
     pub auth: Addr<auth::AuthActor>,
     /// The AuthActor's failed-login throttle, read by the acceptor to refuse banned addresses.
-    pub throttle: crate::auth::throttle::SharedThrottle,
+    pub throttle: crate::state::failed_logins::SharedFailedLogins,
     pub quota: Addr<quota::QuotaActor>,
     pub disk: disk::DiskPool,
     /// A second pool as large, for the MD5 of streamed uploads (see `session::upload_stream`).

@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::state::failed_logins::FailedLogins;
+
 /// The policy's numbers (config keys `login_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottlePolicy {
@@ -54,9 +56,6 @@ enum Key {
     Name(String),
 }
 
-/// The throttle the AuthActor keeps and the acceptor reads (address bans at connect time).
-pub type SharedThrottle = std::sync::Arc<std::sync::Mutex<LoginThrottle>>;
-
 #[derive(Debug)]
 pub struct LoginThrottle {
     policy: ThrottlePolicy,
@@ -68,8 +67,35 @@ impl LoginThrottle {
         LoginThrottle { policy, records: HashMap::new() }
     }
 
+    /// Number of keys tracked (for tests of the memory bound).
+    pub fn tracked(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Drops records with nothing left to remember, and the stalest past [`MAX_TRACKED`].
+    fn prune(&mut self, now: Instant) {
+        if self.records.len() < MAX_TRACKED {
+            return;
+        }
+        let window = self.policy.window;
+        self.records.retain(|_, r| {
+            let banned = r.banned_until.is_some_and(|until| until > now);
+            banned || now.duration_since(r.last_seen) <= window
+        });
+        if self.records.len() >= MAX_TRACKED {
+            let mut ages: Vec<_> = self.records.iter().map(|(k, r)| (r.last_seen, k.clone())).collect();
+            ages.sort_by_key(|(seen, _)| *seen);
+            for (_, key) in ages.into_iter().take(MAX_TRACKED / 10) {
+                self.records.remove(&key);
+            }
+        }
+    }
+}
+
+/// The local implementation of the state seam's failed logins: this process's memory.
+impl FailedLogins for LoginThrottle {
     /// May a login for `name` from `address` proceed at `now`?
-    pub fn check(&self, address: IpAddr, name: &str, now: Instant) -> Admission {
+    fn check(&self, address: IpAddr, name: &str, now: Instant) -> Admission {
         for (key, by_address) in [(Key::Address(address), true), (Key::Name(name.to_string()), false)] {
             if let Some(until) = self.records.get(&key).and_then(|r| r.banned_until)
                 && until > now
@@ -82,13 +108,13 @@ impl LoginThrottle {
 
     /// How long `address` stays banned, if it is: the acceptor refuses such a connection at
     /// once (error 202), before it costs a pre-login place.
-    pub fn address_ban(&self, address: IpAddr, now: Instant) -> Option<Duration> {
+    fn address_ban(&self, address: IpAddr, now: Instant) -> Option<Duration> {
         let until = self.records.get(&Key::Address(address))?.banned_until?;
         (until > now).then(|| until - now)
     }
 
     /// Records a failed login; returns how long to wait before answering it.
-    pub fn failed(&mut self, address: IpAddr, name: &str, now: Instant) -> Duration {
+    fn failed(&mut self, address: IpAddr, name: &str, now: Instant) -> Duration {
         self.prune(now);
         let policy = self.policy;
         let mut delay = Duration::ZERO;
@@ -120,34 +146,10 @@ impl LoginThrottle {
     }
 
     /// Records a successful login: failure counts start again (ban history stays).
-    pub fn succeeded(&mut self, address: IpAddr, name: &str) {
+    fn succeeded(&mut self, address: IpAddr, name: &str) {
         for key in [Key::Address(address), Key::Name(name.to_string())] {
             if let Some(record) = self.records.get_mut(&key) {
                 record.failures = 0;
-            }
-        }
-    }
-
-    /// Number of keys tracked (for tests of the memory bound).
-    pub fn tracked(&self) -> usize {
-        self.records.len()
-    }
-
-    /// Drops records with nothing left to remember, and the stalest past [`MAX_TRACKED`].
-    fn prune(&mut self, now: Instant) {
-        if self.records.len() < MAX_TRACKED {
-            return;
-        }
-        let window = self.policy.window;
-        self.records.retain(|_, r| {
-            let banned = r.banned_until.is_some_and(|until| until > now);
-            banned || now.duration_since(r.last_seen) <= window
-        });
-        if self.records.len() >= MAX_TRACKED {
-            let mut ages: Vec<_> = self.records.iter().map(|(k, r)| (r.last_seen, k.clone())).collect();
-            ages.sort_by_key(|(seen, _)| *seen);
-            for (_, key) in ages.into_iter().take(MAX_TRACKED / 10) {
-                self.records.remove(&key);
             }
         }
     }

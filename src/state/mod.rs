@@ -1,8 +1,11 @@
 //! The state seam: what the server keeps besides file contents, behind traits a shared backend
 //! (a database for several instances) can implement. Local implementations keep today's
-//! behaviour. So far: users and credentials ([`users`]). Stored digests and the MD5 states of
-//! interrupted uploads are kept by each file store (see [`crate::storage::store`]). Still held
-//! directly by their actors: the quota ledger (QuotaActor), failed logins and bans (the
-//! AuthActor's throttle) and the server secret (`server.secret`); see docs/ARCHITECTURE.md.
+//! behaviour: users and credentials ([`users`]: `users.toml`), failed logins and bans
+//! ([`failed_logins`]: the throttle in memory), the deployment's secret ([`secret`]:
+//! `server.secret`). Stored digests and the MD5 states of interrupted uploads are kept by each
+//! file store (see [`crate::storage::store`]). Still held directly by its actor: the quota
+//! ledger with its reservations and path locks (the QuotaActor); see docs/ARCHITECTURE.md.
 
+pub mod failed_logins;
+pub mod secret;
 pub mod users;
