@@ -140,7 +140,21 @@ pub fn start_services(config: Config, secret: Key) -> Services {
         actix_rt::spawn(keep_saving_digests(config.data_dir.clone(), digests.clone(), disk.clone(), every));
     }
     let resume_states = Arc::default();
-    Services { config, auth, throttle, quota, disk, hashers, login_io, gate, hash_budget, digests, resume_states }
+    let ledger = Arc::new(quota.clone());
+    Services {
+        config,
+        auth,
+        throttle,
+        quota,
+        ledger,
+        disk,
+        hashers,
+        login_io,
+        gate,
+        hash_budget,
+        digests,
+        resume_states,
+    }
 }
 
 /// Raises the open-files limit and fits the pre-login budget to it; logs both.

@@ -25,7 +25,10 @@ pub struct Services {
     pub auth: Addr<auth::AuthActor>,
     /// The AuthActor's failed-login throttle, read by the acceptor to refuse banned addresses.
     pub throttle: crate::state::failed_logins::SharedFailedLogins,
+    /// The QuotaActor, for what only it does (user limits from the AuthActor, snapshots).
     pub quota: Addr<quota::QuotaActor>,
+    /// The quota ledger the file service uses: the QuotaActor, behind the state seam.
+    pub ledger: Arc<dyn crate::state::quota::QuotaLedger>,
     pub disk: disk::DiskPool,
     /// A second pool as large, for the MD5 of streamed uploads (see `session::upload_stream`).
     pub hashers: disk::DiskPool,

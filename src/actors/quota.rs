@@ -23,8 +23,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use actix::prelude::*;
+use futures::future::BoxFuture;
 
 use crate::quota::{DiskChange, Ledger, QuotaExceeded, ReservationId, TooManyFiles, Usage, UsageGate};
+use crate::state::quota::{QuotaLease, QuotaLedger};
 use crate::storage::LocalStore;
 
 use super::disk::DiskPool;
@@ -428,23 +430,70 @@ impl UploadLease {
     pub fn user(&self) -> &str {
         &self.state.user
     }
+}
 
+impl QuotaLease for UploadLease {
     /// Bytes the QuotaActor holds for this upload now (set by [`Reserve`]).
-    pub fn reserved(&self) -> u64 {
+    fn reserved(&self) -> u64 {
         self.state.reserved.load(Ordering::SeqCst)
     }
 
-    /// May the upload create its partial? Only if the lease holds an entry for it.
-    pub fn may_create(&self) -> bool {
+    fn may_create(&self) -> bool {
         self.state.reserved_files.load(Ordering::SeqCst) == 1
+    }
+
+    fn reserve(&self, bytes: u64) -> BoxFuture<'static, Result<(), QuotaError>> {
+        let sent = self.quota.send(Reserve { id: self.id, bytes });
+        Box::pin(async move { sent.await.unwrap_or_else(|_| Err(unavailable())) })
     }
 
     /// Records the disk change the lease's holder has made so far, all told. Call it under the
     /// [`UsageGate`]'s change guard, in the same job that changed the disk.
-    pub fn record_disk_change(&self, change: DiskChange) {
+    fn record_disk_change(&self, change: DiskChange) {
         self.state.unsettled_bytes.store(change.bytes, Ordering::SeqCst);
         self.state.unsettled_files.store(change.files, Ordering::SeqCst);
     }
+}
+
+/// The QuotaActor as the file service's quota ledger (see [`QuotaLedger`]).
+impl QuotaLedger for Addr<QuotaActor> {
+    fn open_upload(&self, user: String, path: PathBuf) -> BoxFuture<'static, Result<Box<dyn QuotaLease>, QuotaError>> {
+        let sent = self.send(OpenUpload { user, target: path });
+        Box::pin(async move { boxed(sent.await) })
+    }
+
+    fn open_entry(&self, user: String) -> BoxFuture<'static, Result<Box<dyn QuotaLease>, QuotaError>> {
+        let sent = self.send(OpenEntry { user });
+        Box::pin(async move { boxed(sent.await) })
+    }
+
+    fn adjust(&self, user: String, change: DiskChange, number: u64) {
+        self.do_send(Adjust { user, change, number });
+    }
+
+    fn usage(&self, user: String) -> BoxFuture<'static, Result<Usage, QuotaError>> {
+        let sent = self.send(GetUsage { user });
+        Box::pin(async move {
+            match sent.await {
+                Ok(Ok(usage)) => Ok(usage),
+                Ok(Err(panicked)) => Err(panicked.into()),
+                Err(_) => Err(unavailable()),
+            }
+        })
+    }
+}
+
+fn boxed(sent: Result<Result<UploadLease, QuotaError>, MailboxError>) -> Result<Box<dyn QuotaLease>, QuotaError> {
+    match sent {
+        Ok(Ok(lease)) => Ok(Box::new(lease)),
+        Ok(Err(refused)) => Err(refused),
+        Err(_) => Err(unavailable()),
+    }
+}
+
+/// The actor did not answer: it is restarting, or the server is stopping.
+fn unavailable() -> QuotaError {
+    QuotaError::Internal(Panicked { place: "quota actor", message: "quota service unavailable".into() })
 }
 
 impl Drop for UploadLease {

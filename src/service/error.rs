@@ -21,11 +21,6 @@ pub fn internal(why: impl Display) -> WireError {
     WireError::new(ErrorCode::Internal, format!("internal error: {why}"))
 }
 
-/// One of the server's actors did not answer (it is restarting, or the server is stopping).
-pub fn unavailable(service: &str) -> WireError {
-    internal(format!("{service} service unavailable"))
-}
-
 /// A quota refusal of an upload (or a directory's entry) at `shown`.
 pub fn quota(op: &str, shown: &str, error: QuotaError) -> WireError {
     let code = match error {
@@ -57,6 +52,5 @@ mod tests {
         assert_eq!(quota("put", "x", exceeded.into()).code, ErrorCode::QuotaExceeded);
         let too_many = crate::quota::ledger::TooManyFiles { files: 3, max_files: 3 };
         assert_eq!(quota("mkdir", "d", too_many.into()).code, ErrorCode::TooManyFiles);
-        assert_eq!(unavailable("quota").code, ErrorCode::Internal);
     }
 }

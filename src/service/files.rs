@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::actors::Services;
-use crate::actors::quota::{self, OpenEntry, QuotaError};
+use crate::actors::quota::QuotaError;
 use crate::net::{Entry, ErrorCode, WireError};
 use crate::quota::gate::ChangeGuard;
 use crate::quota::{DiskChange, Usage};
@@ -162,14 +162,8 @@ impl<S: FileStore> UserFiles<S> {
 
     /// The user's figures, as the QuotaActor keeps them.
     pub fn usage(&self) -> impl Future<Output = Result<Usage, WireError>> + use<S> {
-        let (quota, user) = (self.services.quota.clone(), self.user.clone());
-        async move {
-            match quota.send(quota::GetUsage { user }).await {
-                Ok(Ok(usage)) => Ok(usage),
-                Ok(Err(panicked)) => Err(error::internal(panicked)),
-                Err(_) => Err(error::unavailable("quota")),
-            }
-        }
+        let usage = self.services.ledger.usage(self.user.clone());
+        async move { usage.await.map_err(error::internal) }
     }
 
     /// Makes `change` and keeps the QuotaActor's figures with it: what a removal freed is
@@ -184,13 +178,12 @@ impl<S: FileStore> UserFiles<S> {
         let (services, home, user) = (self.services.clone(), self.home.clone(), self.user.clone());
         let op = change.op();
         async move {
-            let quota = services.quota.clone();
+            let ledger = services.ledger.clone();
             if let EntryChange::MakeDir = change {
-                let lease = match quota.send(OpenEntry { user }).await {
-                    Ok(Ok(lease)) => lease,
-                    Ok(Err(refused @ QuotaError::TooManyFiles(_))) => return Err(error::quota(op, &shown, refused)),
-                    Ok(Err(failed)) => return Err(error::internal(failed)),
-                    Err(_) => return Err(error::unavailable("quota")),
+                let lease = match ledger.open_entry(user).await {
+                    Ok(lease) => lease,
+                    Err(refused @ QuotaError::TooManyFiles(_)) => return Err(error::quota(op, &shown, refused)),
+                    Err(failed) => return Err(error::internal(failed)),
                 };
                 return change_on_disk(&services, op, op, shown, move |_| {
                     home.mkdir(&target)?;
@@ -205,7 +198,7 @@ impl<S: FileStore> UserFiles<S> {
                     _ => home.remove_dir(&target).map(|()| 0)?,
                 };
                 let change = DiskChange { bytes: -(freed as i64), files: -1 };
-                quota.do_send(quota::Adjust { user, change, number: guard.number() });
+                ledger.adjust(user, change, guard.number());
                 Ok(())
             })
             .await

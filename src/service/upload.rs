@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::actors::quota::{OpenUpload, QuotaError, Reserve, UploadLease};
+use crate::actors::quota::QuotaError;
 use crate::integrity::{Digest, Md5};
 use crate::net::WireError;
 use crate::quota::{DiskChange, IN_USE_PATIENCE, upload_need};
+use crate::state::quota::QuotaLease;
 use crate::storage::{
     FileStore, LocalStore, Md5Digest, StorageError, StreamRequest, StreamStart, UploadSession, VirtualPath,
 };
@@ -37,7 +38,8 @@ pub struct Upload<S: FileStore = LocalStore> {
     files: Arc<UserFiles<S>>,
     /// The store's upload session (a hidden partial, locally).
     partial: S::Upload,
-    lease: UploadLease,
+    /// Its reservation and path lock (see [`QuotaLease`]).
+    lease: Box<dyn QuotaLease>,
     /// The path as the user typed it, for messages and logs.
     shown: String,
 }
@@ -153,16 +155,14 @@ async fn take_lease<S: FileStore>(
     files: &UserFiles<S>,
     target: &VirtualPath,
     shown: &str,
-) -> Result<UploadLease, WireError> {
+) -> Result<Box<dyn QuotaLease>, WireError> {
     let deadline = Instant::now() + IN_USE_PATIENCE;
-    let quota = &files.services().quota;
+    let ledger = &files.services().ledger;
     loop {
-        let open = OpenUpload { user: files.user().to_string(), target: files.absolute(target) };
-        match quota.send(open).await {
-            Ok(Ok(lease)) => return Ok(lease),
-            Ok(Err(QuotaError::InUse)) if Instant::now() < deadline => tokio::time::sleep(IN_USE_RETRY).await,
-            Ok(Err(refused)) => return Err(error::quota("put", shown, refused)),
-            Err(_) => return Err(error::unavailable("quota")),
+        match ledger.open_upload(files.user().to_string(), files.absolute(target)).await {
+            Ok(lease) => return Ok(lease),
+            Err(QuotaError::InUse) if Instant::now() < deadline => tokio::time::sleep(IN_USE_RETRY).await,
+            Err(refused) => return Err(error::quota("put", shown, refused)),
         }
     }
 }
@@ -242,11 +242,7 @@ impl<S: FileStore> Upload<S> {
         if need <= self.lease.reserved() {
             return Ok(());
         }
-        match self.files.services().quota.send(Reserve { id: self.lease.id(), bytes: need }).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(refused)) => Err(error::quota("put", &self.shown, refused)),
-            Err(_) => Err(error::unavailable("quota")),
-        }
+        self.lease.reserve(need).await.map_err(|refused| error::quota("put", &self.shown, refused))
     }
 
     /// [`Upload::reserve`]; on a refusal the upload is abandoned.

@@ -2,10 +2,11 @@
 //! (a database for several instances) can implement. Local implementations keep today's
 //! behaviour: users and credentials ([`users`]: `users.toml`), failed logins and bans
 //! ([`failed_logins`]: the throttle in memory), the deployment's secret ([`secret`]:
-//! `server.secret`). Stored digests and the MD5 states of interrupted uploads are kept by each
-//! file store (see [`crate::storage::store`]). Still held directly by its actor: the quota
-//! ledger with its reservations and path locks (the QuotaActor); see docs/ARCHITECTURE.md.
+//! `server.secret`), the quota ledger with its reservations and path locks ([`quota`]: the
+//! QuotaActor). Stored digests and the MD5 states of interrupted uploads are kept by each file
+//! store (see [`crate::storage::store`]). See docs/ARCHITECTURE.md.
 
 pub mod failed_logins;
+pub mod quota;
 pub mod secret;
 pub mod users;
