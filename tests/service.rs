@@ -1,7 +1,8 @@
 //! The file service, driven directly with no socket: the real actors (QuotaActor, AuthActor,
-//! disk pool) and real files, the operations every front end calls. Its rules hold whatever
-//! the wire: a path in use waits for the upload before it, and the quota stays exact under
-//! any interleaving of uploads, removals and renames from several sessions.
+//! disk pool) and the operations every front end calls, over the local store (real files) and
+//! over a store in memory (a second implementation of the storage seam). Its rules hold
+//! whatever the wire and the store: a path in use waits for the upload before it, and the quota
+//! stays exact under any interleaving of uploads, removals and renames from several sessions.
 
 mod common;
 
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::memory_store::MemoryStore;
 use common::{TEST_SCRYPT, disk_entries, random_bytes};
 use ftp_actor::actors::Services;
 use ftp_actor::actors::quota::GetUsage;
@@ -19,21 +21,48 @@ use ftp_actor::net::ErrorCode;
 use ftp_actor::quota::Usage;
 use ftp_actor::service::upload::SizedUpload;
 use ftp_actor::service::{EntryChange, Upload, UserFiles, open_sized, open_stream};
-use ftp_actor::storage::{LocalStore, PathLimits, StreamRequest, VirtualPath};
+use ftp_actor::storage::{FileStore, LocalStore, PathLimits, StreamRequest, VirtualPath};
 use proptest::prelude::*;
 
 const USER: &str = "u";
 
+/// A store the tests run the service over, and what the quota must count in it.
+trait TestStore: FileStore + Sized {
+    fn open(home: &std::path::Path) -> Self;
+    /// Bytes and entries the quota counts (partial uploads included).
+    fn counted(&self, home: &std::path::Path) -> (u64, u64);
+}
+
+impl TestStore for LocalStore {
+    fn open(home: &std::path::Path) -> LocalStore {
+        LocalStore::open(home).unwrap()
+    }
+
+    fn counted(&self, home: &std::path::Path) -> (u64, u64) {
+        (tree_bytes(home), disk_entries(home))
+    }
+}
+
+impl TestStore for MemoryStore {
+    fn open(_: &std::path::Path) -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn counted(&self, _: &std::path::Path) -> (u64, u64) {
+        self.usage()
+    }
+}
+
 /// One user's files behind the real service, in the current actix system.
-struct World {
+struct World<S: TestStore = LocalStore> {
     _dir: tempfile::TempDir,
     services: Services,
-    files: Arc<UserFiles>,
+    files: Arc<UserFiles<S>>,
     home: PathBuf,
 }
 
-impl World {
-    async fn new(limit: u64, max_files: u64) -> World {
+impl<S: TestStore> World<S> {
+    async fn new(limit: u64, max_files: u64) -> World<S> {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
             data_dir: dir.path().join("data"),
@@ -47,9 +76,8 @@ impl World {
         let (secret, _) = ftp_actor::server::prepare_data_dir(&config).unwrap();
         let home = config.data_dir.join(default_home(USER));
         let services = ftp_actor::server::start_services(config, secret);
-        let files =
-            Arc::new(UserFiles::new(services.clone(), USER.into(), LocalStore::open(&home).unwrap(), home.clone()));
-        let world = World { _dir: dir, services, files, home };
+        let files = Arc::new(UserFiles::new(services.clone(), USER.into(), S::open(&home), home.clone()));
+        let world = World::<S> { _dir: dir, services, files, home };
         // The AuthActor tells the QuotaActor its users once it has read the store.
         world.wait_for_usage(|usage| usage.limit == limit).await;
         world
@@ -57,6 +85,11 @@ impl World {
 
     async fn usage(&self) -> Usage {
         self.services.quota.send(GetUsage { user: USER.into() }).await.unwrap().unwrap()
+    }
+
+    /// Bytes and entries the quota must count now.
+    fn counted(&self) -> (u64, u64) {
+        self.files.store().counted(&self.home)
     }
 
     /// Polls the usage until `settled` accepts it (a dropped upload settles asynchronously);
@@ -85,7 +118,7 @@ fn run(test: impl Future<Output = ()>) {
 #[test]
 fn a_second_upload_of_a_path_waits_for_the_first_to_end() {
     run(async {
-        let world = World::new(1 << 20, 100).await;
+        let world = World::<LocalStore>::new(1 << 20, 100).await;
         let first = open_stream(world.files.clone(), vp("f"), "f".into(), StreamRequest::Fresh).await.unwrap();
         let (first, _) = first.write(b"first".to_vec()).await.unwrap();
         // The second opens while the first is live: it waits rather than failing.
@@ -105,7 +138,7 @@ fn a_second_upload_of_a_path_waits_for_the_first_to_end() {
 #[test]
 fn a_path_held_past_the_patience_is_in_use() {
     run(async {
-        let world = World::new(1 << 20, 100).await;
+        let world = World::<LocalStore>::new(1 << 20, 100).await;
         let held = open_stream(world.files.clone(), vp("f"), "f".into(), StreamRequest::Fresh).await.unwrap();
         let error = match open_sized(world.files.clone(), vp("f"), "f".into(), 3).await {
             Ok(_) => panic!("a second upload of a path in use opened"),
@@ -122,21 +155,24 @@ fn a_path_held_past_the_patience_is_in_use() {
 
 #[test]
 fn a_refused_upload_leaves_nothing_and_keeps_the_quota() {
-    run(async {
-        let world = World::new(100, 100).await;
-        let upload = open_stream(world.files.clone(), vp("big"), "big".into(), StreamRequest::Fresh).await.unwrap();
-        let error = match upload.write(vec![7; 101]).await {
-            Ok(_) => panic!("101 bytes were written under a quota of 100"),
-            Err(error) => error,
-        };
-        assert_eq!(error.code, ErrorCode::QuotaExceeded, "{error:?}");
-        let usage = world.wait_for_usage(|usage| usage.reserved == 0 && usage.files_reserved == 0).await;
-        assert_eq!((usage.used, usage.files), (0, 0));
-        assert_eq!(disk_entries(&world.home), 0, "the refused upload left a partial");
-        let refused = open_sized(world.files.clone(), vp("big"), "big".into(), 101).await.err().unwrap();
-        assert_eq!(refused.code, ErrorCode::QuotaExceeded);
-        assert_eq!(disk_entries(&world.home), 0);
-    });
+    run(refused_upload_leaves_nothing::<LocalStore>());
+    run(refused_upload_leaves_nothing::<MemoryStore>());
+}
+
+async fn refused_upload_leaves_nothing<S: TestStore>() {
+    let world = World::<S>::new(100, 100).await;
+    let upload = open_stream(world.files.clone(), vp("big"), "big".into(), StreamRequest::Fresh).await.unwrap();
+    let error = match upload.write(vec![7; 101]).await {
+        Ok(_) => panic!("101 bytes were written under a quota of 100"),
+        Err(error) => error,
+    };
+    assert_eq!(error.code, ErrorCode::QuotaExceeded, "{error:?}");
+    let usage = world.wait_for_usage(|usage| usage.reserved == 0 && usage.files_reserved == 0).await;
+    assert_eq!((usage.used, usage.files), (0, 0));
+    assert_eq!(world.counted(), (0, 0), "the refused upload left a partial");
+    let refused = open_sized(world.files.clone(), vp("big"), "big".into(), 101).await.err().unwrap();
+    assert_eq!(refused.code, ErrorCode::QuotaExceeded);
+    assert_eq!(world.counted(), (0, 0));
 }
 
 /// One step of several sessions working on the same home, in the order proptest draws.
@@ -195,13 +231,13 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 /// A session's live upload, with the MD5 a sized upload's sender would send.
-struct Live {
+struct Live<S: FileStore> {
     name: usize,
-    upload: Upload,
+    upload: Upload<S>,
     hasher: Option<Md5>,
 }
 
-async fn apply(world: &World, sessions: &mut [Option<Live>], step: Step) {
+async fn apply<S: TestStore>(world: &World<S>, sessions: &mut [Option<Live<S>>], step: Step) {
     let files = &world.files;
     match step {
         Step::Open { session, name, append, sized } => {
@@ -279,27 +315,36 @@ fn tree_bytes(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// Whatever several sessions do, in any order, the home never holds more than the quota
+/// (partials included), nor more entries than `max_files`; and once every upload has ended, the
+/// quota's figures are exactly what the store holds.
+async fn quota_stays_exact<S: TestStore>(steps: Vec<Step>) {
+    let world = World::<S>::new(LIMIT, MAX_FILES).await;
+    let mut sessions: Vec<Option<Live<S>>> = (0..SESSIONS).map(|_| None).collect();
+    for step in steps {
+        apply(&world, &mut sessions, step.clone()).await;
+        let (bytes, entries) = world.counted();
+        assert!(bytes <= LIMIT, "after {step:?}: {bytes} bytes stored over the quota of {LIMIT}");
+        assert!(entries <= MAX_FILES, "after {step:?}: {entries} entries over max_files {MAX_FILES}");
+    }
+    drop(sessions);
+    let counted = world.counted();
+    let usage = world.wait_for_usage(|usage| usage.reserved == 0 && usage.files_reserved == 0).await;
+    assert_eq!((usage.used, usage.files), counted, "the ledger and the store disagree");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
-    /// Whatever several sessions do, in any order, the home never holds more than the quota
-    /// (partials included), nor more entries than `max_files`; and once every upload has
-    /// ended, the quota's figures are exactly what is on disk.
     #[test]
     fn the_quota_is_exact_under_any_interleaving(steps in proptest::collection::vec(step(), 1..40)) {
-        run(async move {
-            let world = World::new(LIMIT, MAX_FILES).await;
-            let mut sessions: Vec<Option<Live>> = (0..SESSIONS).map(|_| None).collect();
-            for step in steps {
-                apply(&world, &mut sessions, step.clone()).await;
-                let (bytes, entries) = (tree_bytes(&world.home), disk_entries(&world.home));
-                assert!(bytes <= LIMIT, "after {step:?}: {bytes} bytes on disk over the quota of {LIMIT}");
-                assert!(entries <= MAX_FILES, "after {step:?}: {entries} entries over max_files {MAX_FILES}");
-            }
-            drop(sessions);
-            let (bytes, entries) = (tree_bytes(&world.home), disk_entries(&world.home));
-            let usage = world.wait_for_usage(|usage| usage.reserved == 0 && usage.files_reserved == 0).await;
-            assert_eq!((usage.used, usage.files), (bytes, entries), "the ledger and the disk disagree");
-        });
+        run(quota_stays_exact::<LocalStore>(steps));
+    }
+
+    #[test]
+    fn the_quota_is_exact_under_any_interleaving_over_a_store_in_memory(
+        steps in proptest::collection::vec(step(), 1..40),
+    ) {
+        run(quota_stays_exact::<MemoryStore>(steps));
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod binary;
 pub mod ftp_control;
+pub mod memory_store;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};
