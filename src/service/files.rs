@@ -3,7 +3,7 @@
 //! path jail). Each call returns a future that owns what it needs, so an actor can run it under
 //! `ctx.wait` and a task can simply await it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::actors::Services;
@@ -40,14 +40,14 @@ impl EntryChange {
 pub struct UserFiles<S: FileStore = LocalStore> {
     services: Services,
     user: String,
-    home: Arc<S>,
+    store: Arc<S>,
     /// The home's place in the deployment: what an upload's path lock is keyed by.
     home_path: PathBuf,
 }
 
 impl<S: FileStore> UserFiles<S> {
-    pub fn new(services: Services, user: String, home: S, home_path: PathBuf) -> UserFiles<S> {
-        UserFiles { services, user, home: Arc::new(home), home_path }
+    pub fn new(services: Services, user: String, store: S, home_path: PathBuf) -> UserFiles<S> {
+        UserFiles { services, user, store: Arc::new(store), home_path }
     }
 
     pub fn user(&self) -> &str {
@@ -60,16 +60,12 @@ impl<S: FileStore> UserFiles<S> {
 
     /// Where the user's files are kept: for a disk job that works on them directly.
     pub fn store(&self) -> &Arc<S> {
-        &self.home
+        &self.store
     }
 
     /// Where `target` is on this machine: what the QuotaActor locks an upload by.
     pub(super) fn absolute(&self, target: &VirtualPath) -> PathBuf {
         self.home_path.join(target.to_relative())
-    }
-
-    pub fn home_path(&self) -> &Path {
-        &self.home_path
     }
 
     /// `path` as typed by the user, from the working directory `cwd`, inside the home.
@@ -89,7 +85,7 @@ impl<S: FileStore> UserFiles<S> {
         R: Send + 'static,
         F: FnOnce(&S) -> Result<R, StorageError> + Send + 'static,
     {
-        let (disk, home) = (self.services.disk.clone(), self.home.clone());
+        let (disk, home) = (self.services.disk.clone(), self.store.clone());
         async move {
             match disk.run(op, move || call(&home)).await {
                 Ok(Ok(value)) => Ok(value),
@@ -175,7 +171,7 @@ impl<S: FileStore> UserFiles<S> {
         target: VirtualPath,
         shown: String,
     ) -> impl Future<Output = Result<(), WireError>> + use<S> {
-        let (services, home, user) = (self.services.clone(), self.home.clone(), self.user.clone());
+        let (services, home, user) = (self.services.clone(), self.store.clone(), self.user.clone());
         let op = change.op();
         async move {
             let ledger = services.ledger.clone();

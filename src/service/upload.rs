@@ -219,12 +219,19 @@ impl<S: FileStore> Upload<S> {
         self.append(bytes)
     }
 
-    /// Empties the partial: the sender's file does not start with what it held (the caller
-    /// starts a new MD5). Call under the usage gate, in a disk job.
-    pub fn restart(&mut self) -> Result<(), StorageError> {
-        let result = self.partial.restart();
-        self.record_growth();
-        result
+    /// Empties the upload, on the disk pool, and reserves for all of its size: the sender's
+    /// file does not start with what the partial held (the caller starts a new MD5).
+    pub async fn restart(self) -> Result<Upload<S>, WireError> {
+        let (services, shown) = (self.files.services().clone(), self.shown.clone());
+        let mut upload = self;
+        let restarted = change_on_disk(&services, "restart upload", "put", shown, move |_| {
+            let result = upload.partial.restart();
+            upload.record_growth();
+            result.map(|()| upload)
+        });
+        let upload = restarted.await?;
+        upload.reserve(upload.size()).await?;
+        Ok(upload)
     }
 
     /// Puts the prefix in the partial (see [`StreamStart`]). Call under the usage gate, in a

@@ -116,29 +116,16 @@ impl SessionActor {
     pub(super) fn restart_upload(&mut self, ctx: &mut Context<Self>) {
         let Phase::Ready(session) = &mut self.phase else { return };
         let Some(upload) = session.upload.take() else { return };
-        let (disk, gate) = (self.services.disk.clone(), self.services.gate.clone());
         let work = async move {
-            let mut upload = match upload.into_active().await {
+            let ActiveUpload { upload, started, .. } = match upload.into_active().await {
                 Ok(upload) => upload,
                 Err(error) => return (error, None),
             };
-            let restarted = disk
-                .run("restart upload", move || {
-                    let _change = gate.change();
-                    upload.hasher = Md5::new();
-                    upload.held = None;
-                    upload.upload.restart().map(|()| upload)
-                })
-                .await;
-            let upload = match restarted {
-                Ok(Ok(upload)) => upload,
-                Ok(Err(error)) => {
-                    return (Response::error(crate::service::error::storage("put", "(restart)", error)), None);
+            match upload.restart().await {
+                Ok(upload) => {
+                    let upload = ActiveUpload { upload, hasher: Md5::new(), held: None, started, resumed_from: 0 };
+                    (upload.ready(None), Some(upload))
                 }
-                Err(error) => return (internal(&error.to_string()), None),
-            };
-            match upload.upload.reserve(upload.upload.size()).await {
-                Ok(()) => (upload.ready(None), Some(upload)),
                 Err(error) => (Response::error(error), None),
             }
         };
