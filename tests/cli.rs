@@ -55,11 +55,17 @@ fn user_commands_manage_the_store() {
         args.extend_from_slice(&["--data-dir", data_arg, "--config", config_arg]);
         run(&args, password, "", dir.path())
     };
-    let out = run(&["user", "--data-dir", data_arg, "list"], None, "", dir.path());
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A data directory with no store: every command but `add` refuses it, loudly.
+    for command in [&["list"][..], &["del", "alice"], &["passwd", "alice"], &["quota", "alice", "1MiB"]] {
+        let out = user(command, Some("pw"));
+        assert_eq!(out.status.code(), Some(1), "{command:?}");
+        assert!(text(&out.stderr).contains("no user store in"), "{command:?}: {}", text(&out.stderr));
+    }
+    assert!(!data.join("users.toml").exists(), "nothing was created");
 
     let out = user(&["add", "alice", "--quota", "10MiB"], Some("pw1"));
     assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("creating one there"), "the first user creates the store, and says so");
     assert!(text(&out.stdout).contains("quota 10.0 MiB"));
     assert!(data.join("homes/alice").is_dir());
     let out = user(&["add", "alice"], Some("pw1"));
@@ -484,4 +490,23 @@ fn the_shell_says_where_its_login_waits_for_a_slot() {
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stderr.contains("all sessions are busy: waiting for a free slot: position 1"), "{stderr}");
     assert!(stdout.contains("/\n"), "{stdout}");
+}
+
+#[test]
+fn serve_takes_the_passive_ports_from_the_command_line() {
+    use common::binary::{Launch, Served};
+    use common::ftp_control::Control;
+    let config = "[ftp]\nallow_plaintext_login = true\n";
+    let served = Served::start_with_args(Launch::alice(config, true), &["--passive-ports", "51200-51203"]);
+    let mut control = Control::connect(served.ftp.as_deref().unwrap().parse().unwrap());
+    assert!(control.reply().starts_with("220"));
+    assert!(control.command("USER alice").starts_with("331"));
+    assert!(control.command("PASS pw").starts_with("230"));
+    for _ in 0..3 {
+        let reply = control.command("EPSV");
+        let port: u16 = reply.split("|||").nth(1).and_then(|rest| rest.split('|').next()).unwrap().parse().unwrap();
+        assert!((51200..=51203).contains(&port), "{reply}");
+    }
+    let bad = run(&["serve", "--passive-ports", "51210-51200"], None, "", served.dir.path());
+    assert_eq!(bad.status.code(), Some(2), "a reversed range is a usage error: {}", text(&bad.stderr));
 }

@@ -25,6 +25,9 @@ pub struct ServeArgs {
     /// Sessions served at once, and disk worker threads (overrides `max_concurrency`).
     #[arg(long, value_name = "N")]
     pub max_concurrency: Option<usize>,
+    /// Ports for FTP passive data connections (overrides `ftp.passive_ports`), e.g. 50000-50999.
+    #[arg(long, value_name = "FIRST-LAST")]
+    pub passive_ports: Option<crate::ftp::address::PortRange>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -39,6 +42,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(ftp) = args.ftp_listen {
         config.ftp.listen = Some(ftp);
+    }
+    if let Some(ports) = args.passive_ports {
+        config.ftp.passive_ports = ports;
     }
     if let Some(n) = args.max_concurrency {
         config.max_concurrency = n;

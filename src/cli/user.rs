@@ -56,11 +56,24 @@ pub enum UserCommand {
 pub fn run(args: UserArgs) -> anyhow::Result<()> {
     let config = args.config.load()?;
     let data_dir = config.data_dir.clone();
+    let has_store = UserStore::path(&data_dir).exists();
+    if !has_store && !matches!(args.command, UserCommand::Add { .. }) {
+        // Run from another folder, or with another config, the command would find no users
+        // and say nothing: a user would think the server has none.
+        bail!(
+            "no user store in {}: give the server's data directory (--data-dir DIR or --config FILE; \
+             `ftp-actor serve` prints it at start), or add the first user there with `ftp-actor user add NAME`",
+            data_dir.display()
+        );
+    }
     match args.command {
         UserCommand::Add { name, quota, home, max_files } => {
             validate_name(&name)?;
             if UserStore::load(&data_dir)?.users.contains_key(&name) {
                 bail!(StoreError::Exists(name));
+            }
+            if !has_store {
+                eprintln!("no user store in {} yet: creating one there", data_dir.display());
             }
             let password = new_password(&name)?;
             let quota = quota.unwrap_or(config.default_quota);

@@ -42,6 +42,11 @@ impl<'a> Launch<'a> {
 
 impl Served {
     pub fn start(launch: Launch) -> Served {
+        Served::start_with_args(launch, &[])
+    }
+
+    /// [`Served::start`], with more `serve` flags.
+    pub fn start_with_args(launch: Launch, extra: &[&str]) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         for (user, password) in launch.users {
@@ -54,6 +59,7 @@ impl Served {
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()])
             .args(["--config", config.to_str().unwrap()])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
