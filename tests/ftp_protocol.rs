@@ -391,7 +391,8 @@ fn a_stor_waiting_for_its_path_still_hears_noop_and_abor() {
     waiting.send_raw(b"STOR same.bin\r\n");
     assert_eq!(waiting.command("NOOP"), "200 transfer in progress");
     waiting.send_raw(b"ABOR\r\n");
-    assert!(waiting.reply().starts_with("426"));
+    let aborted = waiting.reply();
+    assert!(aborted.starts_with("426") && aborted.contains("nothing was stored"), "{aborted}");
     assert_eq!(waiting.reply(), "226 ABOR done");
 
     // The holder was not disturbed, and the aborted session goes on.
@@ -435,7 +436,9 @@ fn a_plain_retr_sends_from_its_offset_stops_on_abor_and_gives_up_on_a_client_tha
     let mut first = vec![0u8; 64 << 10];
     std::io::Read::read_exact(&mut aborted, &mut first).unwrap();
     control.send_raw(b"ABOR\r\n");
-    assert!(control.reply().starts_with("426"));
+    let reply = control.reply();
+    // An aborted download is no upload: it says how to resume it.
+    assert!(reply.starts_with("426") && reply.contains("REST and RETR") && !reply.contains("upload"), "{reply}");
     assert_eq!(control.reply(), "226 ABOR done");
     let rest = read_all(aborted);
     assert!(first.len() + rest.len() < data.len(), "the sending stopped at ABOR ({} bytes came)", rest.len());

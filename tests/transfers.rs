@@ -626,3 +626,20 @@ async fn puts_whose_local_hashing_outlasts_the_stall_limit_go_on() {
     assert_eq!(std::fs::read(server.home("u").join("resumed.bin")).unwrap(), data);
     assert_eq!(client.pwd().await.unwrap(), "/");
 }
+
+/// A local failure during a download names the path the user gave, never the hidden partial
+/// (`.NAME.ftpa-part`) the user did not ask for.
+#[tokio::test]
+async fn a_local_error_names_the_path_given_not_the_hidden_partial() {
+    let server = server_with_user();
+    let mut client = server.login("u", "pw").await;
+    std::fs::write(server.home("u").join("x.bin"), b"data").unwrap();
+    // The parent of the local path is a file: nothing can be created under it.
+    let blocker = server.local("not-a-dir");
+    std::fs::write(&blocker, b"a file").unwrap();
+    let local = blocker.join("x.bin");
+    let error = client.get("x.bin", &local, &NoProgress).await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains(&local.display().to_string()), "{message}");
+    assert!(!message.contains("ftpa-part"), "{message}");
+}

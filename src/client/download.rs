@@ -11,14 +11,14 @@ impl Client {
         // The partial is ours before the server is asked (see `PartialClaim`). What we already
         // have: that partial to resume, or a complete file that may be current.
         let (claim, existing, have, hasher) = blocking(move || {
-            let mut claim = PartialClaim::claim(&partial_path_).map_err(local_error(&partial_path_))?;
+            let mut claim = PartialClaim::claim(&partial_path_).map_err(local_error(&local_path))?;
             let mut hasher = Md5::new();
-            let partial_len = claim.file().metadata().map_err(local_error(&partial_path_))?.len();
+            let partial_len = claim.file().metadata().map_err(local_error(&local_path))?.len();
             let saved = partial_state::take(&partial_path_, claim.file());
             if partial_len > 0 {
                 match saved {
                     Some(state) => hasher = state,
-                    None => hash_prefix(claim.file(), partial_len, &mut hasher).map_err(local_error(&partial_path_))?,
+                    None => hash_prefix(claim.file(), partial_len, &mut hasher).map_err(local_error(&local_path))?,
                 }
                 return Ok::<_, ClientError>((claim, false, partial_len, hasher));
             }
@@ -50,7 +50,7 @@ impl Client {
             };
         }
 
-        let (local_path, partial_path_) = (local.to_path_buf(), partial.clone());
+        let local_path = local.to_path_buf();
         let writer = blocking(move || {
             let mut file = claim.keep();
             if existing && start > 0 {
@@ -58,18 +58,18 @@ impl Client {
                     file.set_len(0)?;
                     std::io::copy(&mut from, &mut file)
                 });
-                copied.map_err(local_error(&partial_path_))?;
+                copied.map_err(local_error(&local_path))?;
             } else if start == 0 {
-                file.set_len(0).map_err(local_error(&partial_path_))?;
+                file.set_len(0).map_err(local_error(&local_path))?;
             }
-            file.seek(SeekFrom::End(0)).map_err(local_error(&partial_path_))?;
+            file.seek(SeekFrom::End(0)).map_err(local_error(&local_path))?;
             Ok::<_, ClientError>(file)
         })
         .await??;
         let hasher = if start > 0 { hasher } else { Md5::new() };
 
         progress.begin(size, start);
-        let result = self.stream_download(writer, hasher, &partial, progress).await;
+        let result = self.stream_download(writer, hasher, (&partial, local), progress).await;
         progress.end();
         let (file, hasher, server_md5) = result?;
         let md5: [u8; 16] = hasher.finalize().into();
@@ -79,14 +79,15 @@ impl Client {
         }
         let local_path = local.to_path_buf();
         blocking(move || {
-            file.sync_all().map_err(local_error(&partial))?;
+            file.sync_all().map_err(local_error(&local_path))?;
             std::fs::rename(&partial, &local_path).map_err(local_error(&local_path))
         })
         .await??;
         Ok(GetReport::Downloaded { size, resumed_from: start, md5 })
     }
 
-    /// Receives data frames into the partial until `get_end`; every chunk received is on disk
+    /// Receives data frames into the partial until `get_end` (errors name `shown`, the path the
+    /// user gave, not the hidden partial); every chunk received is on disk
     /// before this returns, even when the connection fails, so a later `get` can resume.
     /// Writing and hashing run on two threads, so the file's writes stay off MD5's path. A
     /// download that stops before `get_end` (an error, or this future dropped by Ctrl-C) ends
@@ -96,13 +97,13 @@ impl Client {
         &mut self,
         file: File,
         hasher: Md5,
-        partial: &Path,
+        (partial, shown): (&Path, &Path),
         progress: &dyn Progress,
     ) -> Result<(File, Md5, Vec<u8>), ClientError> {
         // Both threads get the same chunk: `Bytes` clones share it.
         let (to_disk, mut disk_queue) = mpsc::channel::<Bytes>(PIPELINE);
         let (to_hasher, mut hash_queue) = mpsc::channel::<Bytes>(PIPELINE);
-        let path: PathBuf = partial.to_path_buf();
+        let (path, shown): (PathBuf, PathBuf) = (partial.to_path_buf(), shown.to_path_buf());
         // Set when `get_end` arrives, before the queues close: only then is no state saved.
         let complete = Arc::new(AtomicBool::new(false));
         let (hashed_tx, hashed_rx) = std::sync::mpsc::sync_channel::<Md5>(1);
@@ -111,7 +112,7 @@ impl Client {
             move || {
                 let mut file = file;
                 while let Some(chunk) = disk_queue.blocking_recv() {
-                    file.write_all(&chunk).map_err(local_error(&path))?;
+                    file.write_all(&chunk).map_err(local_error(&shown))?;
                 }
                 if !complete.load(Ordering::SeqCst)
                     && let Ok(hashed) = hashed_rx.recv()

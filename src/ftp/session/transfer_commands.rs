@@ -21,7 +21,8 @@ impl Session {
         };
         let context = self.transfer_context(&target);
         let opening = format!("sending {} ({} bytes from byte {offset})", target, download.size());
-        self.with_data(opening, move |data| transfer::send_file(data, download, context)).await
+        let aborted = "download aborted; resume with REST and RETR";
+        self.with_data(opening, aborted, move |data| transfer::send_file(data, download, context)).await
     }
 
     pub(super) async fn store(&mut self, path: &str, request: StreamRequest) -> Flow {
@@ -33,13 +34,14 @@ impl Session {
         // Opening may wait for an earlier upload of the path to end: ABOR and a forced close
         // are heard meanwhile, as during the transfer itself.
         let opening = crate::service::open_stream(self.files(), target.clone(), path.to_string(), request);
-        let upload = match self.watching_control(opening).await {
+        let upload = match self.watching_control(opening, "upload aborted before it began; nothing was stored").await {
             Ok(Ok(upload)) => upload,
             Ok(Err(error)) => return Flow::Reply(Reply::from_error(&error)),
             Err(flow) => return flow,
         };
         let opening = format!("receiving {target} from byte {}", upload.offset());
-        self.with_data(opening, move |data| transfer::receive_file(data, upload, context)).await
+        let aborted = "upload aborted; the bytes received are kept: resume with REST and STOR, or APPE";
+        self.with_data(opening, aborted, move |data| transfer::receive_file(data, upload, context)).await
     }
 
     fn transfer_context(&self, target: &VirtualPath) -> transfer::Context {
@@ -53,7 +55,12 @@ impl Session {
 
     /// Sends 150, opens the data connection, and runs `work` on it while watching the control
     /// connection and the acceptor ([`Self::watching_control`]). The final reply is returned.
-    pub(super) async fn with_data<F>(&mut self, opening: String, work: impl FnOnce(MaybeTls) -> F) -> Flow
+    pub(super) async fn with_data<F>(
+        &mut self,
+        opening: String,
+        aborted: &'static str,
+        work: impl FnOnce(MaybeTls) -> F,
+    ) -> Flow
     where
         F: Future<Output = Reply>,
     {
@@ -74,7 +81,7 @@ impl Session {
                 Err(reply) => reply,
             }
         };
-        match self.watching_control(transfer).await {
+        match self.watching_control(transfer, aborted).await {
             Ok(reply) => Flow::Reply(reply),
             Err(flow) => flow,
         }
@@ -82,10 +89,10 @@ impl Session {
 
     /// Runs `work` (a transfer, or the wait before one) while answering the control
     /// connection: ABOR drops `work` (a partial upload keeps what was written, for a resume)
-    /// and is answered 426 then 226, NOOP 200, anything else 503. A forced close from the
+    /// and is answered 426 (with `aborted`, which says what happened to this transfer) then 226, NOOP 200, anything else 503. A forced close from the
     /// acceptor (shutdown, revoked account) ends it too. `Err` holds what the session does
     /// instead of `work`'s answer.
-    async fn watching_control<T>(&mut self, work: impl Future<Output = T>) -> Result<T, Flow> {
+    async fn watching_control<T>(&mut self, work: impl Future<Output = T>, aborted: &str) -> Result<T, Flow> {
         tokio::pin!(work);
         let max_line = self.services.config.max_path_bytes + LINE_OVERHEAD;
         loop {
@@ -96,7 +103,7 @@ impl Session {
                     Line::Command(line) => match parse(&line) {
                     Ok(Command::Abor) => {
                         // Dropping the work closes the data connection, if one is open.
-                        if !self.send(Reply::new(426, "transfer aborted; a partial upload is kept for resume")).await {
+                        if !self.send(Reply::new(426, aborted)).await {
                             return Err(Flow::Lost);
                         }
                         return Err(Flow::Reply(Reply::new(226, "ABOR done")));
@@ -188,7 +195,7 @@ impl Session {
             true => super::files::listing_cut(entries.len()),
             false => "listing sent".to_string(),
         };
-        self.with_data(format!("listing {} entries", entries.len()), move |data| {
+        self.with_data(format!("listing {} entries", entries.len()), "listing aborted", move |data| {
             transfer::send_text(data, text.into_bytes(), stall, done)
         })
         .await
