@@ -510,3 +510,42 @@ fn serve_takes_the_passive_ports_from_the_command_line() {
     let bad = run(&["serve", "--passive-ports", "51210-51200"], None, "", served.dir.path());
     assert_eq!(bad.status.code(), Some(2), "a reversed range is a usage error: {}", text(&bad.stderr));
 }
+
+/// A session the server ends (here: its user was deleted, error 206) ends the shell with the
+/// server's reason, instead of leaving it at the prompt for the next command to fail with
+/// "connection lost: Broken pipe".
+#[test]
+fn the_shell_stops_with_the_reason_when_the_server_ends_its_session() {
+    let server = TestServer::start();
+    server.add_user("s", "pw", 1 << 20);
+    let work = server.local("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let addr = server.addr().to_string();
+    let mut shell = spawn_shell(&["--connect", &addr, "--user", "s", "--batch", "-"], "pw", &work);
+    let mut input = shell.stdin.take().unwrap();
+    input.write_all(b"mkdir sub\n").unwrap();
+    let made = server.home("s").join("sub");
+    for _ in 0..500 {
+        if made.is_dir() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(made.is_dir(), "the shell ran mkdir");
+    server.remove_user("s");
+    // Once a login as s fails, the server has read the store and ended s's sessions.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for _ in 0..100 {
+        if runtime.block_on(server.try_login("s", "pw")).is_err() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    input.write_all(b"ls\nls\npwd\n").unwrap();
+    drop(input);
+    let out = shell.wait_with_output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stderr.contains("206") && stderr.contains("the server closed the session"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}

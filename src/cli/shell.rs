@@ -72,6 +72,11 @@ impl From<ClientError> for Failure {
             ClientError::Io(_) | ClientError::Closed => Failure::Connection(format!("error: connection lost: {error}")),
             ClientError::Interrupted => Failure::Interrupted,
             ClientError::Server(wire) if wire.code == ErrorCode::IdleTimeout => Failure::IdleClosed,
+            // The server closed the session after this answer: the next command would only
+            // find the connection gone ("Broken pipe"), so the shell stops here, saying why.
+            ClientError::Server(wire) if wire.code.ends_session() => {
+                Failure::Connection(format!("{wire}; the server closed the session"))
+            }
             // Server errors print as `error CODE: message`.
             ClientError::Server(wire) => Failure::Command(wire.to_string()),
             other => Failure::Command(format!("error: {other}")),

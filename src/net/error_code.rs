@@ -114,6 +114,23 @@ impl ErrorCode {
     pub fn as_u16(self) -> u16 {
         self as u16
     }
+
+    /// Does the server close the session after sending this error? A client then has no
+    /// session to send its next request on: it connects again, or stops.
+    pub fn ends_session(self) -> bool {
+        use ErrorCode::*;
+        matches!(
+            self,
+            FrameTooLarge
+                | LoginTimeout
+                | AccountChanged
+                | TransferStalled
+                | ServerBusy
+                | ShuttingDown
+                | PreLoginEvicted
+                | IdleTimeout
+        )
+    }
 }
 
 impl From<ErrorCode> for u16 {
