@@ -643,3 +643,47 @@ async fn a_local_error_names_the_path_given_not_the_hidden_partial() {
     assert!(message.contains(&local.display().to_string()), "{message}");
     assert!(!message.contains("ftpa-part"), "{message}");
 }
+
+/// Cancels its token once the transfer has moved `total` bytes: a Ctrl-C right after the
+/// last byte.
+struct CancelAtEnd {
+    token: tokio_util::sync::CancellationToken,
+    total: u64,
+    moved: std::sync::atomic::AtomicU64,
+}
+
+impl ftp_actor::client::Progress for CancelAtEnd {
+    fn begin(&self, _: u64, _: u64) {}
+    fn advance(&self, bytes: u64) {
+        let moved = self.moved.fetch_add(bytes, std::sync::atomic::Ordering::SeqCst) + bytes;
+        if moved >= self.total {
+            self.token.cancel();
+        }
+    }
+    fn end(&self) {}
+}
+
+/// An interrupt after an upload's last byte and its `put_end` were sent says so: the server
+/// publishes the file anyway, and a "partial kept" message would be wrong.
+#[tokio::test]
+async fn an_interrupt_after_the_last_byte_of_a_put_says_the_file_may_be_stored() {
+    let server = server_with_user();
+    let mut client = server.login("u", "pw").await;
+    let data = random_bytes(1000, 61);
+    let local = server.local("end.bin");
+    std::fs::write(&local, &data).unwrap();
+    let token = tokio_util::sync::CancellationToken::new();
+    client.set_interrupt(token.clone());
+    let progress = CancelAtEnd { token, total: data.len() as u64, moved: Default::default() };
+    let error = client.put(&local, "end.bin", &progress).await.unwrap_err();
+    assert!(matches!(error, ClientError::InterruptedAtEnd), "{error:?}");
+    // The server had every byte and the MD5: it publishes.
+    let stored = server.home("u").join("end.bin");
+    for _ in 0..500 {
+        if stored.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(std::fs::read(&stored).unwrap(), data);
+}

@@ -61,7 +61,7 @@ commands (paths are inside your home; / is the home):
 /// to print.
 pub(super) enum Failure {
     Connection(String),
-    Interrupted,
+    Interrupted(&'static str),
     IdleClosed,
     Command(String),
 }
@@ -70,7 +70,13 @@ impl From<ClientError> for Failure {
     fn from(error: ClientError) -> Failure {
         match error {
             ClientError::Io(_) | ClientError::Closed => Failure::Connection(format!("error: connection lost: {error}")),
-            ClientError::Interrupted => Failure::Interrupted,
+            ClientError::Interrupted => {
+                Failure::Interrupted("interrupted: a partial transfer is kept; run the same command again to resume it")
+            }
+            ClientError::InterruptedAtEnd => Failure::Interrupted(
+                "interrupted after the last byte was sent: the server stores the file if it arrived whole; \
+                 run the same put again to check (a file the server already has is skipped)",
+            ),
             ClientError::Server(wire) if wire.code == ErrorCode::IdleTimeout => Failure::IdleClosed,
             // The server closed the session after this answer: the next command would only
             // find the connection gone ("Broken pipe"), so the shell stops here, saying why.
@@ -181,8 +187,8 @@ impl Shell {
                 eprintln!("{line}");
                 Outcome::ConnectionLost
             }
-            Err(Failure::Interrupted) => {
-                eprintln!("interrupted: a partial transfer is kept; run the same command again to resume it");
+            Err(Failure::Interrupted(line)) => {
+                eprintln!("{line}");
                 match self.reconnect() {
                     Ok(()) => Outcome::CommandFailed,
                     Err(error) => {

@@ -23,6 +23,10 @@ pub enum ClientError {
     /// two chunks, with its partial kept; the connection is left in the middle of it.
     #[error("interrupted")]
     Interrupted,
+    /// The interrupt fired after an upload's last byte and its `put_end` were sent, while its
+    /// answer was awaited: the server goes on and publishes the file if its MD5 matches.
+    #[error("interrupted after the last byte was sent")]
+    InterruptedAtEnd,
     /// A kept [`LoginKey`](super::LoginKey) no longer fits the account: no proof was sent.
     #[error(transparent)]
     KeyOutdated(#[from] super::KeyOutdated),

@@ -59,8 +59,12 @@ impl Client {
         progress.end();
         let md5 = result?;
         self.send(Request::PutEnd { md5: ByteBuf::from(md5.to_vec()) }).await?;
-
-        match self.recv().await? {
+        let answer = match self.recv().await {
+            // Too late to keep the file from being published: the server has it all.
+            Err(ClientError::Interrupted) => return Err(ClientError::InterruptedAtEnd),
+            answer => answer?,
+        };
+        match answer {
             Response::PutDone { md5: server_md5, .. } if server_md5[..] == md5[..] => {
                 Ok(PutReport { size, resumed_from, restarted, skipped: false, md5 })
             }
