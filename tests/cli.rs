@@ -549,3 +549,28 @@ fn the_shell_stops_with_the_reason_when_the_server_ends_its_session() {
     assert!(stderr.contains("206") && stderr.contains("the server closed the session"), "{stderr}");
     assert!(!stderr.contains("Broken pipe"), "{stderr}");
 }
+
+/// Batch output is plain: no progress bar, even when the terminal would show one (run under
+/// `script`, which gives the shell a terminal as stdout and stderr).
+#[test]
+fn batch_output_has_no_progress_bar_even_on_a_terminal() {
+    let server = TestServer::start();
+    server.add_user("s", "pw", 100 << 20);
+    let work = server.local("work");
+    std::fs::create_dir_all(&work).unwrap();
+    // Large enough to take a good part of a second in a debug build: a bar would be drawn.
+    std::fs::write(work.join("big.bin"), random_bytes(24 << 20, 62)).unwrap();
+    std::fs::write(work.join("commands"), "put big.bin\nget big.bin back.bin\n").unwrap();
+    let shell = format!("{BIN} shell --connect {} --user s --batch commands", server.addr());
+    let out = Command::new("script")
+        .args(["-qec", &shell, "/dev/null"])
+        .env("FTP_ACTOR_PASSWORD", "pw")
+        .current_dir(&work)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let output = text(&out.stdout);
+    assert!(out.status.success(), "{output}");
+    assert_eq!(output.matches("verified").count(), 2, "{output}");
+    assert!(!output.contains("ETA"), "a progress bar in batch output: {output}");
+}

@@ -236,6 +236,8 @@ impl Shell {
         let Some((&command, rest)) = args.split_first() else { return Ok(true) };
         let client = &mut self.client;
         let rt = &self.runtime;
+        // Progress bars at the interactive prompt only: batch output stays plain.
+        let bars = self.ctrl_c.is_some();
         match (command, rest) {
             ("quit" | "exit" | "bye", []) => return Ok(false),
             ("help" | "?", _) => println!("{HELP}"),
@@ -260,8 +262,8 @@ impl Shell {
             ("quota", []) => {
                 println!("{}", format_quota(&rt.block_on(client.quota_report())?));
             }
-            ("put", ["-r", local] | ["-r", local, _]) => put_tree(rt, client, local, rest.get(2).copied())?,
-            ("get", ["-r", remote] | ["-r", remote, _]) => get_tree(rt, client, remote, rest.get(2).copied())?,
+            ("put", ["-r", local] | ["-r", local, _]) => put_tree(rt, client, bars, local, rest.get(2).copied())?,
+            ("get", ["-r", remote] | ["-r", remote, _]) => get_tree(rt, client, bars, remote, rest.get(2).copied())?,
             ("put", [local] | [local, _]) => {
                 let remote = match rest.get(1) {
                     Some(remote) if remote.ends_with('/') => format!("{remote}{}", base_name(local)?),
@@ -272,10 +274,10 @@ impl Shell {
                 if path.is_dir() {
                     return Err(Failure::Command(format!("error: put {local}: a directory; use put -r")));
                 }
-                match put_file(rt, client, path, &remote) {
+                match put_file(rt, client, bars, path, &remote) {
                     // `put FILE DIR`: into the directory, as `cp` does.
                     Err(e) if e.code() == Some(ErrorCode::IsADirectory) => {
-                        put_file(rt, client, path, &tree::join(&remote, &base_name(local)?))?;
+                        put_file(rt, client, bars, path, &tree::join(&remote, &base_name(local)?))?;
                     }
                     other => drop(other?),
                 }
@@ -285,7 +287,7 @@ impl Shell {
                 if local.is_dir() {
                     local = local.join(base_name(remote)?);
                 }
-                get_file(rt, client, remote, &local)?;
+                get_file(rt, client, bars, remote, &local)?;
             }
             ("lpwd", []) => println!("{}", local_cwd()?),
             ("lcd", [dir]) => {

@@ -13,12 +13,13 @@ use crate::net::{EntryKind, ErrorCode};
 use super::shell::{Failure, base_name};
 use super::tree::{self, TreeStep};
 
-/// Draws an indicatif bar: bytes, rate, ETA. Hidden automatically when stderr is not a terminal.
+/// Draws an indicatif bar: bytes, rate, ETA. Only at the interactive prompt (batch output is
+/// plain, terminal or not), and hidden automatically when stderr is not a terminal.
 struct Bar(ProgressBar);
 
 impl Bar {
-    fn new() -> Bar {
-        let bar = ProgressBar::new(0);
+    fn new(visible: bool) -> Bar {
+        let bar = if visible { ProgressBar::new(0) } else { ProgressBar::hidden() };
         bar.set_style(
             ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
                 .expect("valid template"),
@@ -45,11 +46,12 @@ impl Progress for Bar {
 pub(super) fn put_file(
     rt: &tokio::runtime::Runtime,
     client: &mut Client,
+    bars: bool,
     local: &Path,
     remote: &str,
 ) -> Result<u64, ClientError> {
     let started = Instant::now();
-    let report = rt.block_on(client.put(local, remote, &Bar::new()))?;
+    let report = rt.block_on(client.put(local, remote, &Bar::new(bars)))?;
     if report.skipped {
         println!(
             "put {}: skipped, the server's {remote} already has the same size ({}) and md5 {}",
@@ -81,11 +83,12 @@ pub(super) fn put_file(
 pub(super) fn get_file(
     rt: &tokio::runtime::Runtime,
     client: &mut Client,
+    bars: bool,
     remote: &str,
     local: &Path,
 ) -> Result<u64, ClientError> {
     let started = Instant::now();
-    match rt.block_on(client.get(remote, local, &Bar::new()))? {
+    match rt.block_on(client.get(remote, local, &Bar::new(bars)))? {
         GetReport::Skipped { size, md5 } => {
             println!(
                 "get {remote}: skipped, {} already has the same size ({}) and md5 {}",
@@ -127,6 +130,7 @@ fn tree_destination(source: &str, destination: Option<&str>) -> Result<String, F
 pub(super) fn put_tree(
     rt: &tokio::runtime::Runtime,
     client: &mut Client,
+    bars: bool,
     local: &str,
     remote: Option<&str>,
 ) -> Result<(), Failure> {
@@ -146,7 +150,7 @@ pub(super) fn put_tree(
         match step {
             TreeStep::Dir(relative) => make_remote_dir(rt, client, &tree::join(&remote_root, relative))?,
             TreeStep::File(relative) => {
-                bytes += put_file(rt, client, &root.join(relative), &tree::join(&remote_root, relative))?
+                bytes += put_file(rt, client, bars, &root.join(relative), &tree::join(&remote_root, relative))?
             }
         }
     }
@@ -168,6 +172,7 @@ fn make_remote_dir(rt: &tokio::runtime::Runtime, client: &mut Client, path: &str
 pub(super) fn get_tree(
     rt: &tokio::runtime::Runtime,
     client: &mut Client,
+    bars: bool,
     remote: &str,
     local: Option<&str>,
 ) -> Result<(), Failure> {
@@ -230,7 +235,7 @@ pub(super) fn get_tree(
                 std::fs::create_dir_all(&dir).map_err(|e| local_error(&dir, e))?;
             }
             TreeStep::File(relative) => {
-                bytes += get_file(rt, client, &tree::join(remote_root, relative), &local_root.join(relative))?
+                bytes += get_file(rt, client, bars, &tree::join(remote_root, relative), &local_root.join(relative))?
             }
         }
     }
