@@ -178,7 +178,9 @@ fn curl_without_tls_or_with_a_wrong_password_is_refused() {
 fn curl_sees_quota_and_jail_refusals() {
     let test = server(1 << 20);
     let source = test.local("big.bin");
-    std::fs::write(&source, random_bytes(3 << 20, 9)).unwrap();
+    // Far past the quota (the server once stopped reading 64 MiB past it, and curl saw a
+    // broken pipe instead of the 552).
+    std::fs::write(&source, random_bytes(80 << 20, 9)).unwrap();
     let over = curl(&test, &["-T", source.to_str().unwrap(), &curl_url(&test, "/big.bin")]);
     // 70 is curl's "remote disk full", its meaning of reply 552.
     assert_eq!(over.status.code(), Some(70), "an upload over quota must fail with 552: {over:?}");
@@ -263,7 +265,7 @@ fn lftp_mirrors_a_tree_both_ways_and_continues_after_an_interruption() {
 fn lftp_sees_quota_and_jail_refusals() {
     let test = server(1 << 20);
     let source = test.local("big.bin");
-    std::fs::write(&source, random_bytes(2 << 20, 11)).unwrap();
+    std::fs::write(&source, random_bytes(80 << 20, 11)).unwrap();
     let over = run("lftp", &["-c", &lftp_script(&test, &format!("put {} -o /big.bin", source.display()))]);
     assert!(!over.status.success(), "{over:?}");
     assert!(String::from_utf8_lossy(&over.stderr).contains("552"), "{over:?}");
@@ -340,7 +342,7 @@ fn rclone_cannot_leave_the_home() {
 #[test]
 fn rclone_sees_the_quota() {
     let test = server(1 << 20);
-    let local = make_tree(&test.local("tree"), 2 << 20);
+    let local = make_tree(&test.local("tree"), 80 << 20);
     let remote = format!("{}/backup", rclone_remote(&test));
     let copy = rclone(&test, &["--retries", "1", "copy", local.to_str().unwrap(), &remote]);
     assert!(!copy.status.success(), "{copy:?}");
@@ -448,7 +450,7 @@ for command in ["CWD /..", "RETR /../../etc/passwd", "RETR /etc-link/passwd", "S
         assert str(e)[:3] in ("550", "553"), (command, e)
 
 try:
-    ftp.storbinary("STOR big.bin", io.BytesIO(b"y" * (2 << 20)))
+    ftp.storbinary("STOR big.bin", io.BytesIO(b"y" * (80 << 20)))
     sys.exit("an upload over quota was accepted")
 except ftplib.error_perm as e:
     assert str(e).startswith("552"), e

@@ -149,17 +149,26 @@ async fn refused(context: &Context, data: MaybeTls, error: WireError, resumed_fr
     refuse_rest(data, Reply::from_error(&error), context.stall()).await
 }
 
-/// The most data read and thrown away after an upload is refused mid-way.
-const DISCARD_LIMIT: u64 = 64 << 20;
+/// The longest a refused upload's data is read and thrown away (see [`refuse_rest`]).
+const DISCARD_TIME: Duration = Duration::from_secs(600);
 
-/// Ends a refused upload: reads and discards what the client is still sending (up to
-/// [`DISCARD_LIMIT`], or until it stalls) before closing, so the client finishes its send and
-/// reads the refusal (curl and others report a reset data connection instead of the 552
-/// otherwise). Nothing of it is written.
+/// Ends a refused upload: reads and discards what the client is still sending, until it has
+/// sent everything (or stops sending for `stall`, or [`DISCARD_TIME`] passes), before closing.
+/// FTP clients read the control connection only once their data is sent: closed earlier, the
+/// data connection is reset under them and they report a broken pipe (curl exit 55, an
+/// SSLEOFError in ftplib, lftp retrying forever) instead of the 552. Nothing of it is written,
+/// and no byte count bounds it: a client far over its quota must hear why too.
 async fn refuse_rest(mut data: MaybeTls, reply: Reply, stall: Duration) -> Reply {
-    let mut sink = tokio::io::sink();
-    let mut limited = (&mut data).take(DISCARD_LIMIT);
-    let _ = tokio::time::timeout(stall, tokio::io::copy(&mut limited, &mut sink)).await;
+    let deadline = Instant::now() + DISCARD_TIME;
+    let mut thrown_away = vec![0u8; 64 << 10];
+    loop {
+        let wait = stall.min(deadline.saturating_duration_since(Instant::now()));
+        match tokio::time::timeout(wait, data.read(&mut thrown_away)).await {
+            Ok(Ok(read)) if read > 0 => {}
+            // The end of the data, a failure, a stall or the deadline.
+            _ => break,
+        }
+    }
     let _ = tokio::time::timeout(stall, data.shutdown()).await;
     reply
 }
