@@ -36,6 +36,29 @@ fn spawn_shell(args: &[&str], password: &str, cwd: &std::path::Path) -> std::pro
         .unwrap()
 }
 
+/// A batch shell logged in as `user` (password `pw`), reading its commands from a pipe, once
+/// it has run `mkdir sub` (so its session is up); with its input and its local folder.
+fn shell_in_session(
+    server: &TestServer,
+    user: &str,
+) -> (std::process::Child, std::process::ChildStdin, std::path::PathBuf) {
+    let work = server.local("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let addr = server.addr().to_string();
+    let mut shell = spawn_shell(&["--connect", &addr, "--user", user, "--batch", "-"], "pw", &work);
+    let mut input = shell.stdin.take().unwrap();
+    input.write_all(b"mkdir sub\n").unwrap();
+    let made = server.home(user).join("sub");
+    for _ in 0..500 {
+        if made.is_dir() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(made.is_dir(), "the shell ran mkdir");
+    (shell, input, work)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -331,22 +354,10 @@ fn the_shell_connects_again_after_the_server_closes_its_idle_session() {
         config.max_queued = 2;
     });
     server.add_user("s", "pw", 1 << 20);
-    let work = server.local("work");
-    std::fs::create_dir_all(&work).unwrap();
+    let (shell, mut input, work) = shell_in_session(&server, "s");
     let data = random_bytes(300_000, 60);
     std::fs::write(work.join("up.bin"), &data).unwrap();
-    let addr = server.addr().to_string();
-    let mut shell = spawn_shell(&["--connect", &addr, "--user", "s", "--batch", "-"], "pw", &work);
-    let mut input = shell.stdin.take().unwrap();
-    input.write_all(b"mkdir sub\ncd sub\n").unwrap();
-    let made = server.home("s").join("sub");
-    for _ in 0..500 {
-        if made.is_dir() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert!(made.is_dir(), "the shell ran mkdir");
+    input.write_all(b"cd sub\n").unwrap();
     // The shell holds the only slot; a client queued behind it is admitted once the server
     // has closed the shell's idle session.
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -368,7 +379,7 @@ fn the_shell_connects_again_after_the_server_closes_its_idle_session() {
     assert!(stderr.contains("the server had closed the idle session; connecting again"), "{stderr}");
     assert!(stdout.contains("ftp> pwd\n/sub\n"), "back in its directory: {stdout}");
     assert!(stdout.contains(&format!("md5 {} verified", md5_hex(&data))), "{stdout}");
-    assert_eq!(std::fs::read(made.join("up.bin")).unwrap(), data);
+    assert_eq!(std::fs::read(server.home("s").join("sub/up.bin")).unwrap(), data);
 }
 
 #[test]
@@ -518,20 +529,7 @@ fn serve_takes_the_passive_ports_from_the_command_line() {
 fn the_shell_stops_with_the_reason_when_the_server_ends_its_session() {
     let server = TestServer::start();
     server.add_user("s", "pw", 1 << 20);
-    let work = server.local("work");
-    std::fs::create_dir_all(&work).unwrap();
-    let addr = server.addr().to_string();
-    let mut shell = spawn_shell(&["--connect", &addr, "--user", "s", "--batch", "-"], "pw", &work);
-    let mut input = shell.stdin.take().unwrap();
-    input.write_all(b"mkdir sub\n").unwrap();
-    let made = server.home("s").join("sub");
-    for _ in 0..500 {
-        if made.is_dir() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert!(made.is_dir(), "the shell ran mkdir");
+    let (shell, mut input, _work) = shell_in_session(&server, "s");
     server.remove_user("s");
     // Once a login as s fails, the server has read the store and ended s's sessions.
     let runtime = tokio::runtime::Runtime::new().unwrap();
