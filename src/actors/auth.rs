@@ -1,7 +1,7 @@
 //! AuthActor: the user store and the server side of SCRAM.
 //!
 //! The users come from a [`UserDirectory`] (the state seam; `users.toml` here, see
-//! [`crate::state::users::UsersFile`]), asked for changes at every login and every
+//! [`crate::state::users::UsersFile`]), asked for a newer version at every login and every
 //! [`STORE_POLL`] (a `stat` on the login pool, apart from the disk workers), so `ftp-actor user ...` takes effect on a
 //! running server without a restart: new passwords at the next login, quotas within seconds
 //! even for sessions already logged in. Each reload passes the user list to the QuotaActor,
@@ -21,8 +21,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
@@ -39,7 +39,7 @@ use crate::auth::throttle::Admission;
 use crate::auth::user_store::{SALT_LEN, UserStore, home_path};
 use crate::net::{ErrorCode, WireError};
 use crate::state::failed_logins::{FailedLogins, SharedFailedLogins};
-use crate::state::users::{UserChanges, UserDirectory};
+use crate::state::users::{UserDirectory, UsersVersion, revoked};
 
 use super::disk::DiskPool;
 use super::panic_guard::{InjectPanic, Panicked, catch_panic};
@@ -80,8 +80,9 @@ pub struct AuthActor {
     /// `max_files` of users whose record does not set one.
     default_max_files: u64,
     store: UserStore,
-    /// Where the users come from, and the feed of their changes (see [`UserDirectory`]).
-    directory: Arc<Mutex<Box<dyn UserDirectory>>>,
+    /// Where the users come from (see [`UserDirectory`]), and the version of them applied.
+    directory: Arc<dyn UserDirectory>,
+    known: Option<UsersVersion>,
     quota: Addr<QuotaActor>,
     disk: DiskPool,
     /// Counts the reloads applied; a login carries the generation its challenge came from.
@@ -106,7 +107,7 @@ pub struct UserSource {
 impl AuthActor {
     pub fn new(source: UserSource, checks: PasswordChecks, quota: Addr<QuotaActor>, disk: DiskPool) -> Self {
         let UserSource { data_dir, directory, secret, default_scrypt, default_max_files } = source;
-        let directory = Arc::new(Mutex::new(directory));
+        let directory: Arc<dyn UserDirectory> = Arc::from(directory);
         AuthActor {
             data_dir,
             checks,
@@ -115,6 +116,7 @@ impl AuthActor {
             default_max_files,
             store: UserStore::default(),
             directory,
+            known: None,
             quota,
             disk,
             generation: 0,
@@ -186,16 +188,18 @@ impl AuthActor {
         }
     }
 
-    /// Takes the users' changes from the directory, if any, and tells the QuotaActor and
-    /// whoever watches for revocations.
+    /// Reads the users again if the directory has a newer version than the one applied, and
+    /// tells the QuotaActor, and whoever watches for revocations whose sessions must end.
     fn refresh(&mut self) -> impl ActorFuture<Self, Output = ()> + use<> {
-        let directory = self.directory.clone();
+        let (directory, known) = (self.directory.clone(), self.known);
         let disk = self.disk.clone();
-        let reload = async move { disk.run("reload users", move || lock(&directory).changes()).await };
+        let reload = async move { disk.run("reload users", move || directory.read_if_changed(known)).await };
         reload.into_actor(self).map(|reloaded, act, _| match reloaded {
-            Ok(Ok(Some(UserChanges { users, revoked }))) => {
+            Ok(Ok(Some((users, version)))) => {
                 tracing::info!(users = users.users.len(), "user store loaded");
+                let revoked = revoked(&act.store, &users);
                 act.store = users;
+                act.known = Some(version);
                 act.generation += 1;
                 act.quota.do_send(SetUsers(act.quota_users()));
                 if !revoked.is_empty() {
@@ -258,7 +262,7 @@ impl Actor for AuthActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // After a restart the store is read again whether or not its file changed.
-        lock(&self.directory).reread();
+        self.known = None;
         ctx.wait(self.refresh());
         ctx.run_interval(STORE_POLL, |act, ctx| {
             ctx.spawn(act.refresh());
@@ -324,12 +328,6 @@ pub struct BeginLogin {
     pub user: String,
     pub client_nonce: String,
     pub peer: IpAddr,
-}
-
-/// The directory, even if a job panicked while holding it (its state is still a store read
-/// whole, or none).
-fn lock(directory: &Mutex<Box<dyn UserDirectory>>) -> std::sync::MutexGuard<'_, Box<dyn UserDirectory>> {
-    directory.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl AuthActor {
