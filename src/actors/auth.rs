@@ -39,7 +39,7 @@ use crate::auth::throttle::Admission;
 use crate::auth::user_store::{SALT_LEN, UserStore, home_path};
 use crate::net::{ErrorCode, WireError};
 use crate::state::failed_logins::{FailedLogins, SharedFailedLogins};
-use crate::state::users::{UserDirectory, UsersVersion, revoked};
+use crate::state::users::{UserDirectory, UsersVersion};
 
 use super::disk::DiskPool;
 use super::panic_guard::{InjectPanic, Panicked, catch_panic};
@@ -197,7 +197,7 @@ impl AuthActor {
         reload.into_actor(self).map(|reloaded, act, _| match reloaded {
             Ok(Ok(Some((users, version)))) => {
                 tracing::info!(users = users.users.len(), "user store loaded");
-                let revoked = revoked(&act.store, &users);
+                let revoked = act.store.revoked_by(&users);
                 act.store = users;
                 act.known = Some(version);
                 act.generation += 1;

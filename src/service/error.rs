@@ -16,6 +16,20 @@ pub fn storage(op: &str, shown: &str, error: StorageError) -> WireError {
     WireError::new(error.code(), format!("{op} {shown}: {error}"))
 }
 
+/// The answer of a disk job that ran a storage call: its value, the call's failure worded for
+/// `op` on `shown`, or the job's own failure (it panicked).
+pub fn of_job<R>(
+    answer: Result<Result<R, StorageError>, crate::actors::disk::JobFailed>,
+    op: &str,
+    shown: &str,
+) -> Result<R, WireError> {
+    match answer {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(failure)) => Err(storage(op, shown, failure)),
+        Err(failed) => Err(internal(failed)),
+    }
+}
+
 /// A failure of the server itself (a panicked job, an actor gone): the client may retry.
 pub fn internal(why: impl Display) -> WireError {
     WireError::new(ErrorCode::Internal, format!("internal error: {why}"))

@@ -86,13 +86,7 @@ impl<S: FileStore> UserFiles<S> {
         F: FnOnce(&S) -> Result<R, StorageError> + Send + 'static,
     {
         let (disk, home) = (self.services.disk.clone(), self.store.clone());
-        async move {
-            match disk.run(op, move || call(&home)).await {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(failure)) => Err(error::storage(op, &shown, failure)),
-                Err(failed) => Err(error::internal(failed)),
-            }
-        }
+        async move { error::of_job(disk.run(op, move || call(&home)).await, op, &shown) }
     }
 
     /// Checks that `target` is a directory: what `cd` does before it moves.
@@ -256,10 +250,6 @@ where
                 job(&guard)
             })
             .await;
-        match changed {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(failure)) => Err(error::storage(op, &shown, failure)),
-            Err(failed) => Err(error::internal(failed)),
-        }
+        error::of_job(changed, op, &shown)
     }
 }

@@ -1,4 +1,5 @@
-//! Users and credentials as the AuthActor reads them, and what a new version of them revokes.
+//! Users and credentials as the AuthActor reads them. What a new version revokes (the users
+//! whose sessions must end) is [`UserStore::revoked_by`] of the version applied before.
 
 use std::path::PathBuf;
 
@@ -15,12 +16,6 @@ pub trait UserDirectory: Send + Sync + 'static {
     /// applied last; `None`: answer in any case). Stateless, so that every caller that saw an
     /// older version gets the new one, however the calls interleave.
     fn read_if_changed(&self, known: Option<UsersVersion>) -> Result<Option<(UserStore, UsersVersion)>, StoreError>;
-}
-
-/// The users whose sessions must end when `new` replaces `old`: deleted, or given a new
-/// password or home (a new quota ends nothing). The change feed the acceptor acts on.
-pub fn revoked(old: &UserStore, new: &UserStore) -> Vec<String> {
-    old.revoked_by(new)
 }
 
 /// `users.toml` in the data directory, as `ftp-actor user ...` writes it; its version is the
@@ -66,7 +61,7 @@ mod tests {
         let (added, second) = file.read_if_changed(Some(first)).unwrap().expect("users were added");
         let (again, same) = file.read_if_changed(Some(first)).unwrap().expect("a second caller behind");
         assert_eq!((added.users.len(), again.users.len(), second), (2, 2, same));
-        assert!(revoked(&empty, &added).is_empty(), "adding revokes nobody");
+        assert!(empty.revoked_by(&added).is_empty(), "adding revokes nobody");
         UserStore::update(dir.path(), |store| {
             store.users.remove("ann");
             store.user_mut("bob")?.quota = 5;
@@ -74,6 +69,6 @@ mod tests {
         })
         .unwrap();
         let (changed, _) = file.read_if_changed(Some(second)).unwrap().expect("the store changed");
-        assert_eq!(revoked(&added, &changed), vec!["ann".to_string()], "a new quota ends no session");
+        assert_eq!(added.revoked_by(&changed), vec!["ann".to_string()], "a new quota ends no session");
     }
 }
