@@ -69,6 +69,7 @@ pub struct Config {
     pub max_path_bytes: usize,
     pub max_name_bytes: usize,
     pub max_list_entries: usize,
+    pub partial_expiry_days: u64,
     #[serde(deserialize_with = "size_or_bytes")]
     pub default_quota: u64,
     pub default_max_files: u64,
@@ -192,6 +193,9 @@ impl Config {
         }
         if self.busy_poll_us > MAX_BUSY_POLL_US {
             return invalid("busy_poll_us must be at most 1000");
+        }
+        if self.partial_expiry_days > 36_500 {
+            return invalid("partial_expiry_days must be at most 36500 (0: never)");
         }
         if self.digest_save_secs > 86_400 {
             return invalid("digest_save_secs must be at most 86400 (a day)");

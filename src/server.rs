@@ -141,7 +141,7 @@ pub fn start_services(config: Config, secret: Key) -> Services {
     }
     let resume_states = Arc::default();
     let ledger = Arc::new(quota.clone());
-    Services {
+    let services = Services {
         config,
         auth,
         throttle,
@@ -154,7 +154,9 @@ pub fn start_services(config: Config, secret: Key) -> Services {
         hash_budget,
         digests,
         resume_states,
-    }
+    };
+    actix_rt::spawn(crate::service::expiry::keep_expiring_partials(services.clone()));
+    services
 }
 
 /// Raises the open-files limit and fits the pre-login budget to it; logs both.

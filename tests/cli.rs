@@ -572,3 +572,48 @@ fn batch_output_has_no_progress_bar_even_on_a_terminal() {
     assert_eq!(output.matches("verified").count(), 2, "{output}");
     assert!(!output.contains("ETA"), "a progress bar in batch output: {output}");
 }
+
+/// The shell shows a partial upload as kind `p` under its name, `quota` says what partials
+/// hold and how to free it, and `rm` removes one (saying so when a file and a partial share
+/// the name).
+#[tokio::test]
+async fn the_shell_lists_counts_and_removes_partial_uploads() {
+    let server = TestServer::start();
+    server.add_user("s", "pw", 10 << 20);
+    let mut client = server.login("s", "pw").await;
+    let local = server.local("f");
+    std::fs::write(&local, random_bytes(1_000, 3)).unwrap();
+    client.put(&local, "both.bin", &ftp_actor::client::NoProgress).await.unwrap();
+    for name in ["big.iso", "both.bin"] {
+        let mut cut = server.login("s", "pw").await;
+        cut.send(ftp_actor::net::Request::Put { path: name.into(), size: 1 << 20 }).await.unwrap();
+        cut.recv().await.unwrap();
+        cut.send(ftp_actor::net::Request::Data { bytes: bytes::Bytes::from(vec![1u8; 300_000]) }).await.unwrap();
+        cut.send(ftp_actor::net::Request::Noop).await.unwrap();
+        cut.recv().await.unwrap();
+    }
+    wait_for_quota(&mut client, |used, _| used == 601_000).await;
+    let work = server.local("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let addr = server.addr().to_string();
+    let commands = "ls\nquota\nrm big.iso\nrm both.bin\nls\nrm both.bin\nquota\n";
+    let out = tokio::task::spawn_blocking(move || {
+        run(&["shell", "--connect", &addr, "--user", "s", "--batch", "-"], Some("pw"), commands, &work)
+    })
+    .await
+    .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{}", text(&out.stderr));
+    let listed = |kind: char, size: u64, name: &str| {
+        stdout
+            .lines()
+            .any(|line| line.starts_with(&format!("{kind} {size:>14} ")) && line.ends_with(&format!(" {name}")))
+    };
+    assert!(listed('p', 300_000, "big.iso") && listed('-', 1_000, "both.bin") && listed('p', 300_000, "both.bin"));
+    assert!(stdout.contains("of which 585.9 KiB in 2 partial uploads (kind p in ls"), "{stdout}");
+    assert!(stdout.contains("a partial upload to both.bin remains (kind p in ls): rm both.bin again"), "{stdout}");
+    assert!(
+        stdout.ends_with("used 0 B of 10.0 MiB (0.0%), 10.0 MiB free; 0 of 100000 files and directories\n"),
+        "{stdout}"
+    );
+}

@@ -652,3 +652,33 @@ print('ok')
         assert_eq!(std::fs::read(&copy).unwrap(), data, "{}", copy.display());
     }
 }
+
+/// A partial upload is listed by curl (LIST) as `NAME (partial upload)`, never as the file;
+/// lftp's `mirror` and rclone (MLSD) do not see it, so neither fetches a half file; and DELE
+/// (curl's `-Q`) removes it.
+#[test]
+fn standard_clients_never_take_a_partial_upload_for_the_file() {
+    let test = server(1 << 30);
+    std::fs::write(test.home(USER).join("whole.bin"), b"whole").unwrap();
+    std::fs::write(test.home(USER).join(".half.bin.ftpa-part"), vec![1u8; 1000]).unwrap();
+
+    let listing = curl(&test, &[&curl_url(&test, "/")]);
+    must_succeed("curl listing", &listing);
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let partial_line = |line: &str| line.contains(" 1000 ") && line.ends_with(" half.bin (partial upload)");
+    assert!(listing.lines().any(partial_line), "{listing}");
+    assert!(!listing.lines().any(|line| line.ends_with(" half.bin")), "{listing}");
+
+    let copy = test.local("rclone-copy");
+    must_succeed("rclone copy", &rclone(&test, &["copy", &rclone_remote(&test), copy.to_str().unwrap()]));
+    let mirror = test.local("lftp-mirror");
+    must_succeed("lftp mirror", &run("lftp", &["-c", &lftp_script(&test, &format!("mirror / {}", mirror.display()))]));
+    for dir in [&copy, &mirror] {
+        let names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["whole.bin"], "{}", dir.display());
+    }
+
+    let deleted = curl(&test, &["-Q", "DELE half.bin", &curl_url(&test, "/")]);
+    must_succeed("curl DELE", &deleted);
+    assert!(!test.home(USER).join(".half.bin.ftpa-part").exists());
+}

@@ -25,6 +25,18 @@ impl Control {
         self.reply()
     }
 
+    /// Runs a listing command (`LIST`, `NLST`, `MLSD`, with its argument) through an EPSV data
+    /// connection; returns the listing's text and the final reply.
+    fn listing(&mut self, command: &str) -> (String, String) {
+        let port = self.passive_port();
+        let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        self.send_raw(format!("{command}\r\n").as_bytes());
+        assert!(self.reply().starts_with("150"));
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut data, &mut text).unwrap();
+        (text, self.reply())
+    }
+
     /// Asks EPSV for a passive port.
     fn passive_port(&mut self) -> u16 {
         let epsv = self.command("EPSV");
@@ -357,13 +369,8 @@ fn a_listing_cut_at_max_list_entries_says_so_in_its_final_reply() {
     std::fs::write(test.home("bob").join("few").join("x"), b"x").unwrap();
     let mut control = logged_in(&test);
     let list = |control: &mut Control, command: &str| {
-        let port = control.passive_port();
-        let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        control.send_raw(format!("{command}\r\n").as_bytes());
-        assert!(control.reply().starts_with("150"));
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut data, &mut text).unwrap();
-        (text.lines().count(), control.reply())
+        let (text, reply) = control.listing(command);
+        (text.lines().count(), reply)
     };
     let (lines, done) = list(&mut control, "NLST");
     assert_eq!(lines, 3);
@@ -372,6 +379,47 @@ fn a_listing_cut_at_max_list_entries_says_so_in_its_final_reply() {
     control.send_raw(b"STAT /\r\n");
     let stat = control.reply();
     assert!(stat.starts_with("213 End of status; listing cut at 3 entries"), "{stat}");
+}
+
+/// A partial upload (here what a STOR over quota kept) shows in LIST under a name no client
+/// takes for the file, stays out of NLST and MLSD (mirroring tools would fetch it), and DELE
+/// of the file's name removes it, freeing its quota.
+#[test]
+fn a_partial_upload_shows_in_list_and_dele_removes_it() {
+    let test = plaintext_server(|_| {});
+    // Room for two of the server's 1 MiB blocks: the third is refused.
+    test.add_user("carol", "pw", 5 << 19);
+    let mut control = Control::connect(test.ftp_addr());
+    assert!(control.reply().starts_with("220 "));
+    assert!(control.command("USER carol").starts_with("331"));
+    assert!(control.command("PASS pw").starts_with("230"));
+    assert!(control.store("small.txt", b"hello").starts_with("226"));
+    let reply = control.store("big.iso", &vec![5u8; 3 << 20]);
+    assert!(reply.starts_with("552"), "{reply}");
+    let kept = std::fs::metadata(test.home("carol").join(".big.iso.ftpa-part")).unwrap().len();
+    assert!(kept > 0, "the quota refusal keeps what fitted for a resume");
+
+    let (list, _) = control.listing("LIST");
+    let lines: Vec<_> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(lines[0].contains(&format!(" {kept} ")) && lines[0].ends_with(" big.iso (partial upload)"), "{list}");
+    assert!(lines[1].ends_with(" small.txt"), "{list}");
+    assert_eq!(control.listing("NLST").0, "small.txt\r\n");
+    let (facts, _) = control.listing("MLSD");
+    assert!(facts.lines().count() == 1 && facts.contains("; small.txt"), "{facts}");
+
+    assert_eq!(control.command("DELE big.iso"), "250 partial upload deleted");
+    assert_eq!(control.listing("LIST").0.lines().count(), 1);
+    let reply = control.store("big.iso", &vec![5u8; 1000]);
+    assert!(reply.starts_with("226"), "the quota the partial held is free again: {reply}");
+    let reply = control.store("big.iso", &vec![5u8; 3 << 20]);
+    assert!(reply.starts_with("552"), "{reply}");
+    assert_eq!(
+        control.command("DELE big.iso"),
+        "250 deleted; a partial upload to this name remains: DELE it again to remove that too"
+    );
+    assert_eq!(control.command("DELE big.iso"), "250 partial upload deleted");
+    assert!(control.command("DELE big.iso").starts_with("550"));
 }
 
 #[test]

@@ -48,6 +48,11 @@ enum Step {
     Remove {
         name: usize,
     },
+    /// `rm` of a name whose partial upload is interrupted (no session is uploading it: the
+    /// service holds the path's upload lock for this), or the partial expiring.
+    RemovePartial {
+        name: usize,
+    },
     Move {
         from: usize,
         to: usize,
@@ -71,6 +76,7 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(session, right_md5)| Step::Finish { session, right_md5 }),
         1 => session.prop_map(|session| Step::Abort { session }),
         2 => name.clone().prop_map(|name| Step::Remove { name }),
+        1 => name.clone().prop_map(|name| Step::RemovePartial { name }),
         1 => (name.clone(), name.clone()).prop_map(|(from, to)| Step::Move { from, to }),
         1 => name.clone().prop_map(|name| Step::Mkdir { name }),
         1 => name.prop_map(|name| Step::Rmdir { name }),
@@ -197,9 +203,20 @@ impl World {
                 }
             }
             Step::Remove { name } => {
-                if let Ok(freed) = self.home.remove_file(&vp(NAMES[name])) {
-                    self.ledger.adjust("u", DiskChange { bytes: -(freed as i64), files: -1 });
+                if let Ok(removed) = self.home.remove_file(&vp(NAMES[name])) {
+                    self.ledger.adjust("u", DiskChange { bytes: -(removed.freed as i64), files: -1 });
                 }
+            }
+            Step::RemovePartial { name } => {
+                if self.sessions.iter().flatten().any(|live| live.name == name) {
+                    return; // the path's upload lock is held
+                }
+                let id = self.ledger.open("u");
+                let change = match self.home.remove_partial(&vp(NAMES[name]), None) {
+                    Ok(freed) => DiskChange { bytes: -(freed as i64), files: -1 },
+                    Err(_) => DiskChange::default(),
+                };
+                self.ledger.settle("u", id, change);
             }
             Step::Move { from, to } => {
                 let _ = self.home.rename(&vp(NAMES[from]), &vp(NAMES[to]));
@@ -278,8 +295,8 @@ fn publishes_racing_removals_free_each_file_once() {
             while !stop.load(Ordering::Relaxed) {
                 pause = pause * 7 % 301;
                 std::thread::sleep(std::time::Duration::from_micros(pause));
-                if let Ok(bytes) = home.remove_file(&vp("a")) {
-                    freed.fetch_add(bytes as i64, Ordering::SeqCst);
+                if let Ok(removed) = home.remove_file(&vp("a")) {
+                    freed.fetch_add(removed.freed as i64, Ordering::SeqCst);
                 }
             }
         })

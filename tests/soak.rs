@@ -171,7 +171,7 @@ async fn soak_with_random_failures() {
                     }
                     6 => {
                         tally.lock().await.op("rm");
-                        client.remove(&name).await
+                        client.remove(&name).await.map(drop)
                     }
                     7 => {
                         tally.lock().await.op("mv");

@@ -577,14 +577,14 @@ async fn put_cancel_keeps_a_partial_with_data_and_removes_an_empty_one() {
     assert!(matches!(client.recv().await.unwrap(), Response::PutReady { offset: 0, .. }));
     assert!(partial.exists());
     client.send(Request::PutCancel).await.unwrap();
-    assert_eq!(client.recv().await.unwrap(), Response::Done);
+    assert_eq!(client.recv().await.unwrap(), Response::DONE);
     assert!(!partial.exists(), "an empty partial is removed");
 
     client.send(Request::Put { path: "cancel.bin".into(), size: data.len() as u64 }).await.unwrap();
     assert!(matches!(client.recv().await.unwrap(), Response::PutReady { offset: 0, .. }));
     send_chunks(&mut client, &data[..MIB], 256 << 10).await;
     client.send(Request::PutCancel).await.unwrap();
-    assert_eq!(client.recv().await.unwrap(), Response::Done);
+    assert_eq!(client.recv().await.unwrap(), Response::DONE);
     assert_eq!(std::fs::read(&partial).unwrap(), &data[..MIB], "the partial keeps what was sent");
     assert!(!server.home("u").join("cancel.bin").exists(), "nothing published");
 
@@ -598,7 +598,7 @@ async fn put_cancel_keeps_a_partial_with_data_and_removes_an_empty_one() {
         other => panic!("{other:?}"),
     }
     client.send(Request::Noop).await.unwrap();
-    assert_eq!(client.recv().await.unwrap(), Response::Done, "noop outside an upload too");
+    assert_eq!(client.recv().await.unwrap(), Response::DONE, "noop outside an upload too");
     assert_eq!(client.pwd().await.unwrap(), "/");
 }
 

@@ -383,6 +383,20 @@ impl Handler<GetUsage> for QuotaActor {
     }
 }
 
+/// The users whose homes the actor has measured, with their homes (what expiring old partial
+/// uploads walks).
+#[derive(Message)]
+#[rtype(result = "Vec<QuotaUser>")]
+pub struct KnownUsers;
+
+impl Handler<KnownUsers> for QuotaActor {
+    type Result = Vec<QuotaUser>;
+
+    fn handle(&mut self, _: KnownUsers, _: &mut Context<Self>) -> Self::Result {
+        self.users.clone()
+    }
+}
+
 /// Figures for invariant checks (tests, demo): every user's usage and the live leases.
 #[derive(Message)]
 #[rtype(result = "Result<QuotaSnapshot, Panicked>")]

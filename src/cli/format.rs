@@ -17,23 +17,34 @@ pub fn format_entry(entry: &Entry) -> String {
         EntryKind::Dir => 'd',
         EntryKind::File => '-',
         EntryKind::Symlink => 'l',
+        EntryKind::Partial => 'p',
         EntryKind::Other => '?',
     };
     format!("{kind} {:>14} {} {}", entry.size, format_time(entry.modified), entry.name)
 }
 
-/// `used 1.0 MiB of 10.0 MiB (10.0%), 9.0 MiB free`.
+/// `used 1.0 MiB of 10.0 MiB (10.0%), 9.0 MiB free; 3 of 100 files and directories`, and,
+/// when there are partial uploads, how much of that they are and how to free it.
 pub fn format_quota(report: &QuotaReport) -> String {
     let (used, limit) = (report.used, report.limit);
     let percent = if limit == 0 { 100.0 } else { used as f64 * 100.0 / limit as f64 };
-    format!(
+    let mut text = format!(
         "used {} of {} ({percent:.1}%), {} free; {} of {} files and directories",
         format_size(used),
         format_size(limit),
         format_size(limit.saturating_sub(used)),
         report.files,
         report.max_files,
-    )
+    );
+    if report.partials > 0 {
+        text.push_str(&format!(
+            "\nof which {} in {} partial upload{} (kind p in ls: put the file again to resume, or rm NAME)",
+            format_size(report.partial_bytes),
+            report.partials,
+            if report.partials == 1 { "" } else { "s" },
+        ));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -49,10 +60,15 @@ mod tests {
 
     #[test]
     fn formats_quota() {
-        let report = QuotaReport { used: 1 << 20, limit: 10 << 20, files: 3, max_files: 100 };
+        let mut report =
+            QuotaReport { used: 1 << 20, limit: 10 << 20, files: 3, max_files: 100, partial_bytes: 0, partials: 0 };
         assert_eq!(
             format_quota(&report),
             "used 1.0 MiB of 10.0 MiB (10.0%), 9.0 MiB free; 3 of 100 files and directories"
         );
+        (report.partial_bytes, report.partials) = (512 << 10, 1);
+        assert!(format_quota(&report).ends_with(
+            "\nof which 512.0 KiB in 1 partial upload (kind p in ls: put the file again to resume, or rm NAME)"
+        ));
     }
 }

@@ -256,7 +256,11 @@ impl Shell {
                 }
             }
             ("mkdir", [path]) => rt.block_on(client.mkdir(path))?,
-            ("rm", [path]) => rt.block_on(client.remove(path))?,
+            ("rm", [path]) => {
+                if rt.block_on(client.remove(path))? {
+                    println!("a partial upload to {path} remains (kind p in ls): rm {path} again to remove it");
+                }
+            }
             ("rmdir", [path]) => rt.block_on(client.rmdir(path))?,
             ("mv", [from, to]) => rt.block_on(client.rename(from, to))?,
             ("quota", []) => {

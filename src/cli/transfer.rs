@@ -217,6 +217,9 @@ pub(super) fn get_tree(
                     subdirs.push(child);
                 }
                 EntryKind::File => steps.push(TreeStep::File(child)),
+                EntryKind::Partial => {
+                    eprintln!("skipped {}: a partial upload, not published yet", tree::join(remote_root, &child));
+                }
                 EntryKind::Symlink | EntryKind::Other => {
                     eprintln!("skipped {}: not a regular file or directory", tree::join(remote_root, &child));
                 }

@@ -130,6 +130,9 @@ pub struct QuotaReport {
     /// Files, directories and partial uploads, each one.
     pub files: u64,
     pub max_files: u64,
+    /// How much of `used` is partial uploads, and how many there are.
+    pub partial_bytes: u64,
+    pub partials: u64,
 }
 
 impl Client {
@@ -225,8 +228,13 @@ impl Client {
     }
 
     async fn expect_done(&mut self, request: Request) -> Result<(), ClientError> {
+        self.done_noting_partial(request).await.map(drop)
+    }
+
+    /// Sends `request`, expecting `done`; returns its `partial_remains`.
+    async fn done_noting_partial(&mut self, request: Request) -> Result<bool, ClientError> {
         match self.call(request).await? {
-            Response::Done => Ok(()),
+            Response::Done { partial_remains } => Ok(partial_remains),
             other => Err(unexpected(other, "done")),
         }
     }
@@ -235,8 +243,11 @@ impl Client {
         self.expect_done(Request::Mkdir { path: path.to_string() }).await
     }
 
-    pub async fn remove(&mut self, path: &str) -> Result<(), ClientError> {
-        self.expect_done(Request::Remove { path: path.to_string() }).await
+    /// Removes the file at `path`, or, where no file is published, the partial upload to it.
+    /// Returns true if the file was removed and a partial upload to the same name remains (a
+    /// second `remove` removes that).
+    pub async fn remove(&mut self, path: &str) -> Result<bool, ClientError> {
+        self.done_noting_partial(Request::Remove { path: path.to_string() }).await
     }
 
     pub async fn rmdir(&mut self, path: &str) -> Result<(), ClientError> {
@@ -255,7 +266,9 @@ impl Client {
     /// Bytes and entries used, and their limits.
     pub async fn quota_report(&mut self) -> Result<QuotaReport, ClientError> {
         match self.call(Request::Quota).await? {
-            Response::QuotaInfo { used, limit, files, max_files } => Ok(QuotaReport { used, limit, files, max_files }),
+            Response::QuotaInfo { used, limit, files, max_files, partial_bytes, partials } => {
+                Ok(QuotaReport { used, limit, files, max_files, partial_bytes, partials })
+            }
             other => Err(unexpected(other, "quota_info")),
         }
     }

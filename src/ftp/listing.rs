@@ -36,20 +36,29 @@ pub fn parse_time_val(text: &str) -> Option<i64> {
 
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
+/// Is `entry` shown in a listing of this kind? A partial upload is shown only in LIST, the
+/// listing people read, under a name no client takes for the finished file (see
+/// [`list_line`]); NLST and MLSD feed mirroring tools, which would fetch it, and leave it out.
+pub fn shown_in(entry: &Entry, human: bool) -> bool {
+    human || entry.kind != EntryKind::Partial
+}
+
 /// One `ls -l` line. Files changed in the last six months show the time, older ones the year,
-/// as `ls` does (`now` is passed in so the output is testable).
+/// as `ls` does (`now` is passed in so the output is testable). A partial upload shows as
+/// `NAME (partial upload)`: a client that parses the line sees a name other than the file's.
 pub fn list_line(entry: &Entry, now: i64) -> String {
     let (kind, mode) = match entry.kind {
         EntryKind::Dir => ('d', "rwx------"),
         EntryKind::Symlink => ('l', "rwxrwxrwx"),
-        EntryKind::File | EntryKind::Other => ('-', "rw-------"),
+        EntryKind::File | EntryKind::Partial | EntryKind::Other => ('-', "rw-------"),
     };
+    let suffix = if entry.kind == EntryKind::Partial { " (partial upload)" } else { "" };
     let CivilTime { year, month, day, hour, minute, .. } = CivilTime::from_unix(entry.modified);
     let month = MONTHS[month as usize - 1];
     let recent = (now - entry.modified).abs() < 182 * 86_400;
     let when =
         if recent { format!("{month} {day:>2} {hour:02}:{minute:02}") } else { format!("{month} {day:>2}  {year}") };
-    format!("{kind}{mode} 1 ftp ftp {size:>12} {when} {name}", size = entry.size, name = entry.name)
+    format!("{kind}{mode} 1 ftp ftp {size:>12} {when} {name}{suffix}", size = entry.size, name = entry.name)
 }
 
 /// The RFC 3659 facts of an entry, in the order FEAT announces them, ending with `; `.
@@ -57,6 +66,7 @@ pub fn facts(entry: &Entry) -> String {
     let (kind, perm) = match entry.kind {
         EntryKind::Dir => ("dir", "elcmfp"),
         EntryKind::Symlink => ("OS.unix=symlink", "r"),
+        EntryKind::Partial => ("OS.ftp-actor=partial-upload", "d"),
         EntryKind::File | EntryKind::Other => ("file", "rwadf"),
     };
     let mut facts = format!("type={kind};");
@@ -100,6 +110,12 @@ mod tests {
         let recent = list_line(&entry("a b.txt", EntryKind::File, 1234, now - 3600), now);
         assert_eq!(recent, "-rw------- 1 ftp ftp         1234 Nov 18 10:06 a b.txt");
         let old = list_line(&entry("sub", EntryKind::Dir, 4096, 0), now);
+        let partial = list_line(&entry("big.iso", EntryKind::Partial, 10, now), now);
+        assert!(partial.ends_with(" big.iso (partial upload)"), "{partial}");
+        assert!(
+            shown_in(&entry("p", EntryKind::Partial, 1, 0), true)
+                && !shown_in(&entry("p", EntryKind::Partial, 1, 0), false)
+        );
         assert_eq!(old, "drwx------ 1 ftp ftp         4096 Jan  1  1970 sub");
     }
 

@@ -125,8 +125,13 @@ pub enum Response {
     AuthOk {
         server_signature: ByteBuf,
     },
-    /// The command succeeded and has nothing to report.
-    Done,
+    /// The command succeeded. `partial_remains`: `remove` deleted the file, and a partial
+    /// upload to the same name is still there (absent, meaning false, everywhere else; a
+    /// client that does not know the key ignores it).
+    Done {
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        partial_remains: bool,
+    },
     /// The working directory after `pwd` or `cd`, as an absolute path inside the home.
     Cwd {
         path: String,
@@ -138,12 +143,18 @@ pub enum Response {
         truncated: bool,
     },
     /// Bytes used (including partial uploads) and the user's limit; entries (files,
-    /// directories and partial uploads) and the most allowed.
+    /// directories and partial uploads) and the most allowed; how many of the bytes and
+    /// entries are partial uploads (absent from servers before they were added: serde's
+    /// default).
     QuotaInfo {
         used: u64,
         limit: u64,
         files: u64,
         max_files: u64,
+        #[serde(default)]
+        partial_bytes: u64,
+        #[serde(default)]
+        partials: u64,
     },
     /// The server is ready for upload data from `offset`; `prefix_md5` covers bytes `0..offset`.
     /// `existing_md5`: a fresh upload (offset 0) to a path where a file of exactly `size`
@@ -182,6 +193,9 @@ pub enum Response {
 }
 
 impl Response {
+    /// The plain `done` answer.
+    pub const DONE: Response = Response::Done { partial_remains: false };
+
     /// The error response for a [`WireError`].
     pub fn error(error: WireError) -> Response {
         Response::Error { code: error.code.as_u16(), message: error.message }
@@ -194,7 +208,7 @@ impl Response {
             Response::Welcome { .. } => "welcome",
             Response::AuthChallenge { .. } => "auth_challenge",
             Response::AuthOk { .. } => "auth_ok",
-            Response::Done => "done",
+            Response::Done { .. } => "done",
             Response::Cwd { .. } => "cwd",
             Response::Listing { .. } => "listing",
             Response::QuotaInfo { .. } => "quota_info",
@@ -221,12 +235,17 @@ impl From<ErrorCode> for WireError {
 }
 
 /// What a directory entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     File,
     Dir,
     Symlink,
+    /// An upload not published yet (interrupted, or in progress), listed under the name it
+    /// will be published as; its size is what the server holds so far.
+    Partial,
+    /// Anything else, including kinds a later server may add.
+    #[serde(other)]
     Other,
 }
 

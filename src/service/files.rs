@@ -5,22 +5,23 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::actors::Services;
 use crate::actors::quota::QuotaError;
 use crate::net::{Entry, ErrorCode, WireError};
 use crate::quota::gate::ChangeGuard;
 use crate::quota::{DiskChange, Usage};
-use crate::storage::{FileStore, Listing, LocalStore, Md5Digest, StorageError, VirtualPath};
+use crate::storage::{FileStore, Listing, LocalStore, Md5Digest, PartialFound, StorageError, VirtualPath};
 
 use super::error;
+use super::upload::take_lease;
 
-/// A change of names in a home that the quota counts (see [`UserFiles::change_entry`]).
+/// A change of directories in a home that the quota counts (see [`UserFiles::change_entry`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryChange {
     MakeDir,
     RemoveDir,
-    RemoveFile,
 }
 
 impl EntryChange {
@@ -29,9 +30,18 @@ impl EntryChange {
         match self {
             EntryChange::MakeDir => "mkdir",
             EntryChange::RemoveDir => "rmdir",
-            EntryChange::RemoveFile => "rm",
         }
     }
+}
+
+/// What [`UserFiles::remove_file`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removed {
+    /// The published file; `partial_remains` if a partial upload to the same name is still
+    /// there (removing the name again removes it).
+    File { partial_remains: bool },
+    /// The partial upload to the name, where no file was published.
+    Partial,
 }
 
 /// What a session holds once its user is logged in: the user, where the user's files are kept
@@ -169,30 +179,81 @@ impl<S: FileStore> UserFiles<S> {
         let op = change.op();
         async move {
             let ledger = services.ledger.clone();
-            if let EntryChange::MakeDir = change {
-                let lease = match ledger.open_entry(user).await {
-                    Ok(lease) => lease,
-                    Err(refused @ QuotaError::TooManyFiles(_)) => return Err(error::quota(op, &shown, refused)),
-                    Err(failed) => return Err(error::internal(failed)),
-                };
-                return change_on_disk(&services, op, op, shown, move |_| {
-                    home.mkdir(&target)?;
-                    lease.record_disk_change(DiskChange { bytes: 0, files: 1 });
+            if let EntryChange::RemoveDir = change {
+                return change_on_disk(&services, op, op, shown, move |guard| {
+                    home.remove_dir(&target)?;
+                    ledger.adjust(user, DiskChange { bytes: 0, files: -1 }, guard.number());
                     Ok(())
                 })
                 .await;
             }
-            change_on_disk(&services, op, op, shown, move |guard| {
-                let freed = match change {
-                    EntryChange::RemoveFile => home.remove_file(&target)?,
-                    _ => home.remove_dir(&target).map(|()| 0)?,
-                };
-                let change = DiskChange { bytes: -(freed as i64), files: -1 };
-                ledger.adjust(user, change, guard.number());
+            let lease = match ledger.open_entry(user).await {
+                Ok(lease) => lease,
+                Err(refused @ QuotaError::TooManyFiles(_)) => return Err(error::quota(op, &shown, refused)),
+                Err(failed) => return Err(error::internal(failed)),
+            };
+            change_on_disk(&services, op, op, shown, move |_| {
+                home.mkdir(&target)?;
+                lease.record_disk_change(DiskChange { bytes: 0, files: 1 });
                 Ok(())
             })
             .await
         }
+    }
+
+    /// `rm`: removes the file published at `target`, or, where there is none, the partial
+    /// upload to it (a user sees it listed under that name, and its bytes count). The quota's
+    /// figures are kept with the change.
+    pub fn remove_file(
+        &self,
+        target: VirtualPath,
+        shown: String,
+    ) -> impl Future<Output = Result<Removed, WireError>> + use<S> {
+        let (services, home, user) = (self.services.clone(), self.store.clone(), self.user.clone());
+        let remove_partial = self.remove_partial(target.clone(), None, shown.clone());
+        async move {
+            let ledger = services.ledger.clone();
+            let removed = change_on_disk(&services, "rm", "rm", shown, move |guard| match home.remove_file(&target) {
+                Ok(removed) => {
+                    ledger.adjust(user, DiskChange { bytes: -(removed.freed as i64), files: -1 }, guard.number());
+                    Ok(Some(removed))
+                }
+                Err(StorageError::NotFound) => Ok(None),
+                Err(failed) => Err(failed),
+            })
+            .await?;
+            match removed {
+                Some(removed) => Ok(Removed::File { partial_remains: removed.partial_remains }),
+                None => remove_partial.await.map(|_| Removed::Partial),
+            }
+        }
+    }
+
+    /// Removes the partial upload to `target` if it was last written before `unchanged_since`
+    /// (any age if `None`), holding the path's upload lock so that no upload is writing it
+    /// (one in progress is waited for, as a new upload would wait); returns the bytes freed.
+    pub fn remove_partial(
+        &self,
+        target: VirtualPath,
+        unchanged_since: Option<SystemTime>,
+        shown: String,
+    ) -> impl Future<Output = Result<u64, WireError>> + use<S> {
+        let (services, home) = (self.services.clone(), self.store.clone());
+        let lease = take_lease(self, &target, "rm", &shown);
+        async move {
+            let lease = lease.await?;
+            change_on_disk(&services, "rm partial", "rm", shown, move |_| {
+                let freed = home.remove_partial(&target, unchanged_since)?;
+                lease.record_disk_change(DiskChange { bytes: -(freed as i64), files: -1 });
+                Ok(freed)
+            })
+            .await
+        }
+    }
+
+    /// Every partial upload the user has (for `quota`, and for expiring old ones).
+    pub fn partials(&self) -> impl Future<Output = Result<Vec<PartialFound>, WireError>> + use<S> {
+        self.on_disk("quota", "partial uploads".to_string(), |home| home.partials())
     }
 
     /// The MD5 and size of `target`: its stored digest if it has one (free), else read and

@@ -9,10 +9,11 @@
 
 mod download;
 pub mod error;
+pub mod expiry;
 pub mod files;
 pub mod login;
 pub mod upload;
 
-pub use files::{EntryChange, UserFiles};
+pub use files::{EntryChange, Removed, UserFiles};
 pub use login::{LoggedIn, LoginRefused, complete_login};
 pub use upload::{Upload, open_sized, open_stream};

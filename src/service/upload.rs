@@ -62,7 +62,7 @@ pub async fn open_sized<S: FileStore>(
     shown: String,
     size: u64,
 ) -> Result<SizedUpload<S>, WireError> {
-    let lease = take_lease(&files, &target, &shown).await?;
+    let lease = take_lease(&files, &target, "put", &shown).await?;
     let services = files.services().clone();
     if let Err(refused) = files.may_hash() {
         // In debt: only an upload that would hash an existing partial must wait.
@@ -117,7 +117,7 @@ pub async fn open_stream<S: FileStore>(
     shown: String,
     request: StreamRequest,
 ) -> Result<Upload<S>, WireError> {
-    let lease = take_lease(&files, &target, &shown).await?;
+    let lease = take_lease(&files, &target, "put", &shown).await?;
     let services = files.services().clone();
     let (owner, named) = (files.clone(), shown.clone());
     let opened = change_on_disk(&services, "open upload", "put", shown.clone(), move |_| {
@@ -149,20 +149,24 @@ pub async fn open_stream<S: FileStore>(
     .await
 }
 
-/// Takes the upload's lease on `target`, waiting for an earlier upload of the path to end (see
-/// the module doc).
-async fn take_lease<S: FileStore>(
+/// Takes the upload lease (the path lock) on `target` for `op`, waiting for an earlier upload
+/// of the path to end (see the module doc).
+pub(super) fn take_lease<S: FileStore>(
     files: &UserFiles<S>,
     target: &VirtualPath,
+    op: &'static str,
     shown: &str,
-) -> Result<Box<dyn QuotaLease>, WireError> {
-    let deadline = Instant::now() + IN_USE_PATIENCE;
-    let ledger = &files.services().ledger;
-    loop {
-        match ledger.open_upload(files.user().to_string(), files.absolute(target)).await {
-            Ok(lease) => return Ok(lease),
-            Err(QuotaError::InUse) if Instant::now() < deadline => tokio::time::sleep(IN_USE_RETRY).await,
-            Err(refused) => return Err(error::quota("put", shown, refused)),
+) -> impl Future<Output = Result<Box<dyn QuotaLease>, WireError>> + use<S> {
+    let (ledger, user, path, shown) =
+        (files.services().ledger.clone(), files.user().to_string(), files.absolute(target), shown.to_string());
+    async move {
+        let deadline = Instant::now() + IN_USE_PATIENCE;
+        loop {
+            match ledger.open_upload(user.clone(), path.clone()).await {
+                Ok(lease) => return Ok(lease),
+                Err(QuotaError::InUse) if Instant::now() < deadline => tokio::time::sleep(IN_USE_RETRY).await,
+                Err(refused) => return Err(error::quota(op, &shown, refused)),
+            }
         }
     }
 }

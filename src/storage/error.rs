@@ -29,6 +29,8 @@ pub enum StorageError {
     DiskFull,
     #[error("too many files: the most files and directories allowed for this user exist or are being created")]
     TooManyFiles,
+    #[error("an upload wrote to it recently")]
+    RecentlyWritten,
     #[error("the file changed on the server during the transfer")]
     ChangedDuringTransfer,
     #[error("the data is larger than the announced size")]
@@ -81,6 +83,7 @@ impl StorageError {
             StorageError::TooMuchData | StorageError::Incomplete { .. } => ErrorCode::TransferSizeMismatch,
             StorageError::ChecksumMismatch { .. } => ErrorCode::ChecksumMismatch,
             StorageError::RestartBeyondEnd { .. } => ErrorCode::RestartOffsetInvalid,
+            StorageError::RecentlyWritten => ErrorCode::InUse,
             StorageError::ChangedDuringTransfer | StorageError::Io(_) => ErrorCode::StorageFailure,
         }
     }

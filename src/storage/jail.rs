@@ -121,6 +121,13 @@ impl VirtualPath {
         path
     }
 
+    /// The entry `name` inside this directory (`name` is one ordinary name, read from disk).
+    pub fn child(&self, name: &str) -> VirtualPath {
+        let mut path = self.clone();
+        path.names.push(name.to_string());
+        path
+    }
+
     /// The hidden partial file that receives uploads to this path.
     pub fn partial(&self) -> Option<VirtualPath> {
         self.file_name().map(|name| self.with_file_name(&format!(".{name}{PARTIAL_SUFFIX}")))
@@ -150,9 +157,16 @@ impl std::fmt::Display for VirtualPath {
     }
 }
 
-/// True for the names of partial files, which listings and downloads never show.
+/// True for the names of partial files, which are never downloaded, nor listed under their
+/// own name (a listing shows one under the name it will be published as).
 pub fn is_partial_name(name: &str) -> bool {
     name.ends_with(PARTIAL_SUFFIX)
+}
+
+/// The name a partial file (`.NAME.ftpa-part`) will be published as: `NAME`. `None` for any
+/// other name.
+pub fn published_name(partial_name: &str) -> Option<&str> {
+    partial_name.strip_prefix('.')?.strip_suffix(PARTIAL_SUFFIX).filter(|name| is_ordinary_name(name))
 }
 
 #[cfg(test)]
@@ -205,6 +219,9 @@ mod tests {
         let vp = VirtualPath::resolve(&VirtualPath::root(), "d/file.bin", PathLimits::default()).unwrap();
         assert_eq!(vp.partial().unwrap().to_string(), "/d/.file.bin.ftpa-part");
         assert!(VirtualPath::root().partial().is_none());
+        assert_eq!(published_name(".file.bin.ftpa-part"), Some("file.bin"));
+        assert_eq!(published_name("..ftpa-part"), None, "no name to publish as");
+        assert_eq!(published_name("file.bin"), None);
     }
 
     proptest! {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata};
@@ -15,7 +15,7 @@ use super::digest_index::DigestIndex;
 use super::download::Download;
 use super::error::StorageError;
 use super::hashing::Md5Digest;
-use super::jail::{VirtualPath, is_partial_name};
+use super::jail::{VirtualPath, is_partial_name, published_name};
 use super::name_lock::NameLock;
 use super::partial::{PartialUpload, PublishFailed, PublishedUpload};
 use super::resume_states::ResumeStates;
@@ -119,10 +119,22 @@ impl LocalStore {
         if self.dir.metadata(path.to_relative())?.is_dir() { Ok(()) } else { Err(StorageError::NotADirectory) }
     }
 
-    /// Lists a directory, or describes a single file, sorted by name, without partial files.
+    /// Lists a directory, or describes a single file, sorted by name. A partial upload is
+    /// listed under the name it will be published as, with the kind [`EntryKind::Partial`]
+    /// (after the file of that name, if one is published); a path with only a partial upload
+    /// describes that.
     pub fn list(&self, path: &VirtualPath, max_entries: usize) -> Result<Listing, StorageError> {
         let relative = path.to_relative();
-        let meta = self.dir.metadata(&relative)?;
+        let meta = match self.dir.metadata(&relative) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let partial = path.partial().ok_or(StorageError::NotFound)?;
+                let meta = self.dir.symlink_metadata(partial.to_relative())?;
+                let name = path.file_name().unwrap_or("/").to_string();
+                let entry = Entry { name, kind: EntryKind::Partial, size: meta.len(), modified: unix_seconds(&meta) };
+                return Ok(Listing { entries: vec![entry], truncated: false });
+            }
+            other => other?,
+        };
         if !meta.is_dir() {
             let name = path.file_name().unwrap_or("/").to_string();
             let entry = Entry { name, kind: entry_kind(&meta), size: meta.len(), modified: unix_seconds(&meta) };
@@ -133,18 +145,21 @@ impl LocalStore {
         let mut truncated = false;
         for item in dir.entries()? {
             let item = item?;
-            let name = item.file_name().to_string_lossy().into_owned();
-            if is_partial_name(&name) {
-                continue;
-            }
+            let on_disk = item.file_name().to_string_lossy().into_owned();
+            let (name, partial) = match published_name(&on_disk) {
+                Some(name) => (name.to_string(), true),
+                None if is_partial_name(&on_disk) => continue,
+                None => (on_disk, false),
+            };
             if entries.len() == max_entries {
                 truncated = true;
                 break;
             }
             let meta = item.metadata()?;
-            entries.push(Entry { name, kind: entry_kind(&meta), size: meta.len(), modified: unix_seconds(&meta) });
+            let kind = if partial { EntryKind::Partial } else { entry_kind(&meta) };
+            entries.push(Entry { name, kind, size: meta.len(), modified: unix_seconds(&meta) });
         }
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.sort_by(|a, b| (&a.name, a.kind).cmp(&(&b.name, b.kind)));
         Ok(Listing { entries, truncated })
     }
 
@@ -179,8 +194,9 @@ impl LocalStore {
         Ok(self.dir.create_dir_with(path.to_relative(), &builder)?)
     }
 
-    /// Removes a file (or a symlink) and returns the bytes it occupied in the quota.
-    pub fn remove_file(&self, path: &VirtualPath) -> Result<u64, StorageError> {
+    /// Removes a file (or a symlink); says what it occupied in the quota and whether a
+    /// partial upload to the same name remains.
+    pub fn remove_file(&self, path: &VirtualPath) -> Result<RemovedFile, StorageError> {
         let relative = path.to_relative();
         let _names = self.names.hold();
         let meta = self.dir.symlink_metadata(&relative)?;
@@ -188,7 +204,50 @@ impl LocalStore {
             return Err(StorageError::IsADirectory);
         }
         self.dir.remove_file(&relative)?;
+        let partial_remains =
+            path.partial().is_some_and(|partial| self.dir.symlink_metadata(partial.to_relative()).is_ok());
+        Ok(RemovedFile { freed: quota_bytes(&meta), partial_remains })
+    }
+
+    /// Removes the partial upload to `target`, if it was last written before `unchanged_since`
+    /// (any age if `None`); returns the quota bytes it held. The caller holds `target`'s upload
+    /// lock, so no upload is writing it.
+    pub fn remove_partial(
+        &self,
+        target: &VirtualPath,
+        unchanged_since: Option<SystemTime>,
+    ) -> Result<u64, StorageError> {
+        let partial = target.partial().ok_or(StorageError::NotFound)?;
+        let _names = self.names.hold();
+        let file = self.dir.open(partial.to_relative())?;
+        let meta = file.metadata()?;
+        if unchanged_since.is_some_and(|since| meta.modified().map(|m| m.into_std() > since).unwrap_or(true)) {
+            return Err(StorageError::RecentlyWritten);
+        }
+        self.dir.remove_file(partial.to_relative())?;
         Ok(quota_bytes(&meta))
+    }
+
+    /// Every partial upload in the home: what it will be published as, its bytes, and when it
+    /// was last written.
+    pub fn partials(&self) -> std::io::Result<Vec<PartialFound>> {
+        fn walk(dir: &Dir, at: &VirtualPath, found: &mut Vec<PartialFound>) -> std::io::Result<()> {
+            for item in dir.entries()? {
+                let item = item?;
+                let on_disk = item.file_name().to_string_lossy().into_owned();
+                let meta = item.metadata()?;
+                if meta.is_dir() {
+                    walk(&item.open_dir()?, &at.child(&on_disk), found)?;
+                } else if let Some(name) = published_name(&on_disk) {
+                    let modified = meta.modified().map(|m| m.into_std()).unwrap_or(UNIX_EPOCH);
+                    found.push(PartialFound { target: at.child(name), bytes: meta.len(), modified });
+                }
+            }
+            Ok(())
+        }
+        let mut found = Vec::new();
+        walk(&self.dir, &VirtualPath::root(), &mut found)?;
+        Ok(found)
     }
 
     pub fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
@@ -248,6 +307,25 @@ impl LocalStore {
     }
 }
 
+/// What [`LocalStore::remove_file`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemovedFile {
+    /// Quota bytes the file held.
+    pub freed: u64,
+    /// A partial upload to the same name is still there.
+    pub partial_remains: bool,
+}
+
+/// A partial upload found in a home (see [`LocalStore::partials`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartialFound {
+    /// The path it will be published under.
+    pub target: VirtualPath,
+    pub bytes: u64,
+    /// When it was last written.
+    pub modified: SystemTime,
+}
+
 /// A home's size as the quota counts it (see [`LocalStore::usage`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HomeUsage {
@@ -293,8 +371,16 @@ impl FileStore for LocalStore {
         LocalStore::mkdir(self, path)
     }
 
-    fn remove_file(&self, path: &VirtualPath) -> Result<u64, StorageError> {
+    fn remove_file(&self, path: &VirtualPath) -> Result<RemovedFile, StorageError> {
         LocalStore::remove_file(self, path)
+    }
+
+    fn remove_partial(&self, target: &VirtualPath, unchanged_since: Option<SystemTime>) -> Result<u64, StorageError> {
+        LocalStore::remove_partial(self, target, unchanged_since)
+    }
+
+    fn partials(&self) -> Result<Vec<PartialFound>, StorageError> {
+        Ok(LocalStore::partials(self)?)
     }
 
     fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
@@ -427,13 +513,32 @@ mod tests {
         std::fs::write(root.path().join("h/d/.g.ftpa-part"), vec![0u8; 50]).unwrap();
         assert_eq!(home.usage().unwrap(), HomeUsage { bytes: 150, files: 3 }, "partials count");
         let listing = home.list(&vp("d"), 10).unwrap();
-        assert_eq!(listing.entries.len(), 1, "partials are hidden");
+        let kinds: Vec<_> = listing.entries.iter().map(|e| (e.name.as_str(), e.kind, e.size)).collect();
+        assert_eq!(
+            kinds,
+            [("f", EntryKind::File, 100), ("g", EntryKind::Partial, 50)],
+            "a partial shows as its target"
+        );
+        let alone = home.list(&vp("d/g"), 10).unwrap();
+        assert_eq!(alone.entries[0].kind, EntryKind::Partial, "a name with only a partial describes it");
+        let found = home.partials().unwrap();
+        assert_eq!((found.len(), found[0].target.to_string(), found[0].bytes), (1, "/d/g".to_string(), 50));
         assert!(matches!(home.remove_dir(&vp("d")), Err(StorageError::NotEmpty)));
         home.rename(&vp("d/f"), &vp("f2")).unwrap();
         assert!(matches!(home.rename(&vp("d"), &vp("d/x")), Err(StorageError::IntoItself)));
         home.rename(&vp("d"), &vp("d")).unwrap();
         assert!(matches!(home.rename(&vp("nope"), &vp("nope")), Err(StorageError::NotFound)));
-        assert_eq!(home.remove_file(&vp("f2")).unwrap(), 100);
+        assert_eq!(home.remove_file(&vp("f2")).unwrap(), RemovedFile { freed: 100, partial_remains: false });
+        std::fs::write(root.path().join("h/d/g"), vec![0u8; 10]).unwrap();
+        assert_eq!(home.remove_file(&vp("d/g")).unwrap(), RemovedFile { freed: 10, partial_remains: true });
+        let an_hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
+        assert!(
+            matches!(home.remove_partial(&vp("d/g"), Some(an_hour_ago)), Err(StorageError::RecentlyWritten)),
+            "too fresh"
+        );
+        assert_eq!(home.remove_partial(&vp("d/g"), None).unwrap(), 50);
+        assert!(matches!(home.remove_partial(&vp("d/g"), None), Err(StorageError::NotFound)));
+        home.remove_dir(&vp("d")).unwrap();
         assert!(matches!(home.remove_file(&vp("f2")), Err(StorageError::NotFound)));
         assert!(matches!(home.remove_dir(&VirtualPath::root()), Err(StorageError::HomeItself)));
     }

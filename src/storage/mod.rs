@@ -20,7 +20,7 @@ pub use download::{Download, file_md5};
 pub use error::StorageError;
 pub use hashing::{Md5Digest, hash_prefix, md5_of};
 pub use jail::{PathLimits, VirtualPath};
-pub use local_store::{HomeUsage, Listing, LocalStore};
+pub use local_store::{HomeUsage, Listing, LocalStore, PartialFound, RemovedFile};
 pub use partial::{PartialUpload, PublishFailed, PublishedUpload};
 pub use resume_states::ResumeStates;
 pub use store::{DownloadSession, FileStore, UploadSession};

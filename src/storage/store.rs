@@ -21,6 +21,8 @@
 //! Every call blocks and runs on the disk pool: a backend that talks to a network blocks there
 //! as a disk does, and the pool's size bounds both the same way.
 
+use std::time::SystemTime;
+
 use crate::integrity::Md5;
 use crate::net::Entry;
 use crate::quota::DiskChange;
@@ -28,7 +30,7 @@ use crate::quota::DiskChange;
 use super::error::StorageError;
 use super::hashing::Md5Digest;
 use super::jail::VirtualPath;
-use super::local_store::Listing;
+use super::local_store::{Listing, PartialFound, RemovedFile};
 use super::partial::{PublishFailed, PublishedUpload};
 use super::stream_start::StreamStart;
 
@@ -42,14 +44,22 @@ pub trait FileStore: Send + Sync + 'static {
 
     /// Succeeds if `path` is a directory.
     fn check_dir(&self, path: &VirtualPath) -> Result<(), StorageError>;
-    /// The entries of a directory (partial uploads hidden), at most `max_entries`.
+    /// The entries of a directory, at most `max_entries`; a partial upload is listed under the
+    /// name it will be published as, with the kind `partial`.
     fn list(&self, path: &VirtualPath, max_entries: usize) -> Result<Listing, StorageError>;
     fn stat(&self, path: &VirtualPath) -> Result<Entry, StorageError>;
     /// What a resume of `path` continues after: the published file's size, else the partial's.
     fn resume_len(&self, path: &VirtualPath) -> Result<u64, StorageError>;
     fn mkdir(&self, path: &VirtualPath) -> Result<(), StorageError>;
-    /// Removes a file; returns the quota bytes it held.
-    fn remove_file(&self, path: &VirtualPath) -> Result<u64, StorageError>;
+    /// Removes a file; says what it held in the quota and whether a partial upload to the same
+    /// name remains.
+    fn remove_file(&self, path: &VirtualPath) -> Result<RemovedFile, StorageError>;
+    /// Removes the partial upload to `target` if it was last written before `unchanged_since`
+    /// (any age if `None`; [`StorageError::InUse`] if newer); returns the quota bytes it held.
+    /// The caller holds the path's upload lock.
+    fn remove_partial(&self, target: &VirtualPath, unchanged_since: Option<SystemTime>) -> Result<u64, StorageError>;
+    /// Every partial upload the user has, in every directory.
+    fn partials(&self) -> Result<Vec<PartialFound>, StorageError>;
     /// Removes an empty directory.
     fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError>;
     /// Moves a file or a directory; never replaces what is at `to`.

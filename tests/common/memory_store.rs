@@ -6,13 +6,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use ftp_actor::integrity::{Digest, Md5};
 use ftp_actor::net::{Entry, EntryKind};
 use ftp_actor::quota::DiskChange;
 use ftp_actor::storage::{
-    DownloadSession, FileStore, Listing, Md5Digest, PublishFailed, PublishedUpload, StorageError, StreamStart,
-    UploadSession, VirtualPath,
+    DownloadSession, FileStore, Listing, Md5Digest, PartialFound, PathLimits, PublishFailed, PublishedUpload,
+    RemovedFile, StorageError, StreamStart, UploadSession, VirtualPath,
 };
 
 #[derive(Debug, Clone)]
@@ -298,8 +299,18 @@ impl FileStore for MemoryStore {
     fn list(&self, path: &VirtualPath, max_entries: usize) -> Result<Listing, StorageError> {
         self.check_dir(path)?;
         let tree = self.tree();
-        let all: Vec<Entry> =
-            tree.children(&path.to_string()).map(|(key, node)| entry(key.rsplit('/').next().unwrap(), node)).collect();
+        let dir = path.to_string();
+        let mut all: Vec<Entry> =
+            tree.children(&dir).map(|(key, node)| entry(key.rsplit('/').next().unwrap(), node)).collect();
+        let in_dir = |key: &String| {
+            path.is_root() && key.rfind('/') == Some(0)
+                || key.starts_with(&format!("{dir}/")) && !key[dir.len() + 1..].contains('/')
+        };
+        for (key, data) in tree.partials.iter().filter(|(key, _)| in_dir(key)) {
+            let name = key.rsplit('/').next().unwrap().to_string();
+            all.push(Entry { name, kind: EntryKind::Partial, size: data.len() as u64, modified: 0 });
+        }
+        all.sort_by(|a, b| (&a.name, a.kind).cmp(&(&b.name, b.kind)));
         let truncated = all.len() > max_entries;
         Ok(Listing { entries: all.into_iter().take(max_entries).collect(), truncated })
     }
@@ -334,17 +345,42 @@ impl FileStore for MemoryStore {
         Ok(())
     }
 
-    fn remove_file(&self, path: &VirtualPath) -> Result<u64, StorageError> {
+    fn remove_file(&self, path: &VirtualPath) -> Result<RemovedFile, StorageError> {
         let mut tree = self.tree();
-        match tree.nodes.get(&path.to_string()) {
-            Some(Node::File { .. }) => match tree.nodes.remove(&path.to_string()) {
-                Some(Node::File { data, .. }) => Ok(data.len() as u64),
+        let key = path.to_string();
+        match tree.nodes.get(&key) {
+            Some(Node::File { .. }) => match tree.nodes.remove(&key) {
+                Some(Node::File { data, .. }) => {
+                    Ok(RemovedFile { freed: data.len() as u64, partial_remains: tree.partials.contains_key(&key) })
+                }
                 _ => unreachable!("just looked"),
             },
             Some(Node::Dir) => Err(StorageError::IsADirectory),
             None if path.is_root() => Err(StorageError::HomeItself),
             None => Err(StorageError::NotFound),
         }
+    }
+
+    /// The memory store keeps no times: every partial is old enough.
+    fn remove_partial(&self, target: &VirtualPath, _: Option<SystemTime>) -> Result<u64, StorageError> {
+        let mut tree = self.tree();
+        let key = target.to_string();
+        tree.states.remove(&key);
+        tree.partials.remove(&key).map(|data| data.len() as u64).ok_or(StorageError::NotFound)
+    }
+
+    fn partials(&self) -> Result<Vec<PartialFound>, StorageError> {
+        let tree = self.tree();
+        let limits = PathLimits::default();
+        Ok(tree
+            .partials
+            .iter()
+            .map(|(key, data)| PartialFound {
+                target: VirtualPath::resolve(&VirtualPath::root(), key, limits).expect("stored paths are valid"),
+                bytes: data.len() as u64,
+                modified: SystemTime::UNIX_EPOCH,
+            })
+            .collect())
     }
 
     fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {

@@ -64,7 +64,22 @@ impl SessionActor {
             }
             Request::Mkdir { path } => self.change_entry(ctx, EntryChange::MakeDir, path),
             Request::Rmdir { path } => self.change_entry(ctx, EntryChange::RemoveDir, path),
-            Request::Remove { path } => self.change_entry(ctx, EntryChange::RemoveFile, path),
+            Request::Remove { path } => {
+                let target = match login.resolve("rm", &path) {
+                    Ok(target) => target,
+                    Err(error) => return self.reply(ctx, Response::error(error)),
+                };
+                let removed = files.remove_file(target, path);
+                let work = async move {
+                    let response = match removed.await {
+                        Ok(Removed::File { partial_remains }) => Response::Done { partial_remains },
+                        Ok(Removed::Partial) => Response::DONE,
+                        Err(error) => Response::error(error),
+                    };
+                    (response, ())
+                };
+                self.serve(ctx, work, |_, _, _| {});
+            }
             Request::Rename { from, to } => {
                 let (source, target) = match (login.resolve("mv", &from), login.resolve("mv", &to)) {
                     (Ok(source), Ok(target)) => (source, target),
@@ -73,14 +88,17 @@ impl SessionActor {
                 self.answer_done(ctx, files.rename(source, target, format!("{from} {to}")));
             }
             Request::Quota => {
-                let usage = files.usage();
+                let (usage, partials) = (files.usage(), files.partials());
                 let work = async move {
-                    let response = match usage.await {
-                        Ok(usage) => {
-                            let (used, limit, files, max_files) =
-                                (usage.used, usage.limit, usage.files, usage.max_files);
-                            Response::QuotaInfo { used, limit, files, max_files }
-                        }
+                    let response = match futures::future::try_join(usage, partials).await {
+                        Ok((usage, partials)) => Response::QuotaInfo {
+                            used: usage.used,
+                            limit: usage.limit,
+                            files: usage.files,
+                            max_files: usage.max_files,
+                            partial_bytes: partials.iter().map(|p| p.bytes).sum(),
+                            partials: partials.len() as u64,
+                        },
                         Err(error) => Response::error(error),
                     };
                     (response, ())
@@ -103,7 +121,7 @@ impl SessionActor {
         }
     }
 
-    /// mkdir, rmdir and rm: the service keeps the quota's figures with the change.
+    /// mkdir and rmdir: the service keeps the quota's figures with the change.
     fn change_entry(&mut self, ctx: &mut Context<Self>, change: EntryChange, path: String) {
         let Phase::Ready(session) = &self.phase else { return };
         match session.login.resolve(change.op(), &path) {
@@ -119,7 +137,7 @@ impl SessionActor {
     fn answer_done(&mut self, ctx: &mut Context<Self>, call: impl Future<Output = Result<(), WireError>> + 'static) {
         let work = async move {
             match call.await {
-                Ok(()) => (Response::Done, ()),
+                Ok(()) => (Response::DONE, ()),
                 Err(error) => (Response::error(error), ()),
             }
         };

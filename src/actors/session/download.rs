@@ -32,7 +32,7 @@ impl SessionActor {
             let ready =
                 Response::GetReady { size: download.size(), offset: download.start(), modified: download.modified() };
             if out.send(ready).await.is_err() {
-                return (Response::Done, DownloadEnd::Lost);
+                return (Response::DONE, DownloadEnd::Lost);
             }
             let (start, size) = (download.start(), download.size());
             // One disk job reads the file to its end (hashing it unless its digest is stored)
@@ -64,7 +64,7 @@ impl SessionActor {
                 Ok(Ok(None)) => {
                     tracing::info!(target: "access", %user, %peer, op = "get", path = %shown,
                         result = "connection lost or not read");
-                    (Response::Done, DownloadEnd::Lost)
+                    (Response::DONE, DownloadEnd::Lost)
                 }
                 Ok(Err(error)) => {
                     (Response::error(service_error::storage("get", &shown, error)), DownloadEnd::Finished)

@@ -36,7 +36,7 @@ use crate::net::data_frame::write_data_frame;
 use crate::net::frame::encode_frame;
 use crate::net::lean_read::LeanFramedRead;
 use crate::net::{ErrorCode, FrameCodec, FrameError, MalformedFrame, PROTOCOL_VERSION, Request, Response, WireError};
-use crate::service::{EntryChange, LoggedIn};
+use crate::service::{EntryChange, LoggedIn, Removed};
 use crate::storage::{StorageError, VirtualPath};
 
 use super::Services;
@@ -274,7 +274,7 @@ impl SessionActor {
 
     fn handle_request(&mut self, request: Request, ctx: &mut Context<Self>) {
         match (&mut self.phase, request) {
-            (_, Request::Quit) => self.serve(ctx, async { (Response::Done, ()) }, |_, _, ctx| ctx.stop()),
+            (_, Request::Quit) => self.serve(ctx, async { (Response::DONE, ()) }, |_, _, ctx| ctx.stop()),
             (Phase::Connected, Request::AuthStart { user, client_nonce }) => self.begin_login(ctx, user, client_nonce),
             (Phase::Challenged(_), Request::AuthProof { nonce, proof }) => {
                 self.finish_login(ctx, nonce, proof.into_vec())
@@ -292,7 +292,7 @@ impl SessionActor {
                 self.reply(ctx, unexpected("already logged in"))
             }
             // Served in every logged-in state, an upload's included (see `Request::Noop`).
-            (Phase::Ready(_), Request::Noop) => self.reply(ctx, Response::Done),
+            (Phase::Ready(_), Request::Noop) => self.reply(ctx, Response::DONE),
             (Phase::Ready(session), request) => {
                 let is_upload_message = matches!(
                     request,

@@ -154,7 +154,7 @@ impl SessionActor {
             let result =
                 if kept == 0 { "cancelled".to_string() } else { format!("cancelled, partial of {kept} bytes kept") };
             tracing::info!(target: "access", %user, %peer, op = "put", path = %target, bytes = 0, %result);
-            (Response::Done, ())
+            (Response::DONE, ())
         };
         self.serve(ctx, work, |_, _, _| {});
     }

@@ -28,7 +28,7 @@ impl Session {
         Flow::Reply(Reply::new(250, format!("now in {}", quote_path(&shown))))
     }
 
-    /// MKD, RMD and DELE: the service keeps the quota's figures with the change.
+    /// MKD and RMD: the service keeps the quota's figures with the change.
     pub(super) async fn change_entry(&mut self, change: EntryChange, path: &str) -> Flow {
         let target = match self.resolve(change.op(), path) {
             Ok(target) => target,
@@ -38,7 +38,22 @@ impl Session {
         reply(self.files().change_entry(change, target, path.to_string()).await, |()| match change {
             EntryChange::MakeDir => Reply::new(257, format!("{shown} created")),
             EntryChange::RemoveDir => Reply::new(250, "rmdir done"),
-            EntryChange::RemoveFile => Reply::new(250, "deleted"),
+        })
+    }
+
+    /// DELE: removes the file, or where none is published the partial upload to the name
+    /// (which LIST shows as `NAME (partial upload)`).
+    pub(super) async fn remove_file(&mut self, path: &str) -> Flow {
+        let target = match self.resolve("rm", path) {
+            Ok(target) => target,
+            Err(reply) => return Flow::Reply(reply),
+        };
+        reply(self.files().remove_file(target, path.to_string()).await, |removed| match removed {
+            Removed::File { partial_remains: false } => Reply::new(250, "deleted"),
+            Removed::File { partial_remains: true } => {
+                Reply::new(250, "deleted; a partial upload to this name remains: DELE it again to remove that too")
+            }
+            Removed::Partial => Reply::new(250, "partial upload deleted"),
         })
     }
 

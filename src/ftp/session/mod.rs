@@ -24,14 +24,14 @@ use crate::actors::Services;
 use crate::actors::acceptor::{AdmissionLink, QueueNotice, SlotAnswer};
 use crate::actors::auth::CheckPassword;
 use crate::net::{ErrorCode, WireError};
-use crate::service::{EntryChange, LoggedIn, UserFiles};
+use crate::service::{EntryChange, LoggedIn, Removed, UserFiles};
 use crate::storage::{StreamRequest, VirtualPath};
 
 use super::address::{epsv_reply, parse_eprt, parse_port, pasv_reply};
 use super::command::{Command, parse};
 use super::data::{self, DataSource};
 use super::features::{features, help, options, transfer_type};
-use super::listing::{facts, list_line, mlsd_line, parse_time_val, time_val};
+use super::listing::{facts, list_line, mlsd_line, parse_time_val, shown_in, time_val};
 use super::reply::{Reply, quote_path};
 use super::tls::{FtpTls, MaybeTls};
 use super::transfer;
@@ -314,7 +314,7 @@ impl Session {
             Command::Cdup => self.change_dir("..").await,
             Command::Mkd(path) => self.change_entry(EntryChange::MakeDir, &path).await,
             Command::Rmd(path) => self.change_entry(EntryChange::RemoveDir, &path).await,
-            Command::Dele(path) => self.change_entry(EntryChange::RemoveFile, &path).await,
+            Command::Dele(path) => self.remove_file(&path).await,
             Command::Rnfr(path) => self.rename_from(&path).await,
             Command::Rnto(path) => self.rename_to(&path).await,
             Command::Size(path) => self.size(&path).await,

@@ -181,7 +181,7 @@ impl Session {
         };
         let now = unix_now();
         let mut text = String::new();
-        for entry in &entries {
+        for entry in entries.iter().filter(|entry| shown_in(entry, matches!(kind, ListingKind::List))) {
             let line = match kind {
                 ListingKind::List => list_line(entry, now),
                 ListingKind::Names => entry.name.clone(),
