@@ -617,3 +617,111 @@ async fn the_shell_lists_counts_and_removes_partial_uploads() {
         "{stdout}"
     );
 }
+
+/// Habits from lftp and sftp: wildcards with mget/mput (and get, put, rm, ls), `ls -l`/`-a`,
+/// `cd` alone and `cd ~`, `mv X DIR` into the directory, `!cmd` locally.
+#[test]
+fn the_shell_takes_wildcards_and_the_usual_habits() {
+    let server = TestServer::start();
+    server.add_user("s", "pw", 10 << 20);
+    let work = server.local("work");
+    std::fs::create_dir_all(work.join("sub")).unwrap();
+    for (name, seed) in [("a.txt", 1), ("b.txt", 2), ("c.bin", 3), (".hidden.txt", 4)] {
+        std::fs::write(work.join(name), random_bytes(2_000, seed)).unwrap();
+    }
+    let addr = server.addr().to_string();
+    let commands = "\
+mput *.txt
+mkdir docs
+cd docs
+cd
+cd ~/docs
+cd ~
+ls -l
+ls -la *.txt
+mv a.txt docs
+ls docs
+put c.bin docs/
+lcd sub
+mget *.txt
+get docs/*.txt
+!echo hello > bang.txt
+rm docs/*
+ls -a docs
+-mget *.nothing
+-get \"*.txt\"
+-ls -z
+";
+    let out = run(&["shell", "--connect", &addr, "--user", "s", "--batch", "-"], Some("pw"), commands, &work);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // mput took the visible .txt files only, as a Unix shell's * does.
+    let uploads: Vec<_> = stdout.lines().filter(|line| line.starts_with("put ")).collect();
+    assert_eq!(uploads.len(), 3, "a.txt, b.txt, then c.bin: {stdout}");
+    assert!(uploads[0].starts_with("put a.txt -> a.txt") && uploads[1].starts_with("put b.txt -> b.txt"));
+    assert!(
+        stdout.contains("ftp> cd\n/\n")
+            && stdout.contains("ftp> cd ~/docs\n/docs\n")
+            && stdout.contains("ftp> cd ~\n/\n")
+    );
+    let section = |from: &str, to: &str| {
+        let start = stdout.find(from).unwrap_or_else(|| panic!("{from} in {stdout}"));
+        let end = stdout[start..].find(to).map_or(stdout.len(), |at| start + at);
+        stdout[start..end].to_string()
+    };
+    let matched = section("ftp> ls -la *.txt\n", "ftp> mv");
+    assert_eq!(matched.lines().count(), 3, "the command and two entries: {matched}");
+    assert!(matched.contains(" a.txt\n") && matched.contains(" b.txt\n"), "{matched}");
+    assert!(section("ftp> ls docs\n", "ftp> put").ends_with(" a.txt\n"), "mv into the directory");
+    assert!(stdout.contains("put c.bin -> docs/c.bin"), "{stdout}");
+    assert!(stdout.contains("get b.txt -> b.txt") && stdout.contains("get docs/a.txt -> a.txt"), "{stdout}");
+    assert_eq!(std::fs::read(work.join("sub/a.txt")).unwrap(), random_bytes(2_000, 1));
+    assert_eq!(std::fs::read(work.join("sub/b.txt")).unwrap(), random_bytes(2_000, 2));
+    assert_eq!(
+        std::fs::read_to_string(work.join("sub/bang.txt")).unwrap(),
+        "hello\n",
+        "!cmd ran in the local directory"
+    );
+    assert_eq!(section("ftp> ls -a docs\n", "ftp> mget").lines().count(), 1, "rm docs/* emptied it");
+    assert!(std::fs::read_dir(server.home("s").join("docs")).unwrap().next().is_none());
+    assert!(stderr.contains("error: no remote name matches *.nothing"), "{stderr}");
+    assert!(stderr.contains("error 301: get *.txt"), "a quoted * is a name: {stderr}");
+    assert!(stderr.contains("error: usage: ls [-l] [-a] [PATH]"), "{stderr}");
+}
+
+/// Tab completes commands, local names and remote names at the interactive prompt (typed on a
+/// real terminal: tests/pty_session.py runs the shell on a pseudo-terminal).
+#[test]
+fn tab_completes_commands_and_local_and_remote_names() {
+    let server = TestServer::start();
+    server.add_user("s", "pw", 10 << 20);
+    for dir in ["subdir", "subway"] {
+        std::fs::create_dir_all(server.home("s").join(dir)).unwrap();
+    }
+    std::fs::write(server.home("s").join("subdir/remote_only.txt"), b"from the server").unwrap();
+    let work = server.local("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("local_file.bin"), random_bytes(5_000, 8)).unwrap();
+    // Typed: `cd subd<Tab>`, `pu<Tab>local_<Tab>`, `get rem<Tab>`, `ls /sub<Tab><Tab>` (two
+    // candidates: the second Tab lists them), then quit.
+    let keys = "cd subd\\t\npu\\tlocal_\\t\nget rem\\t\nls /sub\\t\\t\nquit\n";
+    let mut session = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pty_session.py"))
+        .args(["ftp> ", BIN, "shell", "--connect", &server.addr().to_string(), "--user", "s"])
+        .env("FTP_ACTOR_PASSWORD", "pw")
+        .env("HOME", &work)
+        .current_dir(&work)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    session.stdin.take().unwrap().write_all(keys.as_bytes()).unwrap();
+    let out = session.wait_with_output().unwrap();
+    let screen = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{screen}\n{}", text(&out.stderr));
+    assert!(screen.contains("/subdir\r\n"), "cd subd<Tab> went into subdir: {screen}");
+    assert_eq!(std::fs::read(server.home("s").join("subdir/local_file.bin")).unwrap(), random_bytes(5_000, 8));
+    assert_eq!(std::fs::read(work.join("remote_only.txt")).unwrap(), b"from the server");
+    assert!(screen.lines().any(|line| line.contains("subdir/") && line.contains("subway/")), "{screen}");
+}

@@ -1,7 +1,9 @@
 //! The command line: thin layers over the library. `anyhow` lives here and nowhere else.
 
+pub mod completion;
 pub mod ctrl_c;
 pub mod demo;
+pub mod expand;
 pub mod format;
 pub mod password;
 pub mod serve;
@@ -9,6 +11,7 @@ pub mod shell;
 pub mod transfer;
 pub mod tree;
 pub mod user;
+pub mod wildcards;
 
 use std::path::PathBuf;
 

@@ -1,20 +1,25 @@
 //! `ftp-actor shell`: the interactive `ftp>` prompt and the batch runner.
 
+use std::cell::RefCell;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use clap::Args;
 
 use zeroize::Zeroizing;
 
 use crate::client::{Client, ClientError, LoginKey};
-use crate::net::ErrorCode;
+use crate::net::{EntryKind, ErrorCode};
 
+use super::completion::ShellHelper;
 use super::ctrl_c::CtrlC;
+use super::expand;
 use super::format::{format_entry, format_quota};
 use super::password::login_password;
 use super::transfer::{get_file, get_tree, put_file, put_tree};
 use super::tree;
+use super::wildcards::has_wildcard;
 
 #[derive(Debug, Args)]
 pub struct ShellArgs {
@@ -38,22 +43,30 @@ pub mod exit {
 }
 
 const HELP: &str = "\
-commands (paths are inside your home; / is the home):
+commands (paths are inside your home; / and ~ are the home):
   pwd                   show the remote working directory
-  cd PATH               change the remote directory (.., /, relative, nested)
-  ls [PATH]             list a remote directory: kind, size, modified (UTC), name
+  cd [PATH]             change the remote directory (.., /, relative, nested; alone or ~: home)
+  ls [-l] [-a] [PATH]   list a remote directory: kind (d - l, p: partial upload), size,
+                        modified (UTC), name; PATH may be a pattern
   mkdir PATH            create a remote directory
-  rm PATH               remove a remote file
+  rm PATH...            remove remote files (or the partial upload where no file has the name)
   rmdir PATH            remove an empty remote directory
-  mv FROM TO            rename or move within the home (refuses to replace)
+  mv FROM TO            rename or move within the home (refuses to replace; TO a directory:
+                        into it)
   quota                 show space used and the limit
   get REMOTE [LOCAL]    download (resumes a partial; skips an identical local file)
   put LOCAL [REMOTE]    upload (resumes the server's partial)
   get -r DIR [LOCAL]    download a directory tree into LOCAL (default: DIR's name)
   put -r DIR [REMOTE]   upload a directory tree into REMOTE (default: DIR's name)
-  lcd DIR | lpwd | lls [DIR]   local directory commands
+  mget PATTERN...       download every matching remote file into the local directory
+  mput PATTERN...       upload every matching local file into the remote directory
+  lcd [DIR] | lpwd | lls [DIR]   local directory commands (lcd alone: your home)
+  !COMMAND              run COMMAND in a local shell (! alone: an interactive one)
   help                  this text
-  quit                  leave (also exit, bye, Ctrl-D)";
+  quit                  leave (also exit, bye, Ctrl-D)
+patterns: * any run of characters, ? one, [abc] [a-z] [!a] one of a set; quote or \\-escape
+to take them literally; `get`, `put` and `rm` take patterns too. Tab completes commands and
+local and remote names.";
 
 /// Why a command failed: the connection is gone (ends the shell), the user interrupted it
 /// (the shell connects again), the server had closed the session for being idle (the shell
@@ -90,10 +103,33 @@ impl From<ClientError> for Failure {
     }
 }
 
+/// One word of a command line: its text, and the same as a wildcard pattern, in which every
+/// wildcard character that was quoted or escaped is escaped with `\` (it matches only itself).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Word {
+    pub text: String,
+    pub pattern: String,
+}
+
+impl Word {
+    /// Does the word hold a wildcard the user left unquoted?
+    pub fn is_pattern(&self) -> bool {
+        has_wildcard(&self.pattern)
+    }
+
+    fn push(&mut self, c: char, literal: bool) {
+        self.text.push(c);
+        if literal && matches!(c, '*' | '?' | '[' | '\\') {
+            self.pattern.push('\\');
+        }
+        self.pattern.push(c);
+    }
+}
+
 /// Splits a command line into words; `"..."` and `'...'` group, `\` escapes one character.
-pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+pub fn split_words(line: &str) -> Result<Vec<Word>, String> {
     let mut words = Vec::new();
-    let mut current: Option<String> = None;
+    let mut current: Option<Word> = None;
     let mut quote: Option<char> = None;
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
@@ -105,14 +141,14 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
             }
             (None, '"' | '\'') => {
                 quote = Some(c);
-                current.get_or_insert_with(String::new);
+                current.get_or_insert_with(Word::default);
             }
             (Some(q), c) if c == q => quote = None,
             (_, '\\') => {
                 let next = chars.next().ok_or("a line cannot end with \\")?;
-                current.get_or_insert_with(String::new).push(next);
+                current.get_or_insert_with(Word::default).push(next, true);
             }
-            (_, c) => current.get_or_insert_with(String::new).push(c),
+            (quote, c) => current.get_or_insert_with(Word::default).push(c, quote.is_some()),
         }
     }
     if quote.is_some() {
@@ -120,6 +156,25 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
     }
     words.extend(current);
     Ok(words)
+}
+
+/// A remote path with `~` (alone or leading `~/`) read as the home, `/`.
+fn remote_path(path: &str) -> String {
+    match path.strip_prefix('~') {
+        Some("") => "/".to_string(),
+        Some(rest) if rest.starts_with('/') => rest.to_string(),
+        _ => path.to_string(),
+    }
+}
+
+/// A local path with `~` (alone or leading `~/`) read as `$HOME`.
+fn local_path(path: &str) -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    match (path.strip_prefix('~'), home) {
+        (Some(""), Some(home)) => home,
+        (Some(rest), Some(home)) if rest.starts_with('/') => home.join(&rest[1..]),
+        _ => PathBuf::from(path),
+    }
 }
 
 pub(super) fn base_name(path: &str) -> Result<String, Failure> {
@@ -138,7 +193,9 @@ struct Account {
 }
 
 struct Shell {
-    client: Client,
+    /// Shared with the line editor's completion, which lists remote directories between
+    /// commands (see [`ShellHelper`]).
+    client: Rc<RefCell<Client>>,
     runtime: tokio::runtime::Runtime,
     account: Account,
     /// The remote working directory, restored when the shell connects again.
@@ -159,6 +216,15 @@ enum Outcome {
 impl Shell {
     /// Splits and runs one command line, printing any failure to standard error.
     fn execute(&mut self, line: &str) -> Outcome {
+        if let Some(command) = line.trim_start().strip_prefix('!') {
+            return match run_local(command) {
+                Ok(()) => Outcome::Continue,
+                Err(error) => {
+                    eprintln!("{error}");
+                    Outcome::CommandFailed
+                }
+            };
+        }
         let words = match split_words(line) {
             Ok(words) => words,
             Err(error) => {
@@ -209,9 +275,9 @@ impl Shell {
     }
 
     /// Runs one split command line, interruptible by Ctrl-C in interactive mode.
-    fn run_command(&mut self, words: &[String]) -> Result<bool, Failure> {
+    fn run_command(&mut self, words: &[Word]) -> Result<bool, Failure> {
         if let Some(ctrl_c) = &self.ctrl_c {
-            self.client.set_interrupt(ctrl_c.next_command());
+            self.client.borrow_mut().set_interrupt(ctrl_c.next_command());
         }
         self.run_line(words)
     }
@@ -226,15 +292,17 @@ impl Shell {
         if self.cwd != "/" {
             self.runtime.block_on(client.cd(&self.cwd))?;
         }
-        self.client = client;
+        *self.client.borrow_mut() = client;
         Ok(())
     }
 
-    fn run_line(&mut self, words: &[String]) -> Result<bool, Failure> {
+    fn run_line(&mut self, words: &[Word]) -> Result<bool, Failure> {
         let usage = |text: &str| Failure::Command(format!("error: usage: {text}"));
-        let args: Vec<&str> = words.iter().map(String::as_str).collect();
+        let args: Vec<&str> = words.iter().map(|word| word.text.as_str()).collect();
         let Some((&command, rest)) = args.split_first() else { return Ok(true) };
-        let client = &mut self.client;
+        let patterns = &words[1..];
+        let mut client = self.client.borrow_mut();
+        let client = &mut *client;
         let rt = &self.runtime;
         // Progress bars at the interactive prompt only: batch output stays plain.
         let bars = self.ctrl_c.is_some();
@@ -242,65 +310,84 @@ impl Shell {
             ("quit" | "exit" | "bye", []) => return Ok(false),
             ("help" | "?", _) => println!("{HELP}"),
             ("pwd", []) => println!("{}", rt.block_on(client.pwd())?),
-            ("cd", [path]) => {
-                self.cwd = rt.block_on(client.cd(path))?;
+            ("cd", [] | [_]) => {
+                let path = rest.first().map_or_else(|| "/".to_string(), |path| remote_path(path));
+                self.cwd = rt.block_on(client.cd(&path))?;
                 println!("{}", self.cwd);
             }
-            ("ls", [] | [_]) => {
-                let listing = rt.block_on(client.list(rest.first().copied()))?;
-                for entry in &listing.entries {
-                    println!("{}", format_entry(entry));
+            ("ls", _) => {
+                let paths: Vec<&Word> = patterns.iter().filter(|word| !is_flag(&word.text)).collect();
+                if patterns.iter().any(|word| {
+                    is_flag(&word.text) && word.text.trim_start_matches('-').contains(|c| !"la1".contains(c))
+                }) || paths.len() > 1
+                {
+                    return Err(usage("ls [-l] [-a] [PATH]"));
                 }
-                if listing.truncated {
-                    println!("(listing cut at {} entries by the server)", listing.entries.len());
+                list(rt, client, paths.first().copied())?;
+            }
+            ("mkdir", [path]) => rt.block_on(client.mkdir(&remote_path(path)))?,
+            ("rm", [_, ..]) => {
+                for word in patterns {
+                    for (path, _) in expand::remote(rt, client, &remote_word(word))? {
+                        if rt.block_on(client.remove(&path))? {
+                            println!("a partial upload to {path} remains (kind p in ls): rm {path} again to remove it");
+                        }
+                    }
                 }
             }
-            ("mkdir", [path]) => rt.block_on(client.mkdir(path))?,
-            ("rm", [path]) => {
-                if rt.block_on(client.remove(path))? {
-                    println!("a partial upload to {path} remains (kind p in ls): rm {path} again to remove it");
-                }
-            }
-            ("rmdir", [path]) => rt.block_on(client.rmdir(path))?,
-            ("mv", [from, to]) => rt.block_on(client.rename(from, to))?,
+            ("rmdir", [path]) => rt.block_on(client.rmdir(&remote_path(path)))?,
+            ("mv", [from, to]) => move_entry(rt, client, &self.cwd, &remote_path(from), &remote_path(to))?,
             ("quota", []) => {
                 println!("{}", format_quota(&rt.block_on(client.quota_report())?));
             }
-            ("put", ["-r", local] | ["-r", local, _]) => put_tree(rt, client, bars, local, rest.get(2).copied())?,
-            ("get", ["-r", remote] | ["-r", remote, _]) => get_tree(rt, client, bars, remote, rest.get(2).copied())?,
+            ("put", ["-r", local] | ["-r", local, _]) => {
+                let remote = rest.get(2).map(|remote| remote_path(remote));
+                put_tree(rt, client, bars, &local_path(local).to_string_lossy(), remote.as_deref())?
+            }
+            ("get", ["-r", remote] | ["-r", remote, _]) => {
+                let local = rest.get(2).map(|local| local_path(local).to_string_lossy().into_owned());
+                get_tree(rt, client, bars, &remote_path(remote), local.as_deref())?
+            }
+            ("mput", [_, ..]) => put_many(rt, client, bars, patterns, None)?,
+            ("mget", [_, ..]) => get_many(rt, client, bars, patterns, None)?,
+            ("put", [_] | [_, _]) if patterns[0].is_pattern() => {
+                put_many(rt, client, bars, &patterns[..1], rest.get(1).map(|dir| remote_path(dir)))?
+            }
+            ("get", [_] | [_, _]) if patterns[0].is_pattern() => {
+                get_many(rt, client, bars, &patterns[..1], rest.get(1).map(|dir| local_path(dir)))?
+            }
             ("put", [local] | [local, _]) => {
-                let remote = match rest.get(1) {
+                let remote = match rest.get(1).map(|remote| remote_path(remote)) {
                     Some(remote) if remote.ends_with('/') => format!("{remote}{}", base_name(local)?),
-                    Some(remote) => remote.to_string(),
+                    Some(remote) => remote,
                     None => base_name(local)?,
                 };
-                let path = Path::new(local);
+                let path = local_path(local);
                 if path.is_dir() {
                     return Err(Failure::Command(format!("error: put {local}: a directory; use put -r")));
                 }
-                match put_file(rt, client, bars, path, &remote) {
-                    // `put FILE DIR`: into the directory, as `cp` does.
-                    Err(e) if e.code() == Some(ErrorCode::IsADirectory) => {
-                        put_file(rt, client, bars, path, &tree::join(&remote, &base_name(local)?))?;
-                    }
-                    other => drop(other?),
-                }
+                put_into(rt, client, bars, &path, &remote)?;
             }
             ("get", [remote] | [remote, _]) => {
-                let mut local = PathBuf::from(rest.get(1).map_or_else(|| base_name(remote), |l| Ok(l.to_string()))?);
+                let remote = remote_path(remote);
+                let mut local =
+                    rest.get(1).map_or_else(|| base_name(&remote).map(PathBuf::from), |l| Ok(local_path(l)))?;
                 if local.is_dir() {
-                    local = local.join(base_name(remote)?);
+                    local = local.join(base_name(&remote)?);
                 }
-                get_file(rt, client, bars, remote, &local)?;
+                get_file(rt, client, bars, &remote, &local)?;
             }
             ("lpwd", []) => println!("{}", local_cwd()?),
-            ("lcd", [dir]) => {
-                std::env::set_current_dir(dir).map_err(|e| Failure::Command(format!("error: lcd {dir}: {e}")))?;
+            ("lcd", [] | [_]) => {
+                let dir = local_path(rest.first().copied().unwrap_or("~"));
+                std::env::set_current_dir(&dir)
+                    .map_err(|e| Failure::Command(format!("error: lcd {}: {e}", dir.display())))?;
                 println!("{}", local_cwd()?);
             }
             ("lls", [] | [_]) => {
-                let dir = rest.first().copied().unwrap_or(".");
-                let mut names: Vec<(String, bool, u64)> = std::fs::read_dir(dir)
+                let dir = local_path(rest.first().copied().unwrap_or("."));
+                let shown = dir.display().to_string();
+                let mut names: Vec<(String, bool, u64)> = std::fs::read_dir(&dir)
                     .and_then(|entries| {
                         entries
                             .map(|e| {
@@ -310,24 +397,169 @@ impl Shell {
                             })
                             .collect()
                     })
-                    .map_err(|e: std::io::Error| Failure::Command(format!("error: lls {dir}: {e}")))?;
+                    .map_err(|e: std::io::Error| Failure::Command(format!("error: lls {shown}: {e}")))?;
                 names.sort();
                 for (name, is_dir, len) in names {
                     println!("{} {len:>14} {name}", if is_dir { 'd' } else { '-' });
                 }
             }
             ("pwd" | "quota" | "quit" | "exit" | "bye", _) => return Err(usage(command)),
-            ("cd" | "mkdir" | "rm" | "rmdir", _) => return Err(usage(&format!("{command} PATH"))),
-            ("ls", _) => return Err(usage("ls [PATH]")),
+            ("cd", _) => return Err(usage("cd [PATH]")),
+            ("mkdir" | "rmdir", _) => return Err(usage(&format!("{command} PATH"))),
+            ("rm", _) => return Err(usage("rm PATH...")),
             ("mv", _) => return Err(usage("mv FROM TO")),
             ("get", _) => return Err(usage("get REMOTE [LOCAL] | get -r REMOTE_DIR [LOCAL_DIR]")),
             ("put", _) => return Err(usage("put LOCAL [REMOTE] | put -r LOCAL_DIR [REMOTE_DIR]")),
-            ("lcd", _) => return Err(usage("lcd DIR")),
+            ("mget" | "mput", _) => return Err(usage(&format!("{command} PATTERN..."))),
+            ("lcd", _) => return Err(usage("lcd [DIR]")),
             ("lls", _) => return Err(usage("lls [DIR]")),
             ("lpwd", _) => return Err(usage("lpwd")),
             (other, _) => return Err(Failure::Command(format!("error: unknown command {other:?}; type help"))),
         }
         Ok(true)
+    }
+}
+
+/// `-l`, `-a`, `-la`: an option of `ls` (a lone `-` is a name).
+fn is_flag(word: &str) -> bool {
+    word.len() > 1 && word.starts_with('-')
+}
+
+/// `word` with a leading `~` read as the home, in its text and its pattern alike.
+fn remote_word(word: &Word) -> Word {
+    Word { text: remote_path(&word.text), pattern: remote_path(&word.pattern) }
+}
+
+/// `ls`: a directory or a file, or the entries a pattern matches. Entries are always shown in
+/// full (`-l`), hidden ones included (`-a`): the options are taken for habit's sake.
+fn list(rt: &tokio::runtime::Runtime, client: &mut Client, path: Option<&Word>) -> Result<(), Failure> {
+    let pattern = path.map(remote_word).filter(Word::is_pattern);
+    let Some(pattern) = pattern else {
+        let listing = rt.block_on(client.list(path.map(|word| remote_path(&word.text)).as_deref()))?;
+        for entry in &listing.entries {
+            println!("{}", format_entry(entry));
+        }
+        if listing.truncated {
+            println!("(listing cut at {} entries by the server)", listing.entries.len());
+        }
+        return Ok(());
+    };
+    for entry in expand::remote_entries(rt, client, &pattern)?.1 {
+        println!("{}", format_entry(&entry));
+    }
+    Ok(())
+}
+
+/// `put FILE DIR`: into the directory, as `cp` does, when the server says DIR is one.
+fn put_into(
+    rt: &tokio::runtime::Runtime,
+    client: &mut Client,
+    bars: bool,
+    local: &Path,
+    remote: &str,
+) -> Result<u64, Failure> {
+    match put_file(rt, client, bars, local, remote) {
+        Err(e) if e.code() == Some(ErrorCode::IsADirectory) => {
+            let name = base_name(&local.to_string_lossy())?;
+            Ok(put_file(rt, client, bars, local, &tree::join(remote, &name))?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// `mv FROM TO`: a rename; where TO is a directory (ends in `/`, or the server has one there),
+/// a move into it under FROM's name, as `mv` does.
+fn move_entry(
+    rt: &tokio::runtime::Runtime,
+    client: &mut Client,
+    cwd: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), Failure> {
+    let into = |dir: &str| Ok::<_, Failure>(tree::join(dir.trim_end_matches('/'), &base_name(from)?));
+    if to.ends_with('/') && to != "/" {
+        return Ok(rt.block_on(client.rename(from, &into(to)?))?);
+    }
+    match rt.block_on(client.rename(from, to)) {
+        Err(refused) if refused.code() == Some(ErrorCode::AlreadyExists) || to == "/" => {
+            // Is TO a directory? Going into it says; the session goes back at once.
+            if rt.block_on(client.cd(to)).is_err() {
+                return Err(refused.into());
+            }
+            rt.block_on(client.cd(cwd))?;
+            let target = if to == "/" { format!("/{}", base_name(from)?) } else { into(to)? };
+            Ok(rt.block_on(client.rename(from, &target))?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// `mput` (and `put PATTERN [DIR]`): every local file the words stand for, each as one `put`
+/// into DIR (the remote working directory if none); stops at the first failure.
+fn put_many(
+    rt: &tokio::runtime::Runtime,
+    client: &mut Client,
+    bars: bool,
+    words: &[Word],
+    dir: Option<String>,
+) -> Result<(), Failure> {
+    for word in words {
+        let word = Word { text: local_path(&word.text).to_string_lossy().into_owned(), pattern: word.pattern.clone() };
+        for path in expand::local(&word)? {
+            if path.is_dir() {
+                eprintln!("skipped {}: a directory; use put -r", path.display());
+                continue;
+            }
+            let name = base_name(&path.to_string_lossy())?;
+            let remote = match &dir {
+                Some(dir) => tree::join(dir.trim_end_matches('/'), &name),
+                None => name,
+            };
+            put_file(rt, client, bars, &path, &remote)?;
+        }
+    }
+    Ok(())
+}
+
+/// `mget` (and `get PATTERN [DIR]`): every remote file the words stand for, each as one `get`
+/// into DIR (the local working directory if none); stops at the first failure.
+fn get_many(
+    rt: &tokio::runtime::Runtime,
+    client: &mut Client,
+    bars: bool,
+    words: &[Word],
+    dir: Option<PathBuf>,
+) -> Result<(), Failure> {
+    for word in words {
+        for (remote, kind) in expand::remote(rt, client, &remote_word(word))? {
+            match kind {
+                Some(EntryKind::Dir) => eprintln!("skipped {remote}: a directory; use get -r"),
+                Some(EntryKind::Partial) => eprintln!("skipped {remote}: a partial upload, not published yet"),
+                _ => {
+                    let name = base_name(&remote)?;
+                    let local = dir.as_ref().map_or_else(|| PathBuf::from(&name), |dir| dir.join(&name));
+                    get_file(rt, client, bars, &remote, &local)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `!COMMAND`: runs it with `sh -c` (`!` alone: the user's `$SHELL`), the shell's terminal
+/// handed over until it ends; a failure or a non-zero exit is this command's failure.
+fn run_local(command: &str) -> Result<(), String> {
+    let command = command.trim();
+    let status = if command.is_empty() {
+        let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".to_string());
+        std::process::Command::new(&shell).status()
+    } else {
+        std::process::Command::new("/bin/sh").arg("-c").arg(command).status()
+    };
+    match status {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("error: !{command}: {status}")),
+        Err(error) => Err(format!("error: !{command}: {error}")),
     }
 }
 
@@ -398,6 +630,7 @@ pub fn run(args: ShellArgs) -> u8 {
     } else {
         None
     };
+    let client = Rc::new(RefCell::new(client));
     let mut shell = Shell { client, runtime, account, cwd: "/".to_string(), ctrl_c };
     match args.batch {
         Some(source) => run_batch(&mut shell, &source),
@@ -440,13 +673,15 @@ fn run_batch(shell: &mut Shell, source: &str) -> u8 {
 }
 
 fn run_interactive(shell: &mut Shell) -> u8 {
-    let mut editor = match rustyline::DefaultEditor::new() {
+    let config = rustyline::Config::builder().completion_type(rustyline::CompletionType::List).build();
+    let mut editor = match rustyline::Editor::<ShellHelper, rustyline::history::DefaultHistory>::with_config(config) {
         Ok(editor) => editor,
         Err(error) => {
             eprintln!("error: cannot start line editing: {error}");
             return exit::USAGE_OR_CONNECTION;
         }
     };
+    editor.set_helper(Some(ShellHelper::new(shell.client.clone(), shell.runtime.handle().clone())));
     let history = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".ftp-actor_history"));
     if let Some(path) = &history {
         let _ = editor.load_history(path);
@@ -458,7 +693,11 @@ fn run_interactive(shell: &mut Shell) -> u8 {
             Err(_) => break exit::OK,
         };
         let _ = editor.add_history_entry(line.as_str());
-        match shell.execute(&line) {
+        let outcome = shell.execute(&line);
+        if let Some(helper) = editor.helper() {
+            helper.forget_remote();
+        }
+        match outcome {
             Outcome::Quit => break exit::OK,
             Outcome::ConnectionLost => break exit::USAGE_OR_CONNECTION,
             Outcome::Continue | Outcome::CommandFailed => {}
@@ -472,14 +711,36 @@ fn run_interactive(shell: &mut Shell) -> u8 {
 
 #[cfg(test)]
 mod tests {
-    use super::split_words;
+    use super::*;
+
+    fn texts(line: &str) -> Vec<String> {
+        split_words(line).unwrap().into_iter().map(|word| word.text).collect()
+    }
 
     #[test]
     fn splits_words_with_quotes_and_escapes() {
-        assert_eq!(split_words("put 'my file.txt' \"a b/\"").unwrap(), ["put", "my file.txt", "a b/"]);
-        assert_eq!(split_words(r"cd a\ b").unwrap(), ["cd", "a b"]);
-        assert_eq!(split_words("  ls  ").unwrap(), ["ls"]);
-        assert_eq!(split_words("mv '' x").unwrap(), ["mv", "", "x"]);
+        assert_eq!(texts("put 'my file.txt' \"a b/\""), ["put", "my file.txt", "a b/"]);
+        assert_eq!(texts(r"cd a\ b"), ["cd", "a b"]);
+        assert_eq!(texts("  ls  "), ["ls"]);
+        assert_eq!(texts("mv '' x"), ["mv", "", "x"]);
         assert!(split_words("cd 'open").is_err());
+    }
+
+    #[test]
+    fn quoted_or_escaped_wildcards_are_literal() {
+        let words = split_words(r#"get *.txt "a*b" c\?d 'e[f'"#).unwrap();
+        let patterns: Vec<bool> = words.iter().map(Word::is_pattern).collect();
+        assert_eq!(patterns, [false, true, false, false, false]);
+        assert_eq!(words[2].text, "a*b");
+        assert!(crate::cli::wildcards::matches(&words[2].pattern, "a*b"));
+        assert!(!crate::cli::wildcards::matches(&words[2].pattern, "axb"));
+    }
+
+    #[test]
+    fn a_tilde_is_the_home() {
+        assert_eq!(remote_path("~"), "/");
+        assert_eq!(remote_path("~/docs"), "/docs");
+        assert_eq!(remote_path("~docs"), "~docs", "no other users' homes");
+        assert_eq!(remote_path("docs"), "docs");
     }
 }
