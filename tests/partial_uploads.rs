@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use common::{TestServer, random_bytes, wait_for_quota};
@@ -141,4 +142,38 @@ async fn the_server_expires_old_partials_by_itself() {
     wait_for_quota(&mut client, |used, _| used == 2_000).await;
     let report = client.quota_report().await.unwrap();
     assert_eq!((report.partials, report.partial_bytes, report.files), (1, 2_000, 1));
+}
+
+/// Writes a partial upload of `bytes` bytes to `name` in `home`, last written `days` ago.
+fn aged_partial(home: &std::path::Path, name: &str, bytes: usize, days: u64) -> std::path::PathBuf {
+    let path = home.join(format!(".{name}.ftpa-part"));
+    std::fs::write(&path, vec![1u8; bytes]).unwrap();
+    let file = std::fs::File::options().append(true).open(&path).unwrap();
+    file.set_modified(SystemTime::now() - Duration::from_secs(days * 86_400)).unwrap();
+    path
+}
+
+/// The real binary: a stale partial is removed at start and logged; another one, appearing
+/// later, goes at the next SIGHUP.
+#[test]
+fn the_binary_logs_each_expiry_and_sweeps_again_on_sighup() {
+    use common::binary::{Launch, Served};
+    let served = Served::start(Launch::alice("partial_expiry_days = 2", false));
+    let home = served.home("alice");
+    let first = aged_partial(&home, "first.iso", 4_000, 3);
+    let wait_for = |text: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        while !served.log().contains(text) {
+            assert!(std::time::Instant::now() < deadline, "{text:?} not logged:\n{}", served.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("expired partial upload removed user=alice path=/first.iso bytes=4000 days=3");
+    assert!(!first.exists());
+    let second = aged_partial(&home, "second.iso", 5_000, 9);
+    let kept = aged_partial(&home, "young.iso", 6_000, 1);
+    let status = Command::new("kill").args(["-HUP", &served.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    wait_for("expired partial uploads after SIGHUP count=1 bytes=5000");
+    assert!(!second.exists() && kept.exists());
 }

@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 use clap::Args;
 use tracing_subscriber::EnvFilter;
 
+use crate::actors::Services;
 use crate::actors::acceptor::{Acceptor, Shutdown};
-use crate::actors::quota::{MeasureAgain, QuotaActor};
+use crate::actors::quota::MeasureAgain;
 use crate::server;
+use crate::service::expiry::{expire_partials, max_age};
 
 use super::ConfigArgs;
 
@@ -79,7 +81,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             println!("FTP and FTPS (AUTH TLS) on {ftp}; TLS certificate {}", cert.display());
         }
         actix_rt::spawn(stop_on_signals(started.acceptor, grace));
-        actix_rt::spawn(measure_again_on_hangup(hangups, started.services.quota.clone()));
+        actix_rt::spawn(measure_again_on_hangup(hangups, started.services.clone()));
         Ok::<_, anyhow::Error>(started.services.digests)
     })?;
     system.run()?;
@@ -87,10 +89,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Each SIGHUP has the quota actor measure every home again (see [`MeasureAgain`]).
-async fn measure_again_on_hangup(mut hangups: tokio::signal::unix::Signal, quota: actix::Addr<QuotaActor>) {
+/// Each SIGHUP has the quota actor measure every home again (see [`MeasureAgain`]), then
+/// expires the partial uploads older than `partial_expiry_days` (see [`expire_partials`]).
+async fn measure_again_on_hangup(mut hangups: tokio::signal::unix::Signal, services: Services) {
     while hangups.recv().await.is_some() {
-        quota.do_send(MeasureAgain);
+        services.quota.do_send(MeasureAgain);
+        if let Some(max_age) = max_age(&services) {
+            let (count, bytes) = expire_partials(&services, max_age).await;
+            tracing::info!(count, bytes, "expired partial uploads after SIGHUP");
+        }
     }
 }
 

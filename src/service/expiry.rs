@@ -1,6 +1,7 @@
 //! Partial uploads nobody resumes expire: an upload interrupted and never taken up again
 //! would otherwise hold its bytes in the user's quota, and the disk, for ever. Every
-//! [`SWEEP_EVERY`] (and soon after the server starts), each partial last written more than
+//! [`SWEEP_EVERY`] (soon after the server starts, and at each SIGHUP), each partial last
+//! written more than
 //! `partial_expiry_days` ago is removed through the file service, as the user's own `rm`
 //! would remove it: under the path's upload lock, so an upload that takes it up at that moment
 //! is never cut, with the quota settled and the removal logged.
@@ -20,14 +21,16 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// How long the first sweep waits for the quota actor to know the users, asking once a second.
 const FIRST_SWEEP_PATIENCE: u32 = 30;
 
+/// How old a partial upload may grow: `partial_expiry_days`; `None` if it is 0 (never).
+pub fn max_age(services: &Services) -> Option<Duration> {
+    let days = services.config.partial_expiry_days;
+    (days > 0).then(|| Duration::from_secs(days * 86_400))
+}
+
 /// Sweeps every home now and then every [`SWEEP_EVERY`], for as long as the server runs; does
 /// nothing if `partial_expiry_days` is 0.
 pub async fn keep_expiring_partials(services: Services) {
-    let days = services.config.partial_expiry_days;
-    if days == 0 {
-        return;
-    }
-    let max_age = Duration::from_secs(days * 86_400);
+    let Some(max_age) = max_age(&services) else { return };
     for _ in 0..FIRST_SWEEP_PATIENCE {
         if services.quota.send(KnownUsers).await.is_ok_and(|users| !users.is_empty()) {
             break;
