@@ -157,8 +157,9 @@ def process_tree(pid):
 class FtpActor:
     """A release ftp-actor server with its own data directory, restarted per workload."""
 
-    def __init__(self, work, binary=BIN):
-        self.work, self.binary = work, binary
+    def __init__(self, work, binary=BIN, extra_config=""):
+        """`extra_config`: TOML tables appended to the config (e.g. the metrics endpoint)."""
+        self.work, self.binary, self.extra_config = work, binary, extra_config
         work.mkdir(parents=True, exist_ok=True)
         self.data = work / "ftp-actor-data"
         self.process = None
@@ -177,7 +178,8 @@ class FtpActor:
         config.write_text(
             f'listen = "127.0.0.1:0"\ndata_dir = "{self.data}"\nmax_concurrency = {max_concurrency}\n'
             f"max_sessions_per_address = 5000\nmax_sessions_per_user = 5000\n"
-            + ('[ftp]\nlisten = "127.0.0.1:0"\nallow_plaintext_login = true\n' if ftp else ""))
+            + ('[ftp]\nlisten = "127.0.0.1:0"\nallow_plaintext_login = true\n' if ftp else "")
+            + self.extra_config)
         out = open(self.work / "serve.out", "w")
         self.process = subprocess.Popen([self.binary, "serve", "--config", config], stdout=out,
                                         stderr=open(self.work / "serve.log", "a"), stdin=subprocess.DEVNULL)
@@ -639,6 +641,8 @@ def main():
     parser.add_argument("--builds", default="", help="LABEL=BINARY,...: other ftp-actor builds, run beside this "
                         "tree's in the big, small and control workloads (an A/B of a change)")
     parser.add_argument("--without-peers", action="store_true", help="ftp-actor builds only")
+    parser.add_argument("--with-metrics", default="", metavar="LABEL",
+                        help="also run this tree's build with the metrics endpoint on, under LABEL")
     args = parser.parse_args()
     env = dict(line.split("=", 1) for line in args.peers_env.read_text().split() if "=" in line)
     peers = [] if args.without_peers else [Peer(name, env) for name in PEERS]
@@ -647,6 +651,9 @@ def main():
     for build in filter(None, args.builds.split(",")):
         label, binary = build.split("=", 1)
         servers.append((label, FtpActor(args.work / label, Path(binary).resolve())))
+    if args.with_metrics:
+        metrics_on = '[metrics]\nlisten = "127.0.0.1:0"\n'
+        servers.append((args.with_metrics, FtpActor(args.work / args.with_metrics, BIN, metrics_on)))
     results = Results(args.repeats)
     only = args.only.split(",")
     workloads = {

@@ -79,6 +79,16 @@ pub struct Config {
     pub hash_budget_refill_bytes_per_sec: u64,
     pub scrypt: ScryptParams,
     pub ftp: FtpConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// The metrics endpoint (`[metrics]` in the config file).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where `/metrics` and `/health` are served over HTTP; `None` (written `""`) keeps it off.
+    #[serde(deserialize_with = "optional_parsed")]
+    pub listen: Option<SocketAddr>,
 }
 
 /// The standard FTP/FTPS listener (`[ftp]` in the config file).

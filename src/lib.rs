@@ -16,6 +16,7 @@ pub mod config;
 pub mod ftp;
 pub mod human;
 pub mod integrity;
+pub mod metrics;
 pub mod net;
 pub mod quota;
 pub mod server;

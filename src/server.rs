@@ -10,7 +10,7 @@ use base64::Engine;
 use tokio::net::TcpListener;
 
 use crate::actors::Services;
-use crate::actors::acceptor::{Acceptor, FtpListener, Shutdown};
+use crate::actors::acceptor::{Acceptor, CountAdmission, FtpListener, Shutdown};
 use crate::actors::auth::{AuthActor, PasswordChecks, UserSource};
 use crate::actors::disk::DiskPool;
 use crate::actors::quota::QuotaActor;
@@ -80,6 +80,8 @@ pub struct Started {
     pub addr: SocketAddr,
     /// The FTP/FTPS listener's address, when it is on.
     pub ftp_addr: Option<SocketAddr>,
+    /// The metrics endpoint's address, when it is on.
+    pub metrics_addr: Option<SocketAddr>,
     pub services: Services,
     pub acceptor: Addr<Acceptor>,
 }
@@ -95,10 +97,50 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
         None => None,
     };
     let ftp_addr = ftp.as_ref().map(|(_, local)| *local);
+    let metrics = match config.metrics.listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let services = start_services(config, secret);
     let max_prelogin = prelogin_budget(&services.config);
     let acceptor = Acceptor::new(listener, ftp.map(|(ftp, _)| ftp), services.clone(), max_prelogin).start();
-    Ok(Started { addr: local, ftp_addr, services, acceptor })
+    let metrics_addr = metrics.map(|(listener, local)| {
+        let source = ServerMetrics { services: services.clone(), acceptor: acceptor.clone() };
+        actix_rt::spawn(crate::metrics::http::serve(listener, Arc::new(source)));
+        local
+    });
+    Ok(Started { addr: local, ftp_addr, metrics_addr, services, acceptor })
+}
+
+/// What the metrics endpoint reads: the counters, and the state of the acceptor, the login
+/// throttle, the worker pools and the digest index at the moment of the scrape.
+struct ServerMetrics {
+    services: Services,
+    acceptor: Addr<Acceptor>,
+}
+
+impl crate::metrics::http::Source for ServerMetrics {
+    async fn metrics(&self) -> String {
+        use crate::metrics::Pool;
+        let services = &self.services;
+        let counts = self.acceptor.send(CountAdmission).await.unwrap_or_default();
+        let bans = services.throttle.lock().map_or(0, |throttle| throttle.banned(std::time::Instant::now()));
+        let pools =
+            [(Pool::disk, &services.disk), (Pool::hashers, &services.hashers), (Pool::login_io, &services.login_io)]
+                .map(|(pool, handle)| {
+                    let (queued, running) = handle.load();
+                    (pool, queued, running)
+                })
+                .to_vec();
+        let snapshot =
+            crate::metrics::Snapshot { sessions: counts.sessions, bans, pools, digest_hits: services.digests.hits() };
+        services.metrics.encode(&snapshot)
+    }
+
+    async fn healthy(&self) -> bool {
+        let answer = tokio::time::timeout(Duration::from_secs(2), self.acceptor.send(CountAdmission)).await;
+        matches!(answer, Ok(Ok(counts)) if !counts.shutting_down)
+    }
 }
 
 /// Starts the actors and pools every session uses (no listener): what [`start`] serves, and
@@ -109,9 +151,10 @@ pub fn start_services(config: Config, secret: Key) -> Services {
     let login_io = DiskPool::start(LOGIN_IO_THREADS);
     let hashers = DiskPool::start(config.max_concurrency);
     let gate = Arc::new(UsageGate::default());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let quota = {
-        let (disk, gate) = (disk.clone(), gate.clone());
-        Supervisor::start(move |_| QuotaActor::new(disk, gate))
+        let (disk, gate, metrics) = (disk.clone(), gate.clone(), metrics.clone());
+        Supervisor::start(move |_| QuotaActor::new(disk, gate, metrics))
     };
     let throttle = Arc::new(Mutex::new(LoginThrottle::new(config.throttle_policy())));
     let auth = {
@@ -123,6 +166,7 @@ pub fn start_services(config: Config, secret: Key) -> Services {
             waiting: Arc::default(),
             max_waiting: config.login_derivations_queued,
             in_flight: Default::default(),
+            metrics: metrics.clone(),
         };
         let source = UserSource {
             directory: Box::new(UsersFile::new(data_dir.clone())),
@@ -154,6 +198,7 @@ pub fn start_services(config: Config, secret: Key) -> Services {
         hash_budget,
         digests,
         resume_states,
+        metrics,
     };
     actix_rt::spawn(crate::service::expiry::keep_expiring_partials(services.clone()));
     services

@@ -44,6 +44,7 @@ use crate::state::users::{UserDirectory, UsersVersion};
 use super::disk::DiskPool;
 use super::panic_guard::{InjectPanic, Panicked, catch_panic};
 use super::quota::{QuotaActor, QuotaUser, SetUsers};
+use crate::metrics::{LoginResult, Metrics, Protocol};
 
 /// How often the user store's file is checked for changes between logins.
 pub const STORE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
@@ -68,6 +69,8 @@ pub struct PasswordChecks {
     /// the same key again: lftp, rclone and the like open their connections at once, so the
     /// first logins of a burst all miss the cache together.
     pub in_flight: HashMap<(Key, Key), SharedDerivation>,
+    /// Where failed and banned logins are counted for operators.
+    pub metrics: Arc<Metrics>,
 }
 
 pub struct AuthActor {
@@ -144,10 +147,15 @@ impl AuthActor {
         }
     }
 
-    /// Writes a failed login to the access log (see [`AuthActor::logged_name`]).
-    fn log_failure(&self, op: &str, user: &str, peer: IpAddr) {
+    /// Writes a failed login to the access log (see [`AuthActor::logged_name`]) and counts it.
+    fn log_failure(&self, protocol: Protocol, user: &str, peer: IpAddr) {
         let user = self.logged_name(user);
+        let op = match protocol {
+            Protocol::native => "login",
+            Protocol::ftp => "ftp login",
+        };
         tracing::info!(target: "access", %user, %peer, op, result = "failed");
+        self.checks.metrics.login(protocol, LoginResult::failed);
     }
 
     fn challenge(&self, user: String, client_nonce: String) -> PendingLogin {
@@ -336,12 +344,13 @@ impl AuthActor {
     }
 
     /// Refuses a login from a banned address or for a banned name.
-    fn admit(&self, peer: IpAddr, user: &str) -> Result<(), WireError> {
+    fn admit(&self, peer: IpAddr, user: &str, protocol: Protocol) -> Result<(), WireError> {
         if let Admission::Banned { remaining, by_address } = self.throttle().check(peer, user, Instant::now()) {
             let whom = if by_address { "from your address" } else { "for this user" };
             let seconds = remaining.as_secs().max(1);
             let user = self.logged_name(user);
             tracing::warn!(target: "access", %user, %peer, op = "login", result = "banned", seconds);
+            self.checks.metrics.login(protocol, LoginResult::banned);
             return Err(WireError::new(
                 ErrorCode::LoginBanned,
                 format!("too many failed logins {whom}; try again in {seconds} seconds"),
@@ -356,7 +365,7 @@ impl Handler<BeginLogin> for AuthActor {
 
     fn handle(&mut self, msg: BeginLogin, _: &mut Context<Self>) -> Self::Result {
         Box::pin(self.refresh().map(move |(), act, ctx| {
-            act.admit(msg.peer, &msg.user)?;
+            act.admit(msg.peer, &msg.user, Protocol::native)?;
             let challenge = act.guarded(ctx, |act| act.challenge(msg.user.clone(), msg.client_nonce.clone()));
             let challenge = challenge.map_err(|panicked| WireError::new(ErrorCode::Internal, panicked.to_string()))?;
             if !scram::is_valid_nonce(&msg.client_nonce) {
@@ -413,7 +422,7 @@ impl Handler<FinishLogin> for AuthActor {
                 (Ok(login), Duration::ZERO)
             }
             Ok(Err(failed)) => {
-                self.log_failure("login", &user, peer);
+                self.log_failure(Protocol::native, &user, peer);
                 let delay = self.throttle().failed(peer, &user, Instant::now());
                 (Err(failed), delay)
             }
@@ -463,7 +472,7 @@ impl Handler<CheckPassword> for AuthActor {
     fn handle(&mut self, msg: CheckPassword, _: &mut Context<Self>) -> Self::Result {
         let CheckPassword { user, password, peer } = msg;
         Box::pin(self.refresh().then(move |(), act, ctx| {
-            let admitted = act.admit(peer, &user);
+            let admitted = act.admit(peer, &user, Protocol::ftp);
             let pending = admitted.and_then(|()| {
                 act.guarded(ctx, |act| act.challenge(user.clone(), String::new()))
                     .map_err(|panicked| WireError::new(ErrorCode::Internal, panicked.to_string()))
@@ -515,7 +524,7 @@ impl Handler<CheckPassword> for AuthActor {
                         (Ok(login), Duration::ZERO)
                     }
                     Ok(Err(failed)) => {
-                        act.log_failure("ftp login", &user, peer);
+                        act.log_failure(Protocol::ftp, &user, peer);
                         (Err(failed), act.throttle().failed(peer, &user, Instant::now()))
                     }
                     // Too many checks waiting: not a verdict, but a flood still counts.

@@ -19,6 +19,9 @@
 //! - A panic in a handler kills its thread for good. Every job runs under `catch_unwind`, and a
 //!   panic becomes an error for the request that caused it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use actix::prelude::*;
 
 use super::panic_guard::{Panicked, catch_panic};
@@ -56,12 +59,34 @@ impl<R: Send + 'static> Handler<Blocking<R>> for DiskWorker {
 pub struct DiskPool {
     addr: Addr<DiskWorker>,
     threads: usize,
+    load: Arc<Load>,
+}
+
+/// Counts a job out of [`Load::running`] when it ends, also by a panic.
+struct Running(Arc<Load>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Jobs waiting for a thread and running, for the metrics.
+#[derive(Debug, Default)]
+struct Load {
+    queued: AtomicU64,
+    running: AtomicU64,
 }
 
 impl DiskPool {
     /// Starts `threads` worker threads. Must be called inside an actix system.
     pub fn start(threads: usize) -> DiskPool {
-        DiskPool { addr: SyncArbiter::start(threads, || DiskWorker), threads }
+        DiskPool { addr: SyncArbiter::start(threads, || DiskWorker), threads, load: Arc::default() }
+    }
+
+    /// Jobs waiting for a thread, and jobs running, now.
+    pub fn load(&self) -> (u64, u64) {
+        (self.load.queued.load(Ordering::Relaxed), self.load.running.load(Ordering::Relaxed))
     }
 
     pub fn threads(&self) -> usize {
@@ -73,7 +98,7 @@ impl DiskPool {
     /// threads. A pool that lost threads answers with fewer; so does one whose thread is held
     /// by a transfer for longer than `patience`, so count when no transfer runs.
     pub async fn census(&self, patience: std::time::Duration) -> usize {
-        use std::sync::{Arc, Condvar, Mutex};
+        use std::sync::{Condvar, Mutex};
         let started = Arc::new((Mutex::new(0usize), Condvar::new()));
         let expected = self.threads;
         let jobs = (0..expected).map(|_| {
@@ -97,7 +122,15 @@ impl DiskPool {
         R: Send + 'static,
         F: FnOnce() -> R + Send + 'static,
     {
-        match self.addr.send(Blocking { name, job: Box::new(job) }).await {
+        let load = self.load.clone();
+        load.queued.fetch_add(1, Ordering::Relaxed);
+        let counted = move || {
+            load.queued.fetch_sub(1, Ordering::Relaxed);
+            load.running.fetch_add(1, Ordering::Relaxed);
+            let _running = Running(load);
+            job()
+        };
+        match self.addr.send(Blocking { name, job: Box::new(counted) }).await {
             Ok(result) => result,
             Err(mailbox) => Err(Panicked { place: name, message: format!("worker pool unavailable: {mailbox}") }),
         }

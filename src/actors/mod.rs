@@ -44,6 +44,8 @@ pub struct Services {
     ///
     /// [`ResumeStates`]: crate::storage::ResumeStates
     pub resume_states: Arc<crate::storage::ResumeStates>,
+    /// What operators see at `/metrics`; see [`crate::metrics`].
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Services {

@@ -31,6 +31,7 @@ use crate::storage::LocalStore;
 
 use super::disk::DiskPool;
 use super::panic_guard::{InjectPanic, Panicked, catch_panic};
+use crate::metrics::Metrics;
 
 /// A user as the quota actor needs to know them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,11 +100,14 @@ pub struct QuotaActor {
     scanned_through: HashMap<String, u64>,
     disk: DiskPool,
     gate: Arc<UsageGate>,
+    /// Where refusals are counted for operators.
+    metrics: Arc<Metrics>,
 }
 
 impl QuotaActor {
-    pub fn new(disk: DiskPool, gate: Arc<UsageGate>) -> QuotaActor {
+    pub fn new(disk: DiskPool, gate: Arc<UsageGate>, metrics: Arc<Metrics>) -> QuotaActor {
         QuotaActor {
+            metrics,
             ledger: Ledger::default(),
             users: Vec::new(),
             leases: HashMap::new(),
@@ -295,6 +299,7 @@ impl Handler<OpenEntry> for QuotaActor {
             let id = act.ledger.open(&msg.user);
             if let Err(refused) = act.ledger.reserve_file(&msg.user, id) {
                 act.ledger.settle(&msg.user, id, DiskChange::default());
+                act.metrics.quota_refused();
                 return Err(refused.into());
             }
             Ok(act.lease(address, id, LeaseState::new(msg.user, None, 1)))
@@ -319,7 +324,10 @@ impl Handler<Reserve> for QuotaActor {
                 place: "quota actor",
                 message: format!("reservation {} is not live", msg.id),
             })?;
-            act.ledger.reserve(&lease.user, msg.id, msg.bytes)?;
+            if let Err(refused) = act.ledger.reserve(&lease.user, msg.id, msg.bytes) {
+                act.metrics.quota_refused();
+                return Err(refused.into());
+            }
             lease.reserved.store(msg.bytes, Ordering::SeqCst);
             Ok(())
         })?

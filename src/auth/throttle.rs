@@ -94,6 +94,10 @@ impl LoginThrottle {
 
 /// The local implementation of the state seam's failed logins: this process's memory.
 impl FailedLogins for LoginThrottle {
+    fn banned(&self, now: Instant) -> usize {
+        self.records.values().filter(|r| r.banned_until.is_some_and(|until| until > now)).count()
+    }
+
     /// May a login for `name` from `address` proceed at `now`?
     fn check(&self, address: IpAddr, name: &str, now: Instant) -> Admission {
         for (key, by_address) in [(Key::Address(address), true), (Key::Name(name.to_string()), false)] {

@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// Ports for FTP passive data connections (overrides `ftp.passive_ports`), e.g. 50000-50999.
     #[arg(long, value_name = "FIRST-LAST")]
     pub passive_ports: Option<crate::ftp::address::PortRange>,
+    /// Serve Prometheus metrics (/metrics) and a health check (/health) over HTTP at this
+    /// address (overrides `metrics.listen`), e.g. 127.0.0.1:9121.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -47,6 +51,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(ports) = args.passive_ports {
         config.ftp.passive_ports = ports;
+    }
+    if let Some(metrics) = args.metrics_listen {
+        config.metrics.listen = Some(metrics);
     }
     if let Some(n) = args.max_concurrency {
         config.max_concurrency = n;
@@ -79,6 +86,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(addr = %ftp, "FTP/FTPS listening");
             let (cert, _) = crate::ftp::tls::certificate_paths(&config.data_dir, &config.ftp.tls_cert, &config.ftp.tls_key);
             println!("FTP and FTPS (AUTH TLS) on {ftp}; TLS certificate {}", cert.display());
+        }
+        if let Some(metrics) = started.metrics_addr {
+            tracing::info!(addr = %metrics, "metrics listening");
+            println!("metrics on http://{metrics}/metrics and /health");
         }
         actix_rt::spawn(stop_on_signals(started.acceptor, grace));
         actix_rt::spawn(measure_again_on_hangup(hangups, started.services.clone()));

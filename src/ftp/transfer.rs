@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::actors::Services;
+use crate::metrics::{Operation, Outcome, Protocol};
 use crate::net::activity::{Activity, Stamped};
 use crate::net::{ErrorCode, WireError};
 use crate::service::Upload;
@@ -110,7 +111,8 @@ pub async fn receive_file(mut data: MaybeTls, upload: Upload, context: Context) 
         } else {
             format!("the data connection failed: {error}")
         };
-        log_store(&context, resumed_from, started, &why);
+        let received = upload.offset().saturating_sub(resumed_from);
+        log_store(&context, resumed_from, started, &why, received, Outcome::Lost);
         let message = format!("{why}; {} bytes are kept: resume with REST and STOR, or APPE", upload.offset());
         return Reply::from_error(&WireError::new(ErrorCode::TransferStalled, message));
     }
@@ -124,11 +126,12 @@ pub async fn receive_file(mut data: MaybeTls, upload: Upload, context: Context) 
     let _ = tokio::time::timeout(stall, data.shutdown()).await;
     match upload.publish_as_is(pending).await {
         Ok(()) => {
-            log_store(&context, resumed_from, started, &format!("ok size={size}"));
+            log_store(&context, resumed_from, started, &format!("ok size={size}"), size - resumed_from, Outcome::Ok);
             Reply::new(226, format!("stored {} ({size} bytes)", context.shown))
         }
         Err(error) => {
-            log_store(&context, resumed_from, started, &error.message);
+            let outcome = Outcome::Failed(error.code);
+            log_store(&context, resumed_from, started, &error.message, size - resumed_from, outcome);
             Reply::from_error(&error)
         }
     }
@@ -145,7 +148,7 @@ async fn write_pending(upload: Upload, block: Option<Vec<u8>>) -> Result<(Upload
 
 /// Logs a refused or failed upload and ends it (see [`refuse_rest`]); the reply to send.
 async fn refused(context: &Context, data: MaybeTls, error: WireError, resumed_from: u64, started: Instant) -> Reply {
-    log_store(context, resumed_from, started, &error.message);
+    log_store(context, resumed_from, started, &error.message, 0, Outcome::Failed(error.code));
     refuse_rest(data, Reply::from_error(&error), context.stall()).await
 }
 
@@ -173,9 +176,11 @@ async fn refuse_rest(mut data: MaybeTls, reply: Reply, stall: Duration) -> Reply
     reply
 }
 
-fn log_store(context: &Context, resumed_from: u64, started: Instant, result: &str) {
+/// Logs how a STOR ended and counts it, with the bytes it received, in the metrics.
+fn log_store(context: &Context, resumed_from: u64, started: Instant, result: &str, received: u64, outcome: Outcome) {
     tracing::info!(target: "access", user = %context.user, peer = %context.peer, op = "ftp stor", path = %context.shown,
         resumed_from, seconds = started.elapsed().as_secs_f64(), result);
+    context.services.metrics.transfer(Protocol::ftp, Operation::upload, received, started.elapsed(), outcome);
 }
 
 /// Sends a file from its start offset: with sendfile(2) over a plain data connection when the
@@ -194,7 +199,7 @@ async fn send_file_plain<D: DownloadSession>(stream: tokio::net::TcpStream, down
     let (socket, guard) = match sendfile::prepare(stream, context.stall()) {
         Ok(prepared) => prepared,
         Err(error) => {
-            log_retr(&context, start, started, &format!("data connection unusable: {error}"));
+            log_retr(&context, start, started, &format!("data connection unusable: {error}"), 0, Outcome::Lost);
             return Reply::new(425, "the data connection could not be used");
         }
     };
@@ -212,18 +217,18 @@ async fn send_file_plain<D: DownloadSession>(stream: tokio::net::TcpStream, down
     guard.disarm();
     match sent {
         Ok(Ok(())) => {
-            log_retr(&context, start, started, "ok");
+            log_retr(&context, start, started, "ok", size - start, Outcome::Ok);
             Reply::new(226, format!("sent {} ({} bytes)", context.shown, size - start))
         }
         Ok(Err(SendError::Stalled)) => {
-            log_retr(&context, start, started, "stalled");
+            log_retr(&context, start, started, "stalled", 0, Outcome::Failed(ErrorCode::TransferStalled));
             Reply::from_error(&WireError::new(
                 ErrorCode::TransferStalled,
                 format!("no byte could be sent for {} seconds; resume with REST and RETR", context.stall().as_secs()),
             ))
         }
         Ok(Err(SendError::Lost)) => {
-            log_retr(&context, start, started, "data connection lost");
+            log_retr(&context, start, started, "data connection lost", 0, Outcome::Lost);
             Reply::new(426, "the data connection was lost; resume with REST and RETR")
         }
         Ok(Err(SendError::Storage(error))) => Reply::from_error(&service_error::storage("get", &context.shown, error)),
@@ -269,7 +274,7 @@ async fn send_file_copying<D: DownloadSession>(data: MaybeTls, download: D, cont
         let (read, written) = futures::join!(reading, writing);
         let emptied = match written {
             Some((_, false)) => {
-                log_retr(&context, start, started, "data connection lost");
+                log_retr(&context, start, started, "data connection lost", 0, Outcome::Lost);
                 return Reply::new(426, "the data connection was lost; resume with REST and RETR");
             }
             Some((bytes, true)) => bytes,
@@ -286,16 +291,19 @@ async fn send_file_copying<D: DownloadSession>(data: MaybeTls, download: D, cont
         }
     }
     if !matches!(tokio::time::timeout(stall, data.shutdown()).await, Ok(Ok(()))) {
-        log_retr(&context, start, started, "data connection lost at the end");
+        log_retr(&context, start, started, "data connection lost at the end", 0, Outcome::Lost);
         return Reply::new(426, "the data connection was lost at the end; resume with REST and RETR");
     }
-    log_retr(&context, start, started, "ok");
+    log_retr(&context, start, started, "ok", size - start, Outcome::Ok);
     Reply::new(226, format!("sent {} ({} bytes)", context.shown, size - start))
 }
 
-fn log_retr(context: &Context, resumed_from: u64, started: Instant, result: &str) {
+/// Logs how a RETR ended and counts it, with the bytes it sent (when known whole), in the
+/// metrics.
+fn log_retr(context: &Context, resumed_from: u64, started: Instant, result: &str, sent: u64, outcome: Outcome) {
     tracing::info!(target: "access", user = %context.user, peer = %context.peer, op = "ftp retr", path = %context.shown,
         resumed_from, seconds = started.elapsed().as_secs_f64(), result);
+    context.services.metrics.transfer(Protocol::ftp, Operation::download, sent, started.elapsed(), outcome);
 }
 
 /// Sends a listing and closes the data connection; `done` is the text of the 226 that follows.

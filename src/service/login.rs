@@ -12,6 +12,7 @@ use crate::storage::{LocalStore, VirtualPath};
 
 use super::error;
 use super::files::UserFiles;
+use crate::metrics::{LoginResult, Protocol};
 
 /// A logged-in session's state that every front end has: the user's files and where in them
 /// the session stands.
@@ -60,7 +61,7 @@ pub async fn complete_login(
     slots: SlotRequester,
     login: LoginOk,
     peer: SocketAddr,
-    protocol: &'static str,
+    protocol: Protocol,
 ) -> Result<(LoggedIn, SlotAnswer), LoginRefused> {
     let (home_path, digests, states) = (login.home.clone(), services.digests.clone(), services.resume_states.clone());
     let home =
@@ -73,7 +74,8 @@ pub async fn complete_login(
             Err(failed) => return Err(error::internal(failed).into()),
         };
     let answer = slots.request(&login).await?;
-    tracing::info!(target: "access", user = %login.user, %peer, op = "login", protocol, result = "ok");
+    tracing::info!(target: "access", user = %login.user, %peer, op = "login", ?protocol, result = "ok");
+    services.metrics.login(protocol, LoginResult::ok);
     let files = UserFiles::new(services, login.user, home, login.home);
     Ok((LoggedIn { files: Arc::new(files), cwd: VirtualPath::root() }, answer))
 }

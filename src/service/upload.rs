@@ -191,6 +191,11 @@ impl<S: FileStore> Upload<S> {
         self.files.user()
     }
 
+    /// The server's shared parts (for counting the upload in the metrics).
+    pub fn services(&self) -> &crate::actors::Services {
+        self.files.services()
+    }
+
     /// The path as the user typed it.
     pub fn shown(&self) -> &str {
         &self.shown

@@ -21,6 +21,8 @@ pub trait FailedLogins: Send + 'static {
     fn failed(&mut self, address: IpAddr, name: &str, now: Instant) -> Duration;
     /// Records a successful login: failure counts start again (ban history stays).
     fn succeeded(&mut self, address: IpAddr, name: &str);
+    /// Addresses and names banned at `now` (for the metrics).
+    fn banned(&self, now: Instant) -> usize;
 }
 
 /// The failed logins the AuthActor keeps and the acceptor reads.

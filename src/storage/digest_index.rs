@@ -119,6 +119,8 @@ pub struct DigestIndex {
     entries: Mutex<StampedEntries<Md5Digest>>,
     /// Entries recorded so far, for a saver to tell whether anything changed since it saved.
     changes: AtomicU64,
+    /// Lookups that found the digest (each a file not read), for the metrics.
+    hits: AtomicU64,
     /// Held while saving: the periodic save on the disk pool and the one at the stop must not
     /// write the same file at once.
     saving: Mutex<()>,
@@ -136,13 +138,23 @@ impl DigestIndex {
             capacity: capacity.max(1),
             entries: Mutex::default(),
             changes: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
             saving: Mutex::new(()),
         }
     }
 
     /// The digest of the file in exactly this state, if known.
     pub fn get(&self, stamp: &FileStamp) -> Option<Md5Digest> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(stamp).copied()
+        let found = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(stamp).copied();
+        if found.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        found
+    }
+
+    /// Lookups that found a digest since the index was made.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
     }
 
     /// Remembers the digest of a file in this state (replacing what was known about it).

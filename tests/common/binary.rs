@@ -17,6 +17,8 @@ pub struct Served {
     pub dir: tempfile::TempDir,
     pub native: String,
     pub ftp: Option<String>,
+    /// The metrics endpoint's address, when started with `--metrics-listen`.
+    pub metrics: Option<String>,
     /// Everything the server wrote to its log (stderr) so far.
     pub log: Arc<Mutex<String>>,
 }
@@ -92,24 +94,27 @@ impl Served {
                 }
             });
         }
-        let (mut native, mut ftp) = (None, None);
+        let (mut native, mut ftp, mut metrics) = (None, None, None);
+        let wants_metrics = extra.contains(&"--metrics-listen");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
         for line in lines.by_ref() {
             if let Some(rest) = line.strip_prefix("ftp-actor listening on ") {
                 native = Some(rest.split_whitespace().next().unwrap().to_string());
-                if !launch.ftp {
-                    break;
-                }
             }
             if let Some(rest) = line.strip_prefix("FTP and FTPS (AUTH TLS) on ") {
                 ftp = Some(rest.split(';').next().unwrap().to_string());
+            }
+            if let Some(rest) = line.strip_prefix("metrics on http://") {
+                metrics = Some(rest.split('/').next().unwrap().to_string());
+            }
+            if native.is_some() && ftp.is_some() == launch.ftp && metrics.is_some() == wants_metrics {
                 break;
             }
         }
         // Keep reading stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
         let native = native.unwrap_or_else(|| panic!("the server did not start: {}", log.lock().unwrap()));
-        Served { child, dir, native, ftp, log }
+        Served { child, dir, native, ftp, metrics, log }
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -42,10 +42,12 @@ use super::Services;
 use super::auth::{LoginOk, RevokeSessions, WatchRevocations};
 use super::session::{CloseNow, Cut, Drain, LINGER, SessionActor};
 
+mod admission_counts;
 mod admission_link;
 mod session_start;
 mod shutdown;
 
+pub use admission_counts::{AdmissionCounts, CountAdmission};
 pub use admission_link::{
     AdmissionLink, ConnectionTicket, QueueNotice, RequestSlot, SessionEnded, SlotAnswer, SlotRequester, refusal_closes,
 };

@@ -2,6 +2,7 @@
 //! computed on the way.
 
 use super::*;
+use crate::metrics::{Operation, Outcome, Protocol};
 use crate::service::error as service_error;
 use crate::storage::{DownloadSession, FileStore};
 
@@ -22,7 +23,7 @@ impl SessionActor {
         let (out, cut) = (self.out.clone(), self.cut.clone());
         let opening = files.open_download(target, shown.clone(), offset, prefix_md5);
         let services = self.services.clone();
-        let disk = services.disk.clone();
+        let (disk, metrics) = (services.disk.clone(), services.metrics.clone());
         let work = async move {
             let started = Instant::now();
             let (download, hasher) = match opening.await {
@@ -50,12 +51,17 @@ impl SessionActor {
                     })
                 })
                 .await;
+            let count = |bytes: u64, outcome: Outcome| {
+                metrics.transfer(Protocol::native, Operation::download, bytes, started.elapsed(), outcome)
+            };
             if let Some(why) = cut.reason() {
                 tracing::info!(target: "access", %user, %peer, op = "get", path = %shown, result = %why);
+                count(0, Outcome::Failed(why.code));
                 return (Response::error(why.clone()), DownloadEnd::Lost);
             }
             match sent {
                 Ok(Ok(Some(md5))) => {
+                    count(size - start, Outcome::Ok);
                     tracing::info!(target: "access", %user, %peer, op = "get", path = %shown, bytes = size - start,
                         resumed_from = start, md5 = %hex::encode(md5), seconds = started.elapsed().as_secs_f64(),
                         result = "ok");
@@ -64,9 +70,11 @@ impl SessionActor {
                 Ok(Ok(None)) => {
                     tracing::info!(target: "access", %user, %peer, op = "get", path = %shown,
                         result = "connection lost or not read");
+                    count(0, Outcome::Lost);
                     (Response::DONE, DownloadEnd::Lost)
                 }
                 Ok(Err(error)) => {
+                    count(0, Outcome::Failed(error.code()));
                     (Response::error(service_error::storage("get", &shown, error)), DownloadEnd::Finished)
                 }
                 Err(error) => (internal(&error.to_string()), DownloadEnd::Finished),

@@ -39,13 +39,14 @@ impl SessionActor {
                 // The AuthActor logged the failure (it knows whether the name is a user's).
                 Err(error) => return (Response::error(error), Outcome::Failed),
             };
-            let (login, answer) = match complete_login(services, slots, login, peer, "native").await {
-                Ok(completed) => completed,
-                Err(LoginRefused { error, closes }) => {
-                    let outcome = if closes { Outcome::Closed } else { Outcome::Refused };
-                    return (Response::error(error), outcome);
-                }
-            };
+            let (login, answer) =
+                match complete_login(services, slots, login, peer, crate::metrics::Protocol::native).await {
+                    Ok(completed) => completed,
+                    Err(LoginRefused { error, closes }) => {
+                        let outcome = if closes { Outcome::Closed } else { Outcome::Refused };
+                        return (Response::error(error), outcome);
+                    }
+                };
             let signature = ByteBuf::from(server_signature.to_vec());
             match answer {
                 SlotAnswer::Now => (Response::AuthOk { server_signature: signature }, Outcome::Ready(login)),

@@ -3,6 +3,7 @@
 
 use super::upload_stream::UploadStream;
 use super::*;
+use crate::metrics::{Operation, Outcome, Protocol};
 use crate::service::upload::{self as service_upload, SizedUpload, Upload as FileUpload};
 
 /// An upload between its `put` and its `put_end`.
@@ -73,6 +74,9 @@ impl ActiveUpload {
         let (user, shown) = (self.upload.user(), self.upload.shown());
         tracing::warn!(target: "access", %user, %peer, op = "put", path = %shown,
             bytes = self.upload.offset(), result = %error);
+        let received = self.upload.offset().saturating_sub(self.resumed_from);
+        let metrics = &self.upload.services().metrics;
+        metrics.transfer(Protocol::native, Operation::upload, received, self.started.elapsed(), Err(error.code()));
         Response::error(crate::service::error::storage("put", shown, error))
     }
 
@@ -95,6 +99,7 @@ impl SessionActor {
     pub(super) fn begin_upload(&mut self, ctx: &mut Context<Self>, shown: String, target: VirtualPath, size: u64) {
         let Phase::Ready(session) = &self.phase else { return };
         let opening = service_upload::open_sized(session.login.files.clone(), target, shown, size);
+        let metrics = self.services.metrics.clone();
         let work = async move {
             match opening.await {
                 Ok(SizedUpload { upload, hasher, existing_md5 }) => {
@@ -103,7 +108,12 @@ impl SessionActor {
                     let existing_md5 = existing_md5.map(|md5| ByteBuf::from(md5.to_vec()));
                     (upload.ready(existing_md5), Some(upload))
                 }
-                Err(error) => (Response::error(error), None),
+                Err(error) => {
+                    // Refused at its start (quota, path in use, ...): a transfer that moved nothing.
+                    let refused = Outcome::Failed(error.code);
+                    metrics.transfer(Protocol::native, Operation::upload, 0, Duration::ZERO, refused);
+                    (Response::error(error), None)
+                }
             }
         };
         self.serve(ctx, work, |act, upload, _| {
@@ -217,16 +227,20 @@ impl SessionActor {
             };
             let prefix_hashed = upload.prefix_hashed();
             let (user, target, size) = (upload.user().to_string(), upload.shown().to_string(), upload.size());
-            let (response, outcome) = match upload.publish_checked(held, hasher, sender_md5).await {
+            let metrics = upload.services().metrics.clone();
+            let (response, outcome, result) = match upload.publish_checked(held, hasher, sender_md5).await {
                 Ok(md5) => (
                     Response::PutDone { size, md5: ByteBuf::from(md5.to_vec()) },
                     format!("ok md5={}", hex::encode(md5)),
+                    Ok(()),
                 ),
                 Err(error) => {
-                    let text = error.message.clone();
-                    (Response::error(error), text)
+                    let (text, code) = (error.message.clone(), error.code);
+                    (Response::error(error), text, Err(code))
                 }
             };
+            let received = size.saturating_sub(resumed_from);
+            metrics.transfer(Protocol::native, Operation::upload, received, started.elapsed(), result);
             tracing::info!(target: "access", %user, %peer, op = "put", path = %target, bytes = size,
                 resumed_from, prefix_hashed, seconds = started.elapsed().as_secs_f64(), result = %outcome);
             (response, ())

@@ -51,11 +51,12 @@ impl Session {
             tickets.logged_in(&login.user);
         }
         let slots = self.admission.slots();
-        let (login, answer) = match complete_login(self.services.clone(), slots, login, peer, "ftp").await {
-            Ok(completed) => completed,
-            Err(LoginRefused { error, closes: true }) => return Flow::Close(Reply::from_error(&error)),
-            Err(LoginRefused { error, closes: false }) => return Flow::Reply(Reply::from_error(&error)),
-        };
+        let (login, answer) =
+            match complete_login(self.services.clone(), slots, login, peer, crate::metrics::Protocol::ftp).await {
+                Ok(completed) => completed,
+                Err(LoginRefused { error, closes: true }) => return Flow::Close(Reply::from_error(&error)),
+                Err(LoginRefused { error, closes: false }) => return Flow::Reply(Reply::from_error(&error)),
+            };
         if let SlotAnswer::Queued { position, notices } = answer
             && let Err(flow) = self.wait_for_slot(position, notices).await
         {

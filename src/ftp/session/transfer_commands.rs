@@ -2,6 +2,7 @@
 //! set one up (PASV, EPSV, PORT, EPRT); the bytes themselves move in [`super::transfer`].
 
 use super::*;
+use crate::metrics::{Operation, Protocol};
 use crate::storage::DownloadSession;
 
 impl Session {
@@ -36,7 +37,12 @@ impl Session {
         let opening = crate::service::open_stream(self.files(), target.clone(), path.to_string(), request);
         let upload = match self.watching_control(opening, "upload aborted before it began; nothing was stored").await {
             Ok(Ok(upload)) => upload,
-            Ok(Err(error)) => return Flow::Reply(Reply::from_error(&error)),
+            Ok(Err(error)) => {
+                let refused = crate::metrics::Outcome::Failed(error.code);
+                let metrics = &self.services.metrics;
+                metrics.transfer(Protocol::ftp, Operation::upload, 0, Duration::ZERO, refused);
+                return Flow::Reply(Reply::from_error(&error));
+            }
             Err(flow) => return flow,
         };
         let opening = format!("receiving {target} from byte {}", upload.offset());
