@@ -504,7 +504,8 @@ fn put_many(
     dir: Option<String>,
 ) -> Result<(), Failure> {
     for word in words {
-        let word = Word { text: local_path(&word.text).to_string_lossy().into_owned(), pattern: word.pattern.clone() };
+        let home = |text: &str| local_path(text).to_string_lossy().into_owned();
+        let word = Word { text: home(&word.text), pattern: home(&word.pattern) };
         for path in expand::local(&word)? {
             if path.is_dir() {
                 eprintln!("skipped {}: a directory; use put -r", path.display());
