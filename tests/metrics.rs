@@ -137,3 +137,36 @@ async fn counters_move_with_logins_transfers_and_refusals() {
         String::from_utf8_lossy(&checked.stderr)
     );
 }
+
+/// The FTP front end counts the same way: a refused and an accepted login, a STOR.
+#[test]
+fn ftp_logins_and_transfers_are_counted() {
+    let config = "[ftp]\nallow_plaintext_login = true";
+    let served = Served::start_with_args(Launch::alice(config, true), &["--metrics-listen", "127.0.0.1:0"]);
+    let scraper = Scraper(served.metrics.clone().unwrap());
+    let mut control = common::ftp_control::Control::connect(served.ftp.as_ref().unwrap().parse().unwrap());
+    assert!(control.reply().starts_with("220"));
+    assert!(control.command("USER alice").starts_with("331"));
+    assert!(control.command("PASS wrong").starts_with("530"));
+    assert!(control.command("USER alice").starts_with("331"));
+    assert!(control.command("PASS pw").starts_with("230"));
+    let epsv = control.command("EPSV");
+    let port: u16 = epsv.split("|||").nth(1).unwrap().trim_end_matches(")").trim_end_matches('|').parse().unwrap();
+    let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    control.send_raw(b"STOR f.bin\r\n");
+    assert!(control.reply().starts_with("150"));
+    data.write_all(&random_bytes(12_345, 1)).unwrap();
+    drop(data);
+    assert!(control.reply().starts_with("226"));
+
+    let text = scraper.text();
+    for (series, value) in [
+        ("ftp_actor_logins_total{protocol=\"ftp\",result=\"failed\"}", 1.0),
+        ("ftp_actor_logins_total{protocol=\"ftp\",result=\"ok\"}", 1.0),
+        ("ftp_actor_transfers_total{protocol=\"ftp\",operation=\"upload\",result=\"ok\"}", 1.0),
+        ("ftp_actor_transfer_bytes_total{protocol=\"ftp\",operation=\"upload\"}", 12_345.0),
+        ("ftp_actor_sessions{protocol=\"ftp\",stage=\"active\"}", 1.0),
+    ] {
+        assert_eq!(sample(&text, series), value, "{series} in:\n{text}");
+    }
+}
