@@ -646,7 +646,9 @@ lcd sub
 mget *.txt
 get docs/*.txt
 !echo hello > bang.txt
+mkdir docs/inner
 rm docs/*
+rmdir docs/inner
 ls -a docs
 -mget *.nothing
 -get \"*.txt\"
@@ -687,6 +689,7 @@ ls -a docs
     assert!(stderr.contains("error: no remote name matches *.nothing"), "{stderr}");
     assert!(stderr.contains("error 301: get *.txt"), "a quoted * is a name: {stderr}");
     assert!(stderr.contains("error: usage: ls [-l] [-a] [PATH]"), "{stderr}");
+    assert!(stderr.contains("skipped docs/inner: a directory; use rmdir"), "{stderr}");
 }
 
 /// Tab completes commands, local names and remote names at the interactive prompt (typed on a

@@ -328,7 +328,12 @@ impl Shell {
             ("mkdir", [path]) => rt.block_on(client.mkdir(&remote_path(path)))?,
             ("rm", [_, ..]) => {
                 for word in patterns {
-                    for (path, _) in expand::remote(rt, client, &remote_word(word))? {
+                    for (path, kind) in expand::remote(rt, client, &remote_word(word))? {
+                        // A pattern's directories are named and left, as `rm *` does locally.
+                        if kind == Some(EntryKind::Dir) {
+                            eprintln!("skipped {path}: a directory; use rmdir");
+                            continue;
+                        }
                         if rt.block_on(client.remove(&path))? {
                             println!("a partial upload to {path} remains (kind p in ls): rm {path} again to remove it");
                         }
