@@ -8,10 +8,12 @@ pub mod format;
 pub mod password;
 pub mod serve;
 pub mod shell;
+pub mod shell_commands;
 pub mod transfer;
 pub mod tree;
 pub mod user;
 pub mod wildcards;
+pub mod words;
 
 use std::path::PathBuf;
 

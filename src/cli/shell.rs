@@ -15,11 +15,11 @@ use crate::net::{EntryKind, ErrorCode};
 use super::completion::ShellHelper;
 use super::ctrl_c::CtrlC;
 use super::expand;
-use super::format::{format_entry, format_quota};
+use super::format::format_quota;
 use super::password::login_password;
-use super::transfer::{get_file, get_tree, put_file, put_tree};
-use super::tree;
-use super::wildcards::has_wildcard;
+use super::shell_commands::{get_many, is_flag, list, move_entry, put_into, put_many, run_local};
+use super::transfer::{get_file, get_tree, put_tree};
+use super::words::{Word, local_path, remote_path, remote_word, split_words};
 
 #[derive(Debug, Args)]
 pub struct ShellArgs {
@@ -100,80 +100,6 @@ impl From<ClientError> for Failure {
             ClientError::Server(wire) => Failure::Command(wire.to_string()),
             other => Failure::Command(format!("error: {other}")),
         }
-    }
-}
-
-/// One word of a command line: its text, and the same as a wildcard pattern, in which every
-/// wildcard character that was quoted or escaped is escaped with `\` (it matches only itself).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Word {
-    pub text: String,
-    pub pattern: String,
-}
-
-impl Word {
-    /// Does the word hold a wildcard the user left unquoted?
-    pub fn is_pattern(&self) -> bool {
-        has_wildcard(&self.pattern)
-    }
-
-    fn push(&mut self, c: char, literal: bool) {
-        self.text.push(c);
-        if literal && matches!(c, '*' | '?' | '[' | '\\') {
-            self.pattern.push('\\');
-        }
-        self.pattern.push(c);
-    }
-}
-
-/// Splits a command line into words; `"..."` and `'...'` group, `\` escapes one character.
-pub fn split_words(line: &str) -> Result<Vec<Word>, String> {
-    let mut words = Vec::new();
-    let mut current: Option<Word> = None;
-    let mut quote: Option<char> = None;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (None, c) if c.is_whitespace() => {
-                if let Some(word) = current.take() {
-                    words.push(word);
-                }
-            }
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                current.get_or_insert_with(Word::default);
-            }
-            (Some(q), c) if c == q => quote = None,
-            (_, '\\') => {
-                let next = chars.next().ok_or("a line cannot end with \\")?;
-                current.get_or_insert_with(Word::default).push(next, true);
-            }
-            (quote, c) => current.get_or_insert_with(Word::default).push(c, quote.is_some()),
-        }
-    }
-    if quote.is_some() {
-        return Err("unclosed quote".into());
-    }
-    words.extend(current);
-    Ok(words)
-}
-
-/// A remote path with `~` (alone or leading `~/`) read as the home, `/`.
-fn remote_path(path: &str) -> String {
-    match path.strip_prefix('~') {
-        Some("") => "/".to_string(),
-        Some(rest) if rest.starts_with('/') => rest.to_string(),
-        _ => path.to_string(),
-    }
-}
-
-/// A local path with `~` (alone or leading `~/`) read as `$HOME`.
-fn local_path(path: &str) -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    match (path.strip_prefix('~'), home) {
-        (Some(""), Some(home)) => home,
-        (Some(rest), Some(home)) if rest.starts_with('/') => home.join(&rest[1..]),
-        _ => PathBuf::from(path),
     }
 }
 
@@ -425,150 +351,6 @@ impl Shell {
     }
 }
 
-/// `-l`, `-a`, `-la`: an option of `ls` (a lone `-` is a name).
-fn is_flag(word: &str) -> bool {
-    word.len() > 1 && word.starts_with('-')
-}
-
-/// `word` with a leading `~` read as the home, in its text and its pattern alike.
-fn remote_word(word: &Word) -> Word {
-    Word { text: remote_path(&word.text), pattern: remote_path(&word.pattern) }
-}
-
-/// `ls`: a directory or a file, or the entries a pattern matches. Entries are always shown in
-/// full (`-l`), hidden ones included (`-a`): the options are taken for habit's sake.
-fn list(rt: &tokio::runtime::Runtime, client: &mut Client, path: Option<&Word>) -> Result<(), Failure> {
-    let pattern = path.map(remote_word).filter(Word::is_pattern);
-    let Some(pattern) = pattern else {
-        let listing = rt.block_on(client.list(path.map(|word| remote_path(&word.text)).as_deref()))?;
-        for entry in &listing.entries {
-            println!("{}", format_entry(entry));
-        }
-        if listing.truncated {
-            println!("(listing cut at {} entries by the server)", listing.entries.len());
-        }
-        return Ok(());
-    };
-    for entry in expand::remote_entries(rt, client, &pattern)?.1 {
-        println!("{}", format_entry(&entry));
-    }
-    Ok(())
-}
-
-/// `put FILE DIR`: into the directory, as `cp` does, when the server says DIR is one.
-fn put_into(
-    rt: &tokio::runtime::Runtime,
-    client: &mut Client,
-    bars: bool,
-    local: &Path,
-    remote: &str,
-) -> Result<u64, Failure> {
-    match put_file(rt, client, bars, local, remote) {
-        Err(e) if e.code() == Some(ErrorCode::IsADirectory) => {
-            let name = base_name(&local.to_string_lossy())?;
-            Ok(put_file(rt, client, bars, local, &tree::join(remote, &name))?)
-        }
-        other => Ok(other?),
-    }
-}
-
-/// `mv FROM TO`: a rename; where TO is a directory (ends in `/`, or the server has one there),
-/// a move into it under FROM's name, as `mv` does.
-fn move_entry(
-    rt: &tokio::runtime::Runtime,
-    client: &mut Client,
-    cwd: &str,
-    from: &str,
-    to: &str,
-) -> Result<(), Failure> {
-    let into = |dir: &str| Ok::<_, Failure>(tree::join(dir.trim_end_matches('/'), &base_name(from)?));
-    if to.ends_with('/') && to != "/" {
-        return Ok(rt.block_on(client.rename(from, &into(to)?))?);
-    }
-    match rt.block_on(client.rename(from, to)) {
-        Err(refused) if refused.code() == Some(ErrorCode::AlreadyExists) || to == "/" => {
-            // Is TO a directory? Going into it says; the session goes back at once.
-            if rt.block_on(client.cd(to)).is_err() {
-                return Err(refused.into());
-            }
-            rt.block_on(client.cd(cwd))?;
-            let target = if to == "/" { format!("/{}", base_name(from)?) } else { into(to)? };
-            Ok(rt.block_on(client.rename(from, &target))?)
-        }
-        other => Ok(other?),
-    }
-}
-
-/// `mput` (and `put PATTERN [DIR]`): every local file the words stand for, each as one `put`
-/// into DIR (the remote working directory if none); stops at the first failure.
-fn put_many(
-    rt: &tokio::runtime::Runtime,
-    client: &mut Client,
-    bars: bool,
-    words: &[Word],
-    dir: Option<String>,
-) -> Result<(), Failure> {
-    for word in words {
-        let home = |text: &str| local_path(text).to_string_lossy().into_owned();
-        let word = Word { text: home(&word.text), pattern: home(&word.pattern) };
-        for path in expand::local(&word)? {
-            if path.is_dir() {
-                eprintln!("skipped {}: a directory; use put -r", path.display());
-                continue;
-            }
-            let name = base_name(&path.to_string_lossy())?;
-            let remote = match &dir {
-                Some(dir) => tree::join(dir.trim_end_matches('/'), &name),
-                None => name,
-            };
-            put_file(rt, client, bars, &path, &remote)?;
-        }
-    }
-    Ok(())
-}
-
-/// `mget` (and `get PATTERN [DIR]`): every remote file the words stand for, each as one `get`
-/// into DIR (the local working directory if none); stops at the first failure.
-fn get_many(
-    rt: &tokio::runtime::Runtime,
-    client: &mut Client,
-    bars: bool,
-    words: &[Word],
-    dir: Option<PathBuf>,
-) -> Result<(), Failure> {
-    for word in words {
-        for (remote, kind) in expand::remote(rt, client, &remote_word(word))? {
-            match kind {
-                Some(EntryKind::Dir) => eprintln!("skipped {remote}: a directory; use get -r"),
-                Some(EntryKind::Partial) => eprintln!("skipped {remote}: a partial upload, not published yet"),
-                _ => {
-                    let name = base_name(&remote)?;
-                    let local = dir.as_ref().map_or_else(|| PathBuf::from(&name), |dir| dir.join(&name));
-                    get_file(rt, client, bars, &remote, &local)?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `!COMMAND`: runs it with `sh -c` (`!` alone: the user's `$SHELL`), the shell's terminal
-/// handed over until it ends; a failure or a non-zero exit is this command's failure.
-fn run_local(command: &str) -> Result<(), String> {
-    let command = command.trim();
-    let status = if command.is_empty() {
-        let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".to_string());
-        std::process::Command::new(&shell).status()
-    } else {
-        std::process::Command::new("/bin/sh").arg("-c").arg(command).status()
-    };
-    match status {
-        Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(format!("error: !{command}: {status}")),
-        Err(error) => Err(format!("error: !{command}: {error}")),
-    }
-}
-
 fn local_cwd() -> Result<String, Failure> {
     std::env::current_dir().map(|p| p.display().to_string()).map_err(|e| Failure::Command(format!("error: lpwd: {e}")))
 }
@@ -713,40 +495,4 @@ fn run_interactive(shell: &mut Shell) -> u8 {
         let _ = editor.save_history(path);
     }
     status
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn texts(line: &str) -> Vec<String> {
-        split_words(line).unwrap().into_iter().map(|word| word.text).collect()
-    }
-
-    #[test]
-    fn splits_words_with_quotes_and_escapes() {
-        assert_eq!(texts("put 'my file.txt' \"a b/\""), ["put", "my file.txt", "a b/"]);
-        assert_eq!(texts(r"cd a\ b"), ["cd", "a b"]);
-        assert_eq!(texts("  ls  "), ["ls"]);
-        assert_eq!(texts("mv '' x"), ["mv", "", "x"]);
-        assert!(split_words("cd 'open").is_err());
-    }
-
-    #[test]
-    fn quoted_or_escaped_wildcards_are_literal() {
-        let words = split_words(r#"get *.txt "a*b" c\?d 'e[f'"#).unwrap();
-        let patterns: Vec<bool> = words.iter().map(Word::is_pattern).collect();
-        assert_eq!(patterns, [false, true, false, false, false]);
-        assert_eq!(words[2].text, "a*b");
-        assert!(crate::cli::wildcards::matches(&words[2].pattern, "a*b"));
-        assert!(!crate::cli::wildcards::matches(&words[2].pattern, "axb"));
-    }
-
-    #[test]
-    fn a_tilde_is_the_home() {
-        assert_eq!(remote_path("~"), "/");
-        assert_eq!(remote_path("~/docs"), "/docs");
-        assert_eq!(remote_path("~docs"), "~docs", "no other users' homes");
-        assert_eq!(remote_path("docs"), "docs");
-    }
 }

@@ -1,0 +1,153 @@
+//! The shell's commands that take more than one call: `ls` of a pattern, `put FILE DIR`, `mv X
+//! DIR`, `mget`/`mput`, and `!COMMAND` run locally. The dispatch is in [`super::shell`].
+
+use std::path::{Path, PathBuf};
+
+use crate::client::Client;
+use crate::net::{EntryKind, ErrorCode};
+
+use super::expand;
+use super::format::format_entry;
+use super::shell::{Failure, base_name};
+use super::transfer::{get_file, put_file};
+use super::tree;
+use super::words::{Word, local_path, remote_path, remote_word};
+
+/// `-l`, `-a`, `-la`: an option of `ls` (a lone `-` is a name).
+pub(super) fn is_flag(word: &str) -> bool {
+    word.len() > 1 && word.starts_with('-')
+}
+
+/// `ls`: a directory or a file, or the entries a pattern matches. Entries are always shown in
+/// full (`-l`), hidden ones included (`-a`): the options are taken for habit's sake.
+pub(super) fn list(rt: &tokio::runtime::Runtime, client: &mut Client, path: Option<&Word>) -> Result<(), Failure> {
+    let pattern = path.map(remote_word).filter(Word::is_pattern);
+    let Some(pattern) = pattern else {
+        let listing = rt.block_on(client.list(path.map(|word| remote_path(&word.text)).as_deref()))?;
+        for entry in &listing.entries {
+            println!("{}", format_entry(entry));
+        }
+        if listing.truncated {
+            println!("(listing cut at {} entries by the server)", listing.entries.len());
+        }
+        return Ok(());
+    };
+    for entry in expand::remote_entries(rt, client, &pattern)?.1 {
+        println!("{}", format_entry(&entry));
+    }
+    Ok(())
+}
+
+/// `put FILE DIR`: into the directory, as `cp` does, when the server says DIR is one.
+pub(super) fn put_into(
+    rt: &tokio::runtime::Runtime,
+    client: &mut Client,
+    bars: bool,
+    local: &Path,
+    remote: &str,
+) -> Result<u64, Failure> {
+    match put_file(rt, client, bars, local, remote) {
+        Err(e) if e.code() == Some(ErrorCode::IsADirectory) => {
+            let name = base_name(&local.to_string_lossy())?;
+            Ok(put_file(rt, client, bars, local, &tree::join(remote, &name))?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// `mv FROM TO`: a rename; where TO is a directory (ends in `/`, or the server has one there),
+/// a move into it under FROM's name, as `mv` does.
+pub(super) fn move_entry(
+    rt: &tokio::runtime::Runtime,
+    client: &mut Client,
+    cwd: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), Failure> {
+    let into = |dir: &str| Ok::<_, Failure>(tree::join(dir.trim_end_matches('/'), &base_name(from)?));
+    if to.ends_with('/') && to != "/" {
+        return Ok(rt.block_on(client.rename(from, &into(to)?))?);
+    }
+    match rt.block_on(client.rename(from, to)) {
+        Err(refused) if refused.code() == Some(ErrorCode::AlreadyExists) || to == "/" => {
+            // Is TO a directory? Going into it says; the session goes back at once.
+            if rt.block_on(client.cd(to)).is_err() {
+                return Err(refused.into());
+            }
+            rt.block_on(client.cd(cwd))?;
+            let target = if to == "/" { format!("/{}", base_name(from)?) } else { into(to)? };
+            Ok(rt.block_on(client.rename(from, &target))?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// `mput` (and `put PATTERN [DIR]`): every local file the words stand for, each as one `put`
+/// into DIR (the remote working directory if none); stops at the first failure.
+pub(super) fn put_many(
+    rt: &tokio::runtime::Runtime,
+    client: &mut Client,
+    bars: bool,
+    words: &[Word],
+    dir: Option<String>,
+) -> Result<(), Failure> {
+    for word in words {
+        let home = |text: &str| local_path(text).to_string_lossy().into_owned();
+        let word = Word { text: home(&word.text), pattern: home(&word.pattern) };
+        for path in expand::local(&word)? {
+            if path.is_dir() {
+                eprintln!("skipped {}: a directory; use put -r", path.display());
+                continue;
+            }
+            let name = base_name(&path.to_string_lossy())?;
+            let remote = match &dir {
+                Some(dir) => tree::join(dir.trim_end_matches('/'), &name),
+                None => name,
+            };
+            put_file(rt, client, bars, &path, &remote)?;
+        }
+    }
+    Ok(())
+}
+
+/// `mget` (and `get PATTERN [DIR]`): every remote file the words stand for, each as one `get`
+/// into DIR (the local working directory if none); stops at the first failure.
+pub(super) fn get_many(
+    rt: &tokio::runtime::Runtime,
+    client: &mut Client,
+    bars: bool,
+    words: &[Word],
+    dir: Option<PathBuf>,
+) -> Result<(), Failure> {
+    for word in words {
+        for (remote, kind) in expand::remote(rt, client, &remote_word(word))? {
+            match kind {
+                Some(EntryKind::Dir) => eprintln!("skipped {remote}: a directory; use get -r"),
+                Some(EntryKind::Partial) => eprintln!("skipped {remote}: a partial upload, not published yet"),
+                _ => {
+                    let name = base_name(&remote)?;
+                    let local = dir.as_ref().map_or_else(|| PathBuf::from(&name), |dir| dir.join(&name));
+                    get_file(rt, client, bars, &remote, &local)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `!COMMAND`: runs it with `sh -c` (`!` alone: the user's `$SHELL`), the shell's terminal
+/// handed over until it ends; a failure or a non-zero exit is this command's failure.
+pub(super) fn run_local(command: &str) -> Result<(), String> {
+    let command = command.trim();
+    let status = if command.is_empty() {
+        let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".to_string());
+        std::process::Command::new(&shell).status()
+    } else {
+        std::process::Command::new("/bin/sh").arg("-c").arg(command).status()
+    };
+    match status {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("error: !{command}: {status}")),
+        Err(error) => Err(format!("error: !{command}: {error}")),
+    }
+}
