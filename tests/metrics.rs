@@ -119,6 +119,8 @@ async fn counters_move_with_logins_transfers_and_refusals() {
     );
     assert_eq!(http(served.metrics.as_ref().unwrap(), "POST /metrics HTTP/1.1").0, "HTTP/1.1 405 Method Not Allowed");
     assert_eq!(http(served.metrics.as_ref().unwrap(), "GET /secret HTTP/1.1").0, "HTTP/1.1 404 Not Found");
+    let oversized = format!("GET /metrics HTTP/1.1\r\nX-Padding: {}", "x".repeat(10_000));
+    assert_eq!(http(served.metrics.as_ref().unwrap(), &oversized).0, "HTTP/1.1 431 Request Header Fields Too Large");
 
     // promtool (from the Debian prometheus package, which .ci/run installs) finds no problem.
     let mut promtool = Command::new("promtool")

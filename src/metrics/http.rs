@@ -81,7 +81,14 @@ pub async fn serve(listener: TcpListener, source: Arc<impl Source>) {
 
 async fn answer(mut stream: TcpStream, source: &impl Source) -> std::io::Result<()> {
     let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
-        Ok(Ok(head)) => head,
+        Ok(Ok(Some(head))) => head,
+        Ok(Ok(None)) => {
+            let refusal =
+                "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            stream.write_all(refusal.as_bytes()).await?;
+            return stream.shutdown().await;
+        }
+        // Too slow, or gone: nothing to answer.
         _ => return Ok(()),
     };
     let send_body = !head.starts_with(b"HEAD ");
@@ -106,21 +113,21 @@ async fn answer(mut stream: TcpStream, source: &impl Source) -> std::io::Result<
     stream.shutdown().await
 }
 
-/// Reads until the blank line that ends a request head, at most [`MAX_HEAD`] bytes.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+/// Reads until the blank line that ends a request head; `None` past [`MAX_HEAD`] bytes.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
     let mut head = Vec::with_capacity(512);
     let mut buffer = [0u8; 1024];
     loop {
         let read = stream.read(&mut buffer).await?;
         if read == 0 {
-            return Ok(head);
+            return Ok(Some(head));
         }
         head.extend_from_slice(&buffer[..read]);
         if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
-            return Ok(head);
+            return Ok(Some(head));
         }
         if head.len() > MAX_HEAD {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "request head too long"));
+            return Ok(None);
         }
     }
 }
