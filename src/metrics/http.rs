@@ -86,7 +86,19 @@ async fn answer(mut stream: TcpStream, source: &impl Source) -> std::io::Result<
             let refusal =
                 "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
             stream.write_all(refusal.as_bytes()).await?;
-            return stream.shutdown().await;
+            stream.shutdown().await?;
+            // Read what the client is still sending (briefly, boundedly) before closing: closed
+            // with unread bytes, the socket is reset and the client may never see the 431.
+            let mut rest = [0u8; 4096];
+            let drain = async {
+                for _ in 0..64 {
+                    if matches!(stream.read(&mut rest).await, Ok(0) | Err(_)) {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+            return Ok(());
         }
         // Too slow, or gone: nothing to answer.
         _ => return Ok(()),
