@@ -125,15 +125,21 @@ impl crate::metrics::http::Source for ServerMetrics {
         let services = &self.services;
         let counts = self.acceptor.send(CountAdmission).await.unwrap_or_default();
         let bans = services.throttle.lock().map_or(0, |throttle| throttle.banned(std::time::Instant::now()));
-        let pools =
-            [(Pool::disk, &services.disk), (Pool::hashers, &services.hashers), (Pool::login_io, &services.login_io)]
-                .map(|(pool, handle)| {
-                    let (queued, running) = handle.load();
-                    (pool, queued, running)
-                })
-                .to_vec();
-        let snapshot =
-            crate::metrics::Snapshot { sessions: counts.sessions, bans, pools, digest_hits: services.digests.hits() };
+        let handles =
+            [(Pool::disk, &services.disk), (Pool::hashers, &services.hashers), (Pool::login_io, &services.login_io)];
+        let pools = handles
+            .iter()
+            .map(|(pool, handle)| {
+                let (queued, running) = handle.load();
+                (*pool, queued, running)
+            })
+            .collect();
+        let jobs_done = handles
+            .iter()
+            .flat_map(|(pool, handle)| handle.jobs_done().into_iter().map(|(job, done)| (*pool, job, done)))
+            .collect();
+        let digest_hits = services.digests.hits();
+        let snapshot = crate::metrics::Snapshot { sessions: counts.sessions, bans, pools, jobs_done, digest_hits };
         services.metrics.encode(&snapshot)
     }
 

@@ -14,17 +14,6 @@ use common::ftp_control::Control;
 use ftp_actor::net::ErrorCode;
 
 impl Control {
-    /// Uploads `bytes` to `path` through an EPSV data connection; returns the final reply.
-    fn store(&mut self, path: &str, bytes: &[u8]) -> String {
-        let port = self.passive_port();
-        let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        self.send_raw(format!("STOR {path}\r\n").as_bytes());
-        assert!(self.reply().starts_with("150"));
-        data.write_all(bytes).unwrap();
-        drop(data);
-        self.reply()
-    }
-
     /// Runs a listing command (`LIST`, `NLST`, `MLSD`, with its argument) through an EPSV data
     /// connection; returns the listing's text and the final reply.
     fn listing(&mut self, command: &str) -> (String, String) {
@@ -35,15 +24,6 @@ impl Control {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut data, &mut text).unwrap();
         (text, self.reply())
-    }
-
-    /// Asks EPSV for a passive port.
-    fn passive_port(&mut self) -> u16 {
-        let epsv = self.command("EPSV");
-        epsv.split("|||")
-            .nth(1)
-            .and_then(|rest| rest.trim_end_matches(")").trim_end_matches('|').parse().ok())
-            .unwrap_or_else(|| panic!("{epsv}"))
     }
 }
 
@@ -548,4 +528,28 @@ fn mkd_and_stor_past_max_files_are_refused() {
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(control.command("DELE f").starts_with("250"));
     assert!(control.command("MKD e").starts_with("257"));
+}
+
+/// A fresh STOR opens its file once its data ends or fills the first 1 MiB block (so a small
+/// file costs one disk job): a name that cannot be stored (its directory missing, a directory
+/// of that name) is refused then, with the reason and nothing left behind. A longer upload
+/// hears it after its first block, and its rest is read and thrown away so the client hears
+/// the reply instead of a broken pipe.
+#[test]
+fn a_stor_to_a_name_that_cannot_be_stored_is_refused_with_the_reason() {
+    let test = plaintext_server(|_| {});
+    let mut control = logged_in(&test);
+    assert!(control.command("MKD d").starts_with("257"));
+    for (name, size, reason) in [
+        ("missing/small.txt", 5, "550 [301] put missing/small.txt: no such file or directory"),
+        ("d", 5, "550 [304] put d: is a directory"),
+        ("missing/big.bin", 3 << 20, "550 [301] put missing/big.bin: no such file or directory"),
+    ] {
+        assert_eq!(control.store(name, &vec![7u8; size]), reason);
+    }
+    let names: Vec<String> =
+        std::fs::read_dir(test.home("bob")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names, ["d"]);
+    assert_eq!(std::fs::read_dir(test.home("bob").join("d")).unwrap().count(), 0);
+    assert!(control.store("d/ok.txt", b"fine").starts_with("226"), "the session goes on");
 }

@@ -152,14 +152,7 @@ fn ftp_logins_and_transfers_are_counted() {
     assert!(control.command("PASS wrong").starts_with("530"));
     assert!(control.command("USER alice").starts_with("331"));
     assert!(control.command("PASS pw").starts_with("230"));
-    let epsv = control.command("EPSV");
-    let port: u16 = epsv.split("|||").nth(1).unwrap().trim_end_matches(")").trim_end_matches('|').parse().unwrap();
-    let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    control.send_raw(b"STOR f.bin\r\n");
-    assert!(control.reply().starts_with("150"));
-    data.write_all(&random_bytes(12_345, 1)).unwrap();
-    drop(data);
-    assert!(control.reply().starts_with("226"));
+    assert!(control.store("f.bin", &random_bytes(12_345, 1)).starts_with("226"));
 
     let text = scraper.text();
     for (series, value) in [
@@ -168,7 +161,18 @@ fn ftp_logins_and_transfers_are_counted() {
         ("ftp_actor_transfers_total{protocol=\"ftp\",operation=\"upload\",result=\"ok\"}", 1.0),
         ("ftp_actor_transfer_bytes_total{protocol=\"ftp\",operation=\"upload\"}", 12_345.0),
         ("ftp_actor_sessions{protocol=\"ftp\",stage=\"active\"}", 1.0),
+        // A file that fits in one block is opened, written and published by one disk job.
+        ("ftp_actor_pool_jobs_done_total{pool=\"disk\",job=\"store file\"}", 1.0),
+        ("ftp_actor_pool_jobs_done_total{pool=\"disk\",job=\"open upload\"}", 0.0),
     ] {
         assert_eq!(sample(&text, series), value, "{series} in:\n{text}");
+    }
+
+    // A longer one opens a partial first, then writes block by block and publishes.
+    assert!(control.store("big.bin", &random_bytes(3 << 20, 2)).starts_with("226"));
+    let text = scraper.text();
+    for (job, done) in [("store file", 1.0), ("open upload", 1.0), ("publish upload", 1.0)] {
+        let series = format!("ftp_actor_pool_jobs_done_total{{pool=\"disk\",job=\"{job}\"}}");
+        assert_eq!(sample(&text, &series), done, "{series} in:\n{text}");
     }
 }

@@ -20,7 +20,7 @@ use ftp_actor::integrity::{Digest, Md5};
 use ftp_actor::net::ErrorCode;
 use ftp_actor::quota::Usage;
 use ftp_actor::service::upload::SizedUpload;
-use ftp_actor::service::{EntryChange, Upload, UserFiles, open_sized, open_stream};
+use ftp_actor::service::{EntryChange, Upload, UserFiles, begin_fresh, open_sized, open_stream};
 use ftp_actor::storage::{FileStore, LocalStore, PathLimits, StreamRequest, VirtualPath};
 use proptest::prelude::*;
 
@@ -175,6 +175,26 @@ async fn refused_upload_leaves_nothing<S: TestStore>() {
     assert_eq!(world.counted(), (0, 0));
 }
 
+/// A file stored whole replaces the partial an interrupted upload of its name left: where the
+/// quota cannot hold both, the bytes the partial frees count, as on the longer path.
+#[test]
+fn a_whole_file_may_use_the_room_of_the_partial_it_replaces() {
+    run(async {
+        let world = World::<LocalStore>::new(LIMIT, MAX_FILES).await;
+        let upload = open_stream(world.files.clone(), vp("a"), "a".into(), StreamRequest::Fresh).await.unwrap();
+        let (upload, _) = upload.write(random_bytes(4000, 1)).await.unwrap();
+        upload.abandon(None).await;
+        let fresh = begin_fresh(world.files.clone(), vp("a"), "a".into()).await.unwrap();
+        fresh.store_whole(random_bytes(3000, 2)).await.unwrap();
+        assert_eq!(world.counted(), (3000, 1), "the file is stored and the partial gone");
+        let usage = world.wait_for_usage(|usage| usage.reserved == 0).await;
+        assert_eq!((usage.used, usage.files), (3000, 1));
+        let fresh = begin_fresh(world.files.clone(), vp("b"), "b".into()).await.unwrap();
+        assert!(fresh.store_whole(random_bytes(3001, 3)).await.is_err(), "3000 + 3001 is over the quota");
+        assert_eq!(world.counted(), (3000, 1), "a refused file leaves nothing");
+    });
+}
+
 /// One step of several sessions working on the same home, in the order proptest draws.
 #[derive(Debug, Clone)]
 enum Step {
@@ -187,6 +207,12 @@ enum Step {
     },
     Write {
         session: usize,
+        len: usize,
+        seed: u64,
+    },
+    /// A fresh upload whose data all came at once (FTP's STOR of a small file): stored whole.
+    StoreWhole {
+        name: usize,
         len: usize,
         seed: u64,
     },
@@ -222,6 +248,7 @@ fn step() -> impl Strategy<Value = Step> {
         3 => (session.clone(), name.clone(), any::<bool>(), proptest::option::of(0u64..4000))
             .prop_map(|(session, name, append, sized)| Step::Open { session, name, append, sized }),
         5 => (session.clone(), 0usize..2500, any::<u64>()).prop_map(|(session, len, seed)| Step::Write { session, len, seed }),
+        2 => (name.clone(), 0usize..4000, any::<u64>()).prop_map(|(name, len, seed)| Step::StoreWhole { name, len, seed }),
         2 => session.clone().prop_map(|session| Step::Publish { session }),
         1 => (session, any::<bool>()).prop_map(|(session, drop)| Step::Abandon { session, drop }),
         1 => name.clone().prop_map(|name| Step::Remove { name }),
@@ -273,6 +300,16 @@ async fn apply<S: TestStore>(world: &World<S>, sessions: &mut [Option<Live<S>>],
             // A refusal or a failed write ends the upload (the partial stays for a resume).
             if let Ok((upload, _)) = upload.write(data).await {
                 sessions[session] = Some(Live { name, upload, hasher });
+            }
+        }
+        Step::StoreWhole { name, len, seed } => {
+            // A name in use would only wait.
+            if sessions.iter().flatten().any(|live| live.name == name) {
+                return;
+            }
+            let (target, shown) = (vp(NAMES[name]), NAMES[name].to_string());
+            if let Ok(fresh) = begin_fresh(files.clone(), target, shown).await {
+                let _ = fresh.store_whole(random_bytes(len, seed)).await;
             }
         }
         Step::Publish { session } => {

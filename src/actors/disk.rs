@@ -19,8 +19,9 @@
 //! - A panic in a handler kills its thread for good. Every job runs under `catch_unwind`, and a
 //!   panic becomes an error for the request that caused it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 
@@ -62,20 +63,24 @@ pub struct DiskPool {
     load: Arc<Load>,
 }
 
-/// Counts a job out of [`Load::running`] when it ends, also by a panic.
-struct Running(Arc<Load>);
+/// Counts a job out of [`Load::running`], and as done, when it ends, also by a panic.
+struct Running(Arc<Load>, &'static str);
 
 impl Drop for Running {
     fn drop(&mut self) {
         self.0.running.fetch_sub(1, Ordering::Relaxed);
+        let mut done = self.0.done.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *done.entry(self.1).or_default() += 1;
     }
 }
 
-/// Jobs waiting for a thread and running, for the metrics.
+/// Jobs waiting for a thread and running, and jobs done by name, for the metrics.
 #[derive(Debug, Default)]
 struct Load {
     queued: AtomicU64,
     running: AtomicU64,
+    /// Each job's name (a handful of fixed names) and how many ended.
+    done: Mutex<HashMap<&'static str, u64>>,
 }
 
 impl DiskPool {
@@ -87,6 +92,13 @@ impl DiskPool {
     /// Jobs waiting for a thread, and jobs running, now.
     pub fn load(&self) -> (u64, u64) {
         (self.load.queued.load(Ordering::Relaxed), self.load.running.load(Ordering::Relaxed))
+    }
+
+    /// Jobs ended since start, by name: what the pool spends its hand-offs on (a small FTP
+    /// upload should cost one "store file" job, for instance).
+    pub fn jobs_done(&self) -> Vec<(&'static str, u64)> {
+        let done = self.load.done.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        done.iter().map(|(name, count)| (*name, *count)).collect()
     }
 
     pub fn threads(&self) -> usize {
@@ -127,7 +139,7 @@ impl DiskPool {
         let counted = move || {
             load.queued.fetch_sub(1, Ordering::Relaxed);
             load.running.fetch_add(1, Ordering::Relaxed);
-            let _running = Running(load);
+            let _running = Running(load, name);
             job()
         };
         match self.addr.send(Blocking { name, job: Box::new(counted) }).await {

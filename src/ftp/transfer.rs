@@ -21,8 +21,8 @@ use crate::actors::Services;
 use crate::metrics::{Operation, Outcome, Protocol};
 use crate::net::activity::{Activity, Stamped};
 use crate::net::{ErrorCode, WireError};
-use crate::service::Upload;
 use crate::service::error as service_error;
+use crate::service::{FreshUpload, Upload};
 use crate::storage::DownloadSession;
 
 use super::reply::Reply;
@@ -68,37 +68,65 @@ async fn read_block(data: &mut MaybeTls, block: &mut Vec<u8>, max: usize, stall:
 /// (docs/BENCHMARKS.md); an upload holds two blocks.
 pub const STORE_BLOCK: usize = 1 << 20;
 
+/// An upload as the data connection opens: already open (a resume or an append), or fresh,
+/// its partial opened only if the data does not all fit in the first block.
+pub enum Receiving {
+    Opened(Upload),
+    Fresh(FreshUpload),
+}
+
 /// Receives the data of a STOR or APPE and publishes the file when it ends cleanly.
 ///
 /// Each block is written on the disk pool while the next one is read from the socket. The
-/// last block is written by the job that publishes the file: a file that fits in one block
-/// (most files of a mirror) costs one disk job for its data and its publishing.
-pub async fn receive_file(mut data: MaybeTls, upload: Upload, context: Context) -> Reply {
+/// last block is written by the job that publishes the file, and a fresh file that fits in one
+/// block (most files of a mirror) is stored by one disk job from opening to publishing.
+pub async fn receive_file(mut data: MaybeTls, receiving: Receiving, context: Context) -> Reply {
     let started = Instant::now();
-    let resumed_from = upload.offset();
     let chunk = context.services.config.chunk_bytes.max(STORE_BLOCK);
     let stall = context.stall();
-    let mut upload = upload;
     let mut pending: Option<Vec<u8>> = None;
-    let mut spare = Vec::with_capacity(chunk);
-    let ended = loop {
-        let writing = write_pending(upload, pending.take());
-        let reading = async {
-            let mut block = spare;
+    let mut failed = None;
+    let mut upload = match receiving {
+        Receiving::Opened(upload) => upload,
+        Receiving::Fresh(fresh) => {
+            let mut block = Vec::with_capacity(chunk);
             let result = read_block(&mut data, &mut block, chunk, stall).await;
-            (block, result)
-        };
-        let (written, (block, result)) = futures::join!(writing, reading);
-        (upload, spare) = match written {
-            Ok((upload, emptied)) => (upload, emptied.unwrap_or_else(|| Vec::with_capacity(chunk))),
-            Err(error) => return refused(&context, data, error, resumed_from, started).await,
-        };
-        pending = (!block.is_empty()).then_some(block);
-        match result {
-            Ok(false) => {}
-            Ok(true) => break Ok(()),
-            Err(error) => break Err(error),
+            if let Ok(true) = result {
+                return store_whole(data, fresh, block, &context, started).await;
+            }
+            // Longer than a block, or cut: the partial is needed (for the rest, or a resume).
+            let upload = match fresh.open().await {
+                Ok(upload) => upload,
+                Err(error) => return refused(&context, data, error, 0, started).await,
+            };
+            pending = (!block.is_empty()).then_some(block);
+            failed = result.err();
+            upload
         }
+    };
+    let resumed_from = upload.offset();
+    let mut spare = Vec::with_capacity(chunk);
+    let ended = match failed {
+        Some(error) => Err(error),
+        None => loop {
+            let writing = write_pending(upload, pending.take());
+            let reading = async {
+                let mut block = spare;
+                let result = read_block(&mut data, &mut block, chunk, stall).await;
+                (block, result)
+            };
+            let (written, (block, result)) = futures::join!(writing, reading);
+            (upload, spare) = match written {
+                Ok((upload, emptied)) => (upload, emptied.unwrap_or_else(|| Vec::with_capacity(chunk))),
+                Err(error) => return refused(&context, data, error, resumed_from, started).await,
+            };
+            pending = (!block.is_empty()).then_some(block);
+            match result {
+                Ok(false) => {}
+                Ok(true) => break Ok(()),
+                Err(error) => break Err(error),
+            }
+        },
     };
     if let Err(error) = ended {
         // Bytes that arrived before the failure are still written, for the resume.
@@ -124,14 +152,38 @@ pub async fn receive_file(mut data: MaybeTls, upload: Upload, context: Context) 
     // Our close_notify answers the client's: clients that wait for it (Python's ftplib)
     // would otherwise report an error for a stored file.
     let _ = tokio::time::timeout(stall, data.shutdown()).await;
-    match upload.publish_as_is(pending).await {
+    stored(&context, upload.publish_as_is(pending).await, resumed_from, size, started)
+}
+
+/// The end of a fresh upload whose data all came in one block: one disk job stores it.
+async fn store_whole(
+    mut data: MaybeTls,
+    fresh: FreshUpload,
+    block: Vec<u8>,
+    context: &Context,
+    started: Instant,
+) -> Reply {
+    let size = block.len() as u64;
+    let _ = tokio::time::timeout(context.stall(), data.shutdown()).await;
+    stored(context, fresh.store_whole(block).await, 0, size, started)
+}
+
+/// The reply to a STOR whose data ended cleanly, once publishing is done; logged and counted.
+fn stored(
+    context: &Context,
+    published: Result<(), WireError>,
+    resumed_from: u64,
+    size: u64,
+    started: Instant,
+) -> Reply {
+    match published {
         Ok(()) => {
-            log_store(&context, resumed_from, started, &format!("ok size={size}"), size - resumed_from, Outcome::Ok);
+            log_store(context, resumed_from, started, &format!("ok size={size}"), size - resumed_from, Outcome::Ok);
             Reply::new(226, format!("stored {} ({size} bytes)", context.shown))
         }
         Err(error) => {
             let outcome = Outcome::Failed(error.code);
-            log_store(&context, resumed_from, started, &error.message, size - resumed_from, outcome);
+            log_store(context, resumed_from, started, &error.message, size - resumed_from, outcome);
             Reply::from_error(&error)
         }
     }

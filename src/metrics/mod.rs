@@ -8,6 +8,7 @@
 
 pub mod http;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -97,6 +98,12 @@ struct SessionLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    pool: Pool,
+    job: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     pool: Pool,
     state: JobState,
@@ -115,6 +122,7 @@ pub struct Metrics {
     sessions: Family<SessionLabels, Gauge>,
     bans: Gauge,
     pool_jobs: Family<PoolLabels, Gauge>,
+    jobs_done: Family<JobLabels, Counter>,
     digest_hits: Counter,
 }
 
@@ -181,6 +189,8 @@ impl Metrics {
         registry.register("bans_active", "Addresses and user names banned now for failed logins", bans.clone());
         let pool_jobs = Family::<PoolLabels, Gauge>::default();
         registry.register("pool_jobs", "Jobs waiting for and running on each worker pool", pool_jobs.clone());
+        let jobs_done = Family::<JobLabels, Counter>::default();
+        registry.register("pool_jobs_done", "Jobs ended on each worker pool since start, by job", jobs_done.clone());
         let digest_hits = Counter::default();
         registry.register(
             "stored_digest_hits",
@@ -197,6 +207,7 @@ impl Metrics {
             sessions,
             bans,
             pool_jobs,
+            jobs_done,
             digest_hits,
         }
     }
@@ -238,8 +249,12 @@ impl Metrics {
             self.pool_jobs.get_or_create(&PoolLabels { pool: *pool, state: JobState::queued }).set(*queued as i64);
             self.pool_jobs.get_or_create(&PoolLabels { pool: *pool, state: JobState::running }).set(*running as i64);
         }
-        // Counted by the digest index itself (storage knows nothing of metrics); copied here.
-        self.digest_hits.inner().store(now.digest_hits, std::sync::atomic::Ordering::Relaxed);
+        // Counted by the pools and the digest index themselves (they know nothing of metrics);
+        // copied here.
+        for (pool, job, done) in &now.jobs_done {
+            self.jobs_done.get_or_create(&JobLabels { pool: *pool, job }).inner().store(*done, Ordering::Relaxed);
+        }
+        self.digest_hits.inner().store(now.digest_hits, Ordering::Relaxed);
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
@@ -255,6 +270,8 @@ pub struct Snapshot {
     pub bans: usize,
     /// Each pool's jobs waiting and running.
     pub pools: Vec<(Pool, u64, u64)>,
+    /// Each pool's jobs ended since start, by job name.
+    pub jobs_done: Vec<(Pool, &'static str, u64)>,
     pub digest_hits: u64,
 }
 
@@ -280,6 +297,7 @@ mod tests {
             sessions: vec![(Protocol::native, Stage::active), (Protocol::native, Stage::active)],
             bans: 1,
             pools: vec![(Pool::disk, 0, 2)],
+            jobs_done: vec![(Pool::disk, "store file", 7)],
             digest_hits: 5,
         };
         let text = metrics.encode(&snapshot);
@@ -295,6 +313,7 @@ mod tests {
             "ftp_actor_bans_active 1",
             "ftp_actor_pool_jobs{pool=\"disk\",state=\"running\"} 2",
             "ftp_actor_stored_digest_hits_total 5",
+            "ftp_actor_pool_jobs_done_total{pool=\"disk\",job=\"store file\"} 7",
             "ftp_actor_transfer_seconds_count{protocol=\"native\",operation=\"upload\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");

@@ -16,4 +16,4 @@ pub mod upload;
 
 pub use files::{EntryChange, Removed, UserFiles};
 pub use login::{LoggedIn, LoginRefused, complete_login};
-pub use upload::{Upload, open_sized, open_stream};
+pub use upload::{FreshUpload, Upload, begin_fresh, open_sized, open_stream};

@@ -106,11 +106,6 @@ fn known_md5_of_size(home: &impl FileStore, target: &VirtualPath, size: u64) -> 
 
 /// Opens an upload whose size is not announced, its data continuing where `request` says (see
 /// [`StreamStart::plan`]); the partial is made to hold that prefix.
-///
-/// A prefix that needs no more quota than the lease holds (every fresh upload, and a resume of
-/// a partial) is put in place by the same disk job that opens the partial: one hop to the disk
-/// pool instead of two, which is much of a small file's time (docs/BENCHMARKS.md, "Standard
-/// clients"). A prefix copied from the published file is reserved first, between two jobs.
 pub async fn open_stream<S: FileStore>(
     files: Arc<UserFiles<S>>,
     target: VirtualPath,
@@ -118,19 +113,26 @@ pub async fn open_stream<S: FileStore>(
     request: StreamRequest,
 ) -> Result<Upload<S>, WireError> {
     let lease = take_lease(&files, &target, "put", &shown).await?;
+    open_stream_with(files, target, shown, request, lease).await
+}
+
+/// [`open_stream`] once the lease is held.
+///
+/// A prefix that needs no more quota than the lease holds (every fresh upload, and a resume of
+/// a partial) is put in place by the same disk job that opens the partial: one hop to the disk
+/// pool instead of two, which is much of a small file's time (docs/BENCHMARKS.md, "Standard
+/// clients"). A prefix copied from the published file is reserved first, between two jobs.
+async fn open_stream_with<S: FileStore>(
+    files: Arc<UserFiles<S>>,
+    target: VirtualPath,
+    shown: String,
+    request: StreamRequest,
+    lease: Box<dyn QuotaLease>,
+) -> Result<Upload<S>, WireError> {
     let services = files.services().clone();
-    let (owner, named) = (files.clone(), shown.clone());
+    let named = shown.clone();
     let opened = change_on_disk(&services, "open upload", "put", shown.clone(), move |_| {
-        let home = owner.store().clone();
-        let (mut partial, target_len) = home.open_stream_upload(&target, lease.may_create())?;
-        let start = StreamStart::plan(request, target_len, partial.offset());
-        if start.is_err() {
-            home.abandon_upload(&mut partial);
-        }
-        let mut upload = Upload { files: owner, partial, lease, shown: named };
-        // The partial's entry, if this created it (or removed an empty one), counts.
-        upload.record_growth();
-        let start = start?;
+        let (mut upload, start) = Upload::open_partial(files, &target, named, lease, request)?;
         if upload.need(start.prefix_len()) > upload.lease.reserved() {
             return Ok((upload, Some(start)));
         }
@@ -147,6 +149,64 @@ pub async fn open_stream<S: FileStore>(
         Ok(upload)
     })
     .await
+}
+
+/// A fresh streamed upload (FTP's STOR with no REST) whose partial is not opened yet: only
+/// its path lock is held. A file whose data all arrives in the first block is then stored by
+/// one disk job ([`FreshUpload::store_whole`]: open, write, publish) instead of two; a longer
+/// one opens its partial ([`FreshUpload::open`]) and continues as any upload.
+pub struct FreshUpload<S: FileStore = LocalStore> {
+    files: Arc<UserFiles<S>>,
+    target: VirtualPath,
+    shown: String,
+    lease: Box<dyn QuotaLease>,
+}
+
+/// Takes the path lock for a fresh upload of `target` (waiting for an earlier upload of the
+/// path to end, as [`open_stream`] does); nothing on disk changes yet.
+pub async fn begin_fresh<S: FileStore>(
+    files: Arc<UserFiles<S>>,
+    target: VirtualPath,
+    shown: String,
+) -> Result<FreshUpload<S>, WireError> {
+    let lease = take_lease(&files, &target, "put", &shown).await?;
+    Ok(FreshUpload { files, target, shown, lease })
+}
+
+impl<S: FileStore> FreshUpload<S> {
+    /// May the upload create a new entry (see [`QuotaLease::may_create`])? When it may not,
+    /// only a name that exists already can be stored, which opening the partial finds out.
+    pub fn may_create(&self) -> bool {
+        self.lease.may_create()
+    }
+
+    /// Opens the partial (emptying one an interrupted upload left), as [`open_stream`] with
+    /// [`StreamRequest::Fresh`].
+    pub async fn open(self) -> Result<Upload<S>, WireError> {
+        let FreshUpload { files, target, shown, lease } = self;
+        open_stream_with(files, target, shown, StreamRequest::Fresh, lease).await
+    }
+
+    /// Stores `bytes`, the whole file, under the target's name: the quota is reserved for them,
+    /// then one disk job opens the partial, writes them and publishes the file, with the same
+    /// guarantees as a longer upload (fsync before the rename, the lease settled with what
+    /// changed). Where the reservation is refused, a partial that an interrupted upload left
+    /// may free enough: the exact path (open, then reserve what is needed) decides.
+    pub async fn store_whole(self, bytes: Vec<u8>) -> Result<(), WireError> {
+        let size = bytes.len() as u64;
+        if size > self.lease.reserved() && self.lease.reserve(size).await.is_err() {
+            let upload = self.open().await?.reserve_or_abandon(size).await?;
+            return upload.publish_as_is(Some(bytes)).await;
+        }
+        let FreshUpload { files, target, shown, lease } = self;
+        let services = files.services().clone();
+        change_on_disk(&services, "store file", "put", shown.clone(), move |_| {
+            let (mut upload, start) = Upload::open_partial(files, &target, shown, lease, StreamRequest::Fresh)?;
+            upload.continue_at(&start)?;
+            upload.finish(Some(bytes), publish_unchecked)
+        })
+        .await
+    }
 }
 
 /// Takes the upload lease (the path lock) on `target` for `op`, waiting for an earlier upload
@@ -332,32 +392,66 @@ impl<S: FileStore> Upload<S> {
     /// Writes `tail`, then publishes the file as it is: its data ended cleanly (FTP, where no
     /// checksum comes with the data).
     pub async fn publish_as_is(self, tail: Option<Vec<u8>>) -> Result<(), WireError> {
-        self.publish_with(tail, |partial, home, _| match home.publish_as_is(partial) {
-            Ok(change) => (Ok(()), change),
-            Err(failed) => (Err(failed.error), failed.change),
-        })
-        .await
+        self.publish_with(tail, publish_unchecked).await
     }
 
-    /// Runs one disk job, under the usage gate, that appends `tail` and then `publish`es. The
-    /// lease is settled inside that job, with what publishing really changed, before the
-    /// client can hear back and start another upload to the same path.
+    /// Runs one disk job, under the usage gate, that [`Upload::finish`]es the upload.
     async fn publish_with<R: Send + 'static>(
         self,
         tail: Option<impl AsRef<[u8]> + Send + 'static>,
         publish: impl FnOnce(S::Upload, &S, Option<&[u8]>) -> (Result<R, StorageError>, DiskChange) + Send + 'static,
     ) -> Result<R, WireError> {
         let (services, shown) = (self.files.services().clone(), self.shown.clone());
-        change_on_disk(&services, "publish upload", "put", shown, move |_| {
-            let mut upload = self;
-            if let Some(tail) = &tail {
-                upload.append(tail.as_ref())?;
-            }
-            let Upload { files, partial, lease, .. } = upload;
-            let (result, change) = publish(partial, files.store(), tail.as_ref().map(AsRef::as_ref));
-            lease.record_disk_change(change);
-            result
-        })
-        .await
+        change_on_disk(&services, "publish upload", "put", shown, move |_| self.finish(tail, publish)).await
+    }
+
+    /// Appends `tail` and then `publish`es. Call under the usage gate, in a disk job: the
+    /// lease is settled there, with what publishing really changed, before the client can
+    /// hear back and start another upload to the same path.
+    fn finish<R>(
+        mut self,
+        tail: Option<impl AsRef<[u8]>>,
+        publish: impl FnOnce(S::Upload, &S, Option<&[u8]>) -> (Result<R, StorageError>, DiskChange),
+    ) -> Result<R, StorageError> {
+        if let Some(tail) = &tail {
+            self.append(tail.as_ref())?;
+        }
+        let Upload { files, partial, lease, .. } = self;
+        let (result, change) = publish(partial, files.store(), tail.as_ref().map(AsRef::as_ref));
+        lease.record_disk_change(change);
+        result
+    }
+
+    /// Opens the partial of a streamed upload and plans where its data continues. Call under
+    /// the usage gate, in a disk job; the prefix is not in place yet ([`Upload::continue_at`]).
+    fn open_partial(
+        files: Arc<UserFiles<S>>,
+        target: &VirtualPath,
+        shown: String,
+        lease: Box<dyn QuotaLease>,
+        request: StreamRequest,
+    ) -> Result<(Upload<S>, StreamStart), StorageError> {
+        let home = files.store().clone();
+        let (mut partial, target_len) = home.open_stream_upload(target, lease.may_create())?;
+        let start = StreamStart::plan(request, target_len, partial.offset());
+        if start.is_err() {
+            home.abandon_upload(&mut partial);
+        }
+        let upload = Upload { files, partial, lease, shown };
+        // The partial's entry, if this created it (or removed an empty one), counts.
+        upload.record_growth();
+        Ok((upload, start?))
+    }
+}
+
+/// Publishes a streamed upload as it is (see [`Upload::publish_as_is`]).
+fn publish_unchecked<S: FileStore>(
+    partial: S::Upload,
+    home: &S,
+    _tail: Option<&[u8]>,
+) -> (Result<(), StorageError>, DiskChange) {
+    match home.publish_as_is(partial) {
+        Ok(change) => (Ok(()), change),
+        Err(failed) => (Err(failed.error), failed.change),
     }
 }

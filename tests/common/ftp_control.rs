@@ -42,6 +42,26 @@ impl Control {
         self.reader.get_mut().write_all(bytes).unwrap();
     }
 
+    /// Asks EPSV for a passive port.
+    pub fn passive_port(&mut self) -> u16 {
+        let epsv = self.command("EPSV");
+        epsv.split("|||")
+            .nth(1)
+            .and_then(|rest| rest.trim_end_matches(")").trim_end_matches('|').parse().ok())
+            .unwrap_or_else(|| panic!("{epsv}"))
+    }
+
+    /// Uploads `bytes` to `path` through an EPSV data connection; returns the final reply.
+    pub fn store(&mut self, path: &str, bytes: &[u8]) -> String {
+        let port = self.passive_port();
+        let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        self.send_raw(format!("STOR {path}\r\n").as_bytes());
+        assert!(self.reply().starts_with("150"));
+        data.write_all(bytes).unwrap();
+        drop(data);
+        self.reply()
+    }
+
     /// True once the server has closed the connection.
     pub fn closed(&mut self) -> bool {
         let mut rest = String::new();

@@ -4,6 +4,7 @@
 use super::*;
 use crate::metrics::{Operation, Protocol};
 use crate::storage::DownloadSession;
+use transfer::Receiving;
 
 impl Session {
     pub(super) fn stall(&self) -> Duration {
@@ -34,9 +35,20 @@ impl Session {
         let context = self.transfer_context(&target);
         // Opening may wait for an earlier upload of the path to end: ABOR and a forced close
         // are heard meanwhile, as during the transfer itself.
-        let opening = crate::service::open_stream(self.files(), target.clone(), path.to_string(), request);
-        let upload = match self.watching_control(opening, "upload aborted before it began; nothing was stored").await {
-            Ok(Ok(upload)) => upload,
+        let (files, shown) = (self.files(), path.to_string());
+        let opening = async move {
+            match request {
+                // A user at `max_files` hears whether the name may be stored before sending data.
+                StreamRequest::Fresh => match crate::service::begin_fresh(files, target, shown).await? {
+                    fresh if fresh.may_create() => Ok(Receiving::Fresh(fresh)),
+                    fresh => fresh.open().await.map(Receiving::Opened),
+                },
+                request => crate::service::open_stream(files, target, shown, request).await.map(Receiving::Opened),
+            }
+        };
+        let receiving = match self.watching_control(opening, "upload aborted before it began; nothing was stored").await
+        {
+            Ok(Ok(receiving)) => receiving,
             Ok(Err(error)) => {
                 let refused = crate::metrics::Outcome::Failed(error.code);
                 let metrics = &self.services.metrics;
@@ -45,9 +57,13 @@ impl Session {
             }
             Err(flow) => return flow,
         };
-        let opening = format!("receiving {target} from byte {}", upload.offset());
+        let from = match &receiving {
+            Receiving::Opened(upload) => upload.offset(),
+            Receiving::Fresh(_) => 0,
+        };
+        let opening = format!("receiving {} from byte {from}", context.shown);
         let aborted = "upload aborted; the bytes received are kept: resume with REST and STOR, or APPE";
-        self.with_data(opening, aborted, move |data| transfer::receive_file(data, upload, context)).await
+        self.with_data(opening, aborted, move |data| transfer::receive_file(data, receiving, context)).await
     }
 
     fn transfer_context(&self, target: &VirtualPath) -> transfer::Context {
