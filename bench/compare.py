@@ -258,7 +258,7 @@ def interleaved(rounds, contenders):
 
 
 def native(server, *args):
-    return loadgen("native", server.addr, BENCH_USER, BENCH_PASSWORD, *args)
+    return loadgen("native", server.addr, BENCH_USER, BENCH_PASSWORD, "--cacert", server.data / "ftp-tls-cert.pem", *args)
 
 
 def peer_loadgen(peer, *args):

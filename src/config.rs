@@ -39,6 +39,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub plaintext_native: bool,
     pub data_dir: PathBuf,
     pub max_concurrency: usize,
     pub max_queued: usize,
@@ -179,6 +180,9 @@ impl Config {
         if self.max_concurrency == 0 {
             return invalid("max_concurrency must be at least 1");
         }
+        if self.plaintext_native && !self.listen.ip().is_loopback() {
+            return invalid("plaintext_native is for tests: only with a loopback listen address (127.0.0.1, ::1)");
+        }
         if self.max_frame_bytes < 4096 || self.max_frame_bytes > (64 << 20) {
             return invalid("max_frame_bytes must be between 4096 and 67108864");
         }
@@ -276,6 +280,9 @@ mod tests {
         assert_eq!(Config::parse("busy_poll_us = 0", Path::new("t")).unwrap().busy_poll_window(), Duration::ZERO);
         assert!(Config::parse("digest_save_secs = 86401", Path::new("t")).is_err());
         assert_eq!(Config::parse("digest_save_secs = 0", Path::new("t")).unwrap().digest_save_secs, 0);
+        assert!(Config::parse("plaintext_native = true\nlisten = \"0.0.0.0:2121\"", Path::new("t")).is_err());
+        assert!(Config::parse("plaintext_native = true", Path::new("t")).unwrap().plaintext_native);
+        assert!(!Config::default().plaintext_native, "TLS by default");
     }
 
     #[test]

@@ -23,4 +23,5 @@ pub mod server;
 pub mod service;
 pub mod state;
 pub mod storage;
+pub mod tls;
 pub mod tuning;

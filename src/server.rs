@@ -10,7 +10,7 @@ use base64::Engine;
 use tokio::net::TcpListener;
 
 use crate::actors::Services;
-use crate::actors::acceptor::{Acceptor, CountAdmission, FtpListener, Shutdown};
+use crate::actors::acceptor::{Acceptor, CountAdmission, FtpListener, NativeListener, Shutdown};
 use crate::actors::auth::{AuthActor, PasswordChecks, UserSource};
 use crate::actors::disk::DiskPool;
 use crate::actors::quota::QuotaActor;
@@ -46,7 +46,7 @@ pub enum ServerError {
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
-    Tls(#[from] crate::ftp::tls::TlsSetupError),
+    Tls(#[from] crate::tls::TlsSetupError),
 }
 
 /// The first user of a fresh data directory, with the password to show once.
@@ -82,6 +82,9 @@ pub struct Started {
     pub ftp_addr: Option<SocketAddr>,
     /// The metrics endpoint's address, when it is on.
     pub metrics_addr: Option<SocketAddr>,
+    /// How a client trusts the native listener: its certificate pinned (plain TCP with
+    /// `plaintext_native`).
+    pub trust: crate::client::Trust,
     pub services: Services,
     pub acceptor: Addr<Acceptor>,
 }
@@ -89,10 +92,19 @@ pub struct Started {
 /// Starts the actors and the listener inside the current actix system.
 pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> {
     let (listener, local) = bind(config.listen).await?;
+    let (cert, key) = certificate(&config)?;
+    let (native_tls, trust) = match config.plaintext_native {
+        true => (None, crate::client::Trust::Plaintext),
+        false => {
+            let shown = crate::tls::Fingerprint::of(&crate::tls::load_chain(&cert)?[0]);
+            (Some(crate::tls::native_server_config(&cert, &key)?), crate::client::Trust::Pinned(shown))
+        }
+    };
+    let native = NativeListener { listener, tls: native_tls };
     let ftp = match config.ftp.listen {
         Some(addr) => {
             let (listener, local) = bind(addr).await?;
-            Some((FtpListener { listener, tls: ftp_tls(&config)? }, local))
+            Some((FtpListener { listener, tls: tls::ftp_tls(&cert, &key)? }, local))
         }
         None => None,
     };
@@ -103,13 +115,13 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
     };
     let services = start_services(config, secret);
     let max_prelogin = prelogin_budget(&services.config);
-    let acceptor = Acceptor::new(listener, ftp.map(|(ftp, _)| ftp), services.clone(), max_prelogin).start();
+    let acceptor = Acceptor::new(native, ftp.map(|(ftp, _)| ftp), services.clone(), max_prelogin).start();
     let metrics_addr = metrics.map(|(listener, local)| {
         let source = ServerMetrics { services: services.clone(), acceptor: acceptor.clone() };
         actix_rt::spawn(crate::metrics::http::serve(listener, Arc::new(source)));
         local
     });
-    Ok(Started { addr: local, ftp_addr, metrics_addr, services, acceptor })
+    Ok(Started { addr: local, ftp_addr, metrics_addr, trust, services, acceptor })
 }
 
 /// What the metrics endpoint reads: the counters, and the state of the acceptor, the login
@@ -293,14 +305,22 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError
     Ok((listener, local))
 }
 
-/// The FTP listener's TLS configuration: the configured certificate, or the one generated in
-/// the data directory (created on first start).
-fn ftp_tls(config: &Config) -> Result<tls::FtpTls, ServerError> {
-    let (cert, key) = tls::certificate_paths(&config.data_dir, &config.ftp.tls_cert, &config.ftp.tls_key);
-    if tls::generate_if_missing(&cert, &key)? {
-        tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate for the FTP listener");
+/// The server's certificate and key: the configured pair, or the one generated in the data
+/// directory (created on first start). Both listeners use it.
+fn certificate(config: &Config) -> Result<(std::path::PathBuf, std::path::PathBuf), ServerError> {
+    let (cert, key) = crate::tls::certificate_paths(&config.data_dir, &config.ftp.tls_cert, &config.ftp.tls_key);
+    if crate::tls::generate_if_missing(&cert, &key)? {
+        tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate");
     }
-    Ok(tls::ftp_tls(&cert, &key)?)
+    Ok((cert, key))
+}
+
+/// The SHA-256 fingerprint of the certificate the server shows (the first of its chain), for
+/// an operator to hand out: the shell shows it on a first connection.
+pub fn certificate_fingerprint(config: &Config) -> Result<crate::tls::Fingerprint, ServerError> {
+    let (cert, _) = certificate(config)?;
+    let chain = crate::tls::load_chain(&cert)?;
+    Ok(crate::tls::Fingerprint::of(&chain[0]))
 }
 
 /// A server running on its own thread with its own actix system (tests, demos, benchmarks).
@@ -309,6 +329,8 @@ pub struct ServerHandle {
     /// The FTP/FTPS listener's address, when it is on.
     pub ftp_addr: Option<SocketAddr>,
     pub first_user: Option<FirstUser>,
+    /// How a client trusts the native listener (see [`Started::trust`]).
+    pub trust: crate::client::Trust,
     /// The server's actors, for demonstrations and fault tests that make them fail.
     pub services: Services,
     acceptor: Addr<Acceptor>,
@@ -337,6 +359,7 @@ impl ServerHandle {
             addr: started.addr,
             ftp_addr: started.ftp_addr,
             first_user,
+            trust: started.trust,
             services: started.services,
             acceptor: started.acceptor,
             system,

@@ -3,24 +3,15 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
+use ftp_actor::client::Transport;
+use ftp_actor::client::trust::open_transport;
 use ftp_actor::client::{Client, GetReport, NoProgress};
 use ftp_actor::net::{ErrorCode, Request, Response, codec};
 use serde_bytes::ByteBuf;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// Reads one frame; `None` when the server closed the connection.
-async fn read_frame(stream: &mut TcpStream) -> Option<Response> {
-    let mut prefix = [0u8; 4];
-    tokio::time::timeout(Duration::from_secs(30), stream.read_exact(&mut prefix)).await.expect("no hang").ok()?;
-    let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
-    stream.read_exact(&mut body).await.ok()?;
-    Some(codec::decode(&body).expect("the server sends valid frames"))
-}
+use tokio::io::AsyncWriteExt;
 
 fn frame(body: &[u8]) -> Vec<u8> {
     let mut out = (body.len() as u32).to_be_bytes().to_vec();
@@ -28,8 +19,10 @@ fn frame(body: &[u8]) -> Vec<u8> {
     out
 }
 
-async fn raw(addr: SocketAddr) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+/// A connection to the server's native listener (inside TLS, as every client's), past the
+/// welcome: what is written to it reaches the server's frame parser as it is.
+async fn raw(server: &TestServer) -> Transport {
+    let mut stream = open_transport(server.addr(), &server.trust()).await.unwrap();
     assert!(matches!(read_frame(&mut stream).await, Some(Response::Welcome { .. })));
     stream
 }
@@ -66,7 +59,6 @@ fn server() -> TestServer {
 #[tokio::test]
 async fn malformed_frames_get_errors_and_the_server_keeps_serving() {
     let server = server();
-    let addr = server.addr();
     let cbor = |value: &serde_cbor::Value| serde_cbor::to_vec(value).unwrap();
     use serde_cbor::Value;
     let map =
@@ -100,7 +92,7 @@ async fn malformed_frames_get_errors_and_the_server_keeps_serving() {
         ),
         ("empty frame", vec![]),
     ];
-    let mut stream = raw(addr).await;
+    let mut stream = raw(&server).await;
     for (what, body) in &cases {
         stream.write_all(&frame(body)).await.unwrap();
         assert_eq!(code(read_frame(&mut stream).await), ErrorCode::MalformedFrame.as_u16(), "{what}");
@@ -111,17 +103,19 @@ async fn malformed_frames_get_errors_and_the_server_keeps_serving() {
     still_serves(&server).await;
 
     // An oversized length prefix: error 101 before anything is allocated, then closed.
-    let mut stream = raw(addr).await;
+    let mut stream = raw(&server).await;
     stream.write_all(&[0xff, 0xff, 0xff, 0xff]).await.unwrap();
     assert_eq!(code(read_frame(&mut stream).await), ErrorCode::FrameTooLarge.as_u16());
     assert!(read_frame(&mut stream).await.is_none(), "closed");
     // Before login, a frame larger than the login needs is refused the same way: a
     // connection nobody authenticated cannot make the server reserve a chunk's buffer.
-    let mut stream = raw(addr).await;
-    stream.write_all(&frame(&[0x81; 500_000])).await.unwrap();
+    // The server decides on the length prefix alone: the body's first bytes are sent, not the
+    // rest (which the client would still be writing as the connection closes).
+    let mut stream = raw(&server).await;
+    stream.write_all(&frame(&[0x81; 500_000])[..4 + 100]).await.unwrap();
     assert_eq!(code(read_frame(&mut stream).await), ErrorCode::FrameTooLarge.as_u16());
     // A frame cut short by a hang-up.
-    let mut stream = raw(addr).await;
+    let mut stream = raw(&server).await;
     stream.write_all(&[0, 0, 0, 50, 0xa1, 0x64]).await.unwrap();
     drop(stream);
     still_serves(&server).await;
@@ -163,7 +157,7 @@ async fn malformed_frames_get_errors_and_the_server_keeps_serving() {
         ),
         ("byte string key", cbor(&Value::Map([(bytes(b"type"), text("pwd"))].into_iter().collect()))),
     ];
-    let mut stream = raw(addr).await;
+    let mut stream = raw(&server).await;
     for (what, body) in &strict_cases {
         stream.write_all(&frame(body)).await.unwrap();
         assert_eq!(code(read_frame(&mut stream).await), ErrorCode::MalformedFrame.as_u16(), "{what}");
@@ -236,8 +230,8 @@ async fn silent_and_slow_clients_cannot_hold_slots_or_queue_places() {
     server.add_user("good", "pw", 1 << 30);
     // Connections that say nothing hold no slot and no queue place: a user logs in past them,
     // and they are closed with 204 after the login timeout.
-    let mut silent = raw(server.addr()).await;
-    let mut second = raw(server.addr()).await;
+    let mut silent = raw(&server).await;
+    let mut second = raw(&server).await;
     let mut user = server.login("good", "pw").await;
     assert_eq!(user.pwd().await.unwrap(), "/");
     for socket in [&mut silent, &mut second] {
@@ -246,7 +240,7 @@ async fn silent_and_slow_clients_cannot_hold_slots_or_queue_places() {
     }
     user.quit().await.unwrap();
     // Half a frame, then nothing: the login timeout still applies.
-    let mut half = raw(server.addr()).await;
+    let mut half = raw(&server).await;
     half.write_all(&[0, 0]).await.unwrap();
     assert_eq!(code(read_frame(&mut half).await), ErrorCode::LoginTimeout.as_u16());
     drop(half);
@@ -311,7 +305,9 @@ async fn one_user_with_stalled_downloads_cannot_hold_every_slot() {
     let queued = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let told = queued.clone();
     let mut other =
-        Client::connect(server.addr(), move |_| told.store(true, std::sync::atomic::Ordering::SeqCst)).await.unwrap();
+        Client::connect(server.addr(), &server.trust(), move |_| told.store(true, std::sync::atomic::Ordering::SeqCst))
+            .await
+            .unwrap();
     other.login("other", "pw").await.unwrap();
     assert!(!queued.load(std::sync::atomic::Ordering::SeqCst), "another user got a slot without waiting");
     assert_eq!(other.pwd().await.unwrap(), "/");

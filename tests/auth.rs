@@ -6,7 +6,7 @@ mod common;
 use common::proxy::{Fault, Proxy};
 use common::*;
 use ftp_actor::auth::scram;
-use ftp_actor::client::{Client, ClientError, NoProgress};
+use ftp_actor::client::{Client, ClientError, NoProgress, Trust};
 use ftp_actor::net::{ErrorCode, Request, Response};
 use serde_bytes::ByteBuf;
 
@@ -76,7 +76,7 @@ async fn the_password_never_crosses_the_wire() {
     let password = "correct horse battery staple";
     server.add_user("bob", password, 1 << 20);
     let proxy = Proxy::start(server.addr(), Fault::None);
-    let mut client = Client::connect(proxy.addr, |_| {}).await.unwrap();
+    let mut client = Client::connect(proxy.addr, &server.trust(), |_| {}).await.unwrap();
     client.login("bob", password).await.unwrap();
     assert_eq!(client.pwd().await.unwrap(), "/");
     let recording = proxy.recording.lock().unwrap();
@@ -206,7 +206,7 @@ async fn the_client_checks_the_server_signature() {
         framed.send(Response::AuthOk { server_signature: ByteBuf::from(vec![0; 32]) }).await.unwrap();
         let _ = framed.next().await;
     });
-    let mut client = Client::connect(addr, |_| {}).await.unwrap();
+    let mut client = Client::connect(addr, &Trust::Plaintext, |_| {}).await.unwrap();
     let error = client.login("anyone", "secret").await.unwrap_err();
     assert!(matches!(error, ClientError::ServerNotAuthenticated), "{error}");
 }
@@ -315,7 +315,7 @@ async fn a_client_in_the_middle_of_a_put_is_told_its_account_changed() {
     // A link of 4 MiB/s: the upload would last about eight seconds, and the client is still
     // writing when the change lands.
     let proxy = Proxy::start(server.addr(), Fault::Throttle { bytes_per_second: 4 << 20 });
-    let mut client = Client::connect(proxy.addr, |_| {}).await.unwrap();
+    let mut client = Client::connect(proxy.addr, &server.trust(), |_| {}).await.unwrap();
     client.login("erin", "pw").await.unwrap();
     let upload = tokio::spawn(async move { client.put(&local, "big.bin", &NoProgress).await });
     let partial = server.home("erin").join(".big.bin.ftpa-part");
@@ -338,7 +338,7 @@ async fn a_download_in_progress_stops_when_its_account_is_removed() {
     std::fs::write(server.home("fay").join("big.bin"), random_bytes(32 << 20, 14)).unwrap();
     // A link of 4 MiB/s: the download would last about eight seconds.
     let proxy = Proxy::start(server.addr(), Fault::Throttle { bytes_per_second: 4 << 20 });
-    let mut client = Client::connect(proxy.addr, |_| {}).await.unwrap();
+    let mut client = Client::connect(proxy.addr, &server.trust(), |_| {}).await.unwrap();
     client.login("fay", "pw").await.unwrap();
     let local = server.local("copy.bin");
     let target = local.clone();

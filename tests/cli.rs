@@ -44,8 +44,8 @@ fn shell_in_session(
 ) -> (std::process::Child, std::process::ChildStdin, std::path::PathBuf) {
     let work = server.local("work");
     std::fs::create_dir_all(&work).unwrap();
-    let addr = server.addr().to_string();
-    let mut shell = spawn_shell(&["--connect", &addr, "--user", user, "--batch", "-"], "pw", &work);
+    let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
+    let mut shell = spawn_shell(&["--connect", &addr, &flag, &cert, "--user", user, "--batch", "-"], "pw", &work);
     let mut input = shell.stdin.take().unwrap();
     input.write_all(b"mkdir sub\n").unwrap();
     let made = server.home(user).join("sub");
@@ -144,8 +144,8 @@ async fn serve_on_a_fresh_data_directory_creates_a_demo_user() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut password, mut addr) = (None, None);
-    while addr.is_none() {
+    let (mut password, mut addr, mut fingerprint) = (None, None, None);
+    while fingerprint.is_none() || addr.is_none() {
         let line = lines.next().expect("server output").unwrap();
         if let Some(p) = line.trim().strip_prefix("password: ") {
             password = Some(p.to_string());
@@ -153,10 +153,15 @@ async fn serve_on_a_fresh_data_directory_creates_a_demo_user() {
         if let Some(rest) = line.strip_prefix("ftp-actor listening on ") {
             addr = Some(rest.split_whitespace().next().unwrap().to_string());
         }
+        if let Some((_, rest)) = line.split_once("(fingerprint ") {
+            fingerprint = Some(rest.trim_end_matches(')').parse::<ftp_actor::tls::Fingerprint>().unwrap());
+        }
     }
     let password = password.expect("the first user's password is printed");
     assert!(password.len() >= 16, "a random password, not a fixed one");
-    let mut client = ftp_actor::client::Client::connect(addr.unwrap().as_str(), |_| {}).await.unwrap();
+    // The fingerprint printed at start is the one the server shows.
+    let trust = ftp_actor::client::Trust::Pinned(fingerprint.unwrap());
+    let mut client = ftp_actor::client::Client::connect(addr.unwrap().as_str(), &trust, |_| {}).await.unwrap();
     client.login("demo", &password).await.unwrap();
     assert_eq!(client.pwd().await.unwrap(), "/");
     child.kill().unwrap();
@@ -169,6 +174,7 @@ async fn serve_on_a_fresh_data_directory_creates_a_demo_user() {
     assert_eq!(mode("data/server.secret"), 0o600);
     assert_eq!(mode("data"), 0o700);
     assert_eq!(mode("data/homes/demo"), 0o700);
+    assert_eq!(mode("data/ftp-tls-key.pem"), 0o600);
 }
 
 #[test]
@@ -180,7 +186,7 @@ fn batch_shell_runs_every_command() {
     let data = random_bytes(700_000, 50);
     std::fs::write(work.join("up.bin"), &data).unwrap();
     std::fs::create_dir(work.join("sub")).unwrap();
-    let addr = server.addr().to_string();
+    let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
     let commands = "\
 help
 pwd
@@ -208,7 +214,8 @@ ls
 quit
 pwd
 ";
-    let out = run(&["shell", "--connect", &addr, "--user", "s", "--batch", "-"], Some("pw"), commands, &work);
+    let out =
+        run(&["shell", "--connect", &addr, &flag, &cert, "--user", "s", "--batch", "-"], Some("pw"), commands, &work);
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -240,6 +247,7 @@ fn batch_shell_copies_directory_trees_both_ways() {
     // Three entries at the top of the tree: a listing of four is cut.
     let server = TestServer::start_with(|config| config.max_list_entries = 3);
     server.add_user("t", "pw", 10 << 20);
+    let [flag, cert] = server.shell_trust();
     let work = server.local("work");
     let src = work.join("src");
     std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
@@ -272,7 +280,7 @@ mkdir src/fourth
 quit
 ";
     let out = run(
-        &["shell", "--connect", &server.addr().to_string(), "--user", "t", "--batch", "-"],
+        &["shell", "--connect", &server.addr().to_string(), &flag, &cert, "--user", "t", "--batch", "-"],
         Some("pw"),
         commands,
         &work,
@@ -314,10 +322,10 @@ quit
 fn batch_shell_exit_statuses() {
     let server = TestServer::start();
     server.add_user("s", "pw", 1 << 20);
-    let addr = server.addr().to_string();
+    let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
     let cwd = server.dir.path();
     let shell = |args: &[&str], password: Option<&str>, input: &str| {
-        let mut all = vec!["shell", "--connect", &addr];
+        let mut all = vec!["shell", "--connect", &addr, &flag, &cert];
         all.extend_from_slice(args);
         run(&all, password, input, cwd)
     };
@@ -362,8 +370,9 @@ fn the_shell_connects_again_after_the_server_closes_its_idle_session() {
     // has closed the shell's idle session.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (told, positions) = std::sync::mpsc::channel();
-    let mut next =
-        runtime.block_on(ftp_actor::client::Client::connect(server.addr(), move |p| told.send(p).unwrap())).unwrap();
+    let mut next = runtime
+        .block_on(ftp_actor::client::Client::connect(server.addr(), &server.trust(), move |p| told.send(p).unwrap()))
+        .unwrap();
     runtime.block_on(next.login("s", "pw")).unwrap();
     // Normally its login waits at position 1 until the idle close; on a machine busy enough
     // that the close came first, it finds the slot free. Either way the shell's session is
@@ -408,7 +417,8 @@ fn ctrl_c_interrupts_a_transfer_and_the_shell_resumes_it() {
     std::fs::write(work.join("big.bin"), &data).unwrap();
     // A slow link, so that each transfer is still running when it is interrupted.
     let proxy = proxy::Proxy::start(server.addr(), proxy::Fault::Throttle { bytes_per_second: 8 << 20 });
-    let mut shell = spawn_shell(&["--connect", &proxy.addr.to_string(), "--user", "u"], "pw", &work);
+    let [flag, cert] = server.shell_trust();
+    let mut shell = spawn_shell(&["--connect", &proxy.addr.to_string(), &flag, &cert, "--user", "u"], "pw", &work);
     let mut input = shell.stdin.take().unwrap();
     let interrupt = || assert_eq!(unsafe { libc::kill(shell.id() as i32, libc::SIGINT) }, 0);
 
@@ -467,7 +477,7 @@ async fn a_password_typed_as_a_user_name_never_reaches_the_log() {
         assert!(reply(&format!("USER {user}")).starts_with("331"));
         assert!(reply(&format!("PASS {password}")).starts_with("530"));
     }
-    let mut client = ftp_actor::client::Client::connect(native.as_str(), |_| {}).await.unwrap();
+    let mut client = ftp_actor::client::Client::connect(native.as_str(), &served.trust(), |_| {}).await.unwrap();
     assert!(client.login("Typed-Secret-2", "pw").await.is_err());
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -490,8 +500,8 @@ fn the_shell_says_where_its_login_waits_for_a_slot() {
     let holder = runtime.block_on(server.login("q", "pw"));
     let work = server.local("work");
     std::fs::create_dir_all(&work).unwrap();
-    let addr = server.addr().to_string();
-    let mut shell = spawn_shell(&["--connect", &addr, "--user", "q", "--batch", "-"], "pw", &work);
+    let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
+    let mut shell = spawn_shell(&["--connect", &addr, &flag, &cert, "--user", "q", "--batch", "-"], "pw", &work);
     shell.stdin.take().unwrap().write_all(b"pwd\nquit\n").unwrap();
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert!(shell.try_wait().unwrap().is_none(), "the shell waits while the slot is held");
@@ -559,7 +569,11 @@ fn batch_output_has_no_progress_bar_even_on_a_terminal() {
     // Large enough to take a good part of a second in a debug build: a bar would be drawn.
     std::fs::write(work.join("big.bin"), random_bytes(24 << 20, 62)).unwrap();
     std::fs::write(work.join("commands"), "put big.bin\nget big.bin back.bin\n").unwrap();
-    let shell = format!("{BIN} shell --connect {} --user s --batch commands", server.addr());
+    let shell = format!(
+        "{BIN} shell --connect {} --cacert {} --user s --batch commands",
+        server.addr(),
+        server.cert().display()
+    );
     let out = Command::new("script")
         .args(["-qec", &shell, "/dev/null"])
         .env("FTP_ACTOR_PASSWORD", "pw")
@@ -595,10 +609,10 @@ async fn the_shell_lists_counts_and_removes_partial_uploads() {
     wait_for_quota(&mut client, |used, _| used == 601_000).await;
     let work = server.local("work");
     std::fs::create_dir_all(&work).unwrap();
-    let addr = server.addr().to_string();
+    let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
     let commands = "ls\nquota\nrm big.iso\nrm both.bin\nls\nrm both.bin\nquota\n";
     let out = tokio::task::spawn_blocking(move || {
-        run(&["shell", "--connect", &addr, "--user", "s", "--batch", "-"], Some("pw"), commands, &work)
+        run(&["shell", "--connect", &addr, &flag, &cert, "--user", "s", "--batch", "-"], Some("pw"), commands, &work)
     })
     .await
     .unwrap();
@@ -629,7 +643,7 @@ fn the_shell_takes_wildcards_and_the_usual_habits() {
     for (name, seed) in [("a.txt", 1), ("b.txt", 2), ("c.bin", 3), (".hidden.txt", 4)] {
         std::fs::write(work.join(name), random_bytes(2_000, seed)).unwrap();
     }
-    let addr = server.addr().to_string();
+    let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
     let commands = "\
 mput *.txt
 mkdir docs
@@ -654,7 +668,8 @@ ls -a docs
 -get \"*.txt\"
 -ls -z
 ";
-    let out = run(&["shell", "--connect", &addr, "--user", "s", "--batch", "-"], Some("pw"), commands, &work);
+    let out =
+        run(&["shell", "--connect", &addr, &flag, &cert, "--user", "s", "--batch", "-"], Some("pw"), commands, &work);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     // mput took the visible .txt files only, as a Unix shell's * does.
@@ -710,7 +725,9 @@ fn tab_completes_commands_and_local_and_remote_names() {
     let keys = "cd subd\\t\npu\\tlocal_\\t\nget rem\\t\nls /sub\\t\\t\nquit\n";
     let mut session = Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pty_session.py"))
-        .args(["ftp> ", BIN, "shell", "--connect", &server.addr().to_string(), "--user", "s"])
+        .args(["ftp> ", BIN, "shell", "--connect", &server.addr().to_string(), "--cacert"])
+        .arg(server.cert())
+        .args(["--user", "s"])
         .env("FTP_ACTOR_PASSWORD", "pw")
         .env("HOME", &work)
         .current_dir(&work)

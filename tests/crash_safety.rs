@@ -32,6 +32,7 @@ struct Site {
 struct Served {
     child: Child,
     addr: SocketAddr,
+    trust: ftp_actor::client::Trust,
 }
 
 impl Site {
@@ -79,13 +80,13 @@ impl Site {
                 break rest.split_whitespace().next().unwrap().parse().unwrap();
             }
         };
-        Served { child, addr }
+        Served { child, addr, trust: pinned_trust(&self.data()) }
     }
 }
 
 impl Served {
     async fn login(&self) -> Client {
-        let mut client = Client::connect(self.addr, |_| {}).await.unwrap();
+        let mut client = Client::connect(self.addr, &self.trust, |_| {}).await.unwrap();
         client.login("u", "pw").await.unwrap();
         client
     }
@@ -156,7 +157,7 @@ async fn sigterm_lets_an_upload_finish_and_closes_idle_sessions() {
     // No new connection is accepted.
     let mut refused = false;
     for _ in 0..100 {
-        if Client::connect(server.addr, |_| {}).await.is_err() {
+        if Client::connect(server.addr, &server.trust, |_| {}).await.is_err() {
             refused = true;
             break;
         }
@@ -212,9 +213,9 @@ async fn transfers_still_moving_when_the_grace_ends_are_told_602() {
     let mut server = site.serve();
     // A link of 4 MiB/s each way: each transfer would last about eight seconds.
     let proxy = Proxy::start(server.addr, Fault::Throttle { bytes_per_second: 4 << 20 });
-    let mut uploader = Client::connect(proxy.addr, |_| {}).await.unwrap();
+    let mut uploader = Client::connect(proxy.addr, &server.trust, |_| {}).await.unwrap();
     uploader.login("u", "pw").await.unwrap();
-    let mut downloader = Client::connect(proxy.addr, |_| {}).await.unwrap();
+    let mut downloader = Client::connect(proxy.addr, &server.trust, |_| {}).await.unwrap();
     downloader.login("u", "pw").await.unwrap();
     let (source, target) = (local_up.clone(), local_down.clone());
     let upload = tokio::spawn(async move { uploader.put(&source, "up.bin", &NoProgress).await });
@@ -380,10 +381,12 @@ async fn server_killed_mid_upload_loses_nothing() {
     assert_eq!(used, bytes_on_disk(&site.home()), "quota usage equals the bytes on disk");
 }
 
-/// Runs the shell in batch mode on `commands` in `cwd`, through `addr`.
-fn shell(addr: SocketAddr, cwd: &Path, commands: &str) -> Child {
+/// Runs the shell in batch mode on `commands` in `cwd`, through `addr`, trusting the
+/// certificate `cert`.
+fn shell(addr: SocketAddr, cert: &Path, cwd: &Path, commands: &str) -> Child {
     let mut child = Command::new(BIN)
-        .args(["shell", "--connect", &addr.to_string(), "--user", "u", "--batch", "-"])
+        .args(["shell", "--connect", &addr.to_string(), "--user", "u", "--batch", "-", "--cacert"])
+        .arg(cert)
         .env("FTP_ACTOR_PASSWORD", "pw")
         .current_dir(cwd)
         .stdin(Stdio::piped())
@@ -401,6 +404,7 @@ async fn shell_killed_mid_put_and_mid_get_resumes() {
     let server = site.serve();
     let work = site.dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
+    let cert = site.data().join(ftp_actor::tls::GENERATED_CERT);
     // Much larger than the kernel's socket buffers (a few MiB each way on loopback): a killed
     // shell's last bytes still reach the server from those buffers, and the file must be big
     // enough that they cannot complete it.
@@ -412,22 +416,22 @@ async fn shell_killed_mid_put_and_mid_get_resumes() {
     let put_at = (1 << 20) + u64::from(offsets[0]) * 8192;
     let get_at = (1 << 20) + u64::from(offsets[1]) * 8192;
 
-    let mut put = shell(proxy.addr, &work, "put big.bin\n");
+    let mut put = shell(proxy.addr, &cert, &work, "put big.bin\n");
     wait_for_len(&site.home().join(".big.bin.ftpa-part"), put_at).await;
     put.kill().unwrap();
     put.wait().unwrap();
-    let out = shell(server.addr, &work, "put big.bin\n").wait_with_output().unwrap();
+    let out = shell(server.addr, &cert, &work, "put big.bin\n").wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("resumed at") && stdout.contains(&md5_hex(&data)), "{stdout}");
     assert_eq!(std::fs::read(site.home().join("big.bin")).unwrap(), data);
 
-    let mut get = shell(proxy.addr, &work, "get big.bin copy.bin\n");
+    let mut get = shell(proxy.addr, &cert, &work, "get big.bin copy.bin\n");
     wait_for_len(&work.join(".copy.bin.ftpa-part"), get_at).await;
     get.kill().unwrap();
     get.wait().unwrap();
     assert!(!work.join("copy.bin").exists());
-    let out = shell(server.addr, &work, "get big.bin copy.bin\n").wait_with_output().unwrap();
+    let out = shell(server.addr, &cert, &work, "get big.bin copy.bin\n").wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("resumed at") && stdout.contains(&md5_hex(&data)), "{stdout}");

@@ -22,11 +22,11 @@ fn cpu_time(pid: u32) -> Duration {
 }
 
 /// Logs in as alice and asks `pwd`; fails the test past a minute.
-fn log_in_within_a_minute(server: std::net::SocketAddr) -> String {
+fn log_in_within_a_minute(served: &Served) -> String {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let login = runtime.block_on(async {
         tokio::time::timeout(Duration::from_secs(60), async {
-            let mut client = Client::connect(server, |_| {}).await?;
+            let mut client = Client::connect(served.native.as_str(), &served.trust(), |_| {}).await?;
             client.login("alice", "pw").await?;
             client.pwd().await
         })
@@ -49,7 +49,7 @@ fn out_of_descriptors_the_server_sheds_pre_login_connections_and_keeps_accepting
     let server: std::net::SocketAddr = served.native.parse().unwrap();
     let mut silent: Vec<std::net::TcpStream> =
         (0..120).map(|_| std::net::TcpStream::connect(server).unwrap()).collect();
-    assert_eq!(log_in_within_a_minute(server), "/");
+    assert_eq!(log_in_within_a_minute(&served), "/");
     let log = served.log();
     assert!(log.contains("the open-files limit cannot hold max_prelogin_connections"), "{log}");
     assert!(log.contains("out of descriptors"), "the test did exhaust them: {log}");
@@ -100,5 +100,5 @@ fn with_no_descriptor_to_spare_the_acceptor_waits_without_spinning_and_recovers(
     assert!(served.log().contains("out of descriptors"), "{}", served.log());
     // Descriptors come back: the acceptor never stopped, and serves the next login.
     set_open_files(pid, 4096);
-    assert_eq!(log_in_within_a_minute(server), "/");
+    assert_eq!(log_in_within_a_minute(&served), "/");
 }

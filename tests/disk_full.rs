@@ -94,7 +94,7 @@ fn a_full_disk_during_an_ftp_upload_keeps_the_partial_for_curl_to_resume() {
     let data = random_bytes(16 << 20, 3);
     let local = server.local("big.bin");
     std::fs::write(&local, &data).unwrap();
-    let cert = server.ftp_cert();
+    let cert = server.cert();
     let url = format!("ftp://u:pw@127.0.0.1:{}/big.bin", server.ftp_addr().port());
     let curl = |extra: &[&str]| {
         let mut command = Command::new("timeout");

@@ -56,7 +56,7 @@ fn curl_tls(cert: &Path) -> [&str; 4] {
 }
 
 fn curl(test: &TestServer, extra: &[&str]) -> Output {
-    let cert = test.ftp_cert();
+    let cert = test.cert();
     let mut args = curl_tls(&cert).to_vec();
     args.extend_from_slice(extra);
     run("curl", &args)
@@ -66,7 +66,7 @@ fn curl(test: &TestServer, extra: &[&str]) -> Output {
 /// client killed mid-transfer, so neither connection gets a TLS close_notify. (curl's own
 /// `--max-time` sends one on the data connection, which by FTPS's rules ends the file.)
 fn curl_killed_midway(test: &TestServer, extra: &[&str], watched: &Path, at_least: u64) {
-    let cert = test.ftp_cert();
+    let cert = test.cert();
     let mut child = Command::new("curl").args(curl_tls(&cert)).args(extra).spawn().expect("cannot run curl");
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::fs::metadata(watched).map_or(0, |m| m.len()) < at_least {
@@ -158,7 +158,7 @@ fn a_configured_certificate_is_used_instead_of_a_generated_one() {
         config.ftp.tls_key = key.clone();
     });
     test.add_user(USER, PASSWORD, 1 << 20);
-    assert!(!test.ftp_cert().exists(), "no certificate is generated when one is configured");
+    assert!(!test.cert().exists(), "no certificate is generated when one is configured");
     let listing = run("curl", &["-sS", "--ssl-reqd", "--cacert", cert.to_str().unwrap(), &curl_url(&test, "/")]);
     must_succeed("curl with the configured certificate", &listing);
 }
@@ -212,7 +212,7 @@ fn concurrent_curl_uploads_never_pass_the_quota_together() {
     std::fs::write(&source, random_bytes(4 << 20, 13)).unwrap();
     let uploads: Vec<_> = (0..4)
         .map(|i| {
-            let (url, cert, source) = (curl_url(&test, &format!("/copy{i}.bin")), test.ftp_cert(), source.clone());
+            let (url, cert, source) = (curl_url(&test, &format!("/copy{i}.bin")), test.cert(), source.clone());
             std::thread::spawn(move || {
                 let args =
                     ["-sS", "--ssl-reqd", "--cacert", cert.to_str().unwrap(), "-T", source.to_str().unwrap(), &url];
@@ -233,7 +233,7 @@ fn lftp_script(test: &TestServer, commands: &str) -> String {
     format!(
         "set ssl:ca-file {}; set ftp:ssl-force true; set ftp:ssl-protect-data true; set net:max-retries 1; \
          open -u {USER},'{PASSWORD}' ftp://127.0.0.1:{}; {commands}",
-        test.ftp_cert().display(),
+        test.cert().display(),
         test.ftp_addr().port()
     )
 }
@@ -366,7 +366,7 @@ class ReusingFTP_TLS(ftplib.FTP_TLS):
 /// Runs an ftplib `script` (after [`REUSING_FTP_TLS`]) with the arguments port, certificate,
 /// user, password, then `extra`; it must succeed and print "ok".
 fn run_ftplib(test: &TestServer, script: &str, extra: &[&str]) {
-    let (port, cert) = (test.ftp_addr().port().to_string(), test.ftp_cert());
+    let (port, cert) = (test.ftp_addr().port().to_string(), test.cert());
     let program = format!("{REUSING_FTP_TLS}{script}");
     let mut args = vec!["-c", &program, &port, cert.to_str().unwrap(), USER, PASSWORD];
     args.extend_from_slice(extra);
@@ -601,7 +601,7 @@ fn standard_clients_wait_in_the_queue_then_work() {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
     };
-    let cert = test.ftp_cert();
+    let cert = test.cert();
     let (by_curl, by_lftp, by_rclone) = (test.local("curl.bin"), test.local("lftp.bin"), test.local("rclone.bin"));
     let mut curl_args = curl_tls(&cert).to_vec();
     let url = curl_url(&test, "/q.bin");

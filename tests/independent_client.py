@@ -2,10 +2,11 @@
 """An independent ftp-actor client, written from docs/PROTOCOL.md alone.
 
 Standard library only: its own CBOR (RFC 8949) codec, SCRAM with hashlib.scrypt, MD5 from
-hashlib. It shares no code with the Rust client. tests/independent_client.rs runs it against a
-real server; it exits 0 only if every step behaved as the document says.
+hashlib, TLS 1.3 from ssl. It shares no code with the Rust client. tests/independent_client.rs
+runs it against a real server; it exits 0 only if every step behaved as the document says.
 
-usage: independent_client.py HOST PORT USER PASSWORD WORKDIR
+usage: independent_client.py HOST PORT USER PASSWORD WORKDIR CAFILE
+(CAFILE: the server's certificate, which the client trusts)
 """
 
 import base64
@@ -13,6 +14,7 @@ import hashlib
 import hmac
 import os
 import socket
+import ssl
 import struct
 import sys
 
@@ -104,8 +106,13 @@ def _decode(data, pos):
 # ---- frames -------------------------------------------------------------------------------
 
 class Connection:
-    def __init__(self, host, port):
+    def __init__(self, host, port, cafile=None):
+        """Over TLS 1.3 checked against `cafile`; in plain TCP without one (section 1)."""
         self.sock = socket.create_connection((host, port))
+        if cafile:
+            context = ssl.create_default_context(cafile=cafile)
+            context.minimum_version = ssl.TLSVersion.TLSv1_3
+            self.sock = context.wrap_socket(self.sock, server_hostname=host)
         self.buffer = b""
 
     def send(self, message):
@@ -211,10 +218,14 @@ def expect_error(conn, message, code):
 
 
 def main():
-    host, port, user, password, workdir = sys.argv[1:6]
-    conn = Connection(host, int(port))
+    host, port, user, password, workdir, cafile = sys.argv[1:7]
+    # A client that does not start TLS (as version 1 did) is told so in plain text (section 1).
+    old = Connection(host, int(port))
+    refusal = old.recv()
+    check(refusal["type"] == "error" and refusal["code"] == 103, "a plaintext client hears error 103")
+    conn = Connection(host, int(port), cafile)
     welcome = conn.recv()
-    check(welcome["type"] == "welcome" and welcome["version"] == 1, "welcome, version 1")
+    check(welcome["type"] == "welcome" and welcome["version"] == 2, "welcome, version 2")
     chunk = welcome["chunk_size"]
 
     expect_error(conn, {"type": "pwd"}, 201)
@@ -259,7 +270,7 @@ def main():
     conn.send({"type": "data", "bytes": big[chunk:2 * chunk]})
     conn.call({"type": "pwd"}, "error")  # 102 during an upload; the upload goes on
     conn.sock.close()
-    conn = Connection(host, int(port))
+    conn = Connection(host, int(port), cafile)
     conn.recv()
     login(conn, user, password)
     for _ in range(50):

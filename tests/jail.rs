@@ -137,7 +137,7 @@ async fn traversal_corpus_is_refused_and_nothing_outside_is_touched() {
     assert_eq!(c.list(None).await.unwrap().entries[0].name, "ok.txt");
 
     // The neighbour cannot see this home either, and the server serves everyone still.
-    let mut v = Client::connect(server.addr(), |_| {}).await.unwrap();
+    let mut v = Client::connect(server.addr(), &server.trust(), |_| {}).await.unwrap();
     v.login("victim", "pw").await.unwrap();
     assert_eq!(code_of(v.list(Some("../j"))).await, Some(ErrorCode::PathOutsideHome));
     assert_eq!(v.list(None).await.unwrap().entries.len(), 1);

@@ -55,16 +55,16 @@ async fn counters_move_with_logins_transfers_and_refusals() {
     assert_eq!(sample(&before, &logins("failed")), 0.0);
 
     // A refused login, then a good one.
-    let mut wrong = Client::connect(served.native.as_str(), |_| {}).await.unwrap();
+    let mut wrong = Client::connect(served.native.as_str(), &served.trust(), |_| {}).await.unwrap();
     assert!(wrong.login("alice", "not the password").await.is_err());
     assert_eq!(scraper.get(&logins("failed")), 1.0);
-    let mut client = Client::connect(served.native.as_str(), |_| {}).await.unwrap();
+    let mut client = Client::connect(served.native.as_str(), &served.trust(), |_| {}).await.unwrap();
     client.login("alice", "pw").await.unwrap();
     assert_eq!(scraper.get(&logins("ok")), 1.0);
 
     // An upload seen while it runs: two sessions hold a slot.
     let active = "ftp_actor_sessions{protocol=\"native\",stage=\"active\"}";
-    let mut uploading = Client::connect(served.native.as_str(), |_| {}).await.unwrap();
+    let mut uploading = Client::connect(served.native.as_str(), &served.trust(), |_| {}).await.unwrap();
     uploading.login("alice", "pw").await.unwrap();
     let data = random_bytes(300_000, 4);
     uploading.send(Request::Put { path: "f.bin".into(), size: data.len() as u64 }).await.unwrap();

@@ -56,7 +56,7 @@ impl Tally {
 
 async fn connect(server: &TestServer, user: &str) -> Client {
     loop {
-        if let Ok(mut client) = Client::connect(server.addr(), |_| {}).await
+        if let Ok(mut client) = Client::connect(server.addr(), &server.trust(), |_| {}).await
             && client.login(user, "pw").await.is_ok()
         {
             return client;

@@ -13,8 +13,9 @@ use ftp_actor::net::ErrorCode;
 
 const MIB: usize = 1 << 20;
 
-async fn login_via(addr: std::net::SocketAddr) -> Client {
-    let mut client = Client::connect(addr, |_| {}).await.unwrap();
+/// Logs in as `u` through `addr` (a proxy in front of `server`).
+async fn login_via(server: &TestServer, addr: std::net::SocketAddr) -> Client {
+    let mut client = Client::connect(addr, &server.trust(), |_| {}).await.unwrap();
     client.login("u", "pw").await.unwrap();
     client
 }
@@ -48,15 +49,24 @@ async fn put_retrying_in_use(client: &mut Client, local: &std::path::Path, remot
     panic!("the path stayed in use");
 }
 
+/// A server without TLS (`plaintext_native`), so that bytes altered on the way reach the
+/// end-to-end MD5 check, which TLS does not replace (it also catches what a disk or a bug
+/// alters, which TLS never sees).
+fn plaintext_server_with_user() -> TestServer {
+    let server = TestServer::start_with(|config| config.plaintext_native = true);
+    server.add_user("u", "pw", 1 << 30);
+    server
+}
+
 #[tokio::test]
 async fn corrupted_upload_is_refused_and_leaves_no_file() {
-    let server = server_with_user();
+    let server = plaintext_server_with_user();
     std::fs::write(server.home("u").join("keep.bin"), b"old contents").unwrap();
     let data = random_bytes(MIB, 7);
     let local = server.local("up.bin");
     std::fs::write(&local, &data).unwrap();
     let proxy = Proxy::start(server.addr(), Fault::Flip { direction: Direction::ToServer, offset: 600_000 });
-    let mut client = login_via(proxy.addr).await;
+    let mut client = login_via(&server, proxy.addr).await;
     let error = client.put(&local, "keep.bin", &NoProgress).await.unwrap_err();
     assert_eq!(error.code(), Some(ErrorCode::ChecksumMismatch), "{error}");
     assert_eq!(std::fs::read(server.home("u").join("keep.bin")).unwrap(), b"old contents", "the old file is untouched");
@@ -70,16 +80,45 @@ async fn corrupted_upload_is_refused_and_leaves_no_file() {
 
 #[tokio::test]
 async fn corrupted_download_is_refused_and_leaves_no_file() {
-    let server = server_with_user();
+    let server = plaintext_server_with_user();
     let data = random_bytes(MIB, 8);
     std::fs::write(server.home("u").join("f.bin"), &data).unwrap();
     let proxy = Proxy::start(server.addr(), Fault::Flip { direction: Direction::ToClient, offset: 700_000 });
-    let mut client = login_via(proxy.addr).await;
+    let mut client = login_via(&server, proxy.addr).await;
     let local = server.local("f.bin");
     let error = client.get("f.bin", &local, &NoProgress).await.unwrap_err();
     assert!(matches!(error, ClientError::ChecksumMismatch { .. }), "{error}");
     assert!(!local.exists(), "no wrong file under the name");
     assert!(!ftp_actor::client::local_file::partial_path(&local).exists(), "no wrong partial kept");
+}
+
+/// Over TLS (the default) a byte altered on the way fails the record's authentication: the
+/// connection ends at once, in either direction, and nothing wrong is published or kept under
+/// the name.
+#[tokio::test]
+async fn a_byte_altered_in_transit_under_tls_ends_the_connection() {
+    let server = server_with_user();
+    std::fs::write(server.home("u").join("keep.bin"), b"old contents").unwrap();
+    let data = random_bytes(MIB, 17);
+    let local = server.local("up.bin");
+    std::fs::write(&local, &data).unwrap();
+    let proxy = Proxy::start(server.addr(), Fault::Flip { direction: Direction::ToServer, offset: 600_000 });
+    let mut client = login_via(&server, proxy.addr).await;
+    let error = client.put(&local, "keep.bin", &NoProgress).await.unwrap_err();
+    assert!(matches!(error, ClientError::Io(_) | ClientError::Closed), "{error}");
+    assert_eq!(std::fs::read(server.home("u").join("keep.bin")).unwrap(), b"old contents");
+
+    std::fs::write(server.home("u").join("f.bin"), &data).unwrap();
+    let proxy = Proxy::start(server.addr(), Fault::Flip { direction: Direction::ToClient, offset: 700_000 });
+    let mut client = login_via(&server, proxy.addr).await;
+    let copy = server.local("f.bin");
+    let error = client.get("f.bin", &copy, &NoProgress).await.unwrap_err();
+    assert!(matches!(error, ClientError::Io(_) | ClientError::Closed), "{error}");
+    assert!(!copy.exists(), "no file under the name");
+    // What was received before the altered record is authentic: the same get resumes it.
+    let mut direct = server.login("u", "pw").await;
+    direct.get("f.bin", &copy, &NoProgress).await.unwrap();
+    assert_eq!(std::fs::read(&copy).unwrap(), data);
 }
 
 #[tokio::test]
@@ -93,7 +132,7 @@ async fn interrupted_puts_resume_at_random_offsets() {
             10_000 + random_bytes(8, seed).iter().fold(0u64, |a, b| a * 256 + *b as u64) % (data.len() as u64 - 20_000);
         let remote = format!("big{round}.bin");
         let proxy = Proxy::start(server.addr(), Fault::Cut { direction: Direction::ToServer, after: cut });
-        let mut client = login_via(proxy.addr).await;
+        let mut client = login_via(&server, proxy.addr).await;
         let error = client.put(&local, &remote, &NoProgress).await.unwrap_err();
         assert!(matches!(error, ClientError::Io(_) | ClientError::Closed), "round {round}: {error}");
         assert!(!server.home("u").join(&remote).exists(), "nothing published from a cut upload");
@@ -119,7 +158,7 @@ async fn interrupted_gets_resume_at_random_offsets() {
             10_000 + random_bytes(8, seed).iter().fold(0u64, |a, b| a * 256 + *b as u64) % (data.len() as u64 - 20_000);
         let local = server.local(&format!("copy{round}.bin"));
         let proxy = Proxy::start(server.addr(), Fault::Cut { direction: Direction::ToClient, after: cut });
-        let mut client = login_via(proxy.addr).await;
+        let mut client = login_via(&server, proxy.addr).await;
         let error = client.get("big.bin", &local, &NoProgress).await.unwrap_err();
         assert!(matches!(error, ClientError::Io(_) | ClientError::Closed), "round {round}: {error}");
         assert!(!local.exists());
@@ -274,7 +313,7 @@ async fn resumed_uploads_start_from_the_state_the_server_kept() {
     // with 406.
     for round in 0..4 {
         let proxy = Proxy::start(server.addr(), Fault::Cut { direction: Direction::ToServer, after: 2 * MIB as u64 });
-        let mut client = login_via(proxy.addr).await;
+        let mut client = login_via(&server, proxy.addr).await;
         let mut retries = 0;
         let error = loop {
             match client.put(&local, "big.bin", &NoProgress).await {
@@ -298,7 +337,7 @@ async fn resumed_uploads_start_from_the_state_the_server_kept() {
     // differ, and the upload starts over. Trusting the kept state would have published the
     // changed byte under a matching MD5.
     let proxy = Proxy::start(server.addr(), Fault::Cut { direction: Direction::ToServer, after: 2 * MIB as u64 });
-    let mut cut = login_via(proxy.addr).await;
+    let mut cut = login_via(&server, proxy.addr).await;
     cut.put(&local, "again.bin", &NoProgress).await.expect_err("cut mid-upload");
     let partial = server.home("u").join(".again.bin.ftpa-part");
     // The cut upload has ended on the server once its bytes are settled in the quota (its
@@ -326,7 +365,7 @@ async fn in_hashing_debt_only_a_resume_that_would_hash_waits() {
     let home = server.home("u");
     // An upload cut off: the server keeps its partial's state.
     let proxy = Proxy::start(server.addr(), Fault::Cut { direction: Direction::ToServer, after: MIB as u64 });
-    login_via(proxy.addr).await.put(&local, "kept.bin", &NoProgress).await.expect_err("cut mid-upload");
+    login_via(&server, proxy.addr).await.put(&local, "kept.bin", &NoProgress).await.expect_err("cut mid-upload");
     // Partials put there behind the server's back have no kept state: resuming the first hashes
     // its 2 MiB and takes the budget of 1 MiB into debt.
     std::fs::write(home.join(".a.bin.ftpa-part"), &data[..2 * MIB]).unwrap();
@@ -356,7 +395,7 @@ async fn a_resumed_get_starts_from_the_state_saved_beside_its_partial() {
     let state = partial_state::state_path(&partial);
     let cut_get = async || {
         let proxy = Proxy::start(server.addr(), Fault::Cut { direction: Direction::ToClient, after: 2 * MIB as u64 });
-        login_via(proxy.addr).await.get("big.bin", &local, &NoProgress).await.expect_err("cut mid-download");
+        login_via(&server, proxy.addr).await.get("big.bin", &local, &NoProgress).await.expect_err("cut mid-download");
         std::fs::metadata(&partial).unwrap().len()
     };
 
@@ -488,7 +527,7 @@ async fn a_slow_link_is_not_taken_for_a_stall() {
     let data = random_bytes(24 << 10, 11);
     let local = server.local("slow.bin");
     std::fs::write(&local, &data).unwrap();
-    let mut client = login_via(proxy.addr).await;
+    let mut client = login_via(&server, proxy.addr).await;
     let report = client.put(&local, "slow.bin", &NoProgress).await.unwrap();
     assert_eq!(hex::encode(report.md5), md5_hex(&data));
     assert_eq!(std::fs::read(server.home("u").join("slow.bin")).unwrap(), data);
@@ -503,12 +542,12 @@ async fn a_second_download_into_the_same_local_file_is_refused_while_the_first_r
     // The first download crawls through a slow link; the second one (from another shell in
     // the same directory, say) comes while it runs.
     let proxy = Proxy::start(server.addr(), Fault::Throttle { bytes_per_second: 4 << 20 });
-    let mut first = login_via(proxy.addr).await;
+    let mut first = login_via(&server, proxy.addr).await;
     let target = local.clone();
     let first = tokio::spawn(async move { first.get("big.bin", &target, &NoProgress).await });
     wait_for_len(&server.local(".copy.bin.ftpa-part"), MIB as u64).await;
 
-    let mut second = login_via(server.addr()).await;
+    let mut second = login_via(&server, server.addr()).await;
     let refused = second.get("big.bin", &local, &NoProgress).await.unwrap_err();
     assert!(
         matches!(&refused, ClientError::Local { .. }) && refused.to_string().contains("another download"),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use ftp_actor::client::{Client, GetReport, LoginKey, NoProgress};
+use ftp_actor::client::{Client, GetReport, LoginKey, NoProgress, Trust};
 
 #[derive(Parser)]
 struct Args {
@@ -29,6 +29,12 @@ struct Args {
     user: String,
     #[arg(long, default_value = "bench")]
     password: String,
+    /// ftp-actor: trust the certificate(s) in FILE (the server's `ftp-tls-cert.pem`).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<std::path::PathBuf>,
+    /// ftp-actor: connect without TLS (a server with `plaintext_native`).
+    #[arg(long, conflicts_with = "cacert")]
+    plaintext: bool,
     #[command(subcommand)]
     workload: Workload,
 }
@@ -127,6 +133,7 @@ struct Connector {
     user: String,
     password: String,
     key: Option<LoginKey>,
+    trust: Trust,
 }
 
 impl Connector {
@@ -137,9 +144,15 @@ impl Connector {
             user: args.user.clone(),
             password: args.password.clone(),
             key: None,
+            trust: Trust::Plaintext,
         };
         if args.target == Target::Native {
-            connector.key = Some(derive_key(&args.addr, &args.user, &args.password).await?);
+            connector.trust = match (&args.cacert, args.plaintext) {
+                (Some(cacert), _) => Trust::from_ca_file(cacert)?,
+                (None, true) => Trust::Plaintext,
+                (None, false) => anyhow::bail!("ftp-actor: pass --cacert DATA_DIR/ftp-tls-cert.pem, or --plaintext"),
+            };
+            connector.key = Some(derive_key(&args.addr, &connector.trust, &args.user, &args.password).await?);
         }
         Ok(connector)
     }
@@ -147,7 +160,7 @@ impl Connector {
     async fn open(&self) -> Result<Session> {
         match self.target {
             Target::Native => {
-                let mut client = Client::connect(self.addr.as_str(), |_| {}).await?;
+                let mut client = Client::connect(self.addr.as_str(), &self.trust, |_| {}).await?;
                 let key = self.key.as_ref().context("no key derived")?;
                 client.login_with_key(&self.user, key).await?;
                 Ok(Session::Native(client))
@@ -181,8 +194,8 @@ impl Session {
 }
 
 /// Logs in once with the real scrypt derivation and keeps the key it derived.
-async fn derive_key(addr: &str, user: &str, password: &str) -> Result<LoginKey> {
-    let mut client = Client::connect(addr, |_| {}).await?;
+async fn derive_key(addr: &str, trust: &Trust, user: &str, password: &str) -> Result<LoginKey> {
+    let mut client = Client::connect(addr, trust, |_| {}).await?;
     let key = client.login_keeping_key(user, password).await?;
     client.quit().await?;
     Ok(key)

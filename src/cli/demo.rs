@@ -113,7 +113,7 @@ async fn supervisor(dir: &Path) -> Result<Checks, String> {
     println!("   listening on {}; user alice has a quota of {}", server.addr, format_size(QUOTA));
 
     step(&format!("alice logs in and uploads a {} file", format_size(FILE_LEN as u64)));
-    let mut alice = Client::connect(server.addr, |_| {}).await.map_err(|e| fail(&e))?;
+    let mut alice = Client::connect(server.addr, &server.trust, |_| {}).await.map_err(|e| fail(&e))?;
     alice.login("alice", "demo-password").await.map_err(|e| fail(&e))?;
     let local = dir.join("photo.bin");
     let data: Vec<u8> = (0..FILE_LEN).map(|i| (i * 7 % 251) as u8).collect();
@@ -153,10 +153,10 @@ async fn supervisor(dir: &Path) -> Result<Checks, String> {
     step("the AuthActor fails");
     let answer = services.auth.send(InjectPanic).await.map_err(|e| fail(&e))?;
     checks.check("the failure was caught and reported", answer.is_err(), "restarting");
-    let mut again = Client::connect(server.addr, |_| {}).await.map_err(|e| fail(&e))?;
+    let mut again = Client::connect(server.addr, &server.trust, |_| {}).await.map_err(|e| fail(&e))?;
     let login = again.login("alice", "demo-password").await;
     checks.check("a new login works after the restart", login.is_ok(), "users reloaded from users.toml");
-    let mut wrong = Client::connect(server.addr, |_| {}).await.map_err(|e| fail(&e))?;
+    let mut wrong = Client::connect(server.addr, &server.trust, |_| {}).await.map_err(|e| fail(&e))?;
     let refused = wrong.login("alice", "not-the-password").await;
     checks.check(
         "a wrong password is still refused",

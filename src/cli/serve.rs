@@ -81,15 +81,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_queued = config.max_queued, "ftp-actor listening");
         let (md5_block_function, how) = crate::integrity::block_function::in_use();
         tracing::info!(%md5_block_function, chosen = %how, "MD5 block function");
-        println!("ftp-actor listening on {} (data directory {})", started.addr, config.data_dir.display());
+        let (cert, _) = crate::tls::certificate_paths(&config.data_dir, &config.ftp.tls_cert, &config.ftp.tls_key);
+        let fingerprint = server::certificate_fingerprint(&config)?;
+        tracing::info!(%fingerprint, cert = %cert.display(), "TLS certificate");
+        match config.plaintext_native {
+            false => say(format!("TLS certificate {} (fingerprint {fingerprint})", cert.display())),
+            true => say("the native listener is in PLAIN TEXT (plaintext_native, for tests); clients need --plaintext"),
+        }
+        say(format!("ftp-actor listening on {} (data directory {})", started.addr, config.data_dir.display()));
         if let Some(ftp) = started.ftp_addr {
             tracing::info!(addr = %ftp, "FTP/FTPS listening");
-            let (cert, _) = crate::ftp::tls::certificate_paths(&config.data_dir, &config.ftp.tls_cert, &config.ftp.tls_key);
-            println!("FTP and FTPS (AUTH TLS) on {ftp}; TLS certificate {}", cert.display());
+            say(format!("FTP and FTPS (AUTH TLS) on {ftp}; the same certificate"));
         }
         if let Some(metrics) = started.metrics_addr {
             tracing::info!(addr = %metrics, "metrics listening");
-            println!("metrics on http://{metrics}/metrics and /health");
+            say(format!("metrics on http://{metrics}/metrics and /health"));
         }
         actix_rt::spawn(stop_on_signals(started.acceptor, grace));
         actix_rt::spawn(measure_again_on_hangup(hangups, started.services.clone()));
@@ -135,4 +141,11 @@ async fn stop_on_signals(acceptor: actix::Addr<Acceptor>, grace: std::time::Dura
     }
     tracing::warn!("second signal: stopping now");
     actix::System::current().stop();
+}
+
+/// Prints a line for the operator. A closed standard output (a supervisor that read the
+/// address and went away) must not stop the server, as `println!` would by panicking.
+fn say(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }

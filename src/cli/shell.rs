@@ -9,8 +9,9 @@ use clap::Args;
 
 use zeroize::Zeroizing;
 
-use crate::client::{Client, ClientError, LoginKey};
+use crate::client::{Client, ClientError, FirstUse, LoginKey, Trust, known_servers};
 use crate::net::{EntryKind, ErrorCode};
+use crate::tls::Fingerprint;
 
 use super::completion::ShellHelper;
 use super::ctrl_c::CtrlC;
@@ -33,6 +34,63 @@ pub struct ShellArgs {
     /// command ends the run with status 1, unless its line starts with `-`.
     #[arg(long, value_name = "FILE|-")]
     pub batch: Option<String>,
+    /// Trust the server only if its certificate chains to a certificate in FILE (PEM) and
+    /// names the address; otherwise servers are trusted on first use (known servers).
+    #[arg(long, value_name = "FILE", conflicts_with = "plaintext")]
+    pub cacert: Option<PathBuf>,
+    /// Trust a server not known yet without asking, and remember it (as OpenSSH's
+    /// StrictHostKeyChecking=accept-new). A known server's changed certificate is still refused.
+    #[arg(long)]
+    pub accept_new_server: bool,
+    /// The known-servers file [default: ~/.config/ftp-actor/known_servers].
+    #[arg(long, value_name = "FILE")]
+    pub known_servers: Option<PathBuf>,
+    /// Connect without TLS, to a test server with plaintext_native (loopback only).
+    #[arg(long)]
+    pub plaintext: bool,
+}
+
+/// The trust policy the options ask for (see [`Trust`]).
+fn trust_from(args: &ShellArgs, interactive: bool) -> Result<Trust, String> {
+    if args.plaintext {
+        return Ok(Trust::Plaintext);
+    }
+    if let Some(cacert) = &args.cacert {
+        return Trust::from_ca_file(cacert).map_err(|error| error.to_string());
+    }
+    let file = match args.known_servers.clone().or_else(known_servers::default_path) {
+        Some(file) => file,
+        None => return Err("no HOME to keep the known servers in: use --known-servers FILE or --cacert FILE".into()),
+    };
+    let first_use = if args.accept_new_server {
+        FirstUse::Accept
+    } else if interactive && std::io::stdin().is_terminal() {
+        let shown = file.clone();
+        FirstUse::Ask(std::sync::Arc::new(move |server: &str, seen: &Fingerprint| ask_first_use(server, seen, &shown)))
+    } else {
+        FirstUse::Refuse
+    };
+    Ok(Trust::KnownServers { file, first_use })
+}
+
+/// Shows a new server's fingerprint and asks whether to trust it, as OpenSSH does.
+fn ask_first_use(server: &str, seen: &Fingerprint, file: &Path) -> bool {
+    println!("The server {server} is not known yet. Its certificate's fingerprint is");
+    println!("    {seen}");
+    println!("Compare it with the one its operator has (`ftp-actor serve` prints it at start).");
+    loop {
+        print!("Trust it and remember it in {}? (yes/no) ", file.display());
+        let _ = std::io::stdout().flush();
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line).unwrap_or(0) == 0 {
+            return false;
+        }
+        match line.trim() {
+            "yes" => return true,
+            "no" => return false,
+            _ => println!("Please type yes or no."),
+        }
+    }
 }
 
 /// Exit statuses of the shell.
@@ -114,6 +172,7 @@ pub(super) fn base_name(path: &str) -> Result<String, Failure> {
 /// interrupted command. It keeps the login's key, not the password (see [`LoginKey`]).
 struct Account {
     addr: String,
+    trust: Trust,
     user: String,
     key: LoginKey,
 }
@@ -212,8 +271,8 @@ impl Shell {
     /// (the server keeps an upload's partial, as for any lost connection), connect and log
     /// in again, and return to the working directory.
     fn reconnect(&mut self) -> Result<(), ClientError> {
-        let Account { addr, user, key } = &self.account;
-        let mut client = self.runtime.block_on(Client::connect(addr.as_str(), say_queued))?;
+        let Account { addr, trust, user, key } = &self.account;
+        let mut client = self.runtime.block_on(Client::connect(addr.as_str(), trust, say_queued))?;
         self.runtime.block_on(client.login_with_key(user, key))?;
         if self.cwd != "/" {
             self.runtime.block_on(client.cd(&self.cwd))?;
@@ -393,7 +452,14 @@ pub fn run(args: ShellArgs) -> u8 {
             return exit::USAGE_OR_CONNECTION;
         }
     };
-    let connected = runtime.block_on(Client::connect(args.connect.as_str(), say_queued));
+    let trust = match trust_from(&args, interactive) {
+        Ok(trust) => trust,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return exit::USAGE_OR_CONNECTION;
+        }
+    };
+    let connected = runtime.block_on(Client::connect(args.connect.as_str(), &trust, say_queued));
     let mut client = match connected {
         Ok(client) => client,
         Err(error) => {
@@ -412,7 +478,7 @@ pub fn run(args: ShellArgs) -> u8 {
     if interactive {
         println!("Connected to {} ({}) as {user}. Type help for commands.", args.connect, client.server());
     }
-    let account = Account { addr: args.connect.clone(), user, key };
+    let account = Account { addr: args.connect.clone(), trust, user, key };
     let ctrl_c = if interactive {
         CtrlC::listen(&runtime).map_err(|error| eprintln!("warning: Ctrl-C will end the shell: {error}")).ok()
     } else {

@@ -1,6 +1,9 @@
 //! Client-side failures.
 
+use std::path::{Path, PathBuf};
+
 use crate::net::{ErrorCode, WireError};
+use crate::tls::Fingerprint;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -30,13 +33,62 @@ pub enum ClientError {
     /// A kept [`LoginKey`](super::LoginKey) no longer fits the account: no proof was sent.
     #[error(transparent)]
     KeyOutdated(#[from] super::KeyOutdated),
+    /// A server the known-servers file does not name, and its certificate was not accepted.
+    #[error("{}", unknown_server(.server, .seen, .file))]
+    ServerCertUnknown { server: String, seen: Fingerprint, file: PathBuf },
+    /// The server showed another certificate than the one it is known or pinned by.
+    #[error("{}", changed_certificate(.server, .known, .seen, .file.as_deref()))]
+    ServerCertChanged { server: String, known: Fingerprint, seen: Fingerprint, file: Option<PathBuf> },
+    /// The server's certificate does not chain to the `--cacert` roots, or does not name it.
+    #[error(
+        "error 702: the certificate of {server} ({seen}) is not valid for the --cacert roots: {reason}. Check that FILE holds \
+         the server's certificate or its issuer, and that the address matches a name in the certificate"
+    )]
+    ServerCertInvalid { server: String, seen: Fingerprint, reason: String },
+    /// The TLS handshake failed for another reason.
+    #[error(
+        "error 703: TLS with {server} failed: {reason}. Is it an ftp-actor native listener (not the FTP port), of version 2 or \
+         later? A test server configured with plaintext_native needs --plaintext"
+    )]
+    Tls { server: String, reason: String },
+}
+
+fn unknown_server(server: &str, seen: &Fingerprint, file: &Path) -> String {
+    format!(
+        "error 700: {server} is not a known server: it showed the certificate {seen}, which was not accepted. Compare it with \
+         the fingerprint the server's operator has (`ftp-actor serve` prints it), then connect again and accept it, \
+         or use --accept-new-server or --cacert FILE ({} keeps the servers trusted so far)",
+        file.display()
+    )
+}
+
+fn changed_certificate(server: &str, known: &Fingerprint, seen: &Fingerprint, file: Option<&Path>) -> String {
+    let fix = match file {
+        Some(file) => {
+            format!(
+                ", and only if it is {seen}, remove the line for {server} from {} and connect again",
+                file.display()
+            )
+        }
+        None => String::new(),
+    };
+    format!(
+        "error 701: the certificate of {server} changed: it was {known}, it is now {seen}. Someone may be intercepting the \
+         connection, or the server has a new certificate: ask its operator for the fingerprint `ftp-actor serve` \
+         prints{fix}"
+    )
 }
 
 impl ClientError {
-    /// The server's error code, if the server sent one.
+    /// The stable error code: the server's, or the client's own (7xx) for a server it does not
+    /// trust or cannot reach over TLS.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             ClientError::Server(error) => Some(error.code),
+            ClientError::ServerCertUnknown { .. } => Some(ErrorCode::ServerCertUnknown),
+            ClientError::ServerCertChanged { .. } => Some(ErrorCode::ServerCertChanged),
+            ClientError::ServerCertInvalid { .. } => Some(ErrorCode::ServerCertInvalid),
+            ClientError::Tls { .. } => Some(ErrorCode::TlsFailed),
             _ => None,
         }
     }

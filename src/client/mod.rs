@@ -5,11 +5,13 @@
 
 mod download;
 mod error;
+pub mod known_servers;
 pub mod local_file;
 mod login;
 mod login_key;
 pub mod partial_state;
 mod progress;
+pub mod trust;
 mod upload;
 
 use std::fs::File;
@@ -22,7 +24,7 @@ use crate::integrity::{Digest, Md5};
 use bytes::Bytes;
 use futures::{FutureExt, SinkExt, StreamExt};
 use serde_bytes::ByteBuf;
-use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::net::ToSocketAddrs;
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +33,7 @@ use zeroize::Zeroizing;
 pub use error::ClientError;
 pub use login_key::{KeyOutdated, LoginKey};
 pub use progress::{NoProgress, Progress};
+pub use trust::{FirstUse, Transport, Trust};
 
 use crate::auth::ScryptParams;
 use crate::auth::scram::{self, Exchange, Key};
@@ -84,7 +87,7 @@ pub enum GetReport {
 
 /// A connection to a server.
 pub struct Client {
-    framed: Framed<TcpStream, FrameCodec<Response, Request>>,
+    framed: Framed<Transport, FrameCodec<Response, Request>>,
     chunk_size: usize,
     server: String,
     /// Cancelled by the caller to stop what is in progress (see [`Client::set_interrupt`]).
@@ -136,14 +139,15 @@ pub struct QuotaReport {
 }
 
 impl Client {
-    /// Connects; `on_queued` hears each queue position if a later login finds every session
-    /// slot taken and waits for one (the server queues logged-in users, not connections).
+    /// Connects, checking the server's certificate as `trust` says; `on_queued` hears each
+    /// queue position if a later login finds every session slot taken and waits for one (the
+    /// server queues logged-in users, not connections).
     pub async fn connect(
-        addr: impl ToSocketAddrs,
+        addr: impl ToSocketAddrs + std::fmt::Display,
+        trust: &Trust,
         on_queued: impl FnMut(u32) + Send + 'static,
     ) -> Result<Client, ClientError> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+        let stream = trust::open_transport(addr, trust).await?;
         let mut client = Client {
             framed: Framed::new(stream, FrameCodec::new(MAX_INCOMING_FRAME)),
             chunk_size: 256 << 10,

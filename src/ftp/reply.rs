@@ -48,7 +48,7 @@ impl Reply {
 pub fn ftp_code(code: ErrorCode) -> u16 {
     use ErrorCode::*;
     match code {
-        MalformedFrame | FrameTooLarge | UnexpectedMessage => 500,
+        MalformedFrame | FrameTooLarge | UnexpectedMessage | TlsRequired => 500,
         AuthFailed | LoginBanned | NotLoggedIn | TooManySessionsForUser => 530,
         LoginTimeout | AccountChanged | IdleTimeout | ServerBusy | ShuttingDown | TooManyFromAddress
         | PreLoginEvicted => 421,
@@ -59,6 +59,8 @@ pub fn ftp_code(code: ErrorCode) -> u16 {
         StorageFailure | Internal => 451,
         ChecksumMismatch | TransferSizeMismatch | TransferStalled => 426,
         RestartOffsetInvalid => 554,
+        // The client's own codes never reach an FTP reply.
+        ServerCertUnknown | ServerCertChanged | ServerCertInvalid | TlsFailed => 500,
     }
 }
 

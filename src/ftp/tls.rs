@@ -1,72 +1,22 @@
-//! TLS for explicit FTPS (RFC 4217) with rustls: the server's certificate and the stream type
-//! that is plain until `AUTH TLS` (control) or `PROT P` (data) says otherwise.
-//!
-//! The certificate comes from the config (`ftp.tls_cert`, `ftp.tls_key`, PEM). Without one, a
-//! self-signed certificate for `localhost`, `127.0.0.1` and `::1` is generated on first start
-//! and kept in the data directory (`ftp-tls-cert.pem`, `ftp-tls-key.pem`, mode 0600), so its
-//! fingerprint stays the same across restarts and clients can pin it (`curl --cacert`).
+//! TLS for explicit FTPS (RFC 4217) with rustls: the configurations of control and data
+//! connections, and the stream type that is plain until `AUTH TLS` (control) or `PROT P`
+//! (data) says otherwise. The certificate is the server's one (see [`crate::tls`]).
 
 use std::io;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
 use super::session_tickets::{ControlTickets, DataTickets, TicketRegistry};
-
-/// File names of the generated certificate and key inside the data directory.
-pub const GENERATED_CERT: &str = "ftp-tls-cert.pem";
-pub const GENERATED_KEY: &str = "ftp-tls-key.pem";
-
-#[derive(Debug, thiserror::Error)]
-pub enum TlsSetupError {
-    #[error("TLS certificate {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
-    #[error("TLS certificate {path}: {message}")]
-    Pem { path: PathBuf, message: String },
-    #[error("cannot generate a TLS certificate: {0}")]
-    Generate(String),
-    #[error("TLS configuration: {0}")]
-    Rustls(#[from] rustls::Error),
-}
-
-/// Where the certificate and key are: the configured files, or the generated pair.
-pub fn certificate_paths(data_dir: &Path, cert: &Path, key: &Path) -> (PathBuf, PathBuf) {
-    if cert.as_os_str().is_empty() {
-        (data_dir.join(GENERATED_CERT), data_dir.join(GENERATED_KEY))
-    } else {
-        (cert.to_path_buf(), key.to_path_buf())
-    }
-}
-
-/// Generates the self-signed pair if `cert` does not exist yet. Blocking.
-pub fn generate_if_missing(cert: &Path, key: &Path) -> Result<bool, TlsSetupError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if cert.exists() {
-        return Ok(false);
-    }
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
-    let generated = rcgen::generate_simple_self_signed(names).map_err(|e| TlsSetupError::Generate(e.to_string()))?;
-    let write = |path: &Path, text: String| -> Result<(), TlsSetupError> {
-        let io = |source| TlsSetupError::Read { path: path.to_path_buf(), source };
-        let mut file =
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
-        file.write_all(text.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)
-    };
-    // The key first: a crash in between leaves no certificate, so the next start generates again.
-    write(key, generated.signing_key.serialize_pem())?;
-    write(cert, generated.cert.pem())?;
-    Ok(true)
-}
+pub use crate::tls::{
+    GENERATED_CERT, GENERATED_KEY, TlsSetupError, certificate_paths, generate_if_missing, server_config,
+};
 
 /// The TLS configurations of an FTP listener's connections.
 #[derive(Clone)]
@@ -125,29 +75,6 @@ pub fn ftp_tls(cert: &Path, key: &Path) -> Result<FtpTls, TlsSetupError> {
     let mut data = (*control).clone();
     data.send_tls13_tickets = 0;
     Ok(FtpTls { control, data: Arc::new(data), registry: Arc::default(), tickets: None })
-}
-
-/// The rustls server configuration. Sessions are cached (rustls' default in-memory cache), so
-/// clients that resume the control connection's TLS session on data connections can.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsSetupError> {
-    let pem_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |e: rustls::pki_types::pem::Error| TlsSetupError::Pem { path: path.clone(), message: e.to_string() }
-    };
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(pem_error(cert))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(pem_error(cert))?;
-    if chain.is_empty() {
-        return Err(TlsSetupError::Pem { path: cert.to_path_buf(), message: "no certificate in the file".into() });
-    }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(pem_error(key))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
-    Ok(Arc::new(config))
 }
 
 /// A TCP stream, with TLS once it has been negotiated.
@@ -245,32 +172,5 @@ impl AsyncWrite for MaybeTls {
             MaybeTls::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
             MaybeTls::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_generated_certificate_is_kept_and_loads() {
-        let dir = tempfile::tempdir().unwrap();
-        let (cert, key) = certificate_paths(dir.path(), Path::new(""), Path::new(""));
-        assert!(generate_if_missing(&cert, &key).unwrap());
-        let first = std::fs::read(&cert).unwrap();
-        assert!(!generate_if_missing(&cert, &key).unwrap());
-        assert_eq!(std::fs::read(&cert).unwrap(), first, "the certificate survives a restart");
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
-        ftp_tls(&cert, &key).unwrap();
-    }
-
-    #[test]
-    fn a_broken_certificate_file_is_a_clear_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let cert = dir.path().join("cert.pem");
-        std::fs::write(&cert, "not a certificate").unwrap();
-        let error = server_config(&cert, &dir.path().join("missing.pem")).unwrap_err();
-        assert!(error.to_string().contains("cert.pem"), "{error}");
     }
 }

@@ -56,16 +56,25 @@ impl Activity {
     }
 }
 
-/// A stream that stamps its [`Activity`] whenever bytes are read or written.
+/// A stream that stamps an [`Activity`] whenever bytes are read, and one (the same, or
+/// another) whenever bytes are written.
 #[derive(Debug)]
 pub struct Stamped<S> {
     inner: S,
-    activity: Arc<Activity>,
+    on_read: Arc<Activity>,
+    on_write: Arc<Activity>,
 }
 
 impl<S> Stamped<S> {
     pub fn new(inner: S, activity: Arc<Activity>) -> Stamped<S> {
-        Stamped { inner, activity }
+        Stamped { inner, on_read: activity.clone(), on_write: activity }
+    }
+
+    /// Stamps `received` on reads and `sent` on writes: the connection under TLS, so that
+    /// every byte counts as it moves, not only whole records once decrypted (a record can take
+    /// longer than a stall limit to arrive on a slow link).
+    pub fn each_way(inner: S, received: Arc<Activity>, sent: Arc<Activity>) -> Stamped<S> {
+        Stamped { inner, on_read: received, on_write: sent }
     }
 }
 
@@ -74,7 +83,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Stamped<S> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.activity.touch();
+            self.on_read.touch();
         }
         polled
     }
@@ -113,7 +122,7 @@ impl<S> Stamped<S> {
         if let Poll::Ready(Ok(written)) = &polled
             && *written > 0
         {
-            self.activity.touch();
+            self.on_write.touch();
         }
         polled
     }

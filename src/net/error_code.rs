@@ -107,6 +107,18 @@ error_codes! {
     PreLoginEvicted = 605 => "too many connections are waiting to log in: reconnect and log in promptly",
     /// The session was idle longer than `idle_timeout_secs`.
     IdleTimeout = 603 => "the session was closed after being idle; reconnect",
+    /// Sent in plain text, then the connection closes, to a client that did not start TLS:
+    /// a client of protocol version 1 waits for a `welcome` the server no longer sends first.
+    TlsRequired = 103 => "this server speaks the native protocol inside TLS (protocol version 2): update the client",
+    /// The client's own (never sent by a server): a server the known-servers file does not
+    /// name, whose certificate was not accepted.
+    ServerCertUnknown = 700 => "compare the server's fingerprint with its operator's, then accept it, or use --cacert",
+    /// The client's own: the server showed another certificate than the one it is known by.
+    ServerCertChanged = 701 => "the server's certificate changed: confirm the new fingerprint with its operator before trusting it",
+    /// The client's own: the certificate does not chain to the `--cacert` roots or name the server.
+    ServerCertInvalid = 702 => "check the --cacert file and the server's address",
+    /// The client's own: the TLS handshake failed.
+    TlsFailed = 703 => "check the address and port of the native listener, and the server's version",
 }
 
 impl ErrorCode {
@@ -122,6 +134,7 @@ impl ErrorCode {
         matches!(
             self,
             FrameTooLarge
+                | TlsRequired
                 | LoginTimeout
                 | AccountChanged
                 | TransferStalled

@@ -13,7 +13,7 @@ use super::error_code::{ErrorCode, WireError};
 use super::strict;
 
 /// The protocol version the server announces in [`Response::Welcome`].
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Messages from the client to the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ pub mod error_code;
 pub mod frame;
 pub mod lean_read;
 pub mod message;
+pub mod native_tls;
 pub mod strict;
 
 pub use error_code::{ErrorCode, WireError};

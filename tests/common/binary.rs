@@ -21,6 +21,8 @@ pub struct Served {
     pub metrics: Option<String>,
     /// Everything the server wrote to its log (stderr) so far.
     pub log: Arc<Mutex<String>>,
+    /// Started with `plaintext_native = true`: the native listener has no TLS.
+    pub plaintext: bool,
 }
 
 /// What a test sets before the server starts.
@@ -114,11 +116,21 @@ impl Served {
         // Keep reading stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
         let native = native.unwrap_or_else(|| panic!("the server did not start: {}", log.lock().unwrap()));
-        Served { child, dir, native, ftp, metrics, log }
+        let plaintext = launch.config.contains("plaintext_native = true");
+        Served { child, dir, native, ftp, metrics, log, plaintext }
     }
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// How clients trust this server's native listener (its certificate, pinned; no TLS with
+    /// `plaintext_native`).
+    pub fn trust(&self) -> ftp_actor::client::Trust {
+        match self.plaintext {
+            true => ftp_actor::client::Trust::Plaintext,
+            false => super::pinned_trust(&self.data_dir()),
+        }
     }
 
     pub fn home(&self, user: &str) -> PathBuf {

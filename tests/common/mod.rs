@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use ftp_actor::auth::ScryptParams;
 use ftp_actor::auth::user_store::{add_user, default_home};
-use ftp_actor::client::Client;
+use ftp_actor::client::{Client, Trust};
 use ftp_actor::config::Config;
 use ftp_actor::server::ServerHandle;
 
@@ -47,6 +47,12 @@ impl TestServer {
         self.handle.as_ref().unwrap().addr
     }
 
+    /// How clients trust this server: its certificate pinned (plain TCP with
+    /// `plaintext_native`).
+    pub fn trust(&self) -> Trust {
+        self.handle.as_ref().unwrap().trust.clone()
+    }
+
     /// A server with the FTP/FTPS listener on too (on 127.0.0.1:0).
     pub fn start_ftp(tune: impl FnOnce(&mut Config)) -> TestServer {
         Self::start_with(|config| {
@@ -59,9 +65,15 @@ impl TestServer {
         self.handle.as_ref().unwrap().ftp_addr.expect("the FTP listener is on")
     }
 
-    /// The certificate the FTP listener generated, for clients to verify it with.
-    pub fn ftp_cert(&self) -> PathBuf {
-        self.data_dir().join(ftp_actor::ftp::tls::GENERATED_CERT)
+    /// The certificate the server generated (both listeners show it), for clients to verify
+    /// it with.
+    pub fn cert(&self) -> PathBuf {
+        self.data_dir().join(ftp_actor::tls::GENERATED_CERT)
+    }
+
+    /// The shell's options to trust this server: its certificate as `--cacert`.
+    pub fn shell_trust(&self) -> [String; 2] {
+        ["--cacert".to_string(), self.cert().display().to_string()]
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -88,13 +100,13 @@ impl TestServer {
     }
 
     pub async fn connect(&self) -> Client {
-        Client::connect(self.addr(), |_| {}).await.unwrap()
+        Client::connect(self.addr(), &self.trust(), |_| {}).await.unwrap()
     }
 
     /// Connects and logs in; the error of either step (a banned address is refused as it
     /// connects, a wrong password at login).
     pub async fn try_login(&self, user: &str, password: &str) -> Result<Client, ftp_actor::client::ClientError> {
-        let mut client = Client::connect(self.addr(), |_| {}).await?;
+        let mut client = Client::connect(self.addr(), &self.trust(), |_| {}).await?;
         client.login(user, password).await?;
         Ok(client)
     }
@@ -111,6 +123,25 @@ impl TestServer {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         path
     }
+}
+
+/// Reads one native frame; `None` when the server closed the connection. A missing frame
+/// fails the test after 30 s instead of hanging it.
+pub async fn read_frame(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option<ftp_actor::net::Response> {
+    use tokio::io::AsyncReadExt;
+    let mut prefix = [0u8; 4];
+    let read = stream.read_exact(&mut prefix);
+    tokio::time::timeout(std::time::Duration::from_secs(30), read).await.expect("no hang").ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
+    stream.read_exact(&mut body).await.ok()?;
+    Some(ftp_actor::net::codec::decode(&body).expect("the server sends valid frames"))
+}
+
+/// Trust in the server whose data directory is `data_dir`: the certificate it generated there,
+/// pinned by its fingerprint (the server must have started: it generates the certificate).
+pub fn pinned_trust(data_dir: &Path) -> Trust {
+    let chain = ftp_actor::tls::load_chain(&data_dir.join(ftp_actor::tls::GENERATED_CERT)).unwrap();
+    Trust::Pinned(ftp_actor::tls::Fingerprint::of(&chain[0]))
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.

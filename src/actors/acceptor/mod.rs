@@ -53,7 +53,7 @@ pub use admission_link::{
 };
 use session_start::SessionLink;
 use session_start::refuse;
-pub use session_start::{Accepted, FtpListener, Protocol};
+pub use session_start::{Accepted, FtpListener, NativeListener, Protocol};
 pub use shutdown::Shutdown;
 use shutdown::{account_changed, shutting_down};
 
@@ -92,6 +92,8 @@ pub struct Acceptor {
     /// store are refused (their challenge may predate a password change).
     revoked: HashMap<String, u64>,
     listener: Option<TcpListener>,
+    /// The native connections' TLS configuration (`None`: `plaintext_native`).
+    native_tls: Option<Arc<rustls::ServerConfig>>,
     ftp: Option<FtpListener>,
     listening: Vec<SpawnHandle>,
     slots: Slots,
@@ -107,7 +109,7 @@ pub struct Acceptor {
 impl Acceptor {
     /// `max_prelogin` is the pre-login budget the server could fit in its descriptors (see
     /// [`crate::admission::descriptors`]).
-    pub fn new(listener: TcpListener, ftp: Option<FtpListener>, services: Services, max_prelogin: usize) -> Acceptor {
+    pub fn new(native: NativeListener, ftp: Option<FtpListener>, services: Services, max_prelogin: usize) -> Acceptor {
         let per_address = services.config.max_prelogin_per_address;
         let slots = Slots::new(services.config.max_concurrency, services.config.max_queued);
         Acceptor {
@@ -116,7 +118,8 @@ impl Acceptor {
             connections: HashMap::new(),
             prelogin: PreLoginBudget::new(max_prelogin, per_address),
             revoked: HashMap::new(),
-            listener: Some(listener),
+            listener: Some(native.listener),
+            native_tls: native.tls,
             listening: Vec::new(),
             slots,
             notices: HashMap::new(),
@@ -216,7 +219,7 @@ impl Actor for Acceptor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.services.auth.do_send(WatchRevocations(ctx.address().recipient()));
         let listener = self.listener.take().expect("the acceptor starts once");
-        self.listening.push(ctx.add_stream(connections(listener, Protocol::Native)));
+        self.listening.push(ctx.add_stream(connections(listener, Protocol::Native(self.native_tls.clone()))));
         if let Some(FtpListener { listener, tls }) = self.ftp.take() {
             self.listening.push(ctx.add_stream(connections(listener, Protocol::Ftp(tls))));
         }

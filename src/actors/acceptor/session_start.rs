@@ -7,7 +7,8 @@ use super::*;
 /// An FTP connection carries the TLS configuration its session will use.
 #[derive(Clone)]
 pub enum Protocol {
-    Native,
+    /// With the TLS configuration of its connections, unless `plaintext_native`.
+    Native(Option<Arc<rustls::ServerConfig>>),
     Ftp(crate::ftp::tls::FtpTls),
 }
 
@@ -15,10 +16,17 @@ impl Protocol {
     /// Why a connection is refused or closed, in its protocol.
     pub(super) fn refusal(&self, error: &WireError) -> Vec<u8> {
         match self {
-            Protocol::Native => encode_frame(&Response::error(error.clone())).expect("errors encode"),
+            Protocol::Native(_) => encode_frame(&Response::error(error.clone())).expect("errors encode"),
             Protocol::Ftp(_) => crate::ftp::reply::Reply::from_error(error).to_bytes(),
         }
     }
+}
+
+/// The native listener and the TLS configuration of its connections (`None`:
+/// `plaintext_native`).
+pub struct NativeListener {
+    pub listener: TcpListener,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The FTP listener and the TLS configuration its sessions use.
@@ -67,11 +75,23 @@ impl SessionLink {
     }
 }
 
-/// Tells a connection why it is refused, then closes it.
+/// Tells a connection why it is refused, then closes it (a native client hears it inside TLS,
+/// the only way it listens).
 pub(super) async fn refuse(mut stream: TcpStream, protocol: Protocol, error: WireError) {
-    let _ = stream.write_all(&protocol.refusal(&error)).await;
+    let refusal = protocol.refusal(&error);
+    if let Protocol::Native(Some(config)) = protocol {
+        if let Some(mut tls) = crate::net::native_tls::accept(stream, config, REFUSAL_PATIENCE).await {
+            let _ = tokio::time::timeout(REFUSAL_PATIENCE, tls.write_all(&refusal)).await;
+            let _ = tokio::time::timeout(REFUSAL_PATIENCE, tls.shutdown()).await;
+        }
+        return;
+    }
+    let _ = stream.write_all(&refusal).await;
     let _ = stream.shutdown().await;
 }
+
+/// The longest a refused native connection is given to finish its handshake and read why.
+const REFUSAL_PATIENCE: Duration = Duration::from_secs(5);
 
 impl Acceptor {
     /// Starts the session of a new connection, in its protocol, and enters it in the books as
@@ -94,8 +114,8 @@ impl Acceptor {
                 tls,
                 admission,
             })),
-            Protocol::Native => {
-                let (addr, cut) = SessionActor::start(stream, peer, services, admission);
+            Protocol::Native(tls) => {
+                let (addr, cut) = SessionActor::start(stream, tls, peer, services, admission);
                 SessionLink::Native { addr, cut }
             }
         };

@@ -26,15 +26,15 @@ use crate::integrity::{Digest, Md5};
 use actix::prelude::*;
 use bytes::Bytes;
 use serde_bytes::ByteBuf;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::net::activity::{Activity, Stamped};
 use crate::net::data_frame::write_data_frame;
 use crate::net::frame::encode_frame;
 use crate::net::lean_read::LeanFramedRead;
+use crate::net::native_tls;
 use crate::net::{ErrorCode, FrameCodec, FrameError, MalformedFrame, PROTOCOL_VERSION, Request, Response, WireError};
 use crate::service::{EntryChange, LoggedIn, Removed};
 use crate::storage::{StorageError, VirtualPath};
@@ -67,6 +67,14 @@ const WRITE_QUEUE: usize = 4;
 pub const LINGER: Duration = Duration::from_secs(5);
 
 type Incoming = Result<Result<Request, MalformedFrame>, FrameError>;
+
+/// What joins a session to its connection once the connection's bytes can flow (at once, or
+/// after the TLS handshake): the writer's queue and finish signal, and the frame decoder.
+struct Unattached {
+    queue: mpsc::Receiver<Response>,
+    finish: oneshot::Receiver<()>,
+    codec: FrameCodec<Request, Response>,
+}
 
 /// A native session holding a slot: the service's logged-in state, and the upload in progress.
 struct Ready {
@@ -120,30 +128,27 @@ pub struct SessionActor {
 impl SessionActor {
     /// Starts a session on a new connection; returns its address and its [`Cut`] (the
     /// acceptor uses the cut to reach it even while a download keeps it busy: a forced
-    /// shutdown, a revoked account).
+    /// shutdown, a revoked account). With `tls`, the connection's bytes flow once the client's
+    /// TLS handshake is done (see [`crate::net::native_tls`]); the session's timers run from now.
     pub fn start(
         stream: TcpStream,
+        tls: Option<Arc<rustls::ServerConfig>>,
         peer: SocketAddr,
         services: Services,
         admission: AdmissionLink,
     ) -> (Addr<SessionActor>, Arc<Cut>) {
         let _ = stream.set_nodelay(true);
-        let (read_half, write_half) = stream.into_split();
         let (received, sent) = (Activity::new(), Activity::new());
-        let (read_half, write_half) =
-            (Stamped::new(read_half, received.clone()), Stamped::new(write_half, sent.clone()));
         let max_frame = services.config.max_frame_bytes;
         let (out, queue) = mpsc::channel(WRITE_QUEUE);
         let (finish_writing, finish) = oneshot::channel();
-        let stall = Duration::from_secs(services.config.transfer_stall_secs);
-        actix_rt::spawn(write_frames(write_half, queue, finish, sent.clone(), stall));
         let cut = Arc::new(Cut::default());
         let session_cut = cut.clone();
+        let patience = Duration::from_secs(services.config.login_timeout_secs);
         let addr = SessionActor::create(move |ctx| {
             let codec = FrameCodec::<Request, Response>::new(PRELOGIN_MAX_FRAME.min(max_frame));
             let frame_limit = codec.max_frame();
-            ctx.add_stream(LeanFramedRead::new(read_half, codec));
-            SessionActor {
+            let mut session = SessionActor {
                 peer,
                 services,
                 admission,
@@ -158,9 +163,46 @@ impl SessionActor {
                 cut: session_cut,
                 closing: false,
                 frame_limit,
+            };
+            let unattached = Unattached { queue, finish, codec };
+            match tls {
+                None => {
+                    let (read_half, write_half) = stream.into_split();
+                    let (received, sent) = (session.received.clone(), session.sent.clone());
+                    let (read_half, write_half) = (Stamped::new(read_half, received), Stamped::new(write_half, sent));
+                    session.attach(ctx, unattached, read_half, write_half);
+                }
+                Some(config) => {
+                    let (received, sent) = (session.received.clone(), session.sent.clone());
+                    let opening = async move {
+                        let stream = native_tls::wait_for_hello(stream, patience).await?;
+                        native_tls::handshake(Stamped::each_way(stream, received, sent), config, patience).await
+                    };
+                    ctx.spawn(opening.into_actor(&session).map(move |opened, act, ctx| match opened {
+                        Some(tls) => {
+                            let (read_half, write_half) = tokio::io::split(tls);
+                            act.attach(ctx, unattached, read_half, write_half);
+                        }
+                        None => ctx.stop(),
+                    }));
+                }
             }
+            session
         });
         (addr, cut)
+    }
+
+    /// Starts reading requests from `read_half` and the writer task on `write_half` (both
+    /// already stamping the session's activities as bytes move).
+    fn attach<R, W>(&mut self, ctx: &mut Context<Self>, unattached: Unattached, read_half: R, write_half: W)
+    where
+        R: AsyncRead + Unpin + 'static,
+        W: AsyncWrite + Unpin + 'static,
+    {
+        let Unattached { queue, finish, codec } = unattached;
+        let stall = Duration::from_secs(self.services.config.transfer_stall_secs);
+        actix_rt::spawn(write_frames(write_half, queue, finish, self.sent.clone(), stall));
+        ctx.add_stream(LeanFramedRead::new(read_half, codec));
     }
 
     fn upload_in_progress(&self) -> bool {
@@ -331,7 +373,7 @@ fn internal(why: &str) -> Response {
 
 /// Writes one message's frame. Encoded into a buffer of its own, freed once written: a
 /// session keeps no write buffer between answers.
-async fn send_frame(sink: &mut Stamped<OwnedWriteHalf>, response: &Response) -> Result<(), FrameError> {
+async fn send_frame<W: AsyncWrite + Unpin>(sink: &mut W, response: &Response) -> Result<(), FrameError> {
     let frame = encode_frame(response)?;
     sink.write_all(&frame).await?;
     Ok(())
@@ -343,8 +385,8 @@ async fn send_frame(sink: &mut Stamped<OwnedWriteHalf>, response: &Response) -> 
 ///
 /// Once `finish` fires (or the session is gone), the frames already queued are written, then
 /// the sending half is shut down: the client reads our last answer, then the end of the data.
-async fn write_frames(
-    mut sink: Stamped<OwnedWriteHalf>,
+async fn write_frames<W: AsyncWrite + Unpin>(
+    mut sink: W,
     mut queue: mpsc::Receiver<Response>,
     mut finish: oneshot::Receiver<()>,
     sent: Arc<Activity>,
