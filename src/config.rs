@@ -40,6 +40,7 @@ pub enum ConfigError {
 pub struct Config {
     pub listen: SocketAddr,
     pub plaintext_native: bool,
+    pub allow_unbound_login: bool,
     pub data_dir: PathBuf,
     pub max_concurrency: usize,
     pub max_queued: usize,

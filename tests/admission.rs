@@ -337,7 +337,11 @@ fn a_trickling_login_is_evicted_under_pressure() {
     let server: SocketAddr = served.native.parse().unwrap();
     let source = Ipv4Addr::new(127, 0, 0, 9);
     // A valid auth_start, sent one byte every 100 ms: still pre-login after seconds.
-    let request = ftp_actor::net::Request::AuthStart { user: "alice".into(), client_nonce: "x".repeat(24) };
+    let request = ftp_actor::net::Request::AuthStart {
+        user: "alice".into(),
+        client_nonce: "x".repeat(24),
+        channel_binding: None,
+    };
     let frame = ftp_actor::net::frame::encode_frame(&request).unwrap();
     let mut trickler = silent_from(source, server);
     let mut writer = trickler.try_clone().unwrap();

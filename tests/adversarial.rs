@@ -163,10 +163,18 @@ async fn malformed_frames_get_errors_and_the_server_keeps_serving() {
         assert_eq!(code(read_frame(&mut stream).await), ErrorCode::MalformedFrame.as_u16(), "{what}");
     }
     // A proof with no challenge, then a second auth_start while challenged: out of order.
-    let proof = Request::AuthProof { nonce: "n".into(), proof: ByteBuf::from(vec![0; 32]) };
+    let proof = Request::AuthProof { nonce: "n".into(), proof: ByteBuf::from(vec![0; 32]), channel_binding_data: None };
     stream.write_all(&frame(&codec::encode(&proof).unwrap())).await.unwrap();
     assert_eq!(code(read_frame(&mut stream).await), ErrorCode::UnexpectedMessage.as_u16());
-    let start = Request::AuthStart { user: "good".into(), client_nonce: "n".repeat(24) };
+    // Over TLS a login must be bound to the TLS session: unbound, or bound another way, is 207
+    // (and the connection may try again).
+    for channel_binding in [None, Some("tls-unique".to_string())] {
+        let start = Request::AuthStart { user: "good".into(), client_nonce: "n".repeat(24), channel_binding };
+        stream.write_all(&frame(&codec::encode(&start).unwrap())).await.unwrap();
+        assert_eq!(code(read_frame(&mut stream).await), ErrorCode::ChannelBindingRequired.as_u16());
+    }
+    let channel_binding = Some("tls-exporter".to_string());
+    let start = Request::AuthStart { user: "good".into(), client_nonce: "n".repeat(24), channel_binding };
     stream.write_all(&frame(&codec::encode(&start).unwrap())).await.unwrap();
     assert!(matches!(read_frame(&mut stream).await, Some(Response::AuthChallenge { .. })));
     stream.write_all(&frame(&codec::encode(&start).unwrap())).await.unwrap();

@@ -13,7 +13,11 @@ use serde_bytes::ByteBuf;
 /// Sends auth_start and returns the challenge fields.
 async fn challenge(client: &mut Client, user: &str) -> (String, Vec<u8>, u8, u32, u32) {
     let client_nonce = scram::new_nonce();
-    client.send(Request::AuthStart { user: user.into(), client_nonce: client_nonce.clone() }).await.unwrap();
+    let channel_binding = Some(scram::TLS_EXPORTER.to_string());
+    client
+        .send(Request::AuthStart { user: user.into(), client_nonce: client_nonce.clone(), channel_binding })
+        .await
+        .unwrap();
     match client.recv().await.unwrap() {
         Response::AuthChallenge { nonce, salt, log_n, r, p } => {
             assert!(nonce.starts_with(&client_nonce) && nonce.len() > client_nonce.len());
@@ -152,10 +156,12 @@ async fn protocol_states_are_enforced() {
     let error = c.pwd().await.unwrap_err();
     assert_eq!(error.code(), Some(ErrorCode::NotLoggedIn));
     // A proof without a challenge is out of order.
-    c.send(Request::AuthProof { nonce: "x".repeat(20), proof: ByteBuf::from(vec![0; 32]) }).await.unwrap();
+    let proof = ByteBuf::from(vec![0; 32]);
+    c.send(Request::AuthProof { nonce: "x".repeat(20), proof, channel_binding_data: None }).await.unwrap();
     assert!(matches!(c.recv().await.unwrap(), Response::Error { code: 102, .. }));
     // A bad nonce.
-    c.send(Request::AuthStart { user: "dave".into(), client_nonce: "short".into() }).await.unwrap();
+    let channel_binding = Some(scram::TLS_EXPORTER.to_string());
+    c.send(Request::AuthStart { user: "dave".into(), client_nonce: "short".into(), channel_binding }).await.unwrap();
     assert!(matches!(c.recv().await.unwrap(), Response::Error { code: 100, .. }));
     c.login("dave", "pw").await.unwrap();
     // A second login on the same connection.
@@ -195,8 +201,13 @@ async fn the_client_checks_the_server_signature() {
     tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
         let mut framed = tokio_util::codec::Framed::new(stream, FrameCodec::<Request, Response>::new(1 << 20));
-        let welcome =
-            Response::Welcome { server: "impostor".into(), version: 1, max_frame: 1 << 20, chunk_size: 1 << 16 };
+        let welcome = Response::Welcome {
+            server: "impostor".into(),
+            version: 2,
+            max_frame: 1 << 20,
+            chunk_size: 1 << 16,
+            channel_bindings: vec![],
+        };
         framed.send(welcome).await.unwrap();
         let Some(Ok(Ok(Request::AuthStart { client_nonce, .. }))) = framed.next().await else { panic!() };
         let nonce = format!("{client_nonce}{}", scram::new_nonce());

@@ -2,7 +2,9 @@
 """An independent ftp-actor client, written from docs/PROTOCOL.md alone.
 
 Standard library only: its own CBOR (RFC 8949) codec, SCRAM with hashlib.scrypt, MD5 from
-hashlib, TLS 1.3 from ssl. It shares no code with the Rust client. tests/independent_client.rs
+hashlib, TLS 1.3 from ssl. Python's ssl module cannot export keying material, which the login's
+channel binding needs (RFC 9266); `tls_exporter` asks OpenSSL, which ssl runs on, through
+ctypes (also standard library), and says so if it cannot. It shares no code with the Rust client. tests/independent_client.rs
 runs it against a real server; it exits 0 only if every step behaved as the document says.
 
 usage: independent_client.py HOST PORT USER PASSWORD WORKDIR CAFILE
@@ -10,11 +12,13 @@ usage: independent_client.py HOST PORT USER PASSWORD WORKDIR CAFILE
 """
 
 import base64
+import ctypes
 import hashlib
 import hmac
 import os
 import socket
 import ssl
+import _ssl
 import struct
 import sys
 
@@ -109,11 +113,19 @@ class Connection:
     def __init__(self, host, port, cafile=None):
         """Over TLS 1.3 checked against `cafile`; in plain TCP without one (section 1)."""
         self.sock = socket.create_connection((host, port))
+        self.binding, self.offered = None, []
         if cafile:
             context = ssl.create_default_context(cafile=cafile)
             context.minimum_version = ssl.TLSVersion.TLSv1_3
             self.sock = context.wrap_socket(self.sock, server_hostname=host)
+            self.binding = tls_exporter(self.sock)
         self.buffer = b""
+
+    def welcome(self):
+        welcome = self.recv()
+        check(welcome["type"] == "welcome" and welcome["version"] == 2, "welcome, version 2")
+        self.offered = welcome.get("channel_bindings", [])
+        return welcome
 
     def send(self, message):
         body = cbor_encode(message)
@@ -149,11 +161,40 @@ def check(condition, what):
         raise Failure(what)
 
 
+# ---- channel binding (RFC 9266) -------------------------------------------------------------
+
+def tls_exporter(sock):
+    """32 bytes of the TLS session's keying material, label EXPORTER-Channel-Binding, no
+    context: OpenSSL's SSL_export_keying_material on the SSL* behind the ssl object (the field
+    after the object header and one pointer in CPython's PySSLSocket). None if that does not
+    hold (another Python), checked by asking OpenSSL the SSL*'s protocol version first."""
+    try:
+        lib = ctypes.CDLL(_ssl.__file__)
+        pointer = ctypes.c_void_p.from_address(id(sock._sslobj) + 3 * ctypes.sizeof(ctypes.c_void_p)).value
+        lib.SSL_version.argtypes, lib.SSL_version.restype = [ctypes.c_void_p], ctypes.c_int
+        if lib.SSL_version(pointer) != 0x0304:  # TLS1_3_VERSION
+            return None
+        export = lib.SSL_export_keying_material
+        export.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
+                           ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+        out, label = ctypes.create_string_buffer(32), b"EXPORTER-Channel-Binding"
+        if export(pointer, out, 32, label, len(label), None, 0, 0) != 1:
+            return None
+        return out.raw
+    except (AttributeError, OSError):
+        return None
+
+
 # ---- the scenario -------------------------------------------------------------------------
 
 def login(conn, user, password):
+    """SCRAM, bound to the TLS session when the welcome offered tls-exporter (section 4)."""
     client_nonce = base64.b64encode(os.urandom(24)).decode()
-    challenge = conn.call({"type": "auth_start", "user": user, "client_nonce": client_nonce}, "auth_challenge")
+    start = {"type": "auth_start", "user": user, "client_nonce": client_nonce}
+    binding = conn.binding if "tls-exporter" in conn.offered else None
+    if binding is not None:
+        start["channel_binding"] = "tls-exporter"
+    challenge = conn.call(start, "auth_challenge")
     nonce, salt = challenge["nonce"], challenge["salt"]
     log_n, r, p = challenge["log_n"], challenge["r"], challenge["p"]
     check(nonce.startswith(client_nonce) and len(nonce) > len(client_nonce), "nonce extends ours")
@@ -162,11 +203,15 @@ def login(conn, user, password):
                             maxmem=(1 << 31) - 1)
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
     stored_key = hashlib.sha256(client_key).digest()
-    auth_message = "n=%s,r=%s,r=%s,s=%s,k=scrypt:%d:%d:%d,c=biws,r=%s" % (
-        user, client_nonce, nonce, base64.b64encode(salt).decode(), log_n, r, p, nonce)
+    gs2 = b"n,," if binding is None else b"p=tls-exporter,," + binding
+    auth_message = "n=%s,r=%s,r=%s,s=%s,k=scrypt:%d:%d:%d,c=%s,r=%s" % (
+        user, client_nonce, nonce, base64.b64encode(salt).decode(), log_n, r, p, base64.b64encode(gs2).decode(), nonce)
     signature = hmac.new(stored_key, auth_message.encode(), hashlib.sha256).digest()
     proof = bytes(a ^ b for a, b in zip(client_key, signature))
-    conn.send({"type": "auth_proof", "nonce": nonce, "proof": proof})
+    final = {"type": "auth_proof", "nonce": nonce, "proof": proof}
+    if binding is not None:
+        final["channel_binding_data"] = binding
+    conn.send(final)
     reply = conn.recv()
     # Every slot may be taken: the login then waits, told its place, until auth_ok.
     while reply["type"] == "queued":
@@ -224,8 +269,11 @@ def main():
     refusal = old.recv()
     check(refusal["type"] == "error" and refusal["code"] == 103, "a plaintext client hears error 103")
     conn = Connection(host, int(port), cafile)
-    welcome = conn.recv()
-    check(welcome["type"] == "welcome" and welcome["version"] == 2, "welcome, version 2")
+    welcome = conn.welcome()
+    check(welcome["channel_bindings"] == ["tls-exporter"], "over TLS the server offers tls-exporter")
+    check(conn.binding is not None, "this Python's OpenSSL exports keying material (see tls_exporter)")
+    # Unbound over TLS: refused (error 207) unless the server allows it; the session stays.
+    expect_error(conn, {"type": "auth_start", "user": user, "client_nonce": "u" * 24}, 207)
     chunk = welcome["chunk_size"]
 
     expect_error(conn, {"type": "pwd"}, 201)
@@ -271,7 +319,7 @@ def main():
     conn.call({"type": "pwd"}, "error")  # 102 during an upload; the upload goes on
     conn.sock.close()
     conn = Connection(host, int(port), cafile)
-    conn.recv()
+    conn.welcome()
     login(conn, user, password)
     for _ in range(50):
         conn.send({"type": "put", "path": "/indep/resume.bin", "size": size})

@@ -123,6 +123,23 @@ async fn a_plaintext_test_server_is_reached_only_without_tls() {
     assert!(error.to_string().contains("--plaintext"), "{error}");
 }
 
+/// A relay that terminates TLS with its own certificate (which the client was wrongly told
+/// to trust) and opens its own TLS session to the server: the client binds its login to its
+/// session with the relay, not the server's, and the server refuses it (208) and says why.
+#[tokio::test]
+async fn a_relaying_man_in_the_middle_is_refused() {
+    let server = server();
+    let relay = tls_relay::TlsRelay::start(server.addr(), server.trust()).await;
+    let fooled = Trust::Pinned(relay.fingerprint);
+    let mut client = Client::connect(relay.addr, &fooled, |_| {}).await.unwrap();
+    let error = client.login("u", "pw").await.unwrap_err();
+    assert_eq!(error.code(), Some(ErrorCode::ChannelBindingMismatch), "{error}");
+    assert!(error.to_string().contains("man in the middle"), "{error}");
+    // The client still talks to the server through the relay, unauthenticated; a direct login works.
+    let mut direct = connect(&server, &server.trust()).await.unwrap();
+    direct.login("u", "pw").await.unwrap();
+}
+
 /// The shell in batch mode: a server not known yet is refused unless `--accept-new-server`,
 /// which records it; a changed certificate is refused with both fingerprints.
 #[test]

@@ -34,7 +34,7 @@ use sha2::Sha256;
 
 use crate::auth::ScryptParams;
 use crate::auth::login_cache::LoginCache;
-use crate::auth::scram::{self, Exchange, Key, ServerKeys};
+use crate::auth::scram::{self, ChannelBinding, Exchange, Key, ServerKeys};
 use crate::auth::throttle::Admission;
 use crate::auth::user_store::{SALT_LEN, UserStore, home_path};
 use crate::net::{ErrorCode, WireError};
@@ -158,7 +158,7 @@ impl AuthActor {
         self.checks.metrics.login(protocol, LoginResult::failed);
     }
 
-    fn challenge(&self, user: String, client_nonce: String) -> PendingLogin {
+    fn challenge(&self, user: String, client_nonce: String, channel_binding: ChannelBinding) -> PendingLogin {
         let nonce = format!("{client_nonce}{}", scram::new_nonce());
         match self.store.users.get(&user) {
             Some(record) => {
@@ -170,6 +170,7 @@ impl AuthActor {
                         nonce,
                         salt: c.salt.clone(),
                         kdf_attribute: c.scrypt.attribute(),
+                        channel_binding,
                     },
                     scrypt: c.scrypt,
                     keys: ServerKeys { stored_key: c.stored_key, server_key: c.server_key },
@@ -184,6 +185,7 @@ impl AuthActor {
                     client_nonce,
                     nonce,
                     kdf_attribute: self.default_scrypt.attribute(),
+                    channel_binding,
                 },
                 scrypt: self.default_scrypt,
                 keys: ServerKeys {
@@ -335,6 +337,8 @@ impl PendingLogin {
 pub struct BeginLogin {
     pub user: String,
     pub client_nonce: String,
+    /// Decided by the session (see `auth::channel_binding::for_server`).
+    pub channel_binding: ChannelBinding,
     pub peer: IpAddr,
 }
 
@@ -366,7 +370,8 @@ impl Handler<BeginLogin> for AuthActor {
     fn handle(&mut self, msg: BeginLogin, _: &mut Context<Self>) -> Self::Result {
         Box::pin(self.refresh().map(move |(), act, ctx| {
             act.admit(msg.peer, &msg.user, Protocol::native)?;
-            let challenge = act.guarded(ctx, |act| act.challenge(msg.user.clone(), msg.client_nonce.clone()));
+            let (user, client_nonce) = (msg.user.clone(), msg.client_nonce.clone());
+            let challenge = act.guarded(ctx, |act| act.challenge(user, client_nonce, msg.channel_binding));
             let challenge = challenge.map_err(|panicked| WireError::new(ErrorCode::Internal, panicked.to_string()))?;
             if !scram::is_valid_nonce(&msg.client_nonce) {
                 return Err(WireError::new(
@@ -405,6 +410,8 @@ pub struct FinishLogin {
     pub pending: PendingLogin,
     pub nonce: String,
     pub proof: Vec<u8>,
+    /// The binding data the client says it used (its `c=`), for a bound login.
+    pub channel_binding_data: Option<Vec<u8>>,
     pub peer: IpAddr,
 }
 
@@ -437,9 +444,23 @@ impl Handler<FinishLogin> for AuthActor {
     }
 }
 
-/// Checks a proof against a pending login.
+/// Checks a proof against a pending login. For a bound login the client's binding data is
+/// compared first (RFC 5802's `channel-bindings-dont-match`): data from another TLS session
+/// means a relay that terminates TLS sits between the two ends, and is said so (208), though
+/// the proof would fail anyway, since it signs that data.
 fn verify(msg: FinishLogin) -> Result<ScramLoginOk, WireError> {
     let pending = msg.pending;
+    if let ChannelBinding::TlsExporter(data) = pending.exchange.channel_binding
+        && msg.channel_binding_data.as_deref().is_some_and(|sent| sent != data)
+    {
+        tracing::warn!(user = %pending.exchange.user, peer = %msg.peer,
+            "channel binding mismatch: a relay terminates TLS between this client and the server");
+        return Err(WireError::new(
+            ErrorCode::ChannelBindingMismatch,
+            "login refused: your TLS session is not the server's; something between you terminates TLS and relays \
+             (a man in the middle). Do not trust the certificate you were shown",
+        ));
+    }
     let auth_message = pending.exchange.auth_message();
     // Always verify, even for an unknown user, so both failures cost the same.
     let proof_ok = scram::verify_client_proof(&pending.keys.stored_key, &auth_message, &msg.proof);
@@ -474,7 +495,7 @@ impl Handler<CheckPassword> for AuthActor {
         Box::pin(self.refresh().then(move |(), act, ctx| {
             let admitted = act.admit(peer, &user, Protocol::ftp);
             let pending = admitted.and_then(|()| {
-                act.guarded(ctx, |act| act.challenge(user.clone(), String::new()))
+                act.guarded(ctx, |act| act.challenge(user.clone(), String::new(), ChannelBinding::Unbound))
                     .map_err(|panicked| WireError::new(ErrorCode::Internal, panicked.to_string()))
             });
             let password = Zeroizing::new(password.into_bytes());

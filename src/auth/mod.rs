@@ -1,5 +1,6 @@
 //! Authentication: SCRAM arithmetic, scrypt derivation and the user store. No actors here.
 
+pub mod channel_binding;
 pub mod kdf;
 pub mod login_cache;
 pub mod scram;

@@ -66,6 +66,36 @@ impl ServerKeys {
     }
 }
 
+/// The channel binding of a login (RFC 5802 section 6, RFC 9266): the GS2 header's flag and
+/// the binding data, which the client's proof and the server's signature both cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelBinding {
+    /// `n`: the login is not bound to the connection (no TLS, or a client that cannot bind).
+    Unbound,
+    /// `p=tls-exporter`: bound to the TLS session by 32 bytes of its exported keying material.
+    TlsExporter([u8; KEY_LEN]),
+}
+
+/// The name of the binding in the protocol and in the GS2 header (RFC 9266).
+pub const TLS_EXPORTER: &str = "tls-exporter";
+
+/// The TLS exporter label RFC 9266 defines (used with an empty context, 32 bytes).
+pub const TLS_EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
+
+impl ChannelBinding {
+    /// The `c=` attribute of client-final: base64 of the GS2 header and the binding data.
+    pub fn attribute(&self) -> String {
+        match self {
+            ChannelBinding::Unbound => format!("c={}", BASE64.encode(b"n,,")),
+            ChannelBinding::TlsExporter(data) => {
+                let mut input = format!("p={TLS_EXPORTER},,").into_bytes();
+                input.extend_from_slice(data);
+                format!("c={}", BASE64.encode(input))
+            }
+        }
+    }
+}
+
 /// The strings both sides sign: client-first-bare, server-first and client-final without proof.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exchange {
@@ -76,6 +106,7 @@ pub struct Exchange {
     pub salt: Vec<u8>,
     /// `i=4096` (PBKDF2) or `k=scrypt:LOG_N:R:P`
     pub kdf_attribute: String,
+    pub channel_binding: ChannelBinding,
 }
 
 impl Exchange {
@@ -85,12 +116,13 @@ impl Exchange {
     /// character that RFC 5802's saslname escapes.
     pub fn auth_message(&self) -> String {
         format!(
-            "n={},r={},r={},s={},{},c=biws,r={}",
+            "n={},r={},r={},s={},{},{},r={}",
             self.user,
             self.client_nonce,
             self.nonce,
             BASE64.encode(&self.salt),
             self.kdf_attribute,
+            self.channel_binding.attribute(),
             self.nonce
         )
     }
@@ -152,6 +184,7 @@ mod tests {
             nonce: "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0".into(),
             salt,
             kdf_attribute: "i=4096".into(),
+            channel_binding: ChannelBinding::Unbound,
         };
         let auth_message = exchange.auth_message();
         assert_eq!(
@@ -169,6 +202,32 @@ mod tests {
         let signature = server_signature(&keys.server_key, &auth_message);
         assert_eq!(BASE64.encode(signature), "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
         assert!(verify_server_signature(&keys.server_key, &auth_message, &signature));
+    }
+
+    /// A bound login signs the GS2 header and the binding data: another TLS session (other
+    /// data) or an unbound exchange gives another AuthMessage, so the proof does not carry over.
+    #[test]
+    fn the_binding_is_part_of_what_both_sides_sign() {
+        let exchange = |channel_binding| Exchange {
+            user: "u".into(),
+            client_nonce: "c".repeat(24),
+            nonce: "c".repeat(48),
+            salt: vec![1; 16],
+            kdf_attribute: "k=scrypt:6:8:1".into(),
+            channel_binding,
+        };
+        let bound = exchange(ChannelBinding::TlsExporter([7; KEY_LEN])).auth_message();
+        let mut expected = b"p=tls-exporter,,".to_vec();
+        expected.extend_from_slice(&[7; KEY_LEN]);
+        assert!(bound.contains(&format!(",c={},", BASE64.encode(&expected))), "{bound}");
+        assert!(exchange(ChannelBinding::Unbound).auth_message().contains(",c=biws,"));
+        let salted = [3u8; KEY_LEN];
+        let keys = ServerKeys::from_salted_password(&salted);
+        let proof = client_proof(&salted, &bound);
+        assert!(verify_client_proof(&keys.stored_key, &bound, &proof));
+        for other in [ChannelBinding::TlsExporter([8; KEY_LEN]), ChannelBinding::Unbound] {
+            assert!(!verify_client_proof(&keys.stored_key, &exchange(other).auth_message(), &proof));
+        }
     }
 
     #[test]

@@ -45,6 +45,12 @@ pub enum ClientError {
          the server's certificate or its issuer, and that the address matches a name in the certificate"
     )]
     ServerCertInvalid { server: String, seen: Fingerprint, reason: String },
+    /// Over TLS, the server's welcome did not offer channel binding: no login is sent.
+    #[error(
+        "error 704: {server} did not offer to bind the login to the TLS session (tls-exporter), which every \
+         ftp-actor server of version 2 does over TLS; the offer may have been removed on the way. Not logging in"
+    )]
+    ChannelBindingNotOffered { server: String },
     /// The TLS handshake failed for another reason.
     #[error(
         "error 703: TLS with {server} failed: {reason}. Is it an ftp-actor native listener (not the FTP port), of version 2 or \
@@ -89,6 +95,7 @@ impl ClientError {
             ClientError::ServerCertChanged { .. } => Some(ErrorCode::ServerCertChanged),
             ClientError::ServerCertInvalid { .. } => Some(ErrorCode::ServerCertInvalid),
             ClientError::Tls { .. } => Some(ErrorCode::TlsFailed),
+            ClientError::ChannelBindingNotOffered { .. } => Some(ErrorCode::ChannelBindingNotOffered),
             _ => None,
         }
     }

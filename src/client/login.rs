@@ -1,6 +1,7 @@
 //! Logging in: SCRAM with scrypt, from a password or from a key kept from an earlier login.
 
 use super::*;
+use crate::auth::scram::ChannelBinding;
 
 impl Client {
     /// Logs in with a password; the password never leaves this process (SCRAM with scrypt).
@@ -51,9 +52,21 @@ impl Client {
     where
         F: FnOnce(&[u8], ScryptParams) -> Result<LoginKey, ClientError> + Send + 'static,
     {
+        let channel_binding = crate::auth::channel_binding::for_client(self.exporter, &self.offered_bindings)
+            .ok_or_else(|| ClientError::ChannelBindingNotOffered { server: self.server.clone() })?;
+        let (binding_name, binding_data) = match channel_binding {
+            ChannelBinding::Unbound => (None, None),
+            ChannelBinding::TlsExporter(data) => {
+                (Some(scram::TLS_EXPORTER.to_string()), Some(ByteBuf::from(data.to_vec())))
+            }
+        };
         let client_nonce = scram::new_nonce();
-        let challenge =
-            self.call(Request::AuthStart { user: user.to_string(), client_nonce: client_nonce.clone() }).await?;
+        let start = Request::AuthStart {
+            user: user.to_string(),
+            client_nonce: client_nonce.clone(),
+            channel_binding: binding_name,
+        };
+        let challenge = self.call(start).await?;
         let Response::AuthChallenge { nonce, salt, log_n, r, p } = challenge else {
             return Err(unexpected(challenge, "auth_challenge"));
         };
@@ -69,12 +82,14 @@ impl Client {
             nonce: nonce.clone(),
             salt: salt.clone(),
             kdf_attribute: params.attribute(),
+            channel_binding,
         };
         let key = blocking(move || derive(&salt, params)).await??;
         let salted = key.salted_password();
         let auth_message = exchange.auth_message();
         let proof = scram::client_proof(salted, &auth_message);
-        self.send(Request::AuthProof { nonce, proof: ByteBuf::from(proof.to_vec()) }).await?;
+        let proof = ByteBuf::from(proof.to_vec());
+        self.send(Request::AuthProof { nonce, proof, channel_binding_data: binding_data }).await?;
         // Every slot may be taken: the server then tells our place in the queue until one frees.
         let server_signature = loop {
             match self.recv().await? {

@@ -94,6 +94,10 @@ pub struct Client {
     interrupt: CancellationToken,
     /// Told each queue position while a login waits for a free slot.
     on_queued: Box<dyn FnMut(u32) + Send>,
+    /// The TLS session's channel binding data (`None` without TLS), and the bindings the
+    /// server's welcome offered: a login over TLS is bound to the session.
+    exporter: Option<[u8; scram::KEY_LEN]>,
+    offered_bindings: Vec<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -148,17 +152,21 @@ impl Client {
         on_queued: impl FnMut(u32) + Send + 'static,
     ) -> Result<Client, ClientError> {
         let stream = trust::open_transport(addr, trust).await?;
+        let exporter = trust::channel_binding(&stream);
         let mut client = Client {
             framed: Framed::new(stream, FrameCodec::new(MAX_INCOMING_FRAME)),
             chunk_size: 256 << 10,
             server: String::new(),
             interrupt: CancellationToken::new(),
             on_queued: Box::new(on_queued),
+            exporter,
+            offered_bindings: Vec::new(),
         };
         match client.recv().await? {
-            Response::Welcome { server, chunk_size, .. } => {
+            Response::Welcome { server, chunk_size, channel_bindings, .. } => {
                 client.chunk_size = (chunk_size as usize).clamp(1, 64 << 20);
                 client.server = server;
+                client.offered_bindings = channel_bindings;
                 Ok(client)
             }
             Response::Error { code, message } => Err(server_error(code, message)),

@@ -206,6 +206,14 @@ pub async fn handshake(stream: TcpStream, server: &str, trust: &Trust) -> Result
     Ok(Either::Right(Box::new(tls)))
 }
 
+/// The TLS session's `tls-exporter` channel binding data (RFC 9266), as the client sees it;
+/// `None` without TLS.
+pub fn channel_binding(transport: &Transport) -> Option<[u8; crate::auth::scram::KEY_LEN]> {
+    let Either::Right(tls) = transport else { return None };
+    let exported = tls.get_ref().1.export_keying_material([0u8; 32], crate::auth::scram::TLS_EXPORTER_LABEL, None);
+    exported.ok()
+}
+
 /// The error for a failed handshake: a certificate other than the one expected, one the
 /// roots do not vouch for, or TLS failing altogether.
 fn refused(server: &str, trust: &Trust, verifier: &Verifier, failed: std::io::Error) -> ClientError {

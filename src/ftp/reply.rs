@@ -49,7 +49,12 @@ pub fn ftp_code(code: ErrorCode) -> u16 {
     use ErrorCode::*;
     match code {
         MalformedFrame | FrameTooLarge | UnexpectedMessage | TlsRequired => 500,
-        AuthFailed | LoginBanned | NotLoggedIn | TooManySessionsForUser => 530,
+        AuthFailed
+        | LoginBanned
+        | NotLoggedIn
+        | TooManySessionsForUser
+        | ChannelBindingRequired
+        | ChannelBindingMismatch => 530,
         LoginTimeout | AccountChanged | IdleTimeout | ServerBusy | ShuttingDown | TooManyFromAddress
         | PreLoginEvicted => 421,
         PathOutsideHome | NotFound | AlreadyExists | NotADirectory | IsADirectory | DirectoryNotEmpty | InUse => 550,
@@ -60,7 +65,7 @@ pub fn ftp_code(code: ErrorCode) -> u16 {
         ChecksumMismatch | TransferSizeMismatch | TransferStalled => 426,
         RestartOffsetInvalid => 554,
         // The client's own codes never reach an FTP reply.
-        ServerCertUnknown | ServerCertChanged | ServerCertInvalid | TlsFailed => 500,
+        ServerCertUnknown | ServerCertChanged | ServerCertInvalid | TlsFailed | ChannelBindingNotOffered => 500,
     }
 }
 

@@ -107,6 +107,15 @@ error_codes! {
     PreLoginEvicted = 605 => "too many connections are waiting to log in: reconnect and log in promptly",
     /// The session was idle longer than `idle_timeout_secs`.
     IdleTimeout = 603 => "the session was closed after being idle; reconnect",
+    /// A login over TLS that is not bound to the TLS session (see `auth::channel_binding`), or
+    /// a binding this connection cannot have.
+    ChannelBindingRequired = 207 => "update the client: this server binds logins to the TLS session (SCRAM-SHA-256-PLUS)",
+    /// The client's binding data is not this TLS session's: something between the two ends
+    /// terminates TLS and relays (a man in the middle). Counted as a failed login.
+    ChannelBindingMismatch = 208 => "the connection passes through a relay that terminates TLS: do not trust its certificate",
+    /// The client's own: a TLS server that did not offer channel binding (the offer may have
+    /// been removed on the way).
+    ChannelBindingNotOffered = 704 => "the server did not offer channel binding over TLS: check that it is an ftp-actor server of version 2",
     /// Sent in plain text, then the connection closes, to a client that did not start TLS:
     /// a client of protocol version 1 waits for a `welcome` the server no longer sends first.
     TlsRequired = 103 => "this server speaks the native protocol inside TLS (protocol version 2): update the client",

@@ -19,19 +19,26 @@ pub const PROTOCOL_VERSION: u32 = 2;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
-    /// SCRAM client-first: the user name and a fresh client nonce.
+    /// SCRAM client-first: the user name, a fresh client nonce, and the channel binding the
+    /// login is bound to (`"tls-exporter"`; absent: unbound).
     AuthStart {
         #[serde(deserialize_with = "strict::text")]
         user: String,
         #[serde(deserialize_with = "strict::text")]
         client_nonce: String,
+        #[serde(default, deserialize_with = "strict::optional_text", skip_serializing_if = "Option::is_none")]
+        channel_binding: Option<String>,
     },
-    /// SCRAM client-final: the combined nonce and the 32-byte ClientProof.
+    /// SCRAM client-final: the combined nonce, the 32-byte ClientProof and, for a bound login,
+    /// the 32 bytes of binding data the client used (its `c=` attribute, which the server
+    /// checks first, as RFC 5802 says, to name a relay for what it is).
     AuthProof {
         #[serde(deserialize_with = "strict::text")]
         nonce: String,
         #[serde(deserialize_with = "strict::key")]
         proof: ByteBuf,
+        #[serde(default, deserialize_with = "strict::optional_key", skip_serializing_if = "Option::is_none")]
+        channel_binding_data: Option<ByteBuf>,
     },
     Pwd,
     Cd {
@@ -106,12 +113,15 @@ pub enum Response {
     Queued {
         position: u32,
     },
-    /// The session has a slot; the client may log in.
+    /// The session has started; the client may log in. `channel_bindings` names the bindings
+    /// a login may use on this connection (`["tls-exporter"]` over TLS).
     Welcome {
         server: String,
         version: u32,
         max_frame: u32,
         chunk_size: u32,
+        #[serde(default)]
+        channel_bindings: Vec<String>,
     },
     /// SCRAM server-first: combined nonce, salt and scrypt parameters.
     AuthChallenge {

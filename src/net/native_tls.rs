@@ -57,6 +57,14 @@ where
     tokio::time::timeout(patience, handshake).await.ok()?.ok()
 }
 
+/// The TLS session's `tls-exporter` channel binding data (RFC 9266: 32 bytes exported with
+/// the label `EXPORTER-Channel-Binding` and no context), as the server sees it.
+pub fn channel_binding<S>(tls: &TlsStream<S>) -> Option<[u8; crate::auth::scram::KEY_LEN]> {
+    let connection = tls.get_ref().1;
+    let exported = connection.export_keying_material([0u8; 32], crate::auth::scram::TLS_EXPORTER_LABEL, None);
+    exported.ok()
+}
+
 /// Tells a client that did not start TLS, in plain text, and closes.
 async fn tell_tls_required(mut stream: TcpStream) {
     let error = WireError::from(ErrorCode::TlsRequired);

@@ -75,6 +75,11 @@ pub fn key<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ByteBuf, D::Err
     deserializer.deserialize_byte_buf(BytesVisitor::<32>)
 }
 
+/// `deserialize_with` for an optional 32-byte value (absent, or the bytes; `null` refused).
+pub fn optional_key<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<ByteBuf>, D::Error> {
+    key(deserializer).map(Some)
+}
+
 /// `deserialize_with` for a data chunk (any length; the frame bounds it).
 pub fn data<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bytes::Bytes, D::Error> {
     deserializer.deserialize_byte_buf(BytesVisitor::<0>).map(|buf| bytes::Bytes::from(buf.into_vec()))

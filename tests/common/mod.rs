@@ -7,6 +7,7 @@ pub mod binary;
 pub mod ftp_control;
 pub mod memory_store;
 pub mod proxy;
+pub mod tls_relay;
 
 use std::path::{Path, PathBuf};
 

@@ -1,14 +1,27 @@
 //! Logging in: the SCRAM exchange through the AuthActor, then the session claim.
 
 use super::*;
+use crate::auth::channel_binding;
 use crate::service::{LoginRefused, complete_login};
 
 impl SessionActor {
-    pub(super) fn begin_login(&mut self, ctx: &mut Context<Self>, user: String, client_nonce: String) {
+    pub(super) fn begin_login(
+        &mut self,
+        ctx: &mut Context<Self>,
+        user: String,
+        client_nonce: String,
+        channel_binding: Option<String>,
+    ) {
+        let allow_unbound = self.services.config.allow_unbound_login;
+        let channel_binding =
+            match channel_binding::for_server(channel_binding.as_deref(), self.exporter, allow_unbound) {
+                Ok(binding) => binding,
+                Err(refused) => return self.reply(ctx, Response::error(refused)),
+            };
         let auth = self.services.auth.clone();
         let peer = self.peer.ip();
         let work = async move {
-            match auth.send(BeginLogin { user, client_nonce, peer }).await {
+            match auth.send(BeginLogin { user, client_nonce, channel_binding, peer }).await {
                 Ok(Ok(pending)) => (pending.challenge(), Some(pending)),
                 Ok(Err(error)) => (Response::error(error), None),
                 Err(_) => (internal("authentication service unavailable"), None),
@@ -21,7 +34,13 @@ impl SessionActor {
         });
     }
 
-    pub(super) fn finish_login(&mut self, ctx: &mut Context<Self>, nonce: String, proof: Vec<u8>) {
+    pub(super) fn finish_login(
+        &mut self,
+        ctx: &mut Context<Self>,
+        nonce: String,
+        proof: Vec<u8>,
+        channel_binding_data: Option<Vec<u8>>,
+    ) {
         let Phase::Challenged(pending) = std::mem::replace(&mut self.phase, Phase::Connected) else {
             return;
         };
@@ -30,7 +49,8 @@ impl SessionActor {
         let slots = self.admission.slots();
         let peer = self.peer;
         let work = async move {
-            let login = match auth.send(FinishLogin { pending, nonce, proof, peer: peer.ip() }).await {
+            let finish = FinishLogin { pending, nonce, proof, channel_binding_data, peer: peer.ip() };
+            let login = match auth.send(finish).await {
                 Ok(result) => result,
                 Err(_) => return (internal("authentication service unavailable"), Outcome::Refused),
             };

@@ -123,6 +123,11 @@ pub struct SessionActor {
     closing: bool,
     /// The largest frame accepted: [`PRELOGIN_MAX_FRAME`] until the login succeeds.
     frame_limit: Arc<std::sync::atomic::AtomicUsize>,
+    /// The connection is (or will be, once its handshake is done) inside TLS.
+    over_tls: bool,
+    /// The TLS session's exported keying material for channel binding (RFC 9266), once the
+    /// handshake is done.
+    exporter: Option<[u8; crate::auth::scram::KEY_LEN]>,
 }
 
 impl SessionActor {
@@ -163,6 +168,8 @@ impl SessionActor {
                 cut: session_cut,
                 closing: false,
                 frame_limit,
+                over_tls: tls.is_some(),
+                exporter: None,
             };
             let unattached = Unattached { queue, finish, codec };
             match tls {
@@ -180,6 +187,7 @@ impl SessionActor {
                     };
                     ctx.spawn(opening.into_actor(&session).map(move |opened, act, ctx| match opened {
                         Some(tls) => {
+                            act.exporter = native_tls::channel_binding(&tls);
                             let (read_half, write_half) = tokio::io::split(tls);
                             act.attach(ctx, unattached, read_half, write_half);
                         }
@@ -317,9 +325,11 @@ impl SessionActor {
     fn handle_request(&mut self, request: Request, ctx: &mut Context<Self>) {
         match (&mut self.phase, request) {
             (_, Request::Quit) => self.serve(ctx, async { (Response::DONE, ()) }, |_, _, ctx| ctx.stop()),
-            (Phase::Connected, Request::AuthStart { user, client_nonce }) => self.begin_login(ctx, user, client_nonce),
-            (Phase::Challenged(_), Request::AuthProof { nonce, proof }) => {
-                self.finish_login(ctx, nonce, proof.into_vec())
+            (Phase::Connected, Request::AuthStart { user, client_nonce, channel_binding }) => {
+                self.begin_login(ctx, user, client_nonce, channel_binding)
+            }
+            (Phase::Challenged(_), Request::AuthProof { nonce, proof, channel_binding_data }) => {
+                self.finish_login(ctx, nonce, proof.into_vec(), channel_binding_data.map(ByteBuf::into_vec))
             }
             // A login message in the wrong step of the login (a second `auth_start`, a proof
             // with no challenge) is out of order, not a command before login.
@@ -423,11 +433,16 @@ impl Actor for SessionActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let config = self.services.config.clone();
+        let channel_bindings = match self.over_tls {
+            true => vec![crate::auth::scram::TLS_EXPORTER.to_string()],
+            false => Vec::new(),
+        };
         let welcome = Response::Welcome {
             server: format!("ftp-actor {}", env!("CARGO_PKG_VERSION")),
             version: PROTOCOL_VERSION,
             max_frame: config.max_frame_bytes as u32,
             chunk_size: config.chunk_bytes as u32,
+            channel_bindings,
         };
         self.reply(ctx, welcome);
         ctx.run_later(Duration::from_secs(config.login_timeout_secs), |act, ctx| {
