@@ -157,9 +157,10 @@ def process_tree(pid):
 class FtpActor:
     """A release ftp-actor server with its own data directory, restarted per workload."""
 
-    def __init__(self, work, binary=BIN, extra_config=""):
-        """`extra_config`: TOML tables appended to the config (e.g. the metrics endpoint)."""
-        self.work, self.binary, self.extra_config = work, binary, extra_config
+    def __init__(self, work, binary=BIN, extra_config="", plaintext=False):
+        """`extra_config`: TOML tables appended to the config (e.g. the metrics endpoint);
+        `plaintext`: the native listener without TLS (`plaintext_native`)."""
+        self.work, self.binary, self.extra_config, self.plaintext = work, binary, extra_config, plaintext
         work.mkdir(parents=True, exist_ok=True)
         self.data = work / "ftp-actor-data"
         self.process = None
@@ -178,6 +179,7 @@ class FtpActor:
         config.write_text(
             f'listen = "127.0.0.1:0"\ndata_dir = "{self.data}"\nmax_concurrency = {max_concurrency}\n'
             f"max_sessions_per_address = 5000\nmax_sessions_per_user = 5000\n"
+            + ("plaintext_native = true\n" if self.plaintext else "")
             + ('[ftp]\nlisten = "127.0.0.1:0"\nallow_plaintext_login = true\n' if ftp else "")
             + self.extra_config)
         out = open(self.work / "serve.out", "w")
@@ -192,6 +194,10 @@ class FtpActor:
                 return
             time.sleep(0.05)
         raise RuntimeError("ftp-actor did not start")
+
+    def trust_args(self):
+        """How the load generator trusts this server: its certificate, or no TLS at all."""
+        return ["--plaintext"] if self.plaintext else ["--cacert", str(self.data / "ftp-tls-cert.pem")]
 
     def stop(self):
         if self.process:
@@ -258,7 +264,7 @@ def interleaved(rounds, contenders):
 
 
 def native(server, *args):
-    return loadgen("native", server.addr, BENCH_USER, BENCH_PASSWORD, "--cacert", server.data / "ftp-tls-cert.pem", *args)
+    return loadgen("native", server.addr, BENCH_USER, BENCH_PASSWORD, *server.trust_args(), *args)
 
 
 def peer_loadgen(peer, *args):
@@ -484,7 +490,7 @@ def small_files(args, servers, peers, results):
         results.add("small files", name, "files/s", runs[name][1:], f"{what}. {notes[name]}".strip(". "))
 
 
-def idle_sessions(args, server, peers, results):
+def idle_sessions(args, servers, peers, results):
     log(f"workload 4: {args.idle} idle sessions")
 
     def measure(name, pids, start_loadgen):
@@ -503,16 +509,17 @@ def idle_sessions(args, server, peers, results):
                              "note": f"PSS {before} KiB before, {after} KiB with {args.idle} sessions"})
         log(f"  {name}: {before} KiB -> {after} KiB, {per_session:.1f} KiB per session")
 
-    def holder(target, addr, user, password):
+    def holder(target, addr, user, password, *trust):
         command = [LOADGEN, "--target", target, "--addr", addr, "--user", user, "--password", password,
-                   "idle", "--count", str(args.idle)]
+                   *trust, "idle", "--count", str(args.idle)]
         return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
 
-    server.start(args.idle + 10)
-    time.sleep(1)
-    measure("ftp-actor", server.pids, lambda: holder("native", server.addr, BENCH_USER, BENCH_PASSWORD))
-    server.stop()
+    for name, each in servers:
+        each.start(args.idle + 10)
+        time.sleep(1)
+        measure(name, each.pids, lambda: holder("native", each.addr, BENCH_USER, BENCH_PASSWORD, *each.trust_args()))
+        each.stop()
     for peer in peers:
         measure(peer.name, peer.pids, lambda: holder("ftp", peer.addr, peer.user, peer.password))
 
@@ -522,10 +529,10 @@ def silent_sockets(args, server, peers, results):
     server, and how long a real login from another address takes meanwhile."""
     log(f"workload: {args.silent} silent sockets from 50 addresses")
 
-    def measure(name, pids, target, addr, user, password):
+    def measure(name, pids, target, addr, user, password, *trust):
         before = pss_kib(pids())
         command = [LOADGEN, "--target", target, "--addr", addr, "--user", user, "--password", password,
-                   "silent", "--count", str(args.silent), "--addresses", "50"]
+                   *trust, "silent", "--count", str(args.silent), "--addresses", "50"]
         holder = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
         line = holder.stdout.readline()
@@ -558,7 +565,7 @@ def silent_sockets(args, server, peers, results):
 
     server.start(args.max_concurrency)
     time.sleep(1)
-    measure("ftp-actor", server.pids, "native", server.addr, BENCH_USER, BENCH_PASSWORD)
+    measure("ftp-actor", server.pids, "native", server.addr, BENCH_USER, BENCH_PASSWORD, *server.trust_args())
     server.stop()
     for peer in peers:
         measure(peer.name, peer.pids, "ftp", peer.addr, peer.user, peer.password)
@@ -643,6 +650,8 @@ def main():
     parser.add_argument("--without-peers", action="store_true", help="ftp-actor builds only")
     parser.add_argument("--with-metrics", default="", metavar="LABEL",
                         help="also run this tree's build with the metrics endpoint on, under LABEL")
+    parser.add_argument("--with-plaintext", default="", metavar="LABEL",
+                        help="also run this tree's build without TLS on the native listener, under LABEL")
     args = parser.parse_args()
     env = dict(line.split("=", 1) for line in args.peers_env.read_text().split() if "=" in line)
     peers = [] if args.without_peers else [Peer(name, env) for name in PEERS]
@@ -654,12 +663,14 @@ def main():
     if args.with_metrics:
         metrics_on = '[metrics]\nlisten = "127.0.0.1:0"\n'
         servers.append((args.with_metrics, FtpActor(args.work / args.with_metrics, BIN, metrics_on)))
+    if args.with_plaintext:
+        servers.append((args.with_plaintext, FtpActor(args.work / args.with_plaintext, BIN, plaintext=True)))
     results = Results(args.repeats)
     only = args.only.split(",")
     workloads = {
         "big": lambda: big_files(args, args.work, servers, peers, results),
         "small": lambda: small_files(args, servers, peers, results),
-        "idle": lambda: idle_sessions(args, server, peers, results),
+        "idle": lambda: idle_sessions(args, [s for s in servers if s[1].binary == BIN], peers, results),
         "silent": lambda: silent_sockets(args, server, peers, results),
         "control": lambda: control_workloads(args, servers, peers, results),
         "memory": lambda: transfer_memory(args, args.work, server, results),

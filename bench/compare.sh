@@ -8,7 +8,7 @@
 #   bench/compare.sh --only small --with-metrics metrics-on --without-peers
 #       (this tree's build twice, the second with the metrics endpoint on)
 # Options are passed to bench/compare.py (--size-mib, --repeats, --small-repeats, --only big,small,idle,silent,control,memory,
-# --builds LABEL=BIN,..., --with-metrics LABEL, --without-peers).
+# --builds LABEL=BIN,..., --with-metrics LABEL, --with-plaintext LABEL, --without-peers).
 # BENCH_DIR (default /dev/shm/ftp-actor-bench) holds every server's files, on one filesystem.
 # Needs root for the peers (see bench/peers.sh); curl and md5sum.
 set -euo pipefail

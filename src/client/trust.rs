@@ -68,7 +68,7 @@ impl Trust {
 }
 
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(crate::tls::native_provider())
 }
 
 /// What the verifier expects of the certificate.

@@ -5,7 +5,7 @@ pub mod certificate;
 pub mod fingerprint;
 
 pub use certificate::{
-    GENERATED_CERT, GENERATED_KEY, TlsSetupError, certificate_paths, generate_if_missing, load_chain,
+    GENERATED_CERT, GENERATED_KEY, TlsSetupError, certificate_paths, generate_if_missing, load_chain, native_provider,
     native_server_config, server_config,
 };
 pub use fingerprint::Fingerprint;
