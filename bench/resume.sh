@@ -44,7 +44,7 @@ if [ "$DIRECTION" = put ]; then
     for k in "${!BUILDS[@]}"; do
       H=$W/data$k/homes/bench
       rm -f "$H/big.bin" "$H/.big.bin.ftpa-part"; sleep 2
-      run=("$LG" --addr "${ADDRS[$k]}" --user bench --password bench put "$W/big.bin" big.bin)
+      run=("$LG" --addr "${ADDRS[$k]}" --cacert "$W/data$k/ftp-tls-cert.pem" --user bench --password bench put "$W/big.bin" big.bin)
       { timeout -s KILL "${KILL:-2.2}" "${run[@]}" >/dev/null 2>&1 || true; } 2>/dev/null
       sleep 2
       partial=$(stat -c %s "$H/.big.bin.ftpa-part")
@@ -57,19 +57,20 @@ if [ "$DIRECTION" = put ]; then
 else
   [ ${#BUILDS[@]} -gt 0 ] || BUILDS=("$LG")
   start_server "$SERVER"
-  "$LG" --addr "${ADDRS[0]}" --user bench --password bench put "$W/big.bin" big.bin >/dev/null
+  CA=(--cacert "$W/data0/ftp-tls-cert.pem")
+  "$LG" --addr "${ADDRS[0]}" "${CA[@]}" --user bench --password bench put "$W/big.bin" big.bin >/dev/null
   for _ in $(seq "$ROUNDS"); do
     for k in "${!BUILDS[@]}"; do
       rm -f "$W/copy.bin" "$W"/.copy.bin.ftpa-part "$W"/..copy.bin.ftpa-part.ftpa-part; sleep 2
       coproc CUT { exec python3 bench/cut_proxy.py "${ADDRS[0]}" $(( ${CUT_MIB:-900} << 20 )); }
       cut_pid=$CUT_PID
       read -r port <&"${CUT[0]}"
-      "${BUILDS[$k]}" --addr "127.0.0.1:$port" --user bench --password bench get big.bin "$W/copy.bin" >/dev/null 2>&1 || true
+      "${BUILDS[$k]}" --addr "127.0.0.1:$port" "${CA[@]}" --user bench --password bench get big.bin "$W/copy.bin" >/dev/null 2>&1 || true
       kill "$cut_pid"; wait "$cut_pid" 2>/dev/null || true
       sleep 2
       partial=$(stat -c %s "$W/.copy.bin.ftpa-part")
       before=$(cpu "${PIDS[0]}")
-      result=$("${BUILDS[$k]}" --addr "${ADDRS[0]}" --user bench --password bench get big.bin "$W/copy.bin")
+      result=$("${BUILDS[$k]}" --addr "${ADDRS[0]}" "${CA[@]}" --user bench --password bench get big.bin "$W/copy.bin")
       echo "$k $((partial >> 20)) $(field seconds "$result") $(field cpu "$result") $(awk -v a="$(cpu "${PIDS[0]}")" -v b="$before" 'BEGIN {print a - b}')"
     done
   done

@@ -96,6 +96,23 @@ async fn known_servers_are_trusted_on_first_use_then_held_to_their_certificate()
     assert_eq!(asked.lock().unwrap().len(), 2, "a changed certificate is never offered for trust");
 }
 
+/// A person may take longer to compare a fingerprint than the server gives a connection to log
+/// in: once the answer is recorded, the client connects again.
+#[tokio::test]
+async fn a_slow_answer_on_first_use_does_not_cost_the_login() {
+    let server = TestServer::start_with(|config| config.login_timeout_secs = 1);
+    server.add_user("u", "pw", 1 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let slow = FirstUse::Ask(Arc::new(|_: &str, _: &Fingerprint| {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        true
+    }));
+    let trust = Trust::KnownServers { file: dir.path().join("known"), first_use: slow };
+    let mut client = connect(&server, &trust).await.unwrap();
+    client.login("u", "pw").await.unwrap();
+    assert_eq!(client.pwd().await.unwrap(), "/");
+}
+
 #[tokio::test]
 async fn roots_given_as_cacert_must_vouch_for_the_certificate() {
     let server = server();

@@ -147,19 +147,30 @@ fn host_of(server: &str) -> &str {
 
 /// Connects to `addr` and, unless `trust` is [`Trust::Plaintext`], runs the TLS handshake and
 /// checks the server's certificate. Nothing of the protocol is sent yet.
+///
+/// When a person was asked whether to trust a new server, the connection is opened again once
+/// the answer is recorded: the first one may have outlived the server's login timeout while
+/// they read the fingerprint.
 pub async fn open_transport(addr: impl ToSocketAddrs + Display, trust: &Trust) -> Result<Transport, ClientError> {
     let server = addr.to_string();
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    handshake(stream, &server, trust).await
+    match handshake(stream, &server, trust).await? {
+        (transport, false) => Ok(transport),
+        (_, true) => {
+            let stream = TcpStream::connect(server.as_str()).await?;
+            stream.set_nodelay(true)?;
+            Ok(handshake(stream, &server, trust).await?.0)
+        }
+    }
 }
 
-/// [`open_transport`] on a connection already open to `server` (`HOST:PORT`, the name the
-/// certificate is checked for and the known-servers file records).
-pub async fn handshake(stream: TcpStream, server: &str, trust: &Trust) -> Result<Transport, ClientError> {
+/// [`open_transport`] on a connection open to `server` (`HOST:PORT`, the name the certificate
+/// is checked for and the known-servers file records); `true` if a person was asked.
+async fn handshake(stream: TcpStream, server: &str, trust: &Trust) -> Result<(Transport, bool), ClientError> {
     let server = server.to_string();
     let (expect, first_use) = match trust {
-        Trust::Plaintext => return Ok(Either::Left(stream)),
+        Trust::Plaintext => return Ok((Either::Left(stream), false)),
         Trust::Roots(roots) => {
             let chain = rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider())
                 .build()
@@ -190,10 +201,14 @@ pub async fn handshake(stream: TcpStream, server: &str, trust: &Trust) -> Result
         Ok(tls) => tls,
         Err(failed) => return Err(refused(&server, trust, &verifier, failed)),
     };
+    let mut asked = false;
     if let Some((file, first_use)) = first_use {
         let seen = verifier.seen().ok_or_else(|| ClientError::Protocol("the server showed no certificate".into()))?;
         let trusted = match first_use {
-            FirstUse::Ask(ask) => ask(&server, &seen),
+            FirstUse::Ask(ask) => {
+                asked = true;
+                ask(&server, &seen)
+            }
             FirstUse::Accept => true,
             FirstUse::Refuse => false,
         };
@@ -203,7 +218,7 @@ pub async fn handshake(stream: TcpStream, server: &str, trust: &Trust) -> Result
         known_servers::remember(file, &server, &seen)
             .map_err(|source| ClientError::Local { path: file.display().to_string(), source })?;
     }
-    Ok(Either::Right(Box::new(tls)))
+    Ok((Either::Right(Box::new(tls)), asked))
 }
 
 /// The TLS session's `tls-exporter` channel binding data (RFC 9266), as the client sees it;
