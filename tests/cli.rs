@@ -745,3 +745,38 @@ fn tab_completes_commands_and_local_and_remote_names() {
     assert_eq!(std::fs::read(work.join("remote_only.txt")).unwrap(), b"from the server");
     assert!(screen.lines().any(|line| line.contains("subdir/") && line.contains("subway/")), "{screen}");
 }
+
+/// On a terminal, the first connection to a server shows its certificate's fingerprint and
+/// asks, as OpenSSH does; `yes` records it in the known-servers file and the shell logs in.
+#[test]
+fn the_shell_asks_before_trusting_a_new_server() {
+    let server = TestServer::start();
+    server.add_user("s", "pw", 1 << 20);
+    let work = server.local("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let fingerprint = match server.trust() {
+        ftp_actor::client::Trust::Pinned(fingerprint) => fingerprint.to_string(),
+        _ => panic!("the test server speaks TLS"),
+    };
+    let addr = server.addr().to_string();
+    let mut session = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pty_session.py"))
+        .args(["(yes/no) |ftp> ", BIN, "shell", "--connect", &addr, "--user", "s"])
+        .env("FTP_ACTOR_PASSWORD", "pw")
+        .env("HOME", &work)
+        .env_remove("XDG_CONFIG_HOME")
+        .current_dir(&work)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    session.stdin.take().unwrap().write_all(b"yes\npwd\nquit\n").unwrap();
+    let out = session.wait_with_output().unwrap();
+    let screen = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{screen}\n{}", text(&out.stderr));
+    assert!(screen.contains(&format!("The server {addr} is not known yet")), "{screen}");
+    assert!(screen.contains(&fingerprint) && screen.contains("Connected to"), "{screen}");
+    let known = std::fs::read_to_string(work.join(".config/ftp-actor/known_servers")).unwrap();
+    assert_eq!(known, format!("{addr} {fingerprint}\n"));
+}

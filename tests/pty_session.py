@@ -3,7 +3,8 @@
 
 Usage: pty_session.py PROMPT COMMAND [ARG...]
 
-Each line of standard input is typed in turn once the program shows PROMPT again; a `\\t` in
+PROMPT may list several prompts separated by `|` (any of them counts). Each line of standard
+input is typed in turn once the program shows a prompt again; a `\\t` in
 a line stands for the Tab key, pressed with a pause after it so the program can complete. The
 line ends with Enter. After the last line the program must exit; everything it wrote on its
 terminal is printed. Standard library only.
@@ -16,7 +17,7 @@ import time
 
 
 def main():
-    prompt = sys.argv[1].encode()
+    prompts = [p.encode() for p in sys.argv[1].split("|")]
     argv = sys.argv[2:]
     lines = [line.replace("\\t", "\t") for line in sys.stdin.read().splitlines()]
     pid, fd = pty.fork()
@@ -39,9 +40,12 @@ def main():
                 out.extend(data)
         return True
 
+    def shown():
+        return sum(out.count(prompt) for prompt in prompts)
+
     def wait_for_prompt(after, limit=60):
         deadline = time.monotonic() + limit
-        while out.count(prompt) <= after and time.monotonic() < deadline:
+        while shown() <= after and time.monotonic() < deadline:
             if not read_for(0.05):
                 return
 
@@ -53,9 +57,9 @@ def main():
             if index < len(parts) - 1:
                 os.write(fd, b"\t")
                 read_for(0.5)
-        prompts = out.count(prompt)
+        before = shown()
         os.write(fd, b"\r")
-        wait_for_prompt(prompts)
+        wait_for_prompt(before)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and read_for(0.1):
         pass
