@@ -17,13 +17,6 @@ fn server() -> TestServer {
     server
 }
 
-fn fingerprint_of(server: &TestServer) -> Fingerprint {
-    match server.trust() {
-        Trust::Pinned(fingerprint) => fingerprint,
-        _ => panic!("the test server speaks TLS"),
-    }
-}
-
 async fn connect(server: &TestServer, trust: &Trust) -> Result<Client, ClientError> {
     Client::connect(server.addr(), trust, |_| {}).await
 }
@@ -47,7 +40,7 @@ async fn a_pinned_certificate_must_be_the_one_shown() {
     let error = connect(&server, &Trust::Pinned(wrong)).await.unwrap_err();
     assert_eq!(error.code(), Some(ErrorCode::ServerCertChanged), "{error}");
     let text = error.to_string();
-    assert!(text.contains(&wrong.to_string()) && text.contains(&fingerprint_of(&server).to_string()), "{text}");
+    assert!(text.contains(&wrong.to_string()) && text.contains(&server.fingerprint().to_string()), "{text}");
 }
 
 #[tokio::test]
@@ -56,7 +49,7 @@ async fn known_servers_are_trusted_on_first_use_then_held_to_their_certificate()
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("known_servers");
     let name = server.addr().to_string();
-    let shown = fingerprint_of(&server);
+    let shown = server.fingerprint();
 
     // Refused: nothing is recorded, and the sentence shows the fingerprint and what to do.
     let refuse = Trust::KnownServers { file: file.clone(), first_use: FirstUse::Refuse };
@@ -171,7 +164,7 @@ fn the_shell_trusts_known_servers_and_says_what_to_do() {
         command.arg(&file).args(extra).env("FTP_ACTOR_PASSWORD", "pw");
         command.stdin(std::process::Stdio::null()).output().unwrap()
     };
-    let shown = fingerprint_of(&server).to_string();
+    let shown = server.fingerprint().to_string();
     let refused = shell(&[]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(2), "{stderr}");

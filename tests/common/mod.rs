@@ -54,6 +54,14 @@ impl TestServer {
         self.handle.as_ref().unwrap().trust.clone()
     }
 
+    /// The fingerprint of the certificate this server shows (it must speak TLS).
+    pub fn fingerprint(&self) -> ftp_actor::tls::Fingerprint {
+        match self.trust() {
+            Trust::Pinned(fingerprint) => fingerprint,
+            _ => panic!("the test server speaks TLS"),
+        }
+    }
+
     /// A server with the FTP/FTPS listener on too (on 127.0.0.1:0).
     pub fn start_ftp(tune: impl FnOnce(&mut Config)) -> TestServer {
         Self::start_with(|config| {
