@@ -42,8 +42,7 @@ fn shell_in_session(
     server: &TestServer,
     user: &str,
 ) -> (std::process::Child, std::process::ChildStdin, std::path::PathBuf) {
-    let work = server.local("work");
-    std::fs::create_dir_all(&work).unwrap();
+    let work = server.work_dir("work");
     let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
     let mut shell = spawn_shell(&["--connect", &addr, &flag, &cert, "--user", user, "--batch", "-"], "pw", &work);
     let mut input = shell.stdin.take().unwrap();
@@ -181,8 +180,7 @@ async fn serve_on_a_fresh_data_directory_creates_a_demo_user() {
 fn batch_shell_runs_every_command() {
     let server = TestServer::start();
     server.add_user("s", "pw", 10 << 20);
-    let work = server.local("work");
-    std::fs::create_dir_all(&work).unwrap();
+    let work = server.work_dir("work");
     let data = random_bytes(700_000, 50);
     std::fs::write(work.join("up.bin"), &data).unwrap();
     std::fs::create_dir(work.join("sub")).unwrap();
@@ -498,8 +496,7 @@ fn the_shell_says_where_its_login_waits_for_a_slot() {
     server.add_user("q", "pw", 1 << 20);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let holder = runtime.block_on(server.login("q", "pw"));
-    let work = server.local("work");
-    std::fs::create_dir_all(&work).unwrap();
+    let work = server.work_dir("work");
     let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
     let mut shell = spawn_shell(&["--connect", &addr, &flag, &cert, "--user", "q", "--batch", "-"], "pw", &work);
     shell.stdin.take().unwrap().write_all(b"pwd\nquit\n").unwrap();
@@ -564,8 +561,7 @@ fn the_shell_stops_with_the_reason_when_the_server_ends_its_session() {
 fn batch_output_has_no_progress_bar_even_on_a_terminal() {
     let server = TestServer::start();
     server.add_user("s", "pw", 100 << 20);
-    let work = server.local("work");
-    std::fs::create_dir_all(&work).unwrap();
+    let work = server.work_dir("work");
     // Large enough to take a good part of a second in a debug build: a bar would be drawn.
     std::fs::write(work.join("big.bin"), random_bytes(24 << 20, 62)).unwrap();
     std::fs::write(work.join("commands"), "put big.bin\nget big.bin back.bin\n").unwrap();
@@ -607,8 +603,7 @@ async fn the_shell_lists_counts_and_removes_partial_uploads() {
         cut.recv().await.unwrap();
     }
     wait_for_quota(&mut client, |used, _| used == 601_000).await;
-    let work = server.local("work");
-    std::fs::create_dir_all(&work).unwrap();
+    let work = server.work_dir("work");
     let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
     let commands = "ls\nquota\nrm big.iso\nrm both.bin\nls\nrm both.bin\nquota\n";
     let out = tokio::task::spawn_blocking(move || {
@@ -717,8 +712,7 @@ fn tab_completes_commands_and_local_and_remote_names() {
         std::fs::create_dir_all(server.home("s").join(dir)).unwrap();
     }
     std::fs::write(server.home("s").join("subdir/remote_only.txt"), b"from the server").unwrap();
-    let work = server.local("work");
-    std::fs::create_dir_all(&work).unwrap();
+    let work = server.work_dir("work");
     std::fs::write(work.join("local_file.bin"), random_bytes(5_000, 8)).unwrap();
     // Typed: `cd subd<Tab>`, `pu<Tab>local_<Tab>`, `get rem<Tab>`, `ls /sub<Tab><Tab>` (two
     // candidates: the second Tab lists them), then quit.
@@ -752,8 +746,7 @@ fn tab_completes_commands_and_local_and_remote_names() {
 fn the_shell_asks_before_trusting_a_new_server() {
     let server = TestServer::start();
     server.add_user("s", "pw", 1 << 20);
-    let work = server.local("work");
-    std::fs::create_dir_all(&work).unwrap();
+    let work = server.work_dir("work");
     let fingerprint = server.fingerprint().to_string();
     let addr = server.addr().to_string();
     let mut session = Command::new("python3")

@@ -10,8 +10,7 @@ use common::*;
 fn a_client_written_from_the_spec_interoperates() {
     let server = TestServer::start();
     server.add_user("indie", "spec-pass", 1 << 30);
-    let work = server.local("indie");
-    std::fs::create_dir_all(&work).unwrap();
+    let work = server.work_dir("indie");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/independent_client.py");
     let out = std::process::Command::new("python3")
         .arg(script)

@@ -126,6 +126,13 @@ impl TestServer {
         client
     }
 
+    /// A scratch directory of the client's, created: its local working directory.
+    pub fn work_dir(&self, name: &str) -> PathBuf {
+        let dir = self.local(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     /// A scratch directory for the client's local files.
     pub fn local(&self, name: &str) -> PathBuf {
         let path = self.dir.path().join("local").join(name);
