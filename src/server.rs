@@ -83,7 +83,7 @@ pub struct Started {
     /// The metrics endpoint's address, when it is on.
     pub metrics_addr: Option<SocketAddr>,
     /// How a client trusts the native listener: its certificate pinned (plain TCP with
-    /// `plaintext_native`).
+    /// `plaintext_native`). The fingerprint `serve` prints comes from here.
     pub trust: crate::client::Trust,
     pub services: Services,
     pub acceptor: Addr<Acceptor>,
@@ -313,14 +313,6 @@ fn certificate(config: &Config) -> Result<(std::path::PathBuf, std::path::PathBu
         tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate");
     }
     Ok((cert, key))
-}
-
-/// The SHA-256 fingerprint of the certificate the server shows (the first of its chain), for
-/// an operator to hand out: the shell shows it on a first connection.
-pub fn certificate_fingerprint(config: &Config) -> Result<crate::tls::Fingerprint, ServerError> {
-    let (cert, _) = certificate(config)?;
-    let chain = crate::tls::load_chain(&cert)?;
-    Ok(crate::tls::Fingerprint::of(&chain[0]))
 }
 
 /// A server running on its own thread with its own actix system (tests, demos, benchmarks).

@@ -82,11 +82,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (md5_block_function, how) = crate::integrity::block_function::in_use();
         tracing::info!(%md5_block_function, chosen = %how, "MD5 block function");
         let (cert, _) = crate::tls::certificate_paths(&config.data_dir, &config.ftp.tls_cert, &config.ftp.tls_key);
-        let fingerprint = server::certificate_fingerprint(&config)?;
-        tracing::info!(%fingerprint, cert = %cert.display(), "TLS certificate");
-        match config.plaintext_native {
-            false => say(format!("TLS certificate {} (fingerprint {fingerprint})", cert.display())),
-            true => say("the native listener is in PLAIN TEXT (plaintext_native, for tests); clients need --plaintext"),
+        match &started.trust {
+            crate::client::Trust::Pinned(fingerprint) => {
+                tracing::info!(%fingerprint, cert = %cert.display(), "TLS certificate");
+                say(format!("TLS certificate {} (fingerprint {fingerprint})", cert.display()));
+            }
+            _ => say("the native listener is in PLAIN TEXT (plaintext_native, for tests); clients need --plaintext"),
         }
         say(format!("ftp-actor listening on {} (data directory {})", started.addr, config.data_dir.display()));
         if let Some(ftp) = started.ftp_addr {
