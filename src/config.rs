@@ -81,7 +81,19 @@ pub struct Config {
     pub hash_budget_refill_bytes_per_sec: u64,
     pub scrypt: ScryptParams,
     pub ftp: FtpConfig,
+    pub sftp: SftpConfig,
     pub metrics: MetricsConfig,
+}
+
+/// The SFTP listener (`[sftp]` in the config file).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SftpConfig {
+    /// `None` (written `""`) keeps the listener off.
+    #[serde(deserialize_with = "optional_parsed")]
+    pub listen: Option<SocketAddr>,
+    /// The host key file; empty: generated in the data directory.
+    pub host_key: PathBuf,
 }
 
 /// The metrics endpoint (`[metrics]` in the config file).
@@ -290,6 +302,7 @@ mod tests {
     fn the_ftp_listener_is_off_by_default_and_configurable() {
         let config = Config::default();
         assert_eq!(config.ftp.listen, None);
+        assert_eq!(config.sftp.listen, None);
         assert!(!config.ftp.allow_plaintext_login);
         assert!(!config.ftp.active_mode);
         let text =

@@ -21,6 +21,7 @@ pub mod net;
 pub mod quota;
 pub mod server;
 pub mod service;
+pub mod sftp;
 pub mod state;
 pub mod storage;
 pub mod tls;

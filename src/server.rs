@@ -10,7 +10,9 @@ use base64::Engine;
 use tokio::net::TcpListener;
 
 use crate::actors::Services;
-use crate::actors::acceptor::{Acceptor, CountAdmission, FtpListener, NativeListener, Shutdown};
+use crate::actors::acceptor::{
+    Acceptor, CountAdmission, FtpListener, NativeListener, OtherListeners, SftpListener, Shutdown,
+};
 use crate::actors::auth::{AuthActor, PasswordChecks, UserSource};
 use crate::actors::disk::DiskPool;
 use crate::actors::quota::QuotaActor;
@@ -47,6 +49,8 @@ pub enum ServerError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsSetupError),
+    #[error(transparent)]
+    HostKey(#[from] crate::sftp::HostKeyError),
 }
 
 /// The first user of a fresh data directory, with the password to show once.
@@ -74,12 +78,23 @@ pub fn prepare_data_dir(config: &Config) -> Result<(Key, Option<FirstUser>), Ser
     Ok((secret, Some(FirstUser { name: FIRST_USER.to_string(), password })))
 }
 
+/// Where the SFTP listener is, and the host key it shows clients.
+#[derive(Debug, Clone)]
+pub struct SftpAddress {
+    pub addr: SocketAddr,
+    /// The host key's SHA-256 fingerprint, as OpenSSH prints it.
+    pub fingerprint: String,
+    pub host_key: std::path::PathBuf,
+}
+
 /// A started server: its addresses (useful with port 0) and its actors.
 #[derive(Clone)]
 pub struct Started {
     pub addr: SocketAddr,
     /// The FTP/FTPS listener's address, when it is on.
     pub ftp_addr: Option<SocketAddr>,
+    /// The SFTP listener, when it is on.
+    pub sftp: Option<SftpAddress>,
     /// The metrics endpoint's address, when it is on.
     pub metrics_addr: Option<SocketAddr>,
     /// How a client trusts the native listener: its certificate pinned (plain TCP with
@@ -109,19 +124,32 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
         None => None,
     };
     let ftp_addr = ftp.as_ref().map(|(_, local)| *local);
+    let sftp = match config.sftp.listen {
+        Some(addr) => {
+            let path = crate::sftp::host_key_path(&config.data_dir, &config.sftp.host_key);
+            let key = crate::sftp::load_or_generate(&path, config.sftp.host_key.as_os_str().is_empty())?;
+            let fingerprint = crate::sftp::fingerprint(&key);
+            let (listener, local) = bind(addr).await?;
+            let ssh = crate::sftp::ssh_config(key, &config);
+            Some((SftpListener { listener, ssh }, SftpAddress { addr: local, fingerprint, host_key: path }))
+        }
+        None => None,
+    };
+    let (sftp, sftp_addr) = sftp.unzip();
     let metrics = match config.metrics.listen {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
     let services = start_services(config, secret);
     let max_prelogin = prelogin_budget(&services.config);
-    let acceptor = Acceptor::new(native, ftp.map(|(ftp, _)| ftp), services.clone(), max_prelogin).start();
+    let others = OtherListeners { ftp: ftp.map(|(ftp, _)| ftp), sftp };
+    let acceptor = Acceptor::new(native, others, services.clone(), max_prelogin).start();
     let metrics_addr = metrics.map(|(listener, local)| {
         let source = ServerMetrics { services: services.clone(), acceptor: acceptor.clone() };
         actix_rt::spawn(crate::metrics::http::serve(listener, Arc::new(source)));
         local
     });
-    Ok(Started { addr: local, ftp_addr, metrics_addr, trust, services, acceptor })
+    Ok(Started { addr: local, ftp_addr, sftp: sftp_addr, metrics_addr, trust, services, acceptor })
 }
 
 /// What the metrics endpoint reads: the counters, and the state of the acceptor, the login
@@ -320,6 +348,8 @@ pub struct ServerHandle {
     pub addr: SocketAddr,
     /// The FTP/FTPS listener's address, when it is on.
     pub ftp_addr: Option<SocketAddr>,
+    /// The SFTP listener, when it is on.
+    pub sftp: Option<SftpAddress>,
     pub first_user: Option<FirstUser>,
     /// How a client trusts the native listener (see [`Started::trust`]).
     pub trust: crate::client::Trust,
@@ -350,6 +380,7 @@ impl ServerHandle {
         Ok(ServerHandle {
             addr: started.addr,
             ftp_addr: started.ftp_addr,
+            sftp: started.sftp,
             first_user,
             trust: started.trust,
             services: started.services,

@@ -153,6 +153,7 @@ impl AuthActor {
         let op = match protocol {
             Protocol::native => "login",
             Protocol::ftp => "ftp login",
+            Protocol::sftp => "sftp login",
         };
         tracing::info!(target: "access", %user, %peer, op, result = "failed");
         self.checks.metrics.login(protocol, LoginResult::failed);
@@ -485,15 +486,17 @@ pub struct CheckPassword {
     pub user: String,
     pub password: String,
     pub peer: IpAddr,
+    /// The front end the password came through, for the access log and the metrics.
+    pub protocol: Protocol,
 }
 
 impl Handler<CheckPassword> for AuthActor {
     type Result = ResponseActFuture<Self, Result<LoginOk, WireError>>;
 
     fn handle(&mut self, msg: CheckPassword, _: &mut Context<Self>) -> Self::Result {
-        let CheckPassword { user, password, peer } = msg;
+        let CheckPassword { user, password, peer, protocol } = msg;
         Box::pin(self.refresh().then(move |(), act, ctx| {
-            let admitted = act.admit(peer, &user, Protocol::ftp);
+            let admitted = act.admit(peer, &user, protocol);
             let pending = admitted.and_then(|()| {
                 act.guarded(ctx, |act| act.challenge(user.clone(), String::new(), ChannelBinding::Unbound))
                     .map_err(|panicked| WireError::new(ErrorCode::Internal, panicked.to_string()))
@@ -545,7 +548,7 @@ impl Handler<CheckPassword> for AuthActor {
                         (Ok(login), Duration::ZERO)
                     }
                     Ok(Err(failed)) => {
-                        act.log_failure(Protocol::ftp, &user, peer);
+                        act.log_failure(protocol, &user, peer);
                         (Err(failed), act.throttle().failed(peer, &user, Instant::now()))
                     }
                     // Too many checks waiting: not a verdict, but a flood still counts.

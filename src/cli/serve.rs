@@ -24,6 +24,9 @@ pub struct ServeArgs {
     /// 127.0.0.1:2122.
     #[arg(long, value_name = "ADDR")]
     pub ftp_listen: Option<SocketAddr>,
+    /// Also serve SFTP (SSH) at this address (overrides `sftp.listen`), e.g. 127.0.0.1:2222.
+    #[arg(long, value_name = "ADDR")]
+    pub sftp_listen: Option<SocketAddr>,
     /// Sessions served at once, and disk worker threads (overrides `max_concurrency`).
     #[arg(long, value_name = "N")]
     pub max_concurrency: Option<usize>,
@@ -48,6 +51,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(ftp) = args.ftp_listen {
         config.ftp.listen = Some(ftp);
+    }
+    if let Some(sftp) = args.sftp_listen {
+        config.sftp.listen = Some(sftp);
     }
     if let Some(ports) = args.passive_ports {
         config.ftp.passive_ports = ports;
@@ -93,6 +99,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(ftp) = started.ftp_addr {
             tracing::info!(addr = %ftp, "FTP/FTPS listening");
             say(format!("FTP and FTPS (AUTH TLS) on {ftp}; the same certificate"));
+        }
+        if let Some(sftp) = &started.sftp {
+            tracing::info!(addr = %sftp.addr, fingerprint = %sftp.fingerprint, "SFTP listening");
+            say(format!("SFTP on {}; SSH host key {} (fingerprint {})", sftp.addr, sftp.host_key.display(), sftp.fingerprint));
         }
         if let Some(metrics) = started.metrics_addr {
             tracing::info!(addr = %metrics, "metrics listening");

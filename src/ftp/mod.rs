@@ -23,5 +23,4 @@ pub mod session_tickets;
 pub mod tls;
 mod transfer;
 
-pub use session::{FtpLink, Signal};
 pub use transfer::STORE_BLOCK;

@@ -26,6 +26,7 @@ use crate::net::ErrorCode;
 pub enum Protocol {
     native,
     ftp,
+    sftp,
 }
 
 /// How a login ended.
@@ -238,7 +239,7 @@ impl Metrics {
     /// Sets the gauges read at scrape time, then encodes everything in the Prometheus text
     /// format.
     pub fn encode(&self, now: &Snapshot) -> String {
-        for protocol in [Protocol::native, Protocol::ftp] {
+        for protocol in [Protocol::native, Protocol::ftp, Protocol::sftp] {
             for stage in [Stage::prelogin, Stage::queued, Stage::active] {
                 let count = now.sessions.iter().filter(|(p, s)| *p == protocol && *s == stage).count();
                 self.sessions.get_or_create(&SessionLabels { protocol, stage }).set(count as i64);

@@ -183,8 +183,15 @@ impl<S: FileStore> FreshUpload<S> {
     /// Opens the partial (emptying one an interrupted upload left), as [`open_stream`] with
     /// [`StreamRequest::Fresh`].
     pub async fn open(self) -> Result<Upload<S>, WireError> {
+        self.open_with(StreamRequest::Fresh).await
+    }
+
+    /// Opens the partial for data that continues where `request` says, as [`open_stream`]
+    /// does: for a front end that takes the path lock before it knows where the data starts
+    /// (SFTP opens a file, then writes at an offset: 0, or the size a resume was told).
+    pub async fn open_with(self, request: StreamRequest) -> Result<Upload<S>, WireError> {
         let FreshUpload { files, target, shown, lease } = self;
-        open_stream_with(files, target, shown, StreamRequest::Fresh, lease).await
+        open_stream_with(files, target, shown, request, lease).await
     }
 
     /// Stores `bytes`, the whole file, under the target's name: the quota is reserved for them,

@@ -30,7 +30,7 @@ impl Handler<CountAdmission> for Acceptor {
             .filter_map(|connection| {
                 let protocol = match connection.link {
                     SessionLink::Native { .. } => Protocol::native,
-                    SessionLink::Ftp(_) => Protocol::ftp,
+                    SessionLink::Task { protocol, .. } => protocol,
                 };
                 let stage = match connection.stage {
                     Stage::PreLogin => MetricStage::prelogin,

@@ -46,6 +46,7 @@ mod admission_counts;
 mod admission_link;
 mod session_start;
 mod shutdown;
+mod task_link;
 
 pub use admission_counts::{AdmissionCounts, CountAdmission};
 pub use admission_link::{
@@ -53,9 +54,10 @@ pub use admission_link::{
 };
 use session_start::SessionLink;
 use session_start::refuse;
-pub use session_start::{Accepted, FtpListener, NativeListener, Protocol};
+pub use session_start::{Accepted, FtpListener, NativeListener, Protocol, SftpListener};
 pub use shutdown::Shutdown;
 use shutdown::{account_changed, shutting_down};
+pub use task_link::{Signal, TaskLink};
 
 /// How long the listener pauses after an accept failed for want of descriptors, so that it
 /// sheds a connection and waits for its descriptor rather than spinning on the error.
@@ -83,6 +85,13 @@ struct Connection {
     user: Option<String>,
 }
 
+/// The listeners beside the native one, each off unless configured.
+#[derive(Default)]
+pub struct OtherListeners {
+    pub ftp: Option<FtpListener>,
+    pub sftp: Option<SftpListener>,
+}
+
 pub struct Acceptor {
     services: Services,
     connections: HashMap<u64, Connection>,
@@ -95,6 +104,7 @@ pub struct Acceptor {
     /// The native connections' TLS configuration (`None`: `plaintext_native`).
     native_tls: Option<Arc<rustls::ServerConfig>>,
     ftp: Option<FtpListener>,
+    sftp: Option<SftpListener>,
     listening: Vec<SpawnHandle>,
     slots: Slots,
     /// Where each waiting login hears its position and its admission.
@@ -109,11 +119,12 @@ pub struct Acceptor {
 impl Acceptor {
     /// `max_prelogin` is the pre-login budget the server could fit in its descriptors (see
     /// [`crate::admission::descriptors`]).
-    pub fn new(native: NativeListener, ftp: Option<FtpListener>, services: Services, max_prelogin: usize) -> Acceptor {
+    pub fn new(native: NativeListener, others: OtherListeners, services: Services, max_prelogin: usize) -> Acceptor {
         let per_address = services.config.max_prelogin_per_address;
         let slots = Slots::new(services.config.max_concurrency, services.config.max_queued);
         Acceptor {
-            ftp,
+            ftp: others.ftp,
+            sftp: others.sftp,
             services,
             connections: HashMap::new(),
             prelogin: PreLoginBudget::new(max_prelogin, per_address),
@@ -222,6 +233,9 @@ impl Actor for Acceptor {
         self.listening.push(ctx.add_stream(connections(listener, Protocol::Native(self.native_tls.clone()))));
         if let Some(FtpListener { listener, tls }) = self.ftp.take() {
             self.listening.push(ctx.add_stream(connections(listener, Protocol::Ftp(tls))));
+        }
+        if let Some(SftpListener { listener, ssh }) = self.sftp.take() {
+            self.listening.push(ctx.add_stream(connections(listener, Protocol::Sftp(ssh))));
         }
     }
 }

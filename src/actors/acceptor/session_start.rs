@@ -10,6 +10,8 @@ pub enum Protocol {
     /// With the TLS configuration of its connections, unless `plaintext_native`.
     Native(Option<Arc<rustls::ServerConfig>>),
     Ftp(crate::ftp::tls::FtpTls),
+    /// With the SSH configuration (host key, algorithms) of its connections.
+    Sftp(Arc<russh::server::Config>),
 }
 
 impl Protocol {
@@ -18,6 +20,7 @@ impl Protocol {
         match self {
             Protocol::Native(_) => encode_frame(&Response::error(error.clone())).expect("errors encode"),
             Protocol::Ftp(_) => crate::ftp::reply::Reply::from_error(error).to_bytes(),
+            Protocol::Sftp(_) => crate::sftp::refusal_line(error),
         }
     }
 }
@@ -27,6 +30,12 @@ impl Protocol {
 pub struct NativeListener {
     pub listener: TcpListener,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// The SFTP listener and the SSH configuration its sessions use.
+pub struct SftpListener {
+    pub listener: TcpListener,
+    pub ssh: Arc<russh::server::Config>,
 }
 
 /// The FTP listener and the TLS configuration its sessions use.
@@ -47,8 +56,15 @@ impl Message for Accepted {
 
 /// How the acceptor reaches a running session.
 pub(super) enum SessionLink {
-    Native { addr: Addr<SessionActor>, cut: Arc<Cut> },
-    Ftp(crate::ftp::FtpLink),
+    Native {
+        addr: Addr<SessionActor>,
+        cut: Arc<Cut>,
+    },
+    /// An FTP or SFTP session task.
+    Task {
+        link: TaskLink,
+        protocol: crate::metrics::Protocol,
+    },
 }
 
 impl SessionLink {
@@ -56,7 +72,7 @@ impl SessionLink {
     pub(super) fn drain(&self) {
         match self {
             SessionLink::Native { addr, .. } => addr.do_send(Drain),
-            SessionLink::Ftp(link) => link.drain(),
+            SessionLink::Task { link, .. } => link.drain(),
         }
     }
 
@@ -70,7 +86,7 @@ impl SessionLink {
                 cut.cut(error.clone());
                 addr.do_send(CloseNow(error));
             }
-            SessionLink::Ftp(link) => link.close_now(error),
+            SessionLink::Task { link, .. } => link.close_now(error),
         }
     }
 }
@@ -107,13 +123,20 @@ impl Acceptor {
         let admission = AdmissionLink::new(id, &ctx.address());
         let services = self.services.clone();
         let link = match protocol {
-            Protocol::Ftp(tls) => SessionLink::Ftp(crate::ftp::session::start(crate::ftp::session::FtpSessionStart {
-                stream,
-                peer,
-                services,
-                tls,
-                admission,
-            })),
+            Protocol::Ftp(tls) => SessionLink::Task {
+                link: crate::ftp::session::start(crate::ftp::session::FtpSessionStart {
+                    stream,
+                    peer,
+                    services,
+                    tls,
+                    admission,
+                }),
+                protocol: crate::metrics::Protocol::ftp,
+            },
+            Protocol::Sftp(ssh) => SessionLink::Task {
+                link: crate::sftp::start(crate::sftp::SftpSessionStart { stream, peer, services, ssh, admission }),
+                protocol: crate::metrics::Protocol::sftp,
+            },
             Protocol::Native(tls) => {
                 let (addr, cut) = SessionActor::start(stream, tls, peer, services, admission);
                 SessionLink::Native { addr, cut }

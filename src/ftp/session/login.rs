@@ -26,7 +26,16 @@ impl Session {
             return Flow::Reply(Reply::new(503, "send USER first"));
         };
         let peer = self.peer;
-        let checked = self.services.auth.send(CheckPassword { user: user.clone(), password, peer: peer.ip() }).await;
+        let checked = self
+            .services
+            .auth
+            .send(CheckPassword {
+                user: user.clone(),
+                password,
+                peer: peer.ip(),
+                protocol: crate::metrics::Protocol::ftp,
+            })
+            .await;
         let login = match checked {
             Ok(Ok(login)) => login,
             // The AuthActor logged the failure (it knows whether the name is a user's).

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::actors::Services;
-use crate::actors::acceptor::{AdmissionLink, QueueNotice, SlotAnswer};
+use crate::actors::acceptor::{AdmissionLink, QueueNotice, Signal, SlotAnswer, TaskLink};
 use crate::actors::auth::CheckPassword;
 use crate::net::{ErrorCode, WireError};
 use crate::service::{EntryChange, LoggedIn, Removed, UserFiles};
@@ -47,37 +47,6 @@ const CONTROL_BUFFER: usize = 1024;
 /// Longest command line accepted, beyond the longest path: a longer line closes the session.
 const LINE_OVERHEAD: usize = 64;
 
-/// What the acceptor tells a running FTP session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Signal {
-    Run,
-    /// Close once no transfer is running (graceful shutdown).
-    Drain,
-    /// Close now, with this reason.
-    CloseNow(WireError),
-}
-
-/// The acceptor's handle on a running FTP session.
-pub struct FtpLink {
-    signals: watch::Sender<Signal>,
-}
-
-impl FtpLink {
-    pub fn drain(&self) {
-        self.signals.send_if_modified(|signal| {
-            let changed = *signal == Signal::Run;
-            if changed {
-                *signal = Signal::Drain;
-            }
-            changed
-        });
-    }
-
-    pub fn close_now(&self, error: WireError) {
-        let _ = self.signals.send(Signal::CloseNow(error));
-    }
-}
-
 /// The session's shared pieces, handed over by the acceptor.
 pub struct FtpSessionStart {
     pub stream: TcpStream,
@@ -88,8 +57,8 @@ pub struct FtpSessionStart {
 }
 
 /// Starts the session's task; returns the acceptor's handle on it.
-pub fn start(start: FtpSessionStart) -> FtpLink {
-    let (signals, receiver) = watch::channel(Signal::Run);
+pub fn start(start: FtpSessionStart) -> TaskLink {
+    let (link, receiver) = TaskLink::new();
     actix_rt::spawn(async move {
         let session = match Session::new(start, receiver) {
             Ok(session) => session,
@@ -99,7 +68,7 @@ pub fn start(start: FtpSessionStart) -> FtpLink {
         let user = session.run().await;
         tracing::debug!(session = id, %peer, user, "FTP session ended");
     });
-    FtpLink { signals }
+    link
 }
 
 /// How handling a command ends.

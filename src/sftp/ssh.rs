@@ -1,0 +1,100 @@
+//! The SSH side of an SFTP connection, as russh runs it: its handler only forwards what the
+//! session must decide (a password to check, an `sftp` subsystem to serve) to the session's
+//! own task and waits for the answer. russh runs the handler on a task of its own that must be
+//! `Send`; the session task runs on the acceptor's thread with the server's actors, like the
+//! FTP sessions, and holds every decision.
+
+use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
+use russh::{Channel, ChannelId, MethodKind, MethodSet};
+use tokio::sync::{mpsc, oneshot};
+
+/// What the SSH side asks of the session task.
+pub enum SshEvent {
+    /// A password login attempt; the answer says whether SSH accepts it.
+    Password { user: String, password: String, answer: oneshot::Sender<bool> },
+    /// The client asked for the `sftp` subsystem on this channel (after a login).
+    Sftp { channel: Channel<Msg>, answer: oneshot::Sender<bool> },
+}
+
+/// The russh handler of one connection.
+pub struct SshHandler {
+    events: mpsc::Sender<SshEvent>,
+    /// Session channels opened and not yet given a subsystem.
+    channels: Vec<Channel<Msg>>,
+}
+
+/// Session channels a connection may hold open before asking for a subsystem: OpenSSH opens
+/// one; more is either a multiplexing client or a client wasting our memory.
+const MAX_WAITING_CHANNELS: usize = 4;
+
+impl SshHandler {
+    pub fn new(events: mpsc::Sender<SshEvent>) -> SshHandler {
+        SshHandler { events, channels: Vec::new() }
+    }
+
+    /// Sends `event` to the session task and waits for its answer (no answer: the session is
+    /// ending, which reads as a refusal).
+    async fn ask(&self, event: SshEvent, answer: oneshot::Receiver<bool>) -> bool {
+        self.events.send(event).await.is_ok() && answer.await.unwrap_or(false)
+    }
+}
+
+/// The only method offered: the password, checked as the other listeners check it.
+pub fn methods() -> MethodSet {
+    MethodSet::from(&[MethodKind::Password][..])
+}
+
+fn reject() -> Auth {
+    Auth::Reject { proceed_with_methods: Some(methods()), partial_success: false }
+}
+
+impl russh::server::Handler for SshHandler {
+    type Error = russh::Error;
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let (answer, heard) = oneshot::channel();
+        let event = SshEvent::Password { user: user.to_string(), password: password.to_string(), answer };
+        Ok(if self.ask(event, heard).await { Auth::Accept } else { reject() })
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.channels.len() >= MAX_WAITING_CHANNELS {
+            reply.reject(russh::ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        }
+        self.channels.push(channel);
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel_id: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let position = self.channels.iter().position(|channel| channel.id() == channel_id);
+        let (Some(position), "sftp") = (position, name) else {
+            session.channel_failure(channel_id)?;
+            return Ok(());
+        };
+        let channel = self.channels.swap_remove(position);
+        let (answer, heard) = oneshot::channel();
+        if self.ask(SshEvent::Sftp { channel, answer }, heard).await {
+            session.channel_success(channel_id)?;
+        } else {
+            session.channel_failure(channel_id)?;
+        }
+        Ok(())
+    }
+
+    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+        self.channels.retain(|waiting| waiting.id() != channel);
+        Ok(())
+    }
+}
