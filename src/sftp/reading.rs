@@ -58,28 +58,53 @@ impl Reading {
         self.size
     }
 
-    /// Up to `len` bytes from `offset`; empty at or past the end of the file.
+    /// `len` bytes from `offset`, fewer only at the end of the file (empty at or past it).
+    /// Never fewer in the middle: OpenSSH's client takes a short read there for a gap, and
+    /// `scp` then cuts the file it wrote at the gap.
     pub async fn read(&mut self, files: &UserFiles, offset: u64, len: usize) -> Result<Vec<u8>, WireError> {
         if offset >= self.size {
             return Ok(Vec::new());
         }
-        let held_end = self.held_from + self.held.len() as u64;
-        if offset < self.held_from || offset > held_end || (offset == held_end && self.ahead.is_none()) {
-            // Elsewhere in the file: start reading there.
-            let shown = self.log.shown.clone();
-            let download = files.open_download_at(self.target.clone(), shown.clone(), offset).await?;
-            self.held.clear();
-            self.held_from = offset;
-            self.ahead = Some(read_block(&self.log.services, download, shown));
+        let want = len.min((self.size - offset) as usize);
+        if offset < self.held_from || offset > self.held_end() {
+            self.reopen(files, offset).await?;
         }
-        if offset == self.held_from + self.held.len() as u64 {
-            self.next_block().await?;
+        let mut bytes = Vec::with_capacity(want);
+        while bytes.len() < want {
+            let at = offset + bytes.len() as u64;
+            if at == self.held_end() {
+                if self.ahead.is_none() {
+                    // The file ended early (it changed), or a read at the end of the last block.
+                    if !bytes.is_empty() {
+                        break;
+                    }
+                    self.reopen(files, at).await?;
+                }
+                self.next_block().await?;
+                if self.held.is_empty() {
+                    break;
+                }
+            }
+            let from = (at - self.held_from) as usize;
+            let take = (want - bytes.len()).min(self.held.len() - from);
+            bytes.extend_from_slice(&self.held[from..from + take]);
         }
-        let from = (offset - self.held_from) as usize;
-        let to = (from + len).min(self.held.len());
-        let bytes = self.held[from..to].to_vec();
         self.sent += bytes.len() as u64;
         Ok(bytes)
+    }
+
+    fn held_end(&self) -> u64 {
+        self.held_from + self.held.len() as u64
+    }
+
+    /// Starts reading the file at `offset`, elsewhere than where it was read.
+    async fn reopen(&mut self, files: &UserFiles, offset: u64) -> Result<(), WireError> {
+        let shown = self.log.shown.clone();
+        let download = files.open_download_at(self.target.clone(), shown.clone(), offset).await?;
+        self.held.clear();
+        self.held_from = offset;
+        self.ahead = Some(read_block(&self.log.services, download, shown));
+        Ok(())
     }
 
     /// Takes the block read ahead and starts reading the one after it.
@@ -89,7 +114,7 @@ impl Reading {
             Ok(block) => block?,
             Err(panicked) => return Err(crate::service::error::internal(panicked)),
         };
-        self.held_from += self.held.len() as u64;
+        self.held_from = self.held_end();
         self.held = block;
         if !download.is_done() && !self.held.is_empty() {
             self.ahead = Some(read_block(&self.log.services, download, self.log.shown.clone()));

@@ -16,6 +16,7 @@ use crate::net::{Entry, EntryKind, ErrorCode, WireError};
 use crate::service::{EntryChange, LoggedIn, UserFiles, begin_fresh};
 use crate::storage::VirtualPath;
 
+use super::paths::clamped_to_home;
 use super::reading::Reading;
 use super::reply::{attributes_of, quota_as_statvfs, status_of};
 use super::writing::{TransferLog, Writing};
@@ -122,9 +123,10 @@ impl Requests {
         self.login.resolve(op, path)
     }
 
+    /// Where `path` is, from the home (`/`): `..` at the top stays at the top (see
+    /// [`clamped_to_home`]); the result must still be a path the jail accepts.
     fn realpath(&self, path: String) -> Answer<File> {
-        let path = if path.is_empty() { "." } else { path.as_str() };
-        let resolved = self.resolve("realpath", path)?;
+        let resolved = self.resolve("realpath", &clamped_to_home(&path))?;
         Ok(File::dummy(resolved.to_string()))
     }
 

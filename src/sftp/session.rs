@@ -186,7 +186,15 @@ impl Session {
             return Some(refused);
         }
         tracing::debug!(session = self.admission.id(), user = requests.user(), "sftp subsystem started");
-        self.requests(requests, channel).await
+        let id = channel.id();
+        let ending = self.requests(requests, channel).await;
+        if ending.is_none() {
+            // As sshd does when its sftp-server exits: scp reads the exit status as its own.
+            let _ = self.ssh.exit_status_request(id, 0).await;
+            let _ = self.ssh.eof(id).await;
+            let _ = self.ssh.close(id).await;
+        }
+        ending
     }
 
     /// Waits in the queue, telling the client its position on the channel's standard error.

@@ -93,6 +93,18 @@ impl russh::server::Handler for SshHandler {
         Ok(())
     }
 
+    /// Commands and shells are not offered: only the `sftp` subsystem (rclone asks for
+    /// `md5sum` this way, and goes on without it when refused).
+    async fn exec_request(&mut self, channel: ChannelId, _: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
     async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
         self.channels.retain(|waiting| waiting.id() != channel);
         Ok(())

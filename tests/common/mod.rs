@@ -7,6 +7,7 @@ pub mod binary;
 pub mod ftp_control;
 pub mod memory_store;
 pub mod proxy;
+pub mod sftp;
 pub mod tls_relay;
 
 use std::path::{Path, PathBuf};
@@ -68,6 +69,18 @@ impl TestServer {
             config.ftp.listen = Some("127.0.0.1:0".parse().unwrap());
             tune(config);
         })
+    }
+
+    /// A server with the SFTP listener on too (on 127.0.0.1:0).
+    pub fn start_sftp(tune: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_with(|config| {
+            config.sftp.listen = Some("127.0.0.1:0".parse().unwrap());
+            tune(config);
+        })
+    }
+
+    pub fn sftp_addr(&self) -> std::net::SocketAddr {
+        self.handle.as_ref().unwrap().sftp.as_ref().expect("the SFTP listener is on").addr
     }
 
     pub fn ftp_addr(&self) -> std::net::SocketAddr {

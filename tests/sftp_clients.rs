@@ -1,0 +1,288 @@
+//! The SFTP front end, driven by clients nobody here wrote: OpenSSH's `sftp` and `scp`,
+//! rclone's sftp backend and Python's paramiko, as installed from Debian (`.ci/run` installs
+//! them when missing). Every client checks the server's host key. Assertions are on what a
+//! user sees: bytes on disk, MD5s, exit codes and messages.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::sftp::OpenSsh;
+use common::{TestServer, md5_hex, random_bytes};
+
+const USER: &str = "alice";
+const PASSWORD: &str = "correct horse";
+
+fn server(quota: u64) -> TestServer {
+    let test = TestServer::start_sftp(|_| {});
+    test.add_user(USER, PASSWORD, quota);
+    test
+}
+
+fn must_succeed(what: &str, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({:?})\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn md5_of(path: &Path) -> String {
+    md5_hex(&std::fs::read(path).unwrap())
+}
+
+#[test]
+fn openssh_sftp_does_what_people_type() {
+    let test = server(64 << 20);
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    let local = test.work_dir("sftp");
+    let data = random_bytes(3 << 20, 1);
+    std::fs::write(local.join("photo.jpg"), &data).unwrap();
+    std::fs::write(local.join("note.txt"), b"hello").unwrap();
+    let got = local.join("back.jpg");
+    let commands = format!(
+        "pwd\nmkdir albums\ncd albums\nput {photo}\nput {note}\nls -l\nrename note.txt notes.txt\nget photo.jpg {got}\n\
+         df\nrm notes.txt\ncd ..\nmkdir empty\nrmdir empty\nls -l albums\n",
+        photo = local.join("photo.jpg").display(),
+        note = local.join("note.txt").display(),
+        got = got.display(),
+    );
+    let output = ssh.sftp(&commands);
+    must_succeed("sftp -b", &output);
+    let said = text(&output);
+    assert!(said.contains("Remote working directory: /\n"), "{said}");
+    assert!(said.contains(" 3145728 "), "ls -l shows sizes: {said}");
+    assert_eq!(md5_of(&got), md5_hex(&data));
+    let home = test.home(USER);
+    assert_eq!(md5_of(&home.join("albums/photo.jpg")), md5_hex(&data));
+    assert!(!home.join("albums/notes.txt").exists() && !home.join("albums/note.txt").exists());
+    assert!(!home.join("empty").exists());
+    // df shows the quota: 64 MiB in 1 KiB blocks, 3 MiB and a little used.
+    let df = said.lines().skip_while(|line| !line.contains("Size")).nth(1).expect("df printed a line").to_string();
+    let numbers: Vec<u64> = df.split_whitespace().filter_map(|word| word.parse().ok()).collect();
+    assert_eq!(numbers[0], 64 << 10, "{df}");
+    assert!((3 << 10..4 << 10).contains(&numbers[1]), "{df}");
+}
+
+#[test]
+fn errors_are_clear_and_leave_the_session_serving() {
+    let test = server(64 << 20);
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    // `-` before a command lets the batch go on after it fails, as a person's session would.
+    let output = ssh.sftp("-get missing.txt /tmp/never\n-rmdir nothere\n-rename a b\nmkdir d\n-mkdir d\nls\n");
+    must_succeed("sftp -b with failures", &output);
+    let said = text(&output);
+    assert!(said.contains("not found") || said.contains("No such file"), "{said}");
+    assert!(test.home(USER).join("d").is_dir());
+}
+
+#[test]
+fn the_home_is_the_root_and_nothing_outside_it_is_reachable() {
+    let test = server(64 << 20);
+    let home = test.home(USER);
+    std::fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::symlink("/etc", home.join("escape")).unwrap();
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    let local = test.work_dir("jail");
+    let outside = local.join("passwd");
+    let commands = format!(
+        "cd ..\npwd\ncd ../../..\npwd\n-get /etc/passwd {o}\n-get ../../../../etc/passwd {o}\n-get escape/passwd {o}\n\
+         -ls escape\n-ln -s /etc/passwd link\n-symlink /etc link2\nmkdir /etc\nput /etc/hostname /etc/hostname\n",
+        o = outside.display()
+    );
+    let output = ssh.sftp(&commands);
+    must_succeed("sftp -b", &output);
+    let said = text(&output);
+    assert_eq!(said.matches("Remote working directory: /\n").count(), 2, "{said}");
+    assert!(!outside.exists(), "a file outside the home was read: {said}");
+    assert!(said.contains("/link\": Permission denied"), "{said}");
+    assert!(!home.join("link").exists() && !home.join("link2").exists());
+    // An absolute path names a place in the home.
+    assert_eq!(std::fs::read(home.join("etc/hostname")).unwrap(), std::fs::read("/etc/hostname").unwrap());
+}
+
+#[test]
+fn an_upload_over_the_quota_fails_clearly_and_publishes_nothing() {
+    let test = server(1 << 20);
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    let local = test.work_dir("quota");
+    std::fs::write(local.join("big.bin"), random_bytes(3 << 20, 2)).unwrap();
+    std::fs::write(local.join("small.bin"), random_bytes(1000, 3)).unwrap();
+    let output = ssh.sftp(&format!("put {}\n", local.join("big.bin").display()));
+    assert!(!output.status.success(), "an upload past the quota succeeded: {}", text(&output));
+    let home = test.home(USER);
+    assert!(!home.join("big.bin").exists());
+    assert!(common::disk_bytes(&home) <= 1 << 20);
+    // The session and the account go on: a file that fits is stored.
+    let output = ssh.sftp(&format!("-rm big.bin\nput {}\n", local.join("small.bin").display()));
+    must_succeed("a put within the quota", &output);
+    assert_eq!(std::fs::read(home.join("small.bin")).unwrap().len(), 1000);
+}
+
+/// Runs `command` and kills it once `watched` holds at least `at_least` bytes.
+fn killed_midway(mut command: Command, watched: &Path, at_least: u64) {
+    let mut child = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(watched).map_or(0, |m| m.len()) < at_least {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the client ended ({status}) before {} held {at_least} bytes", watched.display());
+        }
+        assert!(Instant::now() < deadline, "{} never held {at_least} bytes", watched.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_killed_upload_is_resumed_with_reput_and_a_killed_download_with_reget() {
+    let test = server(256 << 20);
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    let local = test.work_dir("resume");
+    let data = random_bytes(24 << 20, 4);
+    let source = local.join("film.mkv");
+    std::fs::write(&source, &data).unwrap();
+    let home = test.home(USER);
+    // `-l` limits the rate (Kbit/s), so the client is killed in the middle.
+    let put = ssh.sftp_command(&format!("put {}\n", source.display()), &["-l", "40000"]);
+    killed_midway(put, &home.join(".film.mkv.ftpa-part"), 4 << 20);
+    assert!(!home.join("film.mkv").exists(), "an interrupted upload was published");
+    let output = ssh.sftp(&format!("ls -l\nreput {}\n", source.display()));
+    must_succeed("reput", &output);
+    assert_eq!(md5_of(&home.join("film.mkv")), md5_hex(&data));
+    assert!(!home.join(".film.mkv.ftpa-part").exists());
+
+    let target = local.join("copy.mkv");
+    let get = ssh.sftp_command(&format!("get film.mkv {}\n", target.display()), &["-l", "40000"]);
+    killed_midway(get, &target, 4 << 20);
+    let held = std::fs::metadata(&target).unwrap().len();
+    assert!(held < data.len() as u64);
+    let output = ssh.sftp(&format!("reget film.mkv {}\n", target.display()));
+    must_succeed("reget", &output);
+    assert_eq!(md5_of(&target), md5_hex(&data));
+}
+
+#[test]
+fn scp_copies_both_ways() {
+    let test = server(64 << 20);
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    let local = test.work_dir("scp");
+    let data = random_bytes(2 << 20, 5);
+    std::fs::write(local.join("a.bin"), &data).unwrap();
+    let up = ssh.scp(&[local.join("a.bin").to_str().unwrap(), "remote:uploaded.bin"]);
+    must_succeed("scp up", &up);
+    let stored = std::fs::read(test.home(USER).join("uploaded.bin")).unwrap();
+    let first_difference = stored.iter().zip(&data).position(|(a, b)| a != b);
+    assert_eq!((stored.len(), first_difference), (data.len(), None), "{}", text(&up));
+    let down = ssh.scp(&["remote:uploaded.bin", local.join("b.bin").to_str().unwrap()]);
+    must_succeed("scp down", &down);
+    assert_eq!(md5_of(&local.join("b.bin")), md5_hex(&data));
+}
+
+#[test]
+fn a_wrong_password_is_refused_and_the_host_key_is_checked() {
+    let test = server(64 << 20);
+    let wrong = OpenSsh::new(&test, USER, "wrong password");
+    let output = wrong.sftp("ls\n");
+    assert!(!output.status.success());
+    assert!(text(&output).contains("Permission denied"), "{}", text(&output));
+    // A client that knows another key for the address refuses to log in.
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    std::fs::write(
+        &ssh.known_hosts,
+        format!(
+            "[127.0.0.1]:{} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n",
+            ssh.port
+        ),
+    )
+    .unwrap();
+    let output = ssh.sftp("ls\n");
+    assert!(!output.status.success());
+    assert!(text(&output).contains("HOST IDENTIFICATION HAS CHANGED"), "{}", text(&output));
+}
+
+/// rclone's sftp backend: copy, sync and check, with the host key pinned.
+#[test]
+fn rclone_copies_syncs_and_checks() {
+    let test = server(64 << 20);
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    let local = test.work_dir("rclone");
+    let tree = local.join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    for (name, seed) in [("a.bin", 10), ("b.bin", 11), ("sub/c.bin", 12)] {
+        std::fs::write(tree.join(name), random_bytes(300_000 + seed as usize, seed)).unwrap();
+    }
+    let obscured = Command::new("rclone").args(["obscure", PASSWORD]).output().expect("rclone runs");
+    let pass = String::from_utf8(obscured.stdout).unwrap().trim().to_string();
+    let remote = format!(
+        ":sftp,host=127.0.0.1,port={},user={USER},pass={pass},known_hosts_file='{}':backup",
+        ssh.port,
+        ssh.known_hosts.display()
+    );
+    let rclone = |args: &[&str]| {
+        Command::new("timeout").arg("120").arg("rclone").args(args).args(["--config", "/dev/null"]).output().unwrap()
+    };
+    must_succeed("rclone copy", &rclone(&["copy", tree.to_str().unwrap(), &remote]));
+    let home = test.home(USER);
+    assert_eq!(md5_of(&home.join("backup/sub/c.bin")), md5_of(&tree.join("sub/c.bin")));
+    std::fs::remove_file(tree.join("b.bin")).unwrap();
+    std::fs::write(tree.join("a.bin"), random_bytes(5000, 13)).unwrap();
+    must_succeed("rclone sync", &rclone(&["sync", tree.to_str().unwrap(), &remote]));
+    assert!(!home.join("backup/b.bin").exists());
+    assert_eq!(md5_of(&home.join("backup/a.bin")), md5_of(&tree.join("a.bin")));
+    must_succeed("rclone check", &rclone(&["check", tree.to_str().unwrap(), &remote]));
+}
+
+/// paramiko, the SFTP library of Python's tools (Debian's python3-paramiko, for the system
+/// Python).
+#[test]
+fn paramiko_lists_stats_renames_and_transfers() {
+    let test = server(64 << 20);
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    let local = test.work_dir("paramiko");
+    let data = random_bytes(1 << 20, 20);
+    std::fs::write(local.join("in.bin"), &data).unwrap();
+    let script = r#"
+import sys, paramiko
+port, known_hosts, user, password, local = sys.argv[1:6]
+client = paramiko.SSHClient()
+client.load_host_keys(known_hosts)
+client.set_missing_host_key_policy(paramiko.RejectPolicy())
+client.connect("127.0.0.1", port=int(port), username=user, password=password, allow_agent=False, look_for_keys=False)
+sftp = client.open_sftp()
+sftp.mkdir("docs")
+sftp.put(local + "/in.bin", "docs/in.bin")
+assert sftp.stat("docs/in.bin").st_size == 1 << 20
+sftp.rename("docs/in.bin", "docs/moved.bin")
+assert sftp.listdir("docs") == ["moved.bin"], sftp.listdir("docs")
+sftp.get("docs/moved.bin", local + "/out.bin")
+try:
+    sftp.stat("docs/in.bin")
+    raise SystemExit("a renamed file is still there")
+except FileNotFoundError:
+    pass
+print("realpath", sftp.normalize("."))
+sftp.close()
+client.close()
+"#;
+    let output = Command::new("timeout")
+        .args(["120", "/usr/bin/python3", "-c", script])
+        .arg(ssh.port.to_string())
+        .arg(&ssh.known_hosts)
+        .args([USER, PASSWORD])
+        .arg(&local)
+        .output()
+        .expect("the system python3 runs");
+    must_succeed("paramiko", &output);
+    assert!(text(&output).contains("realpath /"), "{}", text(&output));
+    assert_eq!(md5_of(&local.join("out.bin")), md5_hex(&data));
+    assert_eq!(md5_of(&test.home(USER).join("docs/moved.bin")), md5_hex(&data));
+}
