@@ -55,11 +55,19 @@ struct Session {
 }
 
 /// Runs the session; returns the user, if one logged in.
-pub async fn run(start: SftpSessionStart, signals: watch::Receiver<Signal>) -> Option<String> {
+pub async fn run(start: SftpSessionStart, mut signals: watch::Receiver<Signal>) -> Option<String> {
     let SftpSessionStart { stream, peer, services, ssh, admission } = start;
     let _ = stream.set_nodelay(true);
     let (sender, events) = mpsc::channel(4);
-    let running = match russh::server::run_stream(ssh, stream, SshHandler::new(sender)).await {
+    // The version exchange is the client's first step of its login: it gets the login timeout,
+    // and an eviction (the pre-login budget) closes it as it closes any pre-login connection.
+    let patience = Duration::from_secs(services.config.login_timeout_secs);
+    let started = tokio::select! {
+        started = russh::server::run_stream(ssh, stream, SshHandler::new(sender)) => started,
+        () = tokio::time::sleep(patience) => return None,
+        Some(_) = closing(&mut signals) => return None,
+    };
+    let running = match started {
         Ok(running) => running,
         Err(error) => {
             tracing::debug!(%peer, %error, "SSH connection lost before its handshake");

@@ -75,6 +75,18 @@ impl OpenSsh {
         command
     }
 
+    /// An interactive `sftp` (no batch file, so no batch mode): commands go to its standard
+    /// input, one per line, while it runs.
+    pub fn sftp_interactive(&self) -> std::process::Child {
+        let mut command = self.command("sftp");
+        command.args(self.options()).arg("-P").arg(self.port.to_string()).arg(format!("{}@127.0.0.1", self.user));
+        command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command.spawn().expect("cannot run sftp (openssh-client)")
+    }
+
     pub fn sftp(&self, commands: &str) -> Output {
         self.sftp_command(commands, &[]).output().expect("cannot run sftp (openssh-client)")
     }

@@ -1,0 +1,98 @@
+//! The SFTP listener under the acceptor's admission, as the other listeners: silent sockets
+//! cannot keep a user out, a login beyond the slots waits in the queue and is told its place,
+//! and an account changed while logged in ends its sessions with error 206.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::TestServer;
+use common::sftp::OpenSsh;
+
+const USER: &str = "alice";
+const PASSWORD: &str = "correct horse";
+
+fn text(output: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn silent_sockets_on_the_sftp_port_do_not_keep_a_user_out() {
+    let test = TestServer::start_sftp(|config| {
+        config.max_concurrency = 1;
+        config.max_prelogin_per_address = 4;
+    });
+    test.add_user(USER, PASSWORD, 1 << 20);
+    // Ten connections that never say a word (not even SSH's version line).
+    let silent: Vec<TcpStream> = (0..10).map(|_| TcpStream::connect(test.sftp_addr()).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    let output = ssh.sftp("pwd\n");
+    assert!(output.status.success(), "{}", text(&output));
+    // The oldest silent sockets made room for the newer ones: the server closed them (what it
+    // sent before, if anything, is read up to the end).
+    let mut oldest = &silent[0];
+    oldest.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut sent = Vec::new();
+    let read = std::io::Read::read_to_end(&mut oldest, &mut sent);
+    assert!(read.is_ok(), "an evicted socket was left open: {read:?}");
+}
+
+#[test]
+fn a_login_beyond_the_slots_waits_told_its_place_then_is_served() {
+    let test = TestServer::start_sftp(|config| config.max_concurrency = 1);
+    test.add_user(USER, PASSWORD, 1 << 20);
+    test.add_user("bob", "bob's password", 1 << 20);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // A native session of bob's holds the one slot.
+    let holder = runtime.block_on(test.login("bob", "bob's password"));
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    let waiting = std::thread::spawn(move || ssh.sftp("pwd\n"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!waiting.is_finished(), "the second login did not wait for the slot");
+    drop(holder);
+    let output = waiting.join().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let said = text(&output);
+    assert!(said.contains("you are number 1 in the queue"), "{said}");
+    assert!(said.contains("Remote working directory: /"), "{said}");
+}
+
+#[test]
+fn a_removed_account_ends_its_sftp_session_with_error_206() {
+    let test = TestServer::start_sftp(|_| {});
+    test.add_user(USER, PASSWORD, 1 << 20);
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    let mut sftp = ssh.sftp_interactive();
+    let mut input = sftp.stdin.take().unwrap();
+    let stdout = sftp.stdout.take().unwrap();
+    let (lines, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let _ = lines.send(line.unwrap_or_default());
+        }
+    });
+    writeln!(input, "pwd").unwrap();
+    // Logged in once the working directory is answered; then the account goes.
+    loop {
+        let line = heard.recv_timeout(Duration::from_secs(30)).expect("sftp answers pwd");
+        if line.contains("Remote working directory") {
+            break;
+        }
+    }
+    test.remove_user(USER);
+    let stderr = sftp.stderr.take().unwrap();
+    let told = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    // The server ends the session (within a store poll); the client's next command finds the
+    // connection closed, and sftp exits.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while sftp.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the session outlived its account");
+        let _ = writeln!(input, "ls");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let said = told.join().unwrap();
+    assert!(said.contains("error 206"), "{said}");
+}
