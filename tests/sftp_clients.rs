@@ -286,3 +286,76 @@ client.close()
     assert_eq!(md5_of(&local.join("out.bin")), md5_hex(&data));
     assert_eq!(md5_of(&test.home(USER).join("docs/moved.bin")), md5_hex(&data));
 }
+
+/// `ftp-actor user key` (the real binary) on the server's data directory.
+fn user_key(test: &TestServer, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ftp-actor"));
+    command.arg("user").arg("key").args(args).arg("--data-dir").arg(test.data_dir());
+    command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    if let Some(text) = stdin {
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+/// Waits until a running server has loaded the store as changed (it polls it).
+fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} did not happen");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn public_keys_added_with_user_key_log_in_and_a_removed_one_no_longer_does() {
+    let test = server(64 << 20);
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    let keys = test.work_dir("keys");
+    let ed25519 = common::sftp::new_key(&keys, "laptop", "ed25519");
+    let rsa = common::sftp::new_key(&keys, "desktop", "rsa");
+    let stranger = common::sftp::new_key(&keys, "stranger", "ed25519");
+    // Before any key is added, a key login is refused and the password still works.
+    let refused = ssh.sftp_with_key(&ed25519, "pwd\n");
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(text(&refused).contains("Permission denied"), "{}", text(&refused));
+    must_succeed("key add", &user_key(&test, &["add", USER, ed25519.with_extension("pub").to_str().unwrap()], None));
+    let rsa_line = std::fs::read_to_string(rsa.with_extension("pub")).unwrap();
+    let added = user_key(&test, &["add", USER, "-"], Some(&format!("# from stdin\n{rsa_line}")));
+    must_succeed("key add -", &added);
+    let listed = user_key(&test, &["list", USER], None);
+    must_succeed("key list", &listed);
+    let fingerprint = |key: &Path| {
+        let shown = Command::new("ssh-keygen").arg("-lf").arg(key.with_extension("pub")).output().unwrap();
+        String::from_utf8(shown.stdout).unwrap().split_whitespace().nth(1).unwrap().to_string()
+    };
+    let list = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(list.contains(&fingerprint(&ed25519)) && list.contains(&fingerprint(&rsa)), "{list}");
+    assert!(list.contains("laptop") && list.contains("desktop"), "{list}");
+    // Options are refused, not silently dropped.
+    let with_options =
+        format!("from=\"10.0.0.1\" {}", std::fs::read_to_string(stranger.with_extension("pub")).unwrap());
+    let refused_line = user_key(&test, &["add", USER, "-"], Some(&with_options));
+    assert!(!refused_line.status.success());
+    assert!(String::from_utf8_lossy(&refused_line.stderr).contains("options"));
+    until("the server sees the keys", || ssh.sftp_with_key(&ed25519, "pwd\n").status.success());
+    let local = test.work_dir("key-transfer");
+    std::fs::write(local.join("k.bin"), random_bytes(100_000, 30)).unwrap();
+    let output = ssh.sftp_with_key(&rsa, &format!("put {}\n", local.join("k.bin").display()));
+    must_succeed("a put logged in with an RSA key", &output);
+    assert_eq!(md5_of(&test.home(USER).join("k.bin")), md5_of(&local.join("k.bin")));
+    let stranger_login = ssh.sftp_with_key(&stranger, "pwd\n");
+    assert!(!stranger_login.status.success(), "a key never added logged in");
+    // Removed by its fingerprint: it no longer logs in; the other key still does.
+    must_succeed("key del", &user_key(&test, &["del", USER, &fingerprint(&ed25519)], None));
+    until("the server forgets the key", || !ssh.sftp_with_key(&ed25519, "pwd\n").status.success());
+    must_succeed("the remaining key", &ssh.sftp_with_key(&rsa, "pwd\n"));
+    let missing = user_key(&test, &["del", USER, &fingerprint(&ed25519)], None);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("has no key"), "{}", text(&missing));
+}

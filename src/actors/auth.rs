@@ -35,6 +35,7 @@ use sha2::Sha256;
 use crate::auth::ScryptParams;
 use crate::auth::login_cache::LoginCache;
 use crate::auth::scram::{self, ChannelBinding, Exchange, Key, ServerKeys};
+use crate::auth::ssh_keys::{self, is_authorized};
 use crate::auth::throttle::Admission;
 use crate::auth::user_store::{SALT_LEN, UserStore, home_path};
 use crate::net::{ErrorCode, WireError};
@@ -565,6 +566,46 @@ impl Handler<CheckPassword> for AuthActor {
                     result
                 })
             })
+        }))
+    }
+}
+
+/// An SFTP login by public key: the SSH layer has checked the client's signature, so the
+/// client holds the private key of `key`; is that key one of the user's (`ftp-actor user key
+/// add`)? Refused from a banned address or for a banned name, as every login. A key that is not
+/// the user's is not counted as a failed login: clients offer each key they have in turn, and a
+/// key cannot be guessed. `signed: false` only asks (the client's offer before it signs): a
+/// success then is not a login, and clears no failures.
+#[derive(Message)]
+#[rtype(result = "Result<LoginOk, WireError>")]
+pub struct CheckPublicKey {
+    pub user: String,
+    pub key: russh::keys::PublicKey,
+    pub signed: bool,
+    pub peer: IpAddr,
+}
+
+impl Handler<CheckPublicKey> for AuthActor {
+    type Result = ResponseActFuture<Self, Result<LoginOk, WireError>>;
+
+    fn handle(&mut self, msg: CheckPublicKey, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(self.refresh().map(move |(), act, _| {
+            let CheckPublicKey { user, key, signed, peer } = msg;
+            act.admit(peer, &user, Protocol::sftp)?;
+            let record = act.store.users.get(&user).filter(|record| is_authorized(&record.ssh_keys, &key));
+            let Some(record) = record else {
+                if signed {
+                    tracing::info!(target: "access", user = %act.logged_name(&user), %peer, op = "sftp login",
+                        result = "key not accepted", key = %ssh_keys::fingerprint(&key));
+                }
+                return Err(WireError::new(ErrorCode::AuthFailed, "login failed: unknown user or key not accepted"));
+            };
+            let login =
+                LoginOk { user: user.clone(), home: home_path(&act.data_dir, record), generation: act.generation };
+            if signed {
+                act.throttle().succeeded(peer, &user);
+            }
+            Ok(login)
         }))
     }
 }

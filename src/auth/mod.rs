@@ -4,6 +4,7 @@ pub mod channel_binding;
 pub mod kdf;
 pub mod login_cache;
 pub mod scram;
+pub mod ssh_keys;
 pub mod throttle;
 pub mod user_store;
 

@@ -39,6 +39,8 @@ pub enum StoreError {
     Exists(String),
     #[error("no user {0:?}")]
     NoSuchUser(String),
+    #[error("user {user:?} has no key {fingerprint} (see: ftp-actor user key list {user})")]
+    NoSuchKey { user: String, fingerprint: String },
     #[error(transparent)]
     Params(#[from] InvalidParams),
 }
@@ -58,6 +60,10 @@ pub struct UserRecord {
     /// server's `default_max_files`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_files: Option<u64>,
+    /// SSH public keys that log the user in over SFTP, as OpenSSH `authorized_keys` lines
+    /// (see [`crate::auth::ssh_keys`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_keys: Vec<String>,
     /// The SCRAM verifier.
     #[serde(flatten)]
     pub credentials: Credentials,
@@ -177,14 +183,18 @@ impl UserStore {
     }
 
     /// The users whose live sessions must end when `newer` replaces this store: those
-    /// removed, and those whose password or home changed. A new password is often the answer
-    /// to a leaked one, so a session opened with the old one must not outlive it; a session
-    /// in a moved home would go on in the old one. A changed quota ends nothing.
+    /// removed, and those whose password or home changed, or who lost an SSH key. A new
+    /// password (or a removed key) is often the answer to a leaked one, so a session opened
+    /// with the old one must not outlive it; a session in a moved home would go on in the old
+    /// one. A changed quota, or a key added, ends nothing.
     pub fn revoked_by(&self, newer: &UserStore) -> Vec<String> {
         self.users
             .iter()
             .filter(|(name, old)| {
-                newer.users.get(*name).is_none_or(|new| new.credentials != old.credentials || new.home != old.home)
+                newer.users.get(*name).is_none_or(|new| {
+                    let key_removed = old.ssh_keys.iter().any(|key| !new.ssh_keys.contains(key));
+                    new.credentials != old.credentials || new.home != old.home || key_removed
+                })
             })
             .map(|(name, _)| name.clone())
             .collect()
@@ -212,7 +222,8 @@ pub fn add_user(
         return Err(StoreError::Exists(name.to_string()));
     }
     let credentials = Credentials::derive(password, scrypt)?;
-    let record = UserRecord { home: home.unwrap_or_else(|| default_home(name)), quota, max_files: None, credentials };
+    let home = home.unwrap_or_else(|| default_home(name));
+    let record = UserRecord { home, quota, max_files: None, ssh_keys: Vec::new(), credentials };
     let home_dir = home_path(data_dir, &record);
     crate::storage::local_store::create_home_dir(&home_dir).map_err(io_error(&home_dir))?;
     UserStore::update(data_dir, |store| {
@@ -267,15 +278,16 @@ mod tests {
     }
 
     #[test]
-    fn removed_users_and_changed_passwords_or_homes_are_revoked_but_quota_changes_are_not() {
+    fn removed_users_and_changed_passwords_homes_or_lost_keys_are_revoked_but_quota_changes_are_not() {
         let record = |home: &str, password: &[u8]| UserRecord {
             home: home.into(),
             quota: 1 << 20,
             max_files: None,
+            ssh_keys: vec!["ssh-ed25519 AAAA-one".into()],
             credentials: Credentials::derive(password, fast()).unwrap(),
         };
         let mut old = UserStore::default();
-        for name in ["kept", "requota", "removed", "repassword", "moved"] {
+        for name in ["kept", "requota", "removed", "repassword", "moved", "keyadded", "keyremoved"] {
             old.users.insert(name.into(), record(&format!("homes/{name}"), b"pw"));
         }
         let mut new = old.clone();
@@ -284,7 +296,9 @@ mod tests {
         new.users.get_mut("repassword").unwrap().credentials = Credentials::derive(b"pw", fast()).unwrap();
         new.users.get_mut("moved").unwrap().home = "elsewhere".into();
         new.users.insert("added".into(), record("homes/added", b"pw"));
-        assert_eq!(old.revoked_by(&new), ["moved", "removed", "repassword"]);
+        new.users.get_mut("keyadded").unwrap().ssh_keys.push("ssh-ed25519 AAAA-two".into());
+        new.users.get_mut("keyremoved").unwrap().ssh_keys.clear();
+        assert_eq!(old.revoked_by(&new), ["keyremoved", "moved", "removed", "repassword"]);
         assert!(new.revoked_by(&new).is_empty());
         assert!(UserStore::default().revoked_by(&new).is_empty(), "the first load revokes nothing");
     }
@@ -295,7 +309,13 @@ mod tests {
         assert_eq!(UserStore::load(dir.path()).unwrap(), UserStore::default());
         UserStore::update(dir.path(), |store| {
             let credentials = Credentials::derive(b"secret", fast())?;
-            let record = UserRecord { home: default_home("alice"), quota: 1 << 20, max_files: None, credentials };
+            let record = UserRecord {
+                home: default_home("alice"),
+                quota: 1 << 20,
+                max_files: None,
+                ssh_keys: Vec::new(),
+                credentials,
+            };
             store.users.insert("alice".into(), record);
             Ok(())
         })

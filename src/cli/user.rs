@@ -1,10 +1,10 @@
-//! `ftp-actor user add|passwd|del|list|quota`: edits the user store under its lock.
+//! `ftp-actor user add|passwd|del|list|quota|key`: edits the user store under its lock.
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
 
 use crate::auth::user_store::{StoreError, add_user, home_path, validate_name};
-use crate::auth::{Credentials, UserStore};
+use crate::auth::{Credentials, UserStore, ssh_keys};
 use crate::human::size::{format_size, parse_size};
 use crate::storage::LocalStore;
 
@@ -51,6 +51,20 @@ pub enum UserCommand {
         #[arg(long, value_name = "N")]
         max_files: Option<u64>,
     },
+    /// Manage a user's SSH public keys (SFTP logins).
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Add the keys of FILE (OpenSSH authorized_keys lines; `-` reads standard input).
+    Add { name: String, file: std::path::PathBuf },
+    /// List a user's keys: fingerprint, type and comment.
+    List { name: String },
+    /// Remove the key with this fingerprint (SHA256:..., as `key list` and ssh-keygen -l show it);
+    /// the user's sessions end.
+    Del { name: String, fingerprint: String },
 }
 
 pub fn run(args: UserArgs) -> anyhow::Result<()> {
@@ -131,6 +145,70 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
             if let Some(max_files) = max_files {
                 println!("max files of {name} set to {max_files}");
             }
+        }
+        UserCommand::Key(command) => keys(&data_dir, command)?,
+    }
+    Ok(())
+}
+
+/// `ftp-actor user key ...`: a running server sees the change within a store poll; a removed
+/// key ends the user's sessions (error 206), as a password change does.
+fn keys(data_dir: &std::path::Path, command: KeyCommand) -> anyhow::Result<()> {
+    match command {
+        KeyCommand::Add { name, file } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+            };
+            let keys =
+                ssh_keys::parse_authorized_keys(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            if keys.is_empty() {
+                bail!("{}: no public key in it", file.display());
+            }
+            let added = UserStore::update(data_dir, |store| {
+                let record = store.user_mut(&name)?;
+                let mut added = Vec::new();
+                for key in &keys {
+                    let line = ssh_keys::stored_line(key);
+                    if !ssh_keys::is_authorized(&record.ssh_keys, key) {
+                        record.ssh_keys.push(line);
+                        added.push(ssh_keys::fingerprint(key));
+                    }
+                }
+                Ok(added)
+            })?;
+            for fingerprint in &added {
+                println!("key {fingerprint} added to {name}");
+            }
+            if added.len() < keys.len() {
+                println!("{} key(s) {name} already had were left as they were", keys.len() - added.len());
+            }
+        }
+        KeyCommand::List { name } => {
+            let store = UserStore::load(data_dir)?;
+            let record = store.users.get(&name).ok_or_else(|| StoreError::NoSuchUser(name.clone()))?;
+            if record.ssh_keys.is_empty() {
+                println!("{name} has no SSH keys (add one with: ftp-actor user key add {name} FILE)");
+            }
+            for line in &record.ssh_keys {
+                let mut words = line.splitn(3, ' ');
+                let kind = words.next().unwrap_or("?");
+                let comment = words.nth(1).unwrap_or("");
+                println!("{}  {kind}  {comment}", ssh_keys::fingerprint_of_line(line));
+            }
+        }
+        KeyCommand::Del { name, fingerprint } => {
+            UserStore::update(data_dir, |store| {
+                let record = store.user_mut(&name)?;
+                let before = record.ssh_keys.len();
+                record.ssh_keys.retain(|line| ssh_keys::fingerprint_of_line(line) != fingerprint);
+                if record.ssh_keys.len() == before {
+                    return Err(StoreError::NoSuchKey { user: name.clone(), fingerprint: fingerprint.clone() });
+                }
+                Ok(())
+            })?;
+            println!("key {fingerprint} removed from {name}; their sessions end");
         }
     }
     Ok(())

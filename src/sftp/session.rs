@@ -22,7 +22,7 @@ use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use crate::actors::Services;
 use crate::actors::acceptor::{AdmissionLink, QueueNotice, Signal, SlotAnswer};
-use crate::actors::auth::CheckPassword;
+use crate::actors::auth::{CheckPassword, CheckPublicKey};
 use crate::metrics::Protocol;
 use crate::net::{ErrorCode, WireError};
 use crate::service::{LoggedIn, LoginRefused, complete_login};
@@ -110,7 +110,7 @@ impl Session {
         (Some(user), ending)
     }
 
-    /// Waits for a password that logs in, within `login_timeout_secs`.
+    /// Waits for a password or a key that logs in, within `login_timeout_secs`.
     async fn log_in(&mut self) -> Result<Option<(LoggedIn, Result<SlotAnswer, LoginRefused>)>, Ending> {
         let patience = Duration::from_secs(self.services.config.login_timeout_secs);
         let deadline = tokio::time::sleep(patience);
@@ -124,8 +124,21 @@ impl Session {
                 }
                 Some(reason) = closing(&mut self.signals) => return Err(Some(reason)),
             };
-            let (user, password, answer) = match event {
-                Some(SshEvent::Password { user, password, answer }) => (user, password, answer),
+            let peer = self.peer.ip();
+            let (checked, answer) = match event {
+                Some(SshEvent::Password { user, password, answer }) => {
+                    let check = CheckPassword { user, password, peer, protocol: Protocol::sftp };
+                    (self.services.auth.send(check).await, answer)
+                }
+                Some(SshEvent::PublicKey { user, key, signed: false, answer }) => {
+                    // Only an offer: would this key do? The client signs next if it would.
+                    let check = CheckPublicKey { user, key, signed: false, peer };
+                    let _ = answer.send(matches!(self.services.auth.send(check).await, Ok(Ok(_))));
+                    continue;
+                }
+                Some(SshEvent::PublicKey { user, key, signed: true, answer }) => {
+                    (self.services.auth.send(CheckPublicKey { user, key, signed: true, peer }).await, answer)
+                }
                 // A subsystem before a login: russh refuses it, so this does not happen.
                 Some(SshEvent::Sftp { answer, .. }) => {
                     let _ = answer.send(false);
@@ -133,8 +146,7 @@ impl Session {
                 }
                 None => return Ok(None),
             };
-            let check = CheckPassword { user, password, peer: self.peer.ip(), protocol: Protocol::sftp };
-            let login = match self.services.auth.send(check).await {
+            let login = match checked {
                 Ok(Ok(login)) => login,
                 Ok(Err(refused)) if refused.code == ErrorCode::AuthFailed => {
                     let _ = answer.send(false);
@@ -153,8 +165,8 @@ impl Session {
             };
             let slots = self.admission.slots();
             let completed = complete_login(self.services.clone(), slots, login, self.peer, Protocol::sftp).await;
-            // The password is proven: SSH says so, and what follows (a slot, a queue place or
-            // a refusal) is told on the channel or in the disconnect.
+            // The user is proven: SSH says so, and what follows (a slot, a queue place or a
+            // refusal) is told on the channel or in the disconnect.
             let _ = answer.send(true);
             return match completed {
                 Ok((login, answer)) => Ok(Some((login, Ok(answer)))),
@@ -177,7 +189,7 @@ impl Session {
                     let _ = answer.send(true);
                     channel
                 }
-                Some(SshEvent::Password { answer, .. }) => {
+                Some(SshEvent::Password { answer, .. } | SshEvent::PublicKey { answer, .. }) => {
                     let _ = answer.send(false);
                     return Some(WireError::new(ErrorCode::UnexpectedMessage, "already logged in"));
                 }
@@ -259,7 +271,11 @@ impl Session {
                 }
                 event = self.events.recv() => match event {
                     // One sftp channel per connection; a login is over.
-                    Some(SshEvent::Sftp { answer, .. } | SshEvent::Password { answer, .. }) => {
+                    Some(
+                        SshEvent::Sftp { answer, .. }
+                        | SshEvent::Password { answer, .. }
+                        | SshEvent::PublicKey { answer, .. },
+                    ) => {
                         let _ = answer.send(false);
                         continue;
                     }

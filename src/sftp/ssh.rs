@@ -4,7 +4,8 @@
 //! `Send`; the session task runs on the acceptor's thread with the server's actors, like the
 //! FTP sessions, and holds every decision.
 
-use russh::server::{Auth, ChannelOpenHandle, Msg, Session};
+use russh::keys::{Algorithm, PublicKey};
+use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use tokio::sync::{mpsc, oneshot};
 
@@ -12,6 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 pub enum SshEvent {
     /// A password login attempt; the answer says whether SSH accepts it.
     Password { user: String, password: String, answer: oneshot::Sender<bool> },
+    /// A public key: only offered (`signed: false`: would it do?), or proven by the client's
+    /// signature, which russh checked (a login attempt).
+    PublicKey { user: String, key: PublicKey, signed: bool, answer: oneshot::Sender<bool> },
     /// The client asked for the `sftp` subsystem on this channel (after a login).
     Sftp { channel: Channel<Msg>, answer: oneshot::Sender<bool> },
 }
@@ -32,6 +36,12 @@ impl SshHandler {
         SshHandler { events, channels: Vec::new() }
     }
 
+    async fn ask_key(&self, user: &str, key: &PublicKey, signed: bool) -> bool {
+        let (answer, heard) = oneshot::channel();
+        let event = SshEvent::PublicKey { user: user.to_string(), key: key.clone(), signed, answer };
+        self.ask(event, heard).await
+    }
+
     /// Sends `event` to the session task and waits for its answer (no answer: the session is
     /// ending, which reads as a refusal).
     async fn ask(&self, event: SshEvent, answer: oneshot::Receiver<bool>) -> bool {
@@ -39,9 +49,10 @@ impl SshHandler {
     }
 }
 
-/// The only method offered: the password, checked as the other listeners check it.
+/// The methods offered: public keys (the user's, from the user store) and the password,
+/// checked as the other listeners check it.
 pub fn methods() -> MethodSet {
-    MethodSet::from(&[MethodKind::Password][..])
+    MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..])
 }
 
 fn reject() -> Auth {
@@ -55,6 +66,21 @@ impl russh::server::Handler for SshHandler {
         let (answer, heard) = oneshot::channel();
         let event = SshEvent::Password { user: user.to_string(), password: password.to_string(), answer };
         Ok(if self.ask(event, heard).await { Auth::Accept } else { reject() })
+    }
+
+    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+        // RSA signatures over SHA-1 (`ssh-rsa`) are refused, as OpenSSH refuses them since 8.8.
+        if matches!(offer.algorithm, Algorithm::Rsa { hash: None }) {
+            return Ok(reject());
+        }
+        Ok(if self.ask_key(user, offer.public_key, false).await { Auth::Accept } else { reject() })
+    }
+
+    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+        if matches!(key.algorithm, Algorithm::Rsa { hash: None }) {
+            return Ok(reject());
+        }
+        Ok(if self.ask_key(user, key.public_key, true).await { Auth::Accept } else { reject() })
     }
 
     async fn channel_open_session(

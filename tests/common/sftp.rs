@@ -75,6 +75,21 @@ impl OpenSsh {
         command
     }
 
+    /// `sftp -b` logging in with the private key `identity` only (no password: batch mode as
+    /// `sftp -b` wants it).
+    pub fn sftp_with_key(&self, identity: &Path, commands: &str) -> Output {
+        let batch = self.askpass.with_file_name(format!("batch-{}", rand_suffix()));
+        std::fs::write(&batch, commands).unwrap();
+        let mut command = self.command("sftp");
+        for option in self.options() {
+            let option = option.replace("PreferredAuthentications=password", "PreferredAuthentications=publickey");
+            command.arg(option);
+        }
+        command.args(["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-i"]).arg(identity);
+        command.arg("-P").arg(self.port.to_string()).arg("-b").arg(&batch).arg(format!("{}@127.0.0.1", self.user));
+        command.output().expect("cannot run sftp (openssh-client)")
+    }
+
     /// An interactive `sftp` (no batch file, so no batch mode): commands go to its standard
     /// input, one per line, while it runs.
     pub fn sftp_interactive(&self) -> std::process::Child {
@@ -100,6 +115,19 @@ impl OpenSsh {
         command.args(args.iter().map(|arg| arg.replace("remote:", &remote)));
         command.output().expect("cannot run scp (openssh-client)")
     }
+}
+
+/// A new key pair made by ssh-keygen in `dir`: the private key's path (the public one is
+/// beside it, `.pub`).
+pub fn new_key(dir: &Path, name: &str, kind: &str) -> PathBuf {
+    let path = dir.join(name);
+    let output = Command::new("ssh-keygen")
+        .args(["-q", "-N", "", "-t", kind, "-C", name, "-f"])
+        .arg(&path)
+        .output()
+        .expect("ssh-keygen runs");
+    assert!(output.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&output.stderr));
+    path
 }
 
 /// The server's host public key, as a known-hosts line's key part.
