@@ -359,3 +359,89 @@ fn public_keys_added_with_user_key_log_in_and_a_removed_one_no_longer_does() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("has no key"), "{}", text(&missing));
 }
+
+/// What a clumsy or hostile client sends, through paramiko's channel: a write that does not
+/// follow the previous one, a packet type nobody defined, too many open files, a packet far
+/// larger than the limit. Each gets a clear answer, and the server goes on serving.
+#[test]
+fn hostile_requests_get_clear_answers_and_the_server_goes_on() {
+    let test = server(64 << 20);
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    std::fs::create_dir_all(test.home(USER)).unwrap();
+    std::fs::write(test.home(USER).join("small.txt"), b"hello").unwrap();
+    let script = r#"
+import struct, sys, paramiko
+port, known_hosts, user, password = sys.argv[1:5]
+
+def connect():
+    client = paramiko.SSHClient()
+    client.load_host_keys(known_hosts)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect("127.0.0.1", port=int(port), username=user, password=password, allow_agent=False, look_for_keys=False)
+    return client, client.open_sftp()
+
+client, sftp = connect()
+# A write that skips ahead: refused, the file not published, the bytes before it kept.
+f = sftp.open("holes.bin", "w")
+f.set_pipelined(False)
+f.write(b"a" * 1000)
+f.seek(5000)
+try:
+    f.write(b"b" * 10)
+    f.close()
+    raise SystemExit("a write past a hole was accepted")
+except IOError as refused:
+    print("hole:", refused)
+    try:
+        f.close()
+    except IOError as closed:
+        print("close after the hole:", closed)
+# A request type nobody defined: answered, the session goes on.
+body = struct.pack(">BI", 150, 77)
+sftp.sock.sendall(struct.pack(">I", len(body)) + body)
+kind, data = sftp._read_packet()
+code = struct.unpack(">II", data[:8])
+print("unknown type:", kind, code)
+assert sftp.stat("small.txt").st_size == 5
+# Too many open files.
+opened = []
+try:
+    for _ in range(40):
+        opened.append(sftp.open("small.txt", "r"))
+    raise SystemExit("no limit on open handles")
+except IOError as refused:
+    print("handles:", len(opened), refused)
+for handle in opened:
+    handle.close()
+assert sftp.open("small.txt", "r").read() == b"hello"
+# A packet announced far past the limit: the connection is closed.
+sftp.sock.sendall(struct.pack(">I", 64 << 20) + b"x" * 1000)
+try:
+    sftp.stat("small.txt")
+    raise SystemExit("the server went on reading a 64 MiB packet")
+except Exception as closed:
+    print("oversized:", type(closed).__name__)
+client.close()
+# Everyone else, and the same user again, are still served.
+client, sftp = connect()
+assert sftp.open("small.txt", "r").read() == b"hello"
+print("served again")
+"#;
+    let output = Command::new("timeout")
+        .args(["120", "/usr/bin/python3", "-c", script])
+        .arg(ssh.port.to_string())
+        .arg(&ssh.known_hosts)
+        .args([USER, PASSWORD])
+        .output()
+        .expect("the system python3 runs");
+    must_succeed("paramiko as a hostile client", &output);
+    let said = text(&output);
+    assert!(said.contains("written in order") || said.contains("does not follow"), "{said}");
+    // SSH_FXP_STATUS (101) for request 77, "operation unsupported" (8).
+    assert!(said.contains("unknown type: 101 (77, 8)"), "{said}");
+    assert!(said.contains("handles: 16 "), "{said}");
+    assert!(said.contains("served again"), "{said}");
+    let home = test.home(USER);
+    assert!(!home.join("holes.bin").exists(), "a file with a hole was published");
+    assert_eq!(std::fs::metadata(home.join(".holes.bin.ftpa-part")).map(|m| m.len()).unwrap_or(0), 1000);
+}

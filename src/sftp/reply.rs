@@ -23,6 +23,21 @@ pub fn status_of(error: &WireError) -> (StatusCode, String) {
     (code, format!("{} (error {})", error.message, error.code.as_u16()))
 }
 
+/// The answer to a request that could not be read: its id (the four bytes after the type) and
+/// a status, so the client hears about that one request and the session goes on; `None` when
+/// the frame is too short to name a request (the session must end: it is out of step).
+pub fn unreadable_request(frame: &[u8]) -> Option<(u32, StatusCode, String)> {
+    let (&kind, rest) = frame.split_first()?;
+    let id = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+    // The request types of SFTP version 3 (draft-ietf-secsh-filexfer-02, section 3).
+    let known = matches!(kind, 1 | 3..=20 | 200);
+    Some(if known {
+        (id, StatusCode::BadMessage, format!("request type {kind} could not be read (error 100)"))
+    } else {
+        (id, StatusCode::OpUnsupported, format!("request type {kind} is not part of SFTP version 3"))
+    })
+}
+
 /// Permission bits shown for what a user owns: theirs to read and write, nobody else's (the
 /// server keeps homes 0700). Directories are searchable.
 const FILE_MODE: u32 = 0o100_600;
@@ -86,6 +101,16 @@ mod tests {
         assert_eq!(status_of(&outside).0, StatusCode::PermissionDenied);
         let quota = WireError::new(ErrorCode::QuotaExceeded, "put x: quota exceeded");
         assert_eq!(status_of(&quota), (StatusCode::Failure, "put x: quota exceeded (error 400)".into()));
+    }
+
+    #[test]
+    fn an_unreadable_request_is_answered_by_its_id_unless_it_names_none() {
+        let (id, code, _) = unreadable_request(&[150, 0, 0, 0, 77]).unwrap();
+        assert_eq!((id, code), (77, StatusCode::OpUnsupported));
+        let (id, code, _) = unreadable_request(&[17, 0, 0, 1, 0, 0xff]).unwrap();
+        assert_eq!((id, code), (256, StatusCode::BadMessage));
+        assert!(unreadable_request(&[17, 0, 0]).is_none());
+        assert!(unreadable_request(&[]).is_none());
     }
 
     #[test]

@@ -27,6 +27,9 @@ use crate::metrics::Protocol;
 use crate::net::{ErrorCode, WireError};
 use crate::service::{LoggedIn, LoginRefused, complete_login};
 
+use russh_sftp::protocol::{Packet, Status};
+
+use super::reply::unreadable_request;
 use super::requests::{MAX_PACKET, Requests};
 use super::ssh::{SshEvent, SshHandler};
 
@@ -299,11 +302,18 @@ impl Session {
                 }
                 None => return None,
             };
+            let frame = bytes.clone();
             let reply = match russh_sftp::protocol::Packet::try_from(&mut bytes) {
                 Ok(request) => requests.answer(request).await,
-                Err(error) => {
-                    return Some(WireError::new(ErrorCode::MalformedFrame, format!("malformed SFTP request: {error}")));
-                }
+                Err(error) => match unreadable_request(&frame) {
+                    Some((id, status_code, error_message)) => {
+                        Packet::Status(Status { id, status_code, error_message, language_tag: "en".into() })
+                    }
+                    None => {
+                        let reason = format!("malformed SFTP request: {error}");
+                        return Some(WireError::new(ErrorCode::MalformedFrame, reason));
+                    }
+                },
             };
             let encoded = match bytes::Bytes::try_from(reply) {
                 Ok(encoded) => encoded,
