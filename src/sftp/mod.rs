@@ -8,7 +8,7 @@ mod host_key;
 mod paths;
 mod reading;
 mod reply;
-mod requests;
+pub mod requests;
 mod session;
 mod ssh;
 mod writing;
@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use host_key::{GENERATED_HOST_KEY, HostKeyError, fingerprint, host_key_path, load_or_generate};
+pub use requests::Requests;
 pub use session::SftpSessionStart;
 
 use crate::actors::acceptor::TaskLink;
