@@ -96,3 +96,26 @@ fn a_removed_account_ends_its_sftp_session_with_error_206() {
     let said = told.join().unwrap();
     assert!(said.contains("error 206"), "{said}");
 }
+
+#[test]
+fn failed_sftp_logins_ban_the_address_on_every_listener() {
+    let test = TestServer::start_sftp(|config| {
+        config.login_failures_before_ban = 3;
+        config.login_delay_base_ms = 1;
+        config.login_delay_max_ms = 1;
+    });
+    test.add_user(USER, PASSWORD, 1 << 20);
+    let wrong = OpenSsh::new(&test, USER, "not the password");
+    for _ in 0..3 {
+        let output = wrong.sftp("pwd\n");
+        assert!(!output.status.success(), "{}", text(&output));
+    }
+    // The right password over SFTP now meets the ban, and so does a native login.
+    let right = OpenSsh::new(&test, USER, PASSWORD);
+    let output = right.sftp("pwd\n");
+    assert!(!output.status.success(), "a banned address logged in: {}", text(&output));
+    assert!(text(&output).contains("error 202"), "{}", text(&output));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let native = runtime.block_on(test.try_login(USER, PASSWORD));
+    assert_eq!(native.err().and_then(|e| e.code()), Some(ftp_actor::net::ErrorCode::LoginBanned));
+}

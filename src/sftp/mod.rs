@@ -52,10 +52,21 @@ pub fn ssh_config(host_key: russh::keys::PrivateKey, config: &Config) -> Arc<rus
     })
 }
 
-/// What a refused connection (a banned address) is told before it closes: SSH lets a server
-/// send lines before its version line, and OpenSSH shows none of them, so this line is for
-/// people and tools that read the raw connection; the client itself reports the closed
-/// connection.
-pub fn refusal_line(error: &WireError) -> Vec<u8> {
-    format!("ftp-actor: {} (error {})\r\n", error.message, error.code.as_u16()).into_bytes()
+/// Refuses a connection (a banned address) in SSH's own terms: the key exchange runs, then an
+/// SSH disconnect carries the reason, which OpenSSH prints (`Received disconnect from ...:
+/// too many failed logins ... (error 202)`). No login is offered meanwhile.
+pub async fn refuse(stream: tokio::net::TcpStream, ssh: Arc<russh::server::Config>, error: WireError) {
+    /// Offers nothing: every login method is refused by russh's defaults.
+    struct Refusing;
+    impl russh::server::Handler for Refusing {
+        type Error = russh::Error;
+    }
+    let started = tokio::time::timeout(REFUSAL_PATIENCE, russh::server::run_stream(ssh, stream, Refusing)).await;
+    let Ok(Ok(running)) = started else { return };
+    let said = format!("{} (error {})", error.message, error.code.as_u16());
+    let _ = running.handle().disconnect(russh::Disconnect::HostNotAllowedToConnect, said, "en".into()).await;
+    let _ = tokio::time::timeout(REFUSAL_PATIENCE, running).await;
 }
+
+/// The longest a refused connection is given to finish its key exchange and read why.
+const REFUSAL_PATIENCE: Duration = Duration::from_secs(5);

@@ -20,7 +20,8 @@ impl Protocol {
         match self {
             Protocol::Native(_) => encode_frame(&Response::error(error.clone())).expect("errors encode"),
             Protocol::Ftp(_) => crate::ftp::reply::Reply::from_error(error).to_bytes(),
-            Protocol::Sftp(_) => crate::sftp::refusal_line(error),
+            // Refused in SSH's own terms instead (see `refuse`).
+            Protocol::Sftp(_) => Vec::new(),
         }
     }
 }
@@ -94,6 +95,9 @@ impl SessionLink {
 /// Tells a connection why it is refused, then closes it (a native client hears it inside TLS,
 /// the only way it listens).
 pub(super) async fn refuse(mut stream: TcpStream, protocol: Protocol, error: WireError) {
+    if let Protocol::Sftp(ssh) = protocol {
+        return crate::sftp::refuse(stream, ssh, error).await;
+    }
     let refusal = protocol.refusal(&error);
     if let Protocol::Native(Some(config)) = protocol {
         if let Some(mut tls) = crate::net::native_tls::accept(stream, config, REFUSAL_PATIENCE).await {
