@@ -9,9 +9,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{TestServer, md5_hex, random_bytes};
+use common::{TestServer, md5_hex, must_succeed, random_bytes};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "correct horse";
@@ -28,16 +28,6 @@ fn run(program: &str, args: &[&str]) -> Output {
         panic!("{program} is not installed (bash .ci/run installs curl, lftp and rclone)");
     }
     output
-}
-
-fn must_succeed(what: &str, output: &Output) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({:?})\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 fn server(quota: u64) -> TestServer {
@@ -67,17 +57,8 @@ fn curl(test: &TestServer, extra: &[&str]) -> Output {
 /// `--max-time` sends one on the data connection, which by FTPS's rules ends the file.)
 fn curl_killed_midway(test: &TestServer, extra: &[&str], watched: &Path, at_least: u64) {
     let cert = test.cert();
-    let mut child = Command::new("curl").args(curl_tls(&cert)).args(extra).spawn().expect("cannot run curl");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::metadata(watched).map_or(0, |m| m.len()) < at_least {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("curl ended ({status}) before {} held {at_least} bytes", watched.display());
-        }
-        assert!(Instant::now() < deadline, "{} never held {at_least} bytes", watched.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let child = Command::new("curl").args(curl_tls(&cert)).args(extra).spawn().expect("cannot run curl");
+    common::kill_when_holding(child, watched, at_least);
 }
 
 /// Every regular file under `dir` with its MD5, by relative path.

@@ -11,11 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::memory_store::MemoryStore;
-use common::{TEST_SCRYPT, disk_entries, random_bytes};
-use ftp_actor::actors::Services;
-use ftp_actor::actors::quota::GetUsage;
-use ftp_actor::auth::user_store::{add_user, default_home};
-use ftp_actor::config::Config;
+use common::{disk_entries, random_bytes, tree_bytes};
 use ftp_actor::integrity::{Digest, Md5};
 use ftp_actor::net::ErrorCode;
 use ftp_actor::quota::Usage;
@@ -55,36 +51,20 @@ impl TestStore for MemoryStore {
 
 /// One user's files behind the real service, in the current actix system.
 struct World<S: TestStore = LocalStore> {
-    _dir: tempfile::TempDir,
-    services: Services,
+    actors: common::Actors,
     files: Arc<UserFiles<S>>,
     home: PathBuf,
 }
 
 impl<S: TestStore> World<S> {
     async fn new(limit: u64, max_files: u64) -> World<S> {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            data_dir: dir.path().join("data"),
-            scrypt: TEST_SCRYPT,
-            max_concurrency: 4,
-            default_max_files: max_files,
-            digest_save_secs: 0,
-            ..Config::default()
-        };
-        add_user(&config.data_dir, USER, b"pw", TEST_SCRYPT, limit, None).unwrap();
-        let (secret, _) = ftp_actor::server::prepare_data_dir(&config).unwrap();
-        let home = config.data_dir.join(default_home(USER));
-        let services = ftp_actor::server::start_services(config, secret);
-        let files = Arc::new(UserFiles::new(services.clone(), USER.into(), S::open(&home), home.clone()));
-        let world = World::<S> { _dir: dir, services, files, home };
+        let actors = common::Actors::start(USER, limit, max_files);
+        let home = actors.home.clone();
+        let files = Arc::new(UserFiles::new(actors.services.clone(), USER.into(), S::open(&home), home.clone()));
+        let world = World::<S> { actors, files, home };
         // The AuthActor tells the QuotaActor its users once it has read the store.
         world.wait_for_usage(|usage| usage.limit == limit).await;
         world
-    }
-
-    async fn usage(&self) -> Usage {
-        self.services.quota.send(GetUsage { user: USER.into() }).await.unwrap().unwrap()
     }
 
     /// Bytes and entries the quota must count now.
@@ -92,18 +72,9 @@ impl<S: TestStore> World<S> {
         self.files.store().counted(&self.home)
     }
 
-    /// Polls the usage until `settled` accepts it (a dropped upload settles asynchronously);
-    /// panics with the last figures after five seconds.
+    /// Polls the usage until `settled` accepts it (see [`common::Actors::wait_for_usage`]).
     async fn wait_for_usage(&self, settled: impl Fn(&Usage) -> bool) -> Usage {
-        let mut last = self.usage().await;
-        for _ in 0..100 {
-            if settled(&last) {
-                return last;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            last = self.usage().await;
-        }
-        panic!("the usage stayed at {last:?}");
+        self.actors.wait_for_usage(USER, settled).await
     }
 }
 
@@ -344,18 +315,6 @@ async fn apply<S: TestStore>(world: &World<S>, sessions: &mut [Option<Live<S>>],
             let _ = files.change_entry(EntryChange::MakeDir, vp(NAMES[name]), NAMES[name].into()).await;
         }
     }
-}
-
-/// Bytes of every regular file under `dir`, partials included.
-fn tree_bytes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| {
-            let entry = entry.unwrap();
-            let meta = entry.metadata().unwrap();
-            if meta.is_dir() { tree_bytes(&entry.path()) } else { meta.len() }
-        })
-        .sum()
 }
 
 /// Whatever several sessions do, in any order, the home never holds more than the quota

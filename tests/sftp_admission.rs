@@ -8,15 +8,11 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::TestServer;
 use common::sftp::OpenSsh;
+use common::{TestServer, output_text as text};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "correct horse";
-
-fn text(output: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
 
 #[test]
 fn silent_sockets_on_the_sftp_port_do_not_keep_a_user_out() {

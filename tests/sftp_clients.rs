@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::sftp::OpenSsh;
-use common::{TestServer, md5_hex, random_bytes};
+use common::{TestServer, md5_hex, must_succeed, output_text as text, random_bytes};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "correct horse";
@@ -19,20 +19,6 @@ fn server(quota: u64) -> TestServer {
     let test = TestServer::start_sftp(|_| {});
     test.add_user(USER, PASSWORD, quota);
     test
-}
-
-fn must_succeed(what: &str, output: &Output) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({:?})\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
 fn md5_of(path: &Path) -> String {
@@ -129,17 +115,8 @@ fn an_upload_over_the_quota_fails_clearly_and_publishes_nothing() {
 
 /// Runs `command` and kills it once `watched` holds at least `at_least` bytes.
 fn killed_midway(mut command: Command, watched: &Path, at_least: u64) {
-    let mut child = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::metadata(watched).map_or(0, |m| m.len()) < at_least {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the client ended ({status}) before {} held {at_least} bytes", watched.display());
-        }
-        assert!(Instant::now() < deadline, "{} never held {at_least} bytes", watched.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let child = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    common::kill_when_holding(child, watched, at_least);
 }
 
 #[test]
@@ -241,6 +218,19 @@ fn rclone_copies_syncs_and_checks() {
     must_succeed("rclone check", &rclone(&["check", tree.to_str().unwrap(), &remote]));
 }
 
+/// Runs a paramiko `script` with the system Python (Debian's python3-paramiko): its arguments
+/// are the port, the known-hosts file, the user, the password, then `extra`.
+fn paramiko(script: &str, ssh: &OpenSsh, extra: &[&str]) -> Output {
+    Command::new("timeout")
+        .args(["120", "/usr/bin/python3", "-c", script])
+        .arg(ssh.port.to_string())
+        .arg(&ssh.known_hosts)
+        .args([USER, PASSWORD])
+        .args(extra)
+        .output()
+        .expect("the system python3 runs")
+}
+
 /// paramiko, the SFTP library of Python's tools (Debian's python3-paramiko, for the system
 /// Python).
 #[test]
@@ -273,14 +263,7 @@ print("realpath", sftp.normalize("."))
 sftp.close()
 client.close()
 "#;
-    let output = Command::new("timeout")
-        .args(["120", "/usr/bin/python3", "-c", script])
-        .arg(ssh.port.to_string())
-        .arg(&ssh.known_hosts)
-        .args([USER, PASSWORD])
-        .arg(&local)
-        .output()
-        .expect("the system python3 runs");
+    let output = paramiko(script, &ssh, &[local.to_str().unwrap()]);
     must_succeed("paramiko", &output);
     assert!(text(&output).contains("realpath /"), "{}", text(&output));
     assert_eq!(md5_of(&local.join("out.bin")), md5_hex(&data));
@@ -427,13 +410,7 @@ client, sftp = connect()
 assert sftp.open("small.txt", "r").read() == b"hello"
 print("served again")
 "#;
-    let output = Command::new("timeout")
-        .args(["120", "/usr/bin/python3", "-c", script])
-        .arg(ssh.port.to_string())
-        .arg(&ssh.known_hosts)
-        .args([USER, PASSWORD])
-        .output()
-        .expect("the system python3 runs");
+    let output = paramiko(script, &ssh, &[]);
     must_succeed("paramiko as a hostile client", &output);
     let said = text(&output);
     assert!(said.contains("written in order") || said.contains("does not follow"), "{said}");

@@ -9,12 +9,8 @@ mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
-use common::{TEST_SCRYPT, disk_entries, md5_hex, random_bytes};
-use ftp_actor::actors::quota::GetUsage;
-use ftp_actor::auth::user_store::{add_user, default_home};
-use ftp_actor::config::Config;
+use common::{disk_entries, md5_hex, random_bytes, tree_bytes};
 use ftp_actor::service::{LoggedIn, UserFiles};
 use ftp_actor::sftp::Requests;
 use ftp_actor::storage::{LocalStore, VirtualPath};
@@ -107,8 +103,7 @@ fn status(packet: &Packet) -> StatusCode {
 }
 
 struct World {
-    _dir: tempfile::TempDir,
-    services: ftp_actor::actors::Services,
+    actors: common::Actors,
     files: Arc<UserFiles>,
     home: std::path::PathBuf,
     next_id: u32,
@@ -116,24 +111,12 @@ struct World {
 
 impl World {
     async fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            data_dir: dir.path().join("data"),
-            scrypt: TEST_SCRYPT,
-            max_concurrency: 4,
-            default_max_files: MAX_FILES,
-            digest_save_secs: 0,
-            ..Config::default()
-        };
-        add_user(&config.data_dir, USER, b"pw", TEST_SCRYPT, LIMIT, None).unwrap();
-        let (secret, _) = ftp_actor::server::prepare_data_dir(&config).unwrap();
-        let home = config.data_dir.join(default_home(USER));
-        let services = ftp_actor::server::start_services(config, secret);
+        let actors = common::Actors::start(USER, LIMIT, MAX_FILES);
+        let home = actors.home.clone();
         let store = LocalStore::open(&home).unwrap();
-        let files = Arc::new(UserFiles::new(services.clone(), USER.into(), store, home.clone()));
-        let world = World { _dir: dir, services, files, home, next_id: 0 };
-        world.wait_for_usage(|usage| usage.limit == LIMIT).await;
-        world
+        let files = Arc::new(UserFiles::new(actors.services.clone(), USER.into(), store, home.clone()));
+        actors.wait_for_usage(USER, |usage| usage.limit == LIMIT).await;
+        World { actors, files, home, next_id: 0 }
     }
 
     fn session(&self) -> Session {
@@ -144,18 +127,6 @@ impl World {
     fn id(&mut self) -> u32 {
         self.next_id += 1;
         self.next_id
-    }
-
-    async fn wait_for_usage(&self, settled: impl Fn(&ftp_actor::quota::Usage) -> bool) -> ftp_actor::quota::Usage {
-        let mut last = self.services.quota.send(GetUsage { user: USER.into() }).await.unwrap().unwrap();
-        for _ in 0..100 {
-            if settled(&last) {
-                return last;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            last = self.services.quota.send(GetUsage { user: USER.into() }).await.unwrap().unwrap();
-        }
-        panic!("the usage stayed at {last:?}");
     }
 
     /// Bytes and entries on disk (partials included): what the quota counts.
@@ -175,17 +146,6 @@ impl World {
         }
         found
     }
-}
-
-fn tree_bytes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| {
-            let entry = entry.unwrap();
-            let meta = entry.metadata().unwrap();
-            if meta.is_dir() { tree_bytes(&entry.path()) } else { meta.len() }
-        })
-        .sum()
 }
 
 async fn apply(world: &mut World, sessions: &mut [Session], whole: &mut HashSet<String>, step: &Step) {
@@ -303,7 +263,7 @@ async fn invariants_hold(steps: Vec<Step>) {
         session.requests.end().await;
     }
     let counted = world.counted();
-    let usage = world.wait_for_usage(|usage| usage.reserved == 0 && usage.files_reserved == 0).await;
+    let usage = world.actors.wait_for_usage(USER, |usage| usage.reserved == 0 && usage.files_reserved == 0).await;
     assert_eq!((usage.used, usage.files), counted, "the ledger and the disk disagree");
 }
 

@@ -154,6 +154,101 @@ impl TestServer {
     }
 }
 
+/// The server's actors for one user, started in the current actix system with no listener:
+/// for driving the service, or a front end's request handling, directly.
+pub struct Actors {
+    pub dir: tempfile::TempDir,
+    pub services: ftp_actor::actors::Services,
+    pub home: PathBuf,
+}
+
+impl Actors {
+    /// `user` (password `pw`) with `limit` bytes of quota and at most `max_files` entries.
+    pub fn start(user: &str, limit: u64, max_files: u64) -> Actors {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            scrypt: TEST_SCRYPT,
+            max_concurrency: 4,
+            default_max_files: max_files,
+            digest_save_secs: 0,
+            ..Config::default()
+        };
+        add_user(&config.data_dir, user, b"pw", TEST_SCRYPT, limit, None).unwrap();
+        let (secret, _) = ftp_actor::server::prepare_data_dir(&config).unwrap();
+        let home = config.data_dir.join(default_home(user));
+        let services = ftp_actor::server::start_services(config, secret);
+        Actors { dir, services, home }
+    }
+
+    /// The QuotaActor's figures for `user`.
+    pub async fn usage(&self, user: &str) -> ftp_actor::quota::Usage {
+        let asked = ftp_actor::actors::quota::GetUsage { user: user.into() };
+        self.services.quota.send(asked).await.unwrap().unwrap()
+    }
+
+    /// Polls `user`'s usage until `settled` accepts it (a dropped upload settles
+    /// asynchronously); panics with the last figures after five seconds.
+    pub async fn wait_for_usage(
+        &self,
+        user: &str,
+        settled: impl Fn(&ftp_actor::quota::Usage) -> bool,
+    ) -> ftp_actor::quota::Usage {
+        let mut last = self.usage(user).await;
+        for _ in 0..100 {
+            if settled(&last) {
+                return last;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            last = self.usage(user).await;
+        }
+        panic!("the usage stayed at {last:?}");
+    }
+}
+
+/// Bytes of every regular file under `dir`, partials included.
+pub fn tree_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() { tree_bytes(&entry.path()) } else { meta.len() }
+        })
+        .sum()
+}
+
+/// Runs `child` until `watched` holds at least `at_least` bytes, then kills it (SIGKILL): a
+/// client killed in the middle of a transfer. Fails if the client ends first, or after 60 s.
+pub fn kill_when_holding(mut child: std::process::Child, watched: &Path, at_least: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(watched).map_or(0, |m| m.len()) < at_least {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the client ended ({status}) before {} held {at_least} bytes", watched.display());
+        }
+        assert!(std::time::Instant::now() < deadline, "{} never held {at_least} bytes", watched.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Fails the test with the command's exit status and output unless it succeeded.
+pub fn must_succeed(what: &str, output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({:?})\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A command's standard output and error, as one text.
+pub fn output_text(output: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
 /// Reads one native frame; `None` when the server closed the connection. A missing frame
 /// fails the test after 30 s instead of hanging it.
 pub async fn read_frame(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option<ftp_actor::net::Response> {
