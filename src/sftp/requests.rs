@@ -36,6 +36,9 @@ enum OpenHandle {
     Write(Writing),
 }
 
+/// One session's requests once its user is logged in: what it has open, and the answer to each
+/// request in turn (the session task feeds them in order; the property test in
+/// `tests/sftp_interleavings.rs` feeds them directly).
 pub struct Requests {
     login: LoggedIn,
     peer: SocketAddr,

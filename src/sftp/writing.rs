@@ -1,7 +1,8 @@
 //! A file handle open for writing: an upload through the same path lock, hidden partial,
 //! quota reservation and atomic publish as every other front end's.
 //!
-//! SFTP writes arrive as (offset, bytes) requests, OpenSSH's 32 KiB at a time, many in flight.
+//! SFTP writes arrive as (offset, bytes) requests, many in flight (OpenSSH sends 255 KiB each,
+//! what this server's `limits@openssh.com` allows).
 //! An upload is a stream that the server holds from its start, so the writes must follow each
 //! other: the first one starts at 0 (a new file) or at the size a resume was told (`reput`,
 //! `put -a`, which ask `stat` first: a partial upload shows its bytes there), and each next one
@@ -53,6 +54,8 @@ pub struct Writing {
     mtime: Option<i64>,
     started: std::time::Instant,
     log: TransferLog,
+    /// The upload's end is logged and counted (once: a refused write ends it before its close).
+    logged: bool,
 }
 
 /// Who transfers what, for the access log and the metrics.
@@ -75,6 +78,7 @@ impl Writing {
             truncate,
             mtime: None,
             started: std::time::Instant::now(),
+            logged: false,
         }
     }
 
@@ -224,8 +228,11 @@ impl Writing {
         self.count(&Err(error));
     }
 
-    /// Logs how the upload ended and counts it in the metrics.
-    fn count(&self, result: &Result<(), WireError>) {
+    /// Logs how the upload ended and counts it in the metrics, the first time it ends.
+    fn count(&mut self, result: &Result<(), WireError>) {
+        if std::mem::replace(&mut self.logged, true) {
+            return;
+        }
         let (outcome, said) = match result {
             Ok(()) => (Outcome::Ok, "ok".to_string()),
             Err(error) => (Outcome::Failed(error.code), format!("error {}", error.code.as_u16())),
