@@ -56,11 +56,11 @@ fn a_login_beyond_the_slots_waits_told_its_place_then_is_served() {
     assert!(said.contains("Remote working directory: /"), "{said}");
 }
 
-#[test]
-fn a_removed_account_ends_its_sftp_session_with_error_206() {
-    let test = TestServer::start_sftp(|_| {});
-    test.add_user(USER, PASSWORD, 1 << 20);
-    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+/// Runs an interactive `sftp`, waits until it is logged in, lets `change` act on the server,
+/// then keeps asking for listings until the client finds its session closed; returns what the
+/// client printed on its standard error.
+fn session_ended_by(test: &mut TestServer, change: impl FnOnce(&mut TestServer)) -> String {
+    let ssh = OpenSsh::new(test, USER, PASSWORD);
     let mut sftp = ssh.sftp_interactive();
     let mut input = sftp.stdin.take().unwrap();
     let stdout = sftp.stdout.take().unwrap();
@@ -71,26 +71,43 @@ fn a_removed_account_ends_its_sftp_session_with_error_206() {
         }
     });
     writeln!(input, "pwd").unwrap();
-    // Logged in once the working directory is answered; then the account goes.
+    // Logged in once the working directory is answered.
     loop {
         let line = heard.recv_timeout(Duration::from_secs(30)).expect("sftp answers pwd");
         if line.contains("Remote working directory") {
             break;
         }
     }
-    test.remove_user(USER);
     let stderr = sftp.stderr.take().unwrap();
     let told = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    // The server ends the session (within a store poll); the client's next command finds the
-    // connection closed, and sftp exits.
+    change(test);
+    // The client's next command finds the connection closed, and sftp exits.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while sftp.try_wait().unwrap().is_none() {
-        assert!(std::time::Instant::now() < deadline, "the session outlived its account");
+        assert!(std::time::Instant::now() < deadline, "the session outlived the change");
         let _ = writeln!(input, "ls");
         std::thread::sleep(Duration::from_millis(300));
     }
-    let said = told.join().unwrap();
+    told.join().unwrap()
+}
+
+#[test]
+fn a_removed_account_ends_its_sftp_session_with_error_206() {
+    let mut test = TestServer::start_sftp(|_| {});
+    test.add_user(USER, PASSWORD, 1 << 20);
+    let said = session_ended_by(&mut test, |test| test.remove_user(USER));
     assert!(said.contains("error 206"), "{said}");
+}
+
+#[test]
+fn a_graceful_shutdown_closes_an_idle_sftp_session_with_error_602() {
+    let mut test = TestServer::start_sftp(|_| {});
+    test.add_user(USER, PASSWORD, 1 << 20);
+    let said = session_ended_by(&mut test, |test| {
+        let handle = test.handle.take().unwrap();
+        std::thread::spawn(move || handle.shutdown_gracefully(Duration::from_secs(10)));
+    });
+    assert!(said.contains("error 602"), "{said}");
 }
 
 #[test]
