@@ -194,7 +194,10 @@ impl Writing {
                 }
             }
         };
-        self.count(&published);
+        self.count(match &published {
+            Ok(()) => Outcome::Ok,
+            Err(error) => Outcome::Failed(error.code),
+        });
         published.map(|()| self.mtime)
     }
 
@@ -202,6 +205,7 @@ impl Writing {
     /// the bytes written stay in the partial for a resume.
     pub async fn abandon(mut self) {
         let error = WireError::new(ErrorCode::TransferStalled, "the upload ended before its close");
+        self.count(Outcome::Lost);
         self.abandon_with(error).await;
     }
 
@@ -225,17 +229,18 @@ impl Writing {
                 upload.abandon(None).await;
             }
         }
-        self.count(&Err(error));
+        self.count(Outcome::Failed(error.code));
     }
 
     /// Logs how the upload ended and counts it in the metrics, the first time it ends.
-    fn count(&mut self, result: &Result<(), WireError>) {
+    fn count(&mut self, outcome: Outcome) {
         if std::mem::replace(&mut self.logged, true) {
             return;
         }
-        let (outcome, said) = match result {
-            Ok(()) => (Outcome::Ok, "ok".to_string()),
-            Err(error) => (Outcome::Failed(error.code), format!("error {}", error.code.as_u16())),
+        let said = match outcome {
+            Outcome::Ok => "ok".to_string(),
+            Outcome::Lost => "lost".to_string(),
+            Outcome::Failed(code) => format!("error {}", code.as_u16()),
         };
         let TransferLog { services, user, peer, shown } = &self.log;
         let took = self.started.elapsed();
