@@ -422,3 +422,45 @@ print("served again")
     assert!(!home.join("holes.bin").exists(), "a file with a hole was published");
     assert_eq!(std::fs::metadata(home.join(".holes.bin.ftpa-part")).map(|m| m.len()).unwrap_or(0), 1000);
 }
+
+/// A client that opens a file for writing and then goes silent: after `transfer_stall_secs`
+/// the session is closed, its bytes kept for a resume, and the path free for another upload at
+/// once (not after the idle timeout).
+#[test]
+fn a_stalled_upload_is_closed_and_its_path_freed() {
+    let test = TestServer::start_sftp(|config| config.transfer_stall_secs = 1);
+    test.add_user(USER, PASSWORD, 64 << 20);
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    let script = r#"
+import sys, time, paramiko
+port, known_hosts, user, password = sys.argv[1:5]
+def connect():
+    client = paramiko.SSHClient()
+    client.load_host_keys(known_hosts)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect("127.0.0.1", port=int(port), username=user, password=password, allow_agent=False, look_for_keys=False)
+    return client, client.open_sftp()
+client, sftp = connect()
+f = sftp.open("slow.bin", "w")
+f.set_pipelined(False)
+f.write(b"x" * 3000)
+f.flush()
+time.sleep(4)
+try:
+    f.write(b"y" * 10)
+    f.close()
+    raise SystemExit("a stalled upload was still open")
+except Exception as closed:
+    print("stalled:", type(closed).__name__)
+other, sftp2 = connect()
+started = time.time()
+with sftp2.open("slow.bin", "w") as g:
+    g.write(b"fresh")
+print("second upload in %.1f s" % (time.time() - started))
+"#;
+    let output = paramiko(script, &ssh, &[]);
+    must_succeed("paramiko", &output);
+    let said = text(&output);
+    assert!(said.contains("stalled:"), "{said}");
+    assert_eq!(std::fs::read(test.home(USER).join("slow.bin")).unwrap(), b"fresh");
+}

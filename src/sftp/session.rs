@@ -262,15 +262,23 @@ impl Session {
         let codec = LengthDelimitedCodec::builder().length_field_length(4).max_frame_length(MAX_PACKET).new_codec();
         let mut packets = FramedRead::new(reader, codec);
         let idle = Duration::from_secs(self.services.config.idle_timeout_secs);
+        // With a file open, silence is a stalled transfer: its upload's path lock and partial
+        // must not wait for the idle timeout (an upload cut this way stays for a resume).
+        let stall = Duration::from_secs(self.services.config.transfer_stall_secs);
         let mut draining = false;
         loop {
             if draining && !requests.transferring() {
                 return Some(WireError::new(ErrorCode::ShuttingDown, "the server is shutting down"));
             }
+            let transferring = requests.transferring();
+            let patience = if transferring { stall.min(idle) } else { idle };
             let packet = tokio::select! {
                 packet = packets.next() => packet,
-                () = tokio::time::sleep(idle) => {
-                    return Some(WireError::new(ErrorCode::IdleTimeout, "the session was idle too long"));
+                () = tokio::time::sleep(patience) => {
+                    return Some(match transferring {
+                        true => WireError::new(ErrorCode::TransferStalled, "the transfer stalled: nothing came for too long"),
+                        false => WireError::new(ErrorCode::IdleTimeout, "the session was idle too long"),
+                    });
                 }
                 event = self.events.recv() => match event {
                     // One sftp channel per connection; a login is over.
