@@ -25,8 +25,11 @@ use super::writing::{TransferLog, Writing};
 pub const MAX_PACKET: usize = MAX_WRITE + 1024;
 /// The largest read or write a client is told it may ask for (`limits@openssh.com`).
 const MAX_WRITE: usize = 256 * 1024;
-/// Handles a session may hold open at once (each holds at most two blocks of a file).
+/// Handles (files and directories) a session may hold open at once.
 const MAX_HANDLES: usize = 16;
+/// Files a session may hold open at once: each holds at most two 1 MiB blocks, so a session's
+/// transfers hold at most 8 MiB (an FTP session's one transfer holds two blocks).
+const MAX_OPEN_FILES: usize = 4;
 /// Names sent per `readdir` answer.
 const NAMES_PER_READDIR: usize = 128;
 
@@ -193,7 +196,7 @@ impl Requests {
 
     fn add_handle(&mut self, handle: OpenHandle) -> Answer<String> {
         if self.handles.len() >= MAX_HANDLES {
-            return Err(Refused(StatusCode::Failure, format!("at most {MAX_HANDLES} files may be open at once")));
+            return Err(Refused(StatusCode::Failure, format!("at most {MAX_HANDLES} handles may be open at once")));
         }
         self.next_handle += 1;
         let name = self.next_handle.to_string();
@@ -222,8 +225,10 @@ impl Requests {
     }
 
     async fn open(&mut self, path: String, flags: OpenFlags) -> Answer<String> {
-        if self.handles.len() >= MAX_HANDLES {
-            return Err(Refused(StatusCode::Failure, format!("at most {MAX_HANDLES} files may be open at once")));
+        let files = self.handles.values().filter(|handle| !matches!(handle, OpenHandle::Dir(_))).count();
+        if files >= MAX_OPEN_FILES || self.handles.len() >= MAX_HANDLES {
+            let limit = format!("at most {MAX_OPEN_FILES} files (and {MAX_HANDLES} handles) may be open at once");
+            return Err(Refused(StatusCode::Failure, limit));
         }
         let writes = flags.intersects(OpenFlags::WRITE | OpenFlags::APPEND);
         if writes && flags.contains(OpenFlags::READ) {
