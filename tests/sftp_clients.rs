@@ -204,8 +204,11 @@ fn rclone_copies_syncs_and_checks() {
         ssh.port,
         ssh.known_hosts.display()
     );
+    // Two checkers: with the transfers, rclone's connections stay within the user's four
+    // sessions (docs/INTEROP.md).
     let rclone = |args: &[&str]| {
-        Command::new("timeout").arg("120").arg("rclone").args(args).args(["--config", "/dev/null"]).output().unwrap()
+        let options = ["--config", "/dev/null", "--checkers", "2"];
+        Command::new("timeout").arg("120").arg("rclone").args(args).args(options).output().unwrap()
     };
     must_succeed("rclone copy", &rclone(&["copy", tree.to_str().unwrap(), &remote]));
     let home = test.home(USER);
@@ -215,7 +218,43 @@ fn rclone_copies_syncs_and_checks() {
     must_succeed("rclone sync", &rclone(&["sync", tree.to_str().unwrap(), &remote]));
     assert!(!home.join("backup/b.bin").exists());
     assert_eq!(md5_of(&home.join("backup/a.bin")), md5_of(&tree.join("a.bin")));
-    must_succeed("rclone check", &rclone(&["check", tree.to_str().unwrap(), &remote]));
+    let checked = rclone(&["check", tree.to_str().unwrap(), &remote]);
+    must_succeed("rclone check", &checked);
+    // Checked by MD5: rclone found the server's md5sum and compared every file's digest.
+    assert!(!text(&checked).contains("could not be checked"), "{}", text(&checked));
+    // A file damaged on the server, its size kept, is found by its MD5.
+    let damaged = home.join("backup/sub/c.bin");
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let checked = rclone(&["check", tree.to_str().unwrap(), &remote]);
+    assert!(!checked.status.success(), "a damaged file passed the check: {}", text(&checked));
+    assert!(text(&checked).contains("1 differences found"), "{}", text(&checked));
+}
+
+/// `md5sum` is the one command besides the subsystem: through the jail, from the stored
+/// digest; anything else is refused (exit status 127) and nothing runs.
+#[test]
+fn md5sum_answers_through_the_jail_and_nothing_else_runs() {
+    let test = server(64 << 20);
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    let home = test.home(USER);
+    std::fs::create_dir_all(home.join("dir")).unwrap();
+    let data = random_bytes(200_000, 40);
+    std::fs::write(home.join("dir/my file.bin"), &data).unwrap();
+    let output = ssh.ssh("md5sum dir/my\\ file.bin");
+    must_succeed("md5sum", &output);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("{}  dir/my file.bin\n", md5_hex(&data)));
+    let outside = ssh.ssh("md5sum ../../etc/passwd");
+    assert_eq!(outside.status.code(), Some(1), "{}", text(&outside));
+    assert!(text(&outside).contains("error 300"), "{}", text(&outside));
+    let marker = test.dir.path().join("ran");
+    let refused = ssh.ssh(&format!("touch {}", marker.display()));
+    assert_eq!(refused.status.code(), Some(127), "{}", text(&refused));
+    assert!(text(&refused).contains("only the sftp subsystem and md5sum"), "{}", text(&refused));
+    let chained = ssh.ssh(&format!("md5sum dir/a; touch {}", marker.display()));
+    assert_eq!(chained.status.code(), Some(127), "{}", text(&chained));
+    assert!(!marker.exists(), "a command ran");
 }
 
 /// Runs a paramiko `script` with the system Python (Debian's python3-paramiko): its arguments

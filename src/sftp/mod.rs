@@ -5,6 +5,7 @@
 //! with atomic publish. See docs/INTEROP.md for what clients can do with it.
 
 mod host_key;
+mod md5sum;
 mod paths;
 mod reading;
 mod reply;

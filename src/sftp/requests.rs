@@ -78,8 +78,14 @@ impl Requests {
         self.login.user()
     }
 
-    fn files(&self) -> &Arc<UserFiles> {
+    /// The user's files (for a command beside the requests: `md5sum`).
+    pub fn files(&self) -> &Arc<UserFiles> {
         &self.login.files
+    }
+
+    /// Where relative paths start (the home).
+    pub fn cwd(&self) -> &VirtualPath {
+        &self.login.cwd
     }
 
     /// Is a file open (a transfer in progress)? A draining server waits for those.

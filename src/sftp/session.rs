@@ -29,6 +29,7 @@ use crate::service::{LoggedIn, LoginRefused, complete_login};
 
 use russh_sftp::protocol::{Packet, Status};
 
+use super::md5sum;
 use super::reply::unreadable_request;
 use super::requests::{MAX_PACKET, Requests};
 use super::ssh::{SshEvent, SshHandler};
@@ -142,8 +143,8 @@ impl Session {
                 Some(SshEvent::PublicKey { user, key, signed: true, answer }) => {
                     (self.services.auth.send(CheckPublicKey { user, key, signed: true, peer }).await, answer)
                 }
-                // A subsystem before a login: russh refuses it, so this does not happen.
-                Some(SshEvent::Sftp { answer, .. }) => {
+                // A channel request before a login: russh refuses it, so this does not happen.
+                Some(SshEvent::Sftp { answer, .. } | SshEvent::Exec { answer, .. }) => {
                     let _ = answer.send(false);
                     continue;
                 }
@@ -181,43 +182,55 @@ impl Session {
     /// Once logged in: waits for the `sftp` subsystem, for a slot if the user is queued, then
     /// serves the requests.
     async fn after_login(&mut self, requests: &mut Requests, answer: Result<SlotAnswer, LoginRefused>) -> Ending {
-        let answer = match answer {
-            Ok(answer) => answer,
+        let mut answer = match answer {
+            Ok(answer) => Some(answer),
             Err(refused) => return Some(refused.error),
         };
         let patience = Duration::from_secs(self.services.config.login_timeout_secs);
-        let channel = tokio::select! {
-            event = self.events.recv() => match event {
-                Some(SshEvent::Sftp { channel, answer }) => {
-                    let _ = answer.send(true);
-                    channel
+        loop {
+            let (channel, exec) = tokio::select! {
+                event = self.events.recv() => match event {
+                    Some(SshEvent::Sftp { channel, answer }) => {
+                        let _ = answer.send(true);
+                        (channel, None)
+                    }
+                    Some(SshEvent::Exec { channel, command, answer }) => {
+                        let _ = answer.send(true);
+                        (channel, Some(command))
+                    }
+                    Some(SshEvent::Password { answer, .. } | SshEvent::PublicKey { answer, .. }) => {
+                        let _ = answer.send(false);
+                        return Some(WireError::new(ErrorCode::UnexpectedMessage, "already logged in"));
+                    }
+                    None => return None,
+                },
+                () = tokio::time::sleep(patience) => {
+                    return Some(WireError::new(ErrorCode::LoginTimeout, "no sftp subsystem asked for after the login"));
                 }
-                Some(SshEvent::Password { answer, .. } | SshEvent::PublicKey { answer, .. }) => {
-                    let _ = answer.send(false);
-                    return Some(WireError::new(ErrorCode::UnexpectedMessage, "already logged in"));
-                }
-                None => return None,
-            },
-            () = tokio::time::sleep(patience) => {
-                return Some(WireError::new(ErrorCode::LoginTimeout, "no sftp subsystem asked for after the login"));
+                Some(reason) = closing(&mut self.signals) => return Some(reason),
+            };
+            // The first channel waits for the session's slot, and hears its place in the queue.
+            if let Some(SlotAnswer::Queued { position, notices }) = answer.take()
+                && let Some(refused) = self.wait_for_slot(&channel, position, notices).await
+            {
+                return Some(refused);
             }
-            Some(reason) = closing(&mut self.signals) => return Some(reason),
-        };
-        if let SlotAnswer::Queued { position, notices } = answer
-            && let Some(refused) = self.wait_for_slot(&channel, position, notices).await
-        {
-            return Some(refused);
+            if let Some(command) = exec {
+                // A command (rclone's md5sum) before, or without, the subsystem.
+                md5sum::answer(channel, command, requests.files(), requests.cwd()).await;
+                continue;
+            }
+            tracing::debug!(session = self.admission.id(), user = requests.user(), "sftp subsystem started");
+            let id = channel.id();
+            let ending = self.requests(requests, channel).await;
+            if ending.is_none() {
+                // As sshd does when its sftp-server exits: scp reads the exit status as its own.
+                let _ = self.ssh.exit_status_request(id, 0).await;
+                let _ = self.ssh.eof(id).await;
+                let _ = self.ssh.close(id).await;
+            }
+            return ending;
         }
-        tracing::debug!(session = self.admission.id(), user = requests.user(), "sftp subsystem started");
-        let id = channel.id();
-        let ending = self.requests(requests, channel).await;
-        if ending.is_none() {
-            // As sshd does when its sftp-server exits: scp reads the exit status as its own.
-            let _ = self.ssh.exit_status_request(id, 0).await;
-            let _ = self.ssh.eof(id).await;
-            let _ = self.ssh.close(id).await;
-        }
-        ending
     }
 
     /// Waits in the queue, telling the client its position on the channel's standard error.
@@ -281,6 +294,13 @@ impl Session {
                     });
                 }
                 event = self.events.recv() => match event {
+                    // A command beside the subsystem (rclone's md5sum while it transfers).
+                    Some(SshEvent::Exec { channel, command, answer }) => {
+                        let _ = answer.send(true);
+                        let (files, cwd) = (requests.files().clone(), requests.cwd().clone());
+                        actix_rt::spawn(async move { md5sum::answer(channel, command, &files, &cwd).await });
+                        continue;
+                    }
                     // One sftp channel per connection; a login is over.
                     Some(
                         SshEvent::Sftp { answer, .. }

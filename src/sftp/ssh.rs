@@ -18,6 +18,8 @@ pub enum SshEvent {
     PublicKey { user: String, key: PublicKey, signed: bool, answer: oneshot::Sender<bool> },
     /// The client asked for the `sftp` subsystem on this channel (after a login).
     Sftp { channel: Channel<Msg>, answer: oneshot::Sender<bool> },
+    /// The client asked to run `command` on this channel (after a login): only `md5sum` runs.
+    Exec { channel: Channel<Msg>, command: String, answer: oneshot::Sender<bool> },
 }
 
 /// The russh handler of one connection.
@@ -119,10 +121,26 @@ impl russh::server::Handler for SshHandler {
         Ok(())
     }
 
-    /// Commands and shells are not offered: only the `sftp` subsystem (rclone asks for
-    /// `md5sum` this way, and goes on without it when refused).
-    async fn exec_request(&mut self, channel: ChannelId, _: &[u8], session: &mut Session) -> Result<(), Self::Error> {
-        session.channel_failure(channel)?;
+    /// Commands go to the session, which runs `md5sum` (rclone checks files with it) and
+    /// refuses the rest; shells are not offered.
+    async fn exec_request(
+        &mut self,
+        channel_id: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(position) = self.channels.iter().position(|channel| channel.id() == channel_id) else {
+            session.channel_failure(channel_id)?;
+            return Ok(());
+        };
+        let channel = self.channels.swap_remove(position);
+        let command = String::from_utf8_lossy(data).into_owned();
+        let (answer, heard) = oneshot::channel();
+        if self.ask(SshEvent::Exec { channel, command, answer }, heard).await {
+            session.channel_success(channel_id)?;
+        } else {
+            session.channel_failure(channel_id)?;
+        }
         Ok(())
     }
 

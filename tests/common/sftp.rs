@@ -90,6 +90,14 @@ impl OpenSsh {
         command.output().expect("cannot run sftp (openssh-client)")
     }
 
+    /// `ssh` running `remote_command` on the server (only `md5sum` is offered there).
+    pub fn ssh(&self, remote_command: &str) -> Output {
+        let mut command = self.command("ssh");
+        command.args(self.options()).arg("-p").arg(self.port.to_string());
+        command.arg(format!("{}@127.0.0.1", self.user)).arg(remote_command);
+        command.output().expect("cannot run ssh (openssh-client)")
+    }
+
     /// An interactive `sftp` (no batch file, so no batch mode): commands go to its standard
     /// input, one per line, while it runs.
     pub fn sftp_interactive(&self) -> std::process::Child {
