@@ -257,11 +257,25 @@ fn md5sum_answers_through_the_jail_and_nothing_else_runs() {
     assert!(!marker.exists(), "a command ran");
 }
 
-/// Runs a paramiko `script` with the system Python (Debian's python3-paramiko): its arguments
-/// are the port, the known-hosts file, the user, the password, then `extra`.
+/// What every paramiko script starts with: its arguments (the port, the known-hosts file, the
+/// user, the password, then the script's own) and `connect()`, which checks the host key.
+const PARAMIKO_PRELUDE: &str = r#"
+import sys, paramiko
+port, known_hosts, user, password = sys.argv[1:5]
+
+def connect():
+    client = paramiko.SSHClient()
+    client.load_host_keys(known_hosts)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect("127.0.0.1", port=int(port), username=user, password=password, allow_agent=False, look_for_keys=False)
+    return client, client.open_sftp()
+"#;
+
+/// Runs a paramiko `script` (after [`PARAMIKO_PRELUDE`]) with the system Python (Debian's
+/// python3-paramiko); `extra` are its own arguments, from `sys.argv[5]` on.
 fn paramiko(script: &str, ssh: &OpenSsh, extra: &[&str]) -> Output {
     Command::new("timeout")
-        .args(["120", "/usr/bin/python3", "-c", script])
+        .args(["120", "/usr/bin/python3", "-c", &format!("{PARAMIKO_PRELUDE}{script}")])
         .arg(ssh.port.to_string())
         .arg(&ssh.known_hosts)
         .args([USER, PASSWORD])
@@ -280,13 +294,8 @@ fn paramiko_lists_stats_renames_and_transfers() {
     let data = random_bytes(1 << 20, 20);
     std::fs::write(local.join("in.bin"), &data).unwrap();
     let script = r#"
-import sys, paramiko
-port, known_hosts, user, password, local = sys.argv[1:6]
-client = paramiko.SSHClient()
-client.load_host_keys(known_hosts)
-client.set_missing_host_key_policy(paramiko.RejectPolicy())
-client.connect("127.0.0.1", port=int(port), username=user, password=password, allow_agent=False, look_for_keys=False)
-sftp = client.open_sftp()
+local = sys.argv[5]
+client, sftp = connect()
 sftp.mkdir("docs")
 sftp.put(local + "/in.bin", "docs/in.bin")
 assert sftp.stat("docs/in.bin").st_size == 1 << 20
@@ -392,15 +401,7 @@ fn hostile_requests_get_clear_answers_and_the_server_goes_on() {
     std::fs::create_dir_all(test.home(USER)).unwrap();
     std::fs::write(test.home(USER).join("small.txt"), b"hello").unwrap();
     let script = r#"
-import struct, sys, paramiko
-port, known_hosts, user, password = sys.argv[1:5]
-
-def connect():
-    client = paramiko.SSHClient()
-    client.load_host_keys(known_hosts)
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect("127.0.0.1", port=int(port), username=user, password=password, allow_agent=False, look_for_keys=False)
-    return client, client.open_sftp()
+import struct
 
 client, sftp = connect()
 # A write that skips ahead: refused, the file not published, the bytes before it kept.
@@ -471,14 +472,7 @@ fn a_stalled_upload_is_closed_and_its_path_freed() {
     test.add_user(USER, PASSWORD, 64 << 20);
     let ssh = OpenSsh::new(&test, USER, PASSWORD);
     let script = r#"
-import sys, time, paramiko
-port, known_hosts, user, password = sys.argv[1:5]
-def connect():
-    client = paramiko.SSHClient()
-    client.load_host_keys(known_hosts)
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect("127.0.0.1", port=int(port), username=user, password=password, allow_agent=False, look_for_keys=False)
-    return client, client.open_sftp()
+import time
 client, sftp = connect()
 f = sftp.open("slow.bin", "w")
 f.set_pipelined(False)
