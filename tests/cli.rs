@@ -717,27 +717,37 @@ fn tab_completes_commands_and_local_and_remote_names() {
     // Typed: `cd subd<Tab>`, `pu<Tab>local_<Tab>`, `get rem<Tab>`, `ls /sub<Tab><Tab>` (two
     // candidates: the second Tab lists them), then quit.
     let keys = "cd subd\\t\npu\\tlocal_\\t\nget rem\\t\nls /sub\\t\\t\nquit\n";
-    let mut session = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pty_session.py"))
-        .args(["ftp> ", BIN, "shell", "--connect", &server.addr().to_string(), "--cacert"])
-        .arg(server.cert())
-        .args(["--user", "s"])
-        .env("FTP_ACTOR_PASSWORD", "pw")
-        .env("HOME", &work)
-        .current_dir(&work)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    session.stdin.take().unwrap().write_all(keys.as_bytes()).unwrap();
-    let out = session.wait_with_output().unwrap();
+    let cert = server.cert().display().to_string();
+    let addr = server.addr().to_string();
+    let shell = ["--connect", &addr, "--cacert", &cert, "--user", "s"];
+    let out = shell_on_a_terminal("ftp> ", &shell, &work, keys.as_bytes());
     let screen = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{screen}\n{}", text(&out.stderr));
     assert!(screen.contains("/subdir\r\n"), "cd subd<Tab> went into subdir: {screen}");
     assert_eq!(std::fs::read(server.home("s").join("subdir/local_file.bin")).unwrap(), random_bytes(5_000, 8));
     assert_eq!(std::fs::read(work.join("remote_only.txt")).unwrap(), b"from the server");
     assert!(screen.lines().any(|line| line.contains("subdir/") && line.contains("subway/")), "{screen}");
+}
+
+/// Runs `ftp-actor shell ARGS` on a pseudo-terminal (tests/pty_session.py), typing `keys`
+/// each time the screen shows one of the `prompts` (`|`-separated), with `work` as its home and
+/// working directory and the password `pw`.
+fn shell_on_a_terminal(prompts: &str, args: &[&str], work: &std::path::Path, keys: &[u8]) -> std::process::Output {
+    let mut session = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pty_session.py"))
+        .args([prompts, BIN, "shell"])
+        .args(args)
+        .env("FTP_ACTOR_PASSWORD", "pw")
+        .env("HOME", work)
+        .env_remove("XDG_CONFIG_HOME")
+        .current_dir(work)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    session.stdin.take().unwrap().write_all(keys).unwrap();
+    session.wait_with_output().unwrap()
 }
 
 /// On a terminal, the first connection to a server shows its certificate's fingerprint and
@@ -749,20 +759,7 @@ fn the_shell_asks_before_trusting_a_new_server() {
     let work = server.work_dir("work");
     let fingerprint = server.fingerprint().to_string();
     let addr = server.addr().to_string();
-    let mut session = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pty_session.py"))
-        .args(["(yes/no) |ftp> ", BIN, "shell", "--connect", &addr, "--user", "s"])
-        .env("FTP_ACTOR_PASSWORD", "pw")
-        .env("HOME", &work)
-        .env_remove("XDG_CONFIG_HOME")
-        .current_dir(&work)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    session.stdin.take().unwrap().write_all(b"yes\npwd\nquit\n").unwrap();
-    let out = session.wait_with_output().unwrap();
+    let out = shell_on_a_terminal("(yes/no) |ftp> ", &["--connect", &addr, "--user", "s"], &work, b"yes\npwd\nquit\n");
     let screen = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{screen}\n{}", text(&out.stderr));
     assert!(screen.contains(&format!("The server {addr} is not known yet")), "{screen}");
