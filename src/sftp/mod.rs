@@ -55,19 +55,22 @@ pub fn ssh_config(host_key: russh::keys::PrivateKey, config: &Config) -> Arc<rus
 
 /// Refuses a connection (a banned address) in SSH's own terms: the key exchange runs, then an
 /// SSH disconnect carries the reason, which OpenSSH prints (`Received disconnect from ...:
-/// too many failed logins ... (error 202)`). No login is offered meanwhile.
-pub async fn refuse(stream: tokio::net::TcpStream, ssh: Arc<russh::server::Config>, error: WireError) {
+/// too many failed logins ... (error 202)`). No login is offered meanwhile; `patience` bounds
+/// each step.
+pub async fn refuse(
+    stream: tokio::net::TcpStream,
+    ssh: Arc<russh::server::Config>,
+    error: WireError,
+    patience: Duration,
+) {
     /// Offers nothing: every login method is refused by russh's defaults.
     struct Refusing;
     impl russh::server::Handler for Refusing {
         type Error = russh::Error;
     }
-    let started = tokio::time::timeout(REFUSAL_PATIENCE, russh::server::run_stream(ssh, stream, Refusing)).await;
+    let started = tokio::time::timeout(patience, russh::server::run_stream(ssh, stream, Refusing)).await;
     let Ok(Ok(running)) = started else { return };
     let said = format!("{} (error {})", error.message, error.code.as_u16());
     let _ = running.handle().disconnect(russh::Disconnect::HostNotAllowedToConnect, said, "en".into()).await;
-    let _ = tokio::time::timeout(REFUSAL_PATIENCE, running).await;
+    let _ = tokio::time::timeout(patience, running).await;
 }
-
-/// The longest a refused connection is given to finish its key exchange and read why.
-const REFUSAL_PATIENCE: Duration = Duration::from_secs(5);

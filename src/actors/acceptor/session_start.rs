@@ -14,18 +14,6 @@ pub enum Protocol {
     Sftp(Arc<russh::server::Config>),
 }
 
-impl Protocol {
-    /// Why a connection is refused or closed, in its protocol.
-    pub(super) fn refusal(&self, error: &WireError) -> Vec<u8> {
-        match self {
-            Protocol::Native(_) => encode_frame(&Response::error(error.clone())).expect("errors encode"),
-            Protocol::Ftp(_) => crate::ftp::reply::Reply::from_error(error).to_bytes(),
-            // Refused in SSH's own terms instead (see `refuse`).
-            Protocol::Sftp(_) => Vec::new(),
-        }
-    }
-}
-
 /// The native listener and the TLS configuration of its connections (`None`:
 /// `plaintext_native`).
 pub struct NativeListener {
@@ -95,22 +83,27 @@ impl SessionLink {
 /// Tells a connection why it is refused, then closes it (a native client hears it inside TLS,
 /// the only way it listens).
 pub(super) async fn refuse(mut stream: TcpStream, protocol: Protocol, error: WireError) {
-    if let Protocol::Sftp(ssh) = protocol {
-        return crate::sftp::refuse(stream, ssh, error).await;
-    }
-    let refusal = protocol.refusal(&error);
-    if let Protocol::Native(Some(config)) = protocol {
-        if let Some(mut tls) = crate::net::native_tls::accept(stream, config, REFUSAL_PATIENCE).await {
-            let _ = tokio::time::timeout(REFUSAL_PATIENCE, tls.write_all(&refusal)).await;
-            let _ = tokio::time::timeout(REFUSAL_PATIENCE, tls.shutdown()).await;
+    match protocol {
+        Protocol::Native(Some(config)) => {
+            let refusal = encode_frame(&Response::error(error)).expect("errors encode");
+            if let Some(mut tls) = crate::net::native_tls::accept(stream, config, REFUSAL_PATIENCE).await {
+                let _ = tokio::time::timeout(REFUSAL_PATIENCE, tls.write_all(&refusal)).await;
+                let _ = tokio::time::timeout(REFUSAL_PATIENCE, tls.shutdown()).await;
+            }
         }
-        return;
+        plain @ (Protocol::Native(None) | Protocol::Ftp(_)) => {
+            let refusal = match plain {
+                Protocol::Ftp(_) => crate::ftp::reply::Reply::from_error(&error).to_bytes(),
+                _ => encode_frame(&Response::error(error)).expect("errors encode"),
+            };
+            let _ = stream.write_all(&refusal).await;
+            let _ = stream.shutdown().await;
+        }
+        Protocol::Sftp(ssh) => crate::sftp::refuse(stream, ssh, error, REFUSAL_PATIENCE).await,
     }
-    let _ = stream.write_all(&refusal).await;
-    let _ = stream.shutdown().await;
 }
 
-/// The longest a refused native connection is given to finish its handshake and read why.
+/// The longest a refused connection is given to finish its handshake (TLS, SSH) and read why.
 const REFUSAL_PATIENCE: Duration = Duration::from_secs(5);
 
 impl Acceptor {
