@@ -184,6 +184,12 @@ impl WireError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         WireError { code, message: message.into() }
     }
+
+    /// The sentence with its number after it, `message (error 301)`: how a wire that has no
+    /// field for the code (an FTP continuation line, an SSH disconnect, an SFTP status) says it.
+    pub fn sentence(&self) -> String {
+        format!("{} (error {})", self.message, self.code.as_u16())
+    }
 }
 
 #[cfg(test)]

@@ -106,13 +106,16 @@ async fn run(channel: Channel<Msg>, asked: Md5sum, files: &UserFiles, cwd: &crat
             let line = format!("{}  -\n", hex::encode(hasher.finalize()));
             return finish(&channel, Ok(line)).await;
         }
-        Md5sum::File(path) => match files.resolve("md5sum", cwd, &path) {
-            Ok(target) => match files.checksum(target, path.clone()).await {
+        Md5sum::File(path) => {
+            let hashed = match files.resolve("md5sum", cwd, &path) {
+                Ok(target) => files.checksum(target, path.clone()).await,
+                Err(outside) => Err(outside),
+            };
+            match hashed {
                 Ok((md5, _)) => Ok(format!("{}  {path}\n", hex::encode(md5))),
-                Err(error) => Err(format!("md5sum: {path}: {} (error {})\n", error.message, error.code.as_u16())),
-            },
-            Err(error) => Err(format!("md5sum: {path}: {} (error {})\n", error.message, error.code.as_u16())),
-        },
+                Err(error) => Err(format!("md5sum: {path}: {}\n", error.sentence())),
+            }
+        }
     };
     finish(&channel, answer).await;
 }

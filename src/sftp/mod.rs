@@ -70,7 +70,7 @@ pub async fn refuse(
     }
     let started = tokio::time::timeout(patience, russh::server::run_stream(ssh, stream, Refusing)).await;
     let Ok(Ok(running)) = started else { return };
-    let said = format!("{} (error {})", error.message, error.code.as_u16());
+    let said = error.sentence();
     let _ = running.handle().disconnect(russh::Disconnect::HostNotAllowedToConnect, said, "en".into()).await;
     let _ = tokio::time::timeout(patience, running).await;
 }

@@ -20,7 +20,7 @@ pub fn status_of(error: &WireError) -> (StatusCode, String) {
         ErrorCode::MalformedFrame | ErrorCode::UnexpectedMessage => StatusCode::BadMessage,
         _ => StatusCode::Failure,
     };
-    (code, format!("{} (error {})", error.message, error.code.as_u16()))
+    (code, error.sentence())
 }
 
 /// The answer to a request that could not be read: its id (the four bytes after the type) and

@@ -89,7 +89,7 @@ pub async fn run(start: SftpSessionStart, mut signals: watch::Receiver<Signal>) 
         }
     }
     let said = match reason {
-        Some(reason) => format!("{} (error {})", reason.message, reason.code.as_u16()),
+        Some(reason) => reason.sentence(),
         None => "session ended".to_string(),
     };
     let _ = session.ssh.disconnect(Disconnect::ByApplication, said, "en".into()).await;

@@ -119,7 +119,7 @@ impl Session {
                 },
             }
         };
-        let end = format!("230 no session after all: {} (error {})\r\n", reason.message, reason.code.as_u16());
+        let end = format!("230 no session after all: {}\r\n", reason.sentence());
         if !self.send_raw(end.as_bytes()).await {
             return Err(Flow::Lost);
         }
