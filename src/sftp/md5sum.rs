@@ -8,6 +8,7 @@ use russh::Channel;
 use russh::server::Msg;
 
 use crate::integrity::{Digest, Md5};
+use crate::net::{ErrorCode, WireError};
 use crate::service::UserFiles;
 
 /// What `md5sum` was asked to hash: its standard input, or one file.
@@ -123,7 +124,11 @@ async fn run(channel: Channel<Msg>, asked: Md5sum, files: &UserFiles, cwd: &crat
 /// Refuses a command that is not `md5sum`: said on standard error, exit status 127 (a shell's
 /// "command not found").
 async fn refuse(channel: Channel<Msg>, command: &str) {
-    let said = format!("ftp-actor: only the sftp subsystem and md5sum are offered here, not {command:?}\n");
+    let refused = WireError::new(
+        ErrorCode::UnexpectedMessage,
+        format!("only the sftp subsystem and md5sum are offered here, not {command:?}"),
+    );
+    let said = format!("ftp-actor: {}\n", refused.sentence());
     let _ = channel.extended_data_bytes(1, said.into_bytes()).await;
     let _ = channel.exit_status(127).await;
     let _ = channel.eof().await;
