@@ -83,6 +83,7 @@ pub struct Config {
     pub ftp: FtpConfig,
     pub sftp: SftpConfig,
     pub metrics: MetricsConfig,
+    pub state: StateConfig,
 }
 
 /// The SFTP listener (`[sftp]` in the config file).
@@ -94,6 +95,34 @@ pub struct SftpConfig {
     pub listen: Option<SocketAddr>,
     /// The host key file; empty: generated in the data directory.
     pub host_key: PathBuf,
+}
+
+/// Where users, bans and the deployment's secret are kept (`[state]` in the config file).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    pub backend: StateBackend,
+    pub postgres: PostgresConfig,
+}
+
+/// `state.backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackend {
+    /// `users.toml` and `server.secret` in the data directory, bans in memory: one instance.
+    Local,
+    /// A PostgreSQL database shared by every instance (see docs/CLUSTER.md).
+    Postgres,
+}
+
+/// `[state.postgres]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`, or the key=value form libpq takes.
+    pub url: String,
+    /// Connections each instance keeps open at most.
+    pub pool_size: usize,
 }
 
 /// The metrics endpoint (`[metrics]` in the config file).
@@ -122,6 +151,19 @@ pub struct FtpConfig {
     pub active_mode: bool,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
+}
+
+/// Lays `over` on `base`: tables merge key by key at every depth (`[state.postgres]` with only
+/// `url` keeps the default `pool_size`), other values replace.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(over)) => merge(base, over),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
 }
 
 /// A value written as a string and parsed with `FromStr`.
@@ -167,14 +209,7 @@ impl Config {
         let parse_error = |e: toml::de::Error| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() };
         let mut merged: toml::Table = toml::from_str(DEFAULT_CONFIG_TOML).map_err(parse_error)?;
         let given: toml::Table = toml::from_str(text).map_err(parse_error)?;
-        for (key, value) in given {
-            match (merged.get_mut(&key), value) {
-                (Some(toml::Value::Table(base)), toml::Value::Table(over)) => base.extend(over),
-                (_, value) => {
-                    merged.insert(key, value);
-                }
-            }
-        }
+        merge(&mut merged, given);
         let config: Config = merged.try_into().map_err(parse_error)?;
         config.validate()?;
         Ok(config)
@@ -228,6 +263,11 @@ impl Config {
             return invalid("digest_save_secs must be at most 86400 (a day)");
         }
         self.scrypt.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if self.state.backend == StateBackend::Postgres
+            && (self.state.postgres.url.is_empty() || self.state.postgres.pool_size == 0)
+        {
+            return invalid("state.backend = \"postgres\" needs state.postgres.url and a pool_size of at least 1");
+        }
         if self.ftp.tls_cert.as_os_str().is_empty() != self.ftp.tls_key.as_os_str().is_empty() {
             return invalid("ftp.tls_cert and ftp.tls_key must be given together (or both left empty)");
         }

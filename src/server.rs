@@ -22,11 +22,16 @@ use crate::auth::scram::Key;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::user_store::{StoreError, UserStore, add_user};
 use crate::config::Config;
+use crate::config::StateBackend;
 use crate::ftp::tls;
 use crate::quota::UsageGate;
 use crate::quota::hash_budget::HashBudget;
+use crate::state::failed_logins::SharedFailedLogins;
+use crate::state::postgres::secret::SecretRow;
+use crate::state::postgres::users::UsersTable;
+use crate::state::postgres::{Database, DatabaseError};
 use crate::state::secret::{SecretFile, SecretSource};
-use crate::state::users::UsersFile;
+use crate::state::users::{UserDirectory, UsersFile};
 use crate::storage::digest_index::{DIGEST_FILE, DIGEST_INDEX_ENTRIES, DigestIndex};
 use crate::storage::local_store::create_home_dir;
 
@@ -51,6 +56,18 @@ pub enum ServerError {
     Tls(#[from] crate::tls::TlsSetupError),
     #[error(transparent)]
     HostKey(#[from] crate::sftp::HostKeyError),
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+}
+
+/// What the server keeps besides file contents, opened at start (see [`crate::state`]).
+#[derive(Clone)]
+pub struct State {
+    /// The deployment's secret.
+    pub secret: Key,
+    /// The database every instance shares (`state.backend = "postgres"`); `None`: the data
+    /// directory and this process's memory.
+    pub database: Option<Database>,
 }
 
 /// The first user of a fresh data directory, with the password to show once.
@@ -60,22 +77,30 @@ pub struct FirstUser {
     pub password: String,
 }
 
-/// Creates the data directory (mode 0700) and its secret if missing. On a fresh directory
-/// (no user store yet) it also creates the user `demo` with a random password, returned so
-/// the caller can show it once.
-pub fn prepare_data_dir(config: &Config) -> Result<(Key, Option<FirstUser>), ServerError> {
+/// Creates the data directory (mode 0700) and opens the state: the secret (created if
+/// missing) and, with `state.backend = "postgres"`, the database (its schema brought up to
+/// date). On a fresh local data directory (no user store yet) it also creates the user `demo`
+/// with a random password, returned so the caller can show it once; a database gets its users
+/// from `ftp-actor user add` only.
+pub fn prepare_data_dir(config: &Config) -> Result<(State, Option<FirstUser>), ServerError> {
     let dir = &config.data_dir;
     let io = |source| ServerError::DataDir { path: dir.clone(), source };
     create_home_dir(dir).map_err(io)?;
+    if config.state.backend == StateBackend::Postgres {
+        let database = Database::open(&config.state.postgres)?;
+        let secret = SecretRow { database: database.clone() }.load_or_create().map_err(io)?;
+        return Ok((State { secret, database: Some(database) }, None));
+    }
     let secret = SecretFile { path: dir.join(SECRET_FILE) }.load_or_create().map_err(io)?;
+    let state = State { secret, database: None };
     if UserStore::path(dir).exists() {
-        return Ok((secret, None));
+        return Ok((state, None));
     }
     let mut bytes = [0u8; 12];
     rand::fill(&mut bytes);
     let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     add_user(dir, FIRST_USER, password.as_bytes(), config.scrypt, config.default_quota, None)?;
-    Ok((secret, Some(FirstUser { name: FIRST_USER.to_string(), password })))
+    Ok((state, Some(FirstUser { name: FIRST_USER.to_string(), password })))
 }
 
 /// Where the SFTP listener is, and the host key it shows clients.
@@ -105,7 +130,7 @@ pub struct Started {
 }
 
 /// Starts the actors and the listener inside the current actix system.
-pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> {
+pub async fn start(config: Config, state: State) -> Result<Started, ServerError> {
     let (listener, local) = bind(config.listen).await?;
     let (cert, key) = certificate(&config)?;
     let (native_tls, trust) = match config.plaintext_native {
@@ -140,7 +165,7 @@ pub async fn start(config: Config, secret: Key) -> Result<Started, ServerError> 
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
-    let services = start_services(config, secret);
+    let services = start_services(config, state);
     let max_prelogin = prelogin_budget(&services.config);
     let others = OtherListeners { ftp: ftp.map(|(ftp, _)| ftp), sftp };
     let acceptor = Acceptor::new(native, others, services.clone(), max_prelogin).start();
@@ -191,7 +216,7 @@ impl crate::metrics::http::Source for ServerMetrics {
 
 /// Starts the actors and pools every session uses (no listener): what [`start`] serves, and
 /// what a test of the file service drives directly.
-pub fn start_services(config: Config, secret: Key) -> Services {
+pub fn start_services(config: Config, state: State) -> Services {
     let config = Arc::new(config);
     let disk = DiskPool::start(config.max_concurrency);
     let login_io = DiskPool::start(LOGIN_IO_THREADS);
@@ -202,7 +227,16 @@ pub fn start_services(config: Config, secret: Key) -> Services {
         let (disk, gate, metrics) = (disk.clone(), gate.clone(), metrics.clone());
         Supervisor::start(move |_| QuotaActor::new(disk, gate, metrics))
     };
-    let throttle = Arc::new(Mutex::new(LoginThrottle::new(config.throttle_policy())));
+    let (throttle, directory): (SharedFailedLogins, Box<dyn UserDirectory>) = match &state.database {
+        None => (
+            Arc::new(Mutex::new(LoginThrottle::new(config.throttle_policy()))),
+            Box::new(UsersFile::new(config.data_dir.clone())),
+        ),
+        Some(database) => (
+            crate::state::postgres::failed_logins::start(database, config.throttle_policy()),
+            Box::new(UsersTable::new(database.clone())),
+        ),
+    };
     let auth = {
         let (data_dir, scrypt, quota, disk) = (config.data_dir.clone(), config.scrypt, quota.clone(), login_io.clone());
         let checks = PasswordChecks {
@@ -215,9 +249,9 @@ pub fn start_services(config: Config, secret: Key) -> Services {
             metrics: metrics.clone(),
         };
         let source = UserSource {
-            directory: Box::new(UsersFile::new(data_dir.clone())),
+            directory,
             data_dir,
-            secret,
+            secret: state.secret,
             default_scrypt: scrypt,
             default_max_files: config.default_max_files,
         };
@@ -363,12 +397,12 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// Prepares the data directory and starts the server on a new thread.
     pub fn spawn(config: Config) -> Result<ServerHandle, ServerError> {
-        let (secret, first_user) = prepare_data_dir(&config)?;
+        let (state, first_user) = prepare_data_dir(&config)?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let system = actix::System::new();
             let data_dir = config.data_dir.clone();
-            let started = system.block_on(start(config, secret));
+            let started = system.block_on(start(config, state));
             let digests = started.as_ref().ok().map(|started| started.services.digests.clone());
             let _ = ready_tx.send(started.map(|started| (started, actix::System::current())));
             if let Some(digests) = digests {

@@ -92,6 +92,21 @@ impl LoginThrottle {
     }
 }
 
+impl LoginThrottle {
+    /// Records a successful login that happened at `at`, learned later (from another
+    /// instance): it clears the failure counts of a key only if no failure came after it, so
+    /// that a success learned late does not wipe failures made since.
+    pub fn succeeded_at(&mut self, address: IpAddr, name: &str, at: Instant) {
+        for key in [Key::Address(address), Key::Name(name.to_string())] {
+            if let Some(record) = self.records.get_mut(&key)
+                && record.last_seen <= at
+            {
+                record.failures = 0;
+            }
+        }
+    }
+}
+
 /// The local implementation of the state seam's failed logins: this process's memory.
 impl FailedLogins for LoginThrottle {
     fn banned(&self, now: Instant) -> usize {
@@ -162,6 +177,26 @@ impl FailedLogins for LoginThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_success_learned_late_keeps_the_failures_made_after_it() {
+        let mut throttle = LoginThrottle::new(ThrottlePolicy { failures_before_ban: 3, ..policy() });
+        let address: IpAddr = "192.0.2.7".parse().unwrap();
+        let start = Instant::now();
+        throttle.failed(address, "ann", start + Duration::from_secs(2));
+        throttle.failed(address, "ann", start + Duration::from_secs(3));
+        // Another instance's success, at second 1, arrives now: the two failures stay.
+        throttle.succeeded_at(address, "ann", start + Duration::from_secs(1));
+        throttle.failed(address, "ann", start + Duration::from_secs(4));
+        assert!(throttle.address_ban(address, start + Duration::from_secs(4)).is_some());
+        // One at second 6, after every failure, clears the counts as a local success does.
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        throttle.failed(other, "bob", start + Duration::from_secs(5));
+        throttle.failed(other, "bob", start + Duration::from_secs(5));
+        throttle.succeeded_at(other, "bob", start + Duration::from_secs(6));
+        throttle.failed(other, "bob", start + Duration::from_secs(7));
+        assert!(throttle.address_ban(other, start + Duration::from_secs(7)).is_none());
+    }
 
     fn policy() -> ThrottlePolicy {
         ThrottlePolicy {

@@ -43,6 +43,8 @@ pub enum StoreError {
     NoSuchKey { user: String, fingerprint: String },
     #[error(transparent)]
     Params(#[from] InvalidParams),
+    #[error("user database: {0}")]
+    Database(#[from] crate::state::postgres::DatabaseError),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -206,9 +208,8 @@ impl UserStore {
     }
 }
 
-/// Creates a user: checks the name, derives the SCRAM verifier (slow: scrypt), creates the
-/// home (mode 0700; default `homes/NAME`) and adds the record under the store's lock. This is
-/// what `ftp-actor user add`, the first start and the tests all run.
+/// Creates a user in `users.toml` (see [`add_user_to`]). This is what `ftp-actor user add`,
+/// the first start and the tests all run.
 pub fn add_user(
     data_dir: &Path,
     name: &str,
@@ -217,8 +218,24 @@ pub fn add_user(
     quota: u64,
     home: Option<PathBuf>,
 ) -> Result<UserRecord, StoreError> {
+    let file = crate::state::users::UsersFile::new(data_dir.to_path_buf());
+    add_user_to(&file, data_dir, name, password, scrypt, quota, home)
+}
+
+/// Creates a user in `directory`: checks the name, derives the SCRAM verifier (slow: scrypt),
+/// creates the home (mode 0700; default `homes/NAME` in `data_dir`) and adds the record under
+/// the directory's lock.
+pub fn add_user_to(
+    directory: &dyn crate::state::users::UserDirectory,
+    data_dir: &Path,
+    name: &str,
+    password: &[u8],
+    scrypt: ScryptParams,
+    quota: u64,
+    home: Option<PathBuf>,
+) -> Result<UserRecord, StoreError> {
     validate_name(name)?;
-    if UserStore::load(data_dir)?.users.contains_key(name) {
+    if directory.load()?.users.contains_key(name) {
         return Err(StoreError::Exists(name.to_string()));
     }
     let credentials = Credentials::derive(password, scrypt)?;
@@ -226,7 +243,7 @@ pub fn add_user(
     let record = UserRecord { home, quota, max_files: None, ssh_keys: Vec::new(), credentials };
     let home_dir = home_path(data_dir, &record);
     crate::storage::local_store::create_home_dir(&home_dir).map_err(io_error(&home_dir))?;
-    UserStore::update(data_dir, |store| {
+    crate::state::users::update_users(directory, |store| {
         if store.users.contains_key(name) {
             return Err(StoreError::Exists(name.to_string()));
         }

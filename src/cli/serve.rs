@@ -65,7 +65,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         config.max_concurrency = n;
     }
     config.validate()?;
-    let (secret, first_user) = server::prepare_data_dir(&config)?;
+    let (state, first_user) = server::prepare_data_dir(&config)?;
     if let Some(first) = first_user {
         println!(
             "Created the first user on a fresh data directory:\n  user: {}\n  password: {}\n\
@@ -80,7 +80,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     let system = actix::System::new();
     let digests = system.block_on(async move {
-        let started = server::start(config.clone(), secret).await?;
+        let started = server::start(config.clone(), state).await?;
         // Registered before the server says it listens, so that no SIGHUP finds it without.
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         tracing::info!(addr = %started.addr, data_dir = %config.data_dir.display(), max_concurrency = config.max_concurrency,

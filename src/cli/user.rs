@@ -3,9 +3,13 @@
 use anyhow::bail;
 use clap::{Args, Subcommand};
 
-use crate::auth::user_store::{StoreError, add_user, home_path, validate_name};
+use crate::auth::user_store::{StoreError, add_user_to, home_path, validate_name};
 use crate::auth::{Credentials, UserStore, ssh_keys};
+use crate::config::{Config, StateBackend};
 use crate::human::size::{format_size, parse_size};
+use crate::state::postgres::Database;
+use crate::state::postgres::users::UsersTable;
+use crate::state::users::{UserDirectory, UsersFile, update_users};
 use crate::storage::LocalStore;
 
 use super::ConfigArgs;
@@ -67,10 +71,21 @@ pub enum KeyCommand {
     Del { name: String, fingerprint: String },
 }
 
+/// Where the users are: `users.toml` in the data directory, or the database
+/// (`state.backend = "postgres"`).
+fn directory(config: &Config) -> anyhow::Result<Box<dyn UserDirectory>> {
+    Ok(match config.state.backend {
+        StateBackend::Local => Box::new(UsersFile::new(config.data_dir.clone())),
+        StateBackend::Postgres => Box::new(UsersTable::new(Database::open(&config.state.postgres)?)),
+    })
+}
+
 pub fn run(args: UserArgs) -> anyhow::Result<()> {
     let config = args.config.load()?;
     let data_dir = config.data_dir.clone();
-    let has_store = UserStore::path(&data_dir).exists();
+    let users = directory(&config)?;
+    let users = users.as_ref();
+    let has_store = config.state.backend == StateBackend::Postgres || UserStore::path(&data_dir).exists();
     if !has_store && !matches!(args.command, UserCommand::Add { .. }) {
         // Run from another folder, or with another config, the command would find no users
         // and say nothing: a user would think the server has none.
@@ -83,7 +98,7 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
     match args.command {
         UserCommand::Add { name, quota, home, max_files } => {
             validate_name(&name)?;
-            if UserStore::load(&data_dir)?.users.contains_key(&name) {
+            if users.load()?.users.contains_key(&name) {
                 bail!(StoreError::Exists(name));
             }
             if !has_store {
@@ -91,9 +106,9 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
             }
             let password = new_password(&name)?;
             let quota = quota.unwrap_or(config.default_quota);
-            let record = add_user(&data_dir, &name, password.as_bytes(), config.scrypt, quota, home)?;
+            let record = add_user_to(users, &data_dir, &name, password.as_bytes(), config.scrypt, quota, home)?;
             if max_files.is_some() {
-                UserStore::update(&data_dir, |store| {
+                update_users(users, |store| {
                     store.user_mut(&name)?.max_files = max_files;
                     Ok(())
                 })?;
@@ -104,23 +119,23 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
         }
         UserCommand::Passwd { name } => {
             let scrypt = config.scrypt;
-            UserStore::load(&data_dir)?.user_mut(&name)?;
+            users.load()?.user_mut(&name)?;
             let password = new_password(&name)?;
             let credentials = Credentials::derive(password.as_bytes(), scrypt)?;
-            UserStore::update(&data_dir, |store| {
+            update_users(users, |store| {
                 store.user_mut(&name)?.credentials = credentials;
                 Ok(())
             })?;
             println!("password of {name} changed");
         }
         UserCommand::Del { name } => {
-            let record = UserStore::update(&data_dir, |store| {
+            let record = update_users(users, |store| {
                 store.users.remove(&name).ok_or_else(|| StoreError::NoSuchUser(name.clone()))
             })?;
             println!("user {name} deleted; home {} kept", home_path(&data_dir, &record).display());
         }
         UserCommand::List => {
-            let store = UserStore::load(&data_dir)?;
+            let store = users.load()?;
             println!("{:<20} {:>12} {:>12} {:>17}  HOME", "USER", "QUOTA", "USED", "FILES");
             for (name, record) in &store.users {
                 let home = home_path(&data_dir, record);
@@ -133,7 +148,7 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
             }
         }
         UserCommand::Quota { name, size, max_files } => {
-            UserStore::update(&data_dir, |store| {
+            update_users(users, |store| {
                 let record = store.user_mut(&name)?;
                 record.quota = size.unwrap_or(record.quota);
                 record.max_files = max_files.or(record.max_files);
@@ -146,14 +161,14 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
                 println!("max files of {name} set to {max_files}");
             }
         }
-        UserCommand::Key(command) => keys(&data_dir, command)?,
+        UserCommand::Key(command) => keys(users, command)?,
     }
     Ok(())
 }
 
 /// `ftp-actor user key ...`: a running server sees the change within a store poll; a removed
 /// key ends the user's sessions (error 206), as a password change does.
-fn keys(data_dir: &std::path::Path, command: KeyCommand) -> anyhow::Result<()> {
+fn keys(users: &dyn UserDirectory, command: KeyCommand) -> anyhow::Result<()> {
     match command {
         KeyCommand::Add { name, file } => {
             let text = if file.as_os_str() == "-" {
@@ -166,7 +181,7 @@ fn keys(data_dir: &std::path::Path, command: KeyCommand) -> anyhow::Result<()> {
             if keys.is_empty() {
                 bail!("{}: no public key in it", file.display());
             }
-            let added = UserStore::update(data_dir, |store| {
+            let added = update_users(users, |store| {
                 let record = store.user_mut(&name)?;
                 let mut added = Vec::new();
                 for key in &keys {
@@ -186,7 +201,7 @@ fn keys(data_dir: &std::path::Path, command: KeyCommand) -> anyhow::Result<()> {
             }
         }
         KeyCommand::List { name } => {
-            let store = UserStore::load(data_dir)?;
+            let store = users.load()?;
             let record = store.users.get(&name).ok_or_else(|| StoreError::NoSuchUser(name.clone()))?;
             if record.ssh_keys.is_empty() {
                 println!("{name} has no SSH keys (add one with: ftp-actor user key add {name} FILE)");
@@ -199,7 +214,7 @@ fn keys(data_dir: &std::path::Path, command: KeyCommand) -> anyhow::Result<()> {
             }
         }
         KeyCommand::Del { name, fingerprint } => {
-            UserStore::update(data_dir, |store| {
+            update_users(users, |store| {
                 let record = store.user_mut(&name)?;
                 let before = record.ssh_keys.len();
                 record.ssh_keys.retain(|line| ssh_keys::fingerprint_of_line(line) != fingerprint);

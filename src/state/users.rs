@@ -7,15 +7,43 @@ use crate::auth::user_store::{Fingerprint, StoreError, UserStore};
 
 /// One version of the users, as the directory identifies it (opaque to the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UsersVersion(Option<Fingerprint>);
+pub enum UsersVersion {
+    /// The fingerprint of `users.toml` (`None`: no file yet).
+    File(Option<Fingerprint>),
+    /// A counter the database bumps with every change.
+    Counter(i64),
+}
 
-/// Where users and their credentials live. Blocking: the AuthActor asks on its login pool, at
-/// every login and every two seconds, several times at once when logins arrive together.
+/// Where users and their credentials live: `users.toml` ([`UsersFile`]) or a database table
+/// ([`crate::state::postgres::users::UsersTable`]). Blocking: the AuthActor asks on its login
+/// pool, at every login and every two seconds, several times at once when logins arrive
+/// together; the `user` commands change it.
 pub trait UserDirectory: Send + Sync + 'static {
     /// The users and their version, if the version differs from `known` (the one the caller
     /// applied last; `None`: answer in any case). Stateless, so that every caller that saw an
     /// older version gets the new one, however the calls interleave.
     fn read_if_changed(&self, known: Option<UsersVersion>) -> Result<Option<(UserStore, UsersVersion)>, StoreError>;
+    /// Every user now.
+    fn load(&self) -> Result<UserStore, StoreError>;
+    /// Reads the users, lets `change` edit them, and saves the result, all under the
+    /// directory's lock, so two administrators cannot lose each other's changes; nothing is
+    /// saved if `change` fails. See [`update_users`] for a change that returns a value.
+    fn update(&self, change: &mut dyn FnMut(&mut UserStore) -> Result<(), StoreError>) -> Result<(), StoreError>;
+}
+
+/// [`UserDirectory::update`] with a change that runs once and returns a value.
+pub fn update_users<T>(
+    directory: &dyn UserDirectory,
+    change: impl FnOnce(&mut UserStore) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut change = Some(change);
+    let mut result = None;
+    directory.update(&mut |store| {
+        let change = change.take().expect("an update runs its change once");
+        result = Some(change(store)?);
+        Ok(())
+    })?;
+    Ok(result.expect("a saved update ran its change"))
 }
 
 /// `users.toml` in the data directory, as `ftp-actor user ...` writes it; its version is the
@@ -32,11 +60,19 @@ impl UsersFile {
 
 impl UserDirectory for UsersFile {
     fn read_if_changed(&self, known: Option<UsersVersion>) -> Result<Option<(UserStore, UsersVersion)>, StoreError> {
-        let version = UsersVersion(UserStore::fingerprint(&self.data_dir)?);
+        let version = UsersVersion::File(UserStore::fingerprint(&self.data_dir)?);
         if known == Some(version) {
             return Ok(None);
         }
         Ok(Some((UserStore::load(&self.data_dir)?, version)))
+    }
+
+    fn load(&self) -> Result<UserStore, StoreError> {
+        UserStore::load(&self.data_dir)
+    }
+
+    fn update(&self, change: &mut dyn FnMut(&mut UserStore) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        UserStore::update(&self.data_dir, change)
     }
 }
 

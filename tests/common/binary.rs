@@ -64,7 +64,7 @@ impl Served {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()])
             .args(["--config", config.to_str().unwrap()])
             .args(extra)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("TEST_SERVER_LOG").unwrap_or("info".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if launch.ftp {

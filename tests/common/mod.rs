@@ -6,6 +6,7 @@
 pub mod binary;
 pub mod ftp_control;
 pub mod memory_store;
+pub mod postgres;
 pub mod proxy;
 pub mod sftp;
 pub mod tls_relay;
@@ -175,9 +176,9 @@ impl Actors {
             ..Config::default()
         };
         add_user(&config.data_dir, user, b"pw", TEST_SCRYPT, limit, None).unwrap();
-        let (secret, _) = ftp_actor::server::prepare_data_dir(&config).unwrap();
+        let (state, _) = ftp_actor::server::prepare_data_dir(&config).unwrap();
         let home = config.data_dir.join(default_home(user));
-        let services = ftp_actor::server::start_services(config, secret);
+        let services = ftp_actor::server::start_services(config, state);
         Actors { dir, services, home }
     }
 

@@ -1,0 +1,135 @@
+//! The state seam on PostgreSQL, for several instances behind one address: users and
+//! credentials ([`users`]), failed logins and bans ([`failed_logins`]), the deployment's secret
+//! ([`secret`]), created and upgraded by versioned migrations ([`migrations`]) when a server
+//! starts. See docs/CLUSTER.md.
+//!
+//! [`Database`] owns a pool of connections (tokio-postgres with deadpool; docs/DEPENDENCIES.md
+//! says why) driven by a runtime of its own, one thread: actix runs one single-threaded runtime
+//! per arbiter, and a connection's socket must be driven whichever thread asks. Async callers
+//! await a query run there ([`Database::run`]); blocking callers (the login pool, the `user`
+//! commands) wait for it ([`Database::blocking`]).
+
+pub mod failed_logins;
+pub mod migrations;
+pub mod secret;
+pub mod users;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use crate::config::PostgresConfig;
+
+/// How long a query waits for a free connection, or for a new one to be made, before it fails:
+/// a database that is down makes logins fail within a login timeout, not hang.
+const CONNECTION_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error("state.postgres.url is not a PostgreSQL URL: {0}")]
+    Url(String),
+    #[error("PostgreSQL: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("PostgreSQL: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    #[error("PostgreSQL schema: {0}")]
+    Schema(String),
+    #[error("PostgreSQL client runtime: {0}")]
+    Runtime(String),
+}
+
+/// A pool of connections to the deployment's database, with the thread that drives them.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool,
+    runtime: std::sync::Arc<Driver>,
+}
+
+/// The database client's runtime; shut down without waiting when the last handle goes, which
+/// may be on an actix thread (where dropping a runtime the usual way would panic).
+struct Driver(Option<tokio::runtime::Runtime>);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Database {
+    /// Connects (lazily: the first query opens the first connection) and brings the schema up
+    /// to date. Blocking: call it at start, before the actors run.
+    pub fn open(config: &PostgresConfig) -> Result<Database, DatabaseError> {
+        let database = Database::connect(config)?;
+        database.blocking(|mut client| async move { migrations::migrate(&mut client).await })?;
+        Ok(database)
+    }
+
+    /// The pool alone, schema untouched (the migrations' own tests).
+    pub fn connect(config: &PostgresConfig) -> Result<Database, DatabaseError> {
+        let pg = tokio_postgres::Config::from_str(&config.url).map_err(|e| DatabaseError::Url(e.to_string()))?;
+        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| DatabaseError::Runtime(e.to_string()))?;
+        let pool = {
+            let _inside = runtime.enter();
+            Pool::builder(manager)
+                .max_size(config.pool_size)
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .wait_timeout(Some(CONNECTION_WAIT))
+                .create_timeout(Some(CONNECTION_WAIT))
+                .recycle_timeout(Some(CONNECTION_WAIT))
+                .build()
+                .map_err(|e| DatabaseError::Runtime(e.to_string()))?
+        };
+        Ok(Database { pool, runtime: std::sync::Arc::new(Driver(Some(runtime))) })
+    }
+
+    fn handle(&self) -> &tokio::runtime::Runtime {
+        self.runtime.0.as_ref().expect("the runtime lives as long as its handles")
+    }
+
+    /// Runs `work` with a pooled connection on the database's runtime; awaitable from any
+    /// runtime.
+    pub fn run<T, W, F>(&self, work: W) -> impl Future<Output = Result<T, DatabaseError>> + Send + 'static
+    where
+        T: Send + 'static,
+        W: FnOnce(deadpool_postgres::Object) -> F + Send + 'static,
+        F: Future<Output = Result<T, DatabaseError>> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let task = self.handle().spawn(async move { work(pool.get().await?).await });
+        async move { task.await.map_err(|e| DatabaseError::Runtime(e.to_string()))? }
+    }
+
+    /// Runs `work` with a pooled connection and waits for it, on the calling thread (the
+    /// connections' sockets are still driven by the database's runtime): only on threads that
+    /// may block (the login pool, the `user` commands, start-up), never an actix arbiter's.
+    /// `work` may borrow from the caller.
+    pub fn blocking<T, W, F>(&self, work: W) -> Result<T, DatabaseError>
+    where
+        W: FnOnce(deadpool_postgres::Object) -> F,
+        F: Future<Output = Result<T, DatabaseError>>,
+    {
+        let _inside = self.handle().enter();
+        futures::executor::block_on(async { work(self.pool.get().await?).await })
+    }
+
+    /// Spawns a background task on the database's runtime (it ends with the runtime).
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.handle().spawn(task);
+    }
+
+    /// A pooled connection, for background tasks already on the database's runtime.
+    pub async fn connection(&self) -> Result<deadpool_postgres::Object, DatabaseError> {
+        Ok(self.pool.get().await?)
+    }
+}

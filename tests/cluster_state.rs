@@ -1,0 +1,198 @@
+//! Several instances on one PostgreSQL (`state.backend = "postgres"`): users added or changed
+//! through the real `ftp-actor user` binary reach every instance, a new password ends the
+//! user's sessions on all of them (206), failed logins on one ban on the others, and a
+//! database restart is ridden out without restarting an instance. Real servers: the
+//! `ftp-actor serve` binary twice and Debian's PostgreSQL, started by scripts/postgres.sh.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::binary::{BIN, Launch, Served};
+use common::must_succeed;
+use common::postgres::Postgres;
+use ftp_actor::client::{Client, ClientError};
+use ftp_actor::net::{ErrorCode, Response};
+
+/// The throttle settings both instances run with: a ban after three failures, no delays.
+const THROTTLE: &str = "login_failures_before_ban = 3\nlogin_delay_base_ms = 1\nlogin_delay_max_ms = 1\n";
+
+/// Two instances on one database, and the config file the `user` commands use.
+struct Cluster {
+    postgres: Postgres,
+    instances: [Served; 2],
+    admin: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts the database and two instances at the same time on its empty schema.
+    fn start() -> Cluster {
+        let postgres = Postgres::start();
+        let config = format!("{THROTTLE}\n{}", postgres.state_config());
+        let (a, b) = std::thread::scope(|scope| {
+            let launch =
+                || Served::start(Launch { config: &config, ftp: false, users: &[], open_files: None, scrypt: None });
+            let a = scope.spawn(launch);
+            let b = scope.spawn(launch);
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let admin = tempfile::tempdir().unwrap();
+        std::fs::write(admin.path().join("admin.toml"), format!("{config}\n[scrypt]\nlog_n = 6\n")).unwrap();
+        Cluster { postgres, instances: [a, b], admin }
+    }
+
+    /// Runs `ftp-actor user ARGS` on the shared database, with `password` for the prompts.
+    fn user(&self, args: &[&str], password: &str) -> String {
+        let output = Command::new(BIN)
+            .arg("user")
+            .args(args)
+            .args(["--config", self.admin.path().join("admin.toml").to_str().unwrap()])
+            .args(["--data-dir", self.admin.path().join("data").to_str().unwrap()])
+            .env("FTP_ACTOR_PASSWORD", password)
+            .output()
+            .unwrap();
+        must_succeed(&format!("ftp-actor user {}", args.join(" ")), &output);
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    async fn try_login(&self, instance: usize, user: &str, password: &str) -> Result<Client, ClientError> {
+        let served = &self.instances[instance];
+        let mut client =
+            Client::connect(served.native.parse::<std::net::SocketAddr>().unwrap(), &served.trust(), |_| {}).await?;
+        client.login(user, password).await?;
+        Ok(client)
+    }
+
+    async fn login(&self, instance: usize, user: &str, password: &str) -> Client {
+        self.try_login(instance, user, password).await.unwrap_or_else(|e| panic!("login on instance {instance}: {e}"))
+    }
+
+    /// Fails `times` logins as `user` on `instance`.
+    async fn fail_logins(&self, instance: usize, user: &str, times: usize) {
+        for _ in 0..times {
+            let refused = self.try_login(instance, user, "not the password").await;
+            assert!(refused.is_err(), "a wrong password logged in");
+        }
+    }
+
+    /// Waits until `instance` refuses this address as it connects (banned, error 202). It
+    /// only connects: a login, even a right one, would be an event of its own.
+    async fn wait_for_ban(&self, instance: usize) {
+        let served = &self.instances[instance];
+        let addr = served.native.parse::<std::net::SocketAddr>().unwrap();
+        for _ in 0..100 {
+            match Client::connect(addr, &served.trust(), |_| {}).await {
+                Err(error) if error.code() == Some(ErrorCode::LoginBanned) => return,
+                Ok(_) | Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        panic!("instance {instance} never banned the address: {}", served.log());
+    }
+}
+
+/// The session is told, unasked, that it ends because its account changed.
+async fn told_revoked(client: &mut Client) {
+    let told = tokio::time::timeout(Duration::from_secs(20), client.recv()).await.expect("no word within 20 s");
+    assert!(matches!(told, Ok(Response::Error { code: 206, .. })), "{told:?}");
+}
+
+#[tokio::test]
+async fn a_new_password_ends_the_users_sessions_on_every_instance() {
+    let cluster = Cluster::start();
+    let added = cluster.user(&["add", "alice", "--quota", "1MiB"], "first");
+    assert!(added.contains("user alice added"), "{added}");
+    // The user reaches both instances, and logs in on both with the same password.
+    let mut on_a = cluster.login(0, "alice", "first").await;
+    let mut on_b = cluster.login(1, "alice", "first").await;
+    assert_eq!((on_a.pwd().await.unwrap(), on_b.pwd().await.unwrap()), ("/".into(), "/".into()));
+    assert_eq!(on_b.quota().await.unwrap().1, 1 << 20, "the quota set through the database");
+
+    cluster.user(&["passwd", "alice"], "second");
+    told_revoked(&mut on_a).await;
+    told_revoked(&mut on_b).await;
+    for instance in 0..2 {
+        let old = cluster.try_login(instance, "alice", "first").await;
+        assert_eq!(old.err().and_then(|e| e.code()), Some(ErrorCode::AuthFailed), "instance {instance}");
+        assert_eq!(cluster.login(instance, "alice", "second").await.pwd().await.unwrap(), "/");
+    }
+    // A quota change reaches the sessions already open, on every instance.
+    let mut again = cluster.login(1, "alice", "second").await;
+    cluster.user(&["quota", "alice", "2MiB"], "");
+    common::wait_for_quota(&mut again, |_, limit| limit == 2 << 20).await;
+    // A removed user is gone everywhere.
+    cluster.user(&["del", "alice"], "");
+    told_revoked(&mut again).await;
+    let listed = cluster.user(&["list"], "");
+    assert!(!listed.contains("alice"), "{listed}");
+}
+
+#[tokio::test]
+async fn failed_logins_on_one_instance_ban_on_the_other() {
+    let cluster = Cluster::start();
+    cluster.user(&["add", "bob"], "pw");
+    cluster.login(1, "bob", "pw").await;
+    // Two failures on A, one on B: three in all, the ban threshold, and neither instance saw
+    // three itself.
+    cluster.fail_logins(0, "bob", 2).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.fail_logins(1, "bob", 1).await;
+    cluster.wait_for_ban(1).await;
+    cluster.wait_for_ban(0).await;
+    let log = cluster.instances[0].log();
+    assert!(!log.contains("cannot share failed logins"), "{log}");
+}
+
+#[tokio::test]
+async fn instances_ride_out_a_database_restart() {
+    let cluster = Cluster::start();
+    cluster.user(&["add", "carol"], "pw");
+    let mut session = cluster.login(0, "carol", "pw").await;
+    cluster.login(1, "carol", "pw").await;
+
+    cluster.postgres.stop();
+    // Sessions and logins go on with the users already known.
+    assert_eq!(session.pwd().await.unwrap(), "/");
+    for instance in 0..2 {
+        assert_eq!(cluster.login(instance, "carol", "pw").await.pwd().await.unwrap(), "/", "instance {instance}");
+    }
+    // Two failures on A while the database is down wait there for it.
+    cluster.fail_logins(0, "carol", 2).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.postgres.restart();
+
+    // Neither instance was restarted: a new password ends the session on A, and the failures
+    // that waited on A count on B.
+    cluster.user(&["passwd", "carol"], "new");
+    told_revoked(&mut session).await;
+    cluster.fail_logins(1, "carol", 1).await;
+    cluster.wait_for_ban(1).await;
+    cluster.wait_for_ban(0).await;
+    let log = cluster.instances[0].log();
+    assert!(log.contains("cannot share failed logins"), "the outage was not noticed: {log}");
+    assert!(log.contains("shared with the other instances again"), "{log}");
+}
+
+#[test]
+fn a_database_newer_than_the_server_is_refused_at_start() {
+    let postgres = Postgres::start();
+    let config = ftp_actor::config::PostgresConfig { url: postgres.url.clone(), pool_size: 1 };
+    let database = ftp_actor::state::postgres::Database::open(&config).unwrap();
+    database
+        .blocking(|client| async move {
+            client.execute("INSERT INTO ftp_actor_schema (version) VALUES (999)", &[]).await?;
+            Ok(())
+        })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cluster.toml");
+    std::fs::write(&file, postgres.state_config()).unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config", file.to_str().unwrap()])
+        .args(["--data-dir", dir.path().join("data").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = common::output_text(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("schema version 999, newer than this server knows"), "{text}");
+}
