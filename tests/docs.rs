@@ -23,13 +23,16 @@ fn every_error_code_is_in_the_protocol_table() {
 fn every_config_key_is_documented() {
     let readme = read("README.md");
     let shipped: toml::Table = toml::from_str(&read("config/ftp-actor.toml")).unwrap();
-    let mut keys: Vec<String> = Vec::new();
-    for (key, value) in &shipped {
-        match value {
-            toml::Value::Table(table) => keys.extend(table.keys().map(|k| format!("{key}.{k}"))),
-            _ => keys.push(key.clone()),
+    fn keys_of(table: &toml::Table, prefix: &str, keys: &mut Vec<String>) {
+        for (key, value) in table {
+            match value {
+                toml::Value::Table(inner) => keys_of(inner, &format!("{prefix}{key}."), keys),
+                _ => keys.push(format!("{prefix}{key}")),
+            }
         }
     }
+    let mut keys: Vec<String> = Vec::new();
+    keys_of(&shipped, "", &mut keys);
     assert!(keys.len() >= 20, "{keys:?}");
     for key in keys {
         assert!(readme.contains(&format!("`{key}`")), "config key {key} is missing from the README");
