@@ -84,6 +84,7 @@ pub struct Config {
     pub sftp: SftpConfig,
     pub metrics: MetricsConfig,
     pub state: StateConfig,
+    pub storage: StorageConfig,
 }
 
 /// The SFTP listener (`[sftp]` in the config file).
@@ -123,6 +124,40 @@ pub struct PostgresConfig {
     pub url: String,
     /// Connections each instance keeps open at most.
     pub pool_size: usize,
+}
+
+/// Where file contents and names are kept (`[storage]` in the config file).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub backend: StorageBackend,
+    pub s3: S3Config,
+}
+
+/// `storage.backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// Each user's home is a directory on this machine.
+    Local,
+    /// Contents are objects in an S3-compatible bucket, names rows in the PostgreSQL state
+    /// (docs/CLUSTER.md); needs `state.backend = "postgres"`.
+    S3,
+}
+
+/// `[storage.s3]`. Empty credentials come from `AWS_ACCESS_KEY_ID` and
+/// `AWS_SECRET_ACCESS_KEY`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// `https://HOST[:PORT]`; `http://` only where the network is private.
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    /// Prepended to every object key (`prefix/KEY`), so one bucket can serve several uses.
+    pub prefix: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
 }
 
 /// The metrics endpoint (`[metrics]` in the config file).
@@ -267,6 +302,16 @@ impl Config {
             && (self.state.postgres.url.is_empty() || self.state.postgres.pool_size == 0)
         {
             return invalid("state.backend = \"postgres\" needs state.postgres.url and a pool_size of at least 1");
+        }
+        if self.storage.backend == StorageBackend::S3 {
+            if self.state.backend != StateBackend::Postgres {
+                return invalid(
+                    "storage.backend = \"s3\" keeps file names in PostgreSQL: it needs state.backend = \"postgres\"",
+                );
+            }
+            if self.storage.s3.endpoint.is_empty() || self.storage.s3.bucket.is_empty() {
+                return invalid("storage.backend = \"s3\" needs storage.s3.endpoint and storage.s3.bucket");
+            }
         }
         if self.ftp.tls_cert.as_os_str().is_empty() != self.ftp.tls_key.as_os_str().is_empty() {
             return invalid("ftp.tls_cert and ftp.tls_key must be given together (or both left empty)");

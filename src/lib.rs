@@ -10,6 +10,7 @@
 pub mod actors;
 pub mod admission;
 pub mod auth;
+pub mod background_runtime;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -22,7 +22,7 @@ use crate::auth::scram::Key;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::user_store::{StoreError, UserStore, add_user};
 use crate::config::Config;
-use crate::config::StateBackend;
+use crate::config::{StateBackend, StorageBackend};
 use crate::ftp::tls;
 use crate::quota::UsageGate;
 use crate::quota::hash_budget::HashBudget;
@@ -32,8 +32,10 @@ use crate::state::postgres::users::UsersTable;
 use crate::state::postgres::{Database, DatabaseError};
 use crate::state::secret::{SecretFile, SecretSource};
 use crate::state::users::{UserDirectory, UsersFile};
+use crate::storage::Homes;
 use crate::storage::digest_index::{DIGEST_FILE, DIGEST_INDEX_ENTRIES, DigestIndex};
 use crate::storage::local_store::create_home_dir;
+use crate::storage::objects::ObjectStorage;
 
 const SECRET_FILE: &str = "server.secret";
 /// Threads for the file work of logins (reloading the user store, opening a home): apart from
@@ -58,6 +60,8 @@ pub enum ServerError {
     HostKey(#[from] crate::sftp::HostKeyError),
     #[error(transparent)]
     Database(#[from] DatabaseError),
+    #[error("storage.s3: {0}")]
+    Objects(crate::storage::StorageError),
 }
 
 /// What the server keeps besides file contents, opened at start (see [`crate::state`]).
@@ -68,6 +72,9 @@ pub struct State {
     /// The database every instance shares (`state.backend = "postgres"`); `None`: the data
     /// directory and this process's memory.
     pub database: Option<Database>,
+    /// The bucket file contents are kept in (`storage.backend = "s3"`); `None`: homes are
+    /// directories on this machine.
+    pub objects: Option<Arc<crate::storage::objects::ObjectStorage>>,
 }
 
 /// The first user of a fresh data directory, with the password to show once.
@@ -89,10 +96,19 @@ pub fn prepare_data_dir(config: &Config) -> Result<(State, Option<FirstUser>), S
     if config.state.backend == StateBackend::Postgres {
         let database = Database::open(&config.state.postgres)?;
         let secret = SecretRow { database: database.clone() }.load_or_create().map_err(io)?;
-        return Ok((State { secret, database: Some(database) }, None));
+        let objects = match config.storage.backend {
+            StorageBackend::Local => None,
+            StorageBackend::S3 => {
+                let objects =
+                    ObjectStorage::open(&config.storage.s3, database.clone(), dir).map_err(ServerError::Objects)?;
+                objects.check().map_err(ServerError::Objects)?;
+                Some(objects)
+            }
+        };
+        return Ok((State { secret, database: Some(database), objects }, None));
     }
     let secret = SecretFile { path: dir.join(SECRET_FILE) }.load_or_create().map_err(io)?;
-    let state = State { secret, database: None };
+    let state = State { secret, database: None, objects: None };
     if UserStore::path(dir).exists() {
         return Ok((state, None));
     }
@@ -223,9 +239,15 @@ pub fn start_services(config: Config, state: State) -> Services {
     let hashers = DiskPool::start(config.max_concurrency);
     let gate = Arc::new(UsageGate::default());
     let metrics = Arc::new(crate::metrics::Metrics::new());
+    let digests = Arc::new(load_digests(&config.data_dir));
+    let resume_states: Arc<crate::storage::ResumeStates> = Arc::default();
+    let homes = match &state.objects {
+        Some(objects) => Homes::Objects(objects.clone()),
+        None => Homes::Local { digests: digests.clone(), resume_states: resume_states.clone() },
+    };
     let quota = {
-        let (disk, gate, metrics) = (disk.clone(), gate.clone(), metrics.clone());
-        Supervisor::start(move |_| QuotaActor::new(disk, gate, metrics))
+        let (disk, gate, metrics, homes) = (disk.clone(), gate.clone(), metrics.clone(), homes.clone());
+        Supervisor::start(move |_| QuotaActor::new(disk, gate, metrics, homes))
     };
     let (throttle, directory): (SharedFailedLogins, Box<dyn UserDirectory>) = match &state.database {
         None => (
@@ -258,12 +280,10 @@ pub fn start_services(config: Config, state: State) -> Services {
         Supervisor::start(move |_| AuthActor::new(source, checks, quota, disk))
     };
     let hash_budget = Arc::new(Mutex::new(HashBudget::new(config.hash_budget_policy())));
-    let digests = Arc::new(load_digests(&config.data_dir));
     if config.digest_save_secs > 0 {
         let every = Duration::from_secs(config.digest_save_secs);
         actix_rt::spawn(keep_saving_digests(config.data_dir.clone(), digests.clone(), disk.clone(), every));
     }
-    let resume_states = Arc::default();
     let ledger = Arc::new(quota.clone());
     let services = Services {
         config,
@@ -278,6 +298,7 @@ pub fn start_services(config: Config, state: State) -> Services {
         hash_budget,
         digests,
         resume_states,
+        homes,
         metrics,
     };
     actix_rt::spawn(crate::service::expiry::keep_expiring_partials(services.clone()));

@@ -9,87 +9,11 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::binary::{BIN, Launch, Served};
-use common::must_succeed;
+use common::binary::BIN;
+use common::cluster::Cluster;
 use common::postgres::Postgres;
-use ftp_actor::client::{Client, ClientError};
+use ftp_actor::client::Client;
 use ftp_actor::net::{ErrorCode, Response};
-
-/// The throttle settings both instances run with: a ban after three failures, no delays.
-const THROTTLE: &str = "login_failures_before_ban = 3\nlogin_delay_base_ms = 1\nlogin_delay_max_ms = 1\n";
-
-/// Two instances on one database, and the config file the `user` commands use.
-struct Cluster {
-    postgres: Postgres,
-    instances: [Served; 2],
-    admin: tempfile::TempDir,
-}
-
-impl Cluster {
-    /// Starts the database and two instances at the same time on its empty schema.
-    fn start() -> Cluster {
-        let postgres = Postgres::start();
-        let config = format!("{THROTTLE}\n{}", postgres.state_config());
-        let (a, b) = std::thread::scope(|scope| {
-            let launch =
-                || Served::start(Launch { config: &config, ftp: false, users: &[], open_files: None, scrypt: None });
-            let a = scope.spawn(launch);
-            let b = scope.spawn(launch);
-            (a.join().unwrap(), b.join().unwrap())
-        });
-        let admin = tempfile::tempdir().unwrap();
-        std::fs::write(admin.path().join("admin.toml"), format!("{config}\n[scrypt]\nlog_n = 6\n")).unwrap();
-        Cluster { postgres, instances: [a, b], admin }
-    }
-
-    /// Runs `ftp-actor user ARGS` on the shared database, with `password` for the prompts.
-    fn user(&self, args: &[&str], password: &str) -> String {
-        let output = Command::new(BIN)
-            .arg("user")
-            .args(args)
-            .args(["--config", self.admin.path().join("admin.toml").to_str().unwrap()])
-            .args(["--data-dir", self.admin.path().join("data").to_str().unwrap()])
-            .env("FTP_ACTOR_PASSWORD", password)
-            .output()
-            .unwrap();
-        must_succeed(&format!("ftp-actor user {}", args.join(" ")), &output);
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    async fn try_login(&self, instance: usize, user: &str, password: &str) -> Result<Client, ClientError> {
-        let served = &self.instances[instance];
-        let mut client =
-            Client::connect(served.native.parse::<std::net::SocketAddr>().unwrap(), &served.trust(), |_| {}).await?;
-        client.login(user, password).await?;
-        Ok(client)
-    }
-
-    async fn login(&self, instance: usize, user: &str, password: &str) -> Client {
-        self.try_login(instance, user, password).await.unwrap_or_else(|e| panic!("login on instance {instance}: {e}"))
-    }
-
-    /// Fails `times` logins as `user` on `instance`.
-    async fn fail_logins(&self, instance: usize, user: &str, times: usize) {
-        for _ in 0..times {
-            let refused = self.try_login(instance, user, "not the password").await;
-            assert!(refused.is_err(), "a wrong password logged in");
-        }
-    }
-
-    /// Waits until `instance` refuses this address as it connects (banned, error 202). It
-    /// only connects: a login, even a right one, would be an event of its own.
-    async fn wait_for_ban(&self, instance: usize) {
-        let served = &self.instances[instance];
-        let addr = served.native.parse::<std::net::SocketAddr>().unwrap();
-        for _ in 0..100 {
-            match Client::connect(addr, &served.trust(), |_| {}).await {
-                Err(error) if error.code() == Some(ErrorCode::LoginBanned) => return,
-                Ok(_) | Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-        panic!("instance {instance} never banned the address: {}", served.log());
-    }
-}
 
 /// The session is told, unasked, that it ends because its account changed.
 async fn told_revoked(client: &mut Client) {
@@ -99,7 +23,7 @@ async fn told_revoked(client: &mut Client) {
 
 #[tokio::test]
 async fn a_new_password_ends_the_users_sessions_on_every_instance() {
-    let cluster = Cluster::start();
+    let cluster = Cluster::start("");
     let added = cluster.user(&["add", "alice", "--quota", "1MiB"], "first");
     assert!(added.contains("user alice added"), "{added}");
     // The user reaches both instances, and logs in on both with the same password.
@@ -129,7 +53,7 @@ async fn a_new_password_ends_the_users_sessions_on_every_instance() {
 
 #[tokio::test]
 async fn failed_logins_on_one_instance_ban_on_the_other() {
-    let cluster = Cluster::start();
+    let cluster = Cluster::start("");
     cluster.user(&["add", "bob"], "pw");
     cluster.login(1, "bob", "pw").await;
     // Two failures on A, one on B: three in all, the ban threshold, and neither instance saw
@@ -145,7 +69,7 @@ async fn failed_logins_on_one_instance_ban_on_the_other() {
 
 #[tokio::test]
 async fn instances_ride_out_a_database_restart() {
-    let cluster = Cluster::start();
+    let cluster = Cluster::start("");
     cluster.user(&["add", "carol"], "pw");
     let mut session = cluster.login(0, "carol", "pw").await;
     cluster.login(1, "carol", "pw").await;
@@ -179,7 +103,7 @@ fn a_database_newer_than_the_server_is_refused_at_start() {
     let config = ftp_actor::config::PostgresConfig { url: postgres.url.clone(), pool_size: 1 };
     let database = ftp_actor::state::postgres::Database::open(&config).unwrap();
     database
-        .blocking(|client| async move {
+        .blocking::<_, ftp_actor::state::postgres::DatabaseError, _, _>(|client| async move {
             client.execute("INSERT INTO ftp_actor_schema (version) VALUES (999)", &[]).await?;
             Ok(())
         })

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use common::{disk_entries, md5_hex, random_bytes, tree_bytes};
 use ftp_actor::service::{LoggedIn, UserFiles};
 use ftp_actor::sftp::Requests;
-use ftp_actor::storage::{LocalStore, VirtualPath};
+use ftp_actor::storage::{HomeStore, LocalStore, VirtualPath};
 use proptest::prelude::*;
 use russh_sftp::protocol::{
     Close, FileAttributes, Handle, OpenFlags, Packet, Remove, Rename, Status, StatusCode, Write,
@@ -113,7 +113,7 @@ impl World {
     async fn new() -> World {
         let actors = common::Actors::start(USER, LIMIT, MAX_FILES);
         let home = actors.home.clone();
-        let store = LocalStore::open(&home).unwrap();
+        let store = HomeStore::Local(LocalStore::open(&home).unwrap());
         let files = Arc::new(UserFiles::new(actors.services.clone(), USER.into(), store, home.clone()));
         actors.wait_for_usage(USER, |usage| usage.limit == LIMIT).await;
         World { actors, files, home, next_id: 0 }

@@ -44,6 +44,8 @@ pub struct Services {
     ///
     /// [`ResumeStates`]: crate::storage::ResumeStates
     pub resume_states: Arc<crate::storage::ResumeStates>,
+    /// Where homes are kept: opened at login, measured by the QuotaActor.
+    pub homes: crate::storage::Homes,
     /// What operators see at `/metrics`; see [`crate::metrics`].
     pub metrics: Arc<crate::metrics::Metrics>,
 }

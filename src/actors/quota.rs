@@ -27,7 +27,7 @@ use futures::future::BoxFuture;
 
 use crate::quota::{DiskChange, Ledger, QuotaExceeded, ReservationId, TooManyFiles, Usage, UsageGate};
 use crate::state::quota::{QuotaLease, QuotaLedger};
-use crate::storage::LocalStore;
+use crate::storage::Homes;
 
 use super::disk::DiskPool;
 use super::panic_guard::{InjectPanic, Panicked, catch_panic};
@@ -102,12 +102,15 @@ pub struct QuotaActor {
     gate: Arc<UsageGate>,
     /// Where refusals are counted for operators.
     metrics: Arc<Metrics>,
+    /// Where homes are kept, to measure them.
+    homes: Homes,
 }
 
 impl QuotaActor {
-    pub fn new(disk: DiskPool, gate: Arc<UsageGate>, metrics: Arc<Metrics>) -> QuotaActor {
+    pub fn new(disk: DiskPool, gate: Arc<UsageGate>, metrics: Arc<Metrics>, homes: Homes) -> QuotaActor {
         QuotaActor {
             metrics,
+            homes,
             ledger: Ledger::default(),
             users: Vec::new(),
             leases: HashMap::new(),
@@ -138,14 +141,14 @@ impl QuotaActor {
         if users.is_empty() {
             return;
         }
-        let gate = self.gate.clone();
+        let (gate, homes) = (self.gate.clone(), self.homes.clone());
         let leases: Vec<Arc<LeaseState>> = self.leases.values().cloned().collect();
         let job = move || {
             let scan = gate.scan();
-            let measured: Vec<(QuotaUser, std::io::Result<crate::storage::HomeUsage>)> = users
+            let measured: Vec<(QuotaUser, Result<crate::storage::HomeUsage, crate::storage::StorageError>)> = users
                 .into_iter()
                 .map(|user| {
-                    let used = LocalStore::open(&user.home).and_then(|home| home.usage());
+                    let used = homes.usage(&user.home);
                     (user, used)
                 })
                 .collect();

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 
 use crate::auth::user_store::{StoreError, add_user_to, home_path, validate_name};
 use crate::auth::{Credentials, UserStore, ssh_keys};
-use crate::config::{Config, StateBackend};
+use crate::config::{Config, StateBackend, StorageBackend};
 use crate::human::size::{format_size, parse_size};
 use crate::state::postgres::Database;
 use crate::state::postgres::users::UsersTable;
@@ -80,6 +80,17 @@ fn directory(config: &Config) -> anyhow::Result<Box<dyn UserDirectory>> {
     })
 }
 
+/// What a home holds, where the server keeps it: a directory here, or names in the database.
+fn usage_of(config: &Config, home: &std::path::Path) -> anyhow::Result<crate::storage::HomeUsage> {
+    match config.storage.backend {
+        StorageBackend::Local => Ok(LocalStore::open(home).and_then(|h| h.usage())?),
+        StorageBackend::S3 => {
+            let database = Database::connect(&config.state.postgres)?;
+            Ok(crate::storage::objects::home_usage(&database, &config.data_dir, home)?)
+        }
+    }
+}
+
 pub fn run(args: UserArgs) -> anyhow::Result<()> {
     let config = args.config.load()?;
     let data_dir = config.data_dir.clone();
@@ -140,7 +151,7 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
             for (name, record) in &store.users {
                 let home = home_path(&data_dir, record);
                 let max_files = record.max_files.unwrap_or(config.default_max_files);
-                let (used, files) = match LocalStore::open(&home).and_then(|h| h.usage()) {
+                let (used, files) = match usage_of(&config, &home) {
                     Ok(usage) => (format_size(usage.bytes), format!("{}/{max_files}", usage.files)),
                     Err(_) => ("?".into(), format!("?/{max_files}")),
                 };

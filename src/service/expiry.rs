@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime};
 use crate::actors::Services;
 use crate::actors::quota::{KnownUsers, QuotaUser};
 use crate::net::ErrorCode;
-use crate::storage::LocalStore;
 
 use super::files::UserFiles;
 
@@ -56,8 +55,8 @@ pub async fn expire_partials(services: &Services, max_age: Duration) -> (u64, u6
 }
 
 async fn expire_in_home(services: &Services, user: QuotaUser, max_age: Duration) -> (u64, u64) {
-    let (digests, states, home) = (services.digests.clone(), services.resume_states.clone(), user.home.clone());
-    let opened = services.disk.run("open home", move || LocalStore::open_sharing(&home, digests, states)).await;
+    let (homes, home) = (services.homes.clone(), user.home.clone());
+    let opened = services.disk.run("open home", move || homes.open(&home)).await;
     let store = match opened {
         Ok(Ok(store)) => store,
         _ => return (0, 0),

@@ -12,7 +12,7 @@ use crate::actors::quota::QuotaError;
 use crate::net::{Entry, ErrorCode, WireError};
 use crate::quota::gate::ChangeGuard;
 use crate::quota::{DiskChange, Usage};
-use crate::storage::{FileStore, Listing, LocalStore, Md5Digest, PartialFound, StorageError, VirtualPath};
+use crate::storage::{FileStore, HomeStore, Listing, Md5Digest, PartialFound, StorageError, VirtualPath};
 
 use super::error;
 use super::upload::take_lease;
@@ -47,7 +47,7 @@ pub enum Removed {
 /// What a session holds once its user is logged in: the user, where the user's files are kept
 /// (the store, behind the storage seam: see [`FileStore`]), and the server's shared parts that
 /// file operations go through.
-pub struct UserFiles<S: FileStore = LocalStore> {
+pub struct UserFiles<S: FileStore = HomeStore> {
     services: Services,
     user: String,
     store: Arc<S>,

@@ -8,7 +8,7 @@ use crate::actors::Services;
 use crate::actors::acceptor::{SlotAnswer, SlotRequester, refusal_closes};
 use crate::actors::auth::LoginOk;
 use crate::net::{ErrorCode, WireError};
-use crate::storage::{LocalStore, VirtualPath};
+use crate::storage::VirtualPath;
 
 use super::error;
 use super::files::UserFiles;
@@ -63,16 +63,15 @@ pub async fn complete_login(
     peer: SocketAddr,
     protocol: Protocol,
 ) -> Result<(LoggedIn, SlotAnswer), LoginRefused> {
-    let (home_path, digests, states) = (login.home.clone(), services.digests.clone(), services.resume_states.clone());
-    let home =
-        match services.login_io.run("open home", move || LocalStore::open_sharing(&home_path, digests, states)).await {
-            Ok(Ok(home)) => home,
-            Ok(Err(failure)) => {
-                tracing::error!(user = %login.user, home = %login.home.display(), error = %failure, "cannot open home");
-                return Err(WireError::new(ErrorCode::StorageFailure, "your home directory cannot be opened").into());
-            }
-            Err(failed) => return Err(error::internal(failed).into()),
-        };
+    let (home_path, homes) = (login.home.clone(), services.homes.clone());
+    let home = match services.login_io.run("open home", move || homes.open(&home_path)).await {
+        Ok(Ok(home)) => home,
+        Ok(Err(failure)) => {
+            tracing::error!(user = %login.user, home = %login.home.display(), error = %failure, "cannot open home");
+            return Err(WireError::new(ErrorCode::StorageFailure, "your home directory cannot be opened").into());
+        }
+        Err(failed) => return Err(error::internal(failed).into()),
+    };
     let answer = slots.request(&login).await?;
     tracing::info!(target: "access", user = %login.user, %peer, op = "login", ?protocol, result = "ok");
     services.metrics.login(protocol, LoginResult::ok);

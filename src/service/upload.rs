@@ -24,7 +24,7 @@ use crate::net::WireError;
 use crate::quota::{DiskChange, IN_USE_PATIENCE, upload_need};
 use crate::state::quota::QuotaLease;
 use crate::storage::{
-    FileStore, LocalStore, Md5Digest, StorageError, StreamRequest, StreamStart, UploadSession, VirtualPath,
+    FileStore, HomeStore, Md5Digest, StorageError, StreamRequest, StreamStart, UploadSession, VirtualPath,
 };
 
 use super::error;
@@ -34,7 +34,7 @@ use super::files::{UserFiles, change_on_disk};
 const IN_USE_RETRY: Duration = Duration::from_millis(50);
 
 /// An upload between its opening and its end.
-pub struct Upload<S: FileStore = LocalStore> {
+pub struct Upload<S: FileStore = HomeStore> {
     files: Arc<UserFiles<S>>,
     /// The store's upload session (a hidden partial, locally).
     partial: S::Upload,
@@ -47,7 +47,7 @@ pub struct Upload<S: FileStore = LocalStore> {
 /// What [`open_sized`] found: the upload, the MD5 of the bytes the partial already holds, and
 /// the stored MD5 of a published file of exactly the announced size (the sender may find it
 /// need not send anything).
-pub struct SizedUpload<S: FileStore = LocalStore> {
+pub struct SizedUpload<S: FileStore = HomeStore> {
     pub upload: Upload<S>,
     pub hasher: Md5,
     pub existing_md5: Option<Md5Digest>,
@@ -155,7 +155,7 @@ async fn open_stream_with<S: FileStore>(
 /// its path lock is held. A file whose data all arrives in the first block is then stored by
 /// one disk job ([`FreshUpload::store_whole`]: open, write, publish) instead of two; a longer
 /// one opens its partial ([`FreshUpload::open`]) and continues as any upload.
-pub struct FreshUpload<S: FileStore = LocalStore> {
+pub struct FreshUpload<S: FileStore = HomeStore> {
     files: Arc<UserFiles<S>>,
     target: VirtualPath,
     shown: String,

@@ -9,14 +9,14 @@ use crate::actors::Services;
 use crate::metrics::{Operation, Outcome, Protocol};
 use crate::net::WireError;
 use crate::service::UserFiles;
-use crate::storage::{DownloadSession, FileStore, LocalStore, VirtualPath};
+use crate::storage::{DownloadSession, FileStore, HomeStore, VirtualPath};
 
 use super::writing::TransferLog;
 
 /// Bytes read from the disk at a time.
 const READ_BLOCK: usize = 1 << 20;
 
-type Download = <LocalStore as FileStore>::Download;
+type Download = <HomeStore as FileStore>::Download;
 
 /// A block read from the disk, and the download that continues after it.
 type Block = Result<(Download, Vec<u8>), WireError>;

@@ -41,6 +41,11 @@ pub enum StorageError {
     ChecksumMismatch { expected: String, actual: String },
     #[error("cannot resume at byte {offset}: the server holds {available} bytes of this file")]
     RestartBeyondEnd { offset: u64, available: u64 },
+    #[error("another instance of the server is writing this upload")]
+    HeldElsewhere,
+    /// The database or the object store of the cluster mode failed or did not answer.
+    #[error("{0}")]
+    Remote(String),
     #[error("{0}")]
     Io(std::io::Error),
 }
@@ -83,8 +88,10 @@ impl StorageError {
             StorageError::TooMuchData | StorageError::Incomplete { .. } => ErrorCode::TransferSizeMismatch,
             StorageError::ChecksumMismatch { .. } => ErrorCode::ChecksumMismatch,
             StorageError::RestartBeyondEnd { .. } => ErrorCode::RestartOffsetInvalid,
-            StorageError::RecentlyWritten => ErrorCode::InUse,
-            StorageError::ChangedDuringTransfer | StorageError::Io(_) => ErrorCode::StorageFailure,
+            StorageError::RecentlyWritten | StorageError::HeldElsewhere => ErrorCode::InUse,
+            StorageError::ChangedDuringTransfer | StorageError::Remote(_) | StorageError::Io(_) => {
+                ErrorCode::StorageFailure
+            }
         }
     }
 }

@@ -98,6 +98,12 @@ impl VirtualPath {
         Ok(VirtualPath { names })
     }
 
+    /// A path as [`VirtualPath`]'s `Display` wrote it (`/a/b`), read back from where the server
+    /// stored it (never from a client: [`VirtualPath::resolve`] checks those).
+    pub fn from_stored(path: &str) -> VirtualPath {
+        VirtualPath { names: path.split('/').filter(|name| !name.is_empty()).map(str::to_string).collect() }
+    }
+
     pub fn is_root(&self) -> bool {
         self.names.is_empty()
     }

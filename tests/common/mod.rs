@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod cluster;
 pub mod ftp_control;
+pub mod garage;
 pub mod memory_store;
 pub mod postgres;
 pub mod proxy;

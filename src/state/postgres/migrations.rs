@@ -56,6 +56,52 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX login_events_at ON login_events (at);
     "#,
+    // 2: file names and interrupted uploads, for contents in object storage
+    // (storage.backend = "s3"). Paths are `/a/b` in a home (`home`, the user's home as set),
+    // compared byte by byte.
+    r#"
+    CREATE TABLE entries (
+        home text NOT NULL,
+        path text COLLATE "C" NOT NULL CHECK (path LIKE '/_%'),
+        parent text COLLATE "C" NOT NULL,
+        is_dir boolean NOT NULL,
+        size bigint NOT NULL DEFAULT 0 CHECK (size >= 0),
+        md5 bytea,
+        object_key text,
+        modified bigint NOT NULL,
+        PRIMARY KEY (home, path)
+    );
+    CREATE INDEX entries_by_parent ON entries (home, parent, path);
+    -- One multipart upload per target, kept across sessions and instances until published,
+    -- removed or expired: the parts' ETags and the MD5 state after the last durable part.
+    -- `holder` is the instance writing it now (see `instances`).
+    CREATE TABLE uploads (
+        home text NOT NULL,
+        target text COLLATE "C" NOT NULL,
+        object_key text NOT NULL,
+        upload_id text NOT NULL DEFAULT '',
+        durable bigint NOT NULL DEFAULT 0,
+        md5_state bytea,
+        part_etags text[] NOT NULL DEFAULT '{}',
+        part_size bigint NOT NULL,
+        written timestamptz NOT NULL DEFAULT now(),
+        holder text,
+        PRIMARY KEY (home, target)
+    );
+    -- Every running instance, alive while `alive_until` is ahead: an upload held by an instance
+    -- that stopped beating is free for any other to take.
+    CREATE TABLE instances (
+        id text PRIMARY KEY,
+        alive_until timestamptz NOT NULL
+    );
+    -- Objects no name refers to any more (a file replaced or removed, an upload restarted or
+    -- expired), deleted from the bucket after a grace period by whichever instance sweeps first.
+    CREATE TABLE orphan_objects (
+        object_key text PRIMARY KEY,
+        upload_id text NOT NULL DEFAULT '',
+        since timestamptz NOT NULL DEFAULT now()
+    );
+    "#,
 ];
 
 /// Brings the schema to the newest version; returns it.

@@ -21,6 +21,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+use crate::background_runtime::BackgroundRuntime;
 use crate::config::PostgresConfig;
 
 /// How long a query waits for a free connection, or for a new one to be made, before it fails:
@@ -41,23 +42,11 @@ pub enum DatabaseError {
     Runtime(String),
 }
 
-/// A pool of connections to the deployment's database, with the thread that drives them.
+/// A pool of connections to the deployment's database, with the threads that drive them.
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
-    runtime: std::sync::Arc<Driver>,
-}
-
-/// The database client's runtime; shut down without waiting when the last handle goes, which
-/// may be on an actix thread (where dropping a runtime the usual way would panic).
-struct Driver(Option<tokio::runtime::Runtime>);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            runtime.shutdown_background();
-        }
-    }
+    runtime: std::sync::Arc<BackgroundRuntime>,
 }
 
 impl Database {
@@ -73,14 +62,9 @@ impl Database {
     pub fn connect(config: &PostgresConfig) -> Result<Database, DatabaseError> {
         let pg = tokio_postgres::Config::from_str(&config.url).map_err(|e| DatabaseError::Url(e.to_string()))?;
         let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("postgres")
-            .enable_all()
-            .build()
-            .map_err(|e| DatabaseError::Runtime(e.to_string()))?;
+        let runtime = BackgroundRuntime::new("postgres", 1).map_err(|e| DatabaseError::Runtime(e.to_string()))?;
         let pool = {
-            let _inside = runtime.enter();
+            let _inside = runtime.handle().enter();
             Pool::builder(manager)
                 .max_size(config.pool_size)
                 .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -90,11 +74,11 @@ impl Database {
                 .build()
                 .map_err(|e| DatabaseError::Runtime(e.to_string()))?
         };
-        Ok(Database { pool, runtime: std::sync::Arc::new(Driver(Some(runtime))) })
+        Ok(Database { pool, runtime: std::sync::Arc::new(runtime) })
     }
 
-    fn handle(&self) -> &tokio::runtime::Runtime {
-        self.runtime.0.as_ref().expect("the runtime lives as long as its handles")
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime.handle()
     }
 
     /// Runs `work` with a pooled connection on the database's runtime; awaitable from any
@@ -114,13 +98,16 @@ impl Database {
     /// connections' sockets are still driven by the database's runtime): only on threads that
     /// may block (the login pool, the `user` commands, start-up), never an actix arbiter's.
     /// `work` may borrow from the caller.
-    pub fn blocking<T, W, F>(&self, work: W) -> Result<T, DatabaseError>
+    pub fn blocking<T, E, W, F>(&self, work: W) -> Result<T, E>
     where
+        E: From<DatabaseError>,
         W: FnOnce(deadpool_postgres::Object) -> F,
-        F: Future<Output = Result<T, DatabaseError>>,
+        F: Future<Output = Result<T, E>>,
     {
-        let _inside = self.handle().enter();
-        futures::executor::block_on(async { work(self.pool.get().await?).await })
+        self.runtime.block_on(async {
+            let client = self.pool.get().await.map_err(DatabaseError::from)?;
+            work(client).await
+        })
     }
 
     /// Spawns a background task on the database's runtime (it ends with the runtime).

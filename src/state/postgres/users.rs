@@ -121,7 +121,7 @@ impl UserDirectory for UsersTable {
             return Ok(None);
         }
         drop(failed_at);
-        let read = self.database.blocking(|mut client| async move {
+        let read = self.database.blocking::<_, DatabaseError, _, _>(|mut client| async move {
             let version: i64 = client.query_one("SELECT version FROM users_version", &[]).await?.get(0);
             if known == Some(UsersVersion::Counter(version)) {
                 return Ok(None);
@@ -148,7 +148,7 @@ impl UserDirectory for UsersTable {
     }
 
     fn update(&self, change: &mut dyn FnMut(&mut UserStore) -> Result<(), StoreError>) -> Result<(), StoreError> {
-        self.database.blocking(|mut client| async move {
+        self.database.blocking::<_, DatabaseError, _, _>(|mut client| async move {
             let transaction = client.transaction().await?;
             // Writers wait for each other (readers do not), as `users.lock` makes them do.
             transaction.batch_execute("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE").await?;

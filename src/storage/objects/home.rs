@@ -1,0 +1,502 @@
+//! One user's files in object storage, as the file service uses them: the storage seam's
+//! [`FileStore`] over the rows of [`super::namespace`] and the objects they name.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::integrity::{Digest, Md5};
+use crate::net::{Entry, EntryKind};
+use crate::quota::DiskChange;
+use crate::storage::error::StorageError;
+use crate::storage::hashing::Md5Digest;
+use crate::storage::jail::VirtualPath;
+use crate::storage::local_store::{Listing, PartialFound, RemovedFile};
+use crate::storage::partial::{PublishFailed, PublishedUpload};
+use crate::storage::store::{DownloadSession, FileStore, UploadSession};
+use crate::storage::stream_start::StreamStart;
+
+use super::ObjectStorage;
+use super::download::ObjectDownload;
+use super::namespace::{self, EntryRow, Lock, is_taken, stored, unix_now};
+use super::upload::ObjectUpload;
+
+/// The files under one home (the user's home as set, a name in the rows).
+#[derive(Debug, Clone)]
+pub struct ObjectHome {
+    storage: Arc<ObjectStorage>,
+    home: String,
+}
+
+/// `dir` as the start of the paths inside it: `/` for the home, `/a/` for `/a`.
+fn inside(dir: &VirtualPath) -> String {
+    if dir.is_root() { "/".to_string() } else { format!("{dir}/") }
+}
+
+fn name_of(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
+
+impl ObjectHome {
+    pub fn new(storage: Arc<ObjectStorage>, home: String) -> ObjectHome {
+        ObjectHome { storage, home }
+    }
+
+    /// Runs `work` with a pooled connection, waiting on this thread.
+    fn db<T, W, F>(&self, work: W) -> Result<T, StorageError>
+    where
+        W: FnOnce(deadpool_postgres::Object, String) -> F,
+        F: std::future::Future<Output = Result<T, StorageError>>,
+    {
+        let home = self.home.clone();
+        self.storage.db(|client| work(client, home))
+    }
+
+    fn row(&self, path: &VirtualPath) -> Result<Option<EntryRow>, StorageError> {
+        self.db(|client, home| async move { namespace::entry(&client, &home, path, Lock::None).await })
+    }
+
+    fn file_row(&self, path: &VirtualPath) -> Result<EntryRow, StorageError> {
+        match self.row(path)? {
+            None => Err(StorageError::NotFound),
+            Some(row) if row.is_dir => Err(StorageError::IsADirectory),
+            Some(row) => Ok(row),
+        }
+    }
+
+    /// The interrupted or open uploads whose target is directly in `dir` (or is `dir`'s
+    /// path itself, with `exact`).
+    fn uploads_in(&self, dir: &VirtualPath) -> Result<Vec<Entry>, StorageError> {
+        let prefix = inside(dir);
+        self.db(|client, home| async move {
+            let rows = client
+                .query(
+                    "SELECT target, durable, extract(epoch FROM written)::bigint FROM uploads
+                     WHERE home = $1 AND starts_with(target, $2) AND strpos(substr(target, length($2) + 1), '/') = 0",
+                    &[&home, &prefix],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| Entry {
+                    name: name_of(row.get(0)),
+                    kind: EntryKind::Partial,
+                    size: row.get::<_, i64>(1) as u64,
+                    modified: row.get(2),
+                })
+                .collect())
+        })
+    }
+
+    fn upload_row(&self, target: &VirtualPath) -> Result<Option<(u64, i64)>, StorageError> {
+        self.db(|client, home| async move {
+            let row = client
+                .query_opt(
+                    "SELECT durable, extract(epoch FROM written)::bigint FROM uploads WHERE home = $1 AND target = $2",
+                    &[&home, &stored(target)],
+                )
+                .await?;
+            Ok(row.map(|row| (row.get::<_, i64>(0) as u64, row.get(1))))
+        })
+    }
+}
+
+impl FileStore for ObjectHome {
+    type Upload = ObjectUpload;
+    type Download = ObjectDownload;
+
+    fn check_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        if path.is_root() {
+            return Ok(());
+        }
+        match self.row(path)? {
+            None => Err(StorageError::NotFound),
+            Some(row) if !row.is_dir => Err(StorageError::NotADirectory),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn list(&self, path: &VirtualPath, max_entries: usize) -> Result<Listing, StorageError> {
+        let one = |entry| Ok(Listing { entries: vec![entry], truncated: false });
+        if !path.is_root() {
+            let shown = path.file_name().unwrap_or("/").to_string();
+            match self.row(path)? {
+                Some(row) if !row.is_dir => return one(row.entry(shown)),
+                Some(_) => {}
+                None => {
+                    return match self.upload_row(path)? {
+                        Some((bytes, written)) => {
+                            one(Entry { name: shown, kind: EntryKind::Partial, size: bytes, modified: written })
+                        }
+                        None => Err(StorageError::NotFound),
+                    };
+                }
+            }
+        }
+        let parent = stored(path);
+        let limit = max_entries as i64 + 1;
+        let mut entries = self.db(|client, home| async move {
+            let rows = client
+                .query(
+                    "SELECT path, is_dir, size, md5, object_key, modified FROM entries
+                     WHERE home = $1 AND parent = $2 ORDER BY path LIMIT $3",
+                    &[&home, &parent, &limit],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| {
+                    let is_dir: bool = row.get(1);
+                    let kind = if is_dir { EntryKind::Dir } else { EntryKind::File };
+                    Entry { name: name_of(row.get(0)), kind, size: row.get::<_, i64>(2) as u64, modified: row.get(5) }
+                })
+                .collect::<Vec<Entry>>())
+        })?;
+        entries.extend(self.uploads_in(path)?);
+        entries.sort_by(|a, b| (&a.name, a.kind).cmp(&(&b.name, b.kind)));
+        let truncated = entries.len() > max_entries;
+        entries.truncate(max_entries);
+        Ok(Listing { entries, truncated })
+    }
+
+    fn stat(&self, path: &VirtualPath) -> Result<Entry, StorageError> {
+        if path.is_root() {
+            return Ok(Entry { name: "/".to_string(), kind: EntryKind::Dir, size: 0, modified: 0 });
+        }
+        let row = self.row(path)?.ok_or(StorageError::NotFound)?;
+        Ok(row.entry(path.file_name().unwrap_or("/").to_string()))
+    }
+
+    fn resume_len(&self, path: &VirtualPath) -> Result<u64, StorageError> {
+        if path.is_root() {
+            return Err(StorageError::IsADirectory);
+        }
+        match self.row(path)? {
+            Some(row) if row.is_dir => Err(StorageError::IsADirectory),
+            Some(row) => Ok(row.size),
+            None => self.upload_row(path)?.map(|(bytes, _)| bytes).ok_or(StorageError::NotFound),
+        }
+    }
+
+    fn mkdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        if path.is_root() {
+            return Err(StorageError::AlreadyExists);
+        }
+        let modified = unix_now();
+        self.db(|mut client, home| async move {
+            let transaction = client.transaction().await?;
+            namespace::hold_dir(&transaction, &home, &path.parent()).await?;
+            let created = transaction
+                .execute(
+                    "INSERT INTO entries (home, path, parent, is_dir, modified) VALUES ($1, $2, $3, true, $4)
+                     ON CONFLICT (home, path) DO NOTHING",
+                    &[&home, &stored(path), &stored(&path.parent()), &modified],
+                )
+                .await?;
+            if created == 0 {
+                return Err(StorageError::AlreadyExists);
+            }
+            transaction.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn remove_file(&self, path: &VirtualPath) -> Result<RemovedFile, StorageError> {
+        if path.is_root() {
+            return Err(StorageError::IsADirectory);
+        }
+        self.db(|mut client, home| async move {
+            let transaction = client.transaction().await?;
+            let row = namespace::entry(&transaction, &home, path, Lock::Update).await?.ok_or(StorageError::NotFound)?;
+            if row.is_dir {
+                return Err(StorageError::IsADirectory);
+            }
+            transaction.execute("DELETE FROM entries WHERE home = $1 AND path = $2", &[&home, &stored(path)]).await?;
+            if let Some(key) = &row.object_key {
+                namespace::orphan(&transaction, key, "").await?;
+            }
+            let partial_remains = transaction
+                .query_opt("SELECT 1 FROM uploads WHERE home = $1 AND target = $2", &[&home, &stored(path)])
+                .await?
+                .is_some();
+            transaction.commit().await?;
+            Ok(RemovedFile { freed: row.size, partial_remains })
+        })
+    }
+
+    fn remove_partial(&self, target: &VirtualPath, unchanged_since: Option<SystemTime>) -> Result<u64, StorageError> {
+        let me = self.storage.instance.id().to_string();
+        self.db(|mut client, home| async move {
+            let transaction = client.transaction().await?;
+            let row = transaction
+                .query_opt(
+                    "SELECT object_key, upload_id, durable, written,
+                            (holder IS NULL OR holder = $3 OR NOT EXISTS (SELECT 1 FROM instances
+                                WHERE instances.id = uploads.holder AND alive_until > now()))
+                     FROM uploads WHERE home = $1 AND target = $2 FOR UPDATE",
+                    &[&home, &stored(target), &me],
+                )
+                .await?
+                .ok_or(StorageError::NotFound)?;
+            let (key, upload_id, durable, written, free): (String, String, i64, SystemTime, bool) =
+                (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+            if !free {
+                return Err(StorageError::HeldElsewhere);
+            }
+            if unchanged_since.is_some_and(|since| written > since) {
+                return Err(StorageError::RecentlyWritten);
+            }
+            transaction
+                .execute("DELETE FROM uploads WHERE home = $1 AND target = $2", &[&home, &stored(target)])
+                .await?;
+            namespace::orphan(&transaction, &key, &upload_id).await?;
+            transaction.commit().await?;
+            Ok(durable as u64)
+        })
+    }
+
+    fn partials(&self) -> Result<Vec<PartialFound>, StorageError> {
+        self.db(|client, home| async move {
+            let rows = client.query("SELECT target, durable, written FROM uploads WHERE home = $1", &[&home]).await?;
+            Ok(rows
+                .iter()
+                .map(|row| PartialFound {
+                    target: VirtualPath::from_stored(row.get(0)),
+                    bytes: row.get::<_, i64>(1) as u64,
+                    modified: row.get(2),
+                })
+                .collect())
+        })
+    }
+
+    fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        if path.is_root() {
+            return Err(StorageError::HomeItself);
+        }
+        self.db(|mut client, home| async move {
+            let transaction = client.transaction().await?;
+            let row = namespace::entry(&transaction, &home, path, Lock::Update).await?.ok_or(StorageError::NotFound)?;
+            if !row.is_dir {
+                return Err(StorageError::NotADirectory);
+            }
+            // Uploads inside count in the quota, as partial files do on a local disk: a
+            // directory holding one is not empty.
+            let occupied = transaction
+                .query_opt(
+                    "SELECT 1 FROM entries WHERE home = $1 AND parent = $2
+                     UNION ALL SELECT 1 FROM uploads WHERE home = $1 AND starts_with(target, $3) LIMIT 1",
+                    &[&home, &stored(path), &inside(path)],
+                )
+                .await?
+                .is_some();
+            if occupied {
+                return Err(StorageError::NotEmpty);
+            }
+            transaction.execute("DELETE FROM entries WHERE home = $1 AND path = $2", &[&home, &stored(path)]).await?;
+            transaction.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// One transaction, however many entries a directory holds; never replaces what is at
+    /// `to` (two renames racing onto one name: the second finds it taken).
+    fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+        if from.is_root() || to.is_root() {
+            return Err(StorageError::HomeItself);
+        }
+        self.db(|mut client, home| async move {
+            let transaction = client.transaction().await?;
+            let row = namespace::entry(&transaction, &home, from, Lock::Update).await?.ok_or(StorageError::NotFound)?;
+            if from == to {
+                return Ok(());
+            }
+            if to.starts_with(from) {
+                return Err(StorageError::IntoItself);
+            }
+            namespace::hold_dir(&transaction, &home, &to.parent()).await?;
+            let (from_path, to_path, to_parent) = (stored(from), stored(to), stored(&to.parent()));
+            let moved = transaction
+                .execute(
+                    "UPDATE entries SET
+                        path = $3 || substr(path, length($2) + 1),
+                        parent = CASE WHEN path = $2 THEN $4 ELSE $3 || substr(parent, length($2) + 1) END
+                     WHERE home = $1 AND (path = $2 OR starts_with(path, $2 || '/'))",
+                    &[&home, &from_path, &to_path, &to_parent],
+                )
+                .await;
+            match moved {
+                Err(error) if is_taken(&error) => return Err(StorageError::AlreadyExists),
+                other => other?,
+            };
+            if row.is_dir {
+                transaction
+                    .execute(
+                        "UPDATE uploads SET target = $3 || substr(target, length($2) + 1)
+                         WHERE home = $1 AND starts_with(target, $2 || '/')",
+                        &[&home, &from_path, &to_path],
+                    )
+                    .await?;
+            }
+            transaction.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn set_modified(&self, path: &VirtualPath, unix: i64) -> Result<(), StorageError> {
+        if path.is_root() {
+            return Ok(());
+        }
+        let changed = self.db(|client, home| async move {
+            Ok(client
+                .execute(
+                    "UPDATE entries SET modified = $3 WHERE home = $1 AND path = $2",
+                    &[&home, &stored(path), &unix],
+                )
+                .await?)
+        })?;
+        if changed == 0 { Err(StorageError::NotFound) } else { Ok(()) }
+    }
+
+    fn open_sized_upload(
+        &self,
+        target: &VirtualPath,
+        size: u64,
+        may_create: bool,
+    ) -> Result<(ObjectUpload, Md5), StorageError> {
+        let (mut upload, _) = ObjectUpload::open(&self.storage, &self.home, target, size, may_create)?;
+        if upload.offset() > size {
+            upload.restart()?;
+        }
+        let md5 = upload.md5_so_far();
+        Ok((upload, md5))
+    }
+
+    /// Never: the MD5 state of the durable bytes is in the upload's row.
+    fn would_hash(&self, _target: &VirtualPath) -> bool {
+        false
+    }
+
+    /// Nothing to keep: the upload recorded its state with its last durable part.
+    fn remember_upload_state(&self, _upload: &ObjectUpload, _hasher: &Md5) {}
+
+    fn open_stream_upload(
+        &self,
+        target: &VirtualPath,
+        may_create: bool,
+    ) -> Result<(ObjectUpload, Option<u64>), StorageError> {
+        let (upload, existing) = ObjectUpload::open(&self.storage, &self.home, target, u64::MAX, may_create)?;
+        Ok((upload, existing.map(|row| row.size)))
+    }
+
+    fn continue_upload(&self, upload: &mut ObjectUpload, start: &StreamStart) -> Result<(), StorageError> {
+        match *start {
+            StreamStart::Partial(len) if len == upload.offset() => Ok(()),
+            StreamStart::Partial(0) => upload.restart(),
+            // Parts cannot be cut: only the durable end, or the start, is a place to continue.
+            StreamStart::Partial(len) => {
+                Err(StorageError::RestartBeyondEnd { offset: len, available: upload.offset() })
+            }
+            StreamStart::Target(len) => {
+                let published = self.file_row(&upload.target().clone())?;
+                if published.size < len {
+                    return Err(StorageError::ChangedDuringTransfer);
+                }
+                upload.copy_prefix(published.object_key.as_deref(), len)
+            }
+        }
+    }
+
+    fn abandon_upload(&self, upload: &mut ObjectUpload) {
+        upload.abandon()
+    }
+
+    fn publish_checked(
+        &self,
+        upload: ObjectUpload,
+        _md5: Md5Digest,
+        sender_md5: &[u8],
+    ) -> Result<PublishedUpload, PublishFailed> {
+        upload.publish(Some(sender_md5))
+    }
+
+    fn publish_as_is(&self, upload: ObjectUpload) -> Result<DiskChange, PublishFailed> {
+        upload.publish(None).map(|published| published.change)
+    }
+
+    fn open_download(
+        &self,
+        path: &VirtualPath,
+        offset: u64,
+        prefix_md5: &[u8],
+    ) -> Result<(ObjectDownload, Md5), StorageError> {
+        let row = self.file_row(path)?;
+        if offset > 0 && offset <= row.size {
+            // The receiver's prefix is checked against the object's: read back and hashed.
+            let mut prefix = ObjectDownload::new(self.storage.clone(), row.object_key.clone(), offset, 0, row.modified);
+            let mut hasher = Md5::new();
+            let mut chunk = Vec::new();
+            while !prefix.is_done() {
+                prefix.read_chunk_into(&mut chunk, super::PART_SIZE as usize)?;
+                hasher.update(&chunk);
+            }
+            if hasher.clone().finalize()[..] == *prefix_md5 {
+                let mut download = ObjectDownload::of(self.storage.clone(), &row, offset);
+                download.prefix_hashed = offset;
+                return Ok((download, hasher));
+            }
+        }
+        Ok((ObjectDownload::of(self.storage.clone(), &row, 0), Md5::new()))
+    }
+
+    fn open_download_at(&self, path: &VirtualPath, offset: u64) -> Result<ObjectDownload, StorageError> {
+        let row = self.file_row(path)?;
+        if offset > row.size {
+            return Err(StorageError::RestartBeyondEnd { offset, available: row.size });
+        }
+        Ok(ObjectDownload::of(self.storage.clone(), &row, offset))
+    }
+
+    /// The digest is stored with every file, so the bytes are sent unhashed; the receiver
+    /// checks them against it.
+    fn send_download(
+        &self,
+        mut download: ObjectDownload,
+        mut hasher: Md5,
+        max: usize,
+        mut send: impl FnMut(Vec<u8>) -> bool,
+    ) -> Result<Option<Md5Digest>, StorageError> {
+        let stored = download.stored_md5;
+        while !download.is_done() {
+            let mut chunk = Vec::with_capacity(max);
+            download.read_chunk_into(&mut chunk, max)?;
+            if stored.is_none() {
+                hasher.update(&chunk);
+            }
+            if !send(chunk) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(stored.unwrap_or_else(|| hasher.finalize().into())))
+    }
+
+    fn file_md5(
+        &self,
+        path: &VirtualPath,
+        may_hash: impl FnOnce() -> bool,
+    ) -> Result<Option<(Md5Digest, u64, u64)>, StorageError> {
+        let row = self.file_row(path)?;
+        if let Some(md5) = row.md5 {
+            return Ok(Some((md5, row.size, 0)));
+        }
+        if !may_hash() {
+            return Ok(None);
+        }
+        let mut download = ObjectDownload::new(self.storage.clone(), row.object_key, row.size, 0, row.modified);
+        let mut hasher = Md5::new();
+        let mut chunk = Vec::new();
+        while !download.is_done() {
+            download.read_chunk_into(&mut chunk, super::PART_SIZE as usize)?;
+            hasher.update(&chunk);
+        }
+        Ok(Some((hasher.finalize().into(), row.size, row.size)))
+    }
+}
