@@ -27,6 +27,7 @@ use crate::ftp::tls;
 use crate::quota::UsageGate;
 use crate::quota::hash_budget::HashBudget;
 use crate::state::failed_logins::SharedFailedLogins;
+use crate::state::postgres::quota::SharedLedger;
 use crate::state::postgres::secret::SecretRow;
 use crate::state::postgres::users::UsersTable;
 use crate::state::postgres::{Database, DatabaseError};
@@ -284,7 +285,15 @@ pub fn start_services(config: Config, state: State) -> Services {
         let every = Duration::from_secs(config.digest_save_secs);
         actix_rt::spawn(keep_saving_digests(config.data_dir.clone(), digests.clone(), disk.clone(), every));
     }
-    let ledger = Arc::new(quota.clone());
+    let ledger: Arc<dyn crate::state::quota::QuotaLedger> = match (&state.objects, &state.database) {
+        (Some(objects), Some(database)) => Arc::new(SharedLedger::new(
+            database.clone(),
+            objects.instance.clone(),
+            config.data_dir.clone(),
+            config.default_max_files,
+        )),
+        _ => Arc::new(quota.clone()),
+    };
     let services = Services {
         config,
         auth,

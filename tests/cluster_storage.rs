@@ -119,6 +119,18 @@ impl Progress for KillAfter {
     fn end(&self) {}
 }
 
+/// `step`, or a panic with both instances' logs if it takes more than two minutes.
+async fn within<T>(cluster: &Cluster, step: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(120), step).await {
+        Ok(done) => done,
+        Err(_) => panic!("a step took more than two minutes\n{}", logs(cluster)),
+    }
+}
+
+fn logs(cluster: &Cluster) -> String {
+    format!("instance 0:\n{}\ninstance 1:\n{}", cluster.instances[0].log(), cluster.instances[1].log())
+}
+
 /// Puts until the upload is not held any more (an instance killed while writing it holds it
 /// until its heartbeat lapses, some seconds).
 async fn put_when_free(client: &mut Client, local: &Path, remote: &str) -> PutReport {
@@ -159,11 +171,13 @@ async fn a_put_cut_by_kill_9_resumes_on_the_other_instance_after_its_durable_par
     };
     assert!(held >= PART_SIZE && held % PART_SIZE == 0, "held {held}: whole parts only");
 
-    let report = put_when_free(&mut b, &file, "large").await;
+    let report = within(&cluster, put_when_free(&mut b, &file, "large")).await;
     assert_eq!(report.resumed_from, held, "the durable parts were sent again: {report:?}");
     assert!(!report.restarted);
     let copy = local.path().join("copy");
-    b.get("large", &copy, &NoProgress).await.unwrap();
+    within(&cluster, b.get("large", &copy, &NoProgress))
+        .await
+        .unwrap_or_else(|e| panic!("get: {e}\n{}", logs(&cluster)));
     assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&file).unwrap());
     assert_eq!(names(&b.list(None).await.unwrap()), vec![("large".into(), EntryKind::File, 5 * PART_SIZE + 777)]);
     assert_eq!(usage(&cluster).1, "1", "the upload's row went with its publish");

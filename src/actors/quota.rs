@@ -53,6 +53,9 @@ pub enum QuotaError {
     TooManyFiles(#[from] TooManyFiles),
     #[error(transparent)]
     Internal(#[from] Panicked),
+    /// The shared ledger's database did not answer (cluster mode).
+    #[error("the quota ledger cannot be reached: {0}")]
+    Unreachable(String),
 }
 
 /// What the actor and a live upload share about that upload.

@@ -42,6 +42,7 @@ pub fn quota(op: &str, shown: &str, error: QuotaError) -> WireError {
         QuotaError::Exceeded(_) => ErrorCode::QuotaExceeded,
         QuotaError::TooManyFiles(_) => ErrorCode::TooManyFiles,
         QuotaError::Internal(_) => ErrorCode::Internal,
+        QuotaError::Unreachable(_) => ErrorCode::StorageFailure,
     };
     WireError::new(code, format!("{op} {shown}: {error}"))
 }

@@ -102,6 +102,66 @@ pub const MIGRATIONS: &[&str] = &[
         since timestamptz NOT NULL DEFAULT now()
     );
     "#,
+    // 3: the quota ledger every instance shares (storage.backend = "s3"). `home_usage` is what
+    // each home holds, kept by triggers in the same transactions that change `entries` and
+    // `uploads`; `quota_leases` are the live uploads' and new directories' reservations, each
+    // held by an instance (a lease of an instance whose heartbeat lapsed counts for nothing).
+    r#"
+    CREATE TABLE home_usage (
+        home text PRIMARY KEY,
+        bytes bigint NOT NULL DEFAULT 0,
+        files bigint NOT NULL DEFAULT 0
+    );
+    INSERT INTO home_usage (home, bytes, files)
+        SELECT home, sum(bytes)::bigint, sum(files)::bigint FROM (
+            SELECT home, sum(CASE WHEN is_dir THEN 0 ELSE size END) AS bytes, count(*) AS files
+                FROM entries GROUP BY home
+            UNION ALL
+            SELECT home, sum(durable), count(*) FROM uploads GROUP BY home
+        ) counted GROUP BY home;
+    CREATE FUNCTION ftp_actor_count(home text, bytes bigint, files bigint) RETURNS void LANGUAGE sql AS $$
+        INSERT INTO home_usage AS h (home, bytes, files) VALUES (home, bytes, files)
+        ON CONFLICT (home) DO UPDATE SET bytes = h.bytes + excluded.bytes, files = h.files + excluded.files;
+    $$;
+    CREATE FUNCTION ftp_actor_count_entry() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP <> 'INSERT' THEN
+            PERFORM ftp_actor_count(OLD.home, -(CASE WHEN OLD.is_dir THEN 0 ELSE OLD.size END), -1);
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            PERFORM ftp_actor_count(NEW.home, CASE WHEN NEW.is_dir THEN 0 ELSE NEW.size END, 1);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER entries_counted AFTER INSERT OR DELETE OR UPDATE OF size, home ON entries
+        FOR EACH ROW EXECUTE FUNCTION ftp_actor_count_entry();
+    CREATE FUNCTION ftp_actor_count_upload() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP <> 'INSERT' THEN
+            PERFORM ftp_actor_count(OLD.home, -OLD.durable, -1);
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            PERFORM ftp_actor_count(NEW.home, NEW.durable, 1);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER uploads_counted AFTER INSERT OR DELETE OR UPDATE OF durable, home ON uploads
+        FOR EACH ROW EXECUTE FUNCTION ftp_actor_count_upload();
+    CREATE TABLE quota_leases (
+        id bigserial PRIMARY KEY,
+        name text NOT NULL,
+        instance text NOT NULL,
+        -- The upload's path lock (home and path); NULL for a new directory's lease.
+        path text,
+        bytes bigint NOT NULL DEFAULT 0,
+        files integer NOT NULL DEFAULT 0,
+        -- What its holder has changed in `home_usage` so far: the part of `bytes` and `files`
+        -- already counted there.
+        grown_bytes bigint NOT NULL DEFAULT 0,
+        grown_files bigint NOT NULL DEFAULT 0,
+        UNIQUE (name, path)
+    );
+    "#,
 ];
 
 /// Brings the schema to the newest version; returns it.

@@ -11,6 +11,7 @@
 
 pub mod failed_logins;
 pub mod migrations;
+pub mod quota;
 pub mod secret;
 pub mod users;
 

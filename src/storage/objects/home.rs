@@ -17,6 +17,7 @@ use crate::storage::stream_start::StreamStart;
 
 use super::ObjectStorage;
 use super::download::ObjectDownload;
+use super::instance::free_for_me;
 use super::namespace::{self, EntryRow, Lock, is_taken, stored, unix_now};
 use super::upload::ObjectUpload;
 
@@ -227,16 +228,13 @@ impl FileStore for ObjectHome {
         let me = self.storage.instance.id().to_string();
         self.db(|mut client, home| async move {
             let transaction = client.transaction().await?;
-            let row = transaction
-                .query_opt(
-                    "SELECT object_key, upload_id, durable, written,
-                            (holder IS NULL OR holder = $3 OR NOT EXISTS (SELECT 1 FROM instances
-                                WHERE instances.id = uploads.holder AND alive_until > now()))
-                     FROM uploads WHERE home = $1 AND target = $2 FOR UPDATE",
-                    &[&home, &stored(target), &me],
-                )
-                .await?
-                .ok_or(StorageError::NotFound)?;
+            let query = format!(
+                "SELECT object_key, upload_id, durable, written, {}
+                 FROM uploads WHERE home = $1 AND target = $2 FOR UPDATE",
+                free_for_me()
+            );
+            let row =
+                transaction.query_opt(&query, &[&home, &stored(target), &me]).await?.ok_or(StorageError::NotFound)?;
             let (key, upload_id, durable, written, free): (String, String, i64, SystemTime, bool) =
                 (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
             if !free {

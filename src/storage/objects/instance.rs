@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::state::postgres::Database;
+use crate::state::postgres::{Database, DatabaseError};
 
 /// How long a beat keeps an instance alive.
 pub const ALIVE_FOR: Duration = Duration::from_secs(10);
@@ -21,42 +21,55 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// A new id (host, process and a random part: unique even across restarts) and its
-    /// heartbeat, on the database's runtime.
-    pub fn start(database: &Database) -> Instance {
+    /// A new id (host, process and a random part: unique even across restarts), its first
+    /// beat (waited for: what it holds from now on must count as alive), and its heartbeat, on
+    /// the database's runtime. Blocking: call it at start.
+    pub fn start(database: &Database) -> Result<Instance, DatabaseError> {
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
         let random: u32 = rand::random();
         let id = format!("{}-{}-{random:08x}", host.trim(), std::process::id());
         let instance = Instance { id };
+        database.blocking(|client| instance.beat_once(client))?;
         let (beating, database) = (instance.clone(), database.clone());
         database.clone().spawn(async move { beating.beat(database).await });
-        instance
+        Ok(instance)
     }
 
     pub fn id(&self) -> &str {
         &self.id
     }
 
+    async fn beat_once(&self, client: deadpool_postgres::Object) -> Result<(), DatabaseError> {
+        client
+            .execute(
+                "INSERT INTO instances (id, alive_until) VALUES ($1, now() + make_interval(secs => $2))
+                 ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until",
+                &[&self.id, &ALIVE_FOR.as_secs_f64()],
+            )
+            .await?;
+        // Instances long gone: their rows only grow the table.
+        client.execute("DELETE FROM instances WHERE alive_until < now() - interval '1 day'", &[]).await?;
+        Ok(())
+    }
+
     async fn beat(self, database: Database) {
-        let alive_for = ALIVE_FOR.as_secs_f64();
         loop {
-            let beat = async {
-                let client = database.connection().await?;
-                client
-                    .execute(
-                        "INSERT INTO instances (id, alive_until) VALUES ($1, now() + make_interval(secs => $2))
-                         ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until",
-                        &[&self.id, &alive_for],
-                    )
-                    .await?;
-                // Instances long gone: their rows only grow the table.
-                client.execute("DELETE FROM instances WHERE alive_until < now() - interval '1 day'", &[]).await?;
-                Ok::<(), crate::state::postgres::DatabaseError>(())
-            };
+            tokio::time::sleep(BEAT_EVERY).await;
+            let beat = async { self.beat_once(database.connection().await?).await };
             if let Err(error) = beat.await {
                 tracing::warn!(%error, "cannot tell the database this instance is alive; retrying");
             }
-            tokio::time::sleep(BEAT_EVERY).await;
         }
     }
+}
+
+/// SQL: is the instance named by the column `$column` alive (its heartbeat not lapsed)?
+pub fn alive(column: &str) -> String {
+    format!("EXISTS (SELECT 1 FROM instances WHERE instances.id = {column} AND alive_until > now())")
+}
+
+/// SQL: may instance `$3` take the upload row it is on? Nobody holds it, `$3` does, or its
+/// holder stopped.
+pub fn free_for_me() -> String {
+    format!("(holder IS NULL OR holder = $3 OR NOT {})", alive("uploads.holder"))
 }

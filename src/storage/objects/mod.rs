@@ -54,7 +54,7 @@ pub struct ObjectStorage {
     /// Prepended to every generated key.
     prefix: String,
     /// This process, as the holder of the uploads it writes.
-    pub(crate) instance: Instance,
+    pub instance: Instance,
     /// The data directory relative homes are in (see [`home_key`]).
     data_dir: std::path::PathBuf,
 }
@@ -96,7 +96,7 @@ impl ObjectStorage {
         }
         let bucket = builder.build().map_err(|e| StorageError::Remote(format!("object storage: {e}")))?;
         let runtime = BackgroundRuntime::new("objects", CLIENT_THREADS)?;
-        let instance = Instance::start(&database);
+        let instance = Instance::start(&database)?;
         let storage = Arc::new(ObjectStorage {
             bucket,
             database,

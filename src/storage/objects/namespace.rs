@@ -108,17 +108,14 @@ pub fn is_taken(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
 }
 
-/// What `home` holds, as the quota counts it (see [`HomeUsage`]).
+/// What `home` holds, as the quota counts it (see [`HomeUsage`]): the row the triggers on
+/// `entries` and `uploads` keep.
 pub async fn usage(client: &impl GenericClient, home: &str) -> Result<HomeUsage, StorageError> {
-    let row = client
-        .query_one(
-            "SELECT (SELECT coalesce(sum(size), 0)::bigint FROM entries WHERE home = $1 AND NOT is_dir)
-                  + (SELECT coalesce(sum(durable), 0)::bigint FROM uploads WHERE home = $1),
-                    (SELECT count(*) FROM entries WHERE home = $1) + (SELECT count(*) FROM uploads WHERE home = $1)",
-            &[&home],
-        )
-        .await?;
-    Ok(HomeUsage { bytes: row.get::<_, i64>(0) as u64, files: row.get::<_, i64>(1) as u64 })
+    let row = client.query_opt("SELECT bytes, files FROM home_usage WHERE home = $1", &[&home]).await?;
+    Ok(row.map_or(HomeUsage::default(), |row| HomeUsage {
+        bytes: row.get::<_, i64>(0).max(0) as u64,
+        files: row.get::<_, i64>(1).max(0) as u64,
+    }))
 }
 
 /// Now, in Unix seconds: a new entry's modification time.

@@ -27,6 +27,7 @@ use crate::storage::jail::VirtualPath;
 use crate::storage::partial::{PublishFailed, PublishedUpload};
 use crate::storage::store::UploadSession;
 
+use super::instance::free_for_me;
 use super::namespace::{self, Lock, stored, unix_now};
 use super::{ObjectStorage, PART_SIZE};
 
@@ -391,15 +392,12 @@ async fn claim(
             return Ok((claimed, true));
         }
     }
-    let taken = client
-        .query_opt(
-            "UPDATE uploads SET holder = $3 WHERE home = $1 AND target = $2
-                AND (holder IS NULL OR holder = $3
-                     OR NOT EXISTS (SELECT 1 FROM instances WHERE instances.id = uploads.holder AND alive_until > now()))
-             RETURNING object_key, upload_id, durable, md5_state, part_etags",
-            &[&home, &path, &me],
-        )
-        .await?;
+    let take = format!(
+        "UPDATE uploads SET holder = $3 WHERE home = $1 AND target = $2 AND {}
+         RETURNING object_key, upload_id, durable, md5_state, part_etags",
+        free_for_me()
+    );
+    let taken = client.query_opt(&take, &[&home, &path, &me]).await?;
     if let Some(row) = taken {
         let claimed = Claimed {
             key: row.get(0),
@@ -438,9 +436,11 @@ impl UploadSession for ObjectUpload {
         0
     }
 
+    /// Durable bytes only: those gathered for the next part are not in the bucket yet (and are
+    /// lost if the upload stops before the part is complete).
     fn disk_change(&self) -> DiskChange {
         DiskChange {
-            bytes: if self.row_exists { self.offset() as i64 } else { 0 } - self.start_len as i64,
+            bytes: if self.row_exists { self.durable as i64 } else { 0 } - self.start_len as i64,
             files: self.row_exists as i64 - self.row_existed as i64,
         }
     }
