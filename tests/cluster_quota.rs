@@ -9,20 +9,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::cluster::Cluster;
-use common::garage::Garage;
+use common::cluster::with_files_in_garage;
 use ftp_actor::client::{Client, NoProgress};
 use ftp_actor::net::ErrorCode;
 use rand::{RngExt, SeedableRng};
 
 const MIB: u64 = 1 << 20;
-
-fn cluster(quota: &str) -> (Garage, Cluster) {
-    let garage = Garage::start();
-    let cluster = Cluster::start(&garage.storage_config());
-    cluster.user(&["add", "alice", "--quota", quota], "pw");
-    (garage, cluster)
-}
 
 fn write_file(path: &Path, len: u64, seed: u8) {
     let bytes: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(7) ^ seed).collect();
@@ -45,7 +37,7 @@ async fn check_usage(a: &mut Client, b: &mut Client, limit: u64) -> u64 {
 
 #[tokio::test]
 async fn parallel_uploads_through_both_instances_never_pass_the_quota() {
-    let (_garage, cluster) = cluster("30MiB");
+    let (_garage, cluster) = with_files_in_garage("30MiB");
     let local = tempfile::tempdir().unwrap();
     // Six uploads of 9 MiB (two parts each), three through each instance, all at once: at
     // most three fit in 30 MiB.
@@ -109,7 +101,7 @@ async fn wander(client: &mut Client, local: &Path, seed: u64) {
 
 #[tokio::test]
 async fn random_interleavings_on_two_instances_keep_usage_exact() {
-    let (_garage, cluster) = cluster("6MiB");
+    let (_garage, cluster) = with_files_in_garage("6MiB");
     let local = tempfile::tempdir().unwrap();
     for round in 0..3u64 {
         let mut sessions = Vec::new();

@@ -11,19 +11,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::cluster::Cluster;
+use common::cluster::{Cluster, with_files_in_garage};
 use common::garage::Garage;
 use ftp_actor::client::{Client, ClientError, NoProgress, Progress, PutReport};
 use ftp_actor::net::{EntryKind, ErrorCode};
 use ftp_actor::storage::objects::PART_SIZE;
-
-/// Garage and the database first, then two instances on them, with the user `alice`.
-fn cluster(quota: &str) -> (Garage, Cluster) {
-    let garage = Garage::start();
-    let cluster = Cluster::start(&garage.storage_config());
-    cluster.user(&["add", "alice", "--quota", quota], "pw");
-    (garage, cluster)
-}
 
 /// A file of `len` bytes that differ from position to position.
 fn write_file(path: &Path, len: usize, seed: u8) {
@@ -37,7 +29,7 @@ fn names(listing: &ftp_actor::client::Listing) -> Vec<(String, EntryKind, u64)> 
 
 #[tokio::test]
 async fn what_one_instance_writes_the_other_serves() {
-    let (_garage, cluster) = cluster("100MiB");
+    let (_garage, cluster) = with_files_in_garage("100MiB");
     let local = tempfile::tempdir().unwrap();
     let (big, small, empty) = (local.path().join("big"), local.path().join("small"), local.path().join("empty"));
     // Two whole parts and a short last one.
@@ -147,7 +139,7 @@ async fn put_when_free(client: &mut Client, local: &Path, remote: &str) -> PutRe
 
 #[tokio::test]
 async fn a_put_cut_by_kill_9_resumes_on_the_other_instance_after_its_durable_parts() {
-    let (_garage, mut cluster) = cluster("200MiB");
+    let (_garage, mut cluster) = with_files_in_garage("200MiB");
     let local = tempfile::tempdir().unwrap();
     let file = local.path().join("large");
     write_file(&file, 5 * PART_SIZE as usize + 777, 3);
@@ -185,7 +177,7 @@ async fn a_put_cut_by_kill_9_resumes_on_the_other_instance_after_its_durable_par
 
 #[tokio::test]
 async fn racing_renames_onto_one_name_leave_exactly_one_winner() {
-    let (_garage, cluster) = cluster("10MiB");
+    let (_garage, cluster) = with_files_in_garage("10MiB");
     let local = tempfile::tempdir().unwrap();
     let mut a = cluster.login(0, "alice", "pw").await;
     for round in 0..10 {
@@ -217,7 +209,7 @@ async fn racing_renames_onto_one_name_leave_exactly_one_winner() {
 
 #[tokio::test]
 async fn a_storage_node_stopped_midway_is_ridden_out() {
-    let (garage, cluster) = cluster("200MiB");
+    let (garage, cluster) = with_files_in_garage("200MiB");
     let local = tempfile::tempdir().unwrap();
     let file = local.path().join("large");
     write_file(&file, 4 * PART_SIZE as usize + 99, 4);

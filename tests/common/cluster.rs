@@ -20,6 +20,15 @@ pub struct Cluster {
     admin: tempfile::TempDir,
 }
 
+/// A three-node Garage, then a cluster keeping its files there, with the user `alice`
+/// (password `pw`) and `quota`.
+pub fn with_files_in_garage(quota: &str) -> (super::garage::Garage, Cluster) {
+    let garage = super::garage::Garage::start();
+    let cluster = Cluster::start(&garage.storage_config());
+    cluster.user(&["add", "alice", "--quota", quota], "pw");
+    (garage, cluster)
+}
+
 impl Cluster {
     /// Starts the database and two instances at the same time on its empty schema, with
     /// `extra` config lines (the storage backend) in both and in the `user` commands'.

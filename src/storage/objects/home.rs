@@ -88,6 +88,18 @@ impl ObjectHome {
         })
     }
 
+    /// The MD5 of the first `len` bytes of object `key`, read back from the bucket.
+    fn hash_object(&self, key: Option<String>, len: u64) -> Result<Md5, StorageError> {
+        let mut download = ObjectDownload::new(self.storage.clone(), key, len, 0, 0);
+        let mut hasher = Md5::new();
+        let mut chunk = Vec::new();
+        while !download.is_done() {
+            download.read_chunk_into(&mut chunk, super::PART_SIZE as usize)?;
+            hasher.update(&chunk);
+        }
+        Ok(hasher)
+    }
+
     fn upload_row(&self, target: &VirtualPath) -> Result<Option<(u64, i64)>, StorageError> {
         self.db(|client, home| async move {
             let row = client
@@ -429,13 +441,7 @@ impl FileStore for ObjectHome {
         let row = self.file_row(path)?;
         if offset > 0 && offset <= row.size {
             // The receiver's prefix is checked against the object's: read back and hashed.
-            let mut prefix = ObjectDownload::new(self.storage.clone(), row.object_key.clone(), offset, 0, row.modified);
-            let mut hasher = Md5::new();
-            let mut chunk = Vec::new();
-            while !prefix.is_done() {
-                prefix.read_chunk_into(&mut chunk, super::PART_SIZE as usize)?;
-                hasher.update(&chunk);
-            }
+            let hasher = self.hash_object(row.object_key.clone(), offset)?;
             if hasher.clone().finalize()[..] == *prefix_md5 {
                 let mut download = ObjectDownload::of(self.storage.clone(), &row, offset);
                 download.prefix_hashed = offset;
@@ -488,13 +494,7 @@ impl FileStore for ObjectHome {
         if !may_hash() {
             return Ok(None);
         }
-        let mut download = ObjectDownload::new(self.storage.clone(), row.object_key, row.size, 0, row.modified);
-        let mut hasher = Md5::new();
-        let mut chunk = Vec::new();
-        while !download.is_done() {
-            download.read_chunk_into(&mut chunk, super::PART_SIZE as usize)?;
-            hasher.update(&chunk);
-        }
+        let hasher = self.hash_object(row.object_key, row.size)?;
         Ok(Some((hasher.finalize().into(), row.size, row.size)))
     }
 }
