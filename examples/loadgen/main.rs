@@ -9,6 +9,7 @@
 
 mod floor;
 mod ftp;
+mod namespace;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -109,6 +110,12 @@ enum Workload {
     Pwd {
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
+    },
+    /// Latency of mkdir, list, rename and rmdir on one session (native only), in ROUNDS
+    /// rounds; medians and 90th percentiles in microseconds.
+    Namespace {
+        #[arg(long, default_value_t = 500)]
+        rounds: usize,
     },
     /// Connect, log in, quit, in a loop on CLIENTS connections at once; logins per second.
     Logins {
@@ -415,6 +422,14 @@ async fn run(args: Args) -> Result<String> {
         Workload::Silent { count, addresses } => silent(&connector, count, addresses).await,
         Workload::Pwd { seconds } => round_trips(&connector, seconds).await,
         Workload::Logins { seconds, clients } => logins(&connector, seconds, clients).await,
+        Workload::Namespace { rounds } => match connector.open().await? {
+            Session::Native(mut client) => {
+                let result = namespace::namespace(&mut client, rounds).await;
+                client.quit().await?;
+                result
+            }
+            Session::Ftp(_) => bail!("loadgen namespace: native only"),
+        },
     }
 }
 
@@ -425,7 +440,9 @@ fn main() -> Result<()> {
     // One session's round trips are a latency measurement: a single-threaded runtime avoids
     // handing each reply between threads. The other workloads use both cores.
     let runtime = match args.workload {
-        Workload::Pwd { .. } => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        Workload::Pwd { .. } | Workload::Namespace { .. } => {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?
+        }
         _ => tokio::runtime::Builder::new_multi_thread().enable_all().build()?,
     };
     let result = runtime.block_on(run(args))?;

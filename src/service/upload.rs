@@ -249,6 +249,12 @@ impl<S: FileStore> Upload<S> {
         self.partial.size()
     }
 
+    /// The MD5 of every byte written, if the upload keeps it itself (then nobody else need
+    /// hash them).
+    pub fn own_md5(&self) -> Option<Md5> {
+        self.partial.own_md5()
+    }
+
     /// Bytes of the partial hashed from the disk when it was opened.
     pub fn prefix_hashed(&self) -> u64 {
         self.partial.prefix_hashed()
@@ -376,7 +382,7 @@ impl<S: FileStore> Upload<S> {
     }
 
     /// Writes `tail` (the last block, if it was held back), then checks the MD5 of every byte
-    /// (`hasher`, which `tail` is added to) against the sender's and publishes the file, its
+    /// (`hasher`, which `tail` is added to, or the upload's own) against the sender's and publishes the file, its
     /// digest stored for later downloads. On the disk pool; see [`Upload::publish_with`].
     pub async fn publish_checked(
         self,
@@ -385,10 +391,16 @@ impl<S: FileStore> Upload<S> {
         sender_md5: Vec<u8>,
     ) -> Result<Md5Digest, WireError> {
         self.publish_with(tail, move |partial, home, tail| {
-            if let Some(tail) = tail {
-                hasher.update(tail);
-            }
-            match home.publish_checked(partial, hasher.finalize().into(), &sender_md5) {
+            let md5 = match partial.own_md5() {
+                Some(own) => own.finalize().into(),
+                None => {
+                    if let Some(tail) = tail {
+                        hasher.update(tail);
+                    }
+                    hasher.finalize().into()
+                }
+            };
+            match home.publish_checked(partial, md5, &sender_md5) {
                 Ok(done) => (Ok(done.md5), done.change),
                 Err(failed) => (Err(failed.error), failed.change),
             }

@@ -307,6 +307,10 @@ impl UploadSession for HomeUpload {
     fn restart(&mut self) -> Result<(), StorageError> {
         either_upload!(self, upload => upload.restart())
     }
+
+    fn own_md5(&self) -> Option<Md5> {
+        either_upload!(self, upload => upload.own_md5())
+    }
 }
 
 /// Calls `$call` on whichever download `$value` holds.

@@ -151,6 +151,11 @@ pub trait UploadSession: Send + 'static {
     fn append(&mut self, bytes: &[u8]) -> Result<(), StorageError>;
     /// Empties the upload (the sender's file does not start with what it held).
     fn restart(&mut self) -> Result<(), StorageError>;
+    /// The MD5 of every byte held, if the upload keeps one itself (an object upload, which
+    /// records it with each part): the caller then hashes nothing.
+    fn own_md5(&self) -> Option<Md5> {
+        None
+    }
 }
 
 /// A download from its start offset to the end of the file.

@@ -13,7 +13,8 @@ use ftp_actor::net::ErrorCode;
 /// The throttle settings both instances run with: a ban after three failures, no delays.
 const THROTTLE: &str = "login_failures_before_ban = 3\nlogin_delay_base_ms = 1\nlogin_delay_max_ms = 1\n";
 
-/// Two instances on one database, and the config file the `user` commands use.
+/// Two instances on one database, each with its native and FTP listeners, and the config file
+/// the `user` commands use.
 pub struct Cluster {
     pub postgres: Postgres,
     pub instances: [Served; 2],
@@ -37,7 +38,7 @@ impl Cluster {
         let config = format!("{THROTTLE}\n{extra}\n{}", postgres.state_config());
         let (a, b) = std::thread::scope(|scope| {
             let launch =
-                || Served::start(Launch { config: &config, ftp: false, users: &[], open_files: None, scrypt: None });
+                || Served::start(Launch { config: &config, ftp: true, users: &[], open_files: None, scrypt: None });
             let a = scope.spawn(launch);
             let b = scope.spawn(launch);
             (a.join().unwrap(), b.join().unwrap())

@@ -63,6 +63,12 @@ impl ActiveUpload {
         self.upload.append_guarded(chunk)
     }
 
+    /// The MD5 of every byte written, if the upload keeps it itself: then its stream hashes
+    /// nothing.
+    pub(super) fn own_md5(&self) -> Option<Md5> {
+        self.upload.own_md5()
+    }
+
     /// The chunk held for publishing, if any: a stream that starts after it writes it first.
     pub(super) fn take_held(&mut self) -> Option<Bytes> {
         self.held.take()

@@ -43,6 +43,9 @@
 //! the job's result and answers with the error. Whoever ends up dropping the upload (the job,
 //! the session, a dead connection) settles its quota lease, as for an upload the session holds.
 //! A hashing job that panicked ends the writer too, and the upload ends with an internal error.
+//!
+//! An upload that keeps its own MD5 (to object storage, where each part is recorded with the
+//! MD5 state at its end) has no hashing job: its bytes are hashed once, there.
 
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -71,7 +74,8 @@ type StreamEnd = (ActiveUpload, Result<(), StorageError>);
 pub(super) struct UploadStream {
     chunks: mpsc::Sender<Bytes>,
     writer: JoinHandle<Result<StreamEnd, JobFailed>>,
-    hasher: JoinHandle<Result<Md5, JobFailed>>,
+    /// The hashing job; none if the upload keeps its own MD5.
+    hasher: Option<JoinHandle<Result<Md5, JobFailed>>>,
     peer: SocketAddr,
 }
 
@@ -80,22 +84,13 @@ impl UploadStream {
     /// chunk it holds, if any.
     pub(super) fn start(services: &Services, peer: SocketAddr, mut upload: ActiveUpload) -> UploadStream {
         let (chunks, mut queue) = mpsc::channel::<Bytes>(STREAM_QUEUE);
-        let (to_hasher, mut written) = mpsc::channel::<Vec<Bytes>>(HASH_QUEUE);
-        let hashers = services.hashers.clone();
-        let mut hasher = std::mem::take(&mut upload.hasher);
-        let hasher = actix_rt::spawn(async move {
-            hashers
-                .run("hash upload", move || {
-                    while let Some(batch) = written.blocking_recv() {
-                        for chunk in batch {
-                            hasher.update(&chunk);
-                        }
-                    }
-                    hasher
-                })
-                .await
-        });
+        let (to_hasher, written) = mpsc::channel::<Vec<Bytes>>(HASH_QUEUE);
+        let hasher = match upload.own_md5() {
+            Some(_) => None,
+            None => Some(hash_in_job(services, std::mem::take(&mut upload.hasher), written)),
+        };
         let disk = services.disk.clone();
+        let hashing = hasher.is_some();
         let writer = actix_rt::spawn(async move {
             disk.run("stream upload", move || {
                 let mut held = upload.take_held();
@@ -105,7 +100,7 @@ impl UploadStream {
                             return (upload, Err(error));
                         }
                     }
-                    if to_hasher.blocking_send(batch).is_err() {
+                    if hashing && to_hasher.blocking_send(batch).is_err() {
                         break; // The hashing job panicked; `finish` reports it.
                     }
                 }
@@ -149,7 +144,10 @@ impl UploadStream {
             Ok(Err(panicked)) => return Err(internal(&panicked.message)),
             Err(lost) => return Err(internal(&format!("upload stream lost: {lost}"))),
         };
-        let hashed = hasher.await;
+        let hashed = match hasher {
+            Some(hasher) => hasher.await,
+            None => Ok(Ok(upload.own_md5().unwrap_or_default())),
+        };
         if let Err(error) = written {
             return Err(upload.failed(peer, error));
         }
@@ -162,6 +160,27 @@ impl UploadStream {
             Err(lost) => Err(internal(&format!("upload hashing lost: {lost}"))),
         }
     }
+}
+
+/// Starts the job that feeds `hasher` the batches the writer sends on `written`.
+fn hash_in_job(
+    services: &Services,
+    mut hasher: Md5,
+    mut written: mpsc::Receiver<Vec<Bytes>>,
+) -> JoinHandle<Result<Md5, JobFailed>> {
+    let hashers = services.hashers.clone();
+    actix_rt::spawn(async move {
+        hashers
+            .run("hash upload", move || {
+                while let Some(batch) = written.blocking_recv() {
+                    for chunk in batch {
+                        hasher.update(&chunk);
+                    }
+                }
+                hasher
+            })
+            .await
+    })
 }
 
 /// The next chunks to write: `first`, or else the next chunk to arrive (waiting for it), then

@@ -10,6 +10,7 @@
 //! wait in a bounded queue ([`MAX_WAITING`], the oldest dropped past it) and are written when
 //! the database is back.
 
+use crate::state::postgres::cached;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -157,7 +158,7 @@ impl Exchange {
             let age = event.happened.elapsed().as_secs_f64();
             let values: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
                 [&self.instance, &event.address, &event.name, &event.failed, &age];
-            if let Err(error) = client.execute(insert, &values).await {
+            if let Err(error) = cached::execute(&client, insert, &values).await {
                 // Put back what was not written, ahead of what came meanwhile.
                 if let Ok(mut throttle) = self.throttle.lock() {
                     for event in outgoing[sent..].iter().rev() {
@@ -171,17 +172,17 @@ impl Exchange {
         let since = match self.since {
             Some(newest) => newest.checked_sub(OVERLAP).unwrap_or(SystemTime::UNIX_EPOCH),
             None => {
-                let now: SystemTime = client.query_one("SELECT clock_timestamp()", &[]).await?.get(0);
+                let now: SystemTime = cached::query_one(&client, "SELECT clock_timestamp()", &[]).await?.get(0);
                 now.checked_sub(self.horizon).unwrap_or(SystemTime::UNIX_EPOCH)
             }
         };
-        let rows = client
-            .query(
-                "SELECT id, at, address, name, failed, clock_timestamp() FROM login_events \
+        let rows = cached::query(
+            &client,
+            "SELECT id, at, address, name, failed, clock_timestamp() FROM login_events \
                  WHERE at >= $1 AND instance <> $2 ORDER BY at, id",
-                &[&since, &self.instance],
-            )
-            .await?;
+            &[&since, &self.instance],
+        )
+        .await?;
         let now = Instant::now();
         let mut learned = Vec::new();
         for row in &rows {
@@ -210,12 +211,12 @@ impl Exchange {
         self.seen.retain(|_, at| keep_after.is_none_or(|after| *at >= after));
         if self.last_prune.is_none_or(|last| last.elapsed() >= PRUNE_EVERY) {
             let horizon = self.horizon.as_secs_f64();
-            client
-                .execute(
-                    "DELETE FROM login_events WHERE at < clock_timestamp() - make_interval(secs => $1)",
-                    &[&horizon],
-                )
-                .await?;
+            cached::execute(
+                &client,
+                "DELETE FROM login_events WHERE at < clock_timestamp() - make_interval(secs => $1)",
+                &[&horizon],
+            )
+            .await?;
             self.last_prune = Some(Instant::now());
         }
         Ok(())

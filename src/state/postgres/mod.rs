@@ -9,6 +9,7 @@
 //! await a query run there ([`Database::run`]); blocking callers (the login pool, the `user`
 //! commands) wait for it ([`Database::blocking`]).
 
+pub mod cached;
 pub mod failed_logins;
 pub mod migrations;
 pub mod quota;

@@ -16,6 +16,7 @@
 //! other lease and byte, on whichever instance, and `used + reserved <= limit` holds as in one
 //! process (tests/cluster_quota.rs).
 
+use crate::state::postgres::cached;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -74,14 +75,14 @@ impl SharedLedger {
                 return Ok(Err(QuotaError::TooManyFiles(refused)));
             }
             let files = room as i32;
-            let id: Option<i64> = transaction
-                .query_opt(
-                    "INSERT INTO quota_leases (name, instance, path, files) VALUES ($1, $2, $3, $4)
+            let id: Option<i64> = cached::query_opt(
+                &transaction,
+                "INSERT INTO quota_leases (name, instance, path, files) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (name, path) DO NOTHING RETURNING id",
-                    &[&user, &ledger.instance.id(), &path, &files],
-                )
-                .await?
-                .map(|row| row.get(0));
+                &[&user, &ledger.instance.id(), &path, &files],
+            )
+            .await?
+            .map(|row| row.get(0));
             let Some(id) = id else { return Ok(Err(QuotaError::InUse)) };
             transaction.commit().await?;
             let lease: Box<dyn QuotaLease> = Box::new(SharedLease {
@@ -107,31 +108,31 @@ async fn measure(
     default_max_files: u64,
     except: Option<i64>,
 ) -> Result<Option<Figures>, DatabaseError> {
-    transaction
-        .execute(
-            "INSERT INTO home_usage (home) SELECT home FROM users WHERE name = $1 ON CONFLICT (home) DO NOTHING",
-            &[&user],
-        )
-        .await?;
-    let locked = transaction
-        .query_opt(
-            "SELECT h.bytes, h.files, u.quota, coalesce(u.max_files, $2) FROM home_usage h JOIN users u ON u.home = h.home
+    cached::execute(
+        transaction,
+        "INSERT INTO home_usage (home) SELECT home FROM users WHERE name = $1 ON CONFLICT (home) DO NOTHING",
+        &[&user],
+    )
+    .await?;
+    let locked = cached::query_opt(
+        transaction,
+        "SELECT h.bytes, h.files, u.quota, coalesce(u.max_files, $2) FROM home_usage h JOIN users u ON u.home = h.home
              WHERE u.name = $1 FOR UPDATE OF h",
-            &[&user, &(default_max_files as i64)],
-        )
-        .await?;
+        &[&user, &(default_max_files as i64)],
+    )
+    .await?;
     let Some(row) = locked else { return Ok(None) };
     let (bytes, files, limit, max_files): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
     let dead = format!("DELETE FROM quota_leases WHERE name = $1 AND NOT {}", alive("quota_leases.instance"));
-    transaction.execute(&dead, &[&user]).await?;
-    let held = transaction
-        .query_one(
-            "SELECT coalesce(sum(greatest(0, bytes - grown_bytes)), 0)::bigint,
+    cached::execute(transaction, &dead, &[&user]).await?;
+    let held = cached::query_one(
+        transaction,
+        "SELECT coalesce(sum(greatest(0, bytes - grown_bytes)), 0)::bigint,
                     coalesce(sum(greatest(0, files - grown_files)), 0)::bigint
              FROM quota_leases WHERE name = $1 AND id <> $2",
-            &[&user, &except.unwrap_or(0)],
-        )
-        .await?;
+        &[&user, &except.unwrap_or(0)],
+    )
+    .await?;
     let (reserved, files_reserved): (i64, i64) = (held.get(0), held.get(1));
     Ok(Some(Figures {
         usage: Usage {
@@ -206,7 +207,8 @@ impl QuotaLease for SharedLease {
                 return Ok(Err(not_a_user(&user)));
             };
             let row =
-                transaction.query_one("SELECT bytes, grown_bytes FROM quota_leases WHERE id = $1", &[&id]).await?;
+                cached::query_one(&transaction, "SELECT bytes, grown_bytes FROM quota_leases WHERE id = $1", &[&id])
+                    .await?;
             let (held, grown): (i64, i64) = (row.get(0), row.get(1));
             let usage = figures.usage;
             // What this lease would count for, next to everything else.
@@ -215,7 +217,8 @@ impl QuotaLease for SharedLease {
                 let free = usage.limit.saturating_sub(usage.used + usage.reserved);
                 return Ok(Err(QuotaError::Exceeded(QuotaExceeded { needed: bytes, free, limit: usage.limit })));
             }
-            transaction.execute("UPDATE quota_leases SET bytes = $2 WHERE id = $1", &[&id, &(bytes as i64)]).await?;
+            cached::execute(&transaction, "UPDATE quota_leases SET bytes = $2 WHERE id = $1", &[&id, &(bytes as i64)])
+                .await?;
             transaction.commit().await?;
             Ok(Ok(()))
         });
@@ -235,12 +238,12 @@ impl QuotaLease for SharedLease {
             return;
         }
         let written = self.database.blocking::<_, DatabaseError, _, _>(|client| async move {
-            client
-                .execute(
-                    "UPDATE quota_leases SET grown_bytes = $2, grown_files = $3 WHERE id = $1",
-                    &[&self.id, &change.bytes, &change.files],
-                )
-                .await?;
+            cached::execute(
+                &client,
+                "UPDATE quota_leases SET grown_bytes = $2, grown_files = $3 WHERE id = $1",
+                &[&self.id, &change.bytes, &change.files],
+            )
+            .await?;
             Ok(())
         });
         match written {
@@ -262,7 +265,7 @@ impl Drop for SharedLease {
             for attempt in 0..12 {
                 let deleted = async {
                     let client = database.connection().await?;
-                    client.execute("DELETE FROM quota_leases WHERE id = $1", &[&id]).await?;
+                    cached::execute(&client, "DELETE FROM quota_leases WHERE id = $1", &[&id]).await?;
                     Ok::<(), DatabaseError>(())
                 };
                 match deleted.await {

@@ -3,6 +3,7 @@
 //! users), which each instance asks for at every login and every store poll, so a new password
 //! or a removed user ends sessions on every instance within a poll (error 206).
 
+use crate::state::postgres::cached;
 use std::path::PathBuf;
 
 use tokio_postgres::IsolationLevel;
@@ -79,7 +80,7 @@ fn record_of(row: &Row) -> Result<(String, UserRecord), StoreError> {
 async fn read_users(
     client: &impl deadpool_postgres::GenericClient,
 ) -> Result<Result<UserStore, StoreError>, DatabaseError> {
-    let rows = client.query(SELECT_USERS, &[]).await?;
+    let rows = cached::query(client, SELECT_USERS, &[]).await?;
     Ok(rows.iter().map(record_of).collect::<Result<_, _>>().map(|users| UserStore { users }))
 }
 
@@ -93,24 +94,24 @@ async fn write_user(
     let (quota, max_files) =
         (record.quota.min(i64::MAX as u64) as i64, record.max_files.map(|n| n.min(i64::MAX as u64) as i64));
     let (log_n, r, p) = (i16::from(c.scrypt.log_n), c.scrypt.r as i32, c.scrypt.p as i32);
-    client
-        .execute(
-            UPSERT_USER,
-            &[
-                &name,
-                &home,
-                &quota,
-                &max_files,
-                &record.ssh_keys,
-                &c.salt,
-                &log_n,
-                &r,
-                &p,
-                &c.stored_key.as_slice(),
-                &c.server_key.as_slice(),
-            ],
-        )
-        .await?;
+    cached::execute(
+        client,
+        UPSERT_USER,
+        &[
+            &name,
+            &home,
+            &quota,
+            &max_files,
+            &record.ssh_keys,
+            &c.salt,
+            &log_n,
+            &r,
+            &p,
+            &c.stored_key.as_slice(),
+            &c.server_key.as_slice(),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -122,7 +123,7 @@ impl UserDirectory for UsersTable {
         }
         drop(failed_at);
         let read = self.database.blocking::<_, DatabaseError, _, _>(|mut client| async move {
-            let version: i64 = client.query_one("SELECT version FROM users_version", &[]).await?.get(0);
+            let version: i64 = cached::query_one(&client, "SELECT version FROM users_version", &[]).await?.get(0);
             if known == Some(UsersVersion::Counter(version)) {
                 return Ok(None);
             }
@@ -133,7 +134,7 @@ impl UserDirectory for UsersTable {
                 .read_only(true)
                 .start()
                 .await?;
-            let version: i64 = snapshot.query_one("SELECT version FROM users_version", &[]).await?.get(0);
+            let version: i64 = cached::query_one(&snapshot, "SELECT version FROM users_version", &[]).await?.get(0);
             let users = read_users(&snapshot).await?;
             snapshot.commit().await?;
             Ok(Some(users.map(|users| (users, UsersVersion::Counter(version)))))
@@ -161,7 +162,7 @@ impl UserDirectory for UsersTable {
                 return Ok(Err(error));
             }
             for name in before.users.keys().filter(|name| !after.users.contains_key(*name)) {
-                transaction.execute("DELETE FROM users WHERE name = $1", &[name]).await?;
+                cached::execute(&transaction, "DELETE FROM users WHERE name = $1", &[name]).await?;
             }
             for (name, record) in &after.users {
                 if before.users.get(name) != Some(record) {

@@ -1,6 +1,7 @@
 //! One user's files in object storage, as the file service uses them: the storage seam's
 //! [`FileStore`] over the rows of [`super::namespace`] and the objects they name.
 
+use crate::state::postgres::cached;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -69,13 +70,13 @@ impl ObjectHome {
     fn uploads_in(&self, dir: &VirtualPath) -> Result<Vec<Entry>, StorageError> {
         let prefix = inside(dir);
         self.db(|client, home| async move {
-            let rows = client
-                .query(
-                    "SELECT target, durable, extract(epoch FROM written)::bigint FROM uploads
+            let rows = cached::query(
+                &client,
+                "SELECT target, durable, extract(epoch FROM written)::bigint FROM uploads
                      WHERE home = $1 AND starts_with(target, $2) AND strpos(substr(target, length($2) + 1), '/') = 0",
-                    &[&home, &prefix],
-                )
-                .await?;
+                &[&home, &prefix],
+            )
+            .await?;
             Ok(rows
                 .iter()
                 .map(|row| Entry {
@@ -102,12 +103,12 @@ impl ObjectHome {
 
     fn upload_row(&self, target: &VirtualPath) -> Result<Option<(u64, i64)>, StorageError> {
         self.db(|client, home| async move {
-            let row = client
-                .query_opt(
-                    "SELECT durable, extract(epoch FROM written)::bigint FROM uploads WHERE home = $1 AND target = $2",
-                    &[&home, &stored(target)],
-                )
-                .await?;
+            let row = cached::query_opt(
+                &client,
+                "SELECT durable, extract(epoch FROM written)::bigint FROM uploads WHERE home = $1 AND target = $2",
+                &[&home, &stored(target)],
+            )
+            .await?;
             Ok(row.map(|row| (row.get::<_, i64>(0) as u64, row.get(1))))
         })
     }
@@ -148,13 +149,13 @@ impl FileStore for ObjectHome {
         let parent = stored(path);
         let limit = max_entries as i64 + 1;
         let mut entries = self.db(|client, home| async move {
-            let rows = client
-                .query(
-                    "SELECT path, is_dir, size, md5, object_key, modified FROM entries
+            let rows = cached::query(
+                &client,
+                "SELECT path, is_dir, size, md5, object_key, modified FROM entries
                      WHERE home = $1 AND parent = $2 ORDER BY path LIMIT $3",
-                    &[&home, &parent, &limit],
-                )
-                .await?;
+                &[&home, &parent, &limit],
+            )
+            .await?;
             Ok(rows
                 .iter()
                 .map(|row| {
@@ -198,13 +199,13 @@ impl FileStore for ObjectHome {
         self.db(|mut client, home| async move {
             let transaction = client.transaction().await?;
             namespace::hold_dir(&transaction, &home, &path.parent()).await?;
-            let created = transaction
-                .execute(
-                    "INSERT INTO entries (home, path, parent, is_dir, modified) VALUES ($1, $2, $3, true, $4)
+            let created = cached::execute(
+                &transaction,
+                "INSERT INTO entries (home, path, parent, is_dir, modified) VALUES ($1, $2, $3, true, $4)
                      ON CONFLICT (home, path) DO NOTHING",
-                    &[&home, &stored(path), &stored(&path.parent()), &modified],
-                )
-                .await?;
+                &[&home, &stored(path), &stored(&path.parent()), &modified],
+            )
+            .await?;
             if created == 0 {
                 return Err(StorageError::AlreadyExists);
             }
@@ -223,14 +224,18 @@ impl FileStore for ObjectHome {
             if row.is_dir {
                 return Err(StorageError::IsADirectory);
             }
-            transaction.execute("DELETE FROM entries WHERE home = $1 AND path = $2", &[&home, &stored(path)]).await?;
+            cached::execute(&transaction, "DELETE FROM entries WHERE home = $1 AND path = $2", &[&home, &stored(path)])
+                .await?;
             if let Some(key) = &row.object_key {
                 namespace::orphan(&transaction, key, "").await?;
             }
-            let partial_remains = transaction
-                .query_opt("SELECT 1 FROM uploads WHERE home = $1 AND target = $2", &[&home, &stored(path)])
-                .await?
-                .is_some();
+            let partial_remains = cached::query_opt(
+                &transaction,
+                "SELECT 1 FROM uploads WHERE home = $1 AND target = $2",
+                &[&home, &stored(path)],
+            )
+            .await?
+            .is_some();
             transaction.commit().await?;
             Ok(RemovedFile { freed: row.size, partial_remains })
         })
@@ -245,8 +250,9 @@ impl FileStore for ObjectHome {
                  FROM uploads WHERE home = $1 AND target = $2 FOR UPDATE",
                 free_for_me()
             );
-            let row =
-                transaction.query_opt(&query, &[&home, &stored(target), &me]).await?.ok_or(StorageError::NotFound)?;
+            let row = cached::query_opt(&transaction, &query, &[&home, &stored(target), &me])
+                .await?
+                .ok_or(StorageError::NotFound)?;
             let (key, upload_id, durable, written, free): (String, String, i64, SystemTime, bool) =
                 (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
             if !free {
@@ -255,9 +261,12 @@ impl FileStore for ObjectHome {
             if unchanged_since.is_some_and(|since| written > since) {
                 return Err(StorageError::RecentlyWritten);
             }
-            transaction
-                .execute("DELETE FROM uploads WHERE home = $1 AND target = $2", &[&home, &stored(target)])
-                .await?;
+            cached::execute(
+                &transaction,
+                "DELETE FROM uploads WHERE home = $1 AND target = $2",
+                &[&home, &stored(target)],
+            )
+            .await?;
             namespace::orphan(&transaction, &key, &upload_id).await?;
             transaction.commit().await?;
             Ok(durable as u64)
@@ -266,7 +275,8 @@ impl FileStore for ObjectHome {
 
     fn partials(&self) -> Result<Vec<PartialFound>, StorageError> {
         self.db(|client, home| async move {
-            let rows = client.query("SELECT target, durable, written FROM uploads WHERE home = $1", &[&home]).await?;
+            let rows = cached::query(&client, "SELECT target, durable, written FROM uploads WHERE home = $1", &[&home])
+                .await?;
             Ok(rows
                 .iter()
                 .map(|row| PartialFound {
@@ -290,18 +300,19 @@ impl FileStore for ObjectHome {
             }
             // Uploads inside count in the quota, as partial files do on a local disk: a
             // directory holding one is not empty.
-            let occupied = transaction
-                .query_opt(
-                    "SELECT 1 FROM entries WHERE home = $1 AND parent = $2
+            let occupied = cached::query_opt(
+                &transaction,
+                "SELECT 1 FROM entries WHERE home = $1 AND parent = $2
                      UNION ALL SELECT 1 FROM uploads WHERE home = $1 AND starts_with(target, $3) LIMIT 1",
-                    &[&home, &stored(path), &inside(path)],
-                )
-                .await?
-                .is_some();
+                &[&home, &stored(path), &inside(path)],
+            )
+            .await?
+            .is_some();
             if occupied {
                 return Err(StorageError::NotEmpty);
             }
-            transaction.execute("DELETE FROM entries WHERE home = $1 AND path = $2", &[&home, &stored(path)]).await?;
+            cached::execute(&transaction, "DELETE FROM entries WHERE home = $1 AND path = $2", &[&home, &stored(path)])
+                .await?;
             transaction.commit().await?;
             Ok(())
         })
@@ -324,27 +335,27 @@ impl FileStore for ObjectHome {
             }
             namespace::hold_dir(&transaction, &home, &to.parent()).await?;
             let (from_path, to_path, to_parent) = (stored(from), stored(to), stored(&to.parent()));
-            let moved = transaction
-                .execute(
-                    "UPDATE entries SET
+            let moved = cached::execute(
+                &transaction,
+                "UPDATE entries SET
                         path = $3 || substr(path, length($2) + 1),
                         parent = CASE WHEN path = $2 THEN $4 ELSE $3 || substr(parent, length($2) + 1) END
                      WHERE home = $1 AND (path = $2 OR starts_with(path, $2 || '/'))",
-                    &[&home, &from_path, &to_path, &to_parent],
-                )
-                .await;
+                &[&home, &from_path, &to_path, &to_parent],
+            )
+            .await;
             match moved {
                 Err(error) if is_taken(&error) => return Err(StorageError::AlreadyExists),
                 other => other?,
             };
             if row.is_dir {
-                transaction
-                    .execute(
-                        "UPDATE uploads SET target = $3 || substr(target, length($2) + 1)
+                cached::execute(
+                    &transaction,
+                    "UPDATE uploads SET target = $3 || substr(target, length($2) + 1)
                          WHERE home = $1 AND starts_with(target, $2 || '/')",
-                        &[&home, &from_path, &to_path],
-                    )
-                    .await?;
+                    &[&home, &from_path, &to_path],
+                )
+                .await?;
             }
             transaction.commit().await?;
             Ok(())
@@ -356,12 +367,12 @@ impl FileStore for ObjectHome {
             return Ok(());
         }
         let changed = self.db(|client, home| async move {
-            Ok(client
-                .execute(
-                    "UPDATE entries SET modified = $3 WHERE home = $1 AND path = $2",
-                    &[&home, &stored(path), &unix],
-                )
-                .await?)
+            Ok(cached::execute(
+                &client,
+                "UPDATE entries SET modified = $3 WHERE home = $1 AND path = $2",
+                &[&home, &stored(path), &unix],
+            )
+            .await?)
         })?;
         if changed == 0 { Err(StorageError::NotFound) } else { Ok(()) }
     }

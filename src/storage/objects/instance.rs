@@ -3,6 +3,7 @@
 //! others to take once its heartbeat has stopped for [`ALIVE_FOR`], so a killed instance's
 //! uploads resume elsewhere within seconds, while a live one's are never taken from it.
 
+use crate::state::postgres::cached;
 use std::time::Duration;
 
 use crate::state::postgres::{Database, DatabaseError};
@@ -40,15 +41,15 @@ impl Instance {
     }
 
     async fn beat_once(&self, client: deadpool_postgres::Object) -> Result<(), DatabaseError> {
-        client
-            .execute(
-                "INSERT INTO instances (id, alive_until) VALUES ($1, now() + make_interval(secs => $2))
+        cached::execute(
+            &client,
+            "INSERT INTO instances (id, alive_until) VALUES ($1, now() + make_interval(secs => $2))
                  ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until",
-                &[&self.id, &ALIVE_FOR.as_secs_f64()],
-            )
-            .await?;
+            &[&self.id, &ALIVE_FOR.as_secs_f64()],
+        )
+        .await?;
         // Instances long gone: their rows only grow the table.
-        client.execute("DELETE FROM instances WHERE alive_until < now() - interval '1 day'", &[]).await?;
+        cached::execute(&client, "DELETE FROM instances WHERE alive_until < now() - interval '1 day'", &[]).await?;
         Ok(())
     }
 

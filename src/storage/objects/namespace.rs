@@ -8,6 +8,7 @@
 //! row, and removing a directory takes an exclusive one, so a `mkdir` or a publish racing an
 //! `rmdir` either lands before it (and the directory is not empty) or fails (no directory).
 
+use crate::state::postgres::cached;
 use deadpool_postgres::GenericClient;
 
 use crate::net::{Entry, EntryKind};
@@ -74,7 +75,7 @@ pub async fn entry(
     };
     let query =
         format!("SELECT is_dir, size, md5, object_key, modified FROM entries WHERE home = $1 AND path = $2{suffix}");
-    let row = client.query_opt(&query, &[&home, &stored(path)]).await?;
+    let row = cached::query_opt(client, &query, &[&home, &stored(path)]).await?;
     Ok(row.as_ref().map(EntryRow::from_row))
 }
 
@@ -94,12 +95,12 @@ pub async fn hold_dir(client: &impl GenericClient, home: &str, dir: &VirtualPath
 /// Queues `key` (and its open multipart upload, if `upload_id` is not empty) for deletion by
 /// the sweeper, in the transaction that stops referring to it.
 pub async fn orphan(client: &impl GenericClient, key: &str, upload_id: &str) -> Result<(), StorageError> {
-    client
-        .execute(
-            "INSERT INTO orphan_objects (object_key, upload_id) VALUES ($1, $2) ON CONFLICT (object_key) DO NOTHING",
-            &[&key, &upload_id],
-        )
-        .await?;
+    cached::execute(
+        client,
+        "INSERT INTO orphan_objects (object_key, upload_id) VALUES ($1, $2) ON CONFLICT (object_key) DO NOTHING",
+        &[&key, &upload_id],
+    )
+    .await?;
     Ok(())
 }
 
@@ -111,7 +112,7 @@ pub fn is_taken(error: &tokio_postgres::Error) -> bool {
 /// What `home` holds, as the quota counts it (see [`HomeUsage`]): the row the triggers on
 /// `entries` and `uploads` keep.
 pub async fn usage(client: &impl GenericClient, home: &str) -> Result<HomeUsage, StorageError> {
-    let row = client.query_opt("SELECT bytes, files FROM home_usage WHERE home = $1", &[&home]).await?;
+    let row = cached::query_opt(client, "SELECT bytes, files FROM home_usage WHERE home = $1", &[&home]).await?;
     Ok(row.map_or(HomeUsage::default(), |row| HomeUsage {
         bytes: row.get::<_, i64>(0).max(0) as u64,
         files: row.get::<_, i64>(1).max(0) as u64,

@@ -4,6 +4,7 @@
 //! finishes reading it. Every instance sweeps; a row is taken by one (`SKIP LOCKED`) and
 //! deleted only after its object is, so a sweeper killed half-way leaves the rest to the next.
 
+use crate::state::postgres::cached;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -44,13 +45,13 @@ pub async fn sweep(storage: &ObjectStorage, grace: Duration) -> Result<u64, Stor
     let mut deleted = 0;
     loop {
         let transaction = client.transaction().await?;
-        let rows = transaction
-            .query(
-                "SELECT object_key, upload_id FROM orphan_objects WHERE since < now() - make_interval(secs => $1)
+        let rows = cached::query(
+            &transaction,
+            "SELECT object_key, upload_id FROM orphan_objects WHERE since < now() - make_interval(secs => $1)
                  ORDER BY since LIMIT $2 FOR UPDATE SKIP LOCKED",
-                &[&grace.as_secs_f64(), &BATCH],
-            )
-            .await?;
+            &[&grace.as_secs_f64(), &BATCH],
+        )
+        .await?;
         if rows.is_empty() {
             return Ok(deleted);
         }
@@ -66,7 +67,7 @@ pub async fn sweep(storage: &ObjectStorage, grace: Duration) -> Result<u64, Stor
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(error) => return Err(error.into()),
             }
-            transaction.execute("DELETE FROM orphan_objects WHERE object_key = $1", &[&key]).await?;
+            cached::execute(&transaction, "DELETE FROM orphan_objects WHERE object_key = $1", &[&key]).await?;
             deleted += 1;
         }
         transaction.commit().await?;

@@ -1,21 +1,32 @@
 //! An upload into object storage: one multipart upload per target, its row in `uploads` saying
 //! which instance writes it, the ETags of its parts, and the MD5 state after the last of them.
 //!
-//! Bytes are gathered into parts of [`PART_SIZE`]; each part, once the object store has it,
-//! is recorded with the MD5 state of everything up to its end, in one statement. That is the
-//! durable prefix: an upload interrupted anywhere (a dropped connection, a killed instance)
+//! Bytes are gathered into parts of [`PART_SIZE`], and up to [`PARTS_IN_FLIGHT`] parts are sent
+//! at once while the next is gathered: one part at a time left the link to the object store idle
+//! during each part's round trips, and the upload at about half of what rclone (four parts at
+//! once) reaches on the same Garage. Each part, once the object store has it and every part
+//! before it is recorded, is recorded with the MD5 state of everything up to its end, in one
+//! statement. That is the durable prefix: an upload interrupted anywhere (a dropped connection, a killed instance)
 //! resumes on any instance after it, without reading a byte back (the parts of an open
 //! multipart upload cannot be read anyway), and only the bytes after the last whole part are
 //! sent again. The MD5 kept is our own, of the bytes as received: a multipart ETag is not the
-//! file's MD5.
+//! file's MD5. It is the only MD5 of the upload: the session takes it from here
+//! ([`UploadSession::own_md5`]) instead of hashing the bytes a second time.
+//!
+//! A file that ends within its first part (most small files) is one PUT at publishing: the
+//! multipart upload is created with the first part sent, not before, which saves a small file
+//! two of its three requests.
 //!
 //! Publishing completes the multipart upload (one object under a generated key, never visible
 //! under a name before) and then, in one transaction, replaces the name's row and drops the
 //! upload's; the object the name held before is left to the sweeper.
 
+use crate::state::postgres::cached;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use object_store::ObjectStoreExt;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
 
@@ -31,6 +42,19 @@ use super::instance::free_for_me;
 use super::namespace::{self, Lock, stored, unix_now};
 use super::{ObjectStorage, PART_SIZE};
 
+/// Parts sent and not yet acknowledged, at most, per upload: with the part being gathered, an
+/// upload holds up to 4 parts (32 MiB) in memory. Three in flight kept the link to a loopback
+/// Garage busy (docs/BENCHMARKS.md, "The cluster mode").
+pub const PARTS_IN_FLIGHT: usize = 3;
+
+/// A part on its way to the object store.
+struct SentPart {
+    request: tokio::task::JoinHandle<object_store::Result<PartId>>,
+    /// MD5 state of the upload's bytes up to the end of this part, and that end.
+    md5_after: Md5,
+    end: u64,
+}
+
 /// An upload between its opening and its publishing.
 pub struct ObjectUpload {
     storage: Arc<ObjectStorage>,
@@ -42,10 +66,14 @@ pub struct ObjectUpload {
     /// Bytes in parts the object store has (and the database records).
     durable: u64,
     part_etags: Vec<String>,
-    /// Bytes after the durable ones, not a whole part yet.
+    /// Parts after the durable ones, sent and not yet recorded, oldest first.
+    in_flight: VecDeque<SentPart>,
+    /// Bytes in parts, durable or in flight.
+    sent: u64,
+    /// MD5 of those bytes.
+    sent_md5: Md5,
+    /// Bytes after the ones sent, not a whole part yet.
     buffer: Vec<u8>,
-    /// MD5 of the durable bytes.
-    durable_md5: Md5,
     start_len: u64,
     replaced_len: u64,
     /// Whether the upload's row was there when it was opened, and whether it is there now:
@@ -108,21 +136,20 @@ impl ObjectUpload {
             size,
             durable: claimed.durable,
             part_etags: claimed.part_etags,
+            in_flight: VecDeque::new(),
+            sent: claimed.durable,
+            sent_md5: Md5::new(),
             buffer: Vec::new(),
-            durable_md5: Md5::new(),
             start_len: claimed.durable,
             replaced_len: existing.as_ref().map_or(0, |row| row.size),
             row_existed: !created,
             row_exists: true,
         };
         match claimed.md5_state.as_deref().map(state_from_bytes) {
-            Some(Some(state)) => upload.durable_md5 = state,
+            Some(Some(state)) => upload.sent_md5 = state,
             // A row whose state is missing or unreadable cannot be continued: start over.
             _ if upload.durable > 0 => upload.restart()?,
             _ => {}
-        }
-        if upload.upload_id.is_empty() {
-            upload.start_multipart()?;
         }
         Ok((upload, existing))
     }
@@ -134,7 +161,7 @@ impl ObjectUpload {
 
     /// The MD5 of every byte the upload holds, for the caller to continue.
     pub fn md5_so_far(&self) -> Md5 {
-        let mut hasher = self.durable_md5.clone();
+        let mut hasher = self.sent_md5.clone();
         hasher.update(&self.buffer);
         hasher
     }
@@ -145,12 +172,12 @@ impl ObjectUpload {
             (&self.home, stored(&self.target), self.key.to_string(), self.storage.instance.id());
         let new_id = &id;
         let updated = self.storage.db(|client| async move {
-            Ok(client
-                .execute(
-                    "UPDATE uploads SET upload_id = $4, object_key = $3 WHERE home = $1 AND target = $2 AND holder = $5",
-                    &[home, &target, &key, new_id, &me],
-                )
-                .await?)
+            Ok(cached::execute(
+                &client,
+                "UPDATE uploads SET upload_id = $4, object_key = $3 WHERE home = $1 AND target = $2 AND holder = $5",
+                &[home, &target, &key, new_id, &me],
+            )
+            .await?)
         })?;
         if updated == 0 {
             return Err(StorageError::HeldElsewhere);
@@ -160,36 +187,92 @@ impl ObjectUpload {
     }
 
     /// Sends the first [`PART_SIZE`] bytes of the buffer (or all of it, for the last part) as
-    /// the next part, and records it.
+    /// the next part, without waiting for it unless [`PARTS_IN_FLIGHT`] are on their way.
     fn flush_part(&mut self, last: bool) -> Result<(), StorageError> {
+        if self.upload_id.is_empty() {
+            self.start_multipart()?;
+        }
         let len = if last { self.buffer.len() } else { PART_SIZE as usize };
         let rest = self.buffer.split_off(len);
         let part = Bytes::from(std::mem::replace(&mut self.buffer, rest));
-        let index = self.part_etags.len();
-        let id = self.upload_id.clone();
-        let put = self.storage.bucket.put_part(&self.key, &id, index, part.clone().into());
-        let PartId { content_id } = self.storage.runtime.block_on(put)?;
-        let mut md5 = self.durable_md5.clone();
-        md5.update(&part);
-        let durable = self.durable + part.len() as u64;
-        let (home, target, me) = (&self.home, stored(&self.target), self.storage.instance.id());
-        let (state, etag, length) = (state_to_bytes(&md5), content_id.clone(), durable as i64);
+        self.sent_md5.update(&part);
+        self.sent += part.len() as u64;
+        let index = self.part_etags.len() + self.in_flight.len();
+        let (storage, key, id) = (self.storage.clone(), self.key.clone(), self.upload_id.clone());
+        let request = self
+            .storage
+            .runtime
+            .handle()
+            .spawn(async move { storage.bucket.put_part(&key, &id, index, part.into()).await });
+        self.in_flight.push_back(SentPart { request, md5_after: self.sent_md5.clone(), end: self.sent });
+        while self.in_flight.len() > PARTS_IN_FLIGHT {
+            self.record_oldest()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest part in flight and records it: the durable prefix grows by it. If
+    /// it failed, the parts after it are dropped too (a resume sends them again, under the same
+    /// part numbers).
+    fn record_oldest(&mut self) -> Result<(), StorageError> {
+        let Some(SentPart { request, md5_after, end }) = self.in_flight.pop_front() else { return Ok(()) };
+        let sent = match self.storage.runtime.block_on(request) {
+            Ok(Ok(PartId { content_id })) => self.record_part(content_id, &md5_after, end),
+            Ok(Err(error)) => Err(error.into()),
+            Err(lost) => Err(StorageError::Remote(format!("a part's request was lost: {lost}"))),
+        };
+        if sent.is_err() {
+            self.drop_in_flight();
+        }
+        sent
+    }
+
+    /// Records the parts at the front that the object store has acknowledged, without
+    /// waiting: the durable prefix grows as soon as it can, not only when the window is full
+    /// (an instance killed then loses only the parts really in flight).
+    fn record_acknowledged(&mut self) -> Result<(), StorageError> {
+        while self.in_flight.front().is_some_and(|part| part.request.is_finished()) {
+            self.record_oldest()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every part in flight, recording them in order.
+    fn record_all(&mut self) -> Result<(), StorageError> {
+        while !self.in_flight.is_empty() {
+            self.record_oldest()?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the parts in flight (their requests are cancelled): the upload's bytes end at
+    /// its durable prefix, as a resume will find them.
+    fn drop_in_flight(&mut self) {
+        for part in self.in_flight.drain(..) {
+            part.request.abort();
+        }
+        self.sent = self.durable;
+        self.buffer.clear();
+    }
+
+    fn record_part(&mut self, etag: String, md5_after: &Md5, end: u64) -> Result<(), StorageError> {
+        let (home, target, me, id) = (&self.home, stored(&self.target), self.storage.instance.id(), &self.upload_id);
+        let (state, length, tag) = (state_to_bytes(md5_after), end as i64, &etag);
         let updated = self.storage.db(|client| async move {
-            Ok(client
-                .execute(
-                    "UPDATE uploads SET durable = $4, md5_state = $5, part_etags = array_append(part_etags, $6),
+            Ok(cached::execute(
+                &client,
+                "UPDATE uploads SET durable = $4, md5_state = $5, part_etags = array_append(part_etags, $6),
                             written = now()
                      WHERE home = $1 AND target = $2 AND upload_id = $3 AND holder = $7",
-                    &[home, &target, &id, &length, &state, &etag, &me],
-                )
-                .await?)
+                &[home, &target, id, &length, &state, tag, &me],
+            )
+            .await?)
         })?;
         if updated == 0 {
             return Err(StorageError::HeldElsewhere);
         }
-        self.part_etags.push(content_id);
-        self.durable_md5 = md5;
-        self.durable = durable;
+        self.part_etags.push(etag);
+        self.durable = end;
         Ok(())
     }
 
@@ -198,6 +281,10 @@ impl ObjectUpload {
     /// on another instance.
     pub fn abandon(&mut self) {
         self.buffer = Vec::new();
+        // What reached the object store is kept, up to the first part that did not.
+        if self.record_all().is_err() {
+            self.drop_in_flight();
+        }
         if !self.row_exists {
             return;
         }
@@ -210,12 +297,12 @@ impl ObjectUpload {
     fn release(&self) -> Result<(), StorageError> {
         let (home, target, me) = (&self.home, stored(&self.target), self.storage.instance.id());
         self.storage.db(|client| async move {
-            client
-                .execute(
-                    "UPDATE uploads SET holder = NULL WHERE home = $1 AND target = $2 AND holder = $3",
-                    &[home, &target, &me],
-                )
-                .await?;
+            cached::execute(
+                &client,
+                "UPDATE uploads SET holder = NULL WHERE home = $1 AND target = $2 AND holder = $3",
+                &[home, &target, &me],
+            )
+            .await?;
             Ok(())
         })
     }
@@ -226,9 +313,12 @@ impl ObjectUpload {
         let (key, id) = (self.key.to_string(), &self.upload_id);
         self.storage.db(|mut client| async move {
             let transaction = client.transaction().await?;
-            let removed = transaction
-                .execute("DELETE FROM uploads WHERE home = $1 AND target = $2 AND holder = $3", &[home, &target, &me])
-                .await?;
+            let removed = cached::execute(
+                &transaction,
+                "DELETE FROM uploads WHERE home = $1 AND target = $2 AND holder = $3",
+                &[home, &target, &me],
+            )
+            .await?;
             if removed > 0 {
                 namespace::orphan(&transaction, &key, id).await?;
             }
@@ -268,12 +358,18 @@ impl ObjectUpload {
         {
             return Err(StorageError::ChecksumMismatch { expected: hex::encode(sender), actual: hex::encode(md5) });
         }
-        if !self.buffer.is_empty() {
-            self.flush_part(true)?;
-        }
         let object = if self.size == 0 {
             None
+        } else if self.upload_id.is_empty() {
+            // The whole file is in the buffer: one PUT, no multipart upload.
+            let whole = Bytes::from(std::mem::take(&mut self.buffer));
+            self.storage.runtime.block_on(self.storage.bucket.put(&self.key, whole.into()))?;
+            Some(self.key.to_string())
         } else {
+            if !self.buffer.is_empty() {
+                self.flush_part(true)?;
+            }
+            self.record_all()?;
             let parts = self.part_etags.iter().map(|etag| PartId { content_id: etag.clone() }).collect();
             let complete = self.storage.bucket.complete_multipart(&self.key, &self.upload_id, parts);
             self.storage.runtime.block_on(complete)?;
@@ -288,24 +384,24 @@ impl ObjectUpload {
             if replaced.as_ref().is_some_and(|row| row.is_dir) {
                 return Err(StorageError::IsADirectory);
             }
-            let dropped = transaction
-                .execute(
-                    "DELETE FROM uploads WHERE home = $1 AND target = $2 AND upload_id = $3 AND holder = $4",
-                    &[home, &stored(target), id, &me],
-                )
-                .await?;
+            let dropped = cached::execute(
+                &transaction,
+                "DELETE FROM uploads WHERE home = $1 AND target = $2 AND upload_id = $3 AND holder = $4",
+                &[home, &stored(target), id, &me],
+            )
+            .await?;
             if dropped == 0 {
                 return Err(StorageError::HeldElsewhere);
             }
-            transaction
-                .execute(
-                    "INSERT INTO entries (home, path, parent, is_dir, size, md5, object_key, modified)
+            cached::execute(
+                &transaction,
+                "INSERT INTO entries (home, path, parent, is_dir, size, md5, object_key, modified)
                      VALUES ($1, $2, $3, false, $4, $5, $6, $7)
                      ON CONFLICT (home, path) DO UPDATE SET size = excluded.size, md5 = excluded.md5,
                          object_key = excluded.object_key, modified = excluded.modified",
-                    &[home, &stored(target), &stored(&target.parent()), &size, &&md5[..], &object, &modified],
-                )
-                .await?;
+                &[home, &stored(target), &stored(&target.parent()), &size, &&md5[..], &object, &modified],
+            )
+            .await?;
             if let Some(old) = replaced.as_ref().and_then(|row| row.object_key.as_deref()) {
                 namespace::orphan(&transaction, old, "").await?;
             }
@@ -374,13 +470,13 @@ async fn claim(
     let path = stored(target);
     let part_size = PART_SIZE as i64;
     if may_create {
-        let created = client
-            .execute(
-                "INSERT INTO uploads (home, target, object_key, part_size, holder) VALUES ($1, $2, $3, $4, $5)
+        let created = cached::execute(
+            client,
+            "INSERT INTO uploads (home, target, object_key, part_size, holder) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (home, target) DO NOTHING",
-                &[&home, &path, &new_key, &part_size, &me],
-            )
-            .await?;
+            &[&home, &path, &new_key, &part_size, &me],
+        )
+        .await?;
         if created == 1 {
             let claimed = Claimed {
                 key: new_key.to_string(),
@@ -397,7 +493,7 @@ async fn claim(
          RETURNING object_key, upload_id, durable, md5_state, part_etags",
         free_for_me()
     );
-    let taken = client.query_opt(&take, &[&home, &path, &me]).await?;
+    let taken = cached::query_opt(client, &take, &[&home, &path, &me]).await?;
     if let Some(row) = taken {
         let claimed = Claimed {
             key: row.get(0),
@@ -408,15 +504,16 @@ async fn claim(
         };
         return Ok((claimed, false));
     }
-    let exists =
-        client.query_opt("SELECT 1 FROM uploads WHERE home = $1 AND target = $2", &[&home, &path]).await?.is_some();
+    let exists = cached::query_opt(client, "SELECT 1 FROM uploads WHERE home = $1 AND target = $2", &[&home, &path])
+        .await?
+        .is_some();
     Err(if exists { StorageError::HeldElsewhere } else { StorageError::TooManyFiles })
 }
 
 impl UploadSession for ObjectUpload {
-    /// Bytes held: durable, and gathered for the next part.
+    /// Bytes held: durable, in flight, and gathered for the next part.
     fn offset(&self) -> u64 {
-        self.durable + self.buffer.len() as u64
+        self.sent + self.buffer.len() as u64
     }
 
     fn size(&self) -> u64 {
@@ -436,8 +533,8 @@ impl UploadSession for ObjectUpload {
         0
     }
 
-    /// Durable bytes only: those gathered for the next part are not in the bucket yet (and are
-    /// lost if the upload stops before the part is complete).
+    /// Durable bytes only: those in flight or gathered for the next part are not recorded yet
+    /// (and are lost if the upload stops before they are).
     fn disk_change(&self) -> DiskChange {
         DiskChange {
             bytes: if self.row_exists { self.durable as i64 } else { 0 } - self.start_len as i64,
@@ -461,24 +558,26 @@ impl UploadSession for ObjectUpload {
                 self.flush_part(false)?;
             }
         }
-        Ok(())
+        self.record_acknowledged()
     }
 
-    /// Starts over in a new multipart upload; the old one is left to the sweeper.
+    /// Starts over under a new key (its multipart upload is created with its first part); the
+    /// old one is left to the sweeper.
     fn restart(&mut self) -> Result<(), StorageError> {
+        self.drop_in_flight();
         let new_key = self.storage.new_key();
         let (home, target, me) = (&self.home, stored(&self.target), self.storage.instance.id());
         let (old_key, old_id, key) = (self.key.to_string(), &self.upload_id, new_key.to_string());
         self.storage.db(|mut client| async move {
             let transaction = client.transaction().await?;
-            let updated = transaction
-                .execute(
-                    "UPDATE uploads SET object_key = $3, upload_id = '', durable = 0, md5_state = NULL,
+            let updated = cached::execute(
+                &transaction,
+                "UPDATE uploads SET object_key = $3, upload_id = '', durable = 0, md5_state = NULL,
                             part_etags = '{}', written = now()
                      WHERE home = $1 AND target = $2 AND holder = $4",
-                    &[home, &target, &key, &me],
-                )
-                .await?;
+                &[home, &target, &key, &me],
+            )
+            .await?;
             if updated == 0 {
                 return Err(StorageError::HeldElsewhere);
             }
@@ -491,9 +590,15 @@ impl UploadSession for ObjectUpload {
         self.key = new_key;
         self.upload_id = String::new();
         self.durable = 0;
+        self.sent = 0;
         self.part_etags.clear();
         self.buffer.clear();
-        self.durable_md5 = Md5::new();
-        self.start_multipart()
+        self.sent_md5 = Md5::new();
+        Ok(())
+    }
+
+    /// The MD5 of every byte held, kept with each part: the caller need not hash them again.
+    fn own_md5(&self) -> Option<Md5> {
+        Some(self.md5_so_far())
     }
 }

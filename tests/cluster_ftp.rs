@@ -1,0 +1,164 @@
+//! The FTP front end of two instances keeping their files in object storage, driven by curl
+//! (FTPS, each instance's own certificate checked): what a standard client stores through one
+//! instance, the other lists and serves byte for byte; an upload whose instance is killed with
+//! `kill -9` is resumed by `curl -C -` through the other instance after its durable parts; and
+//! parallel uploads through both instances never pass the user's quota. Real servers: two
+//! `ftp-actor serve`, PostgreSQL and a three-node Garage.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::binary::Served;
+use common::cluster::{Cluster, with_files_in_garage};
+use common::{md5_hex, must_succeed, random_bytes};
+use ftp_actor::net::EntryKind;
+use ftp_actor::storage::objects::PART_SIZE;
+
+/// curl over FTPS to `instance`'s FTP listener, as alice, trusting that instance's certificate.
+fn curl(served: &Served, extra: &[&str]) -> Output {
+    let cert = served.data_dir().join(ftp_actor::tls::GENERATED_CERT);
+    Command::new("timeout")
+        .args(["120", "curl", "-sS", "--ssl-reqd", "--cacert", cert.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .expect("cannot run curl (bash .ci/run installs it)")
+}
+
+fn url(served: &Served, path: &str) -> String {
+    format!("ftp://alice:pw@{}{path}", served.ftp.as_deref().expect("an FTP listener"))
+}
+
+/// What the native listing of instance `instance` shows for `name`.
+async fn listed(cluster: &Cluster, instance: usize, name: &str) -> Option<(EntryKind, u64)> {
+    let mut client = cluster.login(instance, "alice", "pw").await;
+    let listing = client.list(None).await.unwrap();
+    client.quit().await.unwrap();
+    listing.entries.iter().find(|entry| entry.name == name).map(|entry| (entry.kind, entry.size))
+}
+
+#[tokio::test]
+async fn what_curl_stores_through_one_instance_the_other_serves() {
+    let (_garage, cluster) = with_files_in_garage("100MiB");
+    let [a, b] = &cluster.instances;
+    let local = tempfile::tempdir().unwrap();
+    let data = random_bytes(2 * PART_SIZE as usize + 4321, 11);
+    let source = local.path().join("source.bin");
+    std::fs::write(&source, &data).unwrap();
+
+    must_succeed("mkdir through A", &curl(a, &["-Q", "MKD docs", &url(a, "/")]));
+    must_succeed("upload through A", &curl(a, &["-T", source.to_str().unwrap(), &url(a, "/docs/big.bin")]));
+    must_succeed("small upload through B", &curl(b, &["-T", source.to_str().unwrap(), &url(b, "/docs/copy.bin")]));
+
+    let copy = local.path().join("copy.bin");
+    must_succeed("download through B", &curl(b, &["-o", copy.to_str().unwrap(), &url(b, "/docs/big.bin")]));
+    assert_eq!(md5_hex(&std::fs::read(&copy).unwrap()), md5_hex(&data));
+    let listing = curl(a, &[&url(a, "/docs/")]);
+    must_succeed("listing through A", &listing);
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for name in ["big.bin", "copy.bin"] {
+        assert!(listing.contains(name) && listing.contains(&data.len().to_string()), "{name}: {listing}");
+    }
+    // A rename through B is what A's native clients see at once.
+    must_succeed("rename through B", &curl(b, &["-Q", "RNFR docs", "-Q", "RNTO papers", &url(b, "/")]));
+    let mut client = cluster.login(0, "alice", "pw").await;
+    let moved = client.list(Some("papers")).await.unwrap();
+    assert_eq!(moved.entries.len(), 2, "{:?}", moved.entries);
+}
+
+#[tokio::test]
+async fn an_ftp_upload_cut_by_kill_9_is_resumed_by_curl_through_the_other_instance() {
+    let (_garage, mut cluster) = with_files_in_garage("200MiB");
+    let local = tempfile::tempdir().unwrap();
+    let data = random_bytes(4 * PART_SIZE as usize + 999, 12);
+    let source = local.path().join("source.bin");
+    std::fs::write(&source, &data).unwrap();
+
+    // curl sends slowly through A; once a whole part is durable, A is killed.
+    let a = &cluster.instances[0];
+    let cert = a.data_dir().join(ftp_actor::tls::GENERATED_CERT);
+    let mut upload = Command::new("curl")
+        .args(["-sS", "--ssl-reqd", "--cacert", cert.to_str().unwrap(), "--limit-rate", "8M", "-T"])
+        .args([source.to_str().unwrap(), &url(a, "/big.bin")])
+        .spawn()
+        .expect("cannot run curl");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some((EntryKind::Partial, held)) = listed(&cluster, 1, "big.bin").await
+            && held >= PART_SIZE
+        {
+            break;
+        }
+        assert!(upload.try_wait().unwrap().is_none(), "curl ended before a part was durable");
+        assert!(Instant::now() < deadline, "no durable part after a minute: {}", cluster.instances[0].log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.instances[0].child.kill().unwrap();
+    cluster.instances[0].child.wait().unwrap();
+    let _ = upload.kill();
+    let _ = upload.wait();
+    let Some((EntryKind::Partial, held)) = listed(&cluster, 1, "big.bin").await else {
+        panic!("the interrupted upload is not kept")
+    };
+    assert!(held >= PART_SIZE && held % PART_SIZE == 0, "held {held}: whole parts only");
+
+    // `curl -C -` asks SIZE and sends the rest with APPE. Until the dead instance's heartbeat
+    // lapses the upload is still its own, and B refuses; then B takes it over.
+    let b = &cluster.instances[1];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let resumed = curl(b, &["-C", "-", "-T", source.to_str().unwrap(), &url(b, "/big.bin")]);
+        if resumed.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no resume through B: {resumed:?}\n{}", b.log());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let log = b.log();
+    let resumed_line = log.lines().rev().find(|line| line.contains("big.bin") && line.contains("result=\"ok"));
+    let resumed_line = resumed_line.unwrap_or_else(|| panic!("no access log line: {log}"));
+    assert!(
+        resumed_line.contains(&format!("resumed_from={held}")),
+        "the durable parts were sent again: {resumed_line}"
+    );
+    let copy = local.path().join("copy.bin");
+    must_succeed("download through B", &curl(b, &["-o", copy.to_str().unwrap(), &url(b, "/big.bin")]));
+    assert_eq!(md5_hex(&std::fs::read(&copy).unwrap()), md5_hex(&data));
+    assert_eq!(listed(&cluster, 1, "big.bin").await, Some((EntryKind::File, data.len() as u64)));
+}
+
+#[tokio::test]
+async fn parallel_ftp_uploads_through_both_instances_never_pass_the_quota() {
+    let (_garage, cluster) = with_files_in_garage("20MiB");
+    let local = tempfile::tempdir().unwrap();
+    let data = random_bytes(9 << 20, 13);
+    let source = local.path().join("source.bin");
+    std::fs::write(&source, &data).unwrap();
+    let runs: Vec<Output> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..6)
+            .map(|n| {
+                let (served, source) = (&cluster.instances[n % 2], &source);
+                scope
+                    .spawn(move || curl(served, &["-T", source.to_str().unwrap(), &url(served, &format!("/p{n}.bin"))]))
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    // A STOR announces no size: each reserves as it goes, so six at once may all run out
+    // before any ends. Whatever the split, the refusals are the quota's (552), never more is
+    // stored than fits, and usage is what the names hold.
+    let stored = runs.iter().filter(|run| run.status.success()).count();
+    assert!(stored <= 2, "{stored} uploads of 9 MiB stored under 20 MiB");
+    for refused in runs.iter().filter(|run| !run.status.success()) {
+        let said = String::from_utf8_lossy(&refused.stderr);
+        // curl's exit 70 is its name for reply 552 (exceeded storage allocation).
+        assert!(said.contains("(70) Exceeded storage allocation"), "a refusal that is not the quota's: {said}");
+    }
+    let mut client = cluster.login(1, "alice", "pw").await;
+    let report = client.quota_report().await.unwrap();
+    let listing = client.list(None).await.unwrap();
+    let held: u64 = listing.entries.iter().map(|entry| entry.size).sum();
+    assert_eq!(report.used, held, "usage is not what the names hold: {report:?} {:?}", listing.entries);
+    assert!(report.used <= 20 << 20, "{report:?}");
+}
