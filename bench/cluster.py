@@ -30,7 +30,7 @@ class Instance:
         self.process, self.addr = None, None
         self.data = self.work / "data"
 
-    def start(self, max_concurrency=16):
+    def start(self, max_concurrency=64):
         config = self.work / "ftp-actor.toml"
         config.write_text(f'listen = "127.0.0.1:0"\ndata_dir = "{self.data}"\nmax_concurrency = {max_concurrency}\n'
                           "max_sessions_per_address = 5000\nmax_sessions_per_user = 5000\n" + self.shared)
@@ -61,7 +61,7 @@ class Instance:
                    BENCH_PASSWORD, "--cacert", str(self.data / "ftp-tls-cert.pem"), *args]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"loadgen {' '.join(args)}: {done.stderr.strip()}")
+            raise RuntimeError(f"{self.name}: loadgen {' '.join(args)}: {done.stderr.strip()} (log: {self.work})")
         return parse_result(done.stdout.strip().splitlines()[-1])
 
     def stop(self):
@@ -75,7 +75,7 @@ def rclone(*args):
     """rclone with its defaults (4 parts in flight on a put, 4 streams on a get of a big file;
     it checks the MD5 of what it copied), on the `garage` remote bench/cluster.sh configures."""
     started = time.perf_counter()
-    subprocess.run(["rclone", *args], check=True)
+    subprocess.run(["rclone", "-q", *args], check=True)
     return time.perf_counter() - started
 
 
@@ -125,8 +125,15 @@ def big_files(args, work, cluster, rows):
 def small_files(args, instances, rows):
     """The same load (CLIENTS x FILES files of 64 KiB) through one instance, then split over two."""
     clients, files = args.clients, args.files
-    one, two = [], []
-    for _ in range(args.repeats):
+    # Unmeasured first: each instance opens its database and HTTP connections on first use.
+    for each in instances:
+        each.loadgen("small", "--clients", str(clients), "--files", str(files))
+    one, two, theirs = [], [], []
+    batch = instances[0].work.parent / "small-files"
+    batch.mkdir(exist_ok=True)
+    for n in range(clients * files):
+        (batch / f"f{n}.bin").write_bytes(os.urandom(65536))
+    for round_number in range(args.repeats):
         one.append(float(instances[0].loadgen("small", "--clients", str(clients), "--files", str(files))["seconds"]))
         halves = [subprocess.Popen([LOADGEN, "--target", "native", "--addr", each.addr, "--user", BENCH_USER,
                                     "--password", BENCH_PASSWORD, "--cacert", str(each.data / "ftp-tls-cert.pem"),
@@ -137,9 +144,14 @@ def small_files(args, instances, rows):
         # Each half times its sessions from their logins on (its one key derivation before is
         # not counted, as for one instance); both derive at once, so their timed parts overlap.
         two.append(max(float(parse_result(out.strip().splitlines()[-1])["seconds"]) for out in outputs))
+        # The same number of files through rclone, as many at once, to the same Garage: what the
+        # object store gives any client.
+        theirs.append(rclone("copy", "--transfers", str(clients), "--checkers", str(clients), str(batch),
+                             f"garage:{args.bucket}/rclone-small-{round_number}"))
     total = clients * files
-    for label, runs in [("one instance", one), ("two instances", two)]:
-        rows.append((f"{clients} clients x {files} files of 64 KiB", f"ftp-actor, {label}",
+    for label, runs in [("ftp-actor, one instance", one), ("ftp-actor, two instances", two),
+                        (f"rclone copy --transfers {clients}", theirs)]:
+        rows.append((f"{clients} clients x {files} files of 64 KiB", label,
                      f"{total / statistics.median(runs):.0f} files/s", f"runs {[round(total / r) for r in runs]}"))
 
 

@@ -5,7 +5,8 @@
 #   bench/cluster.sh                          # everything, 3 rounds (about 10 minutes)
 #   bench/cluster.sh --only big --size-mib 256 --repeats 2
 # Options are passed to bench/cluster.py. BENCH_DIR (default /var/tmp/ftp-actor-cluster-bench, on disk)
-# holds Garage's nodes, the database and the instances' files; it is removed at the end.
+# holds Garage's nodes, the database and the instances' files; it is removed at the end of a
+# run that succeeded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH_DIR=${BENCH_DIR:-/var/tmp/ftp-actor-cluster-bench}
@@ -15,9 +16,11 @@ rm -rf "$BENCH_DIR"
 mkdir -p "$BENCH_DIR"
 chmod 755 "$BENCH_DIR"
 stop() {
+  local status=$?
   scripts/garage.sh stop "$BENCH_DIR/garage" || true
   scripts/postgres.sh stop "$BENCH_DIR/postgres" || true
-  rm -rf "$BENCH_DIR"
+  # Kept when the run failed, for its logs.
+  [[ $status -ne 0 ]] || rm -rf "$BENCH_DIR"
 }
 trap stop EXIT
 scripts/garage.sh start "$BENCH_DIR/garage" > "$BENCH_DIR/garage.env"

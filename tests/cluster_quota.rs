@@ -69,6 +69,45 @@ async fn parallel_uploads_through_both_instances_never_pass_the_quota() {
     assert_eq!(used, stored as u64 * 9 * MIB);
 }
 
+#[tokio::test]
+async fn max_files_holds_across_instances_for_directories_and_uploads_at_once() {
+    let (_garage, cluster) = with_files_in_garage("30MiB");
+    cluster.user(&["add", "bob", "--quota", "30MiB", "--max-files", "4"], "pw");
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("small");
+    write_file(&file, 1000, 1);
+    let mut sessions = Vec::new();
+    for i in 0..6 {
+        sessions.push(cluster.login(i % 2, "bob", "pw").await);
+    }
+    // Six new entries at once, through both instances, directories and files: four fit.
+    let steps = sessions.iter_mut().enumerate().map(|(i, client)| {
+        let file = &file;
+        async move {
+            let name = format!("e{i}");
+            if i % 4 < 2 { client.mkdir(&name).await } else { client.put(file, &name, &NoProgress).await.map(drop) }
+        }
+    });
+    let results = futures::future::join_all(steps).await;
+    let made = results.iter().filter(|result| result.is_ok()).count();
+    assert!((1..=4).contains(&made), "{made} entries made under max_files 4: {results:?}");
+    for refused in results.iter().filter_map(|result| result.as_ref().err()) {
+        assert_eq!(refused.code(), Some(ErrorCode::TooManyFiles), "{refused}");
+    }
+    drop(sessions);
+    let (mut a, mut b) = (cluster.login(0, "bob", "pw").await, cluster.login(1, "bob", "pw").await);
+    let (on_a, on_b) = (a.quota_report().await.unwrap(), b.quota_report().await.unwrap());
+    assert_eq!((on_a.files, on_b.files), (made as u64, made as u64), "{on_a:?} {on_b:?}");
+    assert_eq!(a.list(None).await.unwrap().entries.len(), made);
+    // Filled up to the limit, the next entry is refused on either instance.
+    for n in made..4 {
+        b.mkdir(&format!("fill{n}")).await.unwrap();
+    }
+    for client in [&mut a, &mut b] {
+        assert_eq!(client.mkdir("one-more").await.unwrap_err().code(), Some(ErrorCode::TooManyFiles));
+    }
+}
+
 /// One session's random steps on the names `n0`..`n3`.
 async fn wander(client: &mut Client, local: &Path, seed: u64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);

@@ -26,13 +26,11 @@ use crate::integrity::{Digest, Md5};
 use actix::prelude::*;
 use bytes::Bytes;
 use serde_bytes::ByteBuf;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::net::activity::{Activity, Stamped};
-use crate::net::data_frame::write_data_frame;
-use crate::net::frame::encode_frame;
 use crate::net::lean_read::LeanFramedRead;
 use crate::net::native_tls;
 use crate::net::{ErrorCode, FrameCodec, FrameError, MalformedFrame, PROTOCOL_VERSION, Request, Response, WireError};
@@ -47,10 +45,12 @@ use super::panic_guard::{catch_panic, catch_panic_async};
 
 mod commands;
 mod download;
+mod frame_writer;
 mod login;
 pub(crate) mod upload;
 mod upload_stream;
 
+use frame_writer::write_frames;
 use upload::Upload;
 
 /// The largest frame a connection may send before its login succeeds: the login's messages
@@ -379,53 +379,6 @@ fn unexpected(why: &str) -> Response {
 
 fn internal(why: &str) -> Response {
     Response::error(crate::service::error::internal(why))
-}
-
-/// Writes one message's frame. Encoded into a buffer of its own, freed once written: a
-/// session keeps no write buffer between answers.
-async fn send_frame<W: AsyncWrite + Unpin>(sink: &mut W, response: &Response) -> Result<(), FrameError> {
-    let frame = encode_frame(response)?;
-    sink.write_all(&frame).await?;
-    Ok(())
-}
-
-/// Writes the session's frames. A client that reads nothing for `stall` (the socket stays
-/// full) is given up on: the task ends and drops the socket, which also unblocks the session.
-/// A slow client that reads is not: the stall counts time in which no byte goes out.
-///
-/// Once `finish` fires (or the session is gone), the frames already queued are written, then
-/// the sending half is shut down: the client reads our last answer, then the end of the data.
-async fn write_frames<W: AsyncWrite + Unpin>(
-    mut sink: W,
-    mut queue: mpsc::Receiver<Response>,
-    mut finish: oneshot::Receiver<()>,
-    sent: Arc<Activity>,
-    stall: Duration,
-) {
-    let mut finishing = false;
-    loop {
-        let response = tokio::select! {
-            biased;
-            response = queue.recv() => match response {
-                Some(response) => response,
-                None => break,
-            },
-            _ = &mut finish, if !finishing => {
-                finishing = true;
-                queue.close();
-                continue;
-            }
-        };
-        let written = match &response {
-            // A download's chunk goes out from where it is (see `net::data_frame`).
-            Response::Data { bytes } => sent.unless_stalled(stall, write_data_frame(&mut sink, bytes)).await,
-            _ => sent.unless_stalled(stall, send_frame(&mut sink, &response)).await,
-        };
-        if !matches!(written, Some(Ok(()))) {
-            return;
-        }
-    }
-    let _ = sent.unless_stalled(stall, sink.shutdown()).await;
 }
 
 impl Actor for SessionActor {

@@ -145,11 +145,16 @@ impl Session {
         self.send_raw(&reply.to_bytes()).await
     }
 
-    /// Sends bytes on the control connection as they are (a reply's continuation lines).
+    /// Sends bytes on the control connection as they are (a reply's continuation lines), and
+    /// flushes them: over TLS, written bytes may wait in the TLS buffer until a flush.
     async fn send_raw(&mut self, bytes: &[u8]) -> bool {
         let stall = Duration::from_secs(self.services.config.transfer_stall_secs);
         let control = self.control().get_mut();
-        matches!(tokio::time::timeout(stall, control.write_all(bytes)).await, Ok(Ok(())))
+        let sent = async {
+            control.write_all(bytes).await?;
+            control.flush().await
+        };
+        matches!(tokio::time::timeout(stall, sent).await, Ok(Ok(())))
     }
 
     /// Serves the connection; returns the user name for the log.

@@ -12,7 +12,7 @@
 //! nothing: what its upload made durable is in `home_usage`, the rest was never written.
 //!
 //! A reservation is judged under a lock on the home's `home_usage` row, taken first in its
-//! transaction: every reservation for one home is then judged one at a time against every
+//! transaction (one call of a function of migration 4: one round trip): every reservation for one home is then judged one at a time against every
 //! other lease and byte, on whichever instance, and `used + reserved <= limit` holds as in one
 //! process (tests/cluster_quota.rs).
 
@@ -27,7 +27,6 @@ use crate::actors::quota::QuotaError;
 use crate::quota::{DiskChange, QuotaExceeded, TooManyFiles, Usage};
 use crate::state::quota::{QuotaLease, QuotaLedger};
 use crate::storage::objects::Instance;
-use crate::storage::objects::instance::alive;
 
 use super::{Database, DatabaseError};
 
@@ -39,11 +38,6 @@ pub struct SharedLedger {
     /// What relative homes (and so the paths leases lock) are relative to.
     data_dir: PathBuf,
     default_max_files: u64,
-}
-
-/// A user's figures as one reservation sees them.
-struct Figures {
-    usage: Usage,
 }
 
 impl SharedLedger {
@@ -64,27 +58,24 @@ impl SharedLedger {
     ) -> BoxFuture<'static, Result<Box<dyn QuotaLease>, QuotaError>> {
         let ledger = self.clone();
         let path = path.map(|path| self.lock_name(&path));
-        let opened = self.database.run(move |mut client| async move {
-            let transaction = client.transaction().await?;
-            let figures = measure(&transaction, &user, ledger.default_max_files, None).await?;
-            let Some(figures) = figures else { return Ok(Err(not_a_user(&user))) };
-            let usage = figures.usage;
-            let room = usage.files + usage.files_reserved < usage.max_files;
-            if entry_only && !room {
-                let refused = TooManyFiles { files: usage.files + usage.files_reserved, max_files: usage.max_files };
-                return Ok(Err(QuotaError::TooManyFiles(refused)));
-            }
-            let files = room as i32;
-            let id: Option<i64> = cached::query_opt(
-                &transaction,
-                "INSERT INTO quota_leases (name, instance, path, files) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (name, path) DO NOTHING RETURNING id",
-                &[&user, &ledger.instance.id(), &path, &files],
+        let opened = self.database.run(move |client| async move {
+            let default_max_files = ledger.default_max_files as i64;
+            let row = cached::query_opt(
+                &client,
+                "SELECT o_id, o_files, o_used_files, o_max_files FROM ftp_actor_open_lease($1, $2, $3, $4, $5)",
+                &[&user, &ledger.instance.id(), &path, &entry_only, &default_max_files],
             )
-            .await?
-            .map(|row| row.get(0));
-            let Some(id) = id else { return Ok(Err(QuotaError::InUse)) };
-            transaction.commit().await?;
+            .await?;
+            let Some(row) = row else { return Ok(Err(not_a_user(&user))) };
+            let (id, files): (Option<i64>, i32) = (row.get(0), row.get(1));
+            let Some(id) = id else {
+                if entry_only {
+                    let (files, max_files): (i64, i64) = (row.get(2), row.get(3));
+                    let refused = TooManyFiles { files: files as u64, max_files: max_files as u64 };
+                    return Ok(Err(QuotaError::TooManyFiles(refused)));
+                }
+                return Ok(Err(QuotaError::InUse));
+            };
             let lease: Box<dyn QuotaLease> = Box::new(SharedLease {
                 database: ledger.database.clone(),
                 default_max_files: ledger.default_max_files,
@@ -98,52 +89,6 @@ impl SharedLedger {
         });
         Box::pin(async move { opened.await.map_err(unreachable)? })
     }
-}
-
-/// Takes the lock on `user`'s home row, drops the leases of instances that stopped, and reads
-/// the figures (every live lease counted but `except`); `None` if `user` is not a user.
-async fn measure(
-    transaction: &deadpool_postgres::Transaction<'_>,
-    user: &str,
-    default_max_files: u64,
-    except: Option<i64>,
-) -> Result<Option<Figures>, DatabaseError> {
-    cached::execute(
-        transaction,
-        "INSERT INTO home_usage (home) SELECT home FROM users WHERE name = $1 ON CONFLICT (home) DO NOTHING",
-        &[&user],
-    )
-    .await?;
-    let locked = cached::query_opt(
-        transaction,
-        "SELECT h.bytes, h.files, u.quota, coalesce(u.max_files, $2) FROM home_usage h JOIN users u ON u.home = h.home
-             WHERE u.name = $1 FOR UPDATE OF h",
-        &[&user, &(default_max_files as i64)],
-    )
-    .await?;
-    let Some(row) = locked else { return Ok(None) };
-    let (bytes, files, limit, max_files): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
-    let dead = format!("DELETE FROM quota_leases WHERE name = $1 AND NOT {}", alive("quota_leases.instance"));
-    cached::execute(transaction, &dead, &[&user]).await?;
-    let held = cached::query_one(
-        transaction,
-        "SELECT coalesce(sum(greatest(0, bytes - grown_bytes)), 0)::bigint,
-                    coalesce(sum(greatest(0, files - grown_files)), 0)::bigint
-             FROM quota_leases WHERE name = $1 AND id <> $2",
-        &[&user, &except.unwrap_or(0)],
-    )
-    .await?;
-    let (reserved, files_reserved): (i64, i64) = (held.get(0), held.get(1));
-    Ok(Some(Figures {
-        usage: Usage {
-            used: bytes.max(0) as u64,
-            reserved: reserved as u64,
-            limit: limit as u64,
-            files: files.max(0) as u64,
-            files_reserved: files_reserved as u64,
-            max_files: max_files as u64,
-        },
-    }))
 }
 
 fn not_a_user(user: &str) -> QuotaError {
@@ -167,12 +112,26 @@ impl QuotaLedger for SharedLedger {
     fn adjust(&self, _user: String, _change: DiskChange, _number: u64) {}
 
     fn usage(&self, user: String) -> BoxFuture<'static, Result<Usage, QuotaError>> {
-        let default_max_files = self.default_max_files;
-        let read = self.database.run(move |mut client| async move {
-            let transaction = client.transaction().await?;
-            let figures = measure(&transaction, &user, default_max_files, None).await?;
-            transaction.commit().await?;
-            Ok(figures.map(|figures| figures.usage).ok_or_else(|| not_a_user(&user)))
+        let default_max_files = self.default_max_files as i64;
+        let read = self.database.run(move |client| async move {
+            let row = cached::query_opt(
+                &client,
+                "SELECT o_used, o_reserved, o_quota, o_files, o_files_reserved, o_max_files
+                 FROM ftp_actor_figures($1, $2, 0)",
+                &[&user, &default_max_files],
+            )
+            .await?;
+            let figure = |row: &tokio_postgres::Row, column: usize| row.get::<_, i64>(column).max(0) as u64;
+            Ok(row
+                .map(|row| Usage {
+                    used: figure(&row, 0),
+                    reserved: figure(&row, 1),
+                    limit: figure(&row, 2),
+                    files: figure(&row, 3),
+                    files_reserved: figure(&row, 4),
+                    max_files: figure(&row, 5),
+                })
+                .ok_or_else(|| not_a_user(&user)))
         });
         Box::pin(async move { read.await.map_err(unreachable)? })
     }
@@ -200,26 +159,20 @@ impl QuotaLease for SharedLease {
     }
 
     fn reserve(&self, bytes: u64) -> BoxFuture<'static, Result<(), QuotaError>> {
-        let (id, user, default_max_files) = (self.id, self.user.clone(), self.default_max_files);
-        let judged = self.database.run(move |mut client| async move {
-            let transaction = client.transaction().await?;
-            let Some(figures) = measure(&transaction, &user, default_max_files, Some(id)).await? else {
-                return Ok(Err(not_a_user(&user)));
-            };
-            let row =
-                cached::query_one(&transaction, "SELECT bytes, grown_bytes FROM quota_leases WHERE id = $1", &[&id])
-                    .await?;
-            let (held, grown): (i64, i64) = (row.get(0), row.get(1));
-            let usage = figures.usage;
-            // What this lease would count for, next to everything else.
-            let counted = (bytes as i64 - grown).max(0) as u64;
-            if bytes as i64 > held && usage.used + usage.reserved + counted > usage.limit {
-                let free = usage.limit.saturating_sub(usage.used + usage.reserved);
-                return Ok(Err(QuotaError::Exceeded(QuotaExceeded { needed: bytes, free, limit: usage.limit })));
+        let (id, user, default_max_files) = (self.id, self.user.clone(), self.default_max_files as i64);
+        let judged = self.database.run(move |client| async move {
+            let row = cached::query_opt(
+                &client,
+                "SELECT o_granted, o_used, o_reserved, o_limit FROM ftp_actor_reserve($1, $2, $3, $4)",
+                &[&id, &user, &(bytes as i64), &default_max_files],
+            )
+            .await?;
+            let Some(row) = row else { return Ok(Err(not_a_user(&user))) };
+            if !row.get::<_, bool>(0) {
+                let (used, reserved, limit) = (row.get::<_, i64>(1), row.get::<_, i64>(2), row.get::<_, i64>(3));
+                let free = (limit - used - reserved).max(0) as u64;
+                return Ok(Err(QuotaError::Exceeded(QuotaExceeded { needed: bytes, free, limit: limit as u64 })));
             }
-            cached::execute(&transaction, "UPDATE quota_leases SET bytes = $2 WHERE id = $1", &[&id, &(bytes as i64)])
-                .await?;
-            transaction.commit().await?;
             Ok(Ok(()))
         });
         let reserved = self.reserved.clone();

@@ -38,6 +38,48 @@ fn name_of(path: &str) -> String {
     path.rsplit('/').next().unwrap_or(path).to_string()
 }
 
+/// The files and directories directly in `dir` (at most `limit`), ordered by name.
+async fn entries_in(
+    client: &deadpool_postgres::Object,
+    home: &str,
+    dir: &VirtualPath,
+    limit: i64,
+) -> Result<Vec<Entry>, StorageError> {
+    let rows = cached::query(
+        client,
+        "SELECT path, is_dir, size, modified FROM entries WHERE home = $1 AND parent = $2 ORDER BY path LIMIT $3",
+        &[&home, &stored(dir), &limit],
+    )
+    .await?;
+    let entry = |row: &tokio_postgres::Row| {
+        let kind = if row.get(1) { EntryKind::Dir } else { EntryKind::File };
+        Entry { name: name_of(row.get(0)), kind, size: row.get::<_, i64>(2) as u64, modified: row.get(3) }
+    };
+    Ok(rows.iter().map(entry).collect())
+}
+
+/// The interrupted uploads directly in `dir`, listed as partial files.
+async fn partials_in(
+    client: &deadpool_postgres::Object,
+    home: &str,
+    dir: &VirtualPath,
+) -> Result<Vec<Entry>, StorageError> {
+    let rows = cached::query(
+        client,
+        "SELECT target, durable, extract(epoch FROM written)::bigint FROM uploads
+             WHERE home = $1 AND starts_with(target, $2) AND strpos(substr(target, length($2) + 1), '/') = 0",
+        &[&home, &inside(dir)],
+    )
+    .await?;
+    let partial = |row: &tokio_postgres::Row| Entry {
+        name: name_of(row.get(0)),
+        kind: EntryKind::Partial,
+        size: row.get::<_, i64>(1) as u64,
+        modified: row.get(2),
+    };
+    Ok(rows.iter().map(partial).collect())
+}
+
 impl ObjectHome {
     pub fn new(storage: Arc<ObjectStorage>, home: String) -> ObjectHome {
         ObjectHome { storage, home }
@@ -67,28 +109,6 @@ impl ObjectHome {
 
     /// The interrupted or open uploads whose target is directly in `dir` (or is `dir`'s
     /// path itself, with `exact`).
-    fn uploads_in(&self, dir: &VirtualPath) -> Result<Vec<Entry>, StorageError> {
-        let prefix = inside(dir);
-        self.db(|client, home| async move {
-            let rows = cached::query(
-                &client,
-                "SELECT target, durable, extract(epoch FROM written)::bigint FROM uploads
-                     WHERE home = $1 AND starts_with(target, $2) AND strpos(substr(target, length($2) + 1), '/') = 0",
-                &[&home, &prefix],
-            )
-            .await?;
-            Ok(rows
-                .iter()
-                .map(|row| Entry {
-                    name: name_of(row.get(0)),
-                    kind: EntryKind::Partial,
-                    size: row.get::<_, i64>(1) as u64,
-                    modified: row.get(2),
-                })
-                .collect())
-        })
-    }
-
     /// The MD5 of the first `len` bytes of object `key`, read back from the bucket.
     fn hash_object(&self, key: Option<String>, len: u64) -> Result<Md5, StorageError> {
         let mut download = ObjectDownload::new(self.storage.clone(), key, len, 0, 0);
@@ -146,26 +166,14 @@ impl FileStore for ObjectHome {
                 }
             }
         }
-        let parent = stored(path);
         let limit = max_entries as i64 + 1;
+        // Both queries in one round trip: tokio-postgres pipelines queries awaited together.
         let mut entries = self.db(|client, home| async move {
-            let rows = cached::query(
-                &client,
-                "SELECT path, is_dir, size, md5, object_key, modified FROM entries
-                     WHERE home = $1 AND parent = $2 ORDER BY path LIMIT $3",
-                &[&home, &parent, &limit],
-            )
-            .await?;
-            Ok(rows
-                .iter()
-                .map(|row| {
-                    let is_dir: bool = row.get(1);
-                    let kind = if is_dir { EntryKind::Dir } else { EntryKind::File };
-                    Entry { name: name_of(row.get(0)), kind, size: row.get::<_, i64>(2) as u64, modified: row.get(5) }
-                })
-                .collect::<Vec<Entry>>())
+            let (mut entries, partials) =
+                futures::try_join!(entries_in(&client, &home, path, limit), partials_in(&client, &home, path))?;
+            entries.extend(partials);
+            Ok(entries)
         })?;
-        entries.extend(self.uploads_in(path)?);
         entries.sort_by(|a, b| (&a.name, a.kind).cmp(&(&b.name, b.kind)));
         let truncated = entries.len() > max_entries;
         entries.truncate(max_entries);
@@ -191,26 +199,30 @@ impl FileStore for ObjectHome {
         }
     }
 
+    /// One statement, so one round trip: the parent's row is share-locked inside it, as a
+    /// transaction would (a directory being removed or renamed meanwhile is waited for, and
+    /// then the insert makes nothing). Only when nothing was made is it asked why.
     fn mkdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
         if path.is_root() {
             return Err(StorageError::AlreadyExists);
         }
         let modified = unix_now();
-        self.db(|mut client, home| async move {
-            let transaction = client.transaction().await?;
-            namespace::hold_dir(&transaction, &home, &path.parent()).await?;
+        self.db(|client, home| async move {
             let created = cached::execute(
-                &transaction,
-                "INSERT INTO entries (home, path, parent, is_dir, modified) VALUES ($1, $2, $3, true, $4)
-                     ON CONFLICT (home, path) DO NOTHING",
+                &client,
+                "INSERT INTO entries (home, path, parent, is_dir, modified)
+                 SELECT $1::text, $2::text, $3::text, true, $4::bigint
+                 WHERE $3::text = '/'
+                    OR EXISTS (SELECT 1 FROM entries WHERE home = $1 AND path = $3 AND is_dir FOR SHARE)
+                 ON CONFLICT (home, path) DO NOTHING",
                 &[&home, &stored(path), &stored(&path.parent()), &modified],
             )
             .await?;
-            if created == 0 {
-                return Err(StorageError::AlreadyExists);
+            if created == 1 {
+                return Ok(());
             }
-            transaction.commit().await?;
-            Ok(())
+            namespace::hold_dir(&client, &home, &path.parent()).await?;
+            Err(StorageError::AlreadyExists)
         })
     }
 
