@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import BENCH_PASSWORD, BENCH_USER, BIN, LOADGEN, interleaved, log, md5sum, parse_result  # noqa: E402
+from compare import (BENCH_PASSWORD, BENCH_USER, BIN, LOADGEN, interleaved, log, md5sum,  # noqa: E402
+                     parse_result, random_file)
 
 
 class Instance:
@@ -80,10 +81,7 @@ def rclone(*args):
 
 
 def big_files(args, work, cluster, rows):
-    big = work / "big.bin"
-    if not big.exists() or big.stat().st_size != args.size_mib << 20:
-        log(f"creating a {args.size_mib} MiB random file")
-        subprocess.run(["head", "-c", f"{args.size_mib}M", "/dev/urandom"], check=True, stdout=open(big, "wb"))
+    big = random_file(work / "big.bin", args.size_mib)
     want = md5sum(big)
     copy = work / "copy.bin"
     remote = f"garage:{args.bucket}/rclone-bench/big.bin"

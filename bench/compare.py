@@ -43,6 +43,14 @@ def md5sum(path):
     return out.split()[0]
 
 
+def random_file(path, size_mib):
+    """`path`, made of `size_mib` MiB of random bytes unless it already has that size."""
+    if not path.exists() or path.stat().st_size != size_mib << 20:
+        log(f"creating a {size_mib} MiB random file")
+        subprocess.run(["head", "-c", f"{size_mib}M", "/dev/urandom"], check=True, stdout=open(path, "wb"))
+    return path
+
+
 def cpu_seconds(pid):
     """User plus system CPU time of a process so far (clock ticks of 10 ms)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -306,10 +314,7 @@ def big_files(args, work, servers, peers, results):
     contender later than the round before, so a host that slows down for a minute slows every
     contender's run in that round rather than one contender's whole block. The ratios that
     decide the targets are also taken within each round (paired), which cancels that drift."""
-    big = work / "big.bin"
-    if not big.exists() or big.stat().st_size != args.size_mib << 20:
-        log(f"creating a {args.size_mib} MiB random file")
-        subprocess.run(["head", "-c", f"{args.size_mib}M", "/dev/urandom"], check=True, stdout=open(big, "wb"))
+    big = random_file(work / "big.bin", args.size_mib)
     want = md5sum(big)
     out = work / "out"
     out.mkdir(exist_ok=True)

@@ -124,6 +124,9 @@ pub struct PostgresConfig {
     pub url: String,
     /// Connections each instance keeps open at most.
     pub pool_size: usize,
+    /// A PEM file of the CA certificates the database's certificate must chain to; set, every
+    /// connection is TLS (see `state::postgres::tls`). Empty: plain TCP.
+    pub tls_ca_file: PathBuf,
 }
 
 /// Where file contents and names are kept (`[storage]` in the config file).

@@ -100,7 +100,8 @@ async fn instances_ride_out_a_database_restart() {
 #[test]
 fn a_database_newer_than_the_server_is_refused_at_start() {
     let postgres = Postgres::start();
-    let config = ftp_actor::config::PostgresConfig { url: postgres.url.clone(), pool_size: 1 };
+    let config =
+        ftp_actor::config::PostgresConfig { url: postgres.url.clone(), pool_size: 1, tls_ca_file: Default::default() };
     let database = ftp_actor::state::postgres::Database::open(&config).unwrap();
     database
         .blocking::<_, ftp_actor::state::postgres::DatabaseError, _, _>(|client| async move {
@@ -119,4 +120,47 @@ fn a_database_newer_than_the_server_is_refused_at_start() {
     let text = common::output_text(&output);
     assert!(!output.status.success(), "{text}");
     assert!(text.contains("schema version 999, newer than this server knows"), "{text}");
+}
+
+/// `ftp-actor serve` on `state` (a config file's lines) refuses to start; returns what it said.
+fn refused_at_start(state: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cluster.toml");
+    std::fs::write(&file, state).unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config", file.to_str().unwrap()])
+        .args(["--data-dir", dir.path().join("data").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = common::output_text(&output);
+    assert!(!output.status.success(), "it started: {text}");
+    text
+}
+
+/// A database that takes TLS connections only: with `state.postgres.tls_ca_file` naming its CA,
+/// both instances and the `user` commands work as over plain TCP; without it, or with another
+/// CA, the server refuses to start and says why.
+#[tokio::test]
+async fn the_database_is_reached_over_tls_with_its_certificate_checked() {
+    let postgres = Postgres::start_with_tls();
+    let url = postgres.url.clone();
+    assert!(postgres.ca.is_some(), "the database's CA");
+    let cluster = Cluster::start_on(postgres, "");
+    cluster.user(&["add", "alice", "--quota", "1MiB"], "pw");
+    // Both log in with the user the database holds (their files are each their own here).
+    for instance in 0..2 {
+        let mut client = cluster.login(instance, "alice", "pw").await;
+        client.mkdir("made").await.unwrap();
+        assert_eq!(client.list(None).await.unwrap().entries.len(), 1);
+    }
+
+    let plain = format!("[state]\nbackend = \"postgres\"\n[state.postgres]\nurl = \"{url}\"\n");
+    let said = refused_at_start(&plain);
+    assert!(said.contains("no encryption"), "{said}");
+
+    let other = tempfile::tempdir().unwrap();
+    let (other_ca, other_key) = (other.path().join("ca.pem"), other.path().join("key.pem"));
+    ftp_actor::tls::generate_if_missing(&other_ca, &other_key).unwrap();
+    let said = refused_at_start(&format!("{plain}tls_ca_file = \"{}\"\n", other_ca.display()));
+    assert!(said.contains("certificate"), "{said}");
 }

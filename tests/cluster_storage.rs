@@ -89,28 +89,6 @@ fn big_len() -> u64 {
     2 * PART_SIZE + 12_345
 }
 
-/// Kills `pid` with SIGKILL once more than `after` bytes were sent.
-struct KillAfter {
-    pid: i32,
-    after: u64,
-    sent: AtomicU64,
-    killed: AtomicBool,
-}
-
-impl Progress for KillAfter {
-    fn begin(&self, _: u64, done: u64) {
-        self.sent.store(done, Ordering::SeqCst);
-    }
-    fn advance(&self, bytes: u64) {
-        let sent = self.sent.fetch_add(bytes, Ordering::SeqCst) + bytes;
-        if sent > self.after && !self.killed.swap(true, Ordering::SeqCst) {
-            // SAFETY: a plain kill(2) of a child process this test started.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        }
-    }
-    fn end(&self) {}
-}
-
 /// `step`, or a panic with both instances' logs if it takes more than two minutes.
 async fn within<T>(cluster: &Cluster, step: impl std::future::Future<Output = T>) -> T {
     match tokio::time::timeout(Duration::from_secs(120), step).await {
@@ -142,20 +120,29 @@ async fn a_put_cut_by_kill_9_resumes_on_the_other_instance_after_its_durable_par
     let (_garage, mut cluster) = with_files_in_garage("200MiB");
     let local = tempfile::tempdir().unwrap();
     let file = local.path().join("large");
-    write_file(&file, 5 * PART_SIZE as usize + 777, 3);
+    write_file(&file, 10 * PART_SIZE as usize + 777, 3);
 
+    // The put goes through A; once B lists a whole part of it as durable, A is killed.
     let mut a = cluster.login(0, "alice", "pw").await;
-    let killer = KillAfter {
-        pid: cluster.instances[0].child.id() as i32,
-        after: 3 * PART_SIZE,
-        sent: 0.into(),
-        killed: false.into(),
-    };
-    let cut = a.put(&file, "large", &killer).await;
+    let sent = file.clone();
+    let put = tokio::spawn(async move { a.put(&sent, "large", &NoProgress).await });
+    let mut b = cluster.login(1, "alice", "pw").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = names(&b.list(None).await.unwrap());
+        if matches!(listed.as_slice(), [(_, EntryKind::Partial, held)] if *held >= PART_SIZE) {
+            break;
+        }
+        assert!(!put.is_finished(), "the put ended before a part was durable: {listed:?}");
+        assert!(Instant::now() < deadline, "no durable part after a minute\n{}", logs(&cluster));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // SAFETY: a plain kill(2) of a child process this test started.
+    unsafe { libc::kill(cluster.instances[0].child.id() as i32, libc::SIGKILL) };
+    let cut = put.await.unwrap();
     assert!(cut.is_err(), "the put outlived its instance: {cut:?}");
     cluster.instances[0].child.wait().unwrap();
 
-    let mut b = cluster.login(1, "alice", "pw").await;
     let listed = names(&b.list(None).await.unwrap());
     let held = match listed.as_slice() {
         [(name, EntryKind::Partial, held)] if name == "large" => *held,
@@ -171,7 +158,7 @@ async fn a_put_cut_by_kill_9_resumes_on_the_other_instance_after_its_durable_par
         .await
         .unwrap_or_else(|e| panic!("get: {e}\n{}", logs(&cluster)));
     assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&file).unwrap());
-    assert_eq!(names(&b.list(None).await.unwrap()), vec![("large".into(), EntryKind::File, 5 * PART_SIZE + 777)]);
+    assert_eq!(names(&b.list(None).await.unwrap()), vec![("large".into(), EntryKind::File, 10 * PART_SIZE + 777)]);
     assert_eq!(usage(&cluster).1, "1", "the upload's row went with its publish");
 }
 

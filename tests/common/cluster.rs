@@ -34,7 +34,11 @@ impl Cluster {
     /// Starts the database and two instances at the same time on its empty schema, with
     /// `extra` config lines (the storage backend) in both and in the `user` commands'.
     pub fn start(extra: &str) -> Cluster {
-        let postgres = Postgres::start();
+        Cluster::start_on(Postgres::start(), extra)
+    }
+
+    /// [`Cluster::start`] on a database already started (one that takes TLS only, say).
+    pub fn start_on(postgres: Postgres, extra: &str) -> Cluster {
         let config = format!("{THROTTLE}\n{extra}\n{}", postgres.state_config());
         let (a, b) = std::thread::scope(|scope| {
             let launch =

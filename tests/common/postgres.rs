@@ -12,6 +12,8 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     /// `postgres://...` for `state.postgres.url`.
     pub url: String,
+    /// The CA of the server's certificate, when it takes TLS connections only.
+    pub ca: Option<PathBuf>,
 }
 
 fn script(args: &[&str]) -> String {
@@ -22,10 +24,22 @@ fn script(args: &[&str]) -> String {
 
 impl Postgres {
     pub fn start() -> Postgres {
+        Postgres::start_with(&[])
+    }
+
+    /// A server that refuses TCP connections without TLS; its certificate is signed by a CA
+    /// of its own ([`Postgres::ca`]).
+    pub fn start_with_tls() -> Postgres {
+        Postgres::start_with(&["--tls"])
+    }
+
+    fn start_with(flags: &[&str]) -> Postgres {
         let dir = tempfile::Builder::new().prefix("ftp-actor-pg-").tempdir_in("/tmp").unwrap();
-        let printed = script(&["start", &Self::server_dir(dir.path())]);
-        let url = printed.lines().find_map(|line| line.strip_prefix("FTP_ACTOR_PG_URL=")).unwrap().to_string();
-        Postgres { dir, url }
+        let server_dir = Self::server_dir(dir.path());
+        let printed = script(&[&["start", server_dir.as_str()][..], flags].concat());
+        let printed = |name: &str| printed.lines().find_map(|line| line.strip_prefix(name)).map(str::to_string);
+        let url = printed("FTP_ACTOR_PG_URL=").unwrap();
+        Postgres { dir, url, ca: printed("FTP_ACTOR_PG_CA=").map(PathBuf::from) }
     }
 
     fn server_dir(dir: &Path) -> String {
@@ -44,7 +58,11 @@ impl Postgres {
 
     /// The config lines that put an instance's state in this database.
     pub fn state_config(&self) -> String {
-        format!("[state]\nbackend = \"postgres\"\n\n[state.postgres]\nurl = \"{}\"\n", self.url)
+        let mut config = format!("[state]\nbackend = \"postgres\"\n\n[state.postgres]\nurl = \"{}\"\n", self.url);
+        if let Some(ca) = &self.ca {
+            config.push_str(&format!("tls_ca_file = \"{}\"\n", ca.display()));
+        }
+        config
     }
 }
 

@@ -14,6 +14,7 @@ pub mod failed_logins;
 pub mod migrations;
 pub mod quota;
 pub mod secret;
+pub mod tls;
 pub mod users;
 
 use std::future::Future;
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
 
 use crate::background_runtime::BackgroundRuntime;
 use crate::config::PostgresConfig;
@@ -42,6 +44,8 @@ pub enum DatabaseError {
     Schema(String),
     #[error("PostgreSQL client runtime: {0}")]
     Runtime(String),
+    #[error("PostgreSQL over TLS: {0}")]
+    Tls(String),
 }
 
 /// A pool of connections to the deployment's database, with the threads that drive them.
@@ -62,8 +66,20 @@ impl Database {
 
     /// The pool alone, schema untouched (the migrations' own tests).
     pub fn connect(config: &PostgresConfig) -> Result<Database, DatabaseError> {
-        let pg = tokio_postgres::Config::from_str(&config.url).map_err(|e| DatabaseError::Url(e.to_string()))?;
-        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let mut pg = tokio_postgres::Config::from_str(&config.url).map_err(|e| DatabaseError::Url(e.to_string()))?;
+        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = if config.tls_ca_file.as_os_str().is_empty() {
+            if pg.get_ssl_mode() == SslMode::Require {
+                return Err(DatabaseError::Tls(
+                    "the URL says sslmode=require: set state.postgres.tls_ca_file to the CA that signed the database's certificate".into(),
+                ));
+            }
+            Manager::from_config(pg, NoTls, manager_config)
+        } else {
+            // With a CA configured, TLS is never skipped, whatever the URL's sslmode says.
+            pg.ssl_mode(SslMode::Require);
+            Manager::from_config(pg, tls::RustlsConnector::from_ca_file(&config.tls_ca_file)?, manager_config)
+        };
         let runtime = BackgroundRuntime::new("postgres", 1).map_err(|e| DatabaseError::Runtime(e.to_string()))?;
         let pool = {
             let _inside = runtime.handle().enter();
