@@ -109,16 +109,7 @@ fn a_database_newer_than_the_server_is_refused_at_start() {
             Ok(())
         })
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cluster.toml");
-    std::fs::write(&file, postgres.state_config()).unwrap();
-    let output = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config", file.to_str().unwrap()])
-        .args(["--data-dir", dir.path().join("data").to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text = common::output_text(&output);
-    assert!(!output.status.success(), "{text}");
+    let text = refused_at_start(&postgres.state_config());
     assert!(text.contains("schema version 999, newer than this server knows"), "{text}");
 }
 

@@ -170,14 +170,19 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE FUNCTION ftp_actor_figures(p_user text, p_default_max_files bigint, p_except bigint,
         OUT o_used bigint, OUT o_files bigint, OUT o_quota bigint, OUT o_max_files bigint,
-        OUT o_reserved bigint, OUT o_files_reserved bigint) RETURNS SETOF record LANGUAGE plpgsql AS $$
+        OUT o_reserved bigint, OUT o_files_reserved bigint) LANGUAGE plpgsql AS $$
     BEGIN
-        INSERT INTO home_usage (home) SELECT u.home FROM users u WHERE u.name = p_user ON CONFLICT (home) DO NOTHING;
-        SELECT h.bytes, h.files, u.quota, coalesce(u.max_files, p_default_max_files)
-            INTO o_used, o_files, o_quota, o_max_files
-            FROM home_usage h JOIN users u ON u.home = h.home WHERE u.name = p_user FOR UPDATE OF h;
-        IF NOT FOUND THEN
-            RETURN;
+        FOR attempt IN 1..2 LOOP
+            SELECT h.bytes, h.files, u.quota, coalesce(u.max_files, p_default_max_files)
+                INTO o_used, o_files, o_quota, o_max_files
+                FROM home_usage h JOIN users u ON u.home = h.home WHERE u.name = p_user FOR UPDATE OF h;
+            EXIT WHEN FOUND;
+            -- A home that never held anything has no row yet: made, then locked.
+            INSERT INTO home_usage (home) SELECT u.home FROM users u WHERE u.name = p_user
+                ON CONFLICT (home) DO NOTHING;
+        END LOOP;
+        IF o_quota IS NULL THEN
+            RETURN; -- not a user: every figure NULL
         END IF;
         DELETE FROM quota_leases l WHERE l.name = p_user
             AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = l.instance AND i.alive_until > now());
@@ -185,7 +190,6 @@ pub const MIGRATIONS: &[&str] = &[
                coalesce(sum(greatest(0, l.files - l.grown_files)), 0)::bigint
             INTO o_reserved, o_files_reserved
             FROM quota_leases l WHERE l.name = p_user AND l.id <> p_except;
-        RETURN NEXT;
     END $$;
     -- A new lease of `p_user` for `p_instance`: with a file's room if `max_files` has room for
     -- one more entry (refused without one if `p_entry_only`), locking `p_path` (NULL: none).
@@ -197,8 +201,8 @@ pub const MIGRATIONS: &[&str] = &[
     DECLARE
         f record;
     BEGIN
-        SELECT * INTO f FROM ftp_actor_figures(p_user, p_default_max_files, 0);
-        IF NOT FOUND THEN
+        f := ftp_actor_figures(p_user, p_default_max_files, 0);
+        IF f.o_quota IS NULL THEN
             RETURN;
         END IF;
         o_used_files := f.o_files + f.o_files_reserved;
@@ -222,8 +226,8 @@ pub const MIGRATIONS: &[&str] = &[
         held bigint;
         grown bigint;
     BEGIN
-        SELECT * INTO f FROM ftp_actor_figures(p_user, p_default_max_files, p_lease);
-        IF NOT FOUND THEN
+        f := ftp_actor_figures(p_user, p_default_max_files, p_lease);
+        IF f.o_quota IS NULL THEN
             RETURN;
         END IF;
         SELECT l.bytes, l.grown_bytes INTO held, grown FROM quota_leases l WHERE l.id = p_lease;

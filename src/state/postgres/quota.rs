@@ -117,7 +117,7 @@ impl QuotaLedger for SharedLedger {
             let row = cached::query_opt(
                 &client,
                 "SELECT o_used, o_reserved, o_quota, o_files, o_files_reserved, o_max_files
-                 FROM ftp_actor_figures($1, $2, 0)",
+                 FROM ftp_actor_figures($1, $2, 0) WHERE o_quota IS NOT NULL",
                 &[&user, &default_max_files],
             )
             .await?;
