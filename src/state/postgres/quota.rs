@@ -14,7 +14,7 @@
 //! A reservation is judged under a lock on the home's `home_usage` row, taken first in its
 //! transaction (one call of a function of migration 4: one round trip): every reservation for one home is then judged one at a time against every
 //! other lease and byte, on whichever instance, and `used + reserved <= limit` holds as in one
-//! process (tests/cluster_quota.rs).
+//! process (tests/cluster/quota.rs).
 
 use crate::state::postgres::cached;
 use std::path::{Path, PathBuf};

@@ -5,11 +5,9 @@
 //! race that once multiplied a quota) leave usage equal to what the names hold and never above
 //! the limit. Real servers: two `ftp-actor serve`, PostgreSQL and a three-node Garage.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::cluster::with_files_in_garage;
+use crate::common::cluster::with_files_in_garage;
 use ftp_actor::client::{Client, NoProgress};
 use ftp_actor::net::ErrorCode;
 use rand::{RngExt, SeedableRng};

@@ -5,14 +5,12 @@
 //! parallel uploads through both instances never pass the user's quota. Real servers: two
 //! `ftp-actor serve`, PostgreSQL and a three-node Garage.
 
-mod common;
-
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::binary::Served;
-use common::cluster::{Cluster, with_files_in_garage};
-use common::{md5_hex, must_succeed, random_bytes};
+use crate::common::binary::Served;
+use crate::common::cluster::{Cluster, with_files_in_garage};
+use crate::common::{md5_hex, must_succeed, random_bytes};
 use ftp_actor::net::EntryKind;
 use ftp_actor::storage::objects::PART_SIZE;
 

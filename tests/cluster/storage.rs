@@ -5,14 +5,12 @@
 //! instance resumes on the other after the durable parts; renames are single transactions
 //! that never replace; a storage node stopped mid-transfer is ridden out.
 
-mod common;
-
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::cluster::{Cluster, with_files_in_garage};
-use common::garage::Garage;
+use crate::common::cluster::{Cluster, with_files_in_garage};
+use crate::common::garage::Garage;
 use ftp_actor::client::{Client, ClientError, NoProgress, Progress, PutReport};
 use ftp_actor::net::{EntryKind, ErrorCode};
 use ftp_actor::storage::objects::PART_SIZE;

@@ -4,14 +4,12 @@
 //! database restart is ridden out without restarting an instance. Real servers: the
 //! `ftp-actor serve` binary twice and Debian's PostgreSQL, started by scripts/postgres.sh.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::binary::BIN;
-use common::cluster::Cluster;
-use common::postgres::Postgres;
+use crate::common::binary::BIN;
+use crate::common::cluster::Cluster;
+use crate::common::postgres::Postgres;
 use ftp_actor::client::Client;
 use ftp_actor::net::{ErrorCode, Response};
 
@@ -43,7 +41,7 @@ async fn a_new_password_ends_the_users_sessions_on_every_instance() {
     // A quota change reaches the sessions already open, on every instance.
     let mut again = cluster.login(1, "alice", "second").await;
     cluster.user(&["quota", "alice", "2MiB"], "");
-    common::wait_for_quota(&mut again, |_, limit| limit == 2 << 20).await;
+    crate::common::wait_for_quota(&mut again, |_, limit| limit == 2 << 20).await;
     // A removed user is gone everywhere.
     cluster.user(&["del", "alice"], "");
     told_revoked(&mut again).await;
@@ -123,7 +121,7 @@ fn refused_at_start(state: &str) -> String {
         .args(["--data-dir", dir.path().join("data").to_str().unwrap()])
         .output()
         .unwrap();
-    let text = common::output_text(&output);
+    let text = crate::common::output_text(&output);
     assert!(!output.status.success(), "it started: {text}");
     text
 }
