@@ -43,6 +43,12 @@ stop_node() {
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
   done
+  # A node that has not stopped in 10 s is killed: one whose directory was removed under it
+  # was seen ignoring SIGTERM for good.
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -9 "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  fi
   rm -f "$dir/node$1/pid"
 }
 settings() {
