@@ -18,7 +18,11 @@ fn run(args: &[&str], password: Option<&str>, stdin: &str, cwd: &std::path::Path
         command.env("FTP_ACTOR_PASSWORD", password);
     }
     let mut child = command.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    // A shell that fails before reading (a missing user, bad flags) may be gone already.
+    match child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+        written => written.unwrap(),
+    }
     child.wait_with_output().unwrap()
 }
 
