@@ -43,7 +43,8 @@ pub const PART_SIZE: u64 = 8 * 1024 * 1024;
 /// The largest file an upload can make: 10,000 parts.
 pub const MAX_OBJECT: u64 = PART_SIZE * 10_000;
 
-/// HTTP threads: enough to keep a part in flight while the next is read from the network.
+/// HTTP threads: they drive the parts an upload has in flight (`upload::PARTS_IN_FLIGHT`) while
+/// the disk worker gathers the next one; sending a part is network work, not CPU.
 const CLIENT_THREADS: usize = 2;
 
 /// The deployment's bucket and database, shared by every home on this instance.
