@@ -100,8 +100,8 @@ pub fn prepare_data_dir(config: &Config) -> Result<(State, Option<FirstUser>), S
         let objects = match config.storage.backend {
             StorageBackend::Local => None,
             StorageBackend::S3 => {
-                let objects =
-                    ObjectStorage::open(&config.storage.s3, database.clone(), dir).map_err(ServerError::Objects)?;
+                let objects = ObjectStorage::open(&config.storage.s3, database.clone(), dir, config.default_max_files)
+                    .map_err(ServerError::Objects)?;
                 objects.check().map_err(ServerError::Objects)?;
                 Some(objects)
             }

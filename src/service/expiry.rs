@@ -55,8 +55,8 @@ pub async fn expire_partials(services: &Services, max_age: Duration) -> (u64, u6
 }
 
 async fn expire_in_home(services: &Services, user: QuotaUser, max_age: Duration) -> (u64, u64) {
-    let (homes, home) = (services.homes.clone(), user.home.clone());
-    let opened = services.disk.run("open home", move || homes.open(&home)).await;
+    let (homes, home, name) = (services.homes.clone(), user.home.clone(), user.name.clone());
+    let opened = services.disk.run("open home", move || homes.open(&home, &name)).await;
     let store = match opened {
         Ok(Ok(store)) => store,
         _ => return (0, 0),

@@ -63,8 +63,8 @@ pub async fn complete_login(
     peer: SocketAddr,
     protocol: Protocol,
 ) -> Result<(LoggedIn, SlotAnswer), LoginRefused> {
-    let (home_path, homes) = (login.home.clone(), services.homes.clone());
-    let home = match services.login_io.run("open home", move || homes.open(&home_path)).await {
+    let (home_path, homes, user) = (login.home.clone(), services.homes.clone(), login.user.clone());
+    let home = match services.login_io.run("open home", move || homes.open(&home_path, &user)).await {
         Ok(Ok(home)) => home,
         Ok(Err(failure)) => {
             tracing::error!(user = %login.user, home = %login.home.display(), error = %failure, "cannot open home");

@@ -32,13 +32,13 @@ pub enum Homes {
 }
 
 impl Homes {
-    /// Opens the home at `home` (a directory path, or the name of a home in object storage).
-    pub fn open(&self, home: &Path) -> Result<HomeStore, StorageError> {
+    /// Opens `user`'s home at `home` (a directory path, or the name of a home in object storage).
+    pub fn open(&self, home: &Path, user: &str) -> Result<HomeStore, StorageError> {
         match self {
             Homes::Local { digests, resume_states } => {
                 Ok(HomeStore::Local(LocalStore::open_sharing(home, digests.clone(), resume_states.clone())?))
             }
-            Homes::Objects(storage) => Ok(HomeStore::Objects(storage.home(home))),
+            Homes::Objects(storage) => Ok(HomeStore::Objects(storage.home(home, user))),
         }
     }
 

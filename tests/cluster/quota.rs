@@ -1,9 +1,10 @@
 //! The quota shared by two instances (`storage.backend = "s3"`: usage and reservations in
 //! PostgreSQL) is as exact as on one machine: parallel uploads of one user through both
-//! instances never pass the quota, and random interleavings of puts, overwrites, removals and
-//! renames from four sessions on two instances (an overwrite racing a removal among them, the
-//! race that once multiplied a quota) leave usage equal to what the names hold and never above
-//! the limit. Real servers: two `ftp-actor serve`, PostgreSQL and a three-node Garage.
+//! instances never pass the quota, and random interleavings of puts, overwrites, removals,
+//! renames, mkdirs and rmdirs from four sessions on two instances (an overwrite racing a
+//! removal among them, the race that once multiplied a quota) leave usage equal to what the
+//! names hold and never above the limit or `max_files`. Real servers: two `ftp-actor serve`,
+//! PostgreSQL and a three-node Garage.
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +31,7 @@ async fn check_usage(a: &mut Client, b: &mut Client, limit: u64) -> u64 {
     assert_eq!(on_a.used, held, "usage is not what the names hold: {on_a:?} {:?}", listing.entries);
     assert_eq!(on_a.files, listing.entries.len() as u64, "{on_a:?} {:?}", listing.entries);
     assert!(on_a.used <= limit, "usage {} passed the limit {limit}", on_a.used);
+    assert!(on_a.files <= on_a.max_files, "{} entries passed max_files {}", on_a.files, on_a.max_files);
     on_a.used
 }
 
@@ -106,12 +108,12 @@ async fn max_files_holds_across_instances_for_directories_and_uploads_at_once() 
     }
 }
 
-/// One session's random steps on the names `n0`..`n3`.
+/// One session's random steps on the names `n0`..`n3`, as files or directories.
 async fn wander(client: &mut Client, local: &Path, seed: u64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    for step in 0..12 {
+    for step in 0..16 {
         let name = format!("n{}", rng.random_range(0..4));
-        match rng.random_range(0..4) {
+        match rng.random_range(0..6) {
             0 | 1 => {
                 // A put, often an overwrite of a name another session is removing or moving.
                 let size = rng.random_range(0..3 * MIB);
@@ -120,13 +122,34 @@ async fn wander(client: &mut Client, local: &Path, seed: u64) {
                 match client.put(&file, &name, &NoProgress).await {
                     Ok(_) => {}
                     Err(error) => assert!(
-                        matches!(error.code(), Some(ErrorCode::QuotaExceeded | ErrorCode::InUse | ErrorCode::NotFound)),
+                        matches!(
+                            error.code(),
+                            Some(
+                                ErrorCode::QuotaExceeded
+                                    | ErrorCode::TooManyFiles
+                                    | ErrorCode::InUse
+                                    | ErrorCode::NotFound
+                                    | ErrorCode::IsADirectory
+                            )
+                        ),
                         "put {name}: {error}"
                     ),
                 }
             }
             2 => {
                 let _ = client.remove(&name).await;
+            }
+            3 => {
+                if let Err(error) = client.mkdir(&name).await {
+                    let code = error.code();
+                    assert!(
+                        matches!(code, Some(ErrorCode::AlreadyExists | ErrorCode::TooManyFiles)),
+                        "mkdir {name}: {error}"
+                    );
+                }
+            }
+            4 => {
+                let _ = client.rmdir(&name).await;
             }
             _ => {
                 let to = format!("n{}", rng.random_range(0..4));
@@ -139,17 +162,20 @@ async fn wander(client: &mut Client, local: &Path, seed: u64) {
 #[tokio::test]
 async fn random_interleavings_on_two_instances_keep_usage_exact() {
     let (_garage, cluster) = with_files_in_garage("6MiB");
+    // Four names, three entries at most: directories and files compete for them.
+    cluster.user(&["add", "carol", "--quota", "6MiB", "--max-files", "3"], "pw");
     let local = tempfile::tempdir().unwrap();
-    for round in 0..3u64 {
+    for round in 0..4u64 {
+        let user = if round % 2 == 0 { "alice" } else { "carol" };
         let mut sessions = Vec::new();
         for i in 0..4 {
-            sessions.push(cluster.login(i % 2, "alice", "pw").await);
+            sessions.push(cluster.login(i % 2, user, "pw").await);
         }
         let steps =
             sessions.iter_mut().enumerate().map(|(i, client)| wander(client, local.path(), round * 10 + i as u64));
         futures::future::join_all(steps).await;
         drop(sessions);
-        let (mut a, mut b) = (cluster.login(0, "alice", "pw").await, cluster.login(1, "alice", "pw").await);
+        let (mut a, mut b) = (cluster.login(0, user, "pw").await, cluster.login(1, user, "pw").await);
         check_usage(&mut a, &mut b, 6 * MIB).await;
     }
 }

@@ -245,6 +245,41 @@ pub const MIGRATIONS: &[&str] = &[
         RETURN NEXT;
     END $$;
     "#,
+    // 5: a directory made and judged against `max_files` in one round trip, where a lease
+    // opened before, the insert and the lease's growth recorded after took three. The order
+    // of locks is that of every other change of names: the parent's row (shared), the new row,
+    // then the home's row through the counting trigger; the figures are read under that lock
+    // with the new directory counted, and the insert is undone if they exceed `max_files`.
+    // `o_made` false with NULL figures: the parent is missing or the name taken; with figures:
+    // refused for `max_files` (`o_files` counted what existed or was being created before it).
+    r#"
+    CREATE FUNCTION ftp_actor_make_dir(p_user text, p_home text, p_path text, p_parent text, p_modified bigint,
+        p_default_max_files bigint, OUT o_made boolean, OUT o_files bigint, OUT o_max_files bigint)
+        LANGUAGE plpgsql AS $$
+    DECLARE
+        f record;
+    BEGIN
+        INSERT INTO entries (home, path, parent, is_dir, modified)
+            SELECT p_home, p_path, p_parent, true, p_modified
+            WHERE p_parent = '/' OR EXISTS (
+                SELECT 1 FROM entries WHERE home = p_home AND path = p_parent AND is_dir FOR SHARE)
+            ON CONFLICT (home, path) DO NOTHING;
+        o_made := FOUND;
+        IF NOT o_made THEN
+            RETURN;
+        END IF;
+        f := ftp_actor_figures(p_user, p_default_max_files, 0);
+        IF f.o_quota IS NULL THEN
+            RAISE EXCEPTION '% is not a user in the database', p_user;
+        END IF;
+        o_files := f.o_files + f.o_files_reserved - 1;
+        o_max_files := f.o_max_files;
+        IF o_files >= o_max_files THEN
+            DELETE FROM entries WHERE home = p_home AND path = p_path;
+            o_made := false;
+        END IF;
+    END $$;
+    "#,
 ];
 
 /// Brings the schema to the newest version; returns it.

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 
 use crate::actors::quota::QuotaError;
-use crate::quota::{DiskChange, QuotaExceeded, TooManyFiles, Usage};
+use crate::quota::{DiskChange, QuotaExceeded, Usage};
 use crate::state::quota::{QuotaLease, QuotaLedger};
 use crate::storage::objects::Instance;
 
@@ -49,33 +49,33 @@ impl SharedLedger {
     fn lock_name(&self, path: &Path) -> String {
         crate::storage::objects::home_key(&self.data_dir, path)
     }
+}
 
-    fn open(
-        &self,
-        user: String,
-        path: Option<PathBuf>,
-        entry_only: bool,
-    ) -> BoxFuture<'static, Result<Box<dyn QuotaLease>, QuotaError>> {
+fn not_a_user(user: &str) -> QuotaError {
+    QuotaError::Unreachable(format!("{user} is not a user in the database"))
+}
+
+fn unreachable(error: DatabaseError) -> QuotaError {
+    QuotaError::Unreachable(error.to_string())
+}
+
+impl QuotaLedger for SharedLedger {
+    /// One round trip (function `ftp_actor_open_lease`): the lease row, with a file's room if
+    /// `max_files` has it (else the upload may only continue a partial it already has).
+    fn open_upload(&self, user: String, path: PathBuf) -> BoxFuture<'static, Result<Box<dyn QuotaLease>, QuotaError>> {
         let ledger = self.clone();
-        let path = path.map(|path| self.lock_name(&path));
+        let path = self.lock_name(&path);
         let opened = self.database.run(move |client| async move {
             let default_max_files = ledger.default_max_files as i64;
             let row = cached::query_opt(
                 &client,
-                "SELECT o_id, o_files, o_used_files, o_max_files FROM ftp_actor_open_lease($1, $2, $3, $4, $5)",
-                &[&user, &ledger.instance.id(), &path, &entry_only, &default_max_files],
+                "SELECT o_id, o_files FROM ftp_actor_open_lease($1, $2, $3, false, $4)",
+                &[&user, &ledger.instance.id(), &path, &default_max_files],
             )
             .await?;
             let Some(row) = row else { return Ok(Err(not_a_user(&user))) };
             let (id, files): (Option<i64>, i32) = (row.get(0), row.get(1));
-            let Some(id) = id else {
-                if entry_only {
-                    let (files, max_files): (i64, i64) = (row.get(2), row.get(3));
-                    let refused = TooManyFiles { files: files as u64, max_files: max_files as u64 };
-                    return Ok(Err(QuotaError::TooManyFiles(refused)));
-                }
-                return Ok(Err(QuotaError::InUse));
-            };
+            let Some(id) = id else { return Ok(Err(QuotaError::InUse)) };
             let lease: Box<dyn QuotaLease> = Box::new(SharedLease {
                 database: ledger.database.clone(),
                 default_max_files: ledger.default_max_files,
@@ -89,23 +89,12 @@ impl SharedLedger {
         });
         Box::pin(async move { opened.await.map_err(unreachable)? })
     }
-}
 
-fn not_a_user(user: &str) -> QuotaError {
-    QuotaError::Unreachable(format!("{user} is not a user in the database"))
-}
-
-fn unreachable(error: DatabaseError) -> QuotaError {
-    QuotaError::Unreachable(error.to_string())
-}
-
-impl QuotaLedger for SharedLedger {
-    fn open_upload(&self, user: String, path: PathBuf) -> BoxFuture<'static, Result<Box<dyn QuotaLease>, QuotaError>> {
-        self.open(user, Some(path), false)
-    }
-
-    fn open_entry(&self, user: String) -> BoxFuture<'static, Result<Box<dyn QuotaLease>, QuotaError>> {
-        self.open(user, None, true)
+    /// No row and no round trip: a new directory is judged against `max_files` in the very
+    /// statement that makes it (`ObjectHome::mkdir`), under the same lock on the home's
+    /// figures a lease is opened under, which is as exact and two round trips shorter.
+    fn open_entry(&self, _user: String) -> BoxFuture<'static, Result<Box<dyn QuotaLease>, QuotaError>> {
+        Box::pin(std::future::ready(Ok(Box::new(JudgedWhereMade) as Box<dyn QuotaLease>)))
     }
 
     /// Nothing to do: removals change `home_usage` in their own transactions.
@@ -135,6 +124,26 @@ impl QuotaLedger for SharedLedger {
         });
         Box::pin(async move { read.await.map_err(unreachable)? })
     }
+}
+
+/// A new directory's lease in the cluster: nothing to hold, since the store judges the
+/// directory where it makes it (see [`SharedLedger::open_entry`]).
+struct JudgedWhereMade;
+
+impl QuotaLease for JudgedWhereMade {
+    fn reserved(&self) -> u64 {
+        0
+    }
+
+    fn may_create(&self) -> bool {
+        true
+    }
+
+    fn reserve(&self, _bytes: u64) -> BoxFuture<'static, Result<(), QuotaError>> {
+        Box::pin(std::future::ready(Err(QuotaError::Unreachable("a directory's entry reserves no bytes".to_string()))))
+    }
+
+    fn record_disk_change(&self, _change: DiskChange) {}
 }
 
 /// One lease row, deleted when dropped.

@@ -22,11 +22,13 @@ use super::instance::free_for_me;
 use super::namespace::{self, EntryRow, Lock, is_taken, stored, unix_now};
 use super::upload::ObjectUpload;
 
-/// The files under one home (the user's home as set, a name in the rows).
+/// The files under one home (the user's home as set, a name in the rows), as one user sees them.
 #[derive(Debug, Clone)]
 pub struct ObjectHome {
     storage: Arc<ObjectStorage>,
     home: String,
+    /// Whose `max_files` a new directory is judged against.
+    user: String,
 }
 
 /// `dir` as the start of the paths inside it: `/` for the home, `/a/` for `/a`.
@@ -81,8 +83,8 @@ async fn partials_in(
 }
 
 impl ObjectHome {
-    pub fn new(storage: Arc<ObjectStorage>, home: String) -> ObjectHome {
-        ObjectHome { storage, home }
+    pub fn new(storage: Arc<ObjectStorage>, home: String, user: String) -> ObjectHome {
+        ObjectHome { storage, home, user }
     }
 
     /// Runs `work` with a pooled connection, waiting on this thread.
@@ -199,27 +201,31 @@ impl FileStore for ObjectHome {
         }
     }
 
-    /// One statement, so one round trip: the parent's row is share-locked inside it, as a
-    /// transaction would (a directory being removed or renamed meanwhile is waited for, and
-    /// then the insert makes nothing). Only when nothing was made is it asked why.
+    /// One round trip (function `ftp_actor_make_dir`, migration 5): the directory is made and
+    /// judged against the user's `max_files` in one transaction, every instance's entries and
+    /// live reservations counted under the lock on the home's figures, so the file service opens
+    /// no lease for it (`SharedLedger::open_entry`). The parent's row is share-locked inside it
+    /// (a directory being removed or renamed meanwhile is waited for, and then nothing is
+    /// made). Only when nothing was made for want of a parent or a name is it asked why.
     fn mkdir(&self, path: &VirtualPath) -> Result<(), StorageError> {
         if path.is_root() {
             return Err(StorageError::AlreadyExists);
         }
+        let (user, default_max_files) = (self.user.clone(), self.storage.default_max_files as i64);
         let modified = unix_now();
         self.db(|client, home| async move {
-            let created = cached::execute(
+            let row = cached::query_one(
                 &client,
-                "INSERT INTO entries (home, path, parent, is_dir, modified)
-                 SELECT $1::text, $2::text, $3::text, true, $4::bigint
-                 WHERE $3::text = '/'
-                    OR EXISTS (SELECT 1 FROM entries WHERE home = $1 AND path = $3 AND is_dir FOR SHARE)
-                 ON CONFLICT (home, path) DO NOTHING",
-                &[&home, &stored(path), &stored(&path.parent()), &modified],
+                "SELECT o_made, o_max_files FROM ftp_actor_make_dir($1, $2, $3, $4, $5, $6)",
+                &[&user, &home, &stored(path), &stored(&path.parent()), &modified, &default_max_files],
             )
             .await?;
-            if created == 1 {
+            let (made, max_files): (bool, Option<i64>) = (row.get(0), row.get(1));
+            if made {
                 return Ok(());
+            }
+            if max_files.is_some() {
+                return Err(StorageError::TooManyFiles);
             }
             namespace::hold_dir(&client, &home, &path.parent()).await?;
             Err(StorageError::AlreadyExists)

@@ -58,6 +58,9 @@ pub struct ObjectStorage {
     pub instance: Instance,
     /// The data directory relative homes are in (see [`home_key`]).
     data_dir: std::path::PathBuf,
+    /// `max_files` of a user whose row sets none: a new directory is judged against it where
+    /// it is made (`ObjectHome::mkdir`).
+    default_max_files: u64,
 }
 
 impl std::fmt::Debug for ObjectStorage {
@@ -73,6 +76,7 @@ impl ObjectStorage {
         config: &S3Config,
         database: Database,
         data_dir: &std::path::Path,
+        default_max_files: u64,
     ) -> Result<Arc<ObjectStorage>, StorageError> {
         // The HTTP client's TLS (for https endpoints) takes the process's default provider:
         // ring, as everywhere else here. Already installed is fine.
@@ -105,6 +109,7 @@ impl ObjectStorage {
             prefix: config.prefix.trim_matches('/').to_string(),
             instance,
             data_dir: data_dir.to_path_buf(),
+            default_max_files,
         });
         sweeper::start(&storage);
         Ok(storage)
@@ -120,9 +125,9 @@ impl ObjectStorage {
         }
     }
 
-    /// One user's files: the rows under `home` (the user's home as set).
-    pub fn home(self: &Arc<Self>, home: &std::path::Path) -> ObjectHome {
-        ObjectHome::new(self.clone(), home_key(&self.data_dir, home))
+    /// `user`'s files: the rows under `home` (the user's home as set).
+    pub fn home(self: &Arc<Self>, home: &std::path::Path, user: &str) -> ObjectHome {
+        ObjectHome::new(self.clone(), home_key(&self.data_dir, home), user.to_string())
     }
 
     /// Runs `work` with a pooled connection, waiting on this (disk pool) thread.
