@@ -17,9 +17,16 @@
 //!
 //! Sessions call [`stay_awake`] once a request is answered, never between the chunks of a
 //! transfer: there the thread waits for the disk workers, which need the CPU themselves.
+//!
+//! Only a core nobody else wants is spent so: when more threads are runnable than there are
+//! cores (clients on the same machine, the disk workers, other programs), a window would take
+//! the CPU from one of them, and the thread sleeps at once instead ([`a_core_would_idle`]).
 
 use std::cell::{Cell, RefCell};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::rc::Rc;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The window of the current thread's spinner, and the signal that starts it.
@@ -30,14 +37,72 @@ struct Spinner {
 
 thread_local! {
     static SPINNER: RefCell<Option<Rc<Spinner>>> = const { RefCell::new(None) };
+    static LOAD: RefCell<LoadProbe> = RefCell::new(LoadProbe::open());
 }
 
-/// Keeps the current thread polling for `window` from now (extending a window already open).
-/// A zero window does nothing. Call it from a task of an actix arbiter (a tokio `LocalSet`).
-pub fn stay_awake(window: Duration) {
-    if window.is_zero() {
-        return;
+/// How long an answer of [`a_core_would_idle`] is used before the kernel is asked again: reading
+/// it costs a system call, a few microseconds, which a reply every few microseconds should
+/// not pay each time.
+const LOAD_READ_EVERY: Duration = Duration::from_millis(1);
+
+/// This thread's view of the machine's run queues: `/proc/loadavg`, kept open (each read at
+/// offset 0 is computed afresh), and its last answer.
+struct LoadProbe {
+    file: Option<File>,
+    read_at: Option<Instant>,
+    idle_core: bool,
+}
+
+impl LoadProbe {
+    fn open() -> LoadProbe {
+        LoadProbe { file: File::open("/proc/loadavg").ok(), read_at: None, idle_core: true }
     }
+
+    fn idle_core(&mut self) -> bool {
+        let now = Instant::now();
+        if self.read_at.is_some_and(|at| now.duration_since(at) < LOAD_READ_EVERY) {
+            return self.idle_core;
+        }
+        self.read_at = Some(now);
+        let mut text = [0u8; 128];
+        // Where the kernel cannot tell, spin as configured.
+        self.idle_core = match self.file.as_ref().and_then(|file| file.read_at(&mut text, 0).ok()) {
+            Some(read) => runnable_threads(&text[..read]).is_none_or(|runnable| runnable <= cores()),
+            None => true,
+        };
+        self.idle_core
+    }
+}
+
+/// The threads runnable now, this one among them: the numerator of the fourth field of
+/// `/proc/loadavg` (`0.52 0.58 0.59 3/467 12345`).
+fn runnable_threads(loadavg: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(loadavg).ok()?;
+    text.split_whitespace().nth(3)?.split_once('/')?.0.parse().ok()
+}
+
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |cores| cores.get()))
+}
+
+/// Would a core go idle if this thread slept now? No when more threads are runnable than
+/// there are cores: one of them is waiting for a core, and would get this one.
+pub fn a_core_would_idle() -> bool {
+    LOAD.with(|probe| probe.borrow_mut().idle_core())
+}
+
+/// Keeps the current thread polling for `window` from now (extending a window already open),
+/// unless other threads are waiting for the cores. A zero window does nothing. Call it from a
+/// task of an actix arbiter (a tokio `LocalSet`).
+pub fn stay_awake(window: Duration) {
+    if !window.is_zero() && a_core_would_idle() {
+        open_window(window);
+    }
+}
+
+/// Keeps the current thread polling for `window` from now, whatever the load.
+fn open_window(window: Duration) {
     let until = Instant::now() + window;
     SPINNER.with(|slot| {
         let mut slot = slot.borrow_mut();
@@ -81,7 +146,7 @@ mod tests {
     /// Opens a window and sleeps through it; returns the CPU the thread spent meanwhile.
     async fn cpu_while_awake(window: Duration) -> Duration {
         let before = thread_cpu();
-        stay_awake(window);
+        open_window(window);
         tokio::time::sleep(window).await;
         thread_cpu() - before
     }
@@ -120,7 +185,7 @@ mod tests {
             });
             let window = Duration::from_secs(5);
             let started = Instant::now();
-            stay_awake(window);
+            open_window(window);
             let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
             client.write_all(b"x").await.unwrap();
             let mut byte = [0u8; 1];
@@ -140,6 +205,35 @@ mod tests {
                 assert!(awake >= Duration::from_millis(40), "spun only {awake:?} of 300 ms");
             });
         }
+    }
+
+    #[test]
+    fn runnable_threads_are_read_from_loadavg() {
+        assert_eq!(runnable_threads(b"0.52 0.58 0.59 3/467 12345\n"), Some(3));
+        assert_eq!(runnable_threads(b"1.00 1.00 1.00 17/90 1"), Some(17));
+        assert_eq!(runnable_threads(b"garbage"), None);
+        assert_eq!(runnable_threads(b"0.1 0.1 0.1 x/90 1"), None);
+    }
+
+    #[test]
+    fn no_window_opens_while_every_core_is_wanted() {
+        // More spinning threads than cores, each holding its core: the kernel counts them all
+        // runnable, and a window would take a core from one of them.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hogs: Vec<_> = (0..cores() + 2)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || while !stop.load(std::sync::atomic::Ordering::Relaxed) {})
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        let crowded = (0..20).any(|_| {
+            std::thread::sleep(LOAD_READ_EVERY);
+            !a_core_would_idle()
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        hogs.into_iter().for_each(|hog| hog.join().unwrap());
+        assert!(crowded, "{} threads spinning on {} cores, yet a core was said to be idle", cores() + 2, cores());
     }
 
     #[test]
