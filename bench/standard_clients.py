@@ -128,16 +128,22 @@ def pwd_round_trips(target, seconds):
         ftp.quit()
 
 
-def upload_files(target, client, files, payload, start, failures):
-    """One client process: waits for the start, then connects, logs in, stores its files, quits."""
-    start.wait()
+def upload_files(target, client, files, payload, ready, start_at, results):
+    """One client process: once every client is ready, sleeps until the common start instant,
+    then connects, logs in, stores its files and quits. Reports its own end time and the CPU it
+    spent from the start instant on (a clock and a CPU time of its own, so that neither the
+    parent's scheduling nor the process's exit is counted), or its failure."""
+    ready.wait()
+    time.sleep(max(0.0, start_at.value - time.perf_counter()))
+    cpu = time.process_time()
     try:
         ftp = target.connect()
         for number in range(files):
             ftp.storbinary(f"STOR c{client}-{number}.bin", _Reader(payload))
         ftp.quit()
+        results.put((time.perf_counter(), time.process_time() - cpu, None))
     except Exception as error:  # noqa: BLE001 - reported to the parent, which fails the run
-        failures.put(f"client {client}: {error!r}")
+        results.put((time.perf_counter(), time.process_time() - cpu, f"client {client}: {error!r}"))
 
 
 class _Reader:
@@ -154,24 +160,33 @@ class _Reader:
 
 def stored_files(target, clients, files, payload):
     """Clients in processes of their own (no client shares an interpreter lock with another),
-    released together; the clock runs from their release to the last one's QUIT. Every file
-    must then be in the server's home at its full size."""
+    started together at one instant; the clock runs from that instant to the last client's
+    QUIT, and the clients' CPU is what they spent in that window. Every file must then be in
+    the server's home at its full size.
+
+    The start is an instant on the monotonic clock that every process shares, not the release
+    of a barrier: a `multiprocessing.Barrier` wakes its 50 waiters one after another over a few
+    hundred milliseconds, and the parent, one of them, could be woken last and start the clock
+    after most of the work was done (rates inflated by up to 2x, at random)."""
     context = multiprocessing.get_context("fork")
-    start, failures = context.Barrier(clients + 1), context.Queue()
-    workers = [context.Process(target=upload_files, args=(target, c, files, payload, start, failures))
+    ready, results = context.Barrier(clients + 1), context.Queue()
+    start_at = context.Value("d", 0.0)
+    workers = [context.Process(target=upload_files, args=(target, c, files, payload, ready, start_at, results))
                for c in range(clients)]
     for worker in workers:
         worker.start()
     try:
-        cpu = os.times()
-        start.wait(timeout=60)
-        started = time.perf_counter()
+        # Long enough for the barrier to wake every client before the instant comes.
+        start_at.value = time.perf_counter() + 0.1 + 0.01 * clients
+        ready.wait(timeout=60)
+        reports = [results.get(timeout=600) for _ in workers]
         for worker in workers:
             worker.join()
-        elapsed = time.perf_counter() - started
-        client_cpu = sum(os.times()[2:4]) - sum(cpu[2:4])
-        if not failures.empty():
-            raise RunFailed(failures.get())
+        failures = [failure for _, _, failure in reports if failure]
+        if failures:
+            raise RunFailed(failures[0])
+        elapsed = max(end for end, _, _ in reports) - start_at.value
+        client_cpu = sum(cpu for _, cpu, _ in reports)
         stored = [p for p in target.home.iterdir() if p.name.startswith("c") and p.stat().st_size == len(payload)]
         if len(stored) != clients * files:
             raise RunFailed(f"{len(stored)} of {clients * files} files stored in full")
