@@ -192,6 +192,77 @@ async fn racing_renames_onto_one_name_leave_exactly_one_winner() {
     assert_eq!(refused.err().and_then(|e| e.code()), Some(ErrorCode::AlreadyExists));
 }
 
+/// One step of [`refusals_are_those_of_a_local_disk`] and what came of it: `Ok` or the code.
+async fn outcome_of(client: &mut Client, step: &Step, file: &Path) -> Result<(), Option<ErrorCode>> {
+    let done = match *step {
+        Step::Mkdir(path) => client.mkdir(path).await,
+        Step::Put(path) => client.put(file, path, &NoProgress).await.map(|_| ()),
+        Step::Remove(path) => client.remove(path).await.map(|_| ()),
+        Step::Rmdir(path) => client.rmdir(path).await,
+        Step::Rename(from, to) => client.rename(from, to).await,
+    };
+    done.map_err(|error| error.code())
+}
+
+#[derive(Debug)]
+enum Step {
+    Mkdir(&'static str),
+    Put(&'static str),
+    Remove(&'static str),
+    Rmdir(&'static str),
+    Rename(&'static str, &'static str),
+}
+
+/// Removals and renames in the cluster are each one database function (migration 6) that
+/// decides what to refuse: every refusal of a local disk, in the same order of checks, through
+/// the same steps on a local server and on the cluster, and the same listing after.
+#[tokio::test]
+async fn refusals_are_those_of_a_local_disk() {
+    use Step::*;
+    let steps = [
+        Mkdir("d"),
+        Mkdir("d/e"),
+        Put("d/e/f"),
+        Put("g"),
+        Remove("missing"),
+        Remove("d"),
+        Rmdir("missing"),
+        Rmdir("g"),
+        Rmdir("d"),
+        Rename("missing", "x"),
+        Rename("d", "d/e/inside"),
+        Rename("g", "no-dir/g"),
+        Rename("d", "g/below-a-file"),
+        Rename("g", "d/e/f"),
+        Rename("missing", "missing/below"),
+        Rename("g", "g"),
+        Rename("d", "d2"),
+        Rename("d2/e/f", "h"),
+        Rmdir("d2/e"),
+        Remove("h"),
+        Remove("h"),
+        Rmdir("d2"),
+        Rename("g", "g2"),
+    ];
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("file");
+    write_file(&file, 1000, 5);
+    let server = crate::common::TestServer::start();
+    server.add_user("alice", "pw", 100 << 20);
+    let mut on_disk = server.login("alice", "pw").await;
+    let (_garage, cluster) = with_files_in_garage("100MiB");
+    let mut in_cluster = cluster.login(0, "alice", "pw").await;
+    let mut refused = 0;
+    for step in &steps {
+        let expected = outcome_of(&mut on_disk, step, &file).await;
+        refused += usize::from(expected.is_err());
+        assert_eq!(outcome_of(&mut in_cluster, step, &file).await, expected, "{step:?}");
+    }
+    assert_eq!(refused, 12, "the script's refusals, each on the local disk");
+    assert_eq!(names(&in_cluster.list(None).await.unwrap()), names(&on_disk.list(None).await.unwrap()));
+    assert_eq!(in_cluster.quota().await.unwrap(), on_disk.quota().await.unwrap());
+}
+
 #[tokio::test]
 async fn a_storage_node_stopped_midway_is_ridden_out() {
     let (garage, cluster) = with_files_in_garage("200MiB");

@@ -280,6 +280,107 @@ pub const MIGRATIONS: &[&str] = &[
         END IF;
     END $$;
     "#,
+    // 6: removing a file, removing a directory and renaming, each in one round trip, where
+    // the transaction's statements took five or six. The same statements in the same order
+    // (so the same locks in the same order), and the same checks in the same order: `o_status`
+    // says which failed (0: done; the others are listed with each function's caller in
+    // `storage::objects::home`).
+    r#"
+    CREATE FUNCTION ftp_actor_remove_file(p_home text, p_path text,
+        OUT o_status integer, OUT o_freed bigint, OUT o_partial_remains boolean)
+        LANGUAGE plpgsql AS $$
+    DECLARE
+        r record;
+    BEGIN
+        SELECT is_dir, size, object_key INTO r FROM entries WHERE home = p_home AND path = p_path FOR UPDATE;
+        IF NOT FOUND THEN
+            o_status := 1;
+            RETURN;
+        END IF;
+        IF r.is_dir THEN
+            o_status := 2;
+            RETURN;
+        END IF;
+        DELETE FROM entries WHERE home = p_home AND path = p_path;
+        IF r.object_key IS NOT NULL THEN
+            INSERT INTO orphan_objects (object_key, upload_id) VALUES (r.object_key, '')
+                ON CONFLICT (object_key) DO NOTHING;
+        END IF;
+        o_partial_remains := EXISTS (SELECT 1 FROM uploads WHERE home = p_home AND target = p_path);
+        o_freed := r.size;
+        o_status := 0;
+    END $$;
+
+    CREATE FUNCTION ftp_actor_remove_dir(p_home text, p_path text, p_inside text, OUT o_status integer)
+        LANGUAGE plpgsql AS $$
+    DECLARE
+        r record;
+    BEGIN
+        SELECT is_dir INTO r FROM entries WHERE home = p_home AND path = p_path FOR UPDATE;
+        IF NOT FOUND THEN
+            o_status := 1;
+            RETURN;
+        END IF;
+        IF NOT r.is_dir THEN
+            o_status := 2;
+            RETURN;
+        END IF;
+        IF EXISTS (SELECT 1 FROM entries WHERE home = p_home AND parent = p_path
+                   UNION ALL SELECT 1 FROM uploads WHERE home = p_home AND starts_with(target, p_inside)) THEN
+            o_status := 3;
+            RETURN;
+        END IF;
+        DELETE FROM entries WHERE home = p_home AND path = p_path;
+        o_status := 0;
+    END $$;
+
+    CREATE FUNCTION ftp_actor_rename(p_home text, p_from text, p_to text, p_to_parent text,
+        p_same boolean, p_into_itself boolean, OUT o_status integer)
+        LANGUAGE plpgsql AS $$
+    DECLARE
+        r record;
+        parent_row record;
+    BEGIN
+        SELECT is_dir INTO r FROM entries WHERE home = p_home AND path = p_from FOR UPDATE;
+        IF NOT FOUND THEN
+            o_status := 1;
+            RETURN;
+        END IF;
+        IF p_same THEN
+            o_status := 0;
+            RETURN;
+        END IF;
+        IF p_into_itself THEN
+            o_status := 2;
+            RETURN;
+        END IF;
+        IF p_to_parent <> '/' THEN
+            SELECT is_dir INTO parent_row FROM entries WHERE home = p_home AND path = p_to_parent FOR SHARE;
+            IF NOT FOUND THEN
+                o_status := 3;
+                RETURN;
+            END IF;
+            IF NOT parent_row.is_dir THEN
+                o_status := 4;
+                RETURN;
+            END IF;
+        END IF;
+        BEGIN
+            UPDATE entries SET
+                    path = p_to || substr(path, length(p_from) + 1),
+                    parent = CASE WHEN path = p_from THEN p_to_parent ELSE p_to || substr(parent, length(p_from) + 1) END
+                WHERE home = p_home AND (path = p_from OR starts_with(path, p_from || '/'));
+        EXCEPTION WHEN unique_violation THEN
+            o_status := 5;
+            RETURN;
+        END;
+        IF r.is_dir THEN
+            UPDATE uploads SET target = p_to || substr(target, length(p_from) + 1)
+                WHERE home = p_home AND starts_with(target, p_from || '/');
+        END IF;
+        o_status := 0;
+    END $$;
+    "#,
 ];
 
 /// Brings the schema to the newest version; returns it.

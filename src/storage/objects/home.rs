@@ -19,7 +19,7 @@ use crate::storage::stream_start::StreamStart;
 use super::ObjectStorage;
 use super::download::ObjectDownload;
 use super::instance::free_for_me;
-use super::namespace::{self, EntryRow, Lock, is_taken, stored, unix_now};
+use super::namespace::{self, EntryRow, Lock, stored, unix_now};
 use super::upload::ObjectUpload;
 
 /// The files under one home (the user's home as set, a name in the rows), as one user sees them.
@@ -232,30 +232,25 @@ impl FileStore for ObjectHome {
         })
     }
 
+    /// One round trip (function `ftp_actor_remove_file`, migration 6): the row locked, deleted,
+    /// its object queued for the sweeper, and whether a partial of the same name remains, in one
+    /// transaction. `o_status`: 0 removed, 1 no such entry, 2 a directory.
     fn remove_file(&self, path: &VirtualPath) -> Result<RemovedFile, StorageError> {
         if path.is_root() {
             return Err(StorageError::IsADirectory);
         }
-        self.db(|mut client, home| async move {
-            let transaction = client.transaction().await?;
-            let row = namespace::entry(&transaction, &home, path, Lock::Update).await?.ok_or(StorageError::NotFound)?;
-            if row.is_dir {
-                return Err(StorageError::IsADirectory);
-            }
-            cached::execute(&transaction, "DELETE FROM entries WHERE home = $1 AND path = $2", &[&home, &stored(path)])
-                .await?;
-            if let Some(key) = &row.object_key {
-                namespace::orphan(&transaction, key, "").await?;
-            }
-            let partial_remains = cached::query_opt(
-                &transaction,
-                "SELECT 1 FROM uploads WHERE home = $1 AND target = $2",
+        self.db(|client, home| async move {
+            let row = cached::query_one(
+                &client,
+                "SELECT o_status, o_freed, o_partial_remains FROM ftp_actor_remove_file($1, $2)",
                 &[&home, &stored(path)],
             )
-            .await?
-            .is_some();
-            transaction.commit().await?;
-            Ok(RemovedFile { freed: row.size, partial_remains })
+            .await?;
+            match row.get::<_, i32>(0) {
+                0 => Ok(RemovedFile { freed: row.get::<_, i64>(1) as u64, partial_remains: row.get(2) }),
+                1 => Err(StorageError::NotFound),
+                _ => Err(StorageError::IsADirectory),
+            }
         })
     }
 
@@ -306,77 +301,53 @@ impl FileStore for ObjectHome {
         })
     }
 
+    /// One round trip (function `ftp_actor_remove_dir`, migration 6). Uploads inside count in
+    /// the quota, as partial files do on a local disk: a directory holding one is not empty.
+    /// `o_status`: 0 removed, 1 no such entry, 2 not a directory, 3 not empty.
     fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
         if path.is_root() {
             return Err(StorageError::HomeItself);
         }
-        self.db(|mut client, home| async move {
-            let transaction = client.transaction().await?;
-            let row = namespace::entry(&transaction, &home, path, Lock::Update).await?.ok_or(StorageError::NotFound)?;
-            if !row.is_dir {
-                return Err(StorageError::NotADirectory);
-            }
-            // Uploads inside count in the quota, as partial files do on a local disk: a
-            // directory holding one is not empty.
-            let occupied = cached::query_opt(
-                &transaction,
-                "SELECT 1 FROM entries WHERE home = $1 AND parent = $2
-                     UNION ALL SELECT 1 FROM uploads WHERE home = $1 AND starts_with(target, $3) LIMIT 1",
+        self.db(|client, home| async move {
+            let row = cached::query_one(
+                &client,
+                "SELECT o_status FROM ftp_actor_remove_dir($1, $2, $3)",
                 &[&home, &stored(path), &inside(path)],
             )
-            .await?
-            .is_some();
-            if occupied {
-                return Err(StorageError::NotEmpty);
+            .await?;
+            match row.get::<_, i32>(0) {
+                0 => Ok(()),
+                1 => Err(StorageError::NotFound),
+                2 => Err(StorageError::NotADirectory),
+                _ => Err(StorageError::NotEmpty),
             }
-            cached::execute(&transaction, "DELETE FROM entries WHERE home = $1 AND path = $2", &[&home, &stored(path)])
-                .await?;
-            transaction.commit().await?;
-            Ok(())
         })
     }
 
-    /// One transaction, however many entries a directory holds; never replaces what is at
-    /// `to` (two renames racing onto one name: the second finds it taken).
+    /// One transaction, however many entries a directory holds, in one round trip (function
+    /// `ftp_actor_rename`, migration 6); never replaces what is at `to` (two renames racing
+    /// onto one name: the second finds it taken). `o_status`: 0 moved (or `from` is `to`), 1 no
+    /// such entry, 2 into itself, 3 no directory to move it into, 4 that is a file, 5 taken.
     fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
         if from.is_root() || to.is_root() {
             return Err(StorageError::HomeItself);
         }
-        self.db(|mut client, home| async move {
-            let transaction = client.transaction().await?;
-            let row = namespace::entry(&transaction, &home, from, Lock::Update).await?.ok_or(StorageError::NotFound)?;
-            if from == to {
-                return Ok(());
-            }
-            if to.starts_with(from) {
-                return Err(StorageError::IntoItself);
-            }
-            namespace::hold_dir(&transaction, &home, &to.parent()).await?;
-            let (from_path, to_path, to_parent) = (stored(from), stored(to), stored(&to.parent()));
-            let moved = cached::execute(
-                &transaction,
-                "UPDATE entries SET
-                        path = $3 || substr(path, length($2) + 1),
-                        parent = CASE WHEN path = $2 THEN $4 ELSE $3 || substr(parent, length($2) + 1) END
-                     WHERE home = $1 AND (path = $2 OR starts_with(path, $2 || '/'))",
-                &[&home, &from_path, &to_path, &to_parent],
+        let (same, into_itself) = (from == to, to.starts_with(from));
+        self.db(|client, home| async move {
+            let row = cached::query_one(
+                &client,
+                "SELECT o_status FROM ftp_actor_rename($1, $2, $3, $4, $5, $6)",
+                &[&home, &stored(from), &stored(to), &stored(&to.parent()), &same, &into_itself],
             )
-            .await;
-            match moved {
-                Err(error) if is_taken(&error) => return Err(StorageError::AlreadyExists),
-                other => other?,
-            };
-            if row.is_dir {
-                cached::execute(
-                    &transaction,
-                    "UPDATE uploads SET target = $3 || substr(target, length($2) + 1)
-                         WHERE home = $1 AND starts_with(target, $2 || '/')",
-                    &[&home, &from_path, &to_path],
-                )
-                .await?;
+            .await?;
+            match row.get::<_, i32>(0) {
+                0 => Ok(()),
+                1 => Err(StorageError::NotFound),
+                2 => Err(StorageError::IntoItself),
+                3 => Err(StorageError::NotFound),
+                4 => Err(StorageError::NotADirectory),
+                _ => Err(StorageError::AlreadyExists),
             }
-            transaction.commit().await?;
-            Ok(())
         })
     }
 

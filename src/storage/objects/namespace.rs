@@ -104,11 +104,6 @@ pub async fn orphan(client: &impl GenericClient, key: &str, upload_id: &str) -> 
     Ok(())
 }
 
-/// Is `error` the unique-key violation of a name that is taken?
-pub fn is_taken(error: &tokio_postgres::Error) -> bool {
-    error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
-}
-
 /// What `home` holds, as the quota counts it (see [`HomeUsage`]): the row the triggers on
 /// `entries` and `uploads` keep.
 pub async fn usage(client: &impl GenericClient, home: &str) -> Result<HomeUsage, StorageError> {
