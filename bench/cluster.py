@@ -158,7 +158,7 @@ def namespace(args, local, cluster, rows):
     for label, each in [("local", local), ("cluster", cluster)]:
         runs = [each.loadgen("namespace", "--rounds", str(args.rounds)) for _ in range(args.repeats)]
         results[label] = {key: statistics.median(float(run[key]) for run in runs) for key in runs[0] if key != "rounds"}
-    for operation in ["mkdir", "list", "rename", "rmdir"]:
+    for operation in ["mkdir", "list", "rename", "rmdir", "rm"]:
         key = f"{operation}_median_us"
         mine, base = results["cluster"][key], results["local"][key]
         rows.append((f"{operation}, one session, median latency", "cluster (PostgreSQL) / local",

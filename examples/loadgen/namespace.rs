@@ -1,21 +1,23 @@
 //! `loadgen namespace`: the latency of each namespace operation on one native session, one
-//! after the other: mkdir, list, rename, rmdir, in rounds. Run against a server on local state
+//! after the other: mkdir, list, rename, rmdir, and rm of an empty file stored before it (the
+//! store not timed), in rounds. Run against a server on local state
 //! and one on the cluster's shared state (PostgreSQL), the difference of the medians is what
 //! the shared state adds to an operation (`bench/cluster.sh`).
 
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use ftp_actor::client::Client;
+use ftp_actor::client::{Client, NoProgress};
 
 /// The operations timed, in the order each round runs them.
-const OPERATIONS: [&str; 4] = ["mkdir", "list", "rename", "rmdir"];
+const OPERATIONS: [&str; 5] = ["mkdir", "list", "rename", "rmdir", "rm"];
 
 /// Runs `rounds` rounds (a few unmeasured first) and prints each operation's median and 90th
 /// percentile in microseconds.
 pub async fn namespace(client: &mut Client, rounds: usize) -> Result<String> {
     const WARM_UP: usize = 20;
     let mut timings: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); OPERATIONS.len()];
+    let empty = tempfile::NamedTempFile::new()?;
     for round in 0..WARM_UP + rounds {
         let (name, renamed) = (format!("ns-{round}"), format!("ns-{round}-renamed"));
         let mut took = [Duration::ZERO; OPERATIONS.len()];
@@ -31,6 +33,10 @@ pub async fn namespace(client: &mut Client, rounds: usize) -> Result<String> {
         let started = Instant::now();
         client.rmdir(&renamed).await?;
         took[3] = started.elapsed();
+        client.put(empty.path(), &name, &NoProgress).await?;
+        let started = Instant::now();
+        client.remove(&name).await?;
+        took[4] = started.elapsed();
         if round >= WARM_UP {
             for (all, one) in timings.iter_mut().zip(took) {
                 all.push(one);
