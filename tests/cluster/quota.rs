@@ -137,7 +137,10 @@ async fn wander(client: &mut Client, local: &Path, seed: u64) {
                 }
             }
             2 => {
-                let _ = client.remove(&name).await;
+                if let Err(error) = client.remove(&name).await {
+                    let code = error.code();
+                    assert!(matches!(code, Some(ErrorCode::NotFound | ErrorCode::IsADirectory)), "rm {name}: {error}");
+                }
             }
             3 => {
                 if let Err(error) = client.mkdir(&name).await {
@@ -149,11 +152,27 @@ async fn wander(client: &mut Client, local: &Path, seed: u64) {
                 }
             }
             4 => {
-                let _ = client.rmdir(&name).await;
+                if let Err(error) = client.rmdir(&name).await {
+                    let code = error.code();
+                    assert!(
+                        matches!(
+                            code,
+                            Some(ErrorCode::NotFound | ErrorCode::NotADirectory | ErrorCode::DirectoryNotEmpty)
+                        ),
+                        "rmdir {name}: {error}"
+                    );
+                }
             }
             _ => {
+                // Flat names: never into itself, and never without a directory to move into.
                 let to = format!("n{}", rng.random_range(0..4));
-                let _ = client.rename(&name, &to).await;
+                if let Err(error) = client.rename(&name, &to).await {
+                    let code = error.code();
+                    assert!(
+                        matches!(code, Some(ErrorCode::NotFound | ErrorCode::AlreadyExists | ErrorCode::InUse)),
+                        "mv {name} {to}: {error}"
+                    );
+                }
             }
         }
     }
