@@ -311,17 +311,23 @@ pub const MIGRATIONS: &[&str] = &[
         o_status := 0;
     END $$;
 
+    -- Whether the entry at `p_path` is a directory, its row locked until the transaction ends;
+    -- NULL if there is none.
+    CREATE FUNCTION ftp_actor_lock_entry(p_home text, p_path text) RETURNS boolean
+        LANGUAGE sql AS $$
+        SELECT is_dir FROM entries WHERE home = p_home AND path = p_path FOR UPDATE
+    $$;
+
     CREATE FUNCTION ftp_actor_remove_dir(p_home text, p_path text, p_inside text, OUT o_status integer)
         LANGUAGE plpgsql AS $$
     DECLARE
-        r record;
+        entry_is_dir boolean := ftp_actor_lock_entry(p_home, p_path);
     BEGIN
-        SELECT is_dir INTO r FROM entries WHERE home = p_home AND path = p_path FOR UPDATE;
-        IF NOT FOUND THEN
+        IF entry_is_dir IS NULL THEN
             o_status := 1;
             RETURN;
         END IF;
-        IF NOT r.is_dir THEN
+        IF NOT entry_is_dir THEN
             o_status := 2;
             RETURN;
         END IF;
@@ -338,11 +344,10 @@ pub const MIGRATIONS: &[&str] = &[
         p_same boolean, p_into_itself boolean, OUT o_status integer)
         LANGUAGE plpgsql AS $$
     DECLARE
-        r record;
+        entry_is_dir boolean := ftp_actor_lock_entry(p_home, p_from);
         parent_row record;
     BEGIN
-        SELECT is_dir INTO r FROM entries WHERE home = p_home AND path = p_from FOR UPDATE;
-        IF NOT FOUND THEN
+        IF entry_is_dir IS NULL THEN
             o_status := 1;
             RETURN;
         END IF;
@@ -374,7 +379,7 @@ pub const MIGRATIONS: &[&str] = &[
             o_status := 5;
             RETURN;
         END;
-        IF r.is_dir THEN
+        IF entry_is_dir THEN
             UPDATE uploads SET target = p_to || substr(target, length(p_from) + 1)
                 WHERE home = p_home AND starts_with(target, p_from || '/');
         END IF;
