@@ -313,10 +313,15 @@ pub const MIGRATIONS: &[&str] = &[
 
     -- Whether the entry at `p_path` is a directory, its row locked until the transaction ends;
     -- NULL if there is none.
+    -- (PL/pgSQL, whose plans are kept per connection: a SQL function's are made at each call.)
     CREATE FUNCTION ftp_actor_lock_entry(p_home text, p_path text) RETURNS boolean
-        LANGUAGE sql AS $$
-        SELECT is_dir FROM entries WHERE home = p_home AND path = p_path FOR UPDATE
-    $$;
+        LANGUAGE plpgsql AS $$
+    DECLARE
+        found_is_dir boolean;
+    BEGIN
+        SELECT is_dir INTO found_is_dir FROM entries WHERE home = p_home AND path = p_path FOR UPDATE;
+        RETURN found_is_dir;
+    END $$;
 
     CREATE FUNCTION ftp_actor_remove_dir(p_home text, p_path text, p_inside text, OUT o_status integer)
         LANGUAGE plpgsql AS $$
