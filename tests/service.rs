@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::memory_store::MemoryStore;
 use common::{disk_entries, random_bytes, tree_bytes};
 use ftp_actor::integrity::{Digest, Md5};
-use ftp_actor::net::ErrorCode;
+use ftp_actor::net::{ErrorCode, WireError};
 use ftp_actor::quota::Usage;
 use ftp_actor::service::upload::SizedUpload;
 use ftp_actor::service::{EntryChange, Upload, UserFiles, begin_fresh, open_sized, open_stream};
@@ -246,14 +246,14 @@ async fn apply<S: TestStore>(world: &World<S>, sessions: &mut [Option<Live<S>>],
             let target = vp(NAMES[name]);
             let shown = NAMES[name].to_string();
             sessions[session] = match sized {
-                Some(size) => open_sized(files.clone(), target, shown, size).await.ok().map(|opened| Live {
+                Some(size) => told(open_sized(files.clone(), target, shown, size).await).map(|opened| Live {
                     name,
                     upload: opened.upload,
                     hasher: Some(opened.hasher),
                 }),
                 None => {
                     let request = if append { StreamRequest::Append } else { StreamRequest::Fresh };
-                    open_stream(files.clone(), target, shown, request).await.ok().map(|upload| Live {
+                    told(open_stream(files.clone(), target, shown, request).await).map(|upload| Live {
                         name,
                         upload,
                         hasher: None,
@@ -269,7 +269,7 @@ async fn apply<S: TestStore>(world: &World<S>, sessions: &mut [Option<Live<S>>],
                 hasher.update(&data);
             }
             // A refusal or a failed write ends the upload (the partial stays for a resume).
-            if let Ok((upload, _)) = upload.write(data).await {
+            if let Some((upload, _)) = told(upload.write(data).await) {
                 sessions[session] = Some(Live { name, upload, hasher });
             }
         }
@@ -279,19 +279,20 @@ async fn apply<S: TestStore>(world: &World<S>, sessions: &mut [Option<Live<S>>],
                 return;
             }
             let (target, shown) = (vp(NAMES[name]), NAMES[name].to_string());
-            if let Ok(fresh) = begin_fresh(files.clone(), target, shown).await {
-                let _ = fresh.store_whole(random_bytes(len, seed)).await;
+            if let Some(fresh) = told(begin_fresh(files.clone(), target, shown).await) {
+                told(fresh.store_whole(random_bytes(len, seed)).await);
             }
         }
         Step::Publish { session } => {
             let Some(live) = sessions[session].take() else { return };
-            let _ = match live.hasher {
+            let published = match live.hasher {
                 Some(hasher) => {
                     let md5 = hasher.clone().finalize().to_vec();
                     live.upload.publish_checked(None, hasher, md5).await.map(|_| ())
                 }
                 None => live.upload.publish_as_is(None).await,
             };
+            told(published);
         }
         Step::Abandon { session, drop } => {
             let Some(live) = sessions[session].take() else { return };
@@ -306,13 +307,26 @@ async fn apply<S: TestStore>(world: &World<S>, sessions: &mut [Option<Live<S>>],
             if uploading && files.store().stat(&vp(NAMES[name])).is_err() {
                 return;
             }
-            let _ = files.remove_file(vp(NAMES[name]), NAMES[name].into()).await;
+            told(files.remove_file(vp(NAMES[name]), NAMES[name].into()).await);
         }
         Step::Rename { from, to } => {
-            let _ = files.rename(vp(NAMES[from]), vp(NAMES[to]), NAMES[from].into()).await;
+            told(files.rename(vp(NAMES[from]), vp(NAMES[to]), NAMES[from].into()).await);
         }
         Step::MakeDir { name } => {
-            let _ = files.change_entry(EntryChange::MakeDir, vp(NAMES[name]), NAMES[name].into()).await;
+            told(files.change_entry(EntryChange::MakeDir, vp(NAMES[name]), NAMES[name].into()).await);
+        }
+    }
+}
+
+/// A step's result, its refusal (if any) checked to be one whose reason the user is told: a
+/// storage failure or an internal error would be a fault of the service (neither store here
+/// fails), and an interleaving must not pass over it unseen.
+fn told<T>(result: Result<T, WireError>) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(refused) => {
+            assert!(!matches!(refused.code, ErrorCode::StorageFailure | ErrorCode::Internal), "{refused:?}");
+            None
         }
     }
 }
