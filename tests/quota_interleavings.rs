@@ -15,7 +15,7 @@
 use ftp_actor::integrity::{Digest, Md5};
 use ftp_actor::quota::{DiskChange, Ledger, ReservationId, upload_need};
 use ftp_actor::storage::{
-    DigestIndex, LocalStore, PartialUpload, PathLimits, ResumeStates, UploadSession, VirtualPath,
+    DigestIndex, LocalStore, PartialUpload, PathLimits, ResumeStates, StorageError, UploadSession, VirtualPath,
 };
 use proptest::prelude::*;
 
@@ -219,7 +219,18 @@ impl World {
                 self.ledger.settle("u", id, change);
             }
             Step::Move { from, to } => {
-                let _ = self.home.rename(&vp(NAMES[from]), &vp(NAMES[to]));
+                // Refused only for a reason about the names (`d/c` may lack its directory).
+                if let Err(refused) = self.home.rename(&vp(NAMES[from]), &vp(NAMES[to])) {
+                    assert!(
+                        matches!(
+                            refused,
+                            StorageError::NotFound | StorageError::AlreadyExists | StorageError::IsADirectory
+                        ),
+                        "mv {} {}: {refused:?}",
+                        NAMES[from],
+                        NAMES[to]
+                    );
+                }
             }
             Step::Mkdir { name } => {
                 let id = self.ledger.open("u");
