@@ -192,6 +192,65 @@ async fn racing_renames_onto_one_name_leave_exactly_one_winner() {
     assert_eq!(refused.err().and_then(|e| e.code()), Some(ErrorCode::AlreadyExists));
 }
 
+/// A put and a mkdir of one new name at once, through the two instances, round after round:
+/// one of them wins, the other is refused for the name (never a database error: a publish took
+/// the home's figures before the name, a mkdir the name before the figures, and the two
+/// deadlocked), and the name is what the winner made. The mkdir starts later each round, from
+/// half a put's time to all of it, so that some rounds reach the database during the publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_and_a_mkdir_of_one_name_at_once_leave_one_of_them() {
+    const ROUNDS: u32 = 80;
+    let (_garage, cluster) = with_files_in_garage("100MiB");
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("small");
+    write_file(&file, 1000, 7);
+    let (mut a, mut b) = (cluster.login(0, "alice", "pw").await, cluster.login(1, "alice", "pw").await);
+    let mut took = Vec::new();
+    for warm_up in 0..5 {
+        let started = Instant::now();
+        a.put(&file, &format!("warm-up-{warm_up}"), &NoProgress).await.unwrap();
+        took.push(started.elapsed());
+    }
+    took.sort();
+    let put_time = took[2];
+    let mut files = 5;
+    for round in 0..ROUNDS {
+        let name = format!("r{round}");
+        let delay = put_time / 2 + put_time * round / (2 * ROUNDS);
+        let making = {
+            let name = name.clone();
+            tokio::spawn(async move {
+                // A spin, not a timer: tokio's timers are a millisecond coarse.
+                let until = Instant::now() + delay;
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                let made = b.mkdir(&name).await;
+                (b, made)
+            })
+        };
+        let put = a.put(&file, &name, &NoProgress).await;
+        let (back, mkdir) = making.await.unwrap();
+        b = back;
+        let kind = match (&put, &mkdir) {
+            (Ok(_), Err(refused)) => {
+                assert_eq!(refused.code(), Some(ErrorCode::AlreadyExists), "round {round}: {refused}");
+                files += 1;
+                EntryKind::File
+            }
+            (Err(refused), Ok(())) => {
+                assert_eq!(refused.code(), Some(ErrorCode::IsADirectory), "round {round}: {refused}");
+                EntryKind::Dir
+            }
+            _ => panic!("round {round}: put {put:?}, mkdir {mkdir:?}"),
+        };
+        let listed = names(&a.list(None).await.unwrap());
+        let entry = listed.iter().find(|(listed, ..)| *listed == name).unwrap();
+        assert_eq!(entry.1, kind, "round {round}: {entry:?}");
+    }
+    assert_eq!(a.quota().await.unwrap().0, files * 1000);
+}
+
 /// One step of [`refusals_are_those_of_a_local_disk`] and what came of it: `Ok` or the code.
 async fn outcome_of(client: &mut Client, step: &Step, file: &Path) -> Result<(), Option<ErrorCode>> {
     let done = match *step {

@@ -38,7 +38,7 @@ pub enum DatabaseError {
     Url(String),
     #[error("PostgreSQL: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", described(.0))]
     Query(#[from] tokio_postgres::Error),
     #[error("PostgreSQL schema: {0}")]
     Schema(String),
@@ -46,6 +46,16 @@ pub enum DatabaseError {
     Runtime(String),
     #[error("PostgreSQL over TLS: {0}")]
     Tls(String),
+}
+
+/// What the database said, with its SQLSTATE code: tokio-postgres shows an error the server
+/// sent only as "db error", which tells an operator nothing (a deadlock, a violated constraint
+/// and a full disk read the same).
+fn described(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(said) => format!("{} (SQLSTATE {})", said.message(), said.code().code()),
+        None => error.to_string(),
+    }
 }
 
 /// A pool of connections to the deployment's database, with the threads that drive them.

@@ -22,6 +22,7 @@
 //! upload's; the object the name held before is left to the sweeper.
 
 use crate::state::postgres::cached;
+use deadpool_postgres::GenericClient;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -39,7 +40,7 @@ use crate::storage::partial::{PublishFailed, PublishedUpload};
 use crate::storage::store::UploadSession;
 
 use super::instance::free_for_me;
-use super::namespace::{self, Lock, stored, unix_now};
+use super::namespace::{self, EntryRow, Lock, stored, unix_now};
 use super::{ObjectStorage, PART_SIZE};
 
 /// Parts sent and not yet acknowledged, at most, per upload: with the part being gathered, an
@@ -380,10 +381,11 @@ impl ObjectUpload {
         let replaced = self.storage.db(|mut client| async move {
             let transaction = client.transaction().await?;
             namespace::hold_dir(&transaction, home, &target.parent()).await?;
-            let replaced = namespace::entry(&transaction, home, target, Lock::Update).await?;
-            if replaced.as_ref().is_some_and(|row| row.is_dir) {
-                return Err(StorageError::IsADirectory);
-            }
+            // The name first (its row, locked or new), then the home's figures through the
+            // counting trigger, then the upload's row: the order of mkdir, rename and rm, so
+            // that a publish cannot deadlock with them (it took the figures first before).
+            let file = NewFileRow { size, md5: &md5[..], object: object.as_deref(), modified };
+            let replaced = put_file_row(&transaction, home, target, &file).await?;
             let dropped = cached::execute(
                 &transaction,
                 "DELETE FROM uploads WHERE home = $1 AND target = $2 AND upload_id = $3 AND holder = $4",
@@ -393,15 +395,6 @@ impl ObjectUpload {
             if dropped == 0 {
                 return Err(StorageError::HeldElsewhere);
             }
-            cached::execute(
-                &transaction,
-                "INSERT INTO entries (home, path, parent, is_dir, size, md5, object_key, modified)
-                     VALUES ($1, $2, $3, false, $4, $5, $6, $7)
-                     ON CONFLICT (home, path) DO UPDATE SET size = excluded.size, md5 = excluded.md5,
-                         object_key = excluded.object_key, modified = excluded.modified",
-                &[home, &stored(target), &stored(&target.parent()), &size, &&md5[..], &object, &modified],
-            )
-            .await?;
             if let Some(old) = replaced.as_ref().and_then(|row| row.object_key.as_deref()) {
                 namespace::orphan(&transaction, old, "").await?;
             }
@@ -455,6 +448,54 @@ impl ObjectUpload {
         }
         Ok(())
     }
+}
+
+/// The row a published file gets.
+struct NewFileRow<'a> {
+    size: i64,
+    md5: &'a [u8],
+    object: Option<&'a str>,
+    modified: i64,
+}
+
+/// Puts `file`'s row under `target`, in the caller's transaction: the file there is replaced
+/// (its row locked first), or a new row inserted; returns the row replaced. A name that
+/// appears between the look and the insert (a directory made, a file moved there, by another
+/// session or instance) is found by the insert, which then waits for it, and is looked at
+/// again: replaced if it is a file, refused if a directory, never overwritten unseen.
+async fn put_file_row(
+    client: &impl GenericClient,
+    home: &str,
+    target: &VirtualPath,
+    file: &NewFileRow<'_>,
+) -> Result<Option<EntryRow>, StorageError> {
+    let (path, parent) = (stored(target), stored(&target.parent()));
+    for _ in 0..3 {
+        if let Some(row) = namespace::entry(client, home, target, Lock::Update).await? {
+            if row.is_dir {
+                return Err(StorageError::IsADirectory);
+            }
+            cached::execute(
+                client,
+                "UPDATE entries SET size = $3, md5 = $4, object_key = $5, modified = $6 WHERE home = $1 AND path = $2",
+                &[&home, &path, &file.size, &file.md5, &file.object, &file.modified],
+            )
+            .await?;
+            return Ok(Some(row));
+        }
+        let inserted = cached::execute(
+            client,
+            "INSERT INTO entries (home, path, parent, is_dir, size, md5, object_key, modified)
+                 VALUES ($1, $2, $3, false, $4, $5, $6, $7) ON CONFLICT (home, path) DO NOTHING",
+            &[&home, &path, &parent, &file.size, &file.md5, &file.object, &file.modified],
+        )
+        .await?;
+        if inserted == 1 {
+            return Ok(None);
+        }
+    }
+    // Made and removed again between each look and insert: the name would not hold still.
+    Err(StorageError::ChangedDuringTransfer)
 }
 
 /// Takes `target`'s upload row for instance `me`, creating it (with `new_key`) if there is none
