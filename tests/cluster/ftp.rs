@@ -105,17 +105,22 @@ async fn an_ftp_upload_cut_by_kill_9_is_resumed_by_curl_through_the_other_instan
     // lapses the upload is still its own, and B refuses; then B takes it over.
     let b = &cluster.instances[1];
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let resumed = curl(b, &["-C", "-", "-T", source.to_str().unwrap(), &url(b, "/big.bin")]);
+    // `-v`: the dialogue (SIZE's answer, APPE's) is kept for the message of a failure.
+    let resumed = loop {
+        let resumed = curl(b, &["-v", "-C", "-", "-T", source.to_str().unwrap(), &url(b, "/big.bin")]);
         if resumed.status.success() {
-            break;
+            break resumed;
         }
         assert!(Instant::now() < deadline, "no resume through B: {resumed:?}\n{}", b.log());
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    };
     let log = b.log();
     let resumed_line = log.lines().rev().find(|line| line.contains("big.bin") && line.contains("result=\"ok"));
-    let resumed_line = resumed_line.unwrap_or_else(|| panic!("no access log line: {log}"));
+    let resumed_line = resumed_line.unwrap_or_else(|| {
+        let dialogue = String::from_utf8_lossy(&resumed.stderr);
+        let held_now = cluster.user(&["list"], "");
+        panic!("no access log line after curl succeeded (held {held}):\ncurl: {dialogue}\nusers: {held_now}\nB: {log}")
+    });
     assert!(
         resumed_line.contains(&format!("resumed_from={held}")),
         "the durable parts were sent again: {resumed_line}"
