@@ -282,9 +282,9 @@ pub const MIGRATIONS: &[&str] = &[
     "#,
     // 6: removing a file, removing a directory and renaming, each in one round trip, where
     // the transaction's statements took five or six. The same statements in the same order
-    // (so the same locks in the same order), and the same checks in the same order: `o_status`
-    // says which failed (0: done; the others are listed with each function's caller in
-    // `storage::objects::home`).
+    // (so the same locks in the same order), and the same checks in the same order. `o_status`
+    // says what refused it, the same code in each function (`namespace::refusal`): 0 done,
+    // 1 no such entry, 2 a directory, 3 not a directory, 4 not empty, 5 into itself, 6 taken.
     r#"
     CREATE FUNCTION ftp_actor_remove_file(p_home text, p_path text,
         OUT o_status integer, OUT o_freed bigint, OUT o_partial_remains boolean)
@@ -333,12 +333,12 @@ pub const MIGRATIONS: &[&str] = &[
             RETURN;
         END IF;
         IF NOT entry_is_dir THEN
-            o_status := 2;
+            o_status := 3;
             RETURN;
         END IF;
         IF EXISTS (SELECT 1 FROM entries WHERE home = p_home AND parent = p_path
                    UNION ALL SELECT 1 FROM uploads WHERE home = p_home AND starts_with(target, p_inside)) THEN
-            o_status := 3;
+            o_status := 4;
             RETURN;
         END IF;
         DELETE FROM entries WHERE home = p_home AND path = p_path;
@@ -361,17 +361,17 @@ pub const MIGRATIONS: &[&str] = &[
             RETURN;
         END IF;
         IF p_into_itself THEN
-            o_status := 2;
+            o_status := 5;
             RETURN;
         END IF;
         IF p_to_parent <> '/' THEN
             SELECT is_dir INTO parent_row FROM entries WHERE home = p_home AND path = p_to_parent FOR SHARE;
             IF NOT FOUND THEN
-                o_status := 3;
+                o_status := 1;
                 RETURN;
             END IF;
             IF NOT parent_row.is_dir THEN
-                o_status := 4;
+                o_status := 3;
                 RETURN;
             END IF;
         END IF;
@@ -381,7 +381,7 @@ pub const MIGRATIONS: &[&str] = &[
                     parent = CASE WHEN path = p_from THEN p_to_parent ELSE p_to || substr(parent, length(p_from) + 1) END
                 WHERE home = p_home AND (path = p_from OR starts_with(path, p_from || '/'));
         EXCEPTION WHEN unique_violation THEN
-            o_status := 5;
+            o_status := 6;
             RETURN;
         END;
         IF entry_is_dir THEN

@@ -234,7 +234,7 @@ impl FileStore for ObjectHome {
 
     /// One round trip (function `ftp_actor_remove_file`, migration 6): the row locked, deleted,
     /// its object queued for the sweeper, and whether a partial of the same name remains, in one
-    /// transaction. `o_status`: 0 removed, 1 no such entry, 2 a directory.
+    /// transaction.
     fn remove_file(&self, path: &VirtualPath) -> Result<RemovedFile, StorageError> {
         if path.is_root() {
             return Err(StorageError::IsADirectory);
@@ -246,10 +246,9 @@ impl FileStore for ObjectHome {
                 &[&home, &stored(path)],
             )
             .await?;
-            match row.get::<_, i32>(0) {
-                0 => Ok(RemovedFile { freed: row.get::<_, i64>(1) as u64, partial_remains: row.get(2) }),
-                1 => Err(StorageError::NotFound),
-                _ => Err(StorageError::IsADirectory),
+            match namespace::refusal(row.get(0)) {
+                Some(refused) => Err(refused),
+                None => Ok(RemovedFile { freed: row.get::<_, i64>(1) as u64, partial_remains: row.get(2) }),
             }
         })
     }
@@ -303,7 +302,6 @@ impl FileStore for ObjectHome {
 
     /// One round trip (function `ftp_actor_remove_dir`, migration 6). Uploads inside count in
     /// the quota, as partial files do on a local disk: a directory holding one is not empty.
-    /// `o_status`: 0 removed, 1 no such entry, 2 not a directory, 3 not empty.
     fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
         if path.is_root() {
             return Err(StorageError::HomeItself);
@@ -315,19 +313,13 @@ impl FileStore for ObjectHome {
                 &[&home, &stored(path), &inside(path)],
             )
             .await?;
-            match row.get::<_, i32>(0) {
-                0 => Ok(()),
-                1 => Err(StorageError::NotFound),
-                2 => Err(StorageError::NotADirectory),
-                _ => Err(StorageError::NotEmpty),
-            }
+            namespace::refusal(row.get(0)).map_or(Ok(()), Err)
         })
     }
 
     /// One transaction, however many entries a directory holds, in one round trip (function
     /// `ftp_actor_rename`, migration 6); never replaces what is at `to` (two renames racing
-    /// onto one name: the second finds it taken). `o_status`: 0 moved (or `from` is `to`), 1 no
-    /// such entry, 2 into itself, 3 no directory to move it into, 4 that is a file, 5 taken.
+    /// onto one name: the second finds it taken).
     fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
         if from.is_root() || to.is_root() {
             return Err(StorageError::HomeItself);
@@ -340,14 +332,7 @@ impl FileStore for ObjectHome {
                 &[&home, &stored(from), &stored(to), &stored(&to.parent()), &same, &into_itself],
             )
             .await?;
-            match row.get::<_, i32>(0) {
-                0 => Ok(()),
-                1 => Err(StorageError::NotFound),
-                2 => Err(StorageError::IntoItself),
-                3 => Err(StorageError::NotFound),
-                4 => Err(StorageError::NotADirectory),
-                _ => Err(StorageError::AlreadyExists),
-            }
+            namespace::refusal(row.get(0)).map_or(Ok(()), Err)
         })
     }
 

@@ -104,6 +104,22 @@ pub async fn orphan(client: &impl GenericClient, key: &str, upload_id: &str) -> 
     Ok(())
 }
 
+/// What refused a change of names made by one of the schema's functions (`o_status` of
+/// `ftp_actor_remove_file`, `ftp_actor_remove_dir` and `ftp_actor_rename`, migration 6); `None`
+/// for 0, done.
+pub fn refusal(status: i32) -> Option<StorageError> {
+    match status {
+        0 => None,
+        1 => Some(StorageError::NotFound),
+        2 => Some(StorageError::IsADirectory),
+        3 => Some(StorageError::NotADirectory),
+        4 => Some(StorageError::NotEmpty),
+        5 => Some(StorageError::IntoItself),
+        6 => Some(StorageError::AlreadyExists),
+        other => Some(StorageError::Remote(format!("the database answered the unknown status {other}"))),
+    }
+}
+
 /// What `home` holds, as the quota counts it (see [`HomeUsage`]): the row the triggers on
 /// `entries` and `uploads` keep.
 pub async fn usage(client: &impl GenericClient, home: &str) -> Result<HomeUsage, StorageError> {
