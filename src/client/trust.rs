@@ -11,16 +11,19 @@ use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio_util::either::Either;
 
 use super::ClientError;
 use super::known_servers;
 use crate::tls::Fingerprint;
+use crate::tls::records::{self, RecordStream};
 
 /// The connection under the frames: plain TCP, or TLS over it (boxed: a TLS connection's
-/// state is about a kilobyte).
-pub type Transport = Either<TcpStream, Box<tokio_rustls::client::TlsStream<TcpStream>>>;
+/// state is about a kilobyte). The records after the handshake are protected by
+/// [`crate::tls::records`], as on the server.
+pub type Transport = Either<TcpStream, Box<RecordStream<OwnedReadHalf, OwnedWriteHalf>>>;
 
 /// Decides, for a server not in the known-servers file, whether to trust the certificate it
 /// showed (`server` is `HOST:PORT`). The shell asks its user.
@@ -196,11 +199,13 @@ async fn handshake(stream: TcpStream, server: &str, trust: &Trust) -> Result<(Tr
         .with_no_client_auth();
     let name = ServerName::try_from(host_of(&server).to_string())
         .map_err(|_| ClientError::Protocol(format!("{server}: not a host name or address")))?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tls = match connector.connect(name, stream).await {
-        Ok(tls) => tls,
-        Err(failed) => return Err(refused(&server, trust, &verifier, failed)),
+    let mut stream = stream;
+    let established = match records::connect(&mut stream, config, name).await {
+        Ok(established) => established,
+        Err(failed) => return Err(refused(&server, trust, &verifier, failed.into())),
     };
+    let (read, write) = stream.into_split();
+    let tls = RecordStream::new(established, read, write);
     let mut asked = false;
     if let Some((file, first_use)) = first_use {
         let seen = verifier.seen().ok_or_else(|| ClientError::Protocol("the server showed no certificate".into()))?;
@@ -225,8 +230,7 @@ async fn handshake(stream: TcpStream, server: &str, trust: &Trust) -> Result<(Tr
 /// `None` without TLS.
 pub fn channel_binding(transport: &Transport) -> Option<[u8; crate::auth::scram::KEY_LEN]> {
     let Either::Right(tls) = transport else { return None };
-    let exported = tls.get_ref().1.export_keying_material([0u8; 32], crate::auth::scram::TLS_EXPORTER_LABEL, None);
-    exported.ok()
+    Some(tls.channel_binding())
 }
 
 /// The error for a failed handshake: a certificate other than the one expected, one the

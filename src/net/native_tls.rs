@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
+
+use crate::tls::records::{self, Established};
 
 use super::frame::encode_frame;
 use super::{ErrorCode, Response, WireError};
@@ -26,9 +27,10 @@ pub async fn accept(
     stream: TcpStream,
     config: Arc<rustls::ServerConfig>,
     patience: Duration,
-) -> Option<TlsStream<TcpStream>> {
-    let stream = wait_for_hello(stream, patience).await?;
-    handshake(stream, config, patience).await
+) -> Option<(TcpStream, Established)> {
+    let mut stream = wait_for_hello(stream, patience).await?;
+    let established = handshake(&mut stream, &config, patience).await?;
+    Some((stream, established))
 }
 
 /// Waits (at most [`HELLO_WAIT`], or `patience` if shorter) for the client to start TLS. A
@@ -48,21 +50,21 @@ pub async fn wait_for_hello(stream: TcpStream, patience: Duration) -> Option<Tcp
 }
 
 /// The server's side of the TLS handshake on `stream` (the connection itself, or a wrapper
-/// that watches its bytes), within `patience`.
-pub async fn handshake<S>(stream: S, config: Arc<rustls::ServerConfig>, patience: Duration) -> Option<TlsStream<S>>
+/// that watches its bytes), within `patience`. The records after it are ours to protect: see
+/// [`Established::over`].
+pub async fn handshake<S>(stream: &mut S, config: &Arc<rustls::ServerConfig>, patience: Duration) -> Option<Established>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
-    tokio::time::timeout(patience, handshake).await.ok()?.ok()
-}
-
-/// The TLS session's `tls-exporter` channel binding data (RFC 9266: 32 bytes exported with
-/// the label `EXPORTER-Channel-Binding` and no context), as the server sees it.
-pub fn channel_binding<S>(tls: &TlsStream<S>) -> Option<[u8; crate::auth::scram::KEY_LEN]> {
-    let connection = tls.get_ref().1;
-    let exported = connection.export_keying_material([0u8; 32], crate::auth::scram::TLS_EXPORTER_LABEL, None);
-    exported.ok()
+    let handshake = records::accept(stream, config);
+    match tokio::time::timeout(patience, handshake).await {
+        Ok(Ok(established)) => Some(established),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "native TLS handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 /// Tells a client that did not start TLS, in plain text, and closes.

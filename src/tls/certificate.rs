@@ -76,14 +76,21 @@ pub fn load_chain(cert: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupE
 /// Sessions are cached (rustls' default in-memory cache), so clients that resume the control
 /// connection's TLS session on data connections can.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsSetupError> {
-    build(cert, key, rustls::DEFAULT_VERSIONS, rustls::crypto::ring::default_provider())
+    Ok(Arc::new(build(cert, key, rustls::DEFAULT_VERSIONS, rustls::crypto::ring::default_provider())?))
 }
 
 /// The rustls server configuration for the native protocol: TLS 1.3 only. Every native client
 /// is ours, so nothing needs 1.2, and 1.3 is what the login's channel binding (`tls-exporter`,
 /// RFC 9266) is defined for without the extended-master-secret caveats of 1.2.
+///
+/// After the handshake the records are ours to protect ([`crate::tls::records`]), so the
+/// secrets may be extracted; and no session tickets are sent: a native client never resumes
+/// (each connection is a login of its own), and tickets cost every login two more records.
 pub fn native_server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsSetupError> {
-    build(cert, key, &[&rustls::version::TLS13], native_provider())
+    let mut config = build(cert, key, &[&rustls::version::TLS13], native_provider())?;
+    config.enable_secret_extraction = true;
+    config.send_tls13_tickets = 0;
+    Ok(Arc::new(config))
 }
 
 /// The cryptography of the native protocol, both ends: ring's, with AES-128-GCM first. Both
@@ -104,7 +111,7 @@ fn build(
     key: &Path,
     versions: &[&'static rustls::SupportedProtocolVersion],
     provider: rustls::crypto::CryptoProvider,
-) -> Result<Arc<rustls::ServerConfig>, TlsSetupError> {
+) -> Result<rustls::ServerConfig, TlsSetupError> {
     let chain = load_chain(cert)?;
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| TlsSetupError::Pem { path: key.to_path_buf(), message: e.to_string() })?;
@@ -112,7 +119,7 @@ fn build(
         .with_protocol_versions(versions)?
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
-    Ok(Arc::new(config))
+    Ok(config)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod certificate;
 pub mod fingerprint;
+pub mod records;
 
 pub use certificate::{
     GENERATED_CERT, GENERATED_KEY, TlsSetupError, certificate_paths, generate_if_missing, load_chain, native_provider,

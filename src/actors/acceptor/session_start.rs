@@ -86,7 +86,9 @@ pub(super) async fn refuse(mut stream: TcpStream, protocol: Protocol, error: Wir
     match protocol {
         Protocol::Native(Some(config)) => {
             let refusal = encode_frame(&Response::error(error)).expect("errors encode");
-            if let Some(mut tls) = crate::net::native_tls::accept(stream, config, REFUSAL_PATIENCE).await {
+            if let Some((stream, tls)) = crate::net::native_tls::accept(stream, config, REFUSAL_PATIENCE).await {
+                let (read, write) = stream.into_split();
+                let (_, mut tls) = tls.over(read, write);
                 let _ = tokio::time::timeout(REFUSAL_PATIENCE, tls.write_all(&refusal)).await;
                 let _ = tokio::time::timeout(REFUSAL_PATIENCE, tls.shutdown()).await;
             }

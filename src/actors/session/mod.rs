@@ -182,13 +182,16 @@ impl SessionActor {
                 Some(config) => {
                     let (received, sent) = (session.received.clone(), session.sent.clone());
                     let opening = async move {
-                        let stream = native_tls::wait_for_hello(stream, patience).await?;
-                        native_tls::handshake(Stamped::each_way(stream, received, sent), config, patience).await
+                        let mut stream = native_tls::wait_for_hello(stream, patience).await?;
+                        let mut stamped = Stamped::each_way(&mut stream, received.clone(), sent.clone());
+                        let tls = native_tls::handshake(&mut stamped, &config, patience).await?;
+                        let (read_half, write_half) = stream.into_split();
+                        Some((tls, Stamped::new(read_half, received), Stamped::new(write_half, sent)))
                     };
                     ctx.spawn(opening.into_actor(&session).map(move |opened, act, ctx| match opened {
-                        Some(tls) => {
-                            act.exporter = native_tls::channel_binding(&tls);
-                            let (read_half, write_half) = tokio::io::split(tls);
+                        Some((tls, read_half, write_half)) => {
+                            act.exporter = Some(tls.channel_binding);
+                            let (read_half, write_half) = tls.over(read_half, write_half);
                             act.attach(ctx, unattached, read_half, write_half);
                         }
                         None => ctx.stop(),
