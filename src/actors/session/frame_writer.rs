@@ -74,18 +74,18 @@ mod tests {
     use rustls::pki_types::ServerName;
     use tokio::io::AsyncReadExt;
 
-    /// A TLS server stream and its client over an in-memory pipe of `capacity` bytes each way:
-    /// real rustls on both ends, the server with the certificate it would generate.
+    /// The server's sending half (our TLS records) and a rustls client over an in-memory pipe
+    /// of `capacity` bytes each way, the server with the certificate it would generate.
     async fn tls_pair(
         capacity: usize,
     ) -> (
-        tokio_rustls::server::TlsStream<tokio::io::DuplexStream>,
+        crate::tls::records::RecordWriter<tokio::io::WriteHalf<tokio::io::DuplexStream>>,
         tokio_rustls::client::TlsStream<tokio::io::DuplexStream>,
     ) {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
         crate::tls::generate_if_missing(&cert, &key).unwrap();
-        let server = tokio_rustls::TlsAcceptor::from(crate::tls::native_server_config(&cert, &key).unwrap());
+        let server = crate::tls::native_server_config(&cert, &key).unwrap();
         let mut roots = rustls::RootCertStore::empty();
         for certificate in crate::tls::load_chain(&cert).unwrap() {
             roots.add(certificate).unwrap();
@@ -96,10 +96,11 @@ mod tests {
             .with_root_certificates(roots)
             .with_no_client_auth();
         let client = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let (near, far) = tokio::io::duplex(capacity);
+        let (mut near, far) = tokio::io::duplex(capacity);
         let name = ServerName::try_from("localhost").unwrap();
-        let (server, client) = tokio::join!(server.accept(near), client.connect(name, far));
-        (server.unwrap(), client.unwrap())
+        let (server, client) = tokio::join!(crate::tls::records::accept(&mut near, &server), client.connect(name, far));
+        let (read, write) = tokio::io::split(near);
+        (server.unwrap().over(read, write).1, client.unwrap())
     }
 
     /// The regression of a session that hung on a slow link: the last frame of a download was

@@ -91,7 +91,11 @@ where
 
 /// The client's side of the handshake on `io`, with `config` as given (secret extraction
 /// and the exporter's key log are set here).
-pub async fn connect<S>(io: &mut S, mut config: ClientConfig, name: ServerName<'static>) -> Result<Established, HandshakeError>
+pub async fn connect<S>(
+    io: &mut S,
+    mut config: ClientConfig,
+    name: ServerName<'static>,
+) -> Result<Established, HandshakeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

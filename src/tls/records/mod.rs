@@ -23,6 +23,9 @@ pub mod reader;
 pub mod stream;
 pub mod writer;
 
+#[cfg(test)]
+mod tests;
+
 pub use handshake::{Established, HandshakeError, accept, connect};
 pub use protection::RecordError;
 pub use reader::RecordReader;

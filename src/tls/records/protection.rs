@@ -126,14 +126,21 @@ impl Sealer {
     /// [`MAX_PLAINTEXT`] bytes in all).
     pub fn seal(&mut self, typ: ContentType, plaintext: &[&[u8]]) -> Result<Vec<u8>, RecordError> {
         debug_assert!(plaintext.iter().map(|part| part.len()).sum::<usize>() <= MAX_PLAINTEXT);
-        let message = OutboundPlainMessage {
-            typ,
-            version: ProtocolVersion::TLSv1_2,
-            payload: OutboundChunks::new(plaintext),
-        };
+        let message =
+            OutboundPlainMessage { typ, version: ProtocolVersion::TLSv1_2, payload: OutboundChunks::new(plaintext) };
         let sealed = self.encrypter.encrypt(message, self.seq).map_err(RecordError::Seal)?;
         self.seq += 1;
         Ok(sealed.encode())
+    }
+
+    #[cfg(test)]
+    pub fn sequence(&self) -> u64 {
+        self.seq
+    }
+
+    #[cfg(test)]
+    pub fn wear_out_after(&mut self, records: u64) {
+        self.limit = self.seq + records;
     }
 
     /// These keys have sealed as many records as they safely may: update them first.

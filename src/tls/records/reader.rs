@@ -46,7 +46,14 @@ pub struct RecordReader<R> {
 impl<R> RecordReader<R> {
     /// `received` are the bytes read during the handshake after its last record, `early` the
     /// plaintext rustls opened among them.
-    pub(super) fn new(io: R, keys: Arc<KeyUpdates>, opener: Opener, client: bool, received: Vec<u8>, early: Vec<u8>) -> Self {
+    pub(super) fn new(
+        io: R,
+        keys: Arc<KeyUpdates>,
+        opener: Opener,
+        client: bool,
+        received: Vec<u8>,
+        early: Vec<u8>,
+    ) -> Self {
         let buffer = BytesMut::from(&received[..]);
         RecordReader { io, keys, opener, client, buffer, start: 0, plain: 0..0, early, closed: false }
     }

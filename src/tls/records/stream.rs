@@ -43,7 +43,11 @@ impl<R: Unpin, W: AsyncWrite + Unpin> AsyncWrite for RecordStream<R, W> {
         Pin::new(&mut self.get_mut().writer).poll_write(cx, buf)
     }
 
-    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().writer).poll_write_vectored(cx, bufs)
     }
 

@@ -36,6 +36,18 @@ impl<W> RecordWriter<W> {
         RecordWriter { io, keys, sealer, unsent: VecDeque::new(), sent: 0, closing: false }
     }
 
+    /// Makes the keys wear out after `records` more records (their real limit is millions).
+    #[cfg(test)]
+    pub fn wear_out_after(&mut self, records: u64) {
+        self.sealer.wear_out_after(records);
+    }
+
+    /// Records sealed since the last key update (or the handshake).
+    #[cfg(test)]
+    pub fn records_under_current_keys(&self) -> u64 {
+        self.sealer.sequence()
+    }
+
     /// Seals one record, updating our keys first when the peer asked or ours are worn out.
     fn seal(&mut self, typ: ContentType, plaintext: &[&[u8]]) -> Result<(), RecordError> {
         if self.keys.take_request() || self.sealer.worn_out() {
@@ -105,7 +117,11 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for RecordWriter<W> {
         self.poll_write_vectored(cx, &[IoSlice::new(buf)])
     }
 
-    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         ready!(this.poll_send(cx))?;
         if this.closing {
