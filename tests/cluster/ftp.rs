@@ -114,11 +114,11 @@ async fn an_ftp_upload_cut_by_kill_9_is_resumed_by_curl_through_the_other_instan
         assert!(Instant::now() < deadline, "no resume through B: {resumed:?}\n{}", b.log());
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let log = b.log();
-    let resumed_line = log.lines().rev().find(|line| line.contains("big.bin") && line.contains("result=\"ok"));
-    let resumed_line = resumed_line.unwrap_or_else(|| {
+    let stored = |line: &str| line.contains("big.bin") && line.contains("result=\"ok");
+    let resumed_line = b.logged(stored, Duration::from_secs(10)).unwrap_or_else(|| {
         let dialogue = String::from_utf8_lossy(&resumed.stderr);
         let held_now = cluster.user(&["list"], "");
+        let log = b.log();
         panic!("no access log line after curl succeeded (held {held}):\ncurl: {dialogue}\nusers: {held_now}\nB: {log}")
     });
     assert!(

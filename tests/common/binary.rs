@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ftp_actor::auth::user_store::{add_user, default_home};
 
@@ -139,6 +140,22 @@ impl Served {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The first line of the log for which `wanted` holds, waiting up to `patience` for it:
+    /// the log is read from the server's stderr by a thread of its own, so a line the server
+    /// wrote just before it answered may not be here yet when its answer is.
+    pub fn logged(&self, wanted: impl Fn(&str) -> bool, patience: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            if let Some(line) = self.log().lines().find(|line| wanted(line)) {
+                return Some(line.to_string());
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
