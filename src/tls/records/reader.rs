@@ -75,46 +75,11 @@ impl<R> RecordReader<R> {
         let range = at + range.start..at + range.end;
         match typ {
             ContentType::ApplicationData => self.plain = range,
-            ContentType::Alert => self.alert(&self.buffer[range].to_vec())?,
-            ContentType::Handshake => self.handshake(&self.buffer[range].to_vec())?,
+            ContentType::Alert => self.closed = is_close_notify(&self.buffer[range])?,
+            ContentType::Handshake => after_handshake(&self.keys, &mut self.opener, self.client, &self.buffer[range])?,
             _ => return Err(RecordError::Unexpected("a record of an unknown inner type")),
         }
         Ok(true)
-    }
-
-    fn alert(&mut self, alert: &[u8]) -> Result<(), RecordError> {
-        match alert {
-            [_, CLOSE_NOTIFY] => {
-                self.closed = true;
-                Ok(())
-            }
-            [_, description] => Err(RecordError::Alert(*description)),
-            _ => Err(RecordError::Unexpected("a malformed alert")),
-        }
-    }
-
-    /// Handshake messages after the handshake: a key update, or (to a client) a session
-    /// ticket. Each must lie whole in one record, as every TLS 1.3 stack we know sends them.
-    fn handshake(&mut self, mut messages: &[u8]) -> Result<(), RecordError> {
-        while let [typ, a, b, c, rest @ ..] = messages {
-            let len = u32::from_be_bytes([0, *a, *b, *c]) as usize;
-            let Some((body, after)) = rest.split_at_checked(len) else { break };
-            match (*typ, body) {
-                // The keys change after this message: nothing may follow it in its record.
-                (KEY_UPDATE, [requested @ (0 | 1)]) if after.is_empty() => {
-                    let secrets = self.keys.peer_updated(*requested == 1)?;
-                    self.opener = Opener::new(self.keys.suite, secrets, 0)?;
-                }
-                (KEY_UPDATE, _) => return Err(RecordError::Unexpected("a malformed KeyUpdate")),
-                (NEW_SESSION_TICKET, _) if self.client => {}
-                _ => return Err(RecordError::Unexpected("a handshake message after the handshake")),
-            }
-            messages = after;
-        }
-        match messages {
-            [] => Ok(()),
-            _ => Err(RecordError::Unexpected("a handshake message split across records")),
-        }
     }
 
     /// Room at the end of the buffer for at least one whole record, once every opened byte
@@ -128,6 +93,45 @@ impl<R> RecordReader<R> {
             (self.start, self.plain) = (0, 0..0);
             self.buffer.reserve(MAX_RECORD);
         }
+    }
+}
+
+/// An alert: `true` for the close_notify that ends a connection in good order, an error for
+/// any other.
+fn is_close_notify(alert: &[u8]) -> Result<bool, RecordError> {
+    match alert {
+        [_, CLOSE_NOTIFY] => Ok(true),
+        [_, description] => Err(RecordError::Alert(*description)),
+        _ => Err(RecordError::Unexpected("a malformed alert")),
+    }
+}
+
+/// Handshake messages after the handshake: a key update (the peer's records from here on are
+/// opened with its next keys), or, to a client, a session ticket (dropped: the native client
+/// never resumes). Each must lie whole in one record, as every TLS 1.3 stack sends them.
+fn after_handshake(
+    keys: &KeyUpdates,
+    opener: &mut Opener,
+    client: bool,
+    mut messages: &[u8],
+) -> Result<(), RecordError> {
+    while let [typ, a, b, c, rest @ ..] = messages {
+        let len = u32::from_be_bytes([0, *a, *b, *c]) as usize;
+        let Some((body, after)) = rest.split_at_checked(len) else { break };
+        match (*typ, body) {
+            // The keys change after this message: nothing may follow it in its record.
+            (KEY_UPDATE, [requested @ (0 | 1)]) if after.is_empty() => {
+                *opener = Opener::new(keys.suite, keys.peer_updated(*requested == 1)?, 0)?;
+            }
+            (KEY_UPDATE, _) => return Err(RecordError::Unexpected("a malformed KeyUpdate")),
+            (NEW_SESSION_TICKET, _) if client => {}
+            _ => return Err(RecordError::Unexpected("a handshake message after the handshake")),
+        }
+        messages = after;
+    }
+    match messages {
+        [] => Ok(()),
+        _ => Err(RecordError::Unexpected("a handshake message split across records")),
     }
 }
 
