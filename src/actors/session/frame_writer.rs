@@ -82,19 +82,7 @@ mod tests {
         crate::tls::records::RecordWriter<tokio::io::WriteHalf<tokio::io::DuplexStream>>,
         tokio_rustls::client::TlsStream<tokio::io::DuplexStream>,
     ) {
-        let dir = tempfile::tempdir().unwrap();
-        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        crate::tls::generate_if_missing(&cert, &key).unwrap();
-        let server = crate::tls::native_server_config(&cert, &key).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        for certificate in crate::tls::load_chain(&cert).unwrap() {
-            roots.add(certificate).unwrap();
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(crate::tls::native_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let (server, config) = crate::tls::records::tests::configs();
         let client = tokio_rustls::TlsConnector::from(Arc::new(config));
         let (mut near, far) = tokio::io::duplex(capacity);
         let name = ServerName::try_from("localhost").unwrap();

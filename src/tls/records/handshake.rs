@@ -114,33 +114,27 @@ trait Unbuffered: Sized {
     fn into_kernel(self) -> Result<(ExtractedSecrets, KernelConnection<Self::Data>), rustls::Error>;
 }
 
-impl Unbuffered for UnbufferedServerConnection {
-    type Data = ServerConnectionData;
-    const CLIENT: bool = false;
-    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
-        self.process_tls_records(incoming)
-    }
-    fn state(&self) -> &CommonState {
-        self
-    }
-    fn into_kernel(self) -> Result<(ExtractedSecrets, KernelConnection<Self::Data>), rustls::Error> {
-        self.dangerous_into_kernel_connection()
-    }
+/// The two connections answer alike, under the same names: one impl each, written once.
+macro_rules! unbuffered {
+    ($connection:ty, $data:ty, $client:expr) => {
+        impl Unbuffered for $connection {
+            type Data = $data;
+            const CLIENT: bool = $client;
+            fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
+                self.process_tls_records(incoming)
+            }
+            fn state(&self) -> &CommonState {
+                self
+            }
+            fn into_kernel(self) -> Result<(ExtractedSecrets, KernelConnection<Self::Data>), rustls::Error> {
+                self.dangerous_into_kernel_connection()
+            }
+        }
+    };
 }
 
-impl Unbuffered for UnbufferedClientConnection {
-    type Data = ClientConnectionData;
-    const CLIENT: bool = true;
-    fn process<'c, 'i>(&'c mut self, incoming: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
-        self.process_tls_records(incoming)
-    }
-    fn state(&self) -> &CommonState {
-        self
-    }
-    fn into_kernel(self) -> Result<(ExtractedSecrets, KernelConnection<Self::Data>), rustls::Error> {
-        self.dangerous_into_kernel_connection()
-    }
-}
+unbuffered!(UnbufferedServerConnection, ServerConnectionData, false);
+unbuffered!(UnbufferedClientConnection, ClientConnectionData, true);
 
 /// What the loop does after a state is handled.
 enum Next {

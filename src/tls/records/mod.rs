@@ -24,7 +24,7 @@ pub mod stream;
 pub mod writer;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use handshake::{Established, HandshakeError, accept, connect};
 pub use protection::RecordError;

@@ -13,8 +13,9 @@ use crate::auth::scram::TLS_EXPORTER_LABEL;
 
 type Ours = (RecordReader<ReadHalf<DuplexStream>>, RecordWriter<WriteHalf<DuplexStream>>);
 
-/// The native listener's configuration and a client configuration that trusts it.
-fn configs() -> (Arc<ServerConfig>, ClientConfig) {
+/// The native listener's configuration (with the certificate it would generate) and a client
+/// configuration that trusts it.
+pub(crate) fn configs() -> (Arc<ServerConfig>, ClientConfig) {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     crate::tls::generate_if_missing(&cert, &key).unwrap();
