@@ -16,6 +16,11 @@ type Ours = (RecordReader<ReadHalf<DuplexStream>>, RecordWriter<WriteHalf<Duplex
 /// The native listener's configuration (with the certificate it would generate) and a client
 /// configuration that trusts it.
 pub(crate) fn configs() -> (Arc<ServerConfig>, ClientConfig) {
+    static CONFIGS: std::sync::OnceLock<(Arc<ServerConfig>, ClientConfig)> = std::sync::OnceLock::new();
+    CONFIGS.get_or_init(generated_configs).clone()
+}
+
+fn generated_configs() -> (Arc<ServerConfig>, ClientConfig) {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     crate::tls::generate_if_missing(&cert, &key).unwrap();
@@ -129,26 +134,168 @@ async fn a_request_sent_with_the_last_handshake_message_is_kept() {
         got
     });
     let mut conn = rustls::ClientConnection::new(Arc::new(client), localhost()).unwrap();
+    handshake_by_hand(&mut conn, &mut far).await;
+    // The Finished is still queued: the request joins it, and both go in one write.
+    std::io::Write::write_all(&mut conn.writer(), b"first request!").unwrap();
+    far.write_all(&queued(&mut conn)).await.unwrap();
+    assert_eq!(serve.await.unwrap(), b"first request!");
+}
+
+/// Runs a rustls client's side of the handshake on `far` by hand, leaving its Finished queued.
+async fn handshake_by_hand(conn: &mut rustls::ClientConnection, far: &mut DuplexStream) {
     let mut buffer = vec![0u8; 64 << 10];
     while conn.is_handshaking() {
         if conn.wants_write() {
-            let mut out = Vec::new();
-            conn.write_tls(&mut out).unwrap();
-            far.write_all(&out).await.unwrap();
+            far.write_all(&queued(conn)).await.unwrap();
         } else {
             let n = far.read(&mut buffer).await.unwrap();
             conn.read_tls(&mut &buffer[..n]).unwrap();
             conn.process_new_packets().unwrap();
         }
     }
-    // The Finished is still queued: the request joins it, and both go in one write.
-    std::io::Write::write_all(&mut conn.writer(), b"first request!").unwrap();
+}
+
+/// The records a rustls connection has queued.
+fn queued(conn: &mut rustls::ClientConnection) -> Vec<u8> {
     let mut out = Vec::new();
     while conn.wants_write() {
         conn.write_tls(&mut out).unwrap();
     }
-    far.write_all(&out).await.unwrap();
-    assert_eq!(serve.await.unwrap(), b"first request!");
+    out
+}
+
+/// Our server's end of a handshake with a rustls client driven by hand, after which the
+/// client's bytes can be produced without a connection.
+async fn established_with(conn: &mut rustls::ClientConnection) -> Established {
+    let (server, _) = configs();
+    let (mut near, mut far) = tokio::io::duplex(64 << 10);
+    let client = async {
+        handshake_by_hand(conn, &mut far).await;
+        far.write_all(&queued(conn)).await.unwrap();
+    };
+    let (established, ()) = tokio::join!(accept(&mut near, &server), client);
+    conn.set_buffer_limit(None);
+    established.unwrap()
+}
+
+/// Bytes handed out in pieces of the given sizes, in turn: any cut of the stream a socket
+/// might make, through record headers and bodies alike.
+struct Cut {
+    bytes: Vec<u8>,
+    at: usize,
+    sizes: Vec<usize>,
+    turn: usize,
+}
+
+impl tokio::io::AsyncRead for Cut {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let size = this.sizes[this.turn % this.sizes.len()];
+        this.turn += 1;
+        let n = size.min(buf.remaining()).min(this.bytes.len() - this.at);
+        buf.put_slice(&this.bytes[this.at..this.at + n]);
+        this.at += n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// What a peer sends between its records: data, or a key update.
+#[derive(Debug, Clone)]
+enum Step {
+    Data(usize),
+    KeyUpdate,
+}
+
+mod interleavings {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn steps() -> impl Strategy<Value = Vec<Step>> {
+        let step = prop_oneof![4 => (0..40_000usize).prop_map(Step::Data), 1 => Just(Step::KeyUpdate)];
+        proptest::collection::vec(step, 1..10)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+
+        /// rustls' records, with key updates anywhere between them, cut anywhere on the way:
+        /// our reader hands out exactly the bytes sent, then the end at the close_notify.
+        #[test]
+        fn rustls_records_cut_anywhere_reach_our_reader_whole(
+            steps in steps(),
+            sizes in proptest::collection::vec(1..20_000usize, 1..12),
+        ) {
+            let (got, expected) = runtime().block_on(async {
+                let (_, client) = configs();
+                let mut conn = rustls::ClientConnection::new(Arc::new(client), localhost()).unwrap();
+                let established = established_with(&mut conn).await;
+                let mut expected = Vec::new();
+                for (n, step) in steps.iter().enumerate() {
+                    match step {
+                        Step::Data(len) => {
+                            let data = pattern(*len, n as u8);
+                            std::io::Write::write_all(&mut conn.writer(), &data).unwrap();
+                            expected.extend_from_slice(&data);
+                        }
+                        Step::KeyUpdate => conn.refresh_traffic_keys().unwrap(),
+                    }
+                }
+                conn.send_close_notify();
+                let wire = Cut { bytes: queued(&mut conn), at: 0, sizes, turn: 0 };
+                let (mut reader, _writer) = established.over(wire, tokio::io::sink());
+                let mut got = Vec::new();
+                reader.read_to_end(&mut got).await.unwrap();
+                (got, expected)
+            });
+            prop_assert!(got == expected, "{} bytes read, {} sent", got.len(), expected.len());
+        }
+
+        /// Our writer's records, from writes of any shape, with our keys worn out after any
+        /// number of records: rustls opens exactly the bytes written.
+        #[test]
+        fn our_records_from_any_writes_reach_rustls_whole(
+            writes in proptest::collection::vec(proptest::collection::vec(0..20_000usize, 1..4), 1..8),
+            wear in 1..6u64,
+        ) {
+            let (got, expected) = runtime().block_on(async {
+                let (_, client) = configs();
+                let mut conn = rustls::ClientConnection::new(Arc::new(client), localhost()).unwrap();
+                let established = established_with(&mut conn).await;
+                let (_reader, mut writer) = established.over(tokio::io::empty(), Vec::new());
+                writer.wear_out_after(wear);
+                let mut expected = Vec::new();
+                for (n, lens) in writes.iter().enumerate() {
+                    let parts: Vec<Vec<u8>> = lens.iter().map(|len| pattern(*len, n as u8)).collect();
+                    let mut slices: Vec<std::io::IoSlice<'_>> = parts.iter().map(|part| std::io::IoSlice::new(part)).collect();
+                    let mut slices = &mut slices[..];
+                    while !slices.is_empty() {
+                        let written = writer.write_vectored(slices).await.unwrap();
+                        std::io::IoSlice::advance_slices(&mut slices, written);
+                    }
+                    parts.iter().for_each(|part| expected.extend_from_slice(part));
+                }
+                writer.shutdown().await.unwrap();
+                let mut wire = &writer.get_ref()[..];
+                let mut got = Vec::new();
+                while !wire.is_empty() {
+                    conn.read_tls(&mut wire).unwrap();
+                    conn.process_new_packets().unwrap();
+                    let _ = std::io::Read::read_to_end(&mut conn.reader(), &mut got);
+                }
+                (got, expected)
+            });
+            prop_assert!(got == expected, "{} bytes opened, {} written", got.len(), expected.len());
+        }
+    }
 }
 
 /// rustls asks for a key update (it updates its own and requests ours): our reader follows

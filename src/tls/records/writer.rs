@@ -36,6 +36,11 @@ impl<W> RecordWriter<W> {
         RecordWriter { io, keys, sealer, unsent: VecDeque::new(), sent: 0, closing: false }
     }
 
+    /// The connection under the records.
+    pub fn get_ref(&self) -> &W {
+        &self.io
+    }
+
     /// Makes the keys wear out after `records` more records (their real limit is millions).
     #[cfg(test)]
     pub fn wear_out_after(&mut self, records: u64) {
