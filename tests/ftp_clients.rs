@@ -443,6 +443,55 @@ print("ok")
     assert!(!home.join("sub/big.bin").exists());
 }
 
+/// Python's ftplib over plain FTP (loopback, `ftp.allow_plaintext_login`), whose `abort()`
+/// sends ABOR as TCP urgent data: during an upload and a download it hears 426 then 226, the
+/// session goes on, and the aborted upload is continued from what SIZE reports (REST + STOR)
+/// into the whole file.
+#[test]
+fn python_ftplib_aborts_transfers_and_resumes_the_aborted_upload() {
+    let test = TestServer::start_ftp(|config| config.ftp.allow_plaintext_login = true);
+    test.add_user(USER, PASSWORD, 1 << 30);
+    let content = random_bytes(3 << 20, 41);
+    let local = test.local("upload.bin");
+    std::fs::write(&local, &content).unwrap();
+    std::fs::write(test.home(USER).join("big.bin"), random_bytes(64 << 20, 42)).unwrap();
+    let script = r#"
+import ftplib, sys, faulthandler
+faulthandler.dump_traceback_later(100, exit=True)
+port, user, password, local = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+data = open(local, "rb").read()
+ftp = ftplib.FTP()
+ftp.connect("127.0.0.1", port, timeout=30)
+ftp.login(user, password)
+ftp.voidcmd("TYPE I")
+
+upload = ftp.transfercmd("STOR up.bin")
+upload.sendall(data[: 5 << 19])
+assert ftp.abort().startswith("426")
+upload.close()
+assert ftp.voidresp().startswith("226")
+try:
+    kept = ftp.size("up.bin")
+except ftplib.error_perm:
+    kept = 0
+ftp.storbinary("STOR up.bin", __import__("io").BytesIO(data[kept:]), rest=kept)
+
+download = ftp.transfercmd("RETR big.bin")
+download.recv(65536)
+assert ftp.abort().startswith("426")
+download.close()
+assert ftp.voidresp().startswith("226")
+assert ftp.pwd() == "/"
+ftp.quit()
+print("ok")
+"#;
+    let port = test.ftp_addr().port().to_string();
+    let output = run("python3", &["-c", script, &port, USER, PASSWORD, local.to_str().unwrap()]);
+    must_succeed("ftplib script", &output);
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
+    assert!(std::fs::read(test.home(USER).join("up.bin")).unwrap() == content, "the resumed upload is whole");
+}
+
 #[test]
 fn an_upload_waits_for_an_earlier_upload_of_the_path_to_end() {
     let test = server(1 << 20);

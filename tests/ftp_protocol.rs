@@ -430,6 +430,45 @@ fn a_stor_waiting_for_its_path_still_hears_noop_and_abor() {
     assert!(waiting.store("other.bin", b"second").starts_with("226"));
 }
 
+/// Clients send ABOR as TCP urgent data (RFC 959 section 4.1.3). Python's ftplib's `abort()`
+/// sends `ABOR\r\n` with its `\n` urgent; the BSD client sends Telnet's IP, then its DM as the
+/// urgent byte, then `ABOR\r\n`. Both are answered at once, during an upload and during a
+/// download (the reply waits at most `Control`'s 30 s read timeout), and the session goes on.
+#[test]
+fn an_abor_sent_as_urgent_data_is_answered_at_once() {
+    let test = plaintext_server(|_| {});
+    std::fs::write(test.home("bob").join("big.bin"), common::random_bytes(64 << 20, 22)).unwrap();
+    let mut control = logged_in(&test);
+    let urgent = |control: &mut Control, bytes: &[u8]| {
+        let sent = socket2::SockRef::from(control.reader.get_ref()).send_out_of_band(bytes).unwrap();
+        assert_eq!(sent, bytes.len());
+    };
+
+    let port = control.passive_port();
+    let mut upload = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    control.send_raw(b"STOR up.bin\r\n");
+    assert!(control.reply().starts_with("150"));
+    upload.write_all(&[7u8; 1000]).unwrap();
+    urgent(&mut control, b"ABOR\r\n");
+    let reply = control.reply();
+    assert!(reply.starts_with("426") && reply.contains("SIZE tells how many"), "{reply}");
+    assert_eq!(control.reply(), "226 ABOR done");
+
+    let port = control.passive_port();
+    let mut download = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    control.send_raw(b"RETR big.bin\r\n");
+    assert!(control.reply().starts_with("150"));
+    std::io::Read::read_exact(&mut download, &mut [0u8; 4096]).unwrap();
+    control.send_raw(&[0xFF, 0xF4, 0xFF]);
+    urgent(&mut control, &[0xF2]);
+    control.send_raw(b"ABOR\r\n");
+    assert!(control.reply().starts_with("426"));
+    assert_eq!(control.reply(), "226 ABOR done");
+
+    assert_eq!(control.command("PWD"), "257 \"/\" is the current directory");
+    assert_eq!(control.command("SIZE big.bin"), format!("213 {}", 64 << 20));
+}
+
 /// Plain data connections send with sendfile(2) (`ftp::sendfile`): the bytes from the REST
 /// offset, an ABOR that stops the sending (the data connection ends before the file does),
 /// and a client that stops reading given up on after `transfer_stall_secs`.

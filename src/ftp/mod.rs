@@ -13,6 +13,7 @@
 
 pub mod address;
 pub mod command;
+pub mod control_stream;
 pub mod data;
 pub mod features;
 pub mod listing;

@@ -141,7 +141,7 @@ impl Session {
         if !self.send(Reply::new(234, "starting TLS")).await {
             return Flow::Lost;
         }
-        let Some(MaybeTls::Plain(stream)) = self.control.take().map(BufReader::into_inner) else {
+        let Some(MaybeTls::Plain(stream)) = self.control.take().map(|control| control.into_inner().into_inner()) else {
             return Flow::Lost;
         };
         let patience = Duration::from_secs(self.services.config.login_timeout_secs);
@@ -155,7 +155,7 @@ impl Session {
         }
         match tokio::time::timeout(patience, MaybeTls::accept(stream, self.tls.control.clone())).await {
             Ok(Ok(tls)) => {
-                self.control = Some(BufReader::with_capacity(CONTROL_BUFFER, tls));
+                self.control = Some(BufReader::with_capacity(CONTROL_BUFFER, ControlStream::tls(tls)));
                 Flow::Sent
             }
             _ => {

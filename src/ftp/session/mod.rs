@@ -29,6 +29,7 @@ use crate::storage::{StreamRequest, VirtualPath};
 
 use super::address::{epsv_reply, parse_eprt, parse_port, pasv_reply};
 use super::command::{Command, parse};
+use super::control_stream::ControlStream;
 use super::data::{self, DataSource};
 use super::features::{features, help, options, transfer_type};
 use super::listing::{facts, list_line, mlsd_line, parse_time_val, shown_in, time_val};
@@ -95,7 +96,7 @@ struct Session {
     services: Services,
     tls: FtpTls,
     /// `None` only while `AUTH TLS` swaps the stream.
-    control: Option<BufReader<MaybeTls>>,
+    control: Option<BufReader<ControlStream>>,
     line: Vec<u8>,
     signals: watch::Receiver<Signal>,
     /// The connection's place in the acceptor's books, and where a login asks for a slot.
@@ -119,7 +120,7 @@ impl Session {
             local,
             services,
             tls,
-            control: Some(BufReader::with_capacity(CONTROL_BUFFER, MaybeTls::Plain(stream))),
+            control: Some(BufReader::with_capacity(CONTROL_BUFFER, ControlStream::new(stream))),
             line: Vec::new(),
             signals,
             admission,
@@ -133,7 +134,7 @@ impl Session {
         })
     }
 
-    fn control(&mut self) -> &mut BufReader<MaybeTls> {
+    fn control(&mut self) -> &mut BufReader<ControlStream> {
         self.control.as_mut().expect("the control stream is only absent during AUTH TLS")
     }
 
@@ -341,7 +342,7 @@ impl Session {
     }
 
     fn is_tls(&mut self) -> bool {
-        self.control().get_ref().is_tls()
+        self.control().get_ref().get_ref().is_tls()
     }
 
     fn cwd(&self) -> VirtualPath {
@@ -379,7 +380,7 @@ enum Checksum {
 /// Reads one line into `buffer` (kept across calls, so a read cancelled by `select!` loses
 /// nothing). Bytes are moved out of the reader only after they arrived, which makes this
 /// cancel-safe.
-async fn read_line(control: &mut BufReader<MaybeTls>, buffer: &mut Vec<u8>, max: usize) -> Line {
+async fn read_line(control: &mut BufReader<ControlStream>, buffer: &mut Vec<u8>, max: usize) -> Line {
     loop {
         let available = match control.fill_buf().await {
             Ok(available) => available,

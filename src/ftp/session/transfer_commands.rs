@@ -62,7 +62,8 @@ impl Session {
             Receiving::Fresh(_) => 0,
         };
         let opening = format!("receiving {} from byte {from}", context.shown);
-        let aborted = "upload aborted; the bytes received are kept: resume with REST and STOR, or APPE";
+        // Dropping the transfer keeps the blocks already written, not the one being read.
+        let aborted = "upload aborted; the bytes written so far are kept (SIZE tells how many): resume with REST and STOR, or APPE";
         self.with_data(opening, aborted, move |data| transfer::receive_file(data, receiving, context)).await
     }
 
