@@ -430,6 +430,19 @@ fn a_stor_waiting_for_its_path_still_hears_noop_and_abor() {
     assert!(waiting.store("other.bin", b"second").starts_with("226"));
 }
 
+/// After `EPSV ALL` only EPSV sets up data connections (RFC 2428 section 4).
+#[test]
+fn after_epsv_all_only_epsv_sets_up_data_connections() {
+    let test = plaintext_server(|config| config.ftp.active_mode = true);
+    let mut control = logged_in(&test);
+    assert!(control.command("PASV").starts_with("227"), "allowed before");
+    assert_eq!(control.command("EPSV ALL"), "200 EPSV ALL accepted");
+    for refused in ["PASV", "PORT 127,0,0,1,200,10", "EPRT |1|127.0.0.1|51210|"] {
+        assert!(control.command(refused).starts_with("501"), "{refused}");
+    }
+    assert!(control.store("after.bin", b"by EPSV").starts_with("226"));
+}
+
 /// Clients send ABOR as TCP urgent data (RFC 959 section 4.1.3). Python's ftplib's `abort()`
 /// sends `ABOR\r\n` with its `\n` urgent; the BSD client sends Telnet's IP, then its DM as the
 /// urgent byte, then `ABOR\r\n`. Both are answered at once, during an upload and during a

@@ -108,6 +108,9 @@ struct Session {
     rest: Option<u64>,
     rename_from: Option<VirtualPath>,
     data: Option<DataSource>,
+    /// After `EPSV ALL` only EPSV may set up a data connection (RFC 2428 section 4): a NAT
+    /// device that saw it rewrites no PASV or PORT addresses.
+    epsv_only: bool,
 }
 
 impl Session {
@@ -131,6 +134,7 @@ impl Session {
             rest: None,
             rename_from: None,
             data: None,
+            epsv_only: false,
         })
     }
 
@@ -325,9 +329,15 @@ impl Session {
                 self.data = None;
                 Flow::Reply(Reply::new(226, "no transfer in progress"))
             }
+            Command::Pasv | Command::Port(_) | Command::Eprt(_) if self.epsv_only => {
+                Flow::Reply(Reply::new(501, "only EPSV sets up data connections after EPSV ALL"))
+            }
             Command::Pasv => self.passive(false),
             Command::Epsv(argument) => match argument.as_deref().map(str::trim) {
-                Some(all) if all.eq_ignore_ascii_case("ALL") => Flow::Reply(Reply::new(200, "EPSV ALL accepted")),
+                Some(all) if all.eq_ignore_ascii_case("ALL") => {
+                    self.epsv_only = true;
+                    Flow::Reply(Reply::new(200, "EPSV ALL accepted"))
+                }
                 Some("1") | Some("2") | None => self.passive(true),
                 Some(_) => Flow::Reply(Reply::new(522, "protocol not supported; use (1,2)")),
             },
