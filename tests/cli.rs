@@ -632,7 +632,7 @@ async fn the_shell_lists_counts_and_removes_partial_uploads() {
 }
 
 /// Habits from lftp and sftp: wildcards with mget/mput (and get, put, rm, ls), `ls -l`/`-a`,
-/// `cd` alone and `cd ~`, `mv X DIR` into the directory, `!cmd` locally.
+/// `cd` alone and `cd ~`, `mv X DIR` into the directory (`.` and `..` too), `!cmd` locally.
 #[test]
 fn the_shell_takes_wildcards_and_the_usual_habits() {
     let server = TestServer::start();
@@ -663,6 +663,11 @@ mkdir docs/inner
 rm docs/*
 rmdir docs/inner
 ls -a docs
+cd docs
+mv ../b.txt .
+ls
+mv b.txt ..
+cd /
 -mget *.nothing
 -get \"*.txt\"
 -ls -z
@@ -698,8 +703,10 @@ ls -a docs
         "hello\n",
         "!cmd ran in the local directory"
     );
-    assert_eq!(section("ftp> ls -a docs\n", "ftp> mget").lines().count(), 1, "rm docs/* emptied it");
-    assert!(std::fs::read_dir(server.home("s").join("docs")).unwrap().next().is_none());
+    assert_eq!(section("ftp> ls -a docs\n", "ftp> cd docs").lines().count(), 1, "rm docs/* emptied it");
+    assert!(section("ftp> mv ../b.txt .\n", "ftp> mv b.txt ..").ends_with(" b.txt\n"), "mv into `.`");
+    assert!(std::fs::read_dir(server.home("s").join("docs")).unwrap().next().is_none(), "mv into `..`");
+    assert_eq!(std::fs::read(server.home("s").join("b.txt")).unwrap(), random_bytes(2_000, 2));
     assert!(stderr.contains("error: no remote name matches *.nothing"), "{stderr}");
     assert!(stderr.contains("error 301: get *.txt"), "a quoted * is a name: {stderr}");
     assert!(stderr.contains("error: usage: ls [-l] [-a] [PATH]"), "{stderr}");

@@ -55,8 +55,8 @@ pub(super) fn put_into(
     }
 }
 
-/// `mv FROM TO`: a rename; where TO is a directory (ends in `/`, or the server has one there),
-/// a move into it under FROM's name, as `mv` does.
+/// `mv FROM TO`: a rename; where TO is a directory (ends in `/`, or the server has one there:
+/// `docs`, `.`, `..`, `~`, `/`), a move into it under FROM's name, as `mv` does.
 pub(super) fn move_entry(
     rt: &tokio::runtime::Runtime,
     client: &mut Client,
@@ -64,19 +64,20 @@ pub(super) fn move_entry(
     from: &str,
     to: &str,
 ) -> Result<(), Failure> {
-    let into = |dir: &str| Ok::<_, Failure>(tree::join(dir.trim_end_matches('/'), &base_name(from)?));
     if to.ends_with('/') && to != "/" {
-        return Ok(rt.block_on(client.rename(from, &into(to)?))?);
+        let into = tree::join(to.trim_end_matches('/'), &base_name(from)?);
+        return Ok(rt.block_on(client.rename(from, &into))?);
     }
     match rt.block_on(client.rename(from, to)) {
-        Err(refused) if refused.code() == Some(ErrorCode::AlreadyExists) || to == "/" => {
-            // Is TO a directory? Going into it says; the session goes back at once.
-            if rt.block_on(client.cd(to)).is_err() {
+        // TO is taken, or is the home itself (which cannot be renamed onto): if it is a
+        // directory, FROM goes into it. Going there says, and where it is; the session goes
+        // back at once.
+        Err(refused) if matches!(refused.code(), Some(ErrorCode::AlreadyExists | ErrorCode::InvalidPath)) => {
+            let Ok(dir) = rt.block_on(client.cd(to)) else {
                 return Err(refused.into());
-            }
+            };
             rt.block_on(client.cd(cwd))?;
-            let target = if to == "/" { format!("/{}", base_name(from)?) } else { into(to)? };
-            Ok(rt.block_on(client.rename(from, &target))?)
+            Ok(rt.block_on(client.rename(from, &tree::join(&dir, &base_name(from)?)))?)
         }
         other => Ok(other?),
     }
