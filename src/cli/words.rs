@@ -28,7 +28,8 @@ impl Word {
     }
 }
 
-/// Splits a command line into words; `"..."` and `'...'` group, `\` escapes one character.
+/// Splits a command line into words; `"..."` and `'...'` group, `\` escapes one character
+/// (inside quotes, as a Unix shell does).
 pub fn split_words(line: &str) -> Result<Vec<Word>, String> {
     let mut words = Vec::new();
     let mut current: Option<Word> = None;
@@ -46,7 +47,17 @@ pub fn split_words(line: &str) -> Result<Vec<Word>, String> {
                 current.get_or_insert_with(Word::default);
             }
             (Some(q), c) if c == q => quote = None,
-            (_, '\\') => {
+            // As in a Unix shell: inside '...' a backslash is itself; inside "..." it escapes
+            // only `"` and a backslash.
+            (Some('\''), c) => current.get_or_insert_with(Word::default).push(c, true),
+            (Some(_), '\\') => {
+                let escaped = chars.clone().next().filter(|next| matches!(next, '"' | '\\'));
+                if escaped.is_some() {
+                    chars.next();
+                }
+                current.get_or_insert_with(Word::default).push(escaped.unwrap_or('\\'), true);
+            }
+            (None, '\\') => {
                 let next = chars.next().ok_or("a line cannot end with \\")?;
                 current.get_or_insert_with(Word::default).push(next, true);
             }
@@ -98,6 +109,7 @@ mod tests {
         assert_eq!(texts(r"cd a\ b"), ["cd", "a b"]);
         assert_eq!(texts("  ls  "), ["ls"]);
         assert_eq!(texts("mv '' x"), ["mv", "", "x"]);
+        assert_eq!(texts(r#"put 'a\nb' "c\d" "e\"f" "g\\h""#), ["put", r"a\nb", r"c\d", "e\"f", r"g\h"]);
         assert!(split_words("cd 'open").is_err());
     }
 
