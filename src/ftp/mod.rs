@@ -23,5 +23,6 @@ pub mod session;
 pub mod session_tickets;
 pub mod tls;
 mod transfer;
+mod writes_through;
 
 pub use transfer::STORE_BLOCK;
