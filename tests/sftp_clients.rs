@@ -318,6 +318,40 @@ client.close()
     assert_eq!(md5_of(&test.home(USER).join("docs/moved.bin")), md5_hex(&data));
 }
 
+/// paramiko's mode `"a"` opens with `SSH_FXF_APPEND` and writes from offset 0, trusting the
+/// server to append, as the protocol says: the bytes go after the file's (none are lost), an
+/// append to a name that does not exist creates it, one that writes nothing changes nothing,
+/// and mode `"w"` still replaces the file.
+#[test]
+fn paramiko_appends_with_the_append_flag() {
+    let test = server(64 << 20);
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    let script = r#"
+client, sftp = connect()
+with sftp.open("log.txt", "w") as f:
+    f.write(b"first line\n")
+with sftp.open("log.txt", "a") as f:
+    f.write(b"second ")
+    f.write(b"line\n")
+with sftp.open("log.txt", "a") as f:
+    pass
+with sftp.open("new.txt", "a") as f:
+    f.write(b"created by an append\n")
+with sftp.open("replaced.txt", "w") as f:
+    f.write(b"old and long\n")
+with sftp.open("replaced.txt", "w") as f:
+    f.write(b"new\n")
+sftp.close()
+client.close()
+"#;
+    let output = paramiko(script, &ssh, &[]);
+    must_succeed("paramiko", &output);
+    let home = test.home(USER);
+    assert_eq!(std::fs::read_to_string(home.join("log.txt")).unwrap(), "first line\nsecond line\n");
+    assert_eq!(std::fs::read_to_string(home.join("new.txt")).unwrap(), "created by an append\n");
+    assert_eq!(std::fs::read_to_string(home.join("replaced.txt")).unwrap(), "new\n");
+}
+
 /// `ftp-actor user key` (the real binary) on the server's data directory.
 fn user_key(test: &TestServer, args: &[&str], stdin: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ftp-actor"));

@@ -28,11 +28,11 @@ const MAX_FILES: u64 = 4;
 
 #[derive(Debug, Clone)]
 enum Step {
-    /// Opens `name` for writing (truncating, or not: a resume's open).
+    /// Opens `name` for writing: truncating, or not (a resume's open), or to append.
     Open {
         session: usize,
         name: usize,
-        truncate: bool,
+        mode: Mode,
     },
     /// Writes at the next byte, at a skipped-ahead offset (refused), or, as a resume's first
     /// write, at the size the server holds.
@@ -58,6 +58,14 @@ enum Step {
     },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Truncate,
+    Plain,
+    /// `SSH_FXF_APPEND`: every write goes after what the server holds, whatever its offset.
+    Append,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Offset {
     Next,
@@ -69,8 +77,9 @@ fn step() -> impl Strategy<Value = Step> {
     let session = 0..SESSIONS;
     let name = 0..NAMES.len();
     let offset = prop_oneof![5 => Just(Offset::Next), 2 => Just(Offset::Hole), 1 => Just(Offset::Held)];
+    let mode = prop_oneof![Just(Mode::Truncate), Just(Mode::Plain), Just(Mode::Append)];
     prop_oneof![
-        3 => (session.clone(), name.clone(), any::<bool>()).prop_map(|(session, name, truncate)| Step::Open { session, name, truncate }),
+        3 => (session.clone(), name.clone(), mode).prop_map(|(session, name, mode)| Step::Open { session, name, mode }),
         6 => (session.clone(), 0usize..400_000, any::<u64>(), offset).prop_map(|(session, len, seed, at)| Step::Write { session, len, seed, at }),
         4 => session.clone().prop_map(|session| Step::Close { session }),
         1 => session.prop_map(|session| Step::End { session }),
@@ -87,6 +96,7 @@ struct Open {
     next: Option<u64>,
     /// A write was refused: the upload is over, and every later write and the close fail.
     failed: bool,
+    append: bool,
 }
 
 struct Session {
@@ -150,17 +160,20 @@ impl World {
 
 async fn apply(world: &mut World, sessions: &mut [Session], whole: &mut HashSet<String>, step: &Step) {
     match *step {
-        Step::Open { session, name, truncate } => {
+        Step::Open { session, name, mode } => {
             // A name another session is uploading would only wait for it (five seconds).
             if sessions[session].open.is_some()
                 || sessions.iter().any(|s| s.open.as_ref().is_some_and(|o| o.name == name))
             {
                 return;
             }
-            let mut pflags = OpenFlags::WRITE | OpenFlags::CREATE;
-            if truncate {
-                pflags |= OpenFlags::TRUNCATE;
-            }
+            let pflags = OpenFlags::WRITE
+                | OpenFlags::CREATE
+                | match mode {
+                    Mode::Truncate => OpenFlags::TRUNCATE,
+                    Mode::Plain => OpenFlags::empty(),
+                    Mode::Append => OpenFlags::APPEND,
+                };
             let id = world.id();
             let open = russh_sftp::protocol::Open {
                 id,
@@ -169,7 +182,9 @@ async fn apply(world: &mut World, sessions: &mut [Session], whole: &mut HashSet<
                 attrs: FileAttributes::default(),
             };
             if let Packet::Handle(Handle { handle, .. }) = sessions[session].requests.answer(Packet::Open(open)).await {
-                sessions[session].open = Some(Open { name, handle, written: Vec::new(), next: None, failed: false });
+                let append = mode == Mode::Append;
+                sessions[session].open =
+                    Some(Open { name, handle, written: Vec::new(), next: None, failed: false, append });
             }
         }
         Step::Write { session, len, seed, at } => {
@@ -184,11 +199,28 @@ async fn apply(world: &mut World, sessions: &mut [Session], whole: &mut HashSet<
                 (Offset::Held, None) => held,
                 (Offset::Held, Some(next)) => next,
             };
+            // An append leaves the place to the server only if its first write is at 0 (past
+            // 0, it is a resume there); that write goes after what SIZE reports, the published
+            // file if there is one, else the partial.
+            if open.next.is_none() {
+                open.append &= offset == 0;
+            }
+            let append_base = (open.append && open.next.is_none()).then(|| {
+                std::fs::read(world.home.join(NAMES[open.name]))
+                    .or_else(|_| std::fs::read(world.home.join(format!(".{}.ftpa-part", NAMES[open.name]))))
+                    .unwrap_or_default()
+            });
             let data = random_bytes(len, seed);
             let write = Write { id, handle: open.handle.clone(), offset, data: data.clone() };
             let answer = sessions[session].requests.answer(Packet::Write(write)).await;
             if open.failed {
                 assert_ne!(status(&answer), StatusCode::Ok, "a write after a refused one was taken");
+            } else if status(&answer) == StatusCode::Ok && open.append {
+                if let Some(base) = append_base {
+                    open.written = base;
+                }
+                open.written.extend_from_slice(&data);
+                open.next = Some(open.written.len() as u64);
             } else if status(&answer) == StatusCode::Ok {
                 if open.next.is_none() && offset > 0 {
                     // A resume: the published file (if any) or the partial held the prefix.
@@ -202,7 +234,13 @@ async fn apply(world: &mut World, sessions: &mut [Session], whole: &mut HashSet<
                 open.written.extend_from_slice(&data);
                 open.next = Some(offset + len as u64);
             } else {
-                // Refused: the upload is over; its handle still needs a close, which fails.
+                // Refused: the upload is over; its handle still needs a close, which fails. A
+                // write where the upload stands (or any write of an append) is refused only for
+                // the quota, never as out of order.
+                if matches!(at, Offset::Next) || open.append {
+                    let Packet::Status(Status { error_message, .. }) = &answer else { unreachable!() };
+                    assert!(!error_message.contains("does not follow"), "{step:?}: {error_message}");
+                }
                 open.failed = true;
             }
         }
@@ -274,4 +312,20 @@ proptest! {
     fn quota_and_whole_files_hold_under_any_interleaving_of_sftp_requests(steps in proptest::collection::vec(step(), 1..50)) {
         actix_rt::System::new().block_on(invariants_hold(steps));
     }
+}
+
+/// The append case spelled out, so that it is always tried: a file published, then appended to
+/// from offset 0 by another session (paramiko's mode `"a"`).
+#[test]
+fn an_append_from_offset_zero_goes_after_the_published_file() {
+    let steps = vec![
+        Step::Open { session: 0, name: 0, mode: Mode::Truncate },
+        Step::Write { session: 0, len: 100, seed: 1, at: Offset::Next },
+        Step::Close { session: 0 },
+        Step::Open { session: 1, name: 0, mode: Mode::Append },
+        Step::Write { session: 1, len: 50, seed: 2, at: Offset::Next },
+        Step::Write { session: 1, len: 50, seed: 3, at: Offset::Hole },
+        Step::Close { session: 1 },
+    ];
+    actix_rt::System::new().block_on(invariants_hold(steps));
 }

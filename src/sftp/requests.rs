@@ -255,7 +255,8 @@ impl Requests {
                 );
             }
             let fresh = begin_fresh(self.files().clone(), target.clone(), log.shown.clone()).await?;
-            OpenHandle::Write(Writing::new(fresh, target, flags.contains(OpenFlags::TRUNCATE), log))
+            let (truncate, append) = (flags.contains(OpenFlags::TRUNCATE), flags.contains(OpenFlags::APPEND));
+            OpenHandle::Write(Writing::new(fresh, target, truncate, append, log))
         } else {
             OpenHandle::Read(Reading::open(self.files(), target, log).await?)
         };

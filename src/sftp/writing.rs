@@ -10,6 +10,14 @@
 //! the partial cannot honour must not corrupt the file silently), and the upload ends there:
 //! what was written stays in the partial for a resume.
 //!
+//! A handle opened with `SSH_FXF_APPEND` (and not `SSH_FXF_TRUNC`) whose first write is at
+//! offset 0 appends every write, in the order they come, whatever its offset says, as the
+//! protocol asks: the upload continues after what `stat` shows (the file, or the partial an
+//! interrupted upload left), as FTP's APPE does. paramiko's mode `"a"` relies on it. A first
+//! write past 0 names where the client believes the file ends (OpenSSH's `reput` and `put -a`
+//! open with `SSH_FXF_APPEND` too): that is a resume at that offset, checked against what the
+//! server holds, so a partial that grew after the client's `stat` cannot shift the bytes.
+//!
 //! Writes are gathered into blocks of [`STORE_BLOCK`]; each full block is written on the disk
 //! pool while the next one gathers (at most two blocks per handle in memory). A write is
 //! acknowledged once gathered; a failure of the disk or the quota is the answer to the next
@@ -50,6 +58,9 @@ pub struct Writing {
     start: u64,
     /// Opened with `SSH_FXF_TRUNC`: a close with no write empties the file.
     truncate: bool,
+    /// Opened with `SSH_FXF_APPEND` and without `SSH_FXF_TRUNC`, and (once written) first
+    /// written at offset 0: every write goes at the end.
+    append: bool,
     /// A modification time asked for (`put -p`, rclone) before the close; set after publishing.
     mtime: Option<i64>,
     started: std::time::Instant,
@@ -67,7 +78,9 @@ pub struct TransferLog {
 }
 
 impl Writing {
-    pub fn new(fresh: FreshUpload, target: VirtualPath, truncate: bool, log: TransferLog) -> Writing {
+    /// A write handle; `truncate` and `append` are the open's `SSH_FXF_TRUNC` and
+    /// `SSH_FXF_APPEND` (append counts only without truncate).
+    pub fn new(fresh: FreshUpload, target: VirtualPath, truncate: bool, append: bool, log: TransferLog) -> Writing {
         Writing {
             log,
             target,
@@ -76,6 +89,7 @@ impl Writing {
             end: 0,
             start: 0,
             truncate,
+            append: append && !truncate,
             mtime: None,
             started: std::time::Instant::now(),
             logged: false,
@@ -107,19 +121,25 @@ impl Writing {
         }
         if let State::Fresh(_) = &self.state
             && self.block.is_empty()
-            && offset > 0
         {
-            // A resume: the partial (or the published file) holds the first `offset` bytes.
-            self.start = offset;
-            self.end = offset;
-            let State::Fresh(fresh) = std::mem::replace(&mut self.state, placeholder()) else { unreachable!() };
-            self.state = match fresh.open_with(StreamRequest::At(offset)).await {
-                Ok(upload) => State::Open(upload),
-                Err(refused) => State::Failed(refused),
-            };
-            self.failed()?;
+            // The first write: an append leaves the place to the server only from offset 0.
+            self.append &= offset == 0;
+            if offset > 0 || self.append {
+                // A resume: the partial (or the published file) holds the first `offset`
+                // bytes; or an append, after all it holds.
+                let request = if self.append { StreamRequest::Append } else { StreamRequest::At(offset) };
+                let State::Fresh(fresh) = std::mem::replace(&mut self.state, placeholder()) else { unreachable!() };
+                self.state = match fresh.open_with(request).await {
+                    Ok(upload) => {
+                        (self.start, self.end) = (upload.offset(), upload.offset());
+                        State::Open(upload)
+                    }
+                    Err(refused) => State::Failed(refused),
+                };
+                self.failed()?;
+            }
         }
-        if offset != self.end {
+        if offset != self.end && !self.append {
             let error = WireError::new(
                 ErrorCode::RestartOffsetInvalid,
                 format!(
