@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::common::binary::Served;
-use crate::common::cluster::{Cluster, with_files_in_garage};
+use crate::common::cluster::with_files_in_garage;
 use crate::common::{md5_hex, must_succeed, random_bytes};
 use ftp_actor::net::EntryKind;
 use ftp_actor::storage::objects::PART_SIZE;
@@ -26,14 +26,6 @@ fn curl(served: &Served, extra: &[&str]) -> Output {
 
 fn url(served: &Served, path: &str) -> String {
     format!("ftp://alice:pw@{}{path}", served.ftp.as_deref().expect("an FTP listener"))
-}
-
-/// What the native listing of instance `instance` shows for `name`.
-async fn listed(cluster: &Cluster, instance: usize, name: &str) -> Option<(EntryKind, u64)> {
-    let mut client = cluster.login(instance, "alice", "pw").await;
-    let listing = client.list(None).await.unwrap();
-    client.quit().await.unwrap();
-    listing.entries.iter().find(|entry| entry.name == name).map(|entry| (entry.kind, entry.size))
 }
 
 #[tokio::test]
@@ -83,7 +75,7 @@ async fn an_ftp_upload_cut_by_kill_9_is_resumed_by_curl_through_the_other_instan
         .expect("cannot run curl");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some((EntryKind::Partial, held)) = listed(&cluster, 1, "big.bin").await
+        if let Some((EntryKind::Partial, held)) = cluster.listed(1, "big.bin").await
             && held >= PART_SIZE
         {
             break;
@@ -96,7 +88,7 @@ async fn an_ftp_upload_cut_by_kill_9_is_resumed_by_curl_through_the_other_instan
     cluster.instances[0].child.wait().unwrap();
     let _ = upload.kill();
     let _ = upload.wait();
-    let Some((EntryKind::Partial, held)) = listed(&cluster, 1, "big.bin").await else {
+    let Some((EntryKind::Partial, held)) = cluster.listed(1, "big.bin").await else {
         panic!("the interrupted upload is not kept")
     };
     assert!(held >= PART_SIZE && held % PART_SIZE == 0, "held {held}: whole parts only");
@@ -128,7 +120,7 @@ async fn an_ftp_upload_cut_by_kill_9_is_resumed_by_curl_through_the_other_instan
     let copy = local.path().join("copy.bin");
     must_succeed("download through B", &curl(b, &["-o", copy.to_str().unwrap(), &url(b, "/big.bin")]));
     assert_eq!(md5_hex(&std::fs::read(&copy).unwrap()), md5_hex(&data));
-    assert_eq!(listed(&cluster, 1, "big.bin").await, Some((EntryKind::File, data.len() as u64)));
+    assert_eq!(cluster.listed(1, "big.bin").await, Some((EntryKind::File, data.len() as u64)));
 }
 
 #[tokio::test]

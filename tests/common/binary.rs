@@ -18,6 +18,8 @@ pub struct Served {
     pub dir: tempfile::TempDir,
     pub native: String,
     pub ftp: Option<String>,
+    /// The SFTP listener's address, when started with `--sftp-listen`.
+    pub sftp: Option<String>,
     /// The metrics endpoint's address, when started with `--metrics-listen`.
     pub metrics: Option<String>,
     /// Everything the server wrote to its log (stderr) so far.
@@ -97,8 +99,9 @@ impl Served {
                 }
             });
         }
-        let (mut native, mut ftp, mut metrics) = (None, None, None);
+        let (mut native, mut ftp, mut sftp, mut metrics) = (None, None, None, None);
         let wants_metrics = extra.contains(&"--metrics-listen");
+        let wants_sftp = extra.contains(&"--sftp-listen");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
         for line in lines.by_ref() {
             if let Some(rest) = line.strip_prefix("ftp-actor listening on ") {
@@ -107,10 +110,17 @@ impl Served {
             if let Some(rest) = line.strip_prefix("FTP and FTPS (AUTH TLS) on ") {
                 ftp = Some(rest.split(';').next().unwrap().to_string());
             }
+            if let Some(rest) = line.strip_prefix("SFTP on ") {
+                sftp = Some(rest.split(';').next().unwrap().to_string());
+            }
             if let Some(rest) = line.strip_prefix("metrics on http://") {
                 metrics = Some(rest.split('/').next().unwrap().to_string());
             }
-            if native.is_some() && ftp.is_some() == launch.ftp && metrics.is_some() == wants_metrics {
+            if native.is_some()
+                && ftp.is_some() == launch.ftp
+                && sftp.is_some() == wants_sftp
+                && metrics.is_some() == wants_metrics
+            {
                 break;
             }
         }
@@ -118,7 +128,7 @@ impl Served {
         std::thread::spawn(move || lines.for_each(drop));
         let native = native.unwrap_or_else(|| panic!("the server did not start: {}", log.lock().unwrap()));
         let plaintext = launch.config.contains("plaintext_native = true");
-        Served { child, dir, native, ftp, metrics, log, plaintext }
+        Served { child, dir, native, ftp, sftp, metrics, log, plaintext }
     }
 
     pub fn data_dir(&self) -> PathBuf {

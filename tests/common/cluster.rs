@@ -8,7 +8,7 @@ use super::binary::{BIN, Launch, Served};
 use super::must_succeed;
 use super::postgres::Postgres;
 use ftp_actor::client::{Client, ClientError};
-use ftp_actor::net::ErrorCode;
+use ftp_actor::net::{EntryKind, ErrorCode};
 
 /// The throttle settings both instances run with: a ban after three failures, no delays.
 const THROTTLE: &str = "login_failures_before_ban = 3\nlogin_delay_base_ms = 1\nlogin_delay_max_ms = 1\n";
@@ -41,8 +41,10 @@ impl Cluster {
     pub fn start_on(postgres: Postgres, extra: &str) -> Cluster {
         let config = format!("{THROTTLE}\n{extra}\n{}", postgres.state_config());
         let (a, b) = std::thread::scope(|scope| {
-            let launch =
-                || Served::start(Launch { config: &config, ftp: true, users: &[], open_files: None, scrypt: None });
+            let launch = || {
+                let launch = Launch { config: &config, ftp: true, users: &[], open_files: None, scrypt: None };
+                Served::start_with_args(launch, &["--sftp-listen", "127.0.0.1:0"])
+            };
             let a = scope.spawn(launch);
             let b = scope.spawn(launch);
             (a.join().unwrap(), b.join().unwrap())
@@ -72,6 +74,14 @@ impl Cluster {
             Client::connect(served.native.parse::<std::net::SocketAddr>().unwrap(), &served.trust(), |_| {}).await?;
         client.login(user, password).await?;
         Ok(client)
+    }
+
+    /// What alice's native listing of the home through instance `instance` shows for `name`.
+    pub async fn listed(&self, instance: usize, name: &str) -> Option<(EntryKind, u64)> {
+        let mut client = self.login(instance, "alice", "pw").await;
+        let listing = client.list(None).await.unwrap();
+        client.quit().await.unwrap();
+        listing.entries.iter().find(|entry| entry.name == name).map(|entry| (entry.kind, entry.size))
     }
 
     pub async fn login(&self, instance: usize, user: &str, password: &str) -> Client {

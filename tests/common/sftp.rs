@@ -19,9 +19,14 @@ pub struct OpenSsh {
 
 impl OpenSsh {
     pub fn new(test: &TestServer, user: &str, password: &str) -> OpenSsh {
-        let dir = test.dir.path().join("openssh");
+        OpenSsh::at(&test.dir.path().join("openssh"), test.data_dir(), test.sftp_addr().port(), user, password)
+    }
+
+    /// For a server whose files are in `data_dir` (its host key) and whose SFTP listener is on
+    /// 127.0.0.1:`port`; the client's files go in `dir`.
+    pub fn at(dir: &Path, data_dir: &Path, port: u16, user: &str, password: &str) -> OpenSsh {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
-        let port = test.sftp_addr().port();
         let askpass = dir.join("askpass.sh");
         let quoted = password.replace('\'', r"'\''");
         write_script(&askpass, &format!("#!/bin/sh\nprintf '%s\\n' '{quoted}'\n"));
@@ -31,7 +36,7 @@ impl OpenSsh {
             "#!/bin/sh\nfor arg; do shift; [ \"$arg\" = \"-obatchmode yes\" ] || set -- \"$@\" \"$arg\"; done\nexec ssh \"$@\"\n",
         );
         let known_hosts = dir.join("known_hosts");
-        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {}\n", host_public_key(test))).unwrap();
+        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {}\n", host_public_key_in(data_dir))).unwrap();
         OpenSsh { port, user: user.to_string(), askpass, ssh_wrapper, known_hosts }
     }
 
@@ -140,7 +145,12 @@ pub fn new_key(dir: &Path, name: &str, kind: &str) -> PathBuf {
 
 /// The server's host public key, as a known-hosts line's key part.
 pub fn host_public_key(test: &TestServer) -> String {
-    let key = test.data_dir().join(ftp_actor::sftp::GENERATED_HOST_KEY);
+    host_public_key_in(test.data_dir())
+}
+
+/// The public half of the host key the server generated in `data_dir`.
+pub fn host_public_key_in(data_dir: &Path) -> String {
+    let key = data_dir.join(ftp_actor::sftp::GENERATED_HOST_KEY);
     let output = Command::new("ssh-keygen").arg("-y").arg("-f").arg(&key).output().expect("ssh-keygen runs");
     assert!(output.status.success(), "ssh-keygen -y: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().trim().to_string()
