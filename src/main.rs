@@ -18,8 +18,22 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", described(&error));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes, each said once. The library's errors already end with their
+/// source's text (`cannot listen on ADDR: Address already in use`), which anyhow's chain would
+/// then repeat.
+fn described(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
 }

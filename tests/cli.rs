@@ -136,6 +136,21 @@ fn user_commands_manage_the_store() {
     assert_eq!(left, ["carol"]);
 }
 
+/// A port already taken: one clear line, exit status 1, the cause said once.
+#[test]
+fn serve_on_a_taken_port_says_so_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = run(&["serve", "--listen", &address, "--data-dir", data.to_str().unwrap()], None, "", dir.path());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let said = stderr.lines().find(|line| line.starts_with("error: ")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(said.starts_with(&format!("error: cannot listen on {address}: ")), "{said}");
+    assert_eq!(said.matches("in use").count(), 1, "{said}");
+}
+
 #[tokio::test]
 async fn serve_on_a_fresh_data_directory_creates_a_demo_user() {
     let dir = tempfile::tempdir().unwrap();
