@@ -27,3 +27,4 @@ pub mod state;
 pub mod storage;
 pub mod tls;
 pub mod tuning;
+pub mod wildcards;

@@ -443,6 +443,54 @@ print("ok")
     assert!(!home.join("sub/big.bin").exists());
 }
 
+/// The classic BSD `ftp` client (Debian's tnftp) over plain FTP (loopback,
+/// `ftp.allow_plaintext_login`; it has no TLS): `mget *.bin` asks `NLST *.bin` and fetches
+/// every file it names, byte for byte, leaving out a partial upload and a hidden file; `mput`
+/// stores local files.
+#[test]
+fn the_classic_ftp_client_mgets_and_mputs_with_patterns() {
+    let test = TestServer::start_ftp(|config| config.ftp.allow_plaintext_login = true);
+    test.add_user(USER, PASSWORD, 1 << 30);
+    let home = test.home(USER);
+    let files: Vec<(String, Vec<u8>)> =
+        (0..3).map(|n| (format!("f{n}.bin"), random_bytes(100_000 + n * 7_000, 50 + n as u64))).collect();
+    for (name, data) in &files {
+        std::fs::write(home.join(name), data).unwrap();
+    }
+    std::fs::write(home.join(".hidden.bin"), b"hidden").unwrap();
+    std::fs::write(home.join(".half.bin.ftpa-part"), b"a partial upload").unwrap();
+    std::fs::write(home.join("notes.txt"), b"not matched").unwrap();
+    let local = test.work_dir("tnftp");
+    std::fs::write(local.join("up1.dat"), random_bytes(30_000, 60)).unwrap();
+    std::fs::write(local.join("up2.dat"), random_bytes(40_000, 61)).unwrap();
+    let script = format!("user {USER} \"{PASSWORD}\"\nbinary\nprompt off\nmget *.bin\nmput *.dat\nbye\n");
+    let output = Command::new("timeout")
+        .args(["120", "tnftp", "-n", "-p", "127.0.0.1", &test.ftp_addr().port().to_string()])
+        .current_dir(&local)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(script.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("cannot run tnftp (bash .ci/run installs it)");
+    must_succeed("tnftp", &output);
+    for (name, data) in &files {
+        let fetched = std::fs::read(local.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{}", String::from_utf8_lossy(&output.stdout)));
+        assert!(fetched == *data, "{name} came whole");
+    }
+    for left_out in [".hidden.bin", "half.bin", "notes.txt"] {
+        assert!(!local.join(left_out).exists(), "{left_out} was fetched");
+    }
+    for name in ["up1.dat", "up2.dat"] {
+        assert_eq!(std::fs::read(home.join(name)).unwrap(), std::fs::read(local.join(name)).unwrap(), "{name}");
+    }
+}
+
 /// Python's ftplib over plain FTP (loopback, `ftp.allow_plaintext_login`), whose `abort()`
 /// sends ABOR as TCP urgent data: during an upload and a download it hears 426 then 226, the
 /// session goes on, and the aborted upload is continued from what SIZE reports (REST + STOR)

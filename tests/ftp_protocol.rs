@@ -430,6 +430,41 @@ fn a_stor_waiting_for_its_path_still_hears_noop_and_abor() {
     assert!(waiting.store("other.bin", b"second").starts_with("226"));
 }
 
+/// LIST and NLST take a pattern in the last name of their path, as the classic `ftp` client's
+/// `mget *.txt` needs (it sends `NLST *.txt`, then fetches each name): the names it matches, as
+/// typed (`sub/d.txt`), hidden names left out, and partial uploads too in NLST (LIST shows them
+/// as such). A pattern that matches nothing is a name, as in a Unix shell: listed if a file has
+/// it (`[x].bin`), else 550.
+#[test]
+fn list_and_nlst_expand_a_pattern_in_the_last_name() {
+    let test = plaintext_server(|_| {});
+    let home = test.home("bob");
+    std::fs::create_dir_all(home.join("sub")).unwrap();
+    for name in ["a.txt", "b.txt", "c.bin", ".hidden.txt", "sub/d.txt", "[x].bin", ".e.txt.ftpa-part"] {
+        std::fs::write(home.join(name), name).unwrap();
+    }
+    let mut control = logged_in(&test);
+    let names = |control: &mut Control, command: &str| {
+        let (text, done) = control.listing(command);
+        assert!(done.starts_with("226"), "{command}: {done}");
+        text.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&mut control, "NLST *.txt"), ["a.txt", "b.txt"]);
+    assert_eq!(names(&mut control, "NLST ?.bin"), ["c.bin"]);
+    assert_eq!(names(&mut control, "NLST sub/*.txt"), ["sub/d.txt"]);
+    assert_eq!(names(&mut control, "NLST /sub/[a-e].txt"), ["/sub/d.txt"]);
+    assert_eq!(names(&mut control, "NLST [x].bin"), ["[x].bin"], "no x.bin: the name itself");
+    let long = names(&mut control, "LIST *.txt");
+    assert_eq!(long.len(), 3, "{long:?}");
+    assert!(long[0].ends_with(" a.txt") && long[1].ends_with(" b.txt"), "{long:?}");
+    assert!(long[2].ends_with(" e.txt (partial upload)"), "{long:?}");
+
+    let port = control.passive_port();
+    let _data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let none = control.command("NLST nothing*.txt");
+    assert!(none.starts_with("550"), "{none}");
+}
+
 /// After `EPSV ALL` only EPSV sets up data connections (RFC 2428 section 4).
 #[test]
 fn after_epsv_all_only_epsv_sets_up_data_connections() {

@@ -17,8 +17,8 @@ use rustyline::{Context, Helper};
 use crate::client::Client;
 use crate::net::EntryKind;
 
-use super::wildcards::unescape;
 use super::words::split_words;
+use crate::wildcards::unescape;
 
 /// How long a remote directory's names are kept for completion.
 pub const REMOTE_TTL: Duration = Duration::from_secs(5);

@@ -8,8 +8,8 @@ use crate::client::Client;
 use crate::net::{Entry, EntryKind};
 
 use super::shell::Failure;
-use super::wildcards::{join, matches, split_pattern, unescape};
 use super::words::Word;
+use crate::wildcards::{join, matches, split_pattern, unescape};
 
 /// The remote paths `word` stands for, with their kinds, sorted by name: the entries its
 /// pattern matches (each name once: a file and a partial upload to it are the file), or

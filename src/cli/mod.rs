@@ -12,7 +12,6 @@ pub mod shell_commands;
 pub mod transfer;
 pub mod tree;
 pub mod user;
-pub mod wildcards;
 pub mod words;
 
 use std::path::PathBuf;

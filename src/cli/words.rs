@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::wildcards::has_wildcard;
+use crate::wildcards::has_wildcard;
 
 /// One word of a command line: its text, and the same as a wildcard pattern, in which every
 /// wildcard character that was quoted or escaped is escaped with `\` (it matches only itself).
@@ -119,8 +119,8 @@ mod tests {
         let patterns: Vec<bool> = words.iter().map(Word::is_pattern).collect();
         assert_eq!(patterns, [false, true, false, false, false]);
         assert_eq!(words[2].text, "a*b");
-        assert!(crate::cli::wildcards::matches(&words[2].pattern, "a*b"));
-        assert!(!crate::cli::wildcards::matches(&words[2].pattern, "axb"));
+        assert!(crate::wildcards::matches(&words[2].pattern, "a*b"));
+        assert!(!crate::wildcards::matches(&words[2].pattern, "axb"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! service, its answer translated into a reply.
 
 use super::*;
+use crate::wildcards::{has_wildcard, join, matches, split_pattern, unescape};
 
 /// A service call's answer as the command's reply: `ok` made from its value, or the error.
 fn reply<T>(result: Result<T, WireError>, ok: impl FnOnce(T) -> Reply) -> Flow {
@@ -139,6 +140,30 @@ impl Session {
 
     /// The entries of `path` (or the working directory), at most `max_list_entries` of them,
     /// and whether there were more.
+    /// What LIST and NLST show for `path`: [`Self::list_entries`], or, where its last name is a
+    /// pattern (`*.txt`, `docs/report-?.pdf`) that matches names of its directory, those
+    /// entries, each named as the client would have typed it (`docs/report-1.pdf`). The classic
+    /// `ftp` client's `mget *.txt` sends `NLST *.txt` and fetches each name given back. A
+    /// pattern that matches nothing is taken as a name, as a Unix shell does.
+    pub(super) async fn matching_entries(&self, path: Option<String>) -> Result<(Vec<crate::net::Entry>, bool), Reply> {
+        if let Some((dir, pattern)) = path.as_deref().and_then(|path| split_pattern(path).ok())
+            && has_wildcard(pattern)
+        {
+            let dir = dir.map(unescape);
+            if let Ok((entries, truncated)) = self.list_entries(dir.clone()).await {
+                let matched: Vec<_> = entries
+                    .into_iter()
+                    .filter(|entry| matches(pattern, &entry.name))
+                    .map(|entry| crate::net::Entry { name: join(dir.as_deref(), &entry.name), ..entry })
+                    .collect();
+                if !matched.is_empty() {
+                    return Ok((matched, truncated));
+                }
+            }
+        }
+        self.list_entries(path).await
+    }
+
     pub(super) async fn list_entries(&self, path: Option<String>) -> Result<(Vec<crate::net::Entry>, bool), Reply> {
         let login = self.logged_in();
         let target = login.resolve_or_cwd("ls", path.as_deref()).map_err(|error| Reply::from_error(&error))?;

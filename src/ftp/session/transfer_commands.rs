@@ -198,7 +198,12 @@ impl Session {
     }
 
     pub(super) async fn listing(&mut self, path: Option<String>, kind: ListingKind) -> Flow {
-        let (entries, truncated) = match self.list_entries(path).await {
+        // MLSD names a directory (RFC 3659); LIST and NLST also take patterns.
+        let listed = match kind {
+            ListingKind::Facts => self.list_entries(path).await,
+            ListingKind::List | ListingKind::Names => self.matching_entries(path).await,
+        };
+        let (entries, truncated) = match listed {
             Ok(listed) => listed,
             Err(reply) => return Flow::Reply(reply),
         };

@@ -1,8 +1,9 @@
-//! Shell wildcards, expanded by the shell itself (the server never sees a pattern): `*` any run
-//! of characters, `?` one character, `[abc]`, `[a-z]` and `[!abc]` one character of (or not
-//! of) a set, `\` taking the next character as itself. As in a Unix shell, a wildcard does not
-//! match a leading `.`, so `*` leaves hidden names out; and patterns are matched in the last
-//! name of a path only (`docs/*.txt`, not `*/notes.txt`).
+//! Shell wildcards: `*` any run of characters, `?` one character, `[abc]`, `[a-z]` and `[!abc]`
+//! one character of (or not of) a set, `\` taking the next character as itself. As in a Unix
+//! shell, a wildcard does not match a leading `.`, so `*` leaves hidden names out; and patterns
+//! are matched in the last name of a path only (`docs/*.txt`, not `*/notes.txt`). The shell
+//! expands them itself (the native protocol never carries a pattern); FTP's NLST and LIST
+//! expand them on the server, for clients that send `NLST *.txt` (the classic `ftp`'s `mget`).
 
 /// Does `text` hold a wildcard character (one not escaped by `\`)?
 pub fn has_wildcard(text: &str) -> bool {
