@@ -73,25 +73,7 @@ async fn an_ftp_upload_cut_by_kill_9_is_resumed_by_curl_through_the_other_instan
         .args([source.to_str().unwrap(), &url(a, "/big.bin")])
         .spawn()
         .expect("cannot run curl");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some((EntryKind::Partial, held)) = cluster.listed(1, "big.bin").await
-            && held >= PART_SIZE
-        {
-            break;
-        }
-        assert!(upload.try_wait().unwrap().is_none(), "curl ended before a part was durable");
-        assert!(Instant::now() < deadline, "no durable part after a minute: {}", cluster.instances[0].log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    cluster.instances[0].child.kill().unwrap();
-    cluster.instances[0].child.wait().unwrap();
-    let _ = upload.kill();
-    let _ = upload.wait();
-    let Some((EntryKind::Partial, held)) = cluster.listed(1, "big.bin").await else {
-        panic!("the interrupted upload is not kept")
-    };
-    assert!(held >= PART_SIZE && held % PART_SIZE == 0, "held {held}: whole parts only");
+    let held = cluster.kill_the_first_instance_once_a_part_is_durable("big.bin", &mut upload).await;
 
     // `curl -C -` asks SIZE and sends the rest with APPE. Until the dead instance's heartbeat
     // lapses the upload is still its own, and B refuses; then B takes it over.

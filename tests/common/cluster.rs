@@ -1,14 +1,15 @@
 //! Two `ftp-actor serve` instances on one real PostgreSQL (scripts/postgres.sh), and the
 //! `ftp-actor user` commands on the same database: the cluster mode as operators run it.
 
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 use super::binary::{BIN, Launch, Served};
 use super::must_succeed;
 use super::postgres::Postgres;
 use ftp_actor::client::{Client, ClientError};
 use ftp_actor::net::{EntryKind, ErrorCode};
+use ftp_actor::storage::objects::PART_SIZE;
 
 /// The throttle settings both instances run with: a ban after three failures, no delays.
 const THROTTLE: &str = "login_failures_before_ban = 3\nlogin_delay_base_ms = 1\nlogin_delay_max_ms = 1\n";
@@ -82,6 +83,32 @@ impl Cluster {
         let listing = client.list(None).await.unwrap();
         client.quit().await.unwrap();
         listing.entries.iter().find(|entry| entry.name == name).map(|entry| (entry.kind, entry.size))
+    }
+
+    /// Kills instance 0 (`kill -9`) once instance 1 lists `name` as a partial upload holding a
+    /// whole object-storage part, while `upload` (the client sending it through instance 0)
+    /// still runs; then kills the client. Returns the bytes the partial holds: whole parts only.
+    pub async fn kill_the_first_instance_once_a_part_is_durable(&mut self, name: &str, upload: &mut Child) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some((EntryKind::Partial, held)) = self.listed(1, name).await
+                && held >= PART_SIZE
+            {
+                break;
+            }
+            assert!(upload.try_wait().unwrap().is_none(), "the client ended before a part was durable");
+            assert!(Instant::now() < deadline, "no durable part after a minute: {}", self.instances[0].log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.instances[0].child.kill().unwrap();
+        self.instances[0].child.wait().unwrap();
+        let _ = upload.kill();
+        let _ = upload.wait();
+        let Some((EntryKind::Partial, held)) = self.listed(1, name).await else {
+            panic!("the interrupted upload is not kept")
+        };
+        assert!(held >= PART_SIZE && held % PART_SIZE == 0, "held {held}: whole parts only");
+        held
     }
 
     pub async fn login(&self, instance: usize, user: &str, password: &str) -> Client {
