@@ -287,6 +287,10 @@ put -r src
 put -r src
 mkdir up
 put -r src up/
+mkdir dot
+lcd src
+put -r . dot/
+lcd ..
 -put src
 -get -r src/a.bin
 get -r src back
@@ -309,6 +313,7 @@ quit
         for copy in [
             home.join("src").join(name),
             home.join("up/src").join(name),
+            home.join("dot/src").join(name),
             work.join("back").join(name),
             work.join("again").join(name),
         ] {
@@ -327,6 +332,7 @@ quit
     let resent = stdout.split("ftp> put -r src\n").nth(2).unwrap().split("ftp> mkdir up").next().unwrap();
     assert_eq!(resent.matches("skipped, the server's src/").count(), 4, "{resent}");
     assert!(stdout.contains("put -r src -> up/src: 4 files"), "{stdout}");
+    assert!(stdout.contains("put -r . -> dot/src: 4 files"), "`.` is named after the directory: {stdout}");
     assert!(stdout.contains("get -r /up/src/ -> again: 4 files in 4 directories"), "{stdout}");
     assert!(stderr.contains("error: get -r src: the server cut the listing of /src at 3 entries"), "{stderr}");
     assert!(!work.join("cut").exists(), "nothing fetched from a tree it cannot see whole");

@@ -138,7 +138,9 @@ pub(super) fn put_tree(
     if !root.is_dir() {
         return Err(Failure::Command(format!("error: put -r {local}: not a local directory")));
     }
-    let remote_root = tree_destination(local, remote)?;
+    // The tree's own name, for `.` and `..` too.
+    let named = std::fs::canonicalize(root).map_or_else(|_| local.to_string(), |path| path.display().to_string());
+    let remote_root = tree_destination(&named, remote)?;
     let (steps, skipped) =
         tree::local_tree(root).map_err(|e| Failure::Command(format!("error: put -r {local}: {e}")))?;
     for skip in &skipped {
