@@ -465,6 +465,35 @@ fn list_and_nlst_expand_a_pattern_in_the_last_name() {
     assert!(none.starts_with("550"), "{none}");
 }
 
+/// A fresh STOR whose data connection is reset before any byte came stores nothing: no file,
+/// and no empty partial to count against `max_files` until it expired. One cut after some
+/// bytes keeps them, for a resume.
+#[test]
+fn a_stor_cut_before_any_data_leaves_nothing() {
+    let test = plaintext_server(|_| {});
+    let home = test.home("bob");
+    let mut control = logged_in(&test);
+    let cut = |control: &mut Control, name: &str, sent: &[u8]| {
+        let port = control.passive_port();
+        let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        control.send_raw(format!("STOR {name}\r\n").as_bytes());
+        assert!(control.reply().starts_with("150"));
+        data.write_all(sent).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        socket2::SockRef::from(&data).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(data);
+        control.reply()
+    };
+    let reply = cut(&mut control, "empty.bin", b"");
+    assert!(reply.starts_with("426") && reply.ends_with("nothing was stored"), "{reply}");
+    assert!(!home.join("empty.bin").exists() && !home.join(".empty.bin.ftpa-part").exists());
+    assert!(control.command("SIZE empty.bin").starts_with("550"));
+
+    let reply = cut(&mut control, "some.bin", &[5u8; 3000]);
+    assert!(reply.starts_with("426") && reply.contains("3000 bytes are kept"), "{reply}");
+    assert_eq!(control.command("SIZE some.bin"), "213 3000");
+}
+
 /// After `EPSV ALL` only EPSV sets up data connections (RFC 2428 section 4).
 #[test]
 fn after_epsv_all_only_epsv_sets_up_data_connections() {

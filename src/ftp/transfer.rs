@@ -94,6 +94,13 @@ pub async fn receive_file(mut data: MaybeTls, receiving: Receiving, context: Con
             if let Ok(true) = result {
                 return store_whole(data, fresh, block, &context, started).await;
             }
+            if let Err(error) = &result
+                && block.is_empty()
+            {
+                // Cut before any byte came: nothing to keep, so no partial (which would count
+                // against `max_files` until it expired) is made.
+                return cut_before_any_data(&context, error, started);
+            }
             // Longer than a block, or cut: the partial is needed (for the rest, or a resume).
             let upload = match fresh.open().await {
                 Ok(upload) => upload,
@@ -134,11 +141,7 @@ pub async fn receive_file(mut data: MaybeTls, receiving: Receiving, context: Con
             Ok((upload, _)) => upload,
             Err(error) => return refused(&context, data, error, resumed_from, started).await,
         };
-        let why = if error.kind() == std::io::ErrorKind::UnexpectedEof {
-            "the data connection was cut without TLS close_notify".to_string()
-        } else {
-            format!("the data connection failed: {error}")
-        };
+        let why = data_failure(&error);
         let received = upload.offset().saturating_sub(resumed_from);
         log_store(&context, resumed_from, started, &why, received, Outcome::Lost);
         let message = format!("{why}; {} bytes are kept: resume with REST and STOR, or APPE", upload.offset());
@@ -153,6 +156,22 @@ pub async fn receive_file(mut data: MaybeTls, receiving: Receiving, context: Con
     // would otherwise report an error for a stored file.
     let _ = tokio::time::timeout(stall, data.shutdown()).await;
     stored(&context, upload.publish_as_is(pending).await, resumed_from, size, started)
+}
+
+/// What broke a data connection, as the reply and the access log say it.
+fn data_failure(error: &std::io::Error) -> String {
+    if error.kind() == std::io::ErrorKind::UnexpectedEof {
+        "the data connection was cut without TLS close_notify".to_string()
+    } else {
+        format!("the data connection failed: {error}")
+    }
+}
+
+/// The reply to a fresh upload whose data connection broke before any byte came.
+fn cut_before_any_data(context: &Context, error: &std::io::Error, started: Instant) -> Reply {
+    let why = data_failure(error);
+    log_store(context, 0, started, &why, 0, Outcome::Lost);
+    Reply::from_error(&WireError::new(ErrorCode::TransferStalled, format!("{why}; nothing was stored")))
 }
 
 /// The end of a fresh upload whose data all came in one block: one disk job stores it.
