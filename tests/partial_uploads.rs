@@ -60,6 +60,29 @@ async fn an_interrupted_upload_is_listed_counted_and_removed_by_rm() {
     client.rmdir("d").await.unwrap();
 }
 
+/// An upload whose connection drops before any byte was written leaves no partial: nothing to
+/// list, count or expire (an empty one would only hold an entry of `max_files`).
+#[tokio::test]
+async fn an_upload_dropped_before_any_data_leaves_no_partial() {
+    let (server, mut client) = server_with_user(0).await;
+    let mut dropped = server.login("u", "pw").await;
+    dropped.send(Request::Put { path: "empty.iso".into(), size: 50_000 }).await.unwrap();
+    assert!(matches!(dropped.recv().await.unwrap(), Response::PutReady { .. }));
+    let partial = server.home("u").join(".empty.iso.ftpa-part");
+    assert!(partial.exists(), "the upload opened its partial");
+    drop(dropped);
+    for _ in 0..200 {
+        if !partial.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(!partial.exists(), "an empty partial was left");
+    let report = client.quota_report().await.unwrap();
+    assert_eq!((report.used, report.files, report.partials), (0, 0, 0));
+    assert!(client.list(None).await.unwrap().entries.is_empty());
+}
+
 #[tokio::test]
 async fn rm_of_a_name_with_a_file_and_a_partial_removes_the_file_then_the_partial() {
     let (server, mut client) = server_with_user(0).await;

@@ -18,10 +18,14 @@ pub(super) enum Upload {
 impl Upload {
     /// Ends the upload unpublished, as a lost connection does: the partial keeps what was
     /// written, and the MD5 of those bytes is kept so that a resume of the partial need not
-    /// hash it again. A stream is wound down first, off the actor (its jobs end once their
-    /// queue closes).
+    /// hash it again. A partial with nothing written is removed instead (it would only count
+    /// against `max_files` until it expired), off the actor. A stream is wound down first, off
+    /// the actor too (its jobs end once their queue closes).
     pub(super) fn set_aside(self) {
         match self {
+            Upload::Open(upload) if upload.upload.offset() == 0 => {
+                actix_rt::spawn(upload.upload.abandon(None));
+            }
             Upload::Open(upload) => upload.remember_state(),
             Upload::Streaming(stream) => {
                 actix_rt::spawn(async move {
