@@ -408,10 +408,13 @@ impl<S: FileStore> Upload<S> {
         .await
     }
 
-    /// Writes `tail`, then publishes the file as it is: its data ended cleanly (FTP, where no
-    /// checksum comes with the data).
+    /// Writes `tail`, then publishes the file as it is: its data ended cleanly (FTP and SFTP,
+    /// where no checksum comes with the data). The quota is reserved for `tail` first, as for
+    /// any block: on a refusal the upload is abandoned (what was written stays for a resume).
     pub async fn publish_as_is(self, tail: Option<Vec<u8>>) -> Result<(), WireError> {
-        self.publish_with(tail, publish_unchecked).await
+        let end = self.offset() + tail.as_ref().map_or(0, |tail| tail.len() as u64);
+        let upload = self.reserve_or_abandon(end).await?;
+        upload.publish_with(tail, publish_unchecked).await
     }
 
     /// Runs one disk job, under the usage gate, that [`Upload::finish`]es the upload.
