@@ -147,6 +147,8 @@ pub async fn receive_file(mut data: MaybeTls, receiving: Receiving, context: Con
         let message = format!("{why}; {} bytes are kept: resume with REST and STOR, or APPE", upload.offset());
         return Reply::from_error(&WireError::new(ErrorCode::TransferStalled, message));
     }
+    // Reserved before our end of the data is sent, so that a refusal is logged and answered as
+    // any other (`refused`); `publish_as_is` then finds the tail covered and asks nothing more.
     let size = upload.offset() + pending.as_ref().map_or(0, |block| block.len() as u64);
     let upload = match upload.reserve_or_abandon(size).await {
         Ok(upload) => upload,

@@ -138,8 +138,6 @@ impl Session {
         }
     }
 
-    /// The entries of `path` (or the working directory), at most `max_list_entries` of them,
-    /// and whether there were more.
     /// What LIST and NLST show for `path`: [`Self::list_entries`], or, where its last name is a
     /// pattern (`*.txt`, `docs/report-?.pdf`) that matches names of its directory, those
     /// entries, each named as the client would have typed it (`docs/report-1.pdf`). The classic
@@ -164,6 +162,8 @@ impl Session {
         self.list_entries(path).await
     }
 
+    /// The entries of `path` (or the working directory), at most `max_list_entries` of them,
+    /// and whether there were more.
     pub(super) async fn list_entries(&self, path: Option<String>) -> Result<(Vec<crate::net::Entry>, bool), Reply> {
         let login = self.logged_in();
         let target = login.resolve_or_cwd("ls", path.as_deref()).map_err(|error| Reply::from_error(&error))?;
