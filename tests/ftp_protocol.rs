@@ -188,6 +188,26 @@ fn malformed_lines_get_clear_codes_and_an_endless_line_closes_the_session() {
     assert!(other.command("NOOP").starts_with("200"));
 }
 
+/// What hand-typed sessions (telnet, netcat with CRLF translation) and sloppy scripts send:
+/// a doubled carriage return, spaces before the verb, `STAT -la` for a listing.
+#[test]
+fn clumsy_lines_are_understood_and_stat_with_options_lists() {
+    let test = plaintext_server(|_| {});
+    std::fs::write(test.home("bob").join("notes.txt"), b"n").unwrap();
+    let mut control = logged_in(&test);
+    control.send_raw(b"PWD\r\r\n");
+    assert_eq!(control.reply(), "257 \"/\" is the current directory");
+    assert!(control.command("   NOOP").starts_with("200"));
+    control.send_raw(b"STAT -la\r\n");
+    let mut lines = vec![control.line()];
+    while !lines.last().unwrap().starts_with("213 ") {
+        lines.push(control.line());
+    }
+    assert!(lines[0].starts_with("213-"), "{lines:?}");
+    assert!(lines.iter().any(|line| line.ends_with(" notes.txt")), "{lines:?}");
+    assert_eq!(lines.last().unwrap(), "213 End of status");
+}
+
 #[test]
 fn ftp_and_native_clients_share_the_slots_and_the_queue() {
     let test = plaintext_server(|config| {

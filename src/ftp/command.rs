@@ -96,12 +96,14 @@ fn strip_telnet(line: &[u8]) -> &[u8] {
     rest
 }
 
-/// Parses one line, with or without its CRLF.
+/// Parses one line, with or without its CRLF. Clumsy line ends (`\r\r\n`, a bare `\r`) and
+/// spaces before the verb are forgiven: no name this server stores ends in a carriage return,
+/// and a verb never starts with a space.
 pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
     let line = strip_telnet(line);
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let line = std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8)?;
+    let end = line.iter().rposition(|byte| !matches!(byte, b'\r' | b'\n')).map_or(0, |last| last + 1);
+    let line = std::str::from_utf8(&line[..end]).map_err(|_| ParseError::NotUtf8)?;
+    let line = line.trim_start_matches(' ');
     let (verb, argument) = match line.split_once(' ') {
         Some((verb, argument)) => (verb, argument),
         None => (line, ""),
@@ -139,7 +141,9 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         "NLST" => Command::Nlst(listing_path(argument)),
         "MLSD" => Command::Mlsd(optional()),
         "MLST" => Command::Mlst(optional()),
-        "STAT" => Command::Stat(listing_path(argument)),
+        // With any argument, even options alone (`STAT -la`), STAT lists, as LIST would.
+        "STAT" if argument.trim().is_empty() => Command::Stat(None),
+        "STAT" => Command::Stat(Some(listing_path(argument).unwrap_or_else(|| ".".to_string()))),
         "SIZE" => Command::Size(required("SIZE")?),
         "MDTM" => Command::Mdtm(required("MDTM")?),
         "MFMT" => match required("MFMT")?.split_once(' ') {
@@ -229,6 +233,22 @@ mod tests {
             Ok(Command::Mfmt { time: "20261122103000".into(), path: "a b.txt".into() })
         );
         assert_eq!(parse(b"MFMT 20261122103000\r\n").unwrap_err().reply_code(), 501);
+    }
+
+    #[test]
+    fn clumsy_line_ends_and_leading_spaces_are_forgiven() {
+        assert_eq!(parse(b"PWD\r\r\n"), Ok(Command::Pwd));
+        assert_eq!(parse(b"CWD docs\r"), Ok(Command::Cwd("docs".into())));
+        assert_eq!(parse(b"  NOOP\r\n"), Ok(Command::Noop));
+        assert_eq!(parse(b"  \r\n").unwrap_err(), ParseError::Empty);
+        assert_eq!(parse(b"STOR trailing space \r\n"), Ok(Command::Stor("trailing space ".into())));
+    }
+
+    #[test]
+    fn stat_with_any_argument_lists() {
+        assert_eq!(parse(b"STAT\r\n"), Ok(Command::Stat(None)));
+        assert_eq!(parse(b"STAT -la\r\n"), Ok(Command::Stat(Some(".".into()))));
+        assert_eq!(parse(b"STAT -l sub\r\n"), Ok(Command::Stat(Some("sub".into()))));
     }
 
     #[test]
