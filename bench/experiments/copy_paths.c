@@ -1,6 +1,6 @@
 /* The ways to move a file through a loopback TCP connection into tmpfs, timed by the CPU
- * each side spends (getrusage per thread). Used for "Fewer copies on the data path" in
- * docs/BENCHMARKS.md; not part of the build or the tests.
+ * each side spends (getrusage per thread). Used for "Fewer copies on the data path" (under "Tried and not
+ * adopted") in docs/BENCHMARKS.md; not part of the build or the tests.
  *
  *   gcc -O2 -o /tmp/copy_paths bench/experiments/copy_paths.c -lpthread
  *   /tmp/copy_paths MODE /dev/shm/big.bin /dev/shm/copy-out.bin

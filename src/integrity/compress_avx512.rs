@@ -6,7 +6,7 @@
 //! step here is four (the logic, the addition to the early sum, the rotation, the addition of
 //! the newest word): 256 operations a block instead of 288. The words live in lane 0 of
 //! vector registers, where the logic, the addition and the rotation (`vprold`) each take one
-//! cycle. Measured on the Intel Xeon of run V: 891 to 899 MiB/s against 782 to 790 MiB/s for
+//! cycle. Measured on an Intel Xeon host: 891 to 899 MiB/s against 782 to 790 MiB/s for
 //! the portable function (docs/BENCHMARKS.md).
 
 use core::arch::x86_64::_mm_ternarylogic_epi32;

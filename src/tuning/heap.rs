@@ -15,8 +15,8 @@
 //! `MMAP_THRESHOLD` come from the heap (every chunk and frame at the default sizes, and up to
 //! `chunk_bytes` of 4 MiB; a server configured with larger chunks maps each one, as before);
 //! freed heap is kept for reuse until `TRIM_THRESHOLD` of it lies free; and the threads share
-//! a few arenas, so what one frees the next reuses. Measured (docs/BENCHMARKS.md, "Memory the
-//! host takes back"): `tests/heap.rs` runs the chunk pattern for 1 GiB, 253,518 page faults
+//! a few arenas, so what one frees the next reuses. Measured (docs/BENCHMARKS.md, "Heap
+//! settings"): `tests/heap.rs` runs the chunk pattern for 1 GiB, 253,518 page faults
 //! with glibc's defaults and 1,024 with these settings (16 chunks in flight); a 1 GiB download
 //! from the release server caused 22,400 to 37,600 page faults in it before and about 750
 //! after; its peak memory over a 4 GiB upload and download went from 17.9 MiB to 12.5 MiB. On

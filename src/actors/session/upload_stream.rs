@@ -7,8 +7,8 @@
 //! chunks from a bounded queue, writing and hashing each in turn. While the client keeps
 //! sending, the queue is never empty, so the job's thread does not sleep between chunks, and the
 //! session hands each chunk over without waiting. A GiB upload went from 2.8-3.3 s to 2.5-2.9 s,
-//! and from about 46,000 server context switches to about 19,000 (`docs/BENCHMARKS.md`, "The
-//! change: streamed uploads").
+//! and from about 46,000 server context switches to about 19,000 (`docs/BENCHMARKS.md`, "Streamed
+//! uploads").
 //!
 //! An upload of one chunk (most small files) has no stream: the session holds that chunk and
 //! the publishing job writes it.
@@ -24,7 +24,7 @@
 //! queue, to a job on the hashing pool (`Services::hashers`) that feeds the upload's MD5. On one
 //! thread, writing and then hashing each chunk made that thread the upload's critical path:
 //! about 2.0 s of CPU per GiB, more than either end's other work (see `docs/BENCHMARKS.md`,
-//! "The change: hashing beside the writes"). The chunk moves between the threads; it is not
+//! "Hashing beside the writes"). The chunk moves between the threads; it is not
 //! copied. The hashing pool has a thread per session, like the disk pool, so the hashing job
 //! always starts; it waits for nothing but chunks, so the writer never waits for long.
 //!
@@ -36,7 +36,7 @@
 //! network slower than the disk and MD5), a batch is one chunk and nothing changes. The frames,
 //! and so a resume's granularity, stay one chunk each. A GiB put went from 2.13 to 1.96 s and
 //! the server's CPU from 2.27 to 2.09 s (medians of eight alternating puts; `docs/BENCHMARKS.md`,
-//! "The change: batched hand-offs").
+//! "Batched hand-offs").
 //!
 //! Failures: a write that fails ends the job, which drops its end of the queue; the session
 //! learns it at its next chunk (or when `put_end` or `put_restart` ends the stream), collects
