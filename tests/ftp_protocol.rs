@@ -208,6 +208,23 @@ fn clumsy_lines_are_understood_and_stat_with_options_lists() {
     assert_eq!(lines.last().unwrap(), "213 End of status");
 }
 
+/// A name another program put in the home with a CRLF in it cannot end a control-connection
+/// reply early and forge the next one.
+#[test]
+fn a_name_with_a_line_break_on_disk_cannot_forge_a_reply() {
+    let test = plaintext_server(|_| {});
+    std::fs::write(test.home("bob").join("x\r\n226 forged"), b"n").unwrap();
+    let mut control = logged_in(&test);
+    control.send_raw(b"STAT /\r\n");
+    let mut lines = vec![control.line()];
+    while lines.len() < 10 && !lines.last().unwrap().starts_with("213 ") {
+        lines.push(control.line());
+    }
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[1].ends_with(" x??226 forged"), "{lines:?}");
+    assert!(control.command("NOOP").starts_with("200"), "the replies stay in step");
+}
+
 #[test]
 fn ftp_and_native_clients_share_the_slots_and_the_queue() {
     let test = plaintext_server(|config| {

@@ -22,6 +22,17 @@ use super::resume_states::ResumeStates;
 use super::store::FileStore;
 use super::stream_start::StreamStart;
 
+/// A name read from the disk as clients are shown it. No client can create a name with a
+/// control character or invalid UTF-8 here (the jail refuses them), but another program on
+/// the host can, and such a name, listed as it is, would reach clients raw: a `\r\n` inside
+/// an FTP `STAT` or `MLST` reply ends that reply early and forges the next one, and an escape
+/// sequence reaches the shell user's terminal. Invalid bytes become U+FFFD and control
+/// characters `?`; the entry stays visible (it takes room in the quota), though no request can
+/// name it.
+fn shown_name(on_disk: &std::ffi::OsStr) -> String {
+    on_disk.to_string_lossy().chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
 /// A listing and whether `max_entries` cut it short.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
@@ -145,7 +156,7 @@ impl LocalStore {
         let mut truncated = false;
         for item in dir.entries()? {
             let item = item?;
-            let on_disk = item.file_name().to_string_lossy().into_owned();
+            let on_disk = shown_name(&item.file_name());
             let (name, partial) = match published_name(&on_disk) {
                 Some(name) => (name.to_string(), true),
                 None if is_partial_name(&on_disk) => continue,
@@ -234,7 +245,7 @@ impl LocalStore {
         fn walk(dir: &Dir, at: &VirtualPath, found: &mut Vec<PartialFound>) -> std::io::Result<()> {
             for item in dir.entries()? {
                 let item = item?;
-                let on_disk = item.file_name().to_string_lossy().into_owned();
+                let on_disk = shown_name(&item.file_name());
                 let meta = item.metadata()?;
                 if meta.is_dir() {
                     walk(&item.open_dir()?, &at.child(&on_disk), found)?;
@@ -541,6 +552,18 @@ mod tests {
         home.remove_dir(&vp("d")).unwrap();
         assert!(matches!(home.remove_file(&vp("f2")), Err(StorageError::NotFound)));
         assert!(matches!(home.remove_dir(&VirtualPath::root()), Err(StorageError::HomeItself)));
+    }
+
+    #[test]
+    fn names_put_on_the_disk_by_other_programs_are_listed_without_control_characters() {
+        use std::os::unix::ffi::OsStrExt;
+        let root = tempfile::tempdir().unwrap();
+        let home = LocalStore::open(root.path()).unwrap();
+        std::fs::write(root.path().join("forged\r\n226 done\x1b[2J"), "x").unwrap();
+        std::fs::write(root.path().join(std::ffi::OsStr::from_bytes(b"latin1-\xe9")), "x").unwrap();
+        let names: Vec<String> =
+            home.list(&VirtualPath::root(), 10).unwrap().entries.into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["forged??226 done?[2J", "latin1-\u{fffd}"]);
     }
 
     #[test]
