@@ -17,6 +17,10 @@ Workloads (--only):
   single  the same with 1 client: one connection's pace
   pwd     PWD round trips on one logged-in session, per second
   large   curl: one download and one upload of a large file (--size-mib), seconds each
+
+With --with-floor, one more contender: bench/experiments/ftp_floor.c, the least an FTP server
+can do (a thread per connection, no checks, no fsync), built with gcc. What the clients reach
+against it is the ceiling this machine and client allow any server.
 """
 import argparse
 import ftplib
@@ -35,6 +39,7 @@ from compare import (BENCH_PASSWORD, BENCH_USER, PEERS, FtpActor, Peer, Results,
                      steal_seconds)
 
 OURS, OURS_TLS = "ftp-actor", "ftp-actor FTPS"
+FLOOR = "floor"
 
 
 class SessionReusingFtpTls(ftplib.FTP_TLS):
@@ -98,6 +103,26 @@ class Run:
         self.rate = operations / seconds
         self.client_us = client_cpu / operations * 1e6
         self.server_us = server_cpu / operations * 1e6
+
+
+class Floor:
+    """bench/experiments/ftp_floor.c, built and started in `work`; its files go to `home`."""
+
+    def __init__(self, work):
+        self.home = work / "floor-home"
+        self.home.mkdir(parents=True, exist_ok=True)
+        binary = work / "ftp_floor"
+        source = Path(__file__).resolve().parent / "experiments" / "ftp_floor.c"
+        subprocess.run(["gcc", "-O2", "-pthread", "-o", binary, source], check=True)
+        self.process = subprocess.Popen([binary, self.home], stdout=subprocess.PIPE, text=True)
+        self.port = int(self.process.stdout.readline())
+
+    def target(self):
+        return Target(FLOOR, "127.0.0.1", self.port, BENCH_USER, BENCH_PASSWORD, self.home, self.process.pid)
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()
 
 
 def measured(target, run):
@@ -263,6 +288,8 @@ def main():
     parser.add_argument("--only", default="logins,small,light,pairs,single,pwd,large")
     parser.add_argument("--builds", default="", metavar="LABEL=BINARY,...",
                         help="other ftp-actor builds measured beside this tree's (plain FTP), for A/B runs")
+    parser.add_argument("--with-floor", action="store_true",
+                        help="measure bench/experiments/ftp_floor.c too: the ceiling for any server")
     args = parser.parse_args()
     env = dict(line.split("=", 1) for line in args.peers_env.read_text().split() if "=" in line)
     server = FtpActor(args.work)
@@ -278,6 +305,9 @@ def main():
         servers[-1].start(64, ftp=True)
         targets.append(Target(f"{OURS} {label}", "127.0.0.1", servers[-1].ftp_port, BENCH_USER, BENCH_PASSWORD,
                               servers[-1].home, servers[-1].process.pid))
+    floor = Floor(args.work) if args.with_floor else None
+    if floor:
+        targets.append(floor.target())
     for name in PEERS:
         peer = Peer(name, env)
         host, port = peer.addr.split(":")
@@ -297,8 +327,8 @@ def main():
     try:
         for key in args.only.split(","):
             before = steal_seconds()
-            if key == "large":
-                large_files(args, targets, results)
+            if key == "large":  # the floor does not download
+                large_files(args, [t for t in targets if t.name != FLOOR], results)
             else:
                 workload, unit, run = workloads[key]
                 log(f"workload: {workload}")
@@ -314,7 +344,7 @@ def main():
                                                     statistics.median(r.client_us for r in kept))
             steal[key] = steal_seconds() - before
     finally:
-        for started in servers:
+        for started in servers + [floor] * bool(floor):
             started.stop()
     print(table(results))
     print("\nCPU per operation, microseconds, medians: server / client(s) (the clients run on the same cores)\n")
