@@ -92,6 +92,57 @@ async fn corrupted_download_is_refused_and_leaves_no_file() {
     assert!(!ftp_actor::client::local_file::partial_path(&local).exists(), "no wrong partial kept");
 }
 
+fn make_fifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+/// `get big.iso /dev/null`, or into a FIFO another program reads: the bytes go into the
+/// special file, which stays what it was (the partial renamed over it had replaced `/dev/null`
+/// with a regular file), and no partial or saved state is left beside it.
+#[tokio::test]
+async fn a_download_into_a_fifo_writes_into_it_and_leaves_it_a_fifo() {
+    use std::os::unix::fs::FileTypeExt;
+    let server = server_with_user();
+    let data = random_bytes(3 * MIB + 5, 11);
+    std::fs::write(server.home("u").join("f.bin"), &data).unwrap();
+    let fifo = server.local("pipe");
+    make_fifo(&fifo);
+    let reader = std::thread::spawn({
+        let fifo = fifo.clone();
+        move || std::fs::read(fifo).unwrap()
+    });
+    let mut client = server.login("u", "pw").await;
+    let report = client.get("f.bin", &fifo, &NoProgress).await.unwrap();
+    assert!(matches!(report, GetReport::Downloaded { size, resumed_from: 0, .. } if size == data.len() as u64));
+    // Checked before the reader is joined: a FIFO replaced by a file would leave it waiting.
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "still a FIFO");
+    let beside: Vec<_> = std::fs::read_dir(fifo.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(beside, ["pipe"], "nothing left beside it");
+    assert!(reader.join().unwrap() == data, "the reader got every byte");
+}
+
+/// An upload announces its size; a FIFO has none, and its bytes used to be read as an empty
+/// file and reported verified. It is refused before the server is asked.
+#[tokio::test]
+async fn an_upload_from_a_fifo_is_refused_before_the_server_is_asked() {
+    let server = server_with_user();
+    let fifo = server.local("pipe");
+    make_fifo(&fifo);
+    // A program writing into the FIFO, as a user piping data in would have.
+    let writer = std::thread::spawn({
+        let fifo = fifo.clone();
+        move || std::fs::write(fifo, b"piped data")
+    });
+    let mut client = server.login("u", "pw").await;
+    let error = client.put(&fifo, "up.bin", &NoProgress).await.unwrap_err();
+    assert!(error.to_string().contains("not a regular file"), "{error}");
+    assert_eq!(std::fs::read_dir(server.home("u")).unwrap().count(), 0, "nothing on the server");
+    assert_eq!(client.pwd().await.unwrap(), "/", "the session goes on");
+    assert_eq!(std::fs::read(&fifo).unwrap(), b"piped data", "the FIFO was left unread");
+    writer.join().unwrap().unwrap();
+}
+
 /// Over TLS (the default) a byte altered on the way fails the record's authentication: the
 /// connection ends at once, in either direction, and nothing wrong is published or kept under
 /// the name.

@@ -1,11 +1,16 @@
 //! Downloads: through a hidden local partial, resumed if present, with the MD5 checked at the end.
 
+use std::fs::OpenOptions;
+
 use super::*;
 
 impl Client {
     /// Downloads `remote` to `local` through the hidden partial `.NAME.ftpa-part`, resuming it
     /// if present; skips the transfer if `local` already has the same size and MD5.
     pub async fn get(&mut self, remote: &str, local: &Path, progress: &dyn Progress) -> Result<GetReport, ClientError> {
+        if is_special_file(local) {
+            return self.get_into_special_file(remote, local, progress).await;
+        }
         let partial = partial_path(local);
         let (local_path, partial_path_) = (local.to_path_buf(), partial.clone());
         // The partial is ours before the server is asked (see `PartialClaim`). What we already
@@ -69,7 +74,7 @@ impl Client {
         let hasher = if start > 0 { hasher } else { Md5::new() };
 
         progress.begin(size, start);
-        let result = self.stream_download(writer, hasher, (&partial, local), progress).await;
+        let result = self.stream_download(writer, hasher, (Some(&partial), local), progress).await;
         progress.end();
         let (file, hasher, server_md5) = result?;
         let md5: [u8; 16] = hasher.finalize().into();
@@ -86,24 +91,57 @@ impl Client {
         Ok(GetReport::Downloaded { size, resumed_from: start, md5 })
     }
 
-    /// Receives data frames into the partial until `get_end` (errors name `shown`, the path the
-    /// user gave, not the hidden partial); every chunk received is on disk
+    /// Downloads `remote` straight into `local`, a device, FIFO or socket (`get big.iso
+    /// /dev/null` to time a download, a FIFO read by another program): such a file cannot be
+    /// replaced by a renamed partial, as a regular file is (that replaced `/dev/null` with a
+    /// regular file), and what was written to it cannot be read back to resume. The MD5 is
+    /// still checked on every byte received; a mismatch is reported after the bytes went out.
+    async fn get_into_special_file(
+        &mut self,
+        remote: &str,
+        local: &Path,
+        progress: &dyn Progress,
+    ) -> Result<GetReport, ClientError> {
+        let local_path = local.to_path_buf();
+        // Opened before the server is asked, so a file we may not write costs no transfer. A
+        // FIFO's open waits for its reader, as any writer's does.
+        let file = blocking(move || OpenOptions::new().write(true).open(&local_path).map_err(local_error(&local_path)))
+            .await??;
+        let nothing = Md5::new().finalize().to_vec();
+        let ready =
+            self.call(Request::Get { path: remote.to_string(), offset: 0, prefix_md5: ByteBuf::from(nothing) }).await?;
+        let Response::GetReady { size, .. } = ready else {
+            return Err(unexpected(ready, "get_ready"));
+        };
+        progress.begin(size, 0);
+        let result = self.stream_download(file, Md5::new(), (None, local), progress).await;
+        progress.end();
+        let (_, hasher, server_md5) = result?;
+        let md5: [u8; 16] = hasher.finalize().into();
+        if server_md5[..] != md5 {
+            return Err(ClientError::ChecksumMismatch { remote: hex::encode(server_md5), local: hex::encode(md5) });
+        }
+        Ok(GetReport::Downloaded { size, resumed_from: 0, md5 })
+    }
+
+    /// Receives data frames into `file` until `get_end` (errors name `shown`, the path the
+    /// user gave, not the hidden partial); every chunk received is written
     /// before this returns, even when the connection fails, so a later `get` can resume.
     /// Writing and hashing run on two threads, so the file's writes stay off MD5's path. A
-    /// download that stops before `get_end` (an error, or this future dropped by Ctrl-C) ends
-    /// with the writing thread saving the MD5 state of what it wrote ([`partial_state`]):
-    /// those threads run to their end either way.
+    /// download into a partial that stops before `get_end` (an error, or this future dropped by
+    /// Ctrl-C) ends with the writing thread saving the MD5 state of what it wrote
+    /// ([`partial_state`]): those threads run to their end either way.
     async fn stream_download(
         &mut self,
         file: File,
         hasher: Md5,
-        (partial, shown): (&Path, &Path),
+        (partial, shown): (Option<&Path>, &Path),
         progress: &dyn Progress,
     ) -> Result<(File, Md5, Vec<u8>), ClientError> {
         // Both threads get the same chunk: `Bytes` clones share it.
         let (to_disk, mut disk_queue) = mpsc::channel::<Bytes>(PIPELINE);
         let (to_hasher, mut hash_queue) = mpsc::channel::<Bytes>(PIPELINE);
-        let (path, shown): (PathBuf, PathBuf) = (partial.to_path_buf(), shown.to_path_buf());
+        let (partial, shown): (Option<PathBuf>, PathBuf) = (partial.map(Path::to_path_buf), shown.to_path_buf());
         // Set when `get_end` arrives, before the queues close: only then is no state saved.
         let complete = Arc::new(AtomicBool::new(false));
         let (hashed_tx, hashed_rx) = std::sync::mpsc::sync_channel::<Md5>(1);
@@ -115,9 +153,10 @@ impl Client {
                     file.write_all(&chunk).map_err(local_error(&shown))?;
                 }
                 if !complete.load(Ordering::SeqCst)
+                    && let Some(partial) = partial
                     && let Ok(hashed) = hashed_rx.recv()
                 {
-                    partial_state::save(&path, &file, &hashed);
+                    partial_state::save(&partial, &file, &hashed);
                 }
                 Ok::<_, ClientError>(file)
             }
@@ -152,4 +191,13 @@ impl Client {
         let hasher = hashing.await.map_err(|e| ClientError::Protocol(e.to_string()))?;
         received.map(|md5| (file, hasher, md5))
     }
+}
+
+/// A device, FIFO or socket (after symlinks): a download must write into it, not replace it.
+fn is_special_file(local: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(local).is_ok_and(|meta| {
+        let kind = meta.file_type();
+        kind.is_char_device() || kind.is_block_device() || kind.is_fifo() || kind.is_socket()
+    })
 }

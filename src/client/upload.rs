@@ -8,6 +8,13 @@ impl Client {
     /// has `remote` with the same size and an MD5 it knows (`put_ready.existing_md5`), the local
     /// file is hashed first and, when it is the same, nothing is sent (`PutReport::skipped`).
     pub async fn put(&mut self, local: &Path, remote: &str, progress: &dyn Progress) -> Result<PutReport, ClientError> {
+        // An upload announces its size, and a FIFO or device has none: its bytes would be
+        // read as an empty file and "verified" (and opening a FIFO waits for a writer).
+        if !std::fs::metadata(local).map_err(local_error(local))?.is_file() {
+            let reason =
+                "not a regular file: a device, FIFO or socket has no size to announce; copy it into a file first";
+            return Err(local_error(local)(std::io::Error::new(std::io::ErrorKind::InvalidInput, reason)));
+        }
         let file = File::open(local).map_err(local_error(local))?;
         let size = file.metadata().map_err(local_error(local))?.len();
         let ready = self.call(Request::Put { path: remote.to_string(), size }).await?;
