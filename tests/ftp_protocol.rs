@@ -225,6 +225,21 @@ fn a_name_with_a_line_break_on_disk_cannot_forge_a_reply() {
     assert!(control.command("NOOP").starts_with("200"), "the replies stay in step");
 }
 
+/// RETR of a FIFO another program put in the home is refused at once (it used to hold a disk
+/// worker forever, waiting for a writer); SFTP and the native protocol share the refusal.
+#[test]
+fn retr_of_a_fifo_is_refused_at_once() {
+    let test = plaintext_server(|_| {});
+    let fifo = test.home("bob").join("trap");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let mut control = logged_in(&test);
+    let port = control.passive_port();
+    let _data = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let reply = control.command("RETR trap");
+    assert!(reply.starts_with("550 [309]"), "{reply}");
+    assert!(control.command("NOOP").starts_with("200"));
+}
+
 #[test]
 fn ftp_and_native_clients_share_the_slots_and_the_queue() {
     let test = plaintext_server(|config| {

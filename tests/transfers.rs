@@ -143,6 +143,31 @@ async fn an_upload_from_a_fifo_is_refused_before_the_server_is_asked() {
     writer.join().unwrap().unwrap();
 }
 
+/// A FIFO another program put in a home (or under an upload's partial name) is refused with
+/// 309 at once: opening it to read used to wait for a writer forever on a disk worker, and
+/// a few such requests took the whole pool from every user.
+#[tokio::test]
+async fn a_fifo_in_a_home_is_refused_at_once_and_holds_no_disk_worker() {
+    let server = TestServer::start_with(|config| config.max_concurrency = 2);
+    server.add_user("u", "pw", 1 << 30);
+    make_fifo(&server.home("u").join("trap"));
+    make_fifo(&server.home("u").join(".up.bin.ftpa-part"));
+    std::fs::write(server.local("up.bin"), b"data").unwrap();
+    let mut client = server.login("u", "pw").await;
+    // More requests than disk workers: each would have pinned one.
+    let at_once = Duration::from_secs(10);
+    for _ in 0..4 {
+        let got = tokio::time::timeout(at_once, client.get("trap", &server.local("trap"), &NoProgress)).await;
+        let error = got.expect("the get waits on the FIFO").unwrap_err();
+        assert_eq!(error.code(), Some(ErrorCode::NotAFile), "{error}");
+        let put = tokio::time::timeout(at_once, client.put(&server.local("up.bin"), "up.bin", &NoProgress)).await;
+        let error = put.expect("the put waits on the FIFO").unwrap_err();
+        assert_eq!(error.code(), Some(ErrorCode::NotAFile), "{error}");
+    }
+    client.put(&server.local("up.bin"), "other.bin", &NoProgress).await.unwrap();
+    assert_eq!(std::fs::read(server.home("u").join("other.bin")).unwrap(), b"data", "the pool still serves");
+}
+
 /// Over TLS (the default) a byte altered on the way fails the record's authentication: the
 /// connection ends at once, in either direction, and nothing wrong is published or kept under
 /// the name.

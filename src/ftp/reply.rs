@@ -57,7 +57,8 @@ pub fn ftp_code(code: ErrorCode) -> u16 {
         | ChannelBindingMismatch => 530,
         LoginTimeout | AccountChanged | IdleTimeout | ServerBusy | ShuttingDown | TooManyFromAddress
         | PreLoginEvicted => 421,
-        PathOutsideHome | NotFound | AlreadyExists | NotADirectory | IsADirectory | DirectoryNotEmpty | InUse => 550,
+        PathOutsideHome | NotFound | AlreadyExists | NotADirectory | IsADirectory | NotAFile | DirectoryNotEmpty
+        | InUse => 550,
         InvalidPath => 553,
         QuotaExceeded | TooManyFiles | DiskFull => 552,
         HashBudgetExhausted => 450,

@@ -75,6 +75,9 @@ error_codes! {
     InUse = 307 => "another upload to this path is in progress; try again when it has finished",
     /// REST asked to resume past the end of what the server holds (FTP front end).
     RestartOffsetInvalid = 308 => "the resume offset is past what the server holds; ask SIZE and resume from there",
+    /// The path names a device, FIFO or socket (put in a home by another program): only
+    /// regular files are transferred.
+    NotAFile = 309 => "the path names a device, FIFO or socket, not a file; only regular files are transferred",
     /// The upload would take the user over their quota.
     QuotaExceeded = 400 => "free space (rm) or ask the administrator for a larger quota",
     /// Creating the file or directory would take the user past `max_files` (files,

@@ -94,7 +94,7 @@ impl Download {
         if path.is_root() {
             return Err(StorageError::IsADirectory);
         }
-        let file = home.dir().open(path.to_relative())?.into_std();
+        let file = super::open_for_reading(home.dir(), &path.to_relative())?;
         let meta = file.metadata()?;
         if meta.is_dir() {
             return Err(StorageError::IsADirectory);

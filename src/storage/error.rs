@@ -19,6 +19,8 @@ pub enum StorageError {
     NotADirectory,
     #[error("is a directory")]
     IsADirectory,
+    #[error("not a regular file (a device, FIFO or socket)")]
+    NotAFile,
     #[error("directory not empty")]
     NotEmpty,
     #[error("the home directory itself cannot be changed this way")]
@@ -82,6 +84,7 @@ impl StorageError {
             StorageError::AlreadyExists => ErrorCode::AlreadyExists,
             StorageError::NotADirectory => ErrorCode::NotADirectory,
             StorageError::IsADirectory => ErrorCode::IsADirectory,
+            StorageError::NotAFile => ErrorCode::NotAFile,
             StorageError::NotEmpty => ErrorCode::DirectoryNotEmpty,
             StorageError::DiskFull => ErrorCode::DiskFull,
             StorageError::TooManyFiles => ErrorCode::TooManyFiles,

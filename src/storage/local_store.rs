@@ -114,7 +114,7 @@ impl LocalStore {
                 self.dir().open_dir(&relative)?.into_std_file()
             }
         } else {
-            self.dir().open(&relative)?.into_std()
+            super::open_for_reading(self.dir(), &relative)?
         };
         let when = if unix >= 0 {
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix as u64)
@@ -230,8 +230,7 @@ impl LocalStore {
     ) -> Result<u64, StorageError> {
         let partial = target.partial().ok_or(StorageError::NotFound)?;
         let _names = self.names.hold();
-        let file = self.dir.open(partial.to_relative())?;
-        let meta = file.metadata()?;
+        let meta = self.dir.metadata(partial.to_relative())?;
         if unchanged_since.is_some_and(|since| meta.modified().map(|m| m.into_std() > since).unwrap_or(true)) {
             return Err(StorageError::RecentlyWritten);
         }

@@ -103,11 +103,8 @@ impl PartialUpload {
     /// data is there and `states` has no MD5 state for it as it is.
     pub fn would_hash(home: &LocalStore, target: &VirtualPath, states: &ResumeStates) -> bool {
         let Some(partial) = target.partial() else { return false };
-        match home.dir().open(partial.to_relative()) {
-            Ok(file) => {
-                let file = file.into_std();
-                file.metadata().is_ok_and(|meta| meta.len() > 0) && states.recall(&file).is_none()
-            }
+        match super::open_for_reading(home.dir(), &partial.to_relative()) {
+            Ok(file) => file.metadata().is_ok_and(|meta| meta.len() > 0) && states.recall(&file).is_none(),
             Err(_) => false,
         }
     }
@@ -240,7 +237,18 @@ impl PartialUpload {
             }
         };
         let file = file.into_std();
-        let start_len = if partial_existed { file.metadata()?.len() } else { 0 };
+        let start_len = if partial_existed {
+            // Another program's FIFO under the partial's name would take the writes until its
+            // buffer filled, then hold the disk worker for good (opening it to read and write
+            // does not wait; see `open_for_reading`).
+            let meta = file.metadata()?;
+            if !meta.is_file() {
+                return Err(StorageError::NotAFile);
+            }
+            meta.len()
+        } else {
+            0
+        };
         let replaced_len = existing.as_ref().map_or(0, quota_bytes);
         let upload = PartialUpload {
             file,
@@ -277,7 +285,7 @@ impl PartialUpload {
             return Ok(());
         }
         self.restart()?;
-        let mut source = home.dir().open(self.target.to_relative())?.into_std();
+        let mut source = super::open_for_reading(home.dir(), &self.target.to_relative())?;
         let copied = std::io::copy(&mut (&mut source).take(len), &mut self.file);
         self.len = self.file.stream_position()?;
         copied?;

@@ -1,0 +1,56 @@
+//! Opening a home's file for reading without waiting on what is not a regular file.
+
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
+
+use super::error::StorageError;
+
+/// Opens `relative` in `dir` for reading: a regular file, or a directory (callers that need a
+/// file check `is_dir`, as before). A plain `open(2)` of a FIFO that another program put in a
+/// home waits for a writer, forever, and it would wait on a disk worker: a few such requests
+/// would take the whole pool from every user. So the open does not wait (`O_NONBLOCK`), a
+/// device, FIFO or socket is refused before anything reads it ([`StorageError::NotAFile`]),
+/// and the flag is cleared again on what is kept.
+pub fn open_for_reading(dir: &Dir, relative: &Path) -> Result<std::fs::File, StorageError> {
+    let file = dir.open_with(relative, OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK))?.into_std();
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() && !kind.is_dir() {
+        return Err(StorageError::NotAFile);
+    }
+    // SAFETY: fcntl on a descriptor this function owns, with flags it read from it.
+    let cleared = unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        flags >= 0 && libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    };
+    if !cleared {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cap_std::ambient_authority;
+
+    #[test]
+    fn a_fifo_is_refused_at_once_and_files_and_directories_open() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("f"), b"data").unwrap();
+        std::fs::create_dir(root.path().join("d")).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(root.path().join("p")).status().unwrap().success());
+        let dir = Dir::open_ambient_dir(root.path(), ambient_authority()).unwrap();
+        // Without O_NONBLOCK this open would wait for a writer and the test would hang.
+        assert!(matches!(open_for_reading(&dir, Path::new("p")), Err(StorageError::NotAFile)));
+        let mut file = open_for_reading(&dir, Path::new("f")).unwrap();
+        let mut read = String::new();
+        std::io::Read::read_to_string(&mut file, &mut read).unwrap();
+        assert_eq!(read, "data");
+        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(flags & libc::O_NONBLOCK, 0, "the kept file blocks as files do");
+        assert!(open_for_reading(&dir, Path::new("d")).unwrap().metadata().unwrap().is_dir());
+        assert!(matches!(open_for_reading(&dir, Path::new("missing")), Err(StorageError::NotFound)));
+    }
+}
