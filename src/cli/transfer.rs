@@ -185,6 +185,11 @@ pub(super) fn get_tree(
         Err(e) if e.code() == Some(ErrorCode::NotADirectory) => {
             return Err(Failure::Command(format!("error: get -r {remote}: not a remote directory; use get")));
         }
+        // Named after the command typed, not the `cd` it was asked through.
+        Err(ClientError::Server(wire)) => {
+            let reason = wire.message.strip_prefix(&format!("cd {remote}: ")).unwrap_or(&wire.message);
+            return Err(Failure::Command(format!("error {}: get -r {remote}: {reason}", wire.code.as_u16())));
+        }
         other => other?,
     };
     rt.block_on(client.cd(&back))?;
