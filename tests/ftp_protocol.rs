@@ -199,10 +199,7 @@ fn clumsy_lines_are_understood_and_stat_with_options_lists() {
     assert_eq!(control.reply(), "257 \"/\" is the current directory");
     assert!(control.command("   NOOP").starts_with("200"));
     control.send_raw(b"STAT -la\r\n");
-    let mut lines = vec![control.line()];
-    while !lines.last().unwrap().starts_with("213 ") {
-        lines.push(control.line());
-    }
+    let lines = control.reply_lines();
     assert!(lines[0].starts_with("213-"), "{lines:?}");
     assert!(lines.iter().any(|line| line.ends_with(" notes.txt")), "{lines:?}");
     assert_eq!(lines.last().unwrap(), "213 End of status");
@@ -216,10 +213,7 @@ fn a_name_with_a_line_break_on_disk_cannot_forge_a_reply() {
     std::fs::write(test.home("bob").join("x\r\n226 forged"), b"n").unwrap();
     let mut control = logged_in(&test);
     control.send_raw(b"STAT /\r\n");
-    let mut lines = vec![control.line()];
-    while lines.len() < 10 && !lines.last().unwrap().starts_with("213 ") {
-        lines.push(control.line());
-    }
+    let lines = control.reply_lines();
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(lines[1].ends_with(" x??226 forged"), "{lines:?}");
     assert!(control.command("NOOP").starts_with("200"), "the replies stay in step");

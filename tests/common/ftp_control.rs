@@ -25,10 +25,18 @@ impl Control {
 
     /// Reads one whole reply (all lines of a multi-line one); returns its last line.
     pub fn reply(&mut self) -> String {
+        self.reply_lines().pop().unwrap()
+    }
+
+    /// Reads one whole reply and returns every line of it.
+    pub fn reply_lines(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
         loop {
             let line = self.line();
-            if line.len() < 4 || line.as_bytes()[3] == b' ' {
-                return line;
+            let last = line.len() < 4 || line.as_bytes()[3] == b' ';
+            lines.push(line);
+            if last {
+                return lines;
             }
         }
     }
