@@ -81,6 +81,9 @@ fn commands_work_over_a_plaintext_login_when_allowed() {
     std::fs::write(test.home("bob").join("f.txt"), b"12345").unwrap();
     assert_eq!(control.command("MFMT 20200102030405 f.txt"), "213 Modify=20200102030405; /f.txt");
     assert_eq!(control.command("MDTM f.txt"), "213 20200102030405");
+    assert_eq!(control.command("MFMT 19650102030405 f.txt"), "213 Modify=19650102030405; /f.txt");
+    assert_eq!(control.command("MDTM f.txt"), "213 19650102030405", "a time before 1970 comes back as set");
+    assert_eq!(control.command("MFMT 20200102030405 f.txt"), "213 Modify=20200102030405; /f.txt");
     assert_eq!(control.command("SIZE f.txt"), "213 5");
     assert!(control.command("REST 6").starts_with("350"));
     assert!(control.command("QUIT").starts_with("221"));

@@ -99,11 +99,7 @@ impl Download {
         if meta.is_dir() {
             return Err(StorageError::IsADirectory);
         }
-        let modified = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs() as i64);
+        let modified = meta.modified().map_or(0, super::local_store::unix_time);
         let stamp = FileStamp::of(&meta);
         let known = digests.get(&stamp);
         Ok(Download { file, stamp, known, position: 0, start: 0, modified, prefix_hashed: 0 })

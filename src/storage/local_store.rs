@@ -55,7 +55,19 @@ pub struct LocalStore {
 }
 
 fn unix_seconds(meta: &Metadata) -> i64 {
-    meta.modified().ok().and_then(|t| t.into_std().duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs() as i64)
+    meta.modified().map_or(0, |time| unix_time(time.into_std()))
+}
+
+/// Whole seconds since 1970, negative before it (rounded down), so that a file's time from
+/// before 1970 is shown as it is and MFMT's times come back as set, not as 1970.
+pub(super) fn unix_time(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => after.as_secs() as i64,
+        Err(before) => {
+            let before = before.duration();
+            -(before.as_secs() as i64) - i64::from(before.subsec_nanos() > 0)
+        }
+    }
 }
 
 fn entry_kind(meta: &Metadata) -> EntryKind {
@@ -563,6 +575,17 @@ mod tests {
         let names: Vec<String> =
             home.list(&VirtualPath::root(), 10).unwrap().entries.into_iter().map(|e| e.name).collect();
         assert_eq!(names, ["forged??226 done?[2J", "latin1-\u{fffd}"]);
+    }
+
+    #[test]
+    fn times_before_1970_are_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let home = LocalStore::open(root.path()).unwrap();
+        let file = std::fs::File::create(root.path().join("old")).unwrap();
+        file.set_modified(UNIX_EPOCH - std::time::Duration::from_secs(2_147_472_000)).unwrap();
+        assert_eq!(home.stat(&vp("old")).unwrap().modified, -2_147_472_000);
+        assert_eq!(unix_time(UNIX_EPOCH - std::time::Duration::from_millis(1)), -1, "rounded down");
+        assert_eq!(unix_time(UNIX_EPOCH + std::time::Duration::from_millis(1500)), 1);
     }
 
     #[test]
