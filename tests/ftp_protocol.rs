@@ -206,6 +206,10 @@ fn clumsy_lines_are_understood_and_stat_with_options_lists() {
     assert!(lines[0].starts_with("213-"), "{lines:?}");
     assert!(lines.iter().any(|line| line.ends_with(" notes.txt")), "{lines:?}");
     assert_eq!(lines.last().unwrap(), "213 End of status");
+    control.send_raw(b"STAT *.txt\r\n");
+    let lines = control.reply_lines();
+    assert_eq!(lines.len(), 3, "a pattern, as LIST takes it: {lines:?}");
+    assert!(lines[1].ends_with(" notes.txt"), "{lines:?}");
 }
 
 /// A name another program put in the home with a CRLF in it cannot end a control-connection

@@ -123,8 +123,10 @@ impl Session {
         Reply::multi(211, "ftp-actor status", &lines, "End of status")
     }
 
+    /// STAT with a path: what LIST would send, on the control connection (RFC 959), patterns
+    /// included.
     pub(super) async fn stat_listing(&mut self, path: &str) -> Flow {
-        match self.list_entries(Some(path.to_string())).await {
+        match self.matching_entries(Some(path.to_string())).await {
             Ok((entries, truncated)) => {
                 let now = unix_now();
                 let lines: Vec<String> = entries.iter().map(|entry| list_line(entry, now)).collect();
