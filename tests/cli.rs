@@ -294,6 +294,7 @@ lcd ..
 -put src
 -get -r src/a.bin
 -get -r missing
+-get src/a.bin nowhere/
 get -r src back
 get -r /up/src/ again
 get -r src back
@@ -329,6 +330,8 @@ quit
     assert!(stderr.contains("error: put src: a directory; use put -r"), "{stderr}");
     assert!(stderr.contains("error: get -r src/a.bin: not a remote directory; use get"), "{stderr}");
     assert!(stderr.contains("error 301: get -r missing: no such file or directory"), "{stderr}");
+    assert!(stderr.contains("error: get src/a.bin: no local directory nowhere/"), "{stderr}");
+    assert!(!work.join(".nowhere.ftpa-part").exists(), "no hidden partial for a missing directory");
     // Run again, into the directories it made the first time: every file is already there.
     assert_eq!(stdout.matches("put -r src -> src: 4 files in 4 directories, 625.0 KiB").count(), 2, "{stdout}");
     let resent = stdout.split("ftp> put -r src\n").nth(2).unwrap().split("ftp> mkdir up").next().unwrap();

@@ -364,6 +364,10 @@ impl Shell {
                     rest.get(1).map_or_else(|| base_name(&remote).map(PathBuf::from), |l| Ok(local_path(l)))?;
                 if local.is_dir() {
                     local = local.join(base_name(&remote)?);
+                } else if let Some(dir) = rest.get(1).filter(|local| local.ends_with('/')) {
+                    // A trailing `/` names a directory: one that is not there is not a file
+                    // name (the download would end in a hidden partial and a failed rename).
+                    return Err(Failure::Command(format!("error: get {remote}: no local directory {dir}")));
                 }
                 get_file(rt, client, bars, &remote, &local)?;
             }
