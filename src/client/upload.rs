@@ -9,7 +9,8 @@ impl Client {
     /// file is hashed first and, when it is the same, nothing is sent (`PutReport::skipped`).
     pub async fn put(&mut self, local: &Path, remote: &str, progress: &dyn Progress) -> Result<PutReport, ClientError> {
         // An upload announces its size, and a FIFO or device has none: its bytes would be
-        // read as an empty file and "verified" (and opening a FIFO waits for a writer).
+        // read as an empty file and "verified". Checked by path, before any open: even an open
+        // that does not wait would let a FIFO's waiting writer go on, and its data be lost.
         if !std::fs::metadata(local).map_err(local_error(local))?.is_file() {
             let reason =
                 "not a regular file: a device, FIFO or socket has no size to announce; copy it into a file first";
