@@ -802,3 +802,82 @@ async fn an_interrupt_after_the_last_byte_of_a_put_says_the_file_may_be_stored()
     }
     assert_eq!(std::fs::read(&stored).unwrap(), data);
 }
+
+/// Runs `act` once, when the transfer first moves: another program writing the local file
+/// while it is being uploaded.
+struct OnFirstChunk<F: Fn() + Send + Sync> {
+    act: F,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl<F: Fn() + Send + Sync> ftp_actor::client::Progress for OnFirstChunk<F> {
+    fn begin(&self, _: u64, _: u64) {}
+    fn advance(&self, _: u64) {
+        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            (self.act)();
+        }
+    }
+    fn end(&self) {}
+}
+
+/// A local file written while it is uploaded (appended to, or changed in place) makes the
+/// `put` fail with what happened: the server holds what was read, which may be a prefix or a
+/// mix of old and new bytes, and "verified" alone would hide that. A file replaced by a rename
+/// meanwhile (as editors save) was read whole as it was, and is no error.
+#[tokio::test]
+async fn a_local_file_written_during_its_upload_is_reported() {
+    use std::io::{Seek, Write};
+    let server = server_with_user();
+    let mut client = server.login("u", "pw").await;
+    // Several chunks, so that the file's end is still unread when the first chunk is sent (the
+    // reader runs at most a few chunks ahead of the connection).
+    let data = random_bytes(4 * MIB + 5, 71);
+    let local = server.local("log.bin");
+    let long_ago = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    let write_original = || {
+        std::fs::write(&local, &data).unwrap();
+        // An old time, so that any write changes it whatever the file system's clock grain.
+        std::fs::File::options().write(true).open(&local).unwrap().set_modified(long_ago).unwrap();
+    };
+
+    write_original();
+    let append = OnFirstChunk {
+        act: || std::fs::File::options().append(true).open(&local).unwrap().write_all(b"one more line\n").unwrap(),
+        done: Default::default(),
+    };
+    let error = client.put(&local, "appended.bin", &append).await.unwrap_err();
+    match &error {
+        ClientError::ChangedWhileRead { read, now, .. } => {
+            assert_eq!((*read, *now), (data.len() as u64, data.len() as u64 + 14))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(error.to_string().contains("changed while it was read"), "{error}");
+    assert_eq!(std::fs::read(server.home("u").join("appended.bin")).unwrap(), data, "the bytes read, whole");
+
+    write_original();
+    let tail = b"rewritten in place";
+    let rewrite = OnFirstChunk {
+        act: || {
+            let mut file = std::fs::File::options().write(true).open(&local).unwrap();
+            file.seek(std::io::SeekFrom::End(-(tail.len() as i64))).unwrap();
+            file.write_all(tail).unwrap();
+        },
+        done: Default::default(),
+    };
+    let error = client.put(&local, "rewritten.bin", &rewrite).await.unwrap_err();
+    assert!(matches!(error, ClientError::ChangedWhileRead { .. }), "{error:?}");
+    let mut mixed = data.clone();
+    let at = mixed.len() - tail.len();
+    mixed[at..].copy_from_slice(tail);
+    assert_eq!(std::fs::read(server.home("u").join("rewritten.bin")).unwrap(), mixed, "old and new bytes");
+
+    write_original();
+    let replacement = server.local("log.bin.new");
+    std::fs::write(&replacement, b"a new version").unwrap();
+    let rename = OnFirstChunk { act: || std::fs::rename(&replacement, &local).unwrap(), done: Default::default() };
+    let report = client.put(&local, "renamed.bin", &rename).await.unwrap();
+    assert_eq!(hex::encode(report.md5), md5_hex(&data));
+    assert_eq!(std::fs::read(server.home("u").join("renamed.bin")).unwrap(), data, "the file as it was opened");
+    assert_eq!(client.pwd().await.unwrap(), "/", "the session goes on");
+}

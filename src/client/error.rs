@@ -22,6 +22,14 @@ pub enum ClientError {
     ChecksumMismatch { remote: String, local: String },
     #[error("local file {path}: {source}")]
     Local { path: String, source: std::io::Error },
+    /// A local file was written while an upload read it: what the server holds (and verified)
+    /// is what was read, which may be a prefix of the file, or a mix of old and new bytes.
+    #[error(
+        "local file {path} changed while it was read ({read} bytes when the upload began, {now} now): the server's \
+         copy is the bytes read, MD5-verified, which may not match the file as it is now; put it again once it stops \
+         changing"
+    )]
+    ChangedWhileRead { path: String, read: u64, now: u64 },
     /// The caller's interrupt fired (see `Client::set_interrupt`). A transfer stopped between
     /// two chunks, with its partial kept; the connection is left in the middle of it.
     #[error("interrupted")]

@@ -26,6 +26,23 @@ pub fn md5_file(path: &Path) -> std::io::Result<([u8; 16], u64)> {
     Ok((hasher.finalize().into(), len))
 }
 
+/// What a local file looked like when an upload opened it: its length and modification time.
+/// An upload compares it with the same open file's at the end, to tell whether something wrote
+/// to the file while it was read (an append, or a write in place: a file replaced by a rename
+/// keeps the open file as it was, and needs no warning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileVersion {
+    pub len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileVersion {
+    pub fn of(file: &File) -> std::io::Result<FileVersion> {
+        let metadata = file.metadata()?;
+        Ok(FileVersion { len: metadata.len(), modified: metadata.modified().ok() })
+    }
+}
+
 /// Reads the next `len` bytes of a file being uploaded; a file that ends first shrank during
 /// the upload.
 pub fn read_chunk(file: &mut File, len: usize) -> std::io::Result<Vec<u8>> {

@@ -39,7 +39,7 @@ use crate::auth::ScryptParams;
 use crate::auth::scram::{self, Exchange, Key};
 use crate::net::data_frame::write_data_frame;
 use crate::net::{Entry, ErrorCode, FrameCodec, Request, Response, WireError};
-use local_file::{PartialClaim, hash_prefix, partial_path, read_chunk, read_chunk_into};
+use local_file::{FileVersion, PartialClaim, hash_prefix, partial_path, read_chunk, read_chunk_into};
 
 /// The client accepts frames up to the largest a server may be configured to send.
 const MAX_INCOMING_FRAME: usize = (64 << 20) + 1024;

@@ -17,7 +17,10 @@ impl Client {
             return Err(local_error(local)(std::io::Error::new(std::io::ErrorKind::InvalidInput, reason)));
         }
         let file = File::open(local).map_err(local_error(local))?;
-        let size = file.metadata().map_err(local_error(local))?.len();
+        // The same open file, to look at once the upload is over (`unchanged_since`).
+        let watched = file.try_clone().map_err(local_error(local))?;
+        let version = FileVersion::of(&file).map_err(local_error(local))?;
+        let size = version.len;
         let ready = self.call(Request::Put { path: remote.to_string(), size }).await?;
         let Response::PutReady { offset, prefix_md5, existing_md5 } = ready else {
             return Err(unexpected(ready, "put_ready"));
@@ -45,6 +48,7 @@ impl Client {
         if compared_len > offset {
             if matches {
                 self.expect_done(Request::PutCancel).await?;
+                unchanged_since(&watched, version, local)?;
                 let md5 = hasher.finalize().into();
                 return Ok(PutReport { size, resumed_from: 0, restarted: false, skipped: true, md5 });
             }
@@ -74,6 +78,7 @@ impl Client {
         };
         match answer {
             Response::PutDone { md5: server_md5, .. } if server_md5[..] == md5[..] => {
+                unchanged_since(&watched, version, local)?;
                 Ok(PutReport { size, resumed_from, restarted, skipped: false, md5 })
             }
             Response::PutDone { md5: server_md5, .. } => {
@@ -162,4 +167,15 @@ impl Client {
         }
         reader.await.map_err(|e| ClientError::Protocol(e.to_string()))?
     }
+}
+
+/// Fails if `file` was written since `version` was taken, as tar warns of a file that
+/// "changed as we read it": the upload (or the comparison that skipped it) then stands for
+/// bytes the file may no longer hold.
+fn unchanged_since(file: &File, version: FileVersion, local: &Path) -> Result<(), ClientError> {
+    let now = FileVersion::of(file).map_err(local_error(local))?;
+    if now == version {
+        return Ok(());
+    }
+    Err(ClientError::ChangedWhileRead { path: local.display().to_string(), read: version.len, now: now.len })
 }
