@@ -259,6 +259,38 @@ pwd
     assert!(commands_help);
 }
 
+/// A download our side cannot write (here a FIFO whose reader leaves early; a full disk is
+/// the same) stops while the server is still sending it. The shell says so and connects
+/// again, so the next commands run; before, they got the download's leftover data frames
+/// ("protocol: expected done, got data").
+#[test]
+fn the_shell_goes_on_after_a_download_it_cannot_write() {
+    let server = TestServer::start();
+    server.add_user("s", "pw", 20 << 20);
+    std::fs::write(server.home("s").join("big.bin"), random_bytes(8 << 20, 51)).unwrap();
+    let work = server.work_dir("work");
+    let fifo = work.join("pipe");
+    make_fifo(&fifo);
+    // A reader that takes a little and leaves, as `head -c` would.
+    let reader = std::thread::spawn({
+        let fifo = fifo.clone();
+        move || {
+            let mut taken = [0; 1000];
+            std::io::Read::read_exact(&mut std::fs::File::open(fifo).unwrap(), &mut taken).unwrap();
+        }
+    });
+    let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
+    let commands = "mkdir sub\ncd sub\n-get /big.bin pipe\nmkdir after\npwd\n";
+    let out =
+        run(&["shell", "--connect", &addr, &flag, &cert, "--user", "s", "--batch", "-"], Some("pw"), commands, &work);
+    reader.join().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stderr.contains("local file pipe: Broken pipe") && stderr.contains("nothing was kept"), "{stderr}");
+    assert!(server.home("s").join("sub/after").is_dir(), "the next command ran, in the same directory");
+    assert!(stdout.ends_with("ftp> pwd\n/sub\n"), "{stdout}");
+}
+
 #[test]
 fn batch_shell_copies_directory_trees_both_ways() {
     // Three entries at the top of the tree: a listing of four is cut.

@@ -9,8 +9,8 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::TestServer;
 use common::ftp_control::Control;
+use common::{TestServer, make_fifo};
 use ftp_actor::net::ErrorCode;
 
 impl Control {
@@ -232,7 +232,7 @@ fn a_name_with_a_line_break_on_disk_cannot_forge_a_reply() {
 fn retr_of_a_fifo_is_refused_at_once() {
     let test = plaintext_server(|_| {});
     let fifo = test.home("bob").join("trap");
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    make_fifo(&fifo);
     let mut control = logged_in(&test);
     let port = control.passive_port();
     let _data = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -92,11 +92,6 @@ async fn corrupted_download_is_refused_and_leaves_no_file() {
     assert!(!ftp_actor::client::local_file::partial_path(&local).exists(), "no wrong partial kept");
 }
 
-fn make_fifo(path: &std::path::Path) {
-    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
-    assert!(status.success());
-}
-
 /// `get big.iso /dev/null`, or into a FIFO another program reads: the bytes go into the
 /// special file, which stays what it was (the partial renamed over it had replaced `/dev/null`
 /// with a regular file), and no partial or saved state is left beside it.
@@ -880,4 +875,45 @@ async fn a_local_file_written_during_its_upload_is_reported() {
     assert_eq!(hex::encode(report.md5), md5_hex(&data));
     assert_eq!(std::fs::read(server.home("u").join("renamed.bin")).unwrap(), data, "the file as it was opened");
     assert_eq!(client.pwd().await.unwrap(), "/", "the session goes on");
+}
+
+/// A local file that shrinks while it is uploaded fails the `put` on our side while the
+/// server waits for the rest: the client ends the upload (`put_cancel`), so the session goes
+/// on, and what was sent stays as the server's partial. Before, the next request was refused
+/// with 102 ("an upload is in progress").
+#[tokio::test]
+async fn a_local_file_that_shrinks_during_its_upload_leaves_the_session_usable() {
+    let server = server_with_user();
+    let mut client = server.login("u", "pw").await;
+    let local = server.local("shrinking.bin");
+    std::fs::write(&local, random_bytes(4 * MIB, 72)).unwrap();
+    let shrink = OnFirstChunk {
+        act: || std::fs::File::options().write(true).open(&local).unwrap().set_len(MIB as u64).unwrap(),
+        done: Default::default(),
+    };
+    let error = client.put(&local, "shrinking.bin", &shrink).await.unwrap_err();
+    assert!(error.to_string().contains("shrank"), "{error}");
+    assert_eq!(client.pwd().await.unwrap(), "/", "the session goes on");
+    assert!(server.home("u").join(".shrinking.bin.ftpa-part").exists(), "what was sent is kept");
+    assert!(!server.home("u").join("shrinking.bin").exists(), "nothing published");
+
+    // A small file (one chunk) that shrinks between its size and its read, the same way.
+    let small = server.local("small.bin");
+    std::fs::write(&small, b"0123456789").unwrap();
+    let truncate = TruncateAtBegin(small.clone());
+    let error = client.put(&small, "small.bin", &truncate).await.unwrap_err();
+    assert!(error.to_string().contains("shrank"), "{error}");
+    client.mkdir("after").await.unwrap();
+    assert!(server.home("u").join("after").is_dir());
+}
+
+/// Empties the file when the upload's data starts: a one-chunk upload reads it after that.
+struct TruncateAtBegin(std::path::PathBuf);
+
+impl ftp_actor::client::Progress for TruncateAtBegin {
+    fn begin(&self, _: u64, _: u64) {
+        std::fs::File::options().write(true).open(&self.0).unwrap().set_len(0).unwrap();
+    }
+    fn advance(&self, _: u64) {}
+    fn end(&self) {}
 }

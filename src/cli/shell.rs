@@ -126,13 +126,14 @@ patterns: * any run of characters, ? one, [abc] [a-z] [!a] one of a set; quote o
 to take them literally; `get`, `put` and `rm` take patterns too. Tab completes commands and
 local and remote names.";
 
-/// Why a command failed: the connection is gone (ends the shell), the user interrupted it
-/// (the shell connects again), the server had closed the session for being idle (the shell
+/// Why a command failed: the connection is gone (ends the shell), the command stopped in the
+/// middle of an exchange (the user interrupted it, or a download could not be written here:
+/// the shell connects again), the server had closed the session for being idle (the shell
 /// connects again and runs the command once more), or just this command. Each holds the line
 /// to print.
 pub(super) enum Failure {
     Connection(String),
-    Interrupted(&'static str),
+    MidExchange(String),
     IdleClosed,
     Command(String),
 }
@@ -141,13 +142,15 @@ impl From<ClientError> for Failure {
     fn from(error: ClientError) -> Failure {
         match error {
             ClientError::Io(_) | ClientError::Closed => Failure::Connection(format!("error: connection lost: {error}")),
-            ClientError::Interrupted => {
-                Failure::Interrupted("interrupted: a partial transfer is kept; run the same command again to resume it")
-            }
-            ClientError::InterruptedAtEnd => Failure::Interrupted(
-                "interrupted after the last byte was sent: the server stores the file if it arrived whole; \
-                 run the same put again to check (a file the server already has is skipped)",
+            ClientError::Interrupted => Failure::MidExchange(
+                "interrupted: a partial transfer is kept; run the same command again to resume it".into(),
             ),
+            ClientError::InterruptedAtEnd => Failure::MidExchange(
+                "interrupted after the last byte was sent: the server stores the file if it arrived whole; \
+                 run the same put again to check (a file the server already has is skipped)"
+                    .into(),
+            ),
+            ClientError::DownloadAbandoned { .. } => Failure::MidExchange(format!("error: {error}")),
             ClientError::Server(wire) if wire.code == ErrorCode::IdleTimeout => Failure::IdleClosed,
             // The server closed the session after this answer: the next command would only
             // find the connection gone ("Broken pipe"), so the shell stops here, saying why.
@@ -238,7 +241,7 @@ impl Shell {
                 eprintln!("{line}");
                 Outcome::ConnectionLost
             }
-            Err(Failure::Interrupted(line)) => {
+            Err(Failure::MidExchange(line)) => {
                 eprintln!("{line}");
                 match self.reconnect() {
                     Ok(()) => Outcome::CommandFailed,
@@ -267,7 +270,7 @@ impl Shell {
         self.run_line(words)
     }
 
-    /// After an interrupted command the connection is in the middle of an exchange: leave it
+    /// After a command stopped mid-exchange the connection is in the middle of it: leave it
     /// (the server keeps an upload's partial, as for any lost connection), connect and log
     /// in again, and return to the working directory.
     fn reconnect(&mut self) -> Result<(), ClientError> {

@@ -142,6 +142,7 @@ impl Client {
         let (to_disk, mut disk_queue) = mpsc::channel::<Bytes>(PIPELINE);
         let (to_hasher, mut hash_queue) = mpsc::channel::<Bytes>(PIPELINE);
         let (partial, shown): (Option<PathBuf>, PathBuf) = (partial.map(Path::to_path_buf), shown.to_path_buf());
+        let partial_kept = partial.is_some();
         // Set when `get_end` arrives, before the queues close: only then is no state saved.
         let complete = Arc::new(AtomicBool::new(false));
         let (hashed_tx, hashed_rx) = std::sync::mpsc::sync_channel::<Md5>(1);
@@ -187,7 +188,15 @@ impl Client {
             }
         };
         drop((to_disk, to_hasher));
-        let file = disk.await.map_err(|e| ClientError::Protocol(e.to_string()))??;
+        let file = match disk.await.map_err(|e| ClientError::Protocol(e.to_string()))? {
+            Ok(file) => file,
+            // Our side failed (a full disk, a FIFO whose reader left) while the server is
+            // still sending: the connection is in the middle of the download.
+            Err(local) if received.is_err() => {
+                return Err(ClientError::DownloadAbandoned { cause: Box::new(local), kept: partial_kept });
+            }
+            Err(local) => return Err(local),
+        };
         let hasher = hashing.await.map_err(|e| ClientError::Protocol(e.to_string()))?;
         received.map(|md5| (file, hasher, md5))
     }

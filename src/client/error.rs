@@ -34,6 +34,12 @@ pub enum ClientError {
     /// two chunks, with its partial kept; the connection is left in the middle of it.
     #[error("interrupted")]
     Interrupted,
+    /// A download stopped by a failure on our side (a full disk, a FIFO whose reader left)
+    /// while the server was still sending it: as after [`ClientError::Interrupted`], the
+    /// connection is left in the middle of the download (connect again). What was written
+    /// stays in the partial (`kept`), unless the target was a device or FIFO.
+    #[error("{cause}; {}", if *.kept { "what was received is kept: run the same get again to resume" } else { "nothing was kept" })]
+    DownloadAbandoned { cause: Box<ClientError>, kept: bool },
     /// The interrupt fired after an upload's last byte and its `put_end` were sent, while its
     /// answer was awaited: the server goes on and publishes the file if its MD5 matches.
     #[error("interrupted after the last byte was sent")]

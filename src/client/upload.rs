@@ -69,7 +69,21 @@ impl Client {
         progress.begin(size, resumed_from);
         let result = self.stream_upload(local, file, hasher, size - resumed_from, progress).await;
         progress.end();
-        let md5 = result?;
+        let md5 = match result {
+            Ok(md5) => md5,
+            // Reading our file failed (it shrank, or the disk failed) while the server waits
+            // for the rest: end the upload, so that the session can go on. What was sent stays
+            // as the server's partial. After an error of its own the server drops the cancel
+            // and that error is its one answer, so either way one answer comes back.
+            Err(local @ ClientError::Local { .. }) => {
+                self.send(Request::PutCancel).await?;
+                return match self.recv().await? {
+                    Response::Done { .. } | Response::Error { .. } => Err(local),
+                    other => Err(unexpected(other, "done")),
+                };
+            }
+            Err(other) => return Err(other),
+        };
         self.send(Request::PutEnd { md5: ByteBuf::from(md5.to_vec()) }).await?;
         let answer = match self.recv().await {
             // Too late to keep the file from being published: the server has it all.

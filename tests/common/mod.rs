@@ -284,6 +284,12 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// A FIFO at `path`, as another program sharing the disk could make one.
+pub fn make_fifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
 pub fn md5_hex(data: &[u8]) -> String {
     hex::encode(ftp_actor::storage::md5_of(data))
 }
