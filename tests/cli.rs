@@ -700,6 +700,7 @@ fn the_shell_takes_wildcards_and_the_usual_habits() {
     for (name, seed) in [("a.txt", 1), ("b.txt", 2), ("c.bin", 3), (".hidden.txt", 4)] {
         std::fs::write(work.join(name), random_bytes(2_000, seed)).unwrap();
     }
+    std::fs::write(work.join("sub/-dash.txt"), b"a name like an option").unwrap();
     let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
     let commands = "\
 mput *.txt
@@ -729,13 +730,20 @@ cd /
 -mget *.nothing
 -get \"*.txt\"
 -ls -z
+-rm -r docs
+-get -r
+-put -dash.txt
+put -- -dash.txt
+ls -l -- -dash.txt
+rm -- -dash.txt
+lls -l
 ";
     let out =
         run(&["shell", "--connect", &addr, &flag, &cert, "--user", "s", "--batch", "-"], Some("pw"), commands, &work);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     // mput took the visible .txt files only, as a Unix shell's * does.
-    let uploads: Vec<_> = stdout.lines().filter(|line| line.starts_with("put ")).collect();
+    let uploads: Vec<_> = stdout.lines().filter(|line| line.starts_with("put ") && !line.contains("-dash")).collect();
     assert_eq!(uploads.len(), 3, "a.txt, b.txt, then c.bin: {stdout}");
     assert!(uploads[0].starts_with("put a.txt -> a.txt") && uploads[1].starts_with("put b.txt -> b.txt"));
     assert!(
@@ -767,8 +775,20 @@ cd /
     assert_eq!(std::fs::read(server.home("s").join("b.txt")).unwrap(), random_bytes(2_000, 2));
     assert!(stderr.contains("error: no remote name matches *.nothing"), "{stderr}");
     assert!(stderr.contains("error 301: get *.txt"), "a quoted * is a name: {stderr}");
-    assert!(stderr.contains("error: usage: ls [-l] [-a] [PATH]"), "{stderr}");
+    assert!(
+        stderr.contains("error: ls: unknown option -z; a name that starts with - goes after --: ls -- -z"),
+        "{stderr}"
+    );
     assert!(stderr.contains("skipped docs/inner: a directory; use rmdir"), "{stderr}");
+    // An option a command does not take is refused, not read as a name; `--` ends options.
+    assert!(stderr.contains("error: rm: unknown option -r;"), "{stderr}");
+    assert!(server.home("s").join("docs").is_dir(), "rm -r removed nothing");
+    assert!(stderr.contains("error: usage: get -r REMOTE_DIR [LOCAL_DIR]"), "{stderr}");
+    assert!(stderr.contains("error: put: unknown option -d;"), "{stderr}");
+    assert!(stdout.contains("put -dash.txt -> -dash.txt"), "{stdout}");
+    assert!(section("ftp> ls -l -- -dash.txt\n", "ftp> rm").ends_with(" -dash.txt\n"), "{stdout}");
+    assert!(!server.home("s").join("-dash.txt").exists(), "rm -- removed it");
+    assert!(section("ftp> lls -l\n", "\n\n").contains(" -dash.txt\n"), "{stdout}");
 }
 
 /// Tab completes commands, local names and remote names at the interactive prompt (typed on a

@@ -13,14 +13,14 @@ use crate::client::{Client, ClientError, FirstUse, LoginKey, Trust, known_server
 use crate::net::{EntryKind, ErrorCode};
 use crate::tls::Fingerprint;
 
-use super::completion::ShellHelper;
+use super::completion::{COMMANDS, ShellHelper};
 use super::ctrl_c::CtrlC;
 use super::expand;
 use super::format::format_quota;
 use super::password::login_password;
-use super::shell_commands::{get_many, is_flag, list, move_entry, put_into, put_many, run_local};
+use super::shell_commands::{get_many, list, move_entry, put_into, put_many, run_local};
 use super::transfer::{get_file, get_tree, put_tree};
-use super::words::{Word, local_path, remote_path, remote_word, split_words};
+use super::words::{Word, local_path, remote_path, remote_word, split_options, split_words};
 
 #[derive(Debug, Args)]
 pub struct ShellArgs {
@@ -286,15 +286,43 @@ impl Shell {
 
     fn run_line(&mut self, words: &[Word]) -> Result<bool, Failure> {
         let usage = |text: &str| Failure::Command(format!("error: usage: {text}"));
-        let args: Vec<&str> = words.iter().map(|word| word.text.as_str()).collect();
-        let Some((&command, rest)) = args.split_first() else { return Ok(true) };
-        let patterns = &words[1..];
+        let Some((command, arguments)) = words.split_first() else { return Ok(true) };
+        let command = command.text.as_str();
+        // `help` takes anything, and an unknown command is named as such before its options.
+        let allowed = match command {
+            // Taken for habit's sake: `ls` and `lls` always show entries in full, hidden ones too.
+            "ls" | "lls" => Some("la1"),
+            "get" | "put" => Some("r"),
+            "help" | "?" => None,
+            known if COMMANDS.contains(&known) => Some(""),
+            _ => None,
+        };
+        let (options, operands) = match allowed {
+            Some(allowed) => {
+                split_options(command, allowed, arguments).map_err(|e| Failure::Command(format!("error: {e}")))?
+            }
+            None => (String::new(), arguments.iter().collect()),
+        };
+        let recursive = options.contains('r');
+        let patterns: Vec<Word> = operands.into_iter().cloned().collect();
+        let rest: Vec<&str> = patterns.iter().map(|word| word.text.as_str()).collect();
+        let (patterns, rest) = (patterns.as_slice(), rest.as_slice());
         let mut client = self.client.borrow_mut();
         let client = &mut *client;
         let rt = &self.runtime;
         // Progress bars at the interactive prompt only: batch output stays plain.
         let bars = self.ctrl_c.is_some();
         match (command, rest) {
+            ("put", [local] | [local, _]) if recursive => {
+                let remote = rest.get(1).map(|remote| remote_path(remote));
+                put_tree(rt, client, bars, &local_path(local).to_string_lossy(), remote.as_deref())?
+            }
+            ("get", [remote] | [remote, _]) if recursive => {
+                let local = rest.get(1).map(|local| local_path(local).to_string_lossy().into_owned());
+                get_tree(rt, client, bars, &remote_path(remote), local.as_deref())?
+            }
+            ("put", _) if recursive => return Err(usage("put -r LOCAL_DIR [REMOTE_DIR]")),
+            ("get", _) if recursive => return Err(usage("get -r REMOTE_DIR [LOCAL_DIR]")),
             ("quit" | "exit" | "bye", []) => return Ok(false),
             ("help" | "?", _) => println!("{HELP}"),
             ("pwd", []) => println!("{}", rt.block_on(client.pwd())?),
@@ -303,16 +331,7 @@ impl Shell {
                 self.cwd = rt.block_on(client.cd(&path))?;
                 println!("{}", self.cwd);
             }
-            ("ls", _) => {
-                let paths: Vec<&Word> = patterns.iter().filter(|word| !is_flag(&word.text)).collect();
-                if patterns.iter().any(|word| {
-                    is_flag(&word.text) && word.text.trim_start_matches('-').contains(|c| !"la1".contains(c))
-                }) || paths.len() > 1
-                {
-                    return Err(usage("ls [-l] [-a] [PATH]"));
-                }
-                list(rt, client, paths.first().copied())?;
-            }
+            ("ls", [] | [_]) => list(rt, client, patterns.first())?,
             ("mkdir", [path]) => rt.block_on(client.mkdir(&remote_path(path)))?,
             ("rm", [_, ..]) => {
                 for word in patterns {
@@ -332,14 +351,6 @@ impl Shell {
             ("mv", [from, to]) => move_entry(rt, client, &self.cwd, &remote_path(from), &remote_path(to))?,
             ("quota", []) => {
                 println!("{}", format_quota(&rt.block_on(client.quota_report())?));
-            }
-            ("put", ["-r", local] | ["-r", local, _]) => {
-                let remote = rest.get(2).map(|remote| remote_path(remote));
-                put_tree(rt, client, bars, &local_path(local).to_string_lossy(), remote.as_deref())?
-            }
-            ("get", ["-r", remote] | ["-r", remote, _]) => {
-                let local = rest.get(2).map(|local| local_path(local).to_string_lossy().into_owned());
-                get_tree(rt, client, bars, &remote_path(remote), local.as_deref())?
             }
             ("mput", [_, ..]) => put_many(rt, client, bars, patterns, None)?,
             ("mget", [_, ..]) => get_many(rt, client, bars, patterns, None)?,
@@ -401,6 +412,7 @@ impl Shell {
                 }
             }
             ("pwd" | "quota" | "quit" | "exit" | "bye", _) => return Err(usage(command)),
+            ("ls", _) => return Err(usage("ls [-l] [-a] [PATH]")),
             ("cd", _) => return Err(usage("cd [PATH]")),
             ("mkdir" | "rmdir", _) => return Err(usage(&format!("{command} PATH"))),
             ("rm", _) => return Err(usage("rm PATH...")),

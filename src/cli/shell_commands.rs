@@ -13,11 +13,6 @@ use super::transfer::{get_file, put_file};
 use super::tree;
 use super::words::{Word, local_path, remote_path, remote_word};
 
-/// `-l`, `-a`, `-la`: an option of `ls` (a lone `-` is a name).
-pub(super) fn is_flag(word: &str) -> bool {
-    word.len() > 1 && word.starts_with('-')
-}
-
 /// `ls`: a directory or a file, or the entries a pattern matches. Entries are always shown in
 /// full (`-l`), hidden ones included (`-a`): the options are taken for habit's sake.
 pub(super) fn list(rt: &tokio::runtime::Runtime, client: &mut Client, path: Option<&Word>) -> Result<(), Failure> {

@@ -95,6 +95,38 @@ pub(super) fn remote_word(word: &Word) -> Word {
     Word { text: remote_path(&word.text), pattern: remote_path(&word.pattern) }
 }
 
+/// A command's options and operands, as Unix commands take them: a word before `--` that
+/// starts with `-` (a lone `-` is a name) holds options, one letter each (`-la`), which must
+/// be among `allowed`; `--` ends the options, so `rm -- -x` removes a file named `-x`.
+/// Options may come anywhere before `--` (`ls docs -l`). An unknown one is refused with the
+/// way to name such a file, rather than taken as a name: `rm -r docs` used to look for a file
+/// named `-r`.
+pub(super) fn split_options<'a>(
+    command: &str,
+    allowed: &str,
+    words: &'a [Word],
+) -> Result<(String, Vec<&'a Word>), String> {
+    let (mut letters, mut operands, mut options_ended) = (String::new(), Vec::new(), false);
+    for word in words {
+        let text = word.text.as_str();
+        if options_ended || text.len() < 2 || !text.starts_with('-') {
+            operands.push(word);
+        } else if text == "--" {
+            options_ended = true;
+        } else {
+            for letter in text[1..].chars() {
+                if !allowed.contains(letter) {
+                    return Err(format!(
+                        "{command}: unknown option -{letter}; a name that starts with - goes after --: {command} -- {text}"
+                    ));
+                }
+                letters.push(letter);
+            }
+        }
+    }
+    Ok((letters, operands))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +161,22 @@ mod tests {
         assert_eq!(remote_path("~/docs"), "/docs");
         assert_eq!(remote_path("~docs"), "~docs", "no other users' homes");
         assert_eq!(remote_path("docs"), "docs");
+    }
+
+    #[test]
+    fn options_are_split_from_operands_and_unknown_ones_refused() {
+        let split = |allowed: &str, line: &str| {
+            let words = split_words(line).unwrap();
+            split_options("cmd", allowed, &words)
+                .map(|(letters, operands)| (letters, operands.iter().map(|word| word.text.clone()).collect::<Vec<_>>()))
+        };
+        assert_eq!(split("la1", "-la docs").unwrap(), ("la".into(), vec!["docs".into()]));
+        assert_eq!(split("la1", "docs -l").unwrap(), ("l".into(), vec!["docs".into()]), "anywhere before --");
+        assert_eq!(split("r", "-r - x").unwrap(), ("r".into(), vec!["-".into(), "x".into()]), "a lone - is a name");
+        assert_eq!(split("", "-- -x -- y").unwrap(), (String::new(), vec!["-x".into(), "--".into(), "y".into()]));
+        assert_eq!(split("", "'' x").unwrap(), (String::new(), vec!["".into(), "x".into()]));
+        let refused = split("", "-r docs").unwrap_err();
+        assert_eq!(refused, "cmd: unknown option -r; a name that starts with - goes after --: cmd -- -r");
+        assert!(split("la1", "-lx").unwrap_err().contains("unknown option -x"));
     }
 }
