@@ -736,6 +736,9 @@ cd /
 put -- -dash.txt
 ls -l -- -dash.txt
 rm -- -dash.txt
+-get /
+-put .
+mget /
 lls -l
 ";
     let out =
@@ -789,6 +792,12 @@ lls -l
     assert!(section("ftp> ls -l -- -dash.txt\n", "ftp> rm").ends_with(" -dash.txt\n"), "{stdout}");
     assert!(!server.home("s").join("-dash.txt").exists(), "rm -- removed it");
     assert!(section("ftp> lls -l\n", "\n\n").contains(" -dash.txt\n"), "{stdout}");
+    // Paths that name a directory by their form alone (it used to say "/: no file name").
+    for said in
+        ["error: get /: a directory; use get -r", "error: put .: a directory; use put -r", "skipped /: a directory"]
+    {
+        assert!(stderr.contains(said), "{said:?} in {stderr}");
+    }
 }
 
 /// Tab completes commands, local names and remote names at the interactive prompt (typed on a

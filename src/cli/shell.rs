@@ -164,6 +164,12 @@ impl From<ClientError> for Failure {
     }
 }
 
+/// `/`, `.`, `..`, or a path ending in `..`: a directory by its name alone, with no file name
+/// to download it as.
+pub(super) fn names_a_directory(path: &str) -> bool {
+    Path::new(path).file_name().is_none()
+}
+
 pub(super) fn base_name(path: &str) -> Result<String, Failure> {
     Path::new(path)
         .file_name()
@@ -361,19 +367,22 @@ impl Shell {
                 get_many(rt, client, bars, &patterns[..1], rest.get(1).map(|dir| local_path(dir)))?
             }
             ("put", [local] | [local, _]) => {
+                let path = local_path(local);
+                if path.is_dir() {
+                    return Err(Failure::Command(format!("error: put {local}: a directory; use put -r")));
+                }
                 let remote = match rest.get(1).map(|remote| remote_path(remote)) {
                     Some(remote) if remote.ends_with('/') => format!("{remote}{}", base_name(local)?),
                     Some(remote) => remote,
                     None => base_name(local)?,
                 };
-                let path = local_path(local);
-                if path.is_dir() {
-                    return Err(Failure::Command(format!("error: put {local}: a directory; use put -r")));
-                }
                 put_into(rt, client, bars, &path, &remote)?;
             }
             ("get", [remote] | [remote, _]) => {
                 let remote = remote_path(remote);
+                if names_a_directory(&remote) {
+                    return Err(Failure::Command(format!("error: get {remote}: a directory; use get -r")));
+                }
                 let mut local =
                     rest.get(1).map_or_else(|| base_name(&remote).map(PathBuf::from), |l| Ok(local_path(l)))?;
                 if local.is_dir() {

@@ -8,7 +8,7 @@ use crate::net::{EntryKind, ErrorCode};
 
 use super::expand;
 use super::format::format_entry;
-use super::shell::{Failure, base_name};
+use super::shell::{Failure, base_name, names_a_directory};
 use super::transfer::{get_file, put_file};
 use super::tree;
 use super::words::{Word, local_path, remote_path, remote_word};
@@ -119,6 +119,7 @@ pub(super) fn get_many(
         for (remote, kind) in expand::remote(rt, client, &remote_word(word))? {
             match kind {
                 Some(EntryKind::Dir) => eprintln!("skipped {remote}: a directory; use get -r"),
+                None if names_a_directory(&remote) => eprintln!("skipped {remote}: a directory; use get -r"),
                 Some(EntryKind::Partial) => eprintln!("skipped {remote}: a partial upload, not published yet"),
                 _ => {
                     let name = base_name(&remote)?;
