@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use crate::client::Client;
-use crate::net::{Entry, EntryKind};
+use crate::client::{Client, ClientError};
+use crate::net::{Entry, EntryKind, ErrorCode};
 
 use super::shell::Failure;
 use super::words::Word;
@@ -44,7 +44,13 @@ pub(super) fn remote_entries(
 ) -> Result<(Option<String>, Vec<Entry>), Failure> {
     let (dir, pattern) = split_pattern(&word.pattern).map_err(|e| Failure::Command(format!("error: {e}")))?;
     let dir = dir.map(unescape);
-    let listing = rt.block_on(client.list(dir.as_deref()))?;
+    // A directory that is not there matches nothing; the server's reason says why.
+    let listing = match rt.block_on(client.list(dir.as_deref())) {
+        Err(ClientError::Server(why)) if matches!(why.code, ErrorCode::NotFound | ErrorCode::NotADirectory) => {
+            return Err(Failure::Command(format!("error: no remote name matches {} ({why})", word.text)));
+        }
+        listing => listing?,
+    };
     let entries: Vec<Entry> = listing.entries.into_iter().filter(|entry| matches(pattern, &entry.name)).collect();
     if entries.is_empty() {
         return Err(Failure::Command(format!("error: no remote name matches {}", word.text)));
@@ -60,8 +66,13 @@ pub(super) fn local(word: &Word) -> Result<Vec<PathBuf>, Failure> {
     }
     let (dir, pattern) = split_pattern(&word.pattern).map_err(|e| Failure::Command(format!("error: {e}")))?;
     let listed = dir.map(unescape);
-    let entries = std::fs::read_dir(listed.as_deref().unwrap_or("."))
-        .map_err(|e| Failure::Command(format!("error: {}: {e}", listed.as_deref().unwrap_or("."))))?;
+    let entries = std::fs::read_dir(listed.as_deref().unwrap_or(".")).map_err(|e| {
+        Failure::Command(format!(
+            "error: no local name matches {} ({}: {e})",
+            word.text,
+            listed.as_deref().unwrap_or(".")
+        ))
+    })?;
     let mut found: Vec<PathBuf> = entries
         .flatten()
         .filter(|entry| entry.file_name().to_str().is_some_and(|name| matches(pattern, name)))
