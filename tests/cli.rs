@@ -739,6 +739,8 @@ rm -- -dash.txt
 -get /
 -put .
 mget /
+-mget nodir/*
+-mput nodir/*
 lls -l
 ";
     let out =
@@ -793,9 +795,14 @@ lls -l
     assert!(!server.home("s").join("-dash.txt").exists(), "rm -- removed it");
     assert!(section("ftp> lls -l\n", "\n\n").contains(" -dash.txt\n"), "{stdout}");
     // Paths that name a directory by their form alone (it used to say "/: no file name").
-    for said in
-        ["error: get /: a directory; use get -r", "error: put .: a directory; use put -r", "skipped /: a directory"]
-    {
+    for said in [
+        "error: get /: a directory; use get -r",
+        "error: put .: a directory; use put -r",
+        "skipped /: a directory",
+        // A pattern in a directory that is not there says so, naming the pattern.
+        "error: no remote name matches nodir/* (error 301: ",
+        "error: no local name matches nodir/* (nodir: ",
+    ] {
         assert!(stderr.contains(said), "{said:?} in {stderr}");
     }
 }
