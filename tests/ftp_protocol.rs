@@ -239,6 +239,16 @@ fn retr_of_a_fifo_is_refused_at_once() {
     let reply = control.command("RETR trap");
     assert!(reply.starts_with("550 [309]"), "{reply}");
     assert!(control.command("NOOP").starts_with("200"));
+    // Listed for people as what it is, left out of what mirroring tools read and would fetch.
+    assert!(control.store("file.txt", b"x").starts_with("226"));
+    let (list, _) = control.listing("LIST");
+    assert!(list.lines().any(|line| line.starts_with("?--------- ") && line.ends_with(" trap")), "{list}");
+    assert_eq!(control.listing("NLST").0, "file.txt\r\n");
+    let (facts, _) = control.listing("MLSD");
+    assert!(facts.lines().count() == 1 && facts.contains("; file.txt"), "{facts}");
+    control.send_raw(b"MLST trap\r\n");
+    let facts = control.reply_lines();
+    assert!(facts.iter().any(|line| line.contains("type=OS.unix=special;")), "{facts:?}");
 }
 
 #[test]

@@ -39,8 +39,11 @@ const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Au
 /// Is `entry` shown in a listing of this kind? A partial upload is shown only in LIST, the
 /// listing people read, under a name no client takes for the finished file (see
 /// [`list_line`]); NLST and MLSD feed mirroring tools, which would fetch it, and leave it out.
+/// So do they leave out what is neither a file nor a directory (a FIFO, socket or device that
+/// another program put in the home, such as an agent's socket in a real user's home): RETR
+/// refuses it (309), and lftp's `mirror` or rclone would count each one as a failed copy.
 pub fn shown_in(entry: &Entry, human: bool) -> bool {
-    human || entry.kind != EntryKind::Partial
+    human || !matches!(entry.kind, EntryKind::Partial | EntryKind::Other)
 }
 
 /// One `ls -l` line. Files changed in the last six months show the time, older ones the year,
@@ -50,7 +53,9 @@ pub fn list_line(entry: &Entry, now: i64) -> String {
     let (kind, mode) = match entry.kind {
         EntryKind::Dir => ('d', "rwx------"),
         EntryKind::Symlink => ('l', "rwxrwxrwx"),
-        EntryKind::File | EntryKind::Partial | EntryKind::Other => ('-', "rw-------"),
+        EntryKind::File | EntryKind::Partial => ('-', "rw-------"),
+        // Not a file: nothing can be done with it here (the native shell's `ls` shows `?` too).
+        EntryKind::Other => ('?', "---------"),
     };
     let suffix = if entry.kind == EntryKind::Partial { " (partial upload)" } else { "" };
     let CivilTime { year, month, day, hour, minute, .. } = CivilTime::from_unix(entry.modified);
@@ -67,7 +72,8 @@ pub fn facts(entry: &Entry) -> String {
         EntryKind::Dir => ("dir", "elcmfp"),
         EntryKind::Symlink => ("OS.unix=symlink", "r"),
         EntryKind::Partial => ("OS.ftp-actor=partial-upload", "d"),
-        EntryKind::File | EntryKind::Other => ("file", "rwadf"),
+        EntryKind::File => ("file", "rwadf"),
+        EntryKind::Other => ("OS.unix=special", ""),
     };
     let mut facts = format!("type={kind};");
     if entry.kind != EntryKind::Dir {
@@ -117,6 +123,9 @@ mod tests {
                 && !shown_in(&entry("p", EntryKind::Partial, 1, 0), false)
         );
         assert_eq!(old, "drwx------ 1 ftp ftp         4096 Jan  1  1970 sub");
+        let fifo = entry("pipe", EntryKind::Other, 0, now);
+        assert!(list_line(&fifo, now).starts_with("?--------- 1 ftp ftp "), "{}", list_line(&fifo, now));
+        assert!(shown_in(&fifo, true) && !shown_in(&fifo, false));
     }
 
     #[test]
@@ -126,5 +135,9 @@ mod tests {
             "type=file;size=7;modify=19700101000000;perm=rwadf; f"
         );
         assert_eq!(mlsd_line(&entry("d", EntryKind::Dir, 4096, 0)), "type=dir;modify=19700101000000;perm=elcmfp; d");
+        assert_eq!(
+            mlsd_line(&entry("s", EntryKind::Other, 0, 0)),
+            "type=OS.unix=special;size=0;modify=19700101000000;perm=; s"
+        );
     }
 }
