@@ -291,6 +291,29 @@ fn the_shell_goes_on_after_a_download_it_cannot_write() {
     assert!(stdout.ends_with("ftp> pwd\n/sub\n"), "{stdout}");
 }
 
+/// `mget` passes over a FIFO (or socket, or device) that another program put in the home, as
+/// `get -r` does, instead of ending the run on the server's refusal (309).
+#[test]
+fn mget_skips_what_is_not_a_file() {
+    let server = TestServer::start();
+    server.add_user("s", "pw", 1 << 20);
+    std::fs::write(server.home("s").join("a.txt"), b"a file").unwrap();
+    make_fifo(&server.home("s").join("b.txt"));
+    let work = server.work_dir("work");
+    let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
+    let out = run(
+        &["shell", "--connect", &addr, &flag, &cert, "--user", "s", "--batch", "-"],
+        Some("pw"),
+        "mget *.txt\n",
+        &work,
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("skipped b.txt: not a regular file or directory"), "{stderr}");
+    assert_eq!(std::fs::read(work.join("a.txt")).unwrap(), b"a file");
+    assert!(!work.join("b.txt").exists());
+}
+
 #[test]
 fn batch_shell_copies_directory_trees_both_ways() {
     // Three entries at the top of the tree: a listing of four is cut.

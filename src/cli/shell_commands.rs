@@ -121,6 +121,8 @@ pub(super) fn get_many(
                 Some(EntryKind::Dir) => eprintln!("skipped {remote}: a directory; use get -r"),
                 None if names_a_directory(&remote) => eprintln!("skipped {remote}: a directory; use get -r"),
                 Some(EntryKind::Partial) => eprintln!("skipped {remote}: a partial upload, not published yet"),
+                // As `get -r` does: the server would refuse it (309), and end the run there.
+                Some(EntryKind::Other) => eprintln!("skipped {remote}: not a regular file or directory"),
                 _ => {
                     let name = base_name(&remote)?;
                     let local = dir.as_ref().map_or_else(|| PathBuf::from(&name), |dir| dir.join(&name));
