@@ -292,19 +292,23 @@ fn the_shell_goes_on_after_a_download_it_cannot_write() {
 }
 
 /// `mget` passes over a FIFO (or socket, or device) that another program put in the home, as
-/// `get -r` does, instead of ending the run on the server's refusal (309).
+/// `get -r` does, instead of ending the run on the server's refusal (309); `mput` over a local
+/// one, instead of ending on the client's refusal.
 #[test]
-fn mget_skips_what_is_not_a_file() {
+fn mget_and_mput_skip_what_is_not_a_file() {
     let server = TestServer::start();
     server.add_user("s", "pw", 1 << 20);
     std::fs::write(server.home("s").join("a.txt"), b"a file").unwrap();
     make_fifo(&server.home("s").join("b.txt"));
     let work = server.work_dir("work");
+    std::fs::create_dir(work.join("out")).unwrap();
+    std::fs::write(work.join("out/c.log"), b"a local file").unwrap();
+    make_fifo(&work.join("out/d.log"));
     let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
     let out = run(
         &["shell", "--connect", &addr, &flag, &cert, "--user", "s", "--batch", "-"],
         Some("pw"),
-        "mget *.txt\n",
+        "mget *.txt\nmput out/*.log\n",
         &work,
     );
     let stderr = text(&out.stderr);
@@ -312,6 +316,9 @@ fn mget_skips_what_is_not_a_file() {
     assert!(stderr.contains("skipped b.txt: not a regular file or directory"), "{stderr}");
     assert_eq!(std::fs::read(work.join("a.txt")).unwrap(), b"a file");
     assert!(!work.join("b.txt").exists());
+    assert!(stderr.contains("skipped out/d.log: not a regular file"), "{stderr}");
+    assert_eq!(std::fs::read(server.home("s").join("c.log")).unwrap(), b"a local file");
+    assert!(!server.home("s").join("d.log").exists());
 }
 
 #[test]

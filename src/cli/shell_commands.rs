@@ -95,6 +95,11 @@ pub(super) fn put_many(
                 eprintln!("skipped {}: a directory; use put -r", path.display());
                 continue;
             }
+            // A FIFO, socket or device that a pattern matched (the put would refuse it).
+            if word.is_pattern() && !path.is_file() {
+                eprintln!("skipped {}: not a regular file", path.display());
+                continue;
+            }
             let name = base_name(&path.to_string_lossy())?;
             let remote = match &dir {
                 Some(dir) => tree::join(dir.trim_end_matches('/'), &name),
