@@ -321,6 +321,33 @@ fn mget_and_mput_skip_what_is_not_a_file() {
     assert!(!server.home("s").join("d.log").exists());
 }
 
+/// A pattern is matched against every name or refused: against a listing the server cut at
+/// `max_list_entries`, `mget *` fetched part of the directory and said nothing.
+#[test]
+fn a_pattern_is_not_matched_against_a_cut_listing() {
+    let server = TestServer::start_with(|config| config.max_list_entries = 5);
+    server.add_user("s", "pw", 1 << 20);
+    for n in 0..8 {
+        std::fs::write(server.home("s").join(format!("f{n}.txt")), b"x").unwrap();
+    }
+    let work = server.work_dir("work");
+    let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
+    let out = run(
+        &["shell", "--connect", &addr, &flag, &cert, "--user", "s", "--batch", "-"],
+        Some("pw"),
+        "ls\nmget *.txt\n",
+        &work,
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.contains("(listing cut at 5 entries by the server)"), "{stdout}");
+    assert!(
+        stderr.contains("error: the server cut the listing of . at 5 entries (its max_list_entries), so *.txt cannot"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "nothing fetched");
+}
+
 #[test]
 fn batch_shell_copies_directory_trees_both_ways() {
     // Three entries at the top of the tree: a listing of four is cut.

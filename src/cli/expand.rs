@@ -51,6 +51,17 @@ pub(super) fn remote_entries(
         }
         listing => listing?,
     };
+    // A pattern stands for every name it matches: matched against a cut listing, `mget *`
+    // would fetch part of a directory and say nothing (as `get -r` refuses to, too).
+    if listing.truncated {
+        return Err(Failure::Command(format!(
+            "error: the server cut the listing of {} at {} entries (its max_list_entries), so {} cannot be matched \
+             against every name; nothing was done",
+            dir.as_deref().unwrap_or("."),
+            listing.entries.len(),
+            word.text
+        )));
+    }
     let entries: Vec<Entry> = listing.entries.into_iter().filter(|entry| matches(pattern, &entry.name)).collect();
     if entries.is_empty() {
         return Err(Failure::Command(format!("error: no remote name matches {}", word.text)));
