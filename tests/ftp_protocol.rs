@@ -403,7 +403,7 @@ fn deleting_a_user_ends_their_ftp_sessions_even_mid_transfer() {
 }
 
 #[test]
-fn a_listing_cut_at_max_list_entries_says_so_in_its_final_reply() {
+fn a_directory_past_max_list_entries_is_refused_whole() {
     let test = plaintext_server(|config| config.max_list_entries = 3);
     for name in ["a", "b", "c", "d", "e"] {
         std::fs::write(test.home("bob").join(name), name).unwrap();
@@ -415,9 +415,18 @@ fn a_listing_cut_at_max_list_entries_says_so_in_its_final_reply() {
         let (text, reply) = control.listing(command);
         (text.lines().count(), reply)
     };
-    let (lines, done) = list(&mut control, "NLST");
-    assert_eq!(lines, 3);
-    assert_eq!(done, "226 listing cut at 3 entries (the server's max_list_entries); list a subdirectory");
+    // Refused whole, before any data: a client must not take part of a directory for all of
+    // it (rclone's sync would delete what was left out), and an error after part of the data
+    // made lftp retry for good.
+    for command in ["NLST", "MLSD", "LIST", "LIST *"] {
+        control.passive_port();
+        let refused = control.command(command);
+        assert_eq!(
+            refused,
+            "504 [310] the directory has more than 3 entries (the server's max_list_entries): list a subdirectory",
+            "{command}"
+        );
+    }
     assert_eq!(list(&mut control, "LIST few"), (1, "226 listing sent".to_string()), "a listing that fits");
     control.send_raw(b"STAT /\r\n");
     let stat = control.reply();

@@ -58,6 +58,26 @@ fn openssh_sftp_does_what_people_type() {
     assert!((3 << 10..4 << 10).contains(&numbers[1]), "{df}");
 }
 
+/// A directory with more entries than `max_list_entries` is read up to the cut, then fails:
+/// SFTP cannot say a listing was cut, and a client that took part of a directory for all of
+/// it would copy part of it, or delete the rest in a sync, and say nothing.
+#[test]
+fn a_listing_cut_at_max_list_entries_fails_instead_of_ending() {
+    let test = TestServer::start_sftp(|config| config.max_list_entries = 3);
+    test.add_user(USER, PASSWORD, 1 << 20);
+    std::fs::create_dir(test.home(USER).join("few")).unwrap();
+    for n in 0..5 {
+        std::fs::write(test.home(USER).join(format!("f{n}")), b"x").unwrap();
+    }
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    let local = test.work_dir("cut");
+    let output = ssh.sftp(&format!("-ls\nls few\nget -r . {}\n", local.join("copy").display()));
+    let said = text(&output);
+    assert!(!output.status.success(), "the copy of a cut directory fails: {said}");
+    assert!(said.contains("Couldn't read directory: Failure"), "{said}");
+    assert!(said.contains("remote readdir \"/\" failed"), "{said}");
+}
+
 #[test]
 fn errors_are_clear_and_leave_the_session_serving() {
     let test = server(64 << 20);

@@ -379,14 +379,14 @@ fn log_retr(context: &Context, resumed_from: u64, started: Instant, result: &str
     context.services.metrics.transfer(Protocol::ftp, Operation::download, sent, started.elapsed(), outcome);
 }
 
-/// Sends a listing and closes the data connection; `done` is the text of the 226 that follows.
-pub async fn send_text(mut data: MaybeTls, text: Vec<u8>, stall: Duration, done: String) -> Reply {
+/// Sends a listing and closes the data connection.
+pub async fn send_text(mut data: MaybeTls, text: Vec<u8>, stall: Duration) -> Reply {
     let sent = async {
         data.write_all(&text).await?;
         data.shutdown().await
     };
     match tokio::time::timeout(stall, sent).await {
-        Ok(Ok(())) => Reply::new(226, done),
+        Ok(Ok(())) => Reply::new(226, "listing sent"),
         _ => Reply::new(426, "the data connection was lost"),
     }
 }

@@ -34,7 +34,8 @@ const MAX_OPEN_FILES: usize = 4;
 const NAMES_PER_READDIR: usize = 128;
 
 enum OpenHandle {
-    Dir(std::vec::IntoIter<Entry>),
+    /// A directory's entries still to be read, and whether the server cut its listing.
+    Dir(std::vec::IntoIter<Entry>, bool),
     Read(Reading),
     Write(Writing),
 }
@@ -90,7 +91,7 @@ impl Requests {
 
     /// Is a file open (a transfer in progress)? A draining server waits for those.
     pub fn transferring(&self) -> bool {
-        self.handles.values().any(|handle| !matches!(handle, OpenHandle::Dir(_)))
+        self.handles.values().any(|handle| !matches!(handle, OpenHandle::Dir(..)))
     }
 
     /// The answer to one request.
@@ -163,7 +164,7 @@ impl Requests {
         let size = match self.handles.get(handle) {
             Some(OpenHandle::Read(reading)) => reading.size(),
             Some(OpenHandle::Write(writing)) => writing.len(),
-            Some(OpenHandle::Dir(_)) => return Err(unsupported("fstat of a directory handle")),
+            Some(OpenHandle::Dir(..)) => return Err(unsupported("fstat of a directory handle")),
             None => return Err(no_handle()),
         };
         let entry = Entry { name: String::new(), kind: EntryKind::File, size, modified: now() };
@@ -214,16 +215,24 @@ impl Requests {
         let target = self.resolve("ls", &path)?;
         self.files().check_dir(target.clone(), path.clone()).await?;
         let listing = self.files().list(target, path).await?;
-        self.add_handle(OpenHandle::Dir(listing.entries.into_iter()))
+        self.add_handle(OpenHandle::Dir(listing.entries.into_iter(), listing.truncated))
     }
 
+    /// The next names of a directory. A listing the server cut at `max_list_entries` ends with
+    /// a failure rather than the end of the directory: SFTP has no way to say it was cut, and a
+    /// client that took part of a directory for all of it (rclone's sync, a backup tool) would
+    /// delete or report missing what was left out.
     fn readdir(&mut self, handle: &str) -> Answer<Vec<File>> {
-        let Some(OpenHandle::Dir(entries)) = self.handles.get_mut(handle) else { return Err(no_handle()) };
+        let Some(OpenHandle::Dir(entries, cut)) = self.handles.get_mut(handle) else { return Err(no_handle()) };
         let files: Vec<File> = entries
             .by_ref()
             .take(NAMES_PER_READDIR)
             .map(|entry| File::new(entry.name.clone(), attributes_of(&entry)))
             .collect();
+        if files.is_empty() && *cut {
+            let why = WireError::new(ErrorCode::ListingCut, "listing cut at the server's max_list_entries");
+            return Err(Refused(StatusCode::Failure, why.sentence()));
+        }
         if files.is_empty() {
             return Err(Refused(StatusCode::Eof, "end of the directory".into()));
         }
@@ -231,7 +240,7 @@ impl Requests {
     }
 
     async fn open(&mut self, path: String, flags: OpenFlags) -> Answer<String> {
-        let files = self.handles.values().filter(|handle| !matches!(handle, OpenHandle::Dir(_))).count();
+        let files = self.handles.values().filter(|handle| !matches!(handle, OpenHandle::Dir(..))).count();
         if files >= MAX_OPEN_FILES || self.handles.len() >= MAX_HANDLES {
             let limit = format!("at most {MAX_OPEN_FILES} files (and {MAX_HANDLES} handles) may be open at once");
             return Err(Refused(StatusCode::Failure, limit));
@@ -286,7 +295,7 @@ impl Requests {
 
     async fn close(&mut self, handle: &str) -> Answer<()> {
         match self.handles.remove(handle) {
-            Some(OpenHandle::Dir(_)) => Ok(()),
+            Some(OpenHandle::Dir(..)) => Ok(()),
             Some(OpenHandle::Read(reading)) => {
                 reading.close(true);
                 Ok(())
@@ -361,7 +370,7 @@ impl Requests {
             match handle {
                 OpenHandle::Write(writing) => writing.abandon().await,
                 OpenHandle::Read(reading) => reading.close(false),
-                OpenHandle::Dir(_) => {}
+                OpenHandle::Dir(..) => {}
             }
         }
     }

@@ -131,7 +131,10 @@ impl Session {
                 let now = unix_now();
                 let lines: Vec<String> = entries.iter().map(|entry| list_line(entry, now)).collect();
                 let last = match truncated {
-                    true => format!("End of status; {}", listing_cut(entries.len())),
+                    true => format!(
+                        "End of status; listing cut at {} entries (the server's max_list_entries)",
+                        entries.len()
+                    ),
                     false => "End of status".to_string(),
                 };
                 Flow::Reply(Reply::multi(213, "Status follows", &lines, last))
@@ -193,8 +196,13 @@ impl Session {
     }
 }
 
-/// What the final reply of a listing cut at `max_list_entries` says. FTP has no field for it,
-/// and the reply's text is the one place a client (or its user) sees.
-pub(super) fn listing_cut(shown: usize) -> String {
-    format!("listing cut at {shown} entries (the server's max_list_entries); list a subdirectory")
+/// Why a directory larger than `max_list_entries` is not listed. FTP has no field to say a
+/// listing was cut: LIST, NLST and MLSD refuse it whole (`504 [310]`, before any data), so that
+/// no client takes part of a directory for all of it. A 226 with the cut in its text (what
+/// pure-ftpd sends) makes mirrors copy part of the directory, or delete the rest in a sync; an
+/// error after part of the data made lftp retry for good (it takes a 5xx after data for a
+/// server that cannot resume). STAT, whose listing is the reply itself, says it on its last line.
+pub(super) fn listing_cut(max: usize) -> WireError {
+    let why = format!("the directory has more than {max} entries (the server's max_list_entries): list a subdirectory");
+    WireError::new(ErrorCode::ListingCut, why)
 }

@@ -203,8 +203,9 @@ impl Session {
             ListingKind::Facts => self.list_entries(path).await,
             ListingKind::List | ListingKind::Names => self.matching_entries(path).await,
         };
-        let (entries, truncated) = match listed {
-            Ok(listed) => listed,
+        let entries = match listed {
+            Ok((entries, false)) => entries,
+            Ok((entries, true)) => return Flow::Reply(Reply::from_error(&super::files::listing_cut(entries.len()))),
             Err(reply) => return Flow::Reply(reply),
         };
         let now = unix_now();
@@ -219,12 +220,8 @@ impl Session {
             text.push_str("\r\n");
         }
         let stall = self.stall();
-        let done = match truncated {
-            true => super::files::listing_cut(entries.len()),
-            false => "listing sent".to_string(),
-        };
         self.with_data(format!("listing {} entries", entries.len()), "listing aborted", move |data| {
-            transfer::send_text(data, text.into_bytes(), stall, done)
+            transfer::send_text(data, text.into_bytes(), stall)
         })
         .await
     }
