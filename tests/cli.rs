@@ -26,6 +26,13 @@ fn run(args: &[&str], password: Option<&str>, stdin: &str, cwd: &std::path::Path
     child.wait_with_output().unwrap()
 }
 
+/// The shell in batch mode against `server` as `user` (password `pw`), run in `work` with
+/// `commands` on its standard input.
+fn batch(server: &TestServer, user: &str, commands: &str, work: &std::path::Path) -> Output {
+    let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
+    run(&["shell", "--connect", &addr, &flag, &cert, "--user", user, "--batch", "-"], Some("pw"), commands, work)
+}
+
 /// `ftp-actor shell ARGS` with its standard streams piped, for tests that feed it over time.
 fn spawn_shell(args: &[&str], password: &str, cwd: &std::path::Path) -> std::process::Child {
     Command::new(BIN)
@@ -203,7 +210,6 @@ fn batch_shell_runs_every_command() {
     let data = random_bytes(700_000, 50);
     std::fs::write(work.join("up.bin"), &data).unwrap();
     std::fs::create_dir(work.join("sub")).unwrap();
-    let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
     let commands = "\
 help
 pwd
@@ -231,8 +237,7 @@ ls
 quit
 pwd
 ";
-    let out =
-        run(&["shell", "--connect", &addr, &flag, &cert, "--user", "s", "--batch", "-"], Some("pw"), commands, &work);
+    let out = batch(&server, "s", commands, &work);
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -279,10 +284,8 @@ fn the_shell_goes_on_after_a_download_it_cannot_write() {
             std::io::Read::read_exact(&mut std::fs::File::open(fifo).unwrap(), &mut taken).unwrap();
         }
     });
-    let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
     let commands = "mkdir sub\ncd sub\n-get /big.bin pipe\nmkdir after\npwd\n";
-    let out =
-        run(&["shell", "--connect", &addr, &flag, &cert, "--user", "s", "--batch", "-"], Some("pw"), commands, &work);
+    let out = batch(&server, "s", commands, &work);
     reader.join().unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -304,13 +307,7 @@ fn mget_and_mput_skip_what_is_not_a_file() {
     std::fs::create_dir(work.join("out")).unwrap();
     std::fs::write(work.join("out/c.log"), b"a local file").unwrap();
     make_fifo(&work.join("out/d.log"));
-    let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
-    let out = run(
-        &["shell", "--connect", &addr, &flag, &cert, "--user", "s", "--batch", "-"],
-        Some("pw"),
-        "mget *.txt\nmput out/*.log\n",
-        &work,
-    );
+    let out = batch(&server, "s", "mget *.txt\nmput out/*.log\n", &work);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("skipped b.txt: not a regular file or directory"), "{stderr}");
@@ -331,13 +328,7 @@ fn a_pattern_is_not_matched_against_a_cut_listing() {
         std::fs::write(server.home("s").join(format!("f{n}.txt")), b"x").unwrap();
     }
     let work = server.work_dir("work");
-    let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
-    let out = run(
-        &["shell", "--connect", &addr, &flag, &cert, "--user", "s", "--batch", "-"],
-        Some("pw"),
-        "ls\nmget *.txt\n",
-        &work,
-    );
+    let out = batch(&server, "s", "ls\nmget *.txt\n", &work);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stdout.contains("(listing cut at 5 entries by the server)"), "{stdout}");
@@ -353,7 +344,6 @@ fn batch_shell_copies_directory_trees_both_ways() {
     // Three entries at the top of the tree: a listing of four is cut.
     let server = TestServer::start_with(|config| config.max_list_entries = 3);
     server.add_user("t", "pw", 10 << 20);
-    let [flag, cert] = server.shell_trust();
     let work = server.local("work");
     let src = work.join("src");
     std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
@@ -391,12 +381,7 @@ mkdir src/fourth
 -get -r src cut
 quit
 ";
-    let out = run(
-        &["shell", "--connect", &server.addr().to_string(), &flag, &cert, "--user", "t", "--batch", "-"],
-        Some("pw"),
-        commands,
-        &work,
-    );
+    let out = batch(&server, "t", commands, &work);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     let home = server.home("t");
@@ -758,7 +743,6 @@ fn the_shell_takes_wildcards_and_the_usual_habits() {
         std::fs::write(work.join(name), random_bytes(2_000, seed)).unwrap();
     }
     std::fs::write(work.join("sub/-dash.txt"), b"a name like an option").unwrap();
-    let (addr, [flag, cert]) = (server.addr().to_string(), server.shell_trust());
     let commands = "\
 mput *.txt
 mkdir docs
@@ -800,8 +784,7 @@ mget /
 -mput nodir/*
 lls -l
 ";
-    let out =
-        run(&["shell", "--connect", &addr, &flag, &cert, "--user", "s", "--batch", "-"], Some("pw"), commands, &work);
+    let out = batch(&server, "s", commands, &work);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     // mput took the visible .txt files only, as a Unix shell's * does.
