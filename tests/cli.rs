@@ -339,6 +339,45 @@ fn a_pattern_is_not_matched_against_a_cut_listing() {
     assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "nothing fetched");
 }
 
+/// `mkdir -p` makes every missing directory of a path (one already there is fine, a file in
+/// the way is not), and `rm -r` removes a directory with everything in it, a partial upload
+/// included, giving all of its quota back.
+#[test]
+fn mkdir_p_and_rm_r_make_and_remove_whole_trees() {
+    let server = TestServer::start();
+    server.add_user("s", "pw", 10 << 20);
+    let work = server.work_dir("work");
+    std::fs::write(work.join("f.txt"), b"a file").unwrap();
+    let made = "mkdir -p top/a/b\nmkdir -p top/a/b\nmkdir -p /top/./c\nput f.txt top/a/b/f.txt\nput f.txt top/f.txt\n";
+    let out = batch(&server, "s", &format!("{made}-mkdir -p top/f.txt/x\n"), &work);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let home = server.home("s");
+    assert!(home.join("top/a/b/f.txt").is_file() && home.join("top/c").is_dir());
+    assert!(stderr.contains("error: mkdir -p top/f.txt/x: top/f.txt is there and is not a directory"), "{stderr}");
+
+    // A partial upload in the tree: an upload cut after 300 000 of its bytes.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut client = runtime.block_on(server.login("s", "pw"));
+    runtime.block_on(async {
+        let mut cut = server.login("s", "pw").await;
+        cut.send(ftp_actor::net::Request::Put { path: "top/c/big.iso".into(), size: 1 << 20 }).await.unwrap();
+        cut.recv().await.unwrap();
+        cut.send(ftp_actor::net::Request::Data { bytes: bytes::Bytes::from(vec![1u8; 300_000]) }).await.unwrap();
+        cut.send(ftp_actor::net::Request::Noop).await.unwrap();
+        cut.recv().await.unwrap();
+        drop(cut);
+        wait_for_quota(&mut client, |used, _| used == 300_012).await;
+    });
+
+    let out = batch(&server, "s", "rm -r top\nls\n", &work);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("rm -r top: 3 files and 4 directories removed"), "{stdout}");
+    assert!(!home.join("top").exists());
+    runtime.block_on(wait_for_quota(&mut client, |used, _| used == 0));
+}
+
 #[test]
 fn batch_shell_copies_directory_trees_both_ways() {
     // Three entries at the top of the tree: a listing of four is cut.
@@ -771,7 +810,7 @@ cd /
 -mget *.nothing
 -get \"*.txt\"
 -ls -z
--rm -r docs
+-rm -x docs
 -get -r
 -put -dash.txt
 put -- -dash.txt
@@ -826,8 +865,8 @@ lls -l
     );
     assert!(stderr.contains("skipped docs/inner: a directory; use rmdir"), "{stderr}");
     // An option a command does not take is refused, not read as a name; `--` ends options.
-    assert!(stderr.contains("error: rm: unknown option -r;"), "{stderr}");
-    assert!(server.home("s").join("docs").is_dir(), "rm -r removed nothing");
+    assert!(stderr.contains("error: rm: unknown option -x;"), "{stderr}");
+    assert!(server.home("s").join("docs").is_dir(), "rm -x removed nothing");
     assert!(stderr.contains("error: usage: get -r REMOTE_DIR [LOCAL_DIR]"), "{stderr}");
     assert!(stderr.contains("error: put: unknown option -d;"), "{stderr}");
     assert!(stdout.contains("put -dash.txt -> -dash.txt"), "{stdout}");

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod expand;
 pub mod format;
 pub mod password;
+pub mod remote_tree;
 pub mod serve;
 pub mod shell;
 pub mod shell_commands;

@@ -18,6 +18,7 @@ use super::ctrl_c::CtrlC;
 use super::expand;
 use super::format::format_quota;
 use super::password::login_password;
+use super::remote_tree::{Removed, make_parents, remove_tree};
 use super::shell_commands::{get_many, list, move_entry, put_into, put_many, run_local};
 use super::transfer::{get_file, get_tree, put_tree};
 use super::words::{Word, local_path, remote_path, remote_word, split_options, split_words};
@@ -106,8 +107,9 @@ commands (paths are inside your home; / and ~ are the home):
   cd [PATH]             change the remote directory (.., /, relative, nested; alone or ~: home)
   ls [-l] [-a] [PATH]   list a remote directory: kind (d - l, p: partial upload), size,
                         modified (UTC), name; PATH may be a pattern
-  mkdir PATH            create a remote directory
-  rm PATH...            remove remote files (or the partial upload where no file has the name)
+  mkdir [-p] PATH       create a remote directory (-p: and its missing parents)
+  rm [-r] PATH...       remove remote files (or the partial upload where no file has the name;
+                        -r: directories too, with everything in them)
   rmdir PATH            remove an empty remote directory
   mv FROM TO            rename or move within the home (refuses to replace; TO a directory:
                         into it)
@@ -298,7 +300,8 @@ impl Shell {
         let allowed = match command {
             // Taken for habit's sake: `ls` and `lls` always show entries in full, hidden ones too.
             "ls" | "lls" => Some("la1"),
-            "get" | "put" => Some("r"),
+            "get" | "put" | "rm" => Some("r"),
+            "mkdir" => Some("p"),
             "help" | "?" => None,
             known if COMMANDS.contains(&known) => Some(""),
             _ => None,
@@ -338,10 +341,16 @@ impl Shell {
                 println!("{}", self.cwd);
             }
             ("ls", [] | [_]) => list(rt, client, patterns.first())?,
+            ("mkdir", [path]) if options.contains('p') => make_parents(rt, client, &self.cwd, &remote_path(path))?,
             ("mkdir", [path]) => rt.block_on(client.mkdir(&remote_path(path)))?,
             ("rm", [_, ..]) => {
                 for word in patterns {
                     for (path, kind) in expand::remote(rt, client, &remote_word(word))? {
+                        if recursive {
+                            let Removed { files, directories } = remove_tree(rt, client, &path)?;
+                            println!("rm -r {path}: {files} files and {directories} directories removed");
+                            continue;
+                        }
                         // A pattern's directories are named and left, as `rm *` does locally.
                         if kind == Some(EntryKind::Dir) {
                             eprintln!("skipped {path}: a directory; use rmdir");
@@ -423,8 +432,9 @@ impl Shell {
             ("pwd" | "quota" | "quit" | "exit" | "bye", _) => return Err(usage(command)),
             ("ls", _) => return Err(usage("ls [-l] [-a] [PATH]")),
             ("cd", _) => return Err(usage("cd [PATH]")),
-            ("mkdir" | "rmdir", _) => return Err(usage(&format!("{command} PATH"))),
-            ("rm", _) => return Err(usage("rm PATH...")),
+            ("mkdir", _) => return Err(usage("mkdir [-p] PATH")),
+            ("rmdir", _) => return Err(usage("rmdir PATH")),
+            ("rm", _) => return Err(usage("rm [-r] PATH...")),
             ("mv", _) => return Err(usage("mv FROM TO")),
             ("get", _) => return Err(usage("get REMOTE [LOCAL] | get -r REMOTE_DIR [LOCAL_DIR]")),
             ("put", _) => return Err(usage("put LOCAL [REMOTE] | put -r LOCAL_DIR [REMOTE_DIR]")),
