@@ -370,10 +370,13 @@ fn mkdir_p_and_rm_r_make_and_remove_whole_trees() {
         wait_for_quota(&mut client, |used, _| used == 300_012).await;
     });
 
-    let out = batch(&server, "s", "rm -r top\nls\n", &work);
+    let out = batch(&server, "s", "-rm -r /\n-rm -r top/..\nrm -r top\nls\n", &work);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains("rm -r top: 3 files and 4 directories removed"), "{stdout}");
+    for refused in ["rm -r /", "rm -r top/.."] {
+        assert!(stderr.contains(&format!("error: {refused}: refusing to remove the home, . or ..")), "{stderr}");
+    }
     assert!(!home.join("top").exists());
     runtime.block_on(wait_for_quota(&mut client, |used, _| used == 0));
 }

@@ -5,7 +5,7 @@
 use crate::client::{Client, ClientError};
 use crate::net::{EntryKind, ErrorCode};
 
-use super::shell::Failure;
+use super::shell::{Failure, names_a_directory};
 use super::tree;
 
 /// `mkdir -p PATH`: makes each missing directory of PATH, as `mkdir -p` does; one that is
@@ -43,11 +43,17 @@ pub(super) struct Removed {
 }
 
 /// `rm -r PATH`: PATH if it is a file (or a partial upload), else everything under the
-/// directory PATH, depth first, then the directory itself. A directory whose listing the
+/// directory PATH, depth first, then the directory itself; never `/`, `.` or `..`. A directory whose listing the
 /// server cuts (`max_list_entries`) is emptied as far as listed, then refused by `rmdir` (error
 /// 305), so the user is told; a name in a listing that is not one ordinary component (only a
 /// broken or hostile server sends one) stops the removal rather than be joined to a path.
 pub(super) fn remove_tree(rt: &tokio::runtime::Runtime, client: &mut Client, path: &str) -> Result<Removed, Failure> {
+    // As GNU rm refuses `.`, `..` and `/`: the home would be emptied, then not removed.
+    if names_a_directory(path) {
+        return Err(Failure::Command(format!(
+            "error: rm -r {path}: refusing to remove the home, . or ..; name what is in it (rm -r *)"
+        )));
+    }
     let mut removed = Removed::default();
     match rt.block_on(client.remove(path)) {
         Ok(partial_remains) => {
