@@ -94,8 +94,7 @@ impl Download {
         if path.is_root() {
             return Err(StorageError::IsADirectory);
         }
-        let file = super::open_for_reading(home.dir(), &path.to_relative())?;
-        let meta = file.metadata()?;
+        let (file, meta) = super::open_for_reading(home.dir(), &path.to_relative())?;
         if meta.is_dir() {
             return Err(StorageError::IsADirectory);
         }

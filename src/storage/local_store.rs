@@ -119,14 +119,11 @@ impl LocalStore {
     /// symlink out of the home (cap-std refuses one).
     pub fn set_modified(&self, path: &VirtualPath, unix: i64) -> Result<(), StorageError> {
         let relative = path.to_relative();
-        let file = if self.dir().metadata(&relative)?.is_dir() {
-            if path.is_root() {
-                self.dir().try_clone()?.into_std_file()
-            } else {
-                self.dir().open_dir(&relative)?.into_std_file()
-            }
+        // A file or a directory; `open_for_reading` refuses anything else, unopened.
+        let file = if path.is_root() {
+            self.dir().try_clone()?.into_std_file()
         } else {
-            super::open_for_reading(self.dir(), &relative)?
+            super::open_for_reading(self.dir(), &relative)?.0
         };
         let when = if unix >= 0 {
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix as u64)

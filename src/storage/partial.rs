@@ -104,7 +104,7 @@ impl PartialUpload {
     pub fn would_hash(home: &LocalStore, target: &VirtualPath, states: &ResumeStates) -> bool {
         let Some(partial) = target.partial() else { return false };
         match super::open_for_reading(home.dir(), &partial.to_relative()) {
-            Ok(file) => file.metadata().is_ok_and(|meta| meta.len() > 0) && states.recall(&file).is_none(),
+            Ok((file, meta)) => meta.len() > 0 && states.recall(&file).is_none(),
             Err(_) => false,
         }
     }
@@ -285,7 +285,7 @@ impl PartialUpload {
             return Ok(());
         }
         self.restart()?;
-        let mut source = super::open_for_reading(home.dir(), &self.target.to_relative())?;
+        let (mut source, _) = super::open_for_reading(home.dir(), &self.target.to_relative())?;
         let copied = std::io::copy(&mut (&mut source).take(len), &mut self.file);
         self.len = self.file.stream_position()?;
         copied?;

@@ -14,18 +14,19 @@ use super::error::StorageError;
 /// wait would let a writer waiting on the FIFO go on, and lose what it writes. The open itself
 /// does not wait either (`O_NONBLOCK`), for a FIFO put there between the two calls. What is
 /// kept keeps the flag: Linux ignores it for regular files and directories, so clearing it
-/// would only add two system calls to every download.
-pub fn open_for_reading(dir: &Dir, relative: &Path) -> Result<std::fs::File, StorageError> {
+/// would only add two system calls to every download. The open file's metadata, read to check
+/// it, comes back with it, so callers need not read it again.
+pub fn open_for_reading(dir: &Dir, relative: &Path) -> Result<(std::fs::File, std::fs::Metadata), StorageError> {
     let kind = dir.metadata(relative)?.file_type();
     if !kind.is_file() && !kind.is_dir() {
         return Err(StorageError::NotAFile);
     }
     let file = dir.open_with(relative, OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK))?.into_std();
-    let kind = file.metadata()?.file_type();
-    if !kind.is_file() && !kind.is_dir() {
+    let metadata = file.metadata()?;
+    if !metadata.is_file() && !metadata.is_dir() {
         return Err(StorageError::NotAFile);
     }
-    Ok(file)
+    Ok((file, metadata))
 }
 
 #[cfg(test)]
@@ -42,11 +43,11 @@ mod tests {
         let dir = Dir::open_ambient_dir(root.path(), ambient_authority()).unwrap();
         // Without O_NONBLOCK this open would wait for a writer and the test would hang.
         assert!(matches!(open_for_reading(&dir, Path::new("p")), Err(StorageError::NotAFile)));
-        let mut file = open_for_reading(&dir, Path::new("f")).unwrap();
+        let (mut file, _) = open_for_reading(&dir, Path::new("f")).unwrap();
         let mut read = String::new();
         std::io::Read::read_to_string(&mut file, &mut read).unwrap();
         assert_eq!(read, "data", "a regular file reads whole, the flag notwithstanding");
-        assert!(open_for_reading(&dir, Path::new("d")).unwrap().metadata().unwrap().is_dir());
+        assert!(open_for_reading(&dir, Path::new("d")).unwrap().1.is_dir());
         assert!(matches!(open_for_reading(&dir, Path::new("missing")), Err(StorageError::NotFound)));
     }
 
