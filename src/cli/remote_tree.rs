@@ -6,11 +6,11 @@ use crate::client::{Client, ClientError};
 use crate::net::{EntryKind, ErrorCode};
 
 use super::shell::{Failure, names_a_directory};
+use super::shell_commands::remote_directory;
 use super::tree;
 
 /// `mkdir -p PATH`: makes each missing directory of PATH, as `mkdir -p` does; one that is
-/// already there is fine, a file in the way is not. Whether what exists is a directory is
-/// asked by going there (and back to `cwd`), as `mv` does.
+/// already there is fine, a file in the way is not ([`remote_directory`] tells them apart).
 pub(super) fn make_parents(
     rt: &tokio::runtime::Runtime,
     client: &mut Client,
@@ -22,12 +22,11 @@ pub(super) fn make_parents(
         made = tree::join(&made, name);
         match rt.block_on(client.mkdir(&made)) {
             Err(exists) if exists.code() == Some(ErrorCode::AlreadyExists) => {
-                if rt.block_on(client.cd(&made)).is_err() {
+                if remote_directory(rt, client, cwd, &made)?.is_none() {
                     return Err(Failure::Command(format!(
                         "error: mkdir -p {path}: {made} is there and is not a directory"
                     )));
                 }
-                rt.block_on(client.cd(cwd))?;
             }
             other => other?,
         }

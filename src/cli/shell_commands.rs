@@ -68,14 +68,26 @@ pub(super) fn move_entry(
         // directory, FROM goes into it. Going there says, and where it is; the session goes
         // back at once.
         Err(refused) if matches!(refused.code(), Some(ErrorCode::AlreadyExists | ErrorCode::InvalidPath)) => {
-            let Ok(dir) = rt.block_on(client.cd(to)) else {
+            let Some(dir) = remote_directory(rt, client, cwd, to)? else {
                 return Err(refused.into());
             };
-            rt.block_on(client.cd(cwd))?;
             Ok(rt.block_on(client.rename(from, &tree::join(&dir, &base_name(from)?)))?)
         }
         other => Ok(other?),
     }
+}
+
+/// The directory at `path`, normalized, if the server has one there; `None` for anything else.
+/// The protocol has no `stat`: the shell goes there, and back to `cwd`.
+pub(super) fn remote_directory(
+    rt: &tokio::runtime::Runtime,
+    client: &mut Client,
+    cwd: &str,
+    path: &str,
+) -> Result<Option<String>, Failure> {
+    let Ok(dir) = rt.block_on(client.cd(path)) else { return Ok(None) };
+    rt.block_on(client.cd(cwd))?;
+    Ok(Some(dir))
 }
 
 /// `mput` (and `put PATTERN [DIR]`): every local file the words stand for, each as one `put`
