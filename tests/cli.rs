@@ -318,25 +318,23 @@ fn mget_and_mput_skip_what_is_not_a_file() {
     assert!(!server.home("s").join("d.log").exists());
 }
 
-/// A pattern is matched against every name or refused: against a listing the server cut at
-/// `max_list_entries`, `mget *` fetched part of the directory and said nothing.
+/// A listing larger than the server's page (`max_list_entries`) is read whole: `ls` shows every
+/// name and a pattern is matched against all of them (before paged listings, `mget *` was
+/// matched against the first page only).
 #[test]
-fn a_pattern_is_not_matched_against_a_cut_listing() {
+fn a_pattern_is_matched_against_every_page_of_a_listing() {
     let server = TestServer::start_with(|config| config.max_list_entries = 5);
     server.add_user("s", "pw", 1 << 20);
-    for n in 0..8 {
-        std::fs::write(server.home("s").join(format!("f{n}.txt")), b"x").unwrap();
+    for n in 0..12 {
+        std::fs::write(server.home("s").join(format!("f{n:02}.txt")), format!("file {n}")).unwrap();
     }
     let work = server.work_dir("work");
     let out = batch(&server, "s", "ls\nmget *.txt\n", &work);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stdout.contains("(listing cut at 5 entries by the server)"), "{stdout}");
-    assert!(
-        stderr.contains("error: the server cut the listing of . at 5 entries (its max_list_entries), so *.txt cannot"),
-        "{stderr}"
-    );
-    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "nothing fetched");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!((0..12).all(|n| stdout.contains(&format!("f{n:02}.txt\n"))), "{stdout}");
+    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 12, "every match fetched: {stdout}");
+    assert_eq!(std::fs::read(work.join("f11.txt")).unwrap(), b"file 11");
 }
 
 /// `mkdir -p` makes every missing directory of a path (one already there is fine, a file in
@@ -383,7 +381,7 @@ fn mkdir_p_and_rm_r_make_and_remove_whole_trees() {
 
 #[test]
 fn batch_shell_copies_directory_trees_both_ways() {
-    // Three entries at the top of the tree: a listing of four is cut.
+    // Three entries at the top of the tree: a listing of four takes two pages.
     let server = TestServer::start_with(|config| config.max_list_entries = 3);
     server.add_user("t", "pw", 10 << 20);
     let work = server.local("work");
@@ -420,7 +418,7 @@ get -r src back
 get -r /up/src/ again
 get -r src back
 mkdir src/fourth
--get -r src cut
+get -r src paged
 quit
 ";
     let out = batch(&server, "t", commands, &work);
@@ -455,8 +453,8 @@ quit
     assert!(stdout.contains("put -r src -> up/src: 4 files"), "{stdout}");
     assert!(stdout.contains("put -r . -> dot/src: 4 files"), "`.` is named after the directory: {stdout}");
     assert!(stdout.contains("get -r /up/src/ -> again: 4 files in 4 directories"), "{stdout}");
-    assert!(stderr.contains("error: get -r src: the server cut the listing of /src at 3 entries"), "{stderr}");
-    assert!(!work.join("cut").exists(), "nothing fetched from a tree it cannot see whole");
+    assert!(stdout.contains("get -r src -> paged: 4 files in 5 directories"), "{stdout}");
+    assert!(work.join("paged/fourth").is_dir() && work.join("paged/sub/deeper/c.txt").is_file());
     // Run again, the tree's files already there are found identical and not fetched.
     let second = stdout.rsplit("ftp> get -r src back").next().unwrap().split("ftp> mkdir").next().unwrap();
     assert_eq!(second.matches(": skipped, ").count(), 4, "{second}");

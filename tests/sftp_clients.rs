@@ -58,24 +58,28 @@ fn openssh_sftp_does_what_people_type() {
     assert!((3 << 10..4 << 10).contains(&numbers[1]), "{df}");
 }
 
-/// A directory with more entries than `max_list_entries` is read up to the cut, then fails:
-/// SFTP cannot say a listing was cut, and a client that took part of a directory for all of
-/// it would copy part of it, or delete the rest in a sync, and say nothing.
+/// A directory with more entries than a listing page (`max_list_entries`) is read whole: each
+/// directory read gives the next names, a page fetched as the last one runs out.
 #[test]
-fn a_listing_cut_at_max_list_entries_fails_instead_of_ending() {
+fn a_directory_larger_than_a_listing_page_is_read_whole() {
     let test = TestServer::start_sftp(|config| config.max_list_entries = 3);
     test.add_user(USER, PASSWORD, 1 << 20);
     std::fs::create_dir(test.home(USER).join("few")).unwrap();
-    for n in 0..5 {
-        std::fs::write(test.home(USER).join(format!("f{n}")), b"x").unwrap();
+    std::fs::write(test.home(USER).join("few").join("inside"), b"in").unwrap();
+    for n in 0..10 {
+        std::fs::write(test.home(USER).join(format!("f{n}")), format!("file {n}")).unwrap();
     }
     let ssh = OpenSsh::new(&test, USER, PASSWORD);
-    let local = test.work_dir("cut");
-    let output = ssh.sftp(&format!("-ls\nls few\nget -r . {}\n", local.join("copy").display()));
+    let local = test.work_dir("whole");
+    let copy = local.join("copy");
+    let output = ssh.sftp(&format!("ls -1\nget -r . {}\n", copy.display()));
+    must_succeed("sftp ls and get -r", &output);
     let said = text(&output);
-    assert!(!output.status.success(), "the copy of a cut directory fails: {said}");
-    assert!(said.contains("Couldn't read directory: Failure"), "{said}");
-    assert!(said.contains("remote readdir \"/\" failed"), "{said}");
+    assert!((0..10).all(|n| said.contains(&format!("f{n}\n"))), "{said}");
+    let copied = std::fs::read_dir(&copy).unwrap().count();
+    assert_eq!(copied, 11, "ten files and a directory");
+    assert_eq!(std::fs::read(copy.join("f9")).unwrap(), b"file 9");
+    assert_eq!(std::fs::read(copy.join("few").join("inside")).unwrap(), b"in");
 }
 
 #[test]

@@ -38,7 +38,7 @@ pub use trust::{FirstUse, Transport, Trust};
 use crate::auth::ScryptParams;
 use crate::auth::scram::{self, Exchange, Key};
 use crate::net::data_frame::write_data_frame;
-use crate::net::{Entry, ErrorCode, FrameCodec, Request, Response, WireError};
+use crate::net::{Entry, ErrorCode, FrameCodec, ListAfter, Request, Response, WireError};
 use local_file::{FileVersion, PartialClaim, hash_prefix, partial_path, read_chunk, read_chunk_into};
 
 /// The client accepts frames up to the largest a server may be configured to send.
@@ -49,7 +49,8 @@ const PIPELINE: usize = 4;
 /// stall limit a server can have (1 s).
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_millis(400);
 
-/// A directory listing.
+/// A directory listing, whole: the client reads it page by page. `truncated` only from a
+/// server that gives one page (see [`Client::list`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
     pub path: String,
@@ -232,8 +233,26 @@ impl Client {
         }
     }
 
+    /// The listing of `path` (or the working directory), every page of it. A server from
+    /// before paged listings ignores `after` and gives its first page again: the listing then
+    /// ends there, `truncated`.
     pub async fn list(&mut self, path: Option<&str>) -> Result<Listing, ClientError> {
-        match self.call(Request::List { path: path.map(str::to_string) }).await? {
+        let mut listing = self.list_page(path, None).await?;
+        while listing.truncated
+            && let Some(last) = listing.entries.last().map(Entry::list_key)
+        {
+            let page = self.list_page(path, Some(last.clone())).await?;
+            if page.entries.first().is_none_or(|first| first.list_key() <= last) {
+                break;
+            }
+            listing.entries.extend(page.entries);
+            listing.truncated = page.truncated;
+        }
+        Ok(listing)
+    }
+
+    async fn list_page(&mut self, path: Option<&str>, after: Option<ListAfter>) -> Result<Listing, ClientError> {
+        match self.call(Request::List { path: path.map(str::to_string), after }).await? {
             Response::Listing { path, entries, truncated } => Ok(Listing { path, entries, truncated }),
             other => Err(unexpected(other, "listing")),
         }

@@ -36,6 +36,38 @@ pub fn parse_time_val(text: &str) -> Option<i64> {
 
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
+/// The listings sent over a data connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListingKind {
+    /// LIST: `ls -l` lines.
+    List,
+    /// NLST: bare names.
+    Names,
+    /// MLSD: RFC 3659 facts.
+    Facts,
+}
+
+impl ListingKind {
+    /// Appends `entry`'s line in this listing, with its CRLF, to `text`, if it is shown there
+    /// ([`shown_in`]).
+    pub fn write_line(self, entry: &Entry, now: i64, text: &mut String) {
+        if !shown_in(entry, self == ListingKind::List) {
+            return;
+        }
+        match self {
+            ListingKind::List => text.push_str(&list_line(entry, now)),
+            ListingKind::Names => text.push_str(&entry.name),
+            ListingKind::Facts => text.push_str(&mlsd_line(entry)),
+        }
+        text.push_str("\r\n");
+    }
+}
+
+/// Now, in Unix seconds: what `ls -l` lines are dated against.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
 /// Is `entry` shown in a listing of this kind? A partial upload is shown only in LIST, the
 /// listing people read, under a name no client takes for the finished file (see
 /// [`list_line`]); NLST and MLSD feed mirroring tools, which would fetch it, and leave it out.
@@ -126,6 +158,25 @@ mod tests {
         let fifo = entry("pipe", EntryKind::Other, 0, now);
         assert!(list_line(&fifo, now).starts_with("?--------- 1 ftp ftp "), "{}", list_line(&fifo, now));
         assert!(shown_in(&fifo, true) && !shown_in(&fifo, false));
+    }
+
+    #[test]
+    fn each_listing_has_its_lines() {
+        let mut text = String::new();
+        for kind in [ListingKind::List, ListingKind::Names, ListingKind::Facts] {
+            kind.write_line(&entry("f", EntryKind::File, 7, 0), 0, &mut text);
+            kind.write_line(&entry("p", EntryKind::Partial, 7, 0), 0, &mut text);
+        }
+        let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+        assert_eq!(
+            lines,
+            [
+                "-rw------- 1 ftp ftp            7 Jan  1 00:00 f",
+                "-rw------- 1 ftp ftp            7 Jan  1 00:00 p (partial upload)",
+                "f",
+                "type=file;size=7;modify=19700101000000;perm=rwadf; f",
+            ]
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod address;
 pub mod command;
 pub mod control_stream;
 pub mod data;
+pub mod directory_listing;
 pub mod features;
 pub mod listing;
 pub mod reply;

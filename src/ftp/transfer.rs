@@ -25,6 +25,8 @@ use crate::service::error as service_error;
 use crate::service::{FreshUpload, Upload};
 use crate::storage::DownloadSession;
 
+use super::directory_listing::DirectoryListing;
+use super::listing::{ListingKind, unix_now};
 use super::reply::Reply;
 use super::sendfile::{self, SendError};
 use super::tls::MaybeTls;
@@ -379,13 +381,32 @@ fn log_retr(context: &Context, resumed_from: u64, started: Instant, result: &str
     context.services.metrics.transfer(Protocol::ftp, Operation::download, sent, started.elapsed(), outcome);
 }
 
-/// Sends a listing and closes the data connection.
-pub async fn send_text(mut data: MaybeTls, text: Vec<u8>, stall: Duration) -> Reply {
-    let sent = async {
-        data.write_all(&text).await?;
-        data.shutdown().await
-    };
-    match tokio::time::timeout(stall, sent).await {
+/// Sends a listing, a page at a time, and closes the data connection. A page that cannot be
+/// read ends the listing with its error, without our end of the data: the client sees the
+/// listing cut, then why.
+pub async fn send_listing(
+    mut data: MaybeTls,
+    mut listing: DirectoryListing,
+    kind: ListingKind,
+    stall: Duration,
+) -> Reply {
+    let now = unix_now();
+    let mut text = String::new();
+    loop {
+        let page = match listing.next().await {
+            Ok(Some(page)) => page,
+            Ok(None) => break,
+            Err(error) => return Reply::from_error(&error),
+        };
+        text.clear();
+        for entry in &page {
+            kind.write_line(entry, now, &mut text);
+        }
+        if !matches!(tokio::time::timeout(stall, data.write_all(text.as_bytes())).await, Ok(Ok(()))) {
+            return Reply::new(426, "the data connection was lost");
+        }
+    }
+    match tokio::time::timeout(stall, data.shutdown()).await {
         Ok(Ok(())) => Reply::new(226, "listing sent"),
         _ => Reply::new(426, "the data connection was lost"),
     }

@@ -78,11 +78,6 @@ error_codes! {
     /// The path names a device, FIFO or socket (put in a home by another program): only
     /// regular files are transferred.
     NotAFile = 309 => "the path names a device, FIFO or socket, not a file; only regular files are transferred",
-    /// A directory has more entries than `max_list_entries`, over a protocol that cannot say a
-    /// listing was cut: FTP refuses the listing, SFTP ends the directory read with this error
-    /// after the entries it holds. So no client takes part of a directory for all of it (a
-    /// mirror would then skip the rest, or delete it in a sync).
-    ListingCut = 310 => "list a subdirectory, or ask the administrator to raise max_list_entries",
     /// The upload would take the user over their quota.
     QuotaExceeded = 400 => "free space (rm) or ask the administrator for a larger quota",
     /// Creating the file or directory would take the user past `max_files` (files,

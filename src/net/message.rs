@@ -45,9 +45,14 @@ pub enum Request {
         #[serde(deserialize_with = "strict::text")]
         path: String,
     },
+    /// A page of a directory's listing: the first, or the one just after `after` (the last
+    /// entry of the page before; absent from clients before paged listings, which get the
+    /// first page only).
     List {
         #[serde(default, deserialize_with = "strict::optional_text", skip_serializing_if = "Option::is_none")]
         path: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<ListAfter>,
     },
     Mkdir {
         #[serde(deserialize_with = "strict::text")]
@@ -146,7 +151,8 @@ pub enum Response {
     Cwd {
         path: String,
     },
-    /// A directory listing, sorted by name; `truncated` if `max_list_entries` cut it.
+    /// A page of a directory listing, in [`ListAfter`]'s order, at most `max_list_entries`
+    /// entries; `truncated` if more follow (ask for them with `after`, the page's last entry).
     Listing {
         path: String,
         entries: Vec<Entry>,
@@ -267,4 +273,22 @@ pub struct Entry {
     pub size: u64,
     /// Modification time in Unix seconds.
     pub modified: i64,
+}
+
+impl Entry {
+    /// Where this entry stands in a listing (see [`ListAfter`]).
+    pub fn list_key(&self) -> ListAfter {
+        ListAfter { name: self.name.clone(), partial: self.kind == EntryKind::Partial }
+    }
+}
+
+/// An entry's place in a listing, and where the next page of a listing starts: listings are
+/// sorted by name (bytewise), and a partial upload comes just after the published file or
+/// directory of the same name. The derived order is that order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ListAfter {
+    #[serde(deserialize_with = "strict::text")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }

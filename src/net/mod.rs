@@ -12,4 +12,4 @@ pub mod strict;
 
 pub use error_code::{ErrorCode, WireError};
 pub use frame::{FrameCodec, FrameError, MalformedFrame};
-pub use message::{Entry, EntryKind, PROTOCOL_VERSION, Request, Response};
+pub use message::{Entry, EntryKind, ListAfter, PROTOCOL_VERSION, Request, Response};

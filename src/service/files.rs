@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use crate::actors::Services;
 use crate::actors::quota::QuotaError;
-use crate::net::{Entry, ErrorCode, WireError};
+use crate::net::{Entry, ErrorCode, ListAfter, WireError};
 use crate::quota::gate::ChangeGuard;
 use crate::quota::{DiskChange, Usage};
 use crate::storage::{FileStore, HomeStore, Listing, Md5Digest, PartialFound, StorageError, VirtualPath};
@@ -53,6 +53,34 @@ pub struct UserFiles<S: FileStore = HomeStore> {
     store: Arc<S>,
     /// The home's place in the deployment: what an upload's path lock is keyed by.
     home_path: PathBuf,
+}
+
+/// A directory's listing read a page at a time ([`UserFiles::pages`]).
+pub struct ListingPages<S: FileStore = HomeStore> {
+    files: Arc<UserFiles<S>>,
+    target: VirtualPath,
+    shown: String,
+    after: Option<ListAfter>,
+    done: bool,
+}
+
+impl<S: FileStore> ListingPages<S> {
+    /// `target`'s whole listing, read a page at a time: what FTP's LIST and SFTP's READDIR
+    /// send, holding one page in memory however large the directory.
+    pub fn new(files: Arc<UserFiles<S>>, target: VirtualPath, shown: String) -> ListingPages<S> {
+        ListingPages { files, target, shown, after: None, done: false }
+    }
+
+    /// The next page, or `None` once the listing has been read to its end.
+    pub async fn next(&mut self) -> Result<Option<Vec<Entry>>, WireError> {
+        if self.done {
+            return Ok(None);
+        }
+        let listing = self.files.list(self.target.clone(), self.shown.clone(), self.after.take()).await?;
+        self.after = listing.entries.last().map(Entry::list_key);
+        self.done = !listing.truncated || self.after.is_none();
+        Ok(Some(listing.entries))
+    }
 }
 
 impl<S: FileStore> UserFiles<S> {
@@ -108,24 +136,16 @@ impl<S: FileStore> UserFiles<S> {
         self.on_disk("cd", shown, move |home| home.check_dir(&target))
     }
 
-    /// The entries of `target`, at most `max_list_entries` of them (the listing says whether
-    /// there were more, and the cut is logged: the operator may want to raise the limit).
+    /// A page of `target`'s listing: at most `max_list_entries` entries after `after`, and
+    /// whether more follow (see [`crate::storage::list_page`]).
     pub fn list(
         &self,
         target: VirtualPath,
         shown: String,
+        after: Option<ListAfter>,
     ) -> impl Future<Output = Result<Listing, WireError>> + use<S> {
         let max = self.services.config.max_list_entries;
-        let user = self.user.clone();
-        let listed = target.clone();
-        let listing = self.on_disk("ls", shown, move |home| home.list(&listed, max));
-        async move {
-            let listing = listing.await?;
-            if listing.truncated {
-                tracing::warn!(%user, path = %target, max, "listing cut at max_list_entries");
-            }
-            Ok(listing)
-        }
+        self.on_disk("ls", shown, move |home| home.list(&target, after.as_ref(), max))
     }
 
     pub fn stat(&self, target: VirtualPath, shown: String) -> impl Future<Output = Result<Entry, WireError>> + use<S> {

@@ -14,6 +14,6 @@ pub mod files;
 pub mod login;
 pub mod upload;
 
-pub use files::{EntryChange, Removed, UserFiles};
+pub use files::{EntryChange, ListingPages, Removed, UserFiles};
 pub use login::{LoggedIn, LoginRefused, complete_login};
 pub use upload::{FreshUpload, Upload, begin_fresh, open_sized, open_stream};

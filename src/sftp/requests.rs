@@ -13,7 +13,7 @@ use russh_sftp::protocol::{
 };
 
 use crate::net::{Entry, EntryKind, ErrorCode, WireError};
-use crate::service::{EntryChange, LoggedIn, UserFiles, begin_fresh};
+use crate::service::{EntryChange, ListingPages, LoggedIn, UserFiles, begin_fresh};
 use crate::storage::VirtualPath;
 
 use super::paths::clamped_to_home;
@@ -34,8 +34,8 @@ const MAX_OPEN_FILES: usize = 4;
 const NAMES_PER_READDIR: usize = 128;
 
 enum OpenHandle {
-    /// A directory's entries still to be read, and whether the server cut its listing.
-    Dir(std::vec::IntoIter<Entry>, bool),
+    /// A directory's listing, read a page at a time, and what is left of the page read last.
+    Dir(ListingPages, std::vec::IntoIter<Entry>),
     Read(Reading),
     Write(Writing),
 }
@@ -107,7 +107,7 @@ impl Requests {
             Packet::SetStat(set) => self.setstat(set.path, set.attrs).await.map(|()| ok(id)),
             Packet::FSetStat(set) => self.fsetstat(&set.handle, set.attrs).map(|()| ok(id)),
             Packet::OpenDir(open) => self.opendir(open.path).await.map(|handle| Packet::Handle(Handle { id, handle })),
-            Packet::ReadDir(read) => self.readdir(&read.handle).map(|files| Packet::Name(Name { id, files })),
+            Packet::ReadDir(read) => self.readdir(&read.handle).await.map(|files| Packet::Name(Name { id, files })),
             Packet::Open(open) => {
                 self.open(open.filename, open.pflags).await.map(|handle| Packet::Handle(Handle { id, handle }))
             }
@@ -150,7 +150,7 @@ impl Requests {
         match self.files().stat(target.clone(), path.clone()).await {
             Ok(entry) => Ok(attributes_of(&entry)),
             Err(missing) if missing.code == ErrorCode::NotFound && !target.is_root() => {
-                let listing = self.files().list(target, path).await.map_err(|_| missing.clone())?;
+                let listing = self.files().list(target, path, None).await.map_err(|_| missing.clone())?;
                 match listing.entries.as_slice() {
                     [partial] if partial.kind == EntryKind::Partial => Ok(attributes_of(partial)),
                     _ => Err(missing.into()),
@@ -214,29 +214,29 @@ impl Requests {
     async fn opendir(&mut self, path: String) -> Answer<String> {
         let target = self.resolve("ls", &path)?;
         self.files().check_dir(target.clone(), path.clone()).await?;
-        let listing = self.files().list(target, path).await?;
-        self.add_handle(OpenHandle::Dir(listing.entries.into_iter(), listing.truncated))
+        let mut pages = ListingPages::new(self.files().clone(), target, path);
+        let first = pages.next().await?.unwrap_or_default();
+        self.add_handle(OpenHandle::Dir(pages, first.into_iter()))
     }
 
-    /// The next names of a directory. A listing the server cut at `max_list_entries` ends with
-    /// a failure rather than the end of the directory: SFTP has no way to say it was cut, and a
-    /// client that took part of a directory for all of it (rclone's sync, a backup tool) would
-    /// delete or report missing what was left out.
-    fn readdir(&mut self, handle: &str) -> Answer<Vec<File>> {
-        let Some(OpenHandle::Dir(entries, cut)) = self.handles.get_mut(handle) else { return Err(no_handle()) };
-        let files: Vec<File> = entries
-            .by_ref()
-            .take(NAMES_PER_READDIR)
-            .map(|entry| File::new(entry.name.clone(), attributes_of(&entry)))
-            .collect();
-        if files.is_empty() && *cut {
-            let why = WireError::new(ErrorCode::ListingCut, "listing cut at the server's max_list_entries");
-            return Err(Refused(StatusCode::Failure, why.sentence()));
+    /// The next names of a directory, read from its listing a page at a time, so that a
+    /// directory of any size is listed whole with one page in memory.
+    async fn readdir(&mut self, handle: &str) -> Answer<Vec<File>> {
+        let Some(OpenHandle::Dir(pages, entries)) = self.handles.get_mut(handle) else { return Err(no_handle()) };
+        loop {
+            let files: Vec<File> = entries
+                .by_ref()
+                .take(NAMES_PER_READDIR)
+                .map(|entry| File::new(entry.name.clone(), attributes_of(&entry)))
+                .collect();
+            if !files.is_empty() {
+                return Ok(files);
+            }
+            match pages.next().await? {
+                Some(page) => *entries = page.into_iter(),
+                None => return Err(Refused(StatusCode::Eof, "end of the directory".into())),
+            }
         }
-        if files.is_empty() {
-            return Err(Refused(StatusCode::Eof, "end of the directory".into()));
-        }
-        Ok(files)
     }
 
     async fn open(&mut self, path: String, flags: OpenFlags) -> Answer<String> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::integrity::Md5;
-use crate::net::Entry;
+use crate::net::{Entry, ListAfter};
 use crate::quota::DiskChange;
 
 use super::error::StorageError;
@@ -95,8 +95,8 @@ impl FileStore for HomeStore {
         either!(self, store => store.check_dir(path))
     }
 
-    fn list(&self, path: &VirtualPath, max_entries: usize) -> Result<Listing, StorageError> {
-        either!(self, store => FileStore::list(store, path, max_entries))
+    fn list(&self, path: &VirtualPath, after: Option<&ListAfter>, max_entries: usize) -> Result<Listing, StorageError> {
+        either!(self, store => FileStore::list(store, path, after, max_entries))
     }
 
     fn stat(&self, path: &VirtualPath) -> Result<Entry, StorageError> {

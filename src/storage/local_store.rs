@@ -8,7 +8,7 @@ use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata};
 
 use crate::integrity::Md5;
-use crate::net::{Entry, EntryKind};
+use crate::net::{Entry, EntryKind, ListAfter};
 use crate::quota::DiskChange;
 
 use super::digest_index::DigestIndex;
@@ -16,6 +16,7 @@ use super::download::Download;
 use super::error::StorageError;
 use super::hashing::Md5Digest;
 use super::jail::{VirtualPath, is_partial_name, published_name};
+use super::list_page::{in_page, page_end, sort_listing};
 use super::name_lock::NameLock;
 use super::partial::{PartialUpload, PublishFailed, PublishedUpload};
 use super::resume_states::ResumeStates;
@@ -33,11 +34,33 @@ fn shown_name(on_disk: &std::ffi::OsStr) -> String {
     on_disk.to_string_lossy().chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
-/// A listing and whether `max_entries` cut it short.
+/// A page of a listing, and whether more entries follow its last.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
     pub entries: Vec<Entry>,
     pub truncated: bool,
+}
+
+/// Where a directory entry stands in a listing: its name as shown, and whether it is a partial
+/// upload (listed under the name it will be published as); `None` for a partial's other files.
+fn listed_key(item: &cap_std::fs::DirEntry) -> Option<ListAfter> {
+    let on_disk = shown_name(&item.file_name());
+    match published_name(&on_disk) {
+        Some(name) => Some(ListAfter { name: name.to_string(), partial: true }),
+        None if is_partial_name(&on_disk) => None,
+        None => Some(ListAfter { name: on_disk, partial: false }),
+    }
+}
+
+/// The first pass over `dir` for a page of its listing: where the page ends ([`page_end`]).
+fn page_end_in(dir: &Dir, after: Option<&ListAfter>, max: usize) -> Result<Option<ListAfter>, StorageError> {
+    let mut failure = None;
+    let items = dir.entries()?.map_while(|item| item.map_err(|error| failure = Some(error)).ok());
+    let end = page_end(items.filter_map(|item| listed_key(&item)), after, max);
+    match failure {
+        Some(error) => Err(error.into()),
+        None => Ok(end),
+    }
 }
 
 /// An open home directory. Cheap to share behind an `Arc`; all methods block on the filesystem
@@ -139,48 +162,69 @@ impl LocalStore {
         if self.dir.metadata(path.to_relative())?.is_dir() { Ok(()) } else { Err(StorageError::NotADirectory) }
     }
 
-    /// Lists a directory, or describes a single file, sorted by name. A partial upload is
-    /// listed under the name it will be published as, with the kind [`EntryKind::Partial`]
-    /// (after the file of that name, if one is published); a path with only a partial upload
-    /// describes that.
-    pub fn list(&self, path: &VirtualPath, max_entries: usize) -> Result<Listing, StorageError> {
+    /// A page of a directory's listing (see [`super::list_page`]): at most `max_entries`
+    /// entries after `after`, sorted, and whether more follow; or, for a single file, its one
+    /// entry. A partial upload is listed under the name it will be published as, with the kind
+    /// [`EntryKind::Partial`] (after the file of that name, if one is published); a path with
+    /// only a partial upload describes that.
+    pub fn list(
+        &self,
+        path: &VirtualPath,
+        after: Option<&ListAfter>,
+        max_entries: usize,
+    ) -> Result<Listing, StorageError> {
         let relative = path.to_relative();
+        let alone = |entry: Entry| {
+            let shown = after.is_none_or(|after| entry.list_key() > *after);
+            Ok(Listing { entries: if shown { vec![entry] } else { Vec::new() }, truncated: false })
+        };
         let meta = match self.dir.metadata(&relative) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let partial = path.partial().ok_or(StorageError::NotFound)?;
                 let meta = self.dir.symlink_metadata(partial.to_relative())?;
                 let name = path.file_name().unwrap_or("/").to_string();
-                let entry = Entry { name, kind: EntryKind::Partial, size: meta.len(), modified: unix_seconds(&meta) };
-                return Ok(Listing { entries: vec![entry], truncated: false });
+                return alone(Entry {
+                    name,
+                    kind: EntryKind::Partial,
+                    size: meta.len(),
+                    modified: unix_seconds(&meta),
+                });
             }
             other => other?,
         };
         if !meta.is_dir() {
             let name = path.file_name().unwrap_or("/").to_string();
-            let entry = Entry { name, kind: entry_kind(&meta), size: meta.len(), modified: unix_seconds(&meta) };
-            return Ok(Listing { entries: vec![entry], truncated: false });
+            return alone(Entry { name, kind: entry_kind(&meta), size: meta.len(), modified: unix_seconds(&meta) });
         }
         let dir = if path.is_root() { self.dir.try_clone()? } else { self.dir.open_dir(&relative)? };
-        let mut entries = Vec::new();
-        let mut truncated = false;
-        for item in dir.entries()? {
-            let item = item?;
-            let on_disk = shown_name(&item.file_name());
-            let (name, partial) = match published_name(&on_disk) {
-                Some(name) => (name.to_string(), true),
-                None if is_partial_name(&on_disk) => continue,
-                None => (on_disk, false),
-            };
-            if entries.len() == max_entries {
-                truncated = true;
-                break;
+        let mut after = after.cloned();
+        loop {
+            let end = page_end_in(&dir, after.as_ref(), max_entries)?;
+            let mut entries = Vec::new();
+            let mut more = false;
+            for item in dir.entries()? {
+                let item = item?;
+                let Some(key) = listed_key(&item) else { continue };
+                if !in_page(&key, after.as_ref(), end.as_ref()) {
+                    more |= end.as_ref().is_some_and(|end| key > *end);
+                    continue;
+                }
+                let meta = match item.metadata() {
+                    // Removed since it was read: the listing goes on without it.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    meta => meta?,
+                };
+                let kind = if key.partial { EntryKind::Partial } else { entry_kind(&meta) };
+                entries.push(Entry { name: key.name, kind, size: meta.len(), modified: unix_seconds(&meta) });
             }
-            let meta = item.metadata()?;
-            let kind = if partial { EntryKind::Partial } else { entry_kind(&meta) };
-            entries.push(Entry { name, kind, size: meta.len(), modified: unix_seconds(&meta) });
+            if entries.is_empty() && more {
+                // The page's entries were all removed between the two passes: the next one.
+                after = end;
+                continue;
+            }
+            sort_listing(&mut entries);
+            return Ok(Listing { entries, truncated: more });
         }
-        entries.sort_by(|a, b| (&a.name, a.kind).cmp(&(&b.name, b.kind)));
-        Ok(Listing { entries, truncated })
     }
 
     /// One entry's facts (the home itself is named `/`), without following a final symlink.
@@ -374,8 +418,8 @@ impl FileStore for LocalStore {
         LocalStore::check_dir(self, path)
     }
 
-    fn list(&self, path: &VirtualPath, max_entries: usize) -> Result<Listing, StorageError> {
-        LocalStore::list(self, path, max_entries)
+    fn list(&self, path: &VirtualPath, after: Option<&ListAfter>, max_entries: usize) -> Result<Listing, StorageError> {
+        LocalStore::list(self, path, after, max_entries)
     }
 
     fn stat(&self, path: &VirtualPath) -> Result<Entry, StorageError> {
@@ -513,11 +557,11 @@ mod tests {
         std::fs::create_dir(home_path.join("inside")).unwrap();
         std::os::unix::fs::symlink("inside", home_path.join("ok")).unwrap();
 
-        assert!(matches!(home.list(&vp("out"), 10), Err(StorageError::OutsideHome)));
-        assert!(matches!(home.list(&vp("up"), 10), Err(StorageError::OutsideHome)));
+        assert!(matches!(home.list(&vp("out"), None, 10), Err(StorageError::OutsideHome)));
+        assert!(matches!(home.list(&vp("up"), None, 10), Err(StorageError::OutsideHome)));
         assert!(matches!(home.check_dir(&vp("out")), Err(StorageError::OutsideHome)));
         assert!(home.check_dir(&vp("ok")).is_ok(), "a symlink staying inside is fine");
-        let listing = home.list(&VirtualPath::root(), 10).unwrap();
+        let listing = home.list(&VirtualPath::root(), None, 10).unwrap();
         let names: Vec<_> = listing.entries.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["inside", "ok", "out", "up"]);
     }
@@ -531,14 +575,14 @@ mod tests {
         std::fs::write(root.path().join("h/d/f"), vec![0u8; 100]).unwrap();
         std::fs::write(root.path().join("h/d/.g.ftpa-part"), vec![0u8; 50]).unwrap();
         assert_eq!(home.usage().unwrap(), HomeUsage { bytes: 150, files: 3 }, "partials count");
-        let listing = home.list(&vp("d"), 10).unwrap();
+        let listing = home.list(&vp("d"), None, 10).unwrap();
         let kinds: Vec<_> = listing.entries.iter().map(|e| (e.name.as_str(), e.kind, e.size)).collect();
         assert_eq!(
             kinds,
             [("f", EntryKind::File, 100), ("g", EntryKind::Partial, 50)],
             "a partial shows as its target"
         );
-        let alone = home.list(&vp("d/g"), 10).unwrap();
+        let alone = home.list(&vp("d/g"), None, 10).unwrap();
         assert_eq!(alone.entries[0].kind, EntryKind::Partial, "a name with only a partial describes it");
         let found = home.partials().unwrap();
         assert_eq!((found.len(), found[0].target.to_string(), found[0].bytes), (1, "/d/g".to_string(), 50));
@@ -570,7 +614,7 @@ mod tests {
         std::fs::write(root.path().join("forged\r\n226 done\x1b[2J"), "x").unwrap();
         std::fs::write(root.path().join(std::ffi::OsStr::from_bytes(b"latin1-\xe9")), "x").unwrap();
         let names: Vec<String> =
-            home.list(&VirtualPath::root(), 10).unwrap().entries.into_iter().map(|e| e.name).collect();
+            home.list(&VirtualPath::root(), None, 10).unwrap().entries.into_iter().map(|e| e.name).collect();
         assert_eq!(names, ["forged??226 done?[2J", "latin1-\u{fffd}"]);
     }
 
@@ -586,13 +630,30 @@ mod tests {
     }
 
     #[test]
-    fn listings_are_capped() {
+    fn a_large_directory_is_listed_in_pages() {
         let root = tempfile::tempdir().unwrap();
         let home = LocalStore::open(root.path()).unwrap();
         for i in 0..5 {
             std::fs::write(root.path().join(format!("f{i}")), "x").unwrap();
         }
-        let listing = home.list(&VirtualPath::root(), 3).unwrap();
-        assert_eq!((listing.entries.len(), listing.truncated), (3, true));
+        // f1's partial starts a page, just after f1 ended the one before.
+        std::fs::write(root.path().join(".f1.ftpa-part"), "xy").unwrap();
+        std::fs::write(root.path().join(".g.ftpa-part"), "xy").unwrap();
+        let mut pages = Vec::new();
+        let mut after = None;
+        loop {
+            let page = home.list(&VirtualPath::root(), after.as_ref(), 2).unwrap();
+            let keys: Vec<String> = page.entries.iter().map(|e| format!("{}{:?}", e.name, e.kind)).collect();
+            pages.push(keys.join(" "));
+            after = page.entries.last().map(Entry::list_key);
+            if !page.truncated {
+                break;
+            }
+        }
+        assert_eq!(pages, ["f0File f1File", "f1Partial f2File", "f3File f4File", "gPartial"]);
+        let file = home.list(&vp("f1"), None, 2).unwrap();
+        assert_eq!(file.entries.len(), 1);
+        let after_it = home.list(&vp("f1"), Some(&file.entries[0].list_key()), 2).unwrap();
+        assert_eq!((after_it.entries.len(), after_it.truncated), (0, false), "a file's one entry has no next page");
     }
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod hashing;
 pub mod home_store;
 pub mod jail;
+pub mod list_page;
 pub mod local_store;
 pub mod name_lock;
 pub mod objects;

@@ -24,7 +24,7 @@
 use std::time::SystemTime;
 
 use crate::integrity::Md5;
-use crate::net::Entry;
+use crate::net::{Entry, ListAfter};
 use crate::quota::DiskChange;
 
 use super::error::StorageError;
@@ -44,9 +44,11 @@ pub trait FileStore: Send + Sync + 'static {
 
     /// Succeeds if `path` is a directory.
     fn check_dir(&self, path: &VirtualPath) -> Result<(), StorageError>;
-    /// The entries of a directory, at most `max_entries`; a partial upload is listed under the
-    /// name it will be published as, with the kind `partial`.
-    fn list(&self, path: &VirtualPath, max_entries: usize) -> Result<Listing, StorageError>;
+    /// A page of a directory's entries: at most `max_entries` of them after `after`, in
+    /// listing order (see [`super::list_page`]), and whether more follow; a partial upload is
+    /// listed under the name it will be published as, with the kind `partial`. A file's
+    /// listing is its one entry.
+    fn list(&self, path: &VirtualPath, after: Option<&ListAfter>, max_entries: usize) -> Result<Listing, StorageError>;
     fn stat(&self, path: &VirtualPath) -> Result<Entry, StorageError>;
     /// What a resume of `path` continues after: the published file's size, else the partial's.
     fn resume_len(&self, path: &VirtualPath) -> Result<u64, StorageError>;

@@ -9,9 +9,11 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::common::binary::Served;
-use crate::common::cluster::with_files_in_garage;
+use crate::common::cluster::{Cluster, with_files_in_garage};
+use crate::common::garage::Garage;
 use crate::common::{md5_hex, must_succeed, random_bytes};
-use ftp_actor::net::EntryKind;
+use ftp_actor::client::NoProgress;
+use ftp_actor::net::{EntryKind, Request};
 use ftp_actor::storage::objects::PART_SIZE;
 
 /// curl over FTPS to `instance`'s FTP listener, as alice, trusting that instance's certificate.
@@ -138,4 +140,39 @@ async fn parallel_ftp_uploads_through_both_instances_never_pass_the_quota() {
     let held: u64 = listing.entries.iter().map(|entry| entry.size).sum();
     assert_eq!(report.used, held, "usage is not what the names hold: {report:?} {:?}", listing.entries);
     assert!(report.used <= 20 << 20, "{report:?}");
+}
+
+/// A directory larger than a listing page (`max_list_entries = 3`) is listed whole, a page at
+/// a time from the database, by both instances: the native client, and FTP's NLST through
+/// curl. An interrupted upload is listed just after the file of its name.
+#[tokio::test]
+async fn a_directory_larger_than_a_listing_page_is_listed_whole() {
+    let garage = Garage::start();
+    let cluster = Cluster::start(&format!("max_list_entries = 3\n{}", garage.storage_config()));
+    cluster.user(&["add", "alice", "--quota", "10MiB"], "pw");
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("f");
+    std::fs::write(&file, b"ten bytes.").unwrap();
+    let mut a = cluster.login(0, "alice", "pw").await;
+    for n in 0..7 {
+        a.put(&file, &format!("f{n}"), &NoProgress).await.unwrap();
+    }
+    // f2's partial starts the second page, just after f2 ended the first.
+    for target in ["f2", "g"] {
+        let mut cut = cluster.login(0, "alice", "pw").await;
+        cut.send(Request::Put { path: target.into(), size: 1000 }).await.unwrap();
+        cut.recv().await.unwrap();
+        cut.send(Request::Data { bytes: bytes::Bytes::from(vec![1u8; 300]) }).await.unwrap();
+        cut.send(Request::Noop).await.unwrap();
+        cut.recv().await.unwrap();
+    }
+    let mut b = cluster.login(1, "alice", "pw").await;
+    let listing = b.list(None).await.unwrap();
+    let listed: Vec<String> = listing.entries.iter().map(|e| format!("{}{:?}", e.name, e.kind)).collect();
+    let expected = ["f0File", "f1File", "f2File", "f2Partial", "f3File", "f4File", "f5File", "f6File", "gPartial"];
+    assert_eq!((listed, listing.truncated), (expected.map(String::from).to_vec(), false));
+    let nlst = curl(&cluster.instances[1], &["--list-only", &url(&cluster.instances[1], "/")]);
+    assert!(nlst.status.success(), "{nlst:?}");
+    let names: Vec<String> = String::from_utf8_lossy(&nlst.stdout).lines().map(String::from).collect();
+    assert_eq!(names, (0..7).map(|n| format!("f{n}")).collect::<Vec<_>>(), "NLST leaves partials out");
 }

@@ -42,13 +42,13 @@ impl SessionActor {
                     }
                 });
             }
-            Request::List { path } => {
+            Request::List { path, after } => {
                 let shown = path.clone().unwrap_or_else(|| login.cwd.to_string());
                 let target = match login.resolve_or_cwd("ls", path.as_deref()) {
                     Ok(target) => target,
                     Err(error) => return self.reply(ctx, Response::error(error)),
                 };
-                let listed = files.list(target.clone(), shown);
+                let listed = files.list(target.clone(), shown, after);
                 let work = async move {
                     let response = match listed.await {
                         Ok(listing) => Response::Listing {

@@ -3,7 +3,9 @@
 //! service, its answer translated into a reply.
 
 use super::*;
-use crate::wildcards::{has_wildcard, join, matches, split_pattern, unescape};
+use crate::ftp::directory_listing::DirectoryListing;
+use crate::service::ListingPages;
+use crate::wildcards::{has_wildcard, split_pattern, unescape};
 
 /// A service call's answer as the command's reply: `ok` made from its value, or the error.
 fn reply<T>(result: Result<T, WireError>, ok: impl FnOnce(T) -> Reply) -> Flow {
@@ -124,59 +126,63 @@ impl Session {
     }
 
     /// STAT with a path: what LIST would send, on the control connection (RFC 959), patterns
-    /// included.
+    /// included, up to `max_list_entries` entries (its last line says if there were more).
     pub(super) async fn stat_listing(&mut self, path: &str) -> Flow {
-        match self.matching_entries(Some(path.to_string())).await {
-            Ok((entries, truncated)) => {
-                let now = unix_now();
-                let lines: Vec<String> = entries.iter().map(|entry| list_line(entry, now)).collect();
-                let last = match truncated {
-                    true => format!(
-                        "End of status; listing cut at {} entries (the server's max_list_entries)",
-                        entries.len()
-                    ),
-                    false => "End of status".to_string(),
-                };
-                Flow::Reply(Reply::multi(213, "Status follows", &lines, last))
+        let max = self.services.config.max_list_entries;
+        let mut listing = match self.open_listing(Some(path.to_string()), true).await {
+            Ok(listing) => listing,
+            Err(reply) => return Flow::Reply(reply),
+        };
+        let now = unix_now();
+        let mut lines = Vec::new();
+        let mut cut = false;
+        loop {
+            match listing.next().await {
+                Ok(Some(page)) if lines.len() + page.len() <= max => {
+                    lines.extend(page.iter().map(|entry| list_line(entry, now)));
+                }
+                Ok(Some(_)) => {
+                    cut = true;
+                    break;
+                }
+                Ok(None) => break,
+                Err(error) => return Flow::Reply(Reply::from_error(&error)),
             }
-            Err(reply) => Flow::Reply(reply),
         }
+        let last = match cut {
+            true => format!("End of status; {} entries shown: list the rest over a data connection", lines.len()),
+            false => "End of status".to_string(),
+        };
+        Flow::Reply(Reply::multi(213, "Status follows", &lines, last))
     }
 
-    /// What LIST and NLST show for `path`: [`Self::list_entries`], or, where its last name is a
-    /// pattern (`*.txt`, `docs/report-?.pdf`) that matches names of its directory, those
-    /// entries, each named as the client would have typed it (`docs/report-1.pdf`). The classic
-    /// `ftp` client's `mget *.txt` sends `NLST *.txt` and fetches each name given back. A
-    /// pattern that matches nothing is taken as a name, as a Unix shell does.
-    pub(super) async fn matching_entries(&self, path: Option<String>) -> Result<(Vec<crate::net::Entry>, bool), Reply> {
-        if let Some((dir, pattern)) = path.as_deref().and_then(|path| split_pattern(path).ok())
+    /// What LIST, NLST, MLSD and STAT show for `path` (or the working directory): its listing,
+    /// or, where `patterns` are taken (LIST, NLST and STAT: MLSD names a directory, RFC 3659)
+    /// and its last name is a pattern (`*.txt`, `docs/report-?.pdf`) that matches names of its
+    /// directory, those entries (see [`DirectoryListing`]). A pattern that matches nothing is
+    /// taken as a name, as a Unix shell does.
+    pub(super) async fn open_listing(&self, path: Option<String>, patterns: bool) -> Result<DirectoryListing, Reply> {
+        if patterns
+            && let Some((dir, pattern)) = path.as_deref().and_then(|path| split_pattern(path).ok())
             && has_wildcard(pattern)
         {
             let dir = dir.map(unescape);
-            if let Ok((entries, truncated)) = self.list_entries(dir.clone()).await {
-                let matched: Vec<_> = entries
-                    .into_iter()
-                    .filter(|entry| matches(pattern, &entry.name))
-                    .map(|entry| crate::net::Entry { name: join(dir.as_deref(), &entry.name), ..entry })
-                    .collect();
-                if !matched.is_empty() {
-                    return Ok((matched, truncated));
-                }
+            if let Ok(pages) = self.listing_pages(dir.clone())
+                && let Some(matched) = DirectoryListing::matching(pages, dir, pattern).await
+            {
+                return Ok(matched);
             }
         }
-        self.list_entries(path).await
+        let pages = self.listing_pages(path)?;
+        DirectoryListing::all(pages).await.map_err(|error| Reply::from_error(&error))
     }
 
-    /// The entries of `path` (or the working directory), at most `max_list_entries` of them,
-    /// and whether there were more.
-    pub(super) async fn list_entries(&self, path: Option<String>) -> Result<(Vec<crate::net::Entry>, bool), Reply> {
+    /// The pages of `path`'s listing (or the working directory's).
+    fn listing_pages(&self, path: Option<String>) -> Result<ListingPages, Reply> {
         let login = self.logged_in();
         let target = login.resolve_or_cwd("ls", path.as_deref()).map_err(|error| Reply::from_error(&error))?;
         let shown = path.unwrap_or_else(|| target.to_string());
-        match login.files.list(target, shown).await {
-            Ok(listing) => Ok((listing.entries, listing.truncated)),
-            Err(error) => Err(Reply::from_error(&error)),
-        }
+        Ok(ListingPages::new(login.files.clone(), target, shown))
     }
 
     pub(super) async fn checksum(&mut self, path: &str, kind: Checksum) -> Flow {
@@ -194,15 +200,4 @@ impl Session {
             }
         })
     }
-}
-
-/// Why a directory larger than `max_list_entries` is not listed. FTP has no field to say a
-/// listing was cut: LIST, NLST and MLSD refuse it whole (`504 [310]`, before any data), so that
-/// no client takes part of a directory for all of it. A 226 with the cut in its text (what
-/// pure-ftpd sends) makes mirrors copy part of the directory, or delete the rest in a sync; an
-/// error after part of the data made lftp retry for good (it takes a 5xx after data for a
-/// server that cannot resume). STAT, whose listing is the reply itself, says it on its last line.
-pub(super) fn listing_cut(max: usize) -> WireError {
-    let why = format!("the directory has more than {max} entries (the server's max_list_entries): list a subdirectory");
-    WireError::new(ErrorCode::ListingCut, why)
 }

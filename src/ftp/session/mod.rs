@@ -32,7 +32,7 @@ use super::command::{Command, parse};
 use super::control_stream::ControlStream;
 use super::data::{self, DataSource};
 use super::features::{features, help, options, transfer_type};
-use super::listing::{facts, list_line, mlsd_line, parse_time_val, shown_in, time_val};
+use super::listing::{ListingKind, facts, list_line, parse_time_val, time_val, unix_now};
 use super::reply::{Reply, quote_path};
 use super::tls::{FtpTls, MaybeTls};
 use super::transfer;
@@ -374,13 +374,6 @@ impl Session {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum ListingKind {
-    List,
-    Names,
-    Facts,
-}
-
-#[derive(Debug, Clone, Copy)]
 enum Checksum {
     Hash,
     Xmd5,
@@ -412,8 +405,4 @@ async fn read_line(control: &mut BufReader<ControlStream>, buffer: &mut Vec<u8>,
             return Line::Command(std::mem::take(buffer));
         }
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }

@@ -198,30 +198,13 @@ impl Session {
     }
 
     pub(super) async fn listing(&mut self, path: Option<String>, kind: ListingKind) -> Flow {
-        // MLSD names a directory (RFC 3659); LIST and NLST also take patterns.
-        let listed = match kind {
-            ListingKind::Facts => self.list_entries(path).await,
-            ListingKind::List | ListingKind::Names => self.matching_entries(path).await,
-        };
-        let entries = match listed {
-            Ok((entries, false)) => entries,
-            Ok((entries, true)) => return Flow::Reply(Reply::from_error(&super::files::listing_cut(entries.len()))),
+        let listing = match self.open_listing(path, !matches!(kind, ListingKind::Facts)).await {
+            Ok(listing) => listing,
             Err(reply) => return Flow::Reply(reply),
         };
-        let now = unix_now();
-        let mut text = String::new();
-        for entry in entries.iter().filter(|entry| shown_in(entry, matches!(kind, ListingKind::List))) {
-            let line = match kind {
-                ListingKind::List => list_line(entry, now),
-                ListingKind::Names => entry.name.clone(),
-                ListingKind::Facts => mlsd_line(entry),
-            };
-            text.push_str(&line);
-            text.push_str("\r\n");
-        }
         let stall = self.stall();
-        self.with_data(format!("listing {} entries", entries.len()), "listing aborted", move |data| {
-            transfer::send_text(data, text.into_bytes(), stall)
+        self.with_data("listing follows".to_string(), "listing aborted", move |data| {
+            transfer::send_listing(data, listing, kind, stall)
         })
         .await
     }

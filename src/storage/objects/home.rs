@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::integrity::{Digest, Md5};
-use crate::net::{Entry, EntryKind};
+use crate::net::{Entry, EntryKind, ListAfter};
 use crate::quota::DiskChange;
 use crate::storage::error::StorageError;
 use crate::storage::hashing::Md5Digest;
 use crate::storage::jail::VirtualPath;
+use crate::storage::list_page::sort_listing;
 use crate::storage::local_store::{Listing, PartialFound, RemovedFile};
 use crate::storage::partial::{PublishFailed, PublishedUpload};
 use crate::storage::store::{DownloadSession, FileStore, UploadSession};
@@ -40,17 +41,20 @@ fn name_of(path: &str) -> String {
     path.rsplit('/').next().unwrap_or(path).to_string()
 }
 
-/// The files and directories directly in `dir` (at most `limit`), ordered by name.
+/// The files and directories directly in `dir` from the path `from` on (at most `limit`),
+/// ordered by name (bytewise: the column's collation is C).
 async fn entries_in(
     client: &deadpool_postgres::Object,
     home: &str,
     dir: &VirtualPath,
+    from: &str,
     limit: i64,
 ) -> Result<Vec<Entry>, StorageError> {
     let rows = cached::query(
         client,
-        "SELECT path, is_dir, size, modified FROM entries WHERE home = $1 AND parent = $2 ORDER BY path LIMIT $3",
-        &[&home, &stored(dir), &limit],
+        "SELECT path, is_dir, size, modified FROM entries
+             WHERE home = $1 AND parent = $2 AND path >= $3 ORDER BY path LIMIT $4",
+        &[&home, &stored(dir), &from, &limit],
     )
     .await?;
     let entry = |row: &tokio_postgres::Row| {
@@ -60,17 +64,21 @@ async fn entries_in(
     Ok(rows.iter().map(entry).collect())
 }
 
-/// The interrupted uploads directly in `dir`, listed as partial files.
+/// The interrupted uploads directly in `dir` to the path `from` or later (at most `limit`),
+/// listed as partial files.
 async fn partials_in(
     client: &deadpool_postgres::Object,
     home: &str,
     dir: &VirtualPath,
+    from: &str,
+    limit: i64,
 ) -> Result<Vec<Entry>, StorageError> {
     let rows = cached::query(
         client,
         "SELECT target, durable, extract(epoch FROM written)::bigint FROM uploads
-             WHERE home = $1 AND starts_with(target, $2) AND strpos(substr(target, length($2) + 1), '/') = 0",
-        &[&home, &inside(dir)],
+             WHERE home = $1 AND starts_with(target, $2) AND strpos(substr(target, length($2) + 1), '/') = 0
+               AND target >= $3 ORDER BY target LIMIT $4",
+        &[&home, &inside(dir), &from, &limit],
     )
     .await?;
     let partial = |row: &tokio_postgres::Row| Entry {
@@ -151,8 +159,11 @@ impl FileStore for ObjectHome {
         }
     }
 
-    fn list(&self, path: &VirtualPath, max_entries: usize) -> Result<Listing, StorageError> {
-        let one = |entry| Ok(Listing { entries: vec![entry], truncated: false });
+    fn list(&self, path: &VirtualPath, after: Option<&ListAfter>, max_entries: usize) -> Result<Listing, StorageError> {
+        let one = |entry: Entry| {
+            let shown = after.is_none_or(|after| entry.list_key() > *after);
+            Ok(Listing { entries: if shown { vec![entry] } else { Vec::new() }, truncated: false })
+        };
         if !path.is_root() {
             let shown = path.file_name().unwrap_or("/").to_string();
             match self.row(path)? {
@@ -168,15 +179,22 @@ impl FileStore for ObjectHome {
                 }
             }
         }
-        let limit = max_entries as i64 + 1;
+        // Each query starts at the name of `after` (whose own row it may give back, dropped
+        // below) and gives one more than a page, to tell whether more follow.
+        let max_entries = max_entries.max(1);
+        let limit = max_entries as i64 + 2;
+        let from = format!("{}{}", inside(path), after.map_or("", |after| after.name.as_str()));
         // Both queries in one round trip: tokio-postgres pipelines queries awaited together.
         let mut entries = self.db(|client, home| async move {
-            let (mut entries, partials) =
-                futures::try_join!(entries_in(&client, &home, path, limit), partials_in(&client, &home, path))?;
+            let (mut entries, partials) = futures::try_join!(
+                entries_in(&client, &home, path, &from, limit),
+                partials_in(&client, &home, path, &from, limit)
+            )?;
             entries.extend(partials);
             Ok(entries)
         })?;
-        entries.sort_by(|a, b| (&a.name, a.kind).cmp(&(&b.name, b.kind)));
+        entries.retain(|entry| after.is_none_or(|after| entry.list_key() > *after));
+        sort_listing(&mut entries);
         let truncated = entries.len() > max_entries;
         entries.truncate(max_entries);
         Ok(Listing { entries, truncated })
