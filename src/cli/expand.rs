@@ -51,14 +51,15 @@ pub(super) fn remote_entries(
         }
         listing => listing?,
     };
-    // A pattern stands for every name it matches: matched against a cut listing, `mget *`
-    // would fetch part of a directory and say nothing (as `get -r` refuses to, too).
+    // A pattern stands for every name it matches: matched against a cut listing (from a server
+    // before paged listings), `mget *` would fetch part of a directory and say nothing (as
+    // `get -r` refuses to, too).
     if listing.truncated {
         return Err(Failure::Command(format!(
-            "error: the server cut the listing of {} at {} entries (its max_list_entries), so {} cannot be matched \
-             against every name; nothing was done",
-            dir.as_deref().unwrap_or("."),
+            "error: the server gave only the first {} entries of {} (it does not page its listings), so {} cannot be \
+             matched against every name; nothing was done",
             listing.entries.len(),
+            dir.as_deref().unwrap_or("."),
             word.text
         )));
     }

@@ -23,7 +23,7 @@ pub(super) fn list(rt: &tokio::runtime::Runtime, client: &mut Client, path: Opti
             println!("{}", format_entry(entry));
         }
         if listing.truncated {
-            println!("(listing cut at {} entries by the server)", listing.entries.len());
+            println!("(only the first {} entries: the server does not page its listings)", listing.entries.len());
         }
         return Ok(());
     };

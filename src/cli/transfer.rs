@@ -207,7 +207,7 @@ pub(super) fn get_tree(
         let listing = rt.block_on(client.list(Some(&path)))?;
         if listing.truncated {
             return Err(Failure::Command(format!(
-                "error: get -r {remote}: the server cut the listing of {path} at {} entries, so the tree cannot be copied whole; nothing was fetched",
+                "error: get -r {remote}: the server gave only the first {} entries of {path} (it does not page its listings), so the tree cannot be copied whole; nothing was fetched",
                 listing.entries.len()
             )));
         }
