@@ -5,7 +5,7 @@
 #   bench/ftp.sh                                  # everything (about 15 minutes)
 #   bench/ftp.sh --only logins,pwd --repeats 3
 # Options are passed to bench/standard_clients.py (--repeats, --seconds, --size-mib,
-# --only logins,small,light,pairs,single,pwd,large).
+# --only logins,small,light,pairs,single,pwd,list,large; --entries for list).
 # BENCH_DIR (default /dev/shm/ftp-actor-bench) holds every server's files, on one filesystem.
 # Needs root for the peers (see bench/peers.sh); curl and md5sum.
 set -euo pipefail

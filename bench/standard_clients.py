@@ -16,6 +16,8 @@ Workloads (--only):
   pairs   2 clients at once, each: connect, login, 300 STORs of 64 KiB, quit; files per second
   single  the same with 1 client: one connection's pace
   pwd     PWD round trips on one logged-in session, per second
+  list    LIST, then NLST, of a directory of --entries empty files, one session; entries per
+          second (ftp-actor sends it a page of max_list_entries at a time)
   large   curl: one download and one upload of a large file (--size-mib), seconds each
 
 With --with-floor, one more contender: bench/experiments/ftp_floor.c, the least an FTP server
@@ -26,6 +28,7 @@ import argparse
 import ftplib
 import multiprocessing
 import os
+import shutil
 import ssl
 import statistics
 import subprocess
@@ -151,6 +154,36 @@ def pwd_round_trips(target, seconds):
         return done, time.perf_counter() - started, time.process_time() - cpu
     finally:
         ftp.quit()
+
+
+def listed_entries(target, command, entries):
+    """One listing of the directory `big` on a logged-in session: entries and seconds. Every
+    entry must be listed."""
+    ftp = target.connect()
+    try:
+        lines = []
+        started, cpu = time.perf_counter(), time.process_time()
+        ftp.retrlines(f"{command} big", lines.append)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if len(lines) != entries:
+            raise RunFailed(f"{target.name}: {len(lines)} of {entries} entries listed by {command}")
+        return len(lines), seconds, cpu
+    finally:
+        ftp.quit()
+
+
+def make_big_directories(targets, entries):
+    """The directory `big` with `entries` empty files in each server's home (once per home),
+    owned as the home is."""
+    for home in {target.home for target in targets}:
+        big = home / "big"
+        big.mkdir(exist_ok=True)
+        owner = home.stat()
+        for number in range(entries):
+            path = big / f"file-{number:07d}.dat"
+            path.touch()
+            os.chown(path, owner.st_uid, owner.st_gid)
+        os.chown(big, owner.st_uid, owner.st_gid)
 
 
 def upload_files(target, client, files, payload, ready, start_at, results):
@@ -285,7 +318,8 @@ def main():
     parser.add_argument("--small-repeats", type=int, default=15)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--only", default="logins,small,light,pairs,single,pwd,large")
+    parser.add_argument("--entries", type=int, default=100_000, help="files in the directory the list workload lists")
+    parser.add_argument("--only", default="logins,small,light,pairs,single,pwd,list,large")
     parser.add_argument("--builds", default="", metavar="LABEL=BINARY,...",
                         help="other ftp-actor builds measured beside this tree's (plain FTP), for A/B runs")
     parser.add_argument("--with-floor", action="store_true",
@@ -320,6 +354,10 @@ def main():
         "pairs": ("2 clients x 300 files of 64 KiB (ftplib)", "files/s", lambda t: stored_files(t, 2, 300, payload)),
         "single": ("1 client x 300 files of 64 KiB (ftplib)", "files/s", lambda t: stored_files(t, 1, 300, payload)),
         "pwd": ("PWD round trips, one session (ftplib)", "req/s", lambda t: pwd_round_trips(t, args.seconds)),
+        "list": (f"LIST of {args.entries:,} entries (ftplib)", "entries/s",
+                 lambda t: listed_entries(t, "LIST", args.entries)),
+        "nlst": (f"NLST of {args.entries:,} entries (ftplib)", "entries/s",
+                 lambda t: listed_entries(t, "NLST", args.entries)),
     }
     results = Results(args.repeats)
     cpu = {}
@@ -329,6 +367,24 @@ def main():
             before = steal_seconds()
             if key == "large":  # the floor does not download
                 large_files(args, [t for t in targets if t.name != FLOOR], results)
+            elif key == "list":  # nor list
+                listing = [t for t in targets if t.name != FLOOR]
+                make_big_directories(listing, args.entries)
+                try:
+                    for kind in ("list", "nlst"):
+                        workload, unit, run = workloads[kind]
+                        log(f"workload: {workload}")
+                        contenders = [(t.name, lambda t=t, run=run: measured(t, run), not t.name.startswith(OURS))
+                                      for t in listing]
+                        runs, notes = interleaved(args.repeats + 1, contenders)
+                        for target in listing:
+                            kept = runs[target.name][1:]
+                            results.add(workload, target.name, unit, [r.rate for r in kept], notes[target.name])
+                            cpu[(workload, target.name)] = (statistics.median(r.server_us for r in kept),
+                                                            statistics.median(r.client_us for r in kept))
+                finally:
+                    for home in {t.home for t in listing}:
+                        shutil.rmtree(home / "big", ignore_errors=True)
             else:
                 workload, unit, run = workloads[key]
                 log(f"workload: {workload}")

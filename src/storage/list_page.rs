@@ -5,49 +5,123 @@
 //! left out.
 //!
 //! A database gives a page with `WHERE name > last ORDER BY name LIMIT n`. A local directory
-//! is read in no order, so a page takes two passes over it: the first finds where the page
-//! ends ([`page_end`], holding at most `max` names), the second reads the facts of the
-//! entries up to there.
+//! is read in no order, so one pass over it keeps the names of several pages (a [`Window`]):
+//! the smallest after where the listing stands, sorted. The next pages are cut from the window;
+//! the directory is read again only when it runs out, so a directory of `n` entries is read
+//! about `n / window` times in all.
 
 use std::collections::BinaryHeap;
 
-use crate::net::{Entry, ListAfter};
+use crate::net::{Entry, EntryKind, ListAfter};
 
 /// Sorts entries in listing order.
 pub fn sort_listing(entries: &mut [Entry]) {
-    entries.sort_by(|a, b| (&a.name, is_partial(a)).cmp(&(&b.name, is_partial(b))));
+    let partial = |entry: &Entry| entry.kind == EntryKind::Partial;
+    entries.sort_by(|a, b| (&a.name, partial(a)).cmp(&(&b.name, partial(b))));
 }
 
-fn is_partial(entry: &Entry) -> bool {
-    entry.kind == crate::net::EntryKind::Partial
+/// A name read from a directory: its place in listings, and `name`, what the directory calls
+/// it (to read its facts by).
+#[derive(Debug, Clone)]
+pub struct Listed<N> {
+    pub key: ListAfter,
+    pub name: N,
 }
 
-/// The last key of the page that follows `after` (the start if `None`) among `keys`, given in
-/// any order: the `max`-th smallest key after `after`, or `None` if all of them fit in one
-/// page. A page is then every key in `(after, end]`: keys equal to the end (two names shown
-/// alike, which only another program on the host can make) all go in the same page, which may
-/// hold more than `max` entries for them.
-pub fn page_end(keys: impl Iterator<Item = ListAfter>, after: Option<&ListAfter>, max: usize) -> Option<ListAfter> {
-    let max = max.max(1);
-    let mut smallest = BinaryHeap::with_capacity(max);
-    let mut overflowed = false;
-    for key in keys.filter(|key| after.is_none_or(|after| key > after)) {
-        if smallest.len() < max {
-            smallest.push(key);
-        } else {
-            overflowed = true;
-            if key < *smallest.peek().expect("full") {
-                smallest.pop();
-                smallest.push(key);
+impl<N> PartialEq for Listed<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl<N> Eq for Listed<N> {}
+
+impl<N> PartialOrd for Listed<N> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<N> Ord for Listed<N> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+/// The names one pass over a directory kept: every name after `from` up to the last one kept,
+/// sorted; `complete` if no name after those was left out.
+#[derive(Debug)]
+pub struct Window<N> {
+    from: Option<ListAfter>,
+    names: Vec<Listed<N>>,
+    complete: bool,
+}
+
+impl<N> Window<N> {
+    /// One pass over `names` (in any order): keeps the `size` smallest after `after`. Names
+    /// shown alike (which only another program on the host can make) are not split between
+    /// two windows, so that a page never ends inside such a group: a group the window would
+    /// cut is left out of it, for the next pass. (A group larger than a whole window is split,
+    /// and the names of it past the window are not listed.)
+    pub fn scan(names: impl Iterator<Item = Listed<N>>, after: Option<&ListAfter>, size: usize) -> Window<N> {
+        let size = size.max(1);
+        let mut kept = BinaryHeap::with_capacity(size);
+        let mut least_dropped: Option<ListAfter> = None;
+        let mut dropped = |key: ListAfter| {
+            if least_dropped.as_ref().is_none_or(|least| key < *least) {
+                least_dropped = Some(key);
+            }
+        };
+        for listed in names.filter(|listed| after.is_none_or(|after| listed.key > *after)) {
+            if kept.len() < size {
+                kept.push(listed);
+            } else if listed < *kept.peek().expect("full") {
+                let largest = kept.pop().expect("full");
+                dropped(largest.key);
+                kept.push(listed);
+            } else {
+                dropped(listed.key);
             }
         }
+        let mut names = kept.into_sorted_vec();
+        // Every name dropped is at least the largest kept: equal means a group was cut.
+        if let Some(least) = &least_dropped
+            && let Some(first) = names.iter().position(|listed| listed.key == *least)
+            && first > 0
+        {
+            names.truncate(first);
+        }
+        Window { from: after.cloned(), names, complete: least_dropped.is_none() }
     }
-    if overflowed { smallest.pop() } else { None }
-}
 
-/// Whether `key` belongs to the page after `after` that ends at `end` (see [`page_end`]).
-pub fn in_page(key: &ListAfter, after: Option<&ListAfter>, end: Option<&ListAfter>) -> bool {
-    after.is_none_or(|after| key > after) && end.is_none_or(|end| key <= end)
+    /// The page after `after`: at most `max` names (more only for a group shown alike), and
+    /// whether more follow. `None` if this window cannot give it: it starts past `after`, or
+    /// holds nothing after it while the directory has more.
+    pub fn page(&self, after: Option<&ListAfter>, max: usize) -> Option<(&[Listed<N>], bool)> {
+        let covers = match (&self.from, after) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(from), Some(after)) => from <= after,
+        };
+        if !covers {
+            return None;
+        }
+        let start = self.names.partition_point(|listed| after.is_some_and(|after| listed.key <= *after));
+        let rest = &self.names[start..];
+        if rest.is_empty() && !self.complete {
+            return None;
+        }
+        let mut end = rest.len().min(max.max(1));
+        while end > 0 && end < rest.len() && rest[end].key == rest[end - 1].key {
+            end += 1;
+        }
+        Some((&rest[..end], end < rest.len() || !self.complete))
+    }
+
+    /// Whether `page` leaves nothing of the directory after it: the listing has ended.
+    pub fn ends_with(&self, page: &[Listed<N>]) -> bool {
+        self.complete && page.last().map(|listed| &listed.key) == self.names.last().map(|listed| &listed.key)
+    }
 }
 
 #[cfg(test)]
@@ -60,6 +134,10 @@ mod tests {
         ListAfter { name: name.to_string(), partial }
     }
 
+    fn listed(name: &str, partial: bool, id: usize) -> Listed<usize> {
+        Listed { key: key(name, partial), name: id }
+    }
+
     #[test]
     fn a_partial_comes_just_after_the_file_of_its_name() {
         assert!(key("a", false) < key("a", true));
@@ -68,53 +146,87 @@ mod tests {
     }
 
     #[test]
-    fn a_page_that_holds_everything_has_no_end() {
-        let keys = || ["c", "a", "b"].into_iter().map(|name| key(name, false));
-        assert_eq!(page_end(keys(), None, 3), None);
-        assert_eq!(page_end(keys(), None, 2), Some(key("b", false)));
-        assert_eq!(page_end(keys(), Some(&key("a", false)), 2), None);
+    fn a_window_serves_pages_until_it_runs_out() {
+        let names = || ["e", "c", "a", "d", "b"].into_iter().enumerate().map(|(id, name)| listed(name, false, id));
+        let window = Window::scan(names(), None, 3);
+        let (page, more) = window.page(None, 2).unwrap();
+        assert_eq!((page.len(), more, page[1].key.name.as_str()), (2, true, "b"));
+        let (page, more) = window.page(Some(&key("b", false)), 2).unwrap();
+        assert_eq!((page.len(), more), (1, true), "c, the window's last; more in the directory");
+        assert!(window.page(Some(&key("c", false)), 2).is_none(), "the directory must be read again");
+        assert!(Window::scan(names(), Some(&key("c", false)), 3).page(None, 2).is_none(), "starts past it");
+        let all = Window::scan(names(), None, 5);
+        let (page, more) = all.page(Some(&key("c", false)), 5).unwrap();
+        assert_eq!((page.len(), more, all.ends_with(page)), (2, false, true));
     }
 
     #[test]
-    fn keys_shown_alike_stay_in_one_page() {
-        let keys = || ["?", "?", "?", "a"].into_iter().map(|name| key(name, false));
-        let end = page_end(keys(), None, 2);
-        assert_eq!(end, Some(key("?", false)));
-        assert_eq!(keys().filter(|k| in_page(k, None, end.as_ref())).count(), 3);
+    fn names_shown_alike_are_never_split() {
+        let names = || ["b", "a", "b"].into_iter().enumerate().map(|(id, name)| listed(name, false, id));
+        let window = Window::scan(names(), None, 2);
+        let (page, more) = window.page(None, 5).unwrap();
+        assert_eq!((page.len(), more), (1, true), "the group of b would be cut: left to the next pass");
+        assert!(window.page(Some(&key("a", false)), 5).is_none());
+        let next = Window::scan(names(), Some(&key("a", false)), 2);
+        let (page, more) = next.page(Some(&key("a", false)), 1).unwrap();
+        assert_eq!((page.len(), more), (2, false), "a whole group, past the page's size");
     }
 
     proptest! {
-        /// Reading a directory page by page, in any order of its names, gives every name once,
-        /// in order, in pages of at most `max` (names shown alike aside).
+        /// Reading a directory page by page, in any order of its names and with any window
+        /// and page sizes, gives every name once, in order, in pages of at most `max` (groups
+        /// of names shown alike aside, which are whole in one page when smaller than a window).
         #[test]
-        fn pages_cover_every_key_once_in_order(
-            names in proptest::collection::btree_set(("[a-d]{1,3}", any::<bool>()), 0..60),
-            max in 1usize..8,
+        fn pages_cover_every_name_once_in_order(
+            names in proptest::collection::vec(("[a-d]{1,2}", any::<bool>()), 0..60),
+            max in 1usize..6,
+            window in 4usize..20,
             seed in any::<u64>(),
         ) {
-            let mut keys: Vec<ListAfter> = names.iter().map(|(name, partial)| key(name, *partial)).collect();
+            // Groups of names shown alike of up to three: smaller than any window.
+            let mut count = std::collections::HashMap::new();
+            let names: Vec<(String, bool)> = names.into_iter().filter(|name| {
+                let seen = count.entry(name.clone()).or_insert(0);
+                *seen += 1;
+                *seen <= 3
+            }).collect();
+            let mut names: Vec<Listed<usize>> =
+                names.iter().enumerate().map(|(id, (name, partial))| listed(name, *partial, id)).collect();
             let mut rng = seed;
-            for i in (1..keys.len()).rev() {
+            for i in (1..names.len()).rev() {
                 rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                keys.swap(i, (rng >> 33) as usize % (i + 1));
+                names.swap(i, (rng >> 33) as usize % (i + 1));
             }
-            let mut listed = Vec::new();
+            let mut listed_ids = Vec::new();
             let mut after: Option<ListAfter> = None;
-            loop {
-                let end = page_end(keys.iter().cloned(), after.as_ref(), max);
-                let mut page: Vec<ListAfter> =
-                    keys.iter().filter(|k| in_page(k, after.as_ref(), end.as_ref())).cloned().collect();
-                page.sort();
-                prop_assert!(page.len() <= max);
-                listed.extend(page.iter().cloned());
-                match end {
-                    Some(end) => after = Some(end),
-                    None => break,
+            let mut current: Option<Window<usize>> = None;
+            for _ in 0..1000 {
+                let served = current.as_ref().and_then(|w| w.page(after.as_ref(), max).map(|(p, more)| (p.to_vec(), more)));
+                let (page, more) = match served {
+                    Some(served) => served,
+                    None => {
+                        current = Some(Window::scan(names.iter().cloned(), after.as_ref(), window));
+                        let (page, more) = current.as_ref().unwrap().page(after.as_ref(), max).expect("a fresh window");
+                        (page.to_vec(), more)
+                    }
+                };
+                // Past `max` only to end with the whole group its last name is in.
+                let group_at_end = page.len() <= max || page[max - 1..].iter().all(|l| l.key == page[max - 1].key);
+                prop_assert!(group_at_end, "a page of {}", page.len());
+                prop_assert!(!page.is_empty() || !more, "an empty page with more to come");
+                listed_ids.extend(page.iter().map(|listed| listed.name));
+                match page.last() {
+                    Some(last) if more => after = Some(last.key.clone()),
+                    _ => break,
                 }
             }
-            let mut expected = keys.clone();
-            expected.sort();
-            prop_assert_eq!(listed, expected);
+            let listed_keys: Vec<&ListAfter> = listed_ids.iter().map(|&id| &names.iter().find(|l| l.name == id).unwrap().key).collect();
+            prop_assert!(listed_keys.windows(2).all(|pair| pair[0] <= pair[1]), "in order");
+            let mut sorted_ids = listed_ids.clone();
+            sorted_ids.sort_unstable();
+            let mut all_ids: Vec<usize> = names.iter().map(|listed| listed.name).collect();
+            all_ids.sort_unstable();
+            prop_assert_eq!(sorted_ids, all_ids, "every name once");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! A user's home directory as a cap-std capability: every operation is relative to it.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cap_std::ambient_authority;
@@ -16,7 +16,7 @@ use super::download::Download;
 use super::error::StorageError;
 use super::hashing::Md5Digest;
 use super::jail::{VirtualPath, is_partial_name, published_name};
-use super::list_page::{in_page, page_end, sort_listing};
+use super::list_page::{Listed, Window};
 use super::name_lock::NameLock;
 use super::partial::{PartialUpload, PublishFailed, PublishedUpload};
 use super::resume_states::ResumeStates;
@@ -41,25 +41,35 @@ pub struct Listing {
     pub truncated: bool,
 }
 
-/// Where a directory entry stands in a listing: its name as shown, and whether it is a partial
-/// upload (listed under the name it will be published as); `None` for a partial's other files.
-fn listed_key(item: &cap_std::fs::DirEntry) -> Option<ListAfter> {
-    let on_disk = shown_name(&item.file_name());
-    match published_name(&on_disk) {
+/// Where a name read from a directory stands in a listing: the name as shown, and whether it
+/// is a partial upload (listed under the name it will be published as); `None` for a
+/// partial's other files.
+fn listed_key(on_disk: &std::ffi::OsStr) -> Option<ListAfter> {
+    let shown = shown_name(on_disk);
+    match published_name(&shown) {
         Some(name) => Some(ListAfter { name: name.to_string(), partial: true }),
-        None if is_partial_name(&on_disk) => None,
-        None => Some(ListAfter { name: on_disk, partial: false }),
+        None if is_partial_name(&shown) => None,
+        None => Some(ListAfter { name: shown, partial: false }),
     }
 }
 
-/// The first pass over `dir` for a page of its listing: where the page ends ([`page_end`]).
-fn page_end_in(dir: &Dir, after: Option<&ListAfter>, max: usize) -> Result<Option<ListAfter>, StorageError> {
+/// How many pages of names one pass over a directory keeps for the pages that follow: a
+/// directory of `n` entries is read about `n / (WINDOW_PAGES * max_list_entries)` times in
+/// all, and a listing in progress holds that many names.
+const WINDOW_PAGES: usize = 8;
+
+/// One pass over `dir` for the listing after `after` (see [`Window::scan`]).
+fn scan(dir: &Dir, after: Option<&ListAfter>, size: usize) -> Result<Window<std::ffi::OsString>, StorageError> {
     let mut failure = None;
     let items = dir.entries()?.map_while(|item| item.map_err(|error| failure = Some(error)).ok());
-    let end = page_end(items.filter_map(|item| listed_key(&item)), after, max);
+    let names = items.filter_map(|item| {
+        let name = item.file_name();
+        listed_key(&name).map(|key| Listed { key, name })
+    });
+    let window = Window::scan(names, after, size);
     match failure {
         Some(error) => Err(error.into()),
-        None => Ok(end),
+        None => Ok(window),
     }
 }
 
@@ -75,6 +85,9 @@ pub struct LocalStore {
     digests: Arc<DigestIndex>,
     /// The MD5 states of partials left by interrupted uploads (in memory).
     resume_states: Arc<ResumeStates>,
+    /// The names of a directory the last listing read, beyond the page it gave: the next pages
+    /// of that listing are cut from them (see [`super::list_page`]).
+    window: Mutex<Option<(PathBuf, Window<std::ffi::OsString>)>>,
 }
 
 fn unix_seconds(meta: &Metadata) -> i64 {
@@ -125,7 +138,7 @@ impl LocalStore {
         let dir = Dir::open_ambient_dir(path, ambient_authority())?;
         let meta = dir.dir_metadata()?;
         let names = NameLock::of(cap_std::fs::MetadataExt::dev(&meta), cap_std::fs::MetadataExt::ino(&meta));
-        Ok(LocalStore { dir, names, digests, resume_states })
+        Ok(LocalStore { dir, names, digests, resume_states, window: Mutex::default() })
     }
 
     /// The home's name lock (see [`NameLock`]).
@@ -197,32 +210,42 @@ impl LocalStore {
             return alone(Entry { name, kind: entry_kind(&meta), size: meta.len(), modified: unix_seconds(&meta) });
         }
         let dir = if path.is_root() { self.dir.try_clone()? } else { self.dir.open_dir(&relative)? };
+        let mut window = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut after = after.cloned();
         loop {
-            let end = page_end_in(&dir, after.as_ref(), max_entries)?;
-            let mut entries = Vec::new();
-            let mut more = false;
-            for item in dir.entries()? {
-                let item = item?;
-                let Some(key) = listed_key(&item) else { continue };
-                if !in_page(&key, after.as_ref(), end.as_ref()) {
-                    more |= end.as_ref().is_some_and(|end| key > *end);
-                    continue;
-                }
-                let meta = match item.metadata() {
-                    // Removed since it was read: the listing goes on without it.
+            // A listing's first page always reads the directory: a window it continues from is
+            // then never older than the listing itself.
+            let reusable = after.is_some()
+                && window
+                    .as_ref()
+                    .is_some_and(|(at, kept)| *at == relative && kept.page(after.as_ref(), max_entries).is_some());
+            if !reusable {
+                *window = Some((relative.clone(), scan(&dir, after.as_ref(), max_entries * WINDOW_PAGES)?));
+            }
+            let (_, kept) = window.as_ref().expect("just read");
+            let (page, more) =
+                kept.page(after.as_ref(), max_entries).expect("a window read from `after` gives its page");
+            let mut entries = Vec::with_capacity(page.len());
+            for listed in page {
+                let meta = match dir.symlink_metadata(&listed.name) {
+                    // Removed since the directory was read: the listing goes on without it.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     meta => meta?,
                 };
-                let kind = if key.partial { EntryKind::Partial } else { entry_kind(&meta) };
-                entries.push(Entry { name: key.name, kind, size: meta.len(), modified: unix_seconds(&meta) });
+                let kind = if listed.key.partial { EntryKind::Partial } else { entry_kind(&meta) };
+                let name = listed.key.name.clone();
+                entries.push(Entry { name, kind, size: meta.len(), modified: unix_seconds(&meta) });
+            }
+            let last = page.last().map(|listed| listed.key.clone());
+            if kept.ends_with(page) {
+                // The listing has ended: its names are not held any longer.
+                *window = None;
             }
             if entries.is_empty() && more {
-                // The page's entries were all removed between the two passes: the next one.
-                after = end;
+                // The page's entries were all removed since the directory was read: the next.
+                after = last;
                 continue;
             }
-            sort_listing(&mut entries);
             return Ok(Listing { entries, truncated: more });
         }
     }
