@@ -112,6 +112,9 @@ fn user_commands_manage_the_store() {
     assert!(text(&out.stderr).contains("FTP_ACTOR_PASSWORD"));
     let out = user(&["add", "bob", "--quota", "12 parsecs"], Some("pw"));
     assert_eq!(out.status.code(), Some(2), "a bad size is a usage error");
+    let out = user(&["quota", "alice", "1.5"], None);
+    assert_eq!(out.status.code(), Some(2), "a byte and a half");
+    assert!(text(&out.stderr).contains("invalid size \"1.5\": not a whole number of bytes"), "{}", text(&out.stderr));
 
     std::fs::write(data.join("homes/alice/f"), vec![0u8; 2048]).unwrap();
     assert!(user(&["quota", "alice", "1GiB"], None).status.success());
