@@ -211,44 +211,33 @@ impl PartialUpload {
         // The path lease keeps any other upload from this partial, so whether this upload
         // created the entry is known exactly. A new partial (the common case) costs one call,
         // and its parent is only examined when the open fails, to say why.
-        let mut reopen = OpenOptions::new();
-        reopen.read(true).write(true);
-        let opened = if may_create {
-            let mut new = OpenOptions::new();
-            new.read(true).write(true).create_new(true).mode(0o600);
-            match home.dir().open_with(partial.to_relative(), &new) {
-                Ok(file) => Ok((file, false)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    home.dir().open_with(partial.to_relative(), &reopen).map(|file| (file, true))
-                }
-                Err(e) => Err(e),
-            }
-        } else {
-            home.dir().open_with(partial.to_relative(), &reopen).map(|file| (file, true))
+        let relative = partial.to_relative();
+        let mut new = OpenOptions::new();
+        new.read(true).write(true).create_new(true).mode(0o600);
+        // Without room for a new entry, only a partial already there may be taken up.
+        let created = match may_create {
+            true => home.dir().open_with(&relative, &new),
+            false => Err(std::io::ErrorKind::AlreadyExists.into()),
         };
-        let (file, partial_existed) = match opened {
+        let opened = match created {
+            Ok(file) => Ok((file.into_std(), None)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                reopen(home.dir(), &relative).map(|(file, len)| (file, Some(len)))
+            }
+            Err(e) => Err(e.into()),
+        };
+        let (file, existing_len) = match opened {
             Ok(opened) => opened,
+            Err(StorageError::NotAFile) => return Err(StorageError::NotAFile),
             Err(e) => {
                 home.check_dir(&target.parent())?;
-                if e.kind() == std::io::ErrorKind::NotFound && !may_create {
+                if matches!(e, StorageError::NotFound) && !may_create {
                     return Err(StorageError::TooManyFiles);
                 }
-                return Err(e.into());
+                return Err(e);
             }
         };
-        let file = file.into_std();
-        let start_len = if partial_existed {
-            // Another program's FIFO under the partial's name would take the writes until its
-            // buffer filled, then hold the disk worker for good (opening it to read and write
-            // does not wait; see `open_for_reading`).
-            let meta = file.metadata()?;
-            if !meta.is_file() {
-                return Err(StorageError::NotAFile);
-            }
-            meta.len()
-        } else {
-            0
-        };
+        let (partial_existed, start_len) = (existing_len.is_some(), existing_len.unwrap_or(0));
         let replaced_len = existing.as_ref().map_or(0, quota_bytes);
         let upload = PartialUpload {
             file,
@@ -363,6 +352,26 @@ impl UploadSession for PartialUpload {
         self.len += data.len() as u64;
         Ok(())
     }
+}
+
+/// Opens an existing partial at `relative` to go on writing it; returns it with its length.
+/// Another program's FIFO under the partial's name is refused by its metadata before any open
+/// (an open, even one that does not wait, would let a writer waiting on the FIFO go on and lose
+/// what it writes; writes into it would fill its buffer, then hold the disk worker for good),
+/// and the open does not wait either (`O_NONBLOCK`, ignored for regular files), for one put
+/// there between the two calls.
+fn reopen(dir: &cap_std::fs::Dir, relative: &std::path::Path) -> Result<(std::fs::File, u64), StorageError> {
+    if !dir.symlink_metadata(relative)?.is_file() {
+        return Err(StorageError::NotAFile);
+    }
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).custom_flags(libc::O_NONBLOCK);
+    let file = dir.open_with(relative, &options)?.into_std();
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(StorageError::NotAFile);
+    }
+    Ok((file, meta.len()))
 }
 
 #[cfg(test)]
@@ -529,5 +538,27 @@ pub(crate) mod tests {
         let done = partial.publish(&home, md5_of(b"xy"), &md5_of(b"xy"), &DigestIndex::default()).unwrap();
         assert_eq!(done.change, DiskChange { bytes: 2 - 5, files: 0 });
         assert_eq!(home.usage().unwrap().files, 1);
+    }
+
+    /// Another program's FIFO under a partial's name is refused without opening it: a writer
+    /// waiting on it is not let go (its data would be lost), and the worker is not held.
+    #[test]
+    fn a_fifo_under_a_partials_name_is_never_opened() {
+        let (root, home) = setup();
+        let fifo = root.path().join(".f.ftpa-part");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let writer = std::thread::spawn({
+            let fifo = fifo.clone();
+            move || std::fs::write(fifo, b"for the real reader")
+        });
+        let states = ResumeStates::default();
+        for may_create in [true, false] {
+            let opened = PartialUpload::open(&home, &vp("f"), 10, &states, may_create);
+            assert!(matches!(opened, Err(StorageError::NotAFile)), "may_create {may_create}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!writer.is_finished(), "the writer still waits for a reader");
+        assert_eq!(std::fs::read(&fifo).unwrap(), b"for the real reader", "and its data reaches the real one");
+        writer.join().unwrap().unwrap();
     }
 }
