@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use ftp_actor::net::{Entry, ListAfter};
+use ftp_actor::storage::list_page::ListDetail;
 use ftp_actor::storage::{LocalStore, VirtualPath};
 use proptest::prelude::*;
 
@@ -89,7 +90,7 @@ fn run(steps: &[Step], page: usize) -> Result<(), TestCaseError> {
                     reader.staying = present.clone();
                     reader.ever = present.clone();
                 }
-                let listing = store.list(&VirtualPath::root(), reader.after.as_ref(), page).unwrap();
+                let listing = store.list(&VirtualPath::root(), reader.after.as_ref(), page, ListDetail::Facts).unwrap();
                 prop_assert!(listing.entries.len() <= page, "a page of {}", listing.entries.len());
                 reader.listed.extend(listing.entries.iter().map(Entry::list_key));
                 reader.after = listing.entries.last().map(Entry::list_key);

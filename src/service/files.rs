@@ -12,6 +12,7 @@ use crate::actors::quota::QuotaError;
 use crate::net::{Entry, ErrorCode, ListAfter, WireError};
 use crate::quota::gate::ChangeGuard;
 use crate::quota::{DiskChange, Usage};
+use crate::storage::list_page::ListDetail;
 use crate::storage::{FileStore, HomeStore, Listing, Md5Digest, PartialFound, StorageError, VirtualPath};
 
 use super::error;
@@ -60,6 +61,7 @@ pub struct ListingPages<S: FileStore = HomeStore> {
     files: Arc<UserFiles<S>>,
     target: VirtualPath,
     shown: String,
+    detail: ListDetail,
     after: Option<ListAfter>,
     done: bool,
 }
@@ -67,8 +69,8 @@ pub struct ListingPages<S: FileStore = HomeStore> {
 impl<S: FileStore> ListingPages<S> {
     /// `target`'s whole listing, read a page at a time: what FTP's LIST and SFTP's READDIR
     /// send, holding one page in memory however large the directory.
-    pub fn new(files: Arc<UserFiles<S>>, target: VirtualPath, shown: String) -> ListingPages<S> {
-        ListingPages { files, target, shown, after: None, done: false }
+    pub fn new(files: Arc<UserFiles<S>>, target: VirtualPath, shown: String, detail: ListDetail) -> ListingPages<S> {
+        ListingPages { files, target, shown, detail, after: None, done: false }
     }
 
     /// The next page, or `None` once the listing has been read to its end.
@@ -76,7 +78,7 @@ impl<S: FileStore> ListingPages<S> {
         if self.done {
             return Ok(None);
         }
-        let listing = self.files.list(self.target.clone(), self.shown.clone(), self.after.take()).await?;
+        let listing = self.files.list(self.target.clone(), self.shown.clone(), self.after.take(), self.detail).await?;
         self.after = listing.entries.last().map(Entry::list_key);
         self.done = !listing.truncated || self.after.is_none();
         Ok(Some(listing.entries))
@@ -143,9 +145,10 @@ impl<S: FileStore> UserFiles<S> {
         target: VirtualPath,
         shown: String,
         after: Option<ListAfter>,
+        detail: ListDetail,
     ) -> impl Future<Output = Result<Listing, WireError>> + use<S> {
         let max = self.services.config.max_list_entries;
-        self.on_disk("ls", shown, move |home| home.list(&target, after.as_ref(), max))
+        self.on_disk("ls", shown, move |home| home.list(&target, after.as_ref(), max, detail))
     }
 
     pub fn stat(&self, target: VirtualPath, shown: String) -> impl Future<Output = Result<Entry, WireError>> + use<S> {

@@ -15,6 +15,7 @@ use russh_sftp::protocol::{
 use crate::net::{Entry, EntryKind, ErrorCode, WireError};
 use crate::service::{EntryChange, ListingPages, LoggedIn, UserFiles, begin_fresh};
 use crate::storage::VirtualPath;
+use crate::storage::list_page::ListDetail;
 
 use super::paths::clamped_to_home;
 use super::reading::Reading;
@@ -150,7 +151,8 @@ impl Requests {
         match self.files().stat(target.clone(), path.clone()).await {
             Ok(entry) => Ok(attributes_of(&entry)),
             Err(missing) if missing.code == ErrorCode::NotFound && !target.is_root() => {
-                let listing = self.files().list(target, path, None).await.map_err(|_| missing.clone())?;
+                let listing =
+                    self.files().list(target, path, None, ListDetail::Facts).await.map_err(|_| missing.clone())?;
                 match listing.entries.as_slice() {
                     [partial] if partial.kind == EntryKind::Partial => Ok(attributes_of(partial)),
                     _ => Err(missing.into()),
@@ -214,7 +216,7 @@ impl Requests {
     async fn opendir(&mut self, path: String) -> Answer<String> {
         let target = self.resolve("ls", &path)?;
         self.files().check_dir(target.clone(), path.clone()).await?;
-        let mut pages = ListingPages::new(self.files().clone(), target, path);
+        let mut pages = ListingPages::new(self.files().clone(), target, path, ListDetail::Facts);
         let first = pages.next().await?.unwrap_or_default();
         self.add_handle(OpenHandle::Dir(pages, first.into_iter()))
     }

@@ -13,6 +13,7 @@ use crate::quota::DiskChange;
 use super::error::StorageError;
 use super::hashing::Md5Digest;
 use super::jail::VirtualPath;
+use super::list_page::ListDetail;
 use super::local_store::{HomeUsage, Listing, LocalStore, PartialFound, RemovedFile};
 use super::objects::download::ObjectDownload;
 use super::objects::upload::ObjectUpload;
@@ -95,8 +96,14 @@ impl FileStore for HomeStore {
         either!(self, store => store.check_dir(path))
     }
 
-    fn list(&self, path: &VirtualPath, after: Option<&ListAfter>, max_entries: usize) -> Result<Listing, StorageError> {
-        either!(self, store => FileStore::list(store, path, after, max_entries))
+    fn list(
+        &self,
+        path: &VirtualPath,
+        after: Option<&ListAfter>,
+        max_entries: usize,
+        detail: ListDetail,
+    ) -> Result<Listing, StorageError> {
+        either!(self, store => FileStore::list(store, path, after, max_entries, detail))
     }
 
     fn stat(&self, path: &VirtualPath) -> Result<Entry, StorageError> {

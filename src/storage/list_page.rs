@@ -10,9 +10,17 @@
 //! the directory is read again only when it runs out, so a directory of `n` entries is read
 //! about `n / window` times in all.
 
-use std::collections::BinaryHeap;
-
 use crate::net::{Entry, EntryKind, ListAfter};
+
+/// What a listing reads of each entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListDetail {
+    /// Kind, size and modification time.
+    Facts,
+    /// The kind alone (sizes and times are 0): what a list of names needs (FTP's NLST), which
+    /// a local directory gives without reading each entry's metadata.
+    Names,
+}
 
 /// Sorts entries in listing order.
 pub fn sort_listing(entries: &mut [Entry]) {
@@ -65,33 +73,27 @@ impl<N> Window<N> {
     /// and the names of it past the window are not listed.)
     pub fn scan(names: impl Iterator<Item = Listed<N>>, after: Option<&ListAfter>, size: usize) -> Window<N> {
         let size = size.max(1);
-        let mut kept = BinaryHeap::with_capacity(size);
+        // Names are gathered up to half a window past its size, then cut back to the smallest
+        // `size` (a selection, linear), and sorted once at the end: fewer comparisons than
+        // keeping a heap of `size` in order all along.
+        let mut kept: Vec<Listed<N>> = Vec::new();
         let mut least_dropped: Option<ListAfter> = None;
-        let mut dropped = |key: ListAfter| {
-            if least_dropped.as_ref().is_none_or(|least| key < *least) {
-                least_dropped = Some(key);
-            }
-        };
         for listed in names.filter(|listed| after.is_none_or(|after| listed.key > *after)) {
-            if kept.len() < size {
-                kept.push(listed);
-            } else if listed < *kept.peek().expect("full") {
-                let largest = kept.pop().expect("full");
-                dropped(largest.key);
-                kept.push(listed);
-            } else {
-                dropped(listed.key);
+            kept.push(listed);
+            if kept.len() >= size + size.div_ceil(2) {
+                cut_to(&mut kept, size, &mut least_dropped);
             }
         }
-        let mut names = kept.into_sorted_vec();
+        cut_to(&mut kept, size, &mut least_dropped);
+        kept.sort_unstable();
         // Every name dropped is at least the largest kept: equal means a group was cut.
         if let Some(least) = &least_dropped
-            && let Some(first) = names.iter().position(|listed| listed.key == *least)
+            && let Some(first) = kept.iter().position(|listed| listed.key == *least)
             && first > 0
         {
-            names.truncate(first);
+            kept.truncate(first);
         }
-        Window { from: after.cloned(), names, complete: least_dropped.is_none() }
+        Window { from: after.cloned(), names: kept, complete: least_dropped.is_none() }
     }
 
     /// The page after `after`: at most `max` names (more only for a group shown alike), and
@@ -121,6 +123,19 @@ impl<N> Window<N> {
     /// Whether `page` leaves nothing of the directory after it: the listing has ended.
     pub fn ends_with(&self, page: &[Listed<N>]) -> bool {
         self.complete && page.last().map(|listed| &listed.key) == self.names.last().map(|listed| &listed.key)
+    }
+}
+
+/// Keeps the `size` smallest of `names` (in no order), noting the least of those dropped.
+fn cut_to<N>(names: &mut Vec<Listed<N>>, size: usize, least_dropped: &mut Option<ListAfter>) {
+    if names.len() <= size {
+        return;
+    }
+    names.select_nth_unstable(size);
+    for dropped in names.drain(size..) {
+        if least_dropped.as_ref().is_none_or(|least| dropped.key < *least) {
+            *least_dropped = Some(dropped.key);
+        }
     }
 }
 

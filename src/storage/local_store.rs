@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, Metadata};
+use cap_std::fs::{Dir, FileType, Metadata};
 
 use crate::integrity::Md5;
 use crate::net::{Entry, EntryKind, ListAfter};
@@ -16,7 +16,7 @@ use super::download::Download;
 use super::error::StorageError;
 use super::hashing::Md5Digest;
 use super::jail::{VirtualPath, is_partial_name, published_name};
-use super::list_page::{Listed, Window};
+use super::list_page::{ListDetail, Listed, Window};
 use super::name_lock::NameLock;
 use super::partial::{PartialUpload, PublishFailed, PublishedUpload};
 use super::resume_states::ResumeStates;
@@ -58,13 +58,17 @@ fn listed_key(on_disk: &std::ffi::OsStr) -> Option<ListAfter> {
 /// all, and a listing in progress holds that many names.
 const WINDOW_PAGES: usize = 8;
 
+/// A name as a directory holds it, and the kind of file it names if the directory said
+/// (without reading the file's metadata).
+type DiskName = (std::ffi::OsString, Option<FileType>);
+
 /// One pass over `dir` for the listing after `after` (see [`Window::scan`]).
-fn scan(dir: &Dir, after: Option<&ListAfter>, size: usize) -> Result<Window<std::ffi::OsString>, StorageError> {
+fn scan(dir: &Dir, after: Option<&ListAfter>, size: usize) -> Result<Window<DiskName>, StorageError> {
     let mut failure = None;
     let items = dir.entries()?.map_while(|item| item.map_err(|error| failure = Some(error)).ok());
     let names = items.filter_map(|item| {
-        let name = item.file_name();
-        listed_key(&name).map(|key| Listed { key, name })
+        let on_disk = item.file_name();
+        listed_key(&on_disk).map(|key| Listed { key, name: (on_disk, item.file_type().ok()) })
     });
     let window = Window::scan(names, after, size);
     match failure {
@@ -87,7 +91,7 @@ pub struct LocalStore {
     resume_states: Arc<ResumeStates>,
     /// The names of a directory the last listing read, beyond the page it gave: the next pages
     /// of that listing are cut from them (see [`super::list_page`]).
-    window: Mutex<Option<(PathBuf, Window<std::ffi::OsString>)>>,
+    window: Mutex<Option<(PathBuf, Window<DiskName>)>>,
 }
 
 fn unix_seconds(meta: &Metadata) -> i64 {
@@ -107,7 +111,10 @@ pub(super) fn unix_time(time: SystemTime) -> i64 {
 }
 
 fn entry_kind(meta: &Metadata) -> EntryKind {
-    let kind = meta.file_type();
+    kind_of(meta.file_type())
+}
+
+fn kind_of(kind: FileType) -> EntryKind {
     if kind.is_symlink() {
         EntryKind::Symlink
     } else if kind.is_dir() {
@@ -185,6 +192,7 @@ impl LocalStore {
         path: &VirtualPath,
         after: Option<&ListAfter>,
         max_entries: usize,
+        detail: ListDetail,
     ) -> Result<Listing, StorageError> {
         let relative = path.to_relative();
         let alone = |entry: Entry| {
@@ -227,13 +235,19 @@ impl LocalStore {
                 kept.page(after.as_ref(), max_entries).expect("a window read from `after` gives its page");
             let mut entries = Vec::with_capacity(page.len());
             for listed in page {
-                let meta = match dir.symlink_metadata(&listed.name) {
+                let (on_disk, file_type) = &listed.name;
+                let name = listed.key.name.clone();
+                if let (ListDetail::Names, Some(file_type)) = (detail, file_type) {
+                    let kind = if listed.key.partial { EntryKind::Partial } else { kind_of(*file_type) };
+                    entries.push(Entry { name, kind, size: 0, modified: 0 });
+                    continue;
+                }
+                let meta = match dir.symlink_metadata(on_disk) {
                     // Removed since the directory was read: the listing goes on without it.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     meta => meta?,
                 };
                 let kind = if listed.key.partial { EntryKind::Partial } else { entry_kind(&meta) };
-                let name = listed.key.name.clone();
                 entries.push(Entry { name, kind, size: meta.len(), modified: unix_seconds(&meta) });
             }
             let last = page.last().map(|listed| listed.key.clone());
@@ -441,8 +455,14 @@ impl FileStore for LocalStore {
         LocalStore::check_dir(self, path)
     }
 
-    fn list(&self, path: &VirtualPath, after: Option<&ListAfter>, max_entries: usize) -> Result<Listing, StorageError> {
-        LocalStore::list(self, path, after, max_entries)
+    fn list(
+        &self,
+        path: &VirtualPath,
+        after: Option<&ListAfter>,
+        max_entries: usize,
+        detail: ListDetail,
+    ) -> Result<Listing, StorageError> {
+        LocalStore::list(self, path, after, max_entries, detail)
     }
 
     fn stat(&self, path: &VirtualPath) -> Result<Entry, StorageError> {
@@ -580,11 +600,11 @@ mod tests {
         std::fs::create_dir(home_path.join("inside")).unwrap();
         std::os::unix::fs::symlink("inside", home_path.join("ok")).unwrap();
 
-        assert!(matches!(home.list(&vp("out"), None, 10), Err(StorageError::OutsideHome)));
-        assert!(matches!(home.list(&vp("up"), None, 10), Err(StorageError::OutsideHome)));
+        assert!(matches!(home.list(&vp("out"), None, 10, ListDetail::Facts), Err(StorageError::OutsideHome)));
+        assert!(matches!(home.list(&vp("up"), None, 10, ListDetail::Facts), Err(StorageError::OutsideHome)));
         assert!(matches!(home.check_dir(&vp("out")), Err(StorageError::OutsideHome)));
         assert!(home.check_dir(&vp("ok")).is_ok(), "a symlink staying inside is fine");
-        let listing = home.list(&VirtualPath::root(), None, 10).unwrap();
+        let listing = home.list(&VirtualPath::root(), None, 10, ListDetail::Facts).unwrap();
         let names: Vec<_> = listing.entries.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["inside", "ok", "out", "up"]);
     }
@@ -598,14 +618,14 @@ mod tests {
         std::fs::write(root.path().join("h/d/f"), vec![0u8; 100]).unwrap();
         std::fs::write(root.path().join("h/d/.g.ftpa-part"), vec![0u8; 50]).unwrap();
         assert_eq!(home.usage().unwrap(), HomeUsage { bytes: 150, files: 3 }, "partials count");
-        let listing = home.list(&vp("d"), None, 10).unwrap();
+        let listing = home.list(&vp("d"), None, 10, ListDetail::Facts).unwrap();
         let kinds: Vec<_> = listing.entries.iter().map(|e| (e.name.as_str(), e.kind, e.size)).collect();
         assert_eq!(
             kinds,
             [("f", EntryKind::File, 100), ("g", EntryKind::Partial, 50)],
             "a partial shows as its target"
         );
-        let alone = home.list(&vp("d/g"), None, 10).unwrap();
+        let alone = home.list(&vp("d/g"), None, 10, ListDetail::Facts).unwrap();
         assert_eq!(alone.entries[0].kind, EntryKind::Partial, "a name with only a partial describes it");
         let found = home.partials().unwrap();
         assert_eq!((found.len(), found[0].target.to_string(), found[0].bytes), (1, "/d/g".to_string(), 50));
@@ -636,8 +656,13 @@ mod tests {
         let home = LocalStore::open(root.path()).unwrap();
         std::fs::write(root.path().join("forged\r\n226 done\x1b[2J"), "x").unwrap();
         std::fs::write(root.path().join(std::ffi::OsStr::from_bytes(b"latin1-\xe9")), "x").unwrap();
-        let names: Vec<String> =
-            home.list(&VirtualPath::root(), None, 10).unwrap().entries.into_iter().map(|e| e.name).collect();
+        let names: Vec<String> = home
+            .list(&VirtualPath::root(), None, 10, ListDetail::Facts)
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
         assert_eq!(names, ["forged??226 done?[2J", "latin1-\u{fffd}"]);
     }
 
@@ -665,7 +690,7 @@ mod tests {
         let mut pages = Vec::new();
         let mut after = None;
         loop {
-            let page = home.list(&VirtualPath::root(), after.as_ref(), 2).unwrap();
+            let page = home.list(&VirtualPath::root(), after.as_ref(), 2, ListDetail::Facts).unwrap();
             let keys: Vec<String> = page.entries.iter().map(|e| format!("{}{:?}", e.name, e.kind)).collect();
             pages.push(keys.join(" "));
             after = page.entries.last().map(Entry::list_key);
@@ -674,9 +699,28 @@ mod tests {
             }
         }
         assert_eq!(pages, ["f0File f1File", "f1Partial f2File", "f3File f4File", "gPartial"]);
-        let file = home.list(&vp("f1"), None, 2).unwrap();
+        let file = home.list(&vp("f1"), None, 2, ListDetail::Facts).unwrap();
         assert_eq!(file.entries.len(), 1);
-        let after_it = home.list(&vp("f1"), Some(&file.entries[0].list_key()), 2).unwrap();
+        let after_it = home.list(&vp("f1"), Some(&file.entries[0].list_key()), 2, ListDetail::Facts).unwrap();
         assert_eq!((after_it.entries.len(), after_it.truncated), (0, false), "a file's one entry has no next page");
+    }
+
+    /// A listing of names reads no entry's metadata, yet gives each entry its kind (the
+    /// directory tells it), so a list of names still leaves partials and FIFOs out.
+    #[test]
+    fn a_listing_of_names_has_every_kind_and_no_facts() {
+        let root = tempfile::tempdir().unwrap();
+        let home = LocalStore::open(root.path()).unwrap();
+        std::fs::write(root.path().join("f"), "data").unwrap();
+        std::fs::write(root.path().join(".p.ftpa-part"), "part").unwrap();
+        std::fs::create_dir(root.path().join("d")).unwrap();
+        std::os::unix::fs::symlink("f", root.path().join("l")).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(root.path().join("q")).status().unwrap().success());
+        let names = home.list(&VirtualPath::root(), None, 10, ListDetail::Names).unwrap();
+        let kinds: Vec<_> = names.entries.iter().map(|e| (e.name.as_str(), e.kind, e.size)).collect();
+        use EntryKind::*;
+        assert_eq!(kinds, [("d", Dir, 0), ("f", File, 0), ("l", Symlink, 0), ("p", Partial, 0), ("q", Other, 0)]);
+        let facts = home.list(&VirtualPath::root(), None, 10, ListDetail::Facts).unwrap();
+        assert_eq!(facts.entries[1].size, 4, "facts read the size");
     }
 }

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use ftp_actor::integrity::{Digest, Md5};
 use ftp_actor::net::{Entry, EntryKind, ListAfter};
 use ftp_actor::quota::DiskChange;
-use ftp_actor::storage::list_page::sort_listing;
+use ftp_actor::storage::list_page::{ListDetail, sort_listing};
 use ftp_actor::storage::{
     DownloadSession, FileStore, Listing, Md5Digest, PartialFound, PathLimits, PublishFailed, PublishedUpload,
     RemovedFile, StorageError, StreamStart, UploadSession, VirtualPath,
@@ -297,7 +297,13 @@ impl FileStore for MemoryStore {
         }
     }
 
-    fn list(&self, path: &VirtualPath, after: Option<&ListAfter>, max_entries: usize) -> Result<Listing, StorageError> {
+    fn list(
+        &self,
+        path: &VirtualPath,
+        after: Option<&ListAfter>,
+        max_entries: usize,
+        _detail: ListDetail,
+    ) -> Result<Listing, StorageError> {
         self.check_dir(path)?;
         let tree = self.tree();
         let dir = path.to_string();

@@ -2,6 +2,7 @@
 //! file service, its answer translated into a response.
 
 use super::*;
+use crate::storage::list_page::ListDetail;
 
 impl SessionActor {
     pub(super) fn handle_command(&mut self, request: Request, ctx: &mut Context<Self>) {
@@ -48,7 +49,7 @@ impl SessionActor {
                     Ok(target) => target,
                     Err(error) => return self.reply(ctx, Response::error(error)),
                 };
-                let listed = files.list(target.clone(), shown, after);
+                let listed = files.list(target.clone(), shown, after, ListDetail::Facts);
                 let work = async move {
                     let response = match listed.await {
                         Ok(listing) => Response::Listing {

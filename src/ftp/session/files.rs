@@ -5,6 +5,7 @@
 use super::*;
 use crate::ftp::directory_listing::DirectoryListing;
 use crate::service::ListingPages;
+use crate::storage::list_page::ListDetail;
 use crate::wildcards::{has_wildcard, split_pattern, unescape};
 
 /// A service call's answer as the command's reply: `ok` made from its value, or the error.
@@ -129,7 +130,7 @@ impl Session {
     /// included, up to `max_list_entries` entries (its last line says if there were more).
     pub(super) async fn stat_listing(&mut self, path: &str) -> Flow {
         let max = self.services.config.max_list_entries;
-        let mut listing = match self.open_listing(Some(path.to_string()), true).await {
+        let mut listing = match self.open_listing(Some(path.to_string()), true, ListDetail::Facts).await {
             Ok(listing) => listing,
             Err(reply) => return Flow::Reply(reply),
         };
@@ -160,29 +161,34 @@ impl Session {
     /// or, where `patterns` are taken (LIST, NLST and STAT: MLSD names a directory, RFC 3659)
     /// and its last name is a pattern (`*.txt`, `docs/report-?.pdf`) that matches names of its
     /// directory, those entries (see [`DirectoryListing`]). A pattern that matches nothing is
-    /// taken as a name, as a Unix shell does.
-    pub(super) async fn open_listing(&self, path: Option<String>, patterns: bool) -> Result<DirectoryListing, Reply> {
+    /// taken as a name, as a Unix shell does. `detail` says what is read of each entry.
+    pub(super) async fn open_listing(
+        &self,
+        path: Option<String>,
+        patterns: bool,
+        detail: ListDetail,
+    ) -> Result<DirectoryListing, Reply> {
         if patterns
             && let Some((dir, pattern)) = path.as_deref().and_then(|path| split_pattern(path).ok())
             && has_wildcard(pattern)
         {
             let dir = dir.map(unescape);
-            if let Ok(pages) = self.listing_pages(dir.clone())
+            if let Ok(pages) = self.listing_pages(dir.clone(), detail)
                 && let Some(matched) = DirectoryListing::matching(pages, dir, pattern).await
             {
                 return Ok(matched);
             }
         }
-        let pages = self.listing_pages(path)?;
+        let pages = self.listing_pages(path, detail)?;
         DirectoryListing::all(pages).await.map_err(|error| Reply::from_error(&error))
     }
 
     /// The pages of `path`'s listing (or the working directory's).
-    fn listing_pages(&self, path: Option<String>) -> Result<ListingPages, Reply> {
+    fn listing_pages(&self, path: Option<String>, detail: ListDetail) -> Result<ListingPages, Reply> {
         let login = self.logged_in();
         let target = login.resolve_or_cwd("ls", path.as_deref()).map_err(|error| Reply::from_error(&error))?;
         let shown = path.unwrap_or_else(|| target.to_string());
-        Ok(ListingPages::new(login.files.clone(), target, shown))
+        Ok(ListingPages::new(login.files.clone(), target, shown, detail))
     }
 
     pub(super) async fn checksum(&mut self, path: &str, kind: Checksum) -> Flow {

@@ -4,6 +4,7 @@
 use super::*;
 use crate::metrics::{Operation, Protocol};
 use crate::storage::DownloadSession;
+use crate::storage::list_page::ListDetail;
 use transfer::Receiving;
 
 impl Session {
@@ -198,7 +199,9 @@ impl Session {
     }
 
     pub(super) async fn listing(&mut self, path: Option<String>, kind: ListingKind) -> Flow {
-        let listing = match self.open_listing(path, !matches!(kind, ListingKind::Facts)).await {
+        // NLST sends names alone: the entries' facts are not read for it.
+        let detail = if kind == ListingKind::Names { ListDetail::Names } else { ListDetail::Facts };
+        let listing = match self.open_listing(path, kind != ListingKind::Facts, detail).await {
             Ok(listing) => listing,
             Err(reply) => return Flow::Reply(reply),
         };

@@ -11,7 +11,7 @@ use crate::quota::DiskChange;
 use crate::storage::error::StorageError;
 use crate::storage::hashing::Md5Digest;
 use crate::storage::jail::VirtualPath;
-use crate::storage::list_page::sort_listing;
+use crate::storage::list_page::{ListDetail, sort_listing};
 use crate::storage::local_store::{Listing, PartialFound, RemovedFile};
 use crate::storage::partial::{PublishFailed, PublishedUpload};
 use crate::storage::store::{DownloadSession, FileStore, UploadSession};
@@ -159,7 +159,14 @@ impl FileStore for ObjectHome {
         }
     }
 
-    fn list(&self, path: &VirtualPath, after: Option<&ListAfter>, max_entries: usize) -> Result<Listing, StorageError> {
+    /// Facts come with the names from the database: `detail` changes nothing.
+    fn list(
+        &self,
+        path: &VirtualPath,
+        after: Option<&ListAfter>,
+        max_entries: usize,
+        _detail: ListDetail,
+    ) -> Result<Listing, StorageError> {
         let one = |entry: Entry| {
             let shown = after.is_none_or(|after| entry.list_key() > *after);
             Ok(Listing { entries: if shown { vec![entry] } else { Vec::new() }, truncated: false })
