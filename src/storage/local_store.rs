@@ -55,7 +55,8 @@ fn listed_key(on_disk: &std::ffi::OsStr) -> Option<ListAfter> {
 
 /// How many pages of names one pass over a directory keeps for the pages that follow: a
 /// directory of `n` entries is read about `n / (WINDOW_PAGES * max_list_entries)` times in
-/// all, and a listing in progress holds that many names.
+/// all, and a listing in progress holds that many names (half as many again while a pass
+/// gathers them; see [`Window::scan`]).
 const WINDOW_PAGES: usize = 8;
 
 /// A name as a directory holds it, and the kind of file it names if the directory said
