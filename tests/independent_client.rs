@@ -8,7 +8,8 @@ use common::*;
 
 #[test]
 fn a_client_written_from_the_spec_interoperates() {
-    let server = TestServer::start();
+    // Small pages, so that the client reads a listing page by page.
+    let server = TestServer::start_with(|config| config.max_list_entries = 3);
     server.add_user("indie", "spec-pass", 1 << 30);
     let work = server.work_dir("indie");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/independent_client.py");
