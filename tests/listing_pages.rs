@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use ftp_actor::net::{Entry, ListAfter};
-use ftp_actor::storage::list_page::ListDetail;
+use ftp_actor::storage::list_page::{ListDetail, PageRequest};
 use ftp_actor::storage::{LocalStore, VirtualPath};
 use proptest::prelude::*;
 
@@ -90,7 +90,9 @@ fn run(steps: &[Step], page: usize) -> Result<(), TestCaseError> {
                     reader.staying = present.clone();
                     reader.ever = present.clone();
                 }
-                let listing = store.list(&VirtualPath::root(), reader.after.as_ref(), page, ListDetail::Facts).unwrap();
+                let listing = store
+                    .list(&VirtualPath::root(), &PageRequest::after(reader.after.clone(), page, ListDetail::Facts))
+                    .unwrap();
                 prop_assert!(listing.entries.len() <= page, "a page of {}", listing.entries.len());
                 reader.listed.extend(listing.entries.iter().map(Entry::list_key));
                 reader.after = listing.entries.last().map(Entry::list_key);

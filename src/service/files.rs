@@ -12,7 +12,7 @@ use crate::actors::quota::QuotaError;
 use crate::net::{Entry, ErrorCode, ListAfter, WireError};
 use crate::quota::gate::ChangeGuard;
 use crate::quota::{DiskChange, Usage};
-use crate::storage::list_page::ListDetail;
+use crate::storage::list_page::{ListDetail, PageRequest};
 use crate::storage::{FileStore, HomeStore, Listing, Md5Digest, PartialFound, StorageError, VirtualPath};
 
 use super::error;
@@ -148,7 +148,8 @@ impl<S: FileStore> UserFiles<S> {
         detail: ListDetail,
     ) -> impl Future<Output = Result<Listing, WireError>> + use<S> {
         let max = self.services.config.max_list_entries;
-        self.on_disk("ls", shown, move |home| home.list(&target, after.as_ref(), max, detail))
+        let request = PageRequest::after(after, max, detail);
+        self.on_disk("ls", shown, move |home| home.list(&target, &request))
     }
 
     pub fn stat(&self, target: VirtualPath, shown: String) -> impl Future<Output = Result<Entry, WireError>> + use<S> {

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::integrity::Md5;
-use crate::net::{Entry, ListAfter};
+use crate::net::Entry;
 use crate::quota::DiskChange;
 
 use super::error::StorageError;
 use super::hashing::Md5Digest;
 use super::jail::VirtualPath;
-use super::list_page::ListDetail;
-use super::local_store::{HomeUsage, Listing, LocalStore, PartialFound, RemovedFile};
+use super::list_page::{Listing, PageRequest};
+use super::local_store::{HomeUsage, LocalStore, PartialFound, RemovedFile};
 use super::objects::download::ObjectDownload;
 use super::objects::upload::ObjectUpload;
 use super::objects::{ObjectHome, ObjectStorage};
@@ -96,14 +96,8 @@ impl FileStore for HomeStore {
         either!(self, store => store.check_dir(path))
     }
 
-    fn list(
-        &self,
-        path: &VirtualPath,
-        after: Option<&ListAfter>,
-        max_entries: usize,
-        detail: ListDetail,
-    ) -> Result<Listing, StorageError> {
-        either!(self, store => FileStore::list(store, path, after, max_entries, detail))
+    fn list(&self, path: &VirtualPath, request: &PageRequest) -> Result<Listing, StorageError> {
+        either!(self, store => FileStore::list(store, path, request))
     }
 
     fn stat(&self, path: &VirtualPath) -> Result<Entry, StorageError> {

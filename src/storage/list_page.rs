@@ -12,6 +12,55 @@
 
 use crate::net::{Entry, EntryKind, ListAfter};
 
+/// A page of a listing, and whether more entries follow its last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    pub entries: Vec<Entry>,
+    pub truncated: bool,
+}
+
+/// Which page of a listing to read, and what to read of each entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// The last entry of the page before; `None` for the first page.
+    pub after: Option<ListAfter>,
+    /// The most entries in the page (`max_list_entries`; at least one).
+    pub max: usize,
+    pub detail: ListDetail,
+}
+
+impl PageRequest {
+    pub fn first(max: usize, detail: ListDetail) -> PageRequest {
+        PageRequest { after: None, max: max.max(1), detail }
+    }
+
+    pub fn after(after: Option<ListAfter>, max: usize, detail: ListDetail) -> PageRequest {
+        PageRequest { after, ..PageRequest::first(max, detail) }
+    }
+
+    /// Whether `entry` comes after where this page starts.
+    pub fn follows(&self, entry: &Entry) -> bool {
+        self.after.as_ref().is_none_or(|after| entry.list_key() > *after)
+    }
+
+    /// This page of the listing of a file, which is its one entry.
+    pub fn of_one(&self, entry: Entry) -> Listing {
+        let entries = if self.follows(&entry) { vec![entry] } else { Vec::new() };
+        Listing { entries, truncated: false }
+    }
+
+    /// This page of `entries`, given in any order: every entry of the directory after
+    /// `after`, or at least the page's and one more. Sorted, cut to `max`, and whether more
+    /// follow.
+    pub fn cut(&self, mut entries: Vec<Entry>) -> Listing {
+        entries.retain(|entry| self.follows(entry));
+        sort_listing(&mut entries);
+        let truncated = entries.len() > self.max;
+        entries.truncate(self.max);
+        Listing { entries, truncated }
+    }
+}
+
 /// What a listing reads of each entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListDetail {
@@ -23,7 +72,7 @@ pub enum ListDetail {
 }
 
 /// Sorts entries in listing order.
-pub fn sort_listing(entries: &mut [Entry]) {
+fn sort_listing(entries: &mut [Entry]) {
     let partial = |entry: &Entry| entry.kind == EntryKind::Partial;
     entries.sort_by(|a, b| (&a.name, partial(a)).cmp(&(&b.name, partial(b))));
 }

@@ -16,7 +16,7 @@ use super::download::Download;
 use super::error::StorageError;
 use super::hashing::Md5Digest;
 use super::jail::{VirtualPath, is_partial_name, published_name};
-use super::list_page::{ListDetail, Listed, Window};
+use super::list_page::{ListDetail, Listed, Listing, PageRequest, Window};
 use super::name_lock::NameLock;
 use super::partial::{PartialUpload, PublishFailed, PublishedUpload};
 use super::resume_states::ResumeStates;
@@ -32,13 +32,6 @@ use super::stream_start::StreamStart;
 /// name it.
 fn shown_name(on_disk: &std::ffi::OsStr) -> String {
     on_disk.to_string_lossy().chars().map(|c| if c.is_control() { '?' } else { c }).collect()
-}
-
-/// A page of a listing, and whether more entries follow its last.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listing {
-    pub entries: Vec<Entry>,
-    pub truncated: bool,
 }
 
 /// Where a name read from a directory stands in a listing: the name as shown, and whether it
@@ -188,18 +181,9 @@ impl LocalStore {
     /// entry. A partial upload is listed under the name it will be published as, with the kind
     /// [`EntryKind::Partial`] (after the file of that name, if one is published); a path with
     /// only a partial upload describes that.
-    pub fn list(
-        &self,
-        path: &VirtualPath,
-        after: Option<&ListAfter>,
-        max_entries: usize,
-        detail: ListDetail,
-    ) -> Result<Listing, StorageError> {
+    pub fn list(&self, path: &VirtualPath, request: &PageRequest) -> Result<Listing, StorageError> {
         let relative = path.to_relative();
-        let alone = |entry: Entry| {
-            let shown = after.is_none_or(|after| entry.list_key() > *after);
-            Ok(Listing { entries: if shown { vec![entry] } else { Vec::new() }, truncated: false })
-        };
+        let alone = |entry: Entry| Ok(request.of_one(entry));
         let meta = match self.dir.metadata(&relative) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let partial = path.partial().ok_or(StorageError::NotFound)?;
@@ -220,7 +204,7 @@ impl LocalStore {
         }
         let dir = if path.is_root() { self.dir.try_clone()? } else { self.dir.open_dir(&relative)? };
         let mut window = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut after = after.cloned();
+        let (max_entries, mut after) = (request.max, request.after.clone());
         loop {
             // A listing's first page always reads the directory: a window it continues from is
             // then never older than the listing itself.
@@ -238,7 +222,7 @@ impl LocalStore {
             for listed in page {
                 let (on_disk, file_type) = &listed.name;
                 let name = listed.key.name.clone();
-                if let (ListDetail::Names, Some(file_type)) = (detail, file_type) {
+                if let (ListDetail::Names, Some(file_type)) = (request.detail, file_type) {
                     let kind = if listed.key.partial { EntryKind::Partial } else { kind_of(*file_type) };
                     entries.push(Entry { name, kind, size: 0, modified: 0 });
                     continue;
@@ -456,14 +440,8 @@ impl FileStore for LocalStore {
         LocalStore::check_dir(self, path)
     }
 
-    fn list(
-        &self,
-        path: &VirtualPath,
-        after: Option<&ListAfter>,
-        max_entries: usize,
-        detail: ListDetail,
-    ) -> Result<Listing, StorageError> {
-        LocalStore::list(self, path, after, max_entries, detail)
+    fn list(&self, path: &VirtualPath, request: &PageRequest) -> Result<Listing, StorageError> {
+        LocalStore::list(self, path, request)
     }
 
     fn stat(&self, path: &VirtualPath) -> Result<Entry, StorageError> {
@@ -601,11 +579,17 @@ mod tests {
         std::fs::create_dir(home_path.join("inside")).unwrap();
         std::os::unix::fs::symlink("inside", home_path.join("ok")).unwrap();
 
-        assert!(matches!(home.list(&vp("out"), None, 10, ListDetail::Facts), Err(StorageError::OutsideHome)));
-        assert!(matches!(home.list(&vp("up"), None, 10, ListDetail::Facts), Err(StorageError::OutsideHome)));
+        assert!(matches!(
+            home.list(&vp("out"), &PageRequest::first(10, ListDetail::Facts)),
+            Err(StorageError::OutsideHome)
+        ));
+        assert!(matches!(
+            home.list(&vp("up"), &PageRequest::first(10, ListDetail::Facts)),
+            Err(StorageError::OutsideHome)
+        ));
         assert!(matches!(home.check_dir(&vp("out")), Err(StorageError::OutsideHome)));
         assert!(home.check_dir(&vp("ok")).is_ok(), "a symlink staying inside is fine");
-        let listing = home.list(&VirtualPath::root(), None, 10, ListDetail::Facts).unwrap();
+        let listing = home.list(&VirtualPath::root(), &PageRequest::first(10, ListDetail::Facts)).unwrap();
         let names: Vec<_> = listing.entries.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["inside", "ok", "out", "up"]);
     }
@@ -619,14 +603,14 @@ mod tests {
         std::fs::write(root.path().join("h/d/f"), vec![0u8; 100]).unwrap();
         std::fs::write(root.path().join("h/d/.g.ftpa-part"), vec![0u8; 50]).unwrap();
         assert_eq!(home.usage().unwrap(), HomeUsage { bytes: 150, files: 3 }, "partials count");
-        let listing = home.list(&vp("d"), None, 10, ListDetail::Facts).unwrap();
+        let listing = home.list(&vp("d"), &PageRequest::first(10, ListDetail::Facts)).unwrap();
         let kinds: Vec<_> = listing.entries.iter().map(|e| (e.name.as_str(), e.kind, e.size)).collect();
         assert_eq!(
             kinds,
             [("f", EntryKind::File, 100), ("g", EntryKind::Partial, 50)],
             "a partial shows as its target"
         );
-        let alone = home.list(&vp("d/g"), None, 10, ListDetail::Facts).unwrap();
+        let alone = home.list(&vp("d/g"), &PageRequest::first(10, ListDetail::Facts)).unwrap();
         assert_eq!(alone.entries[0].kind, EntryKind::Partial, "a name with only a partial describes it");
         let found = home.partials().unwrap();
         assert_eq!((found.len(), found[0].target.to_string(), found[0].bytes), (1, "/d/g".to_string(), 50));
@@ -658,7 +642,7 @@ mod tests {
         std::fs::write(root.path().join("forged\r\n226 done\x1b[2J"), "x").unwrap();
         std::fs::write(root.path().join(std::ffi::OsStr::from_bytes(b"latin1-\xe9")), "x").unwrap();
         let names: Vec<String> = home
-            .list(&VirtualPath::root(), None, 10, ListDetail::Facts)
+            .list(&VirtualPath::root(), &PageRequest::first(10, ListDetail::Facts))
             .unwrap()
             .entries
             .into_iter()
@@ -691,7 +675,8 @@ mod tests {
         let mut pages = Vec::new();
         let mut after = None;
         loop {
-            let page = home.list(&VirtualPath::root(), after.as_ref(), 2, ListDetail::Facts).unwrap();
+            let page =
+                home.list(&VirtualPath::root(), &PageRequest::after(after.clone(), 2, ListDetail::Facts)).unwrap();
             let keys: Vec<String> = page.entries.iter().map(|e| format!("{}{:?}", e.name, e.kind)).collect();
             pages.push(keys.join(" "));
             after = page.entries.last().map(Entry::list_key);
@@ -700,9 +685,10 @@ mod tests {
             }
         }
         assert_eq!(pages, ["f0File f1File", "f1Partial f2File", "f3File f4File", "gPartial"]);
-        let file = home.list(&vp("f1"), None, 2, ListDetail::Facts).unwrap();
+        let file = home.list(&vp("f1"), &PageRequest::first(2, ListDetail::Facts)).unwrap();
         assert_eq!(file.entries.len(), 1);
-        let after_it = home.list(&vp("f1"), Some(&file.entries[0].list_key()), 2, ListDetail::Facts).unwrap();
+        let after_it =
+            home.list(&vp("f1"), &PageRequest::after(Some(file.entries[0].list_key()), 2, ListDetail::Facts)).unwrap();
         assert_eq!((after_it.entries.len(), after_it.truncated), (0, false), "a file's one entry has no next page");
     }
 
@@ -717,11 +703,11 @@ mod tests {
         std::fs::create_dir(root.path().join("d")).unwrap();
         std::os::unix::fs::symlink("f", root.path().join("l")).unwrap();
         assert!(std::process::Command::new("mkfifo").arg(root.path().join("q")).status().unwrap().success());
-        let names = home.list(&VirtualPath::root(), None, 10, ListDetail::Names).unwrap();
+        let names = home.list(&VirtualPath::root(), &PageRequest::first(10, ListDetail::Names)).unwrap();
         let kinds: Vec<_> = names.entries.iter().map(|e| (e.name.as_str(), e.kind, e.size)).collect();
         use EntryKind::*;
         assert_eq!(kinds, [("d", Dir, 0), ("f", File, 0), ("l", Symlink, 0), ("p", Partial, 0), ("q", Other, 0)]);
-        let facts = home.list(&VirtualPath::root(), None, 10, ListDetail::Facts).unwrap();
+        let facts = home.list(&VirtualPath::root(), &PageRequest::first(10, ListDetail::Facts)).unwrap();
         assert_eq!(facts.entries[1].size, 4, "facts read the size");
     }
 }

@@ -24,14 +24,14 @@
 use std::time::SystemTime;
 
 use crate::integrity::Md5;
-use crate::net::{Entry, ListAfter};
+use crate::net::Entry;
 use crate::quota::DiskChange;
 
 use super::error::StorageError;
 use super::hashing::Md5Digest;
 use super::jail::VirtualPath;
-use super::list_page::ListDetail;
-use super::local_store::{Listing, PartialFound, RemovedFile};
+use super::list_page::{Listing, PageRequest};
+use super::local_store::{PartialFound, RemovedFile};
 use super::partial::{PublishFailed, PublishedUpload};
 use super::stream_start::StreamStart;
 
@@ -49,13 +49,7 @@ pub trait FileStore: Send + Sync + 'static {
     /// listing order (see [`super::list_page`]), and whether more follow; a partial upload is
     /// listed under the name it will be published as, with the kind `partial`. A file's
     /// listing is its one entry.
-    fn list(
-        &self,
-        path: &VirtualPath,
-        after: Option<&ListAfter>,
-        max_entries: usize,
-        detail: ListDetail,
-    ) -> Result<Listing, StorageError>;
+    fn list(&self, path: &VirtualPath, request: &PageRequest) -> Result<Listing, StorageError>;
     fn stat(&self, path: &VirtualPath) -> Result<Entry, StorageError>;
     /// What a resume of `path` continues after: the published file's size, else the partial's.
     fn resume_len(&self, path: &VirtualPath) -> Result<u64, StorageError>;

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use ftp_actor::integrity::{Digest, Md5};
-use ftp_actor::net::{Entry, EntryKind, ListAfter};
+use ftp_actor::net::{Entry, EntryKind};
 use ftp_actor::quota::DiskChange;
-use ftp_actor::storage::list_page::{ListDetail, sort_listing};
+use ftp_actor::storage::list_page::PageRequest;
 use ftp_actor::storage::{
     DownloadSession, FileStore, Listing, Md5Digest, PartialFound, PathLimits, PublishFailed, PublishedUpload,
     RemovedFile, StorageError, StreamStart, UploadSession, VirtualPath,
@@ -297,13 +297,7 @@ impl FileStore for MemoryStore {
         }
     }
 
-    fn list(
-        &self,
-        path: &VirtualPath,
-        after: Option<&ListAfter>,
-        max_entries: usize,
-        _detail: ListDetail,
-    ) -> Result<Listing, StorageError> {
+    fn list(&self, path: &VirtualPath, request: &PageRequest) -> Result<Listing, StorageError> {
         self.check_dir(path)?;
         let tree = self.tree();
         let dir = path.to_string();
@@ -317,10 +311,7 @@ impl FileStore for MemoryStore {
             let name = key.rsplit('/').next().unwrap().to_string();
             all.push(Entry { name, kind: EntryKind::Partial, size: data.len() as u64, modified: 0 });
         }
-        all.retain(|entry| after.is_none_or(|after| entry.list_key() > *after));
-        sort_listing(&mut all);
-        let truncated = all.len() > max_entries;
-        Ok(Listing { entries: all.into_iter().take(max_entries).collect(), truncated })
+        Ok(request.cut(all))
     }
 
     fn stat(&self, path: &VirtualPath) -> Result<Entry, StorageError> {

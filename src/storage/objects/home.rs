@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::integrity::{Digest, Md5};
-use crate::net::{Entry, EntryKind, ListAfter};
+use crate::net::{Entry, EntryKind};
 use crate::quota::DiskChange;
 use crate::storage::error::StorageError;
 use crate::storage::hashing::Md5Digest;
 use crate::storage::jail::VirtualPath;
-use crate::storage::list_page::{ListDetail, sort_listing};
-use crate::storage::local_store::{Listing, PartialFound, RemovedFile};
+use crate::storage::list_page::{Listing, PageRequest};
+use crate::storage::local_store::{PartialFound, RemovedFile};
 use crate::storage::partial::{PublishFailed, PublishedUpload};
 use crate::storage::store::{DownloadSession, FileStore, UploadSession};
 use crate::storage::stream_start::StreamStart;
@@ -159,18 +159,9 @@ impl FileStore for ObjectHome {
         }
     }
 
-    /// Facts come with the names from the database: `detail` changes nothing.
-    fn list(
-        &self,
-        path: &VirtualPath,
-        after: Option<&ListAfter>,
-        max_entries: usize,
-        _detail: ListDetail,
-    ) -> Result<Listing, StorageError> {
-        let one = |entry: Entry| {
-            let shown = after.is_none_or(|after| entry.list_key() > *after);
-            Ok(Listing { entries: if shown { vec![entry] } else { Vec::new() }, truncated: false })
-        };
+    /// Facts come with the names from the database: the request's detail changes nothing.
+    fn list(&self, path: &VirtualPath, request: &PageRequest) -> Result<Listing, StorageError> {
+        let one = |entry: Entry| Ok(request.of_one(entry));
         if !path.is_root() {
             let shown = path.file_name().unwrap_or("/").to_string();
             match self.row(path)? {
@@ -188,11 +179,10 @@ impl FileStore for ObjectHome {
         }
         // Each query starts at the name of `after` (whose own row it may give back, dropped
         // below) and gives one more than a page, to tell whether more follow.
-        let max_entries = max_entries.max(1);
-        let limit = max_entries as i64 + 2;
-        let from = format!("{}{}", inside(path), after.map_or("", |after| after.name.as_str()));
+        let limit = request.max as i64 + 2;
+        let from = format!("{}{}", inside(path), request.after.as_ref().map_or("", |after| after.name.as_str()));
         // Both queries in one round trip: tokio-postgres pipelines queries awaited together.
-        let mut entries = self.db(|client, home| async move {
+        let entries = self.db(|client, home| async move {
             let (mut entries, partials) = futures::try_join!(
                 entries_in(&client, &home, path, &from, limit),
                 partials_in(&client, &home, path, &from, limit)
@@ -200,11 +190,7 @@ impl FileStore for ObjectHome {
             entries.extend(partials);
             Ok(entries)
         })?;
-        entries.retain(|entry| after.is_none_or(|after| entry.list_key() > *after));
-        sort_listing(&mut entries);
-        let truncated = entries.len() > max_entries;
-        entries.truncate(max_entries);
-        Ok(Listing { entries, truncated })
+        Ok(request.cut(entries))
     }
 
     fn stat(&self, path: &VirtualPath) -> Result<Entry, StorageError> {
