@@ -59,8 +59,6 @@ pub fn ftp_code(code: ErrorCode) -> u16 {
         | PreLoginEvicted => 421,
         PathOutsideHome | NotFound | AlreadyExists | NotADirectory | IsADirectory | NotAFile | DirectoryNotEmpty
         | InUse => 550,
-        // Not 550, which rclone reads as "directory not found" (and lftp's 4xx handling retries
-        // for good): "not implemented for that parameter", with the reason in the text.
         InvalidPath => 553,
         QuotaExceeded | TooManyFiles | DiskFull => 552,
         HashBudgetExhausted => 450,

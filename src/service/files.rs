@@ -56,7 +56,8 @@ pub struct UserFiles<S: FileStore = HomeStore> {
     home_path: PathBuf,
 }
 
-/// A directory's listing read a page at a time ([`UserFiles::pages`]).
+/// A directory's listing read a page at a time, for one reader (a data connection, an SFTP
+/// directory handle).
 pub struct ListingPages<S: FileStore = HomeStore> {
     files: Arc<UserFiles<S>>,
     target: VirtualPath,

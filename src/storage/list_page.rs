@@ -209,6 +209,33 @@ mod tests {
         assert!(key("B", false) < key("a", false), "bytewise, as a database's C collation");
     }
 
+    fn entry(name: &str, kind: EntryKind) -> Entry {
+        Entry { name: name.to_string(), kind, size: 0, modified: 0 }
+    }
+
+    /// What a database backend gives (each query's rows from `after` on, the row of `after`
+    /// itself included) is cut to the page after it.
+    #[test]
+    fn a_page_is_cut_from_rows_given_from_its_start() {
+        let rows = || {
+            vec![
+                entry("c", EntryKind::File),
+                entry("b", EntryKind::Partial),
+                entry("b", EntryKind::File),
+                entry("d", EntryKind::Dir),
+            ]
+        };
+        let first = PageRequest::first(2, ListDetail::Facts).cut(rows());
+        let shown: Vec<_> = first.entries.iter().map(|e| (e.name.as_str(), e.kind)).collect();
+        assert_eq!((shown, first.truncated), (vec![("b", EntryKind::File), ("b", EntryKind::Partial)], true));
+        let next = PageRequest::after(Some(key("b", true)), 2, ListDetail::Facts).cut(rows());
+        let shown: Vec<_> = next.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!((shown, next.truncated), (vec!["c", "d"], false));
+        let file = entry("f", EntryKind::File);
+        assert_eq!(PageRequest::first(1, ListDetail::Facts).of_one(file.clone()).entries.len(), 1);
+        assert!(PageRequest::after(Some(key("f", false)), 1, ListDetail::Facts).of_one(file).entries.is_empty());
+    }
+
     #[test]
     fn a_window_serves_pages_until_it_runs_out() {
         let names = || ["e", "c", "a", "d", "b"].into_iter().enumerate().map(|(id, name)| listed(name, false, id));

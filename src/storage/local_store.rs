@@ -176,9 +176,9 @@ impl LocalStore {
         if self.dir.metadata(path.to_relative())?.is_dir() { Ok(()) } else { Err(StorageError::NotADirectory) }
     }
 
-    /// A page of a directory's listing (see [`super::list_page`]): at most `max_entries`
-    /// entries after `after`, sorted, and whether more follow; or, for a single file, its one
-    /// entry. A partial upload is listed under the name it will be published as, with the kind
+    /// The page of a directory's listing that `request` asks for (see [`super::list_page`]),
+    /// sorted, and whether more follow; or, for a single file, its one entry. Each session
+    /// opens its own store, so the window of names is one session's. A partial upload is listed under the name it will be published as, with the kind
     /// [`EntryKind::Partial`] (after the file of that name, if one is published); a path with
     /// only a partial upload describes that.
     pub fn list(&self, path: &VirtualPath, request: &PageRequest) -> Result<Listing, StorageError> {
