@@ -4,7 +4,8 @@
 # workloads and docs/BENCHMARKS.md, "SFTP".
 #   bench/sftp.sh                                 # everything (about 5 minutes)
 #   bench/sftp.sh --only big --rounds 3
-# Options go to bench/sftp_bench.py (--rounds, --files, --sessions, --only big,small,idle).
+# Options go to bench/sftp_bench.py (--rounds, --files, --sessions, --entries,
+# --only big,small,list,idle).
 # BENCH_DIR (default /dev/shm/ftp-actor-bench-sftp) holds both servers' files and a 1 GiB
 # source file. Needs root (sshd); installs openssh-server from Debian when it is missing.
 set -euo pipefail

@@ -6,6 +6,8 @@ Workloads (--only, comma-separated):
   big    1 GiB put, then get, one file, `sftp -b` (each stored or fetched file checked by MD5
          once, outside the timing)
   small  N files of 64 KiB put in one session, files per second
+  list   `ls -1` of a directory of --entries empty files, one session (connection included),
+         entries per second; every name must be listed
   idle   memory per idle logged-in session: the server's resident memory (ftp-actor: its
          process; sshd: every sshd and sftp-server process) with N sessions open, minus before
 
@@ -219,6 +221,28 @@ def small(servers, work, key, known_hosts, rounds, count, results):
             results.setdefault((server.name, "small"), []).append(count / took)
 
 
+def listing(servers, work, key, known_hosts, rounds, entries, results):
+    for server in servers:
+        folder = stored_path(server, work, "big")
+        os.makedirs(folder, exist_ok=True)
+        for number in range(entries):
+            open(os.path.join(folder, f"file-{number:07d}.dat"), "w").close()
+    try:
+        for round_ in range(rounds):
+            for server in servers if round_ % 2 == 0 else list(reversed(servers)):
+                started = time.perf_counter()
+                done = subprocess.run(sftp_args(server, key, known_hosts) + ["-b", "-", f"{server.user}@127.0.0.1"],
+                                      input=f"ls -1 {server.remote_dir}big\n", text=True, capture_output=True)
+                took = time.perf_counter() - started
+                listed = sum(1 for line in done.stdout.splitlines() if line.endswith(".dat"))
+                if done.returncode != 0 or listed != entries:
+                    raise SystemExit(f"{server.name}: ls listed {listed} of {entries}: {done.stderr}")
+                results.setdefault((server.name, "list"), []).append(entries / took)
+    finally:
+        for server in servers:
+            shutil.rmtree(stored_path(server, work, "big"), ignore_errors=True)
+
+
 def idle(servers, key, known_hosts, sessions, results):
     for server in servers:
         before = rss_kib(descendants(server.process.pid))
@@ -250,7 +274,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--files", type=int, default=300)
     parser.add_argument("--sessions", type=int, default=100)
-    parser.add_argument("--only", default="big,small,idle")
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--only", default="big,small,list,idle")
     args = parser.parse_args()
     only = set(args.only.split(","))
     work = os.path.abspath(args.work)
@@ -269,6 +294,8 @@ def main():
             big(servers, work, key, known_hosts, args.rounds, results)
         if "small" in only:
             small(servers, work, key, known_hosts, args.rounds, args.files, results)
+        if "list" in only:
+            listing(servers, work, key, known_hosts, args.rounds, args.entries, results)
         if "idle" in only:
             idle(servers, key, known_hosts, args.sessions, results)
     finally:
@@ -280,6 +307,7 @@ def main():
     print("| workload | " + " | ".join(server.name for server in servers) + " |")
     print("|---|" + "---|" * len(servers))
     rows = [("put", "1 GiB put, s"), ("get", "1 GiB get, s"), ("small", f"{args.files} files of 64 KiB, files/s"),
+            ("list", f"ls -1 of {args.entries:,} entries, entries/s"),
             ("idle", f"memory per idle session ({args.sessions} open), KiB")]
     for workload, title in rows:
         cells = []
