@@ -130,6 +130,11 @@ async fn malformed_frames_get_errors_and_the_server_keeps_serving() {
         ("byte string path", cbor(&map(vec![("type", text("cd")), ("path", bytes(b"/"))]))),
         ("null list path", cbor(&map(vec![("type", text("list")), ("path", Value::Null)]))),
         (
+            "byte string list after",
+            cbor(&map(vec![("type", text("list")), ("after", map(vec![("name", bytes(b"a"))]))])),
+        ),
+        ("list after as text", cbor(&map(vec![("type", text("list")), ("after", text("a"))]))),
+        (
             "md5 as integers",
             cbor(&map(vec![
                 ("type", text("get")),
