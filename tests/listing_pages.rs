@@ -1,7 +1,7 @@
-//! The paged-listing invariant under random interleavings, on real files: sessions read one
-//! directory a page at a time (`max_list_entries` small) while other sessions publish files,
-//! leave partial uploads and remove both, between any two pages. However the steps interleave,
-//! each reader's listing
+//! The paged-listing invariant under random interleavings, on real files: readers list two
+//! directories a page at a time (`max_list_entries` small), through one store as one session's
+//! directory handles do, while other sessions publish files, leave partial uploads and remove
+//! both, between any two pages. However the steps interleave, each reader's listing
 //!
 //! - is in listing order with no entry twice (each page starts after the last one's end);
 //! - holds every entry that was there from before its first page to after its last;
@@ -12,10 +12,17 @@ use std::path::Path;
 
 use ftp_actor::net::{Entry, ListAfter};
 use ftp_actor::storage::list_page::{ListDetail, PageRequest};
-use ftp_actor::storage::{LocalStore, VirtualPath};
+use ftp_actor::storage::{LocalStore, PathLimits, VirtualPath};
 use proptest::prelude::*;
 
-const READERS: usize = 2;
+/// Readers 0 and 2 list the home, reader 1 the directory `sub`: the store's window of names
+/// passes from one directory to the other between their pages.
+const READERS: usize = 3;
+const DIRS: [&str; 2] = ["", "sub"];
+
+fn dir_of(reader: usize) -> usize {
+    reader % 2
+}
 /// Names the other sessions use: few, so that they collide with listed ones.
 const NAMES: [&str; 8] = ["a", "b", "b.txt", "c", "d", "e", "f", "g"];
 
@@ -23,17 +30,18 @@ const NAMES: [&str; 8] = ["a", "b", "b.txt", "c", "d", "e", "f", "g"];
 enum Step {
     /// A reader reads its next page (or starts over once it has read the whole listing).
     Page { reader: usize },
-    /// A file published under the name, or a partial upload to it left (`partial`).
-    Add { name: usize, partial: bool },
+    /// A file published under the name in `DIRS[dir]`, or a partial upload to it left.
+    Add { dir: usize, name: usize, partial: bool },
     /// The file or the partial removed.
-    Remove { name: usize, partial: bool },
+    Remove { dir: usize, name: usize, partial: bool },
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         3 => (0..READERS).prop_map(|reader| Step::Page { reader }),
-        2 => (0..NAMES.len(), any::<bool>()).prop_map(|(name, partial)| Step::Add { name, partial }),
-        2 => (0..NAMES.len(), any::<bool>()).prop_map(|(name, partial)| Step::Remove { name, partial }),
+        2 => (0..DIRS.len(), 0..NAMES.len(), any::<bool>()).prop_map(|(dir, name, partial)| Step::Add { dir, name, partial }),
+        2 => (0..DIRS.len(), 0..NAMES.len(), any::<bool>())
+            .prop_map(|(dir, name, partial)| Step::Remove { dir, name, partial }),
     ]
 }
 
@@ -70,29 +78,35 @@ impl Reader {
 }
 
 fn run(steps: &[Step], page: usize) -> Result<(), TestCaseError> {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path();
-    let store = LocalStore::open(home).unwrap();
-    let mut present: BTreeSet<ListAfter> = BTreeSet::new();
-    for name in ["a", "c", "e"] {
-        let key = ListAfter { name: name.to_string(), partial: false };
-        std::fs::write(on_disk(home, &key), "x").unwrap();
-        present.insert(key);
+    let root = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(root.path()).unwrap();
+    std::fs::create_dir(root.path().join("sub")).unwrap();
+    let folders = DIRS.map(|dir| root.path().join(dir));
+    let sub = VirtualPath::resolve(&VirtualPath::root(), DIRS[1], PathLimits::default()).unwrap();
+    let listed_dirs = [VirtualPath::root(), sub];
+    let mut present: [BTreeSet<ListAfter>; 2] = Default::default();
+    present[0].insert(ListAfter { name: "sub".to_string(), partial: false });
+    for (dir, names) in [(0, ["a", "c", "e"]), (1, ["b", "d", "f"])] {
+        for name in names {
+            let key = ListAfter { name: name.to_string(), partial: false };
+            std::fs::write(on_disk(&folders[dir], &key), "x").unwrap();
+            present[dir].insert(key);
+        }
     }
     let mut readers: Vec<Reader> = (0..READERS).map(|_| Reader::default()).collect();
     // Then pages only, until every reader has read to the end.
     let to_the_end: Vec<Step> = (0..READERS * 20).map(|n| Step::Page { reader: n % READERS }).collect();
     for step in steps.iter().chain(&to_the_end) {
         match step {
-            Step::Page { reader } => {
-                let reader = &mut readers[*reader];
+            Step::Page { reader: number } => {
+                let dir = dir_of(*number);
+                let reader = &mut readers[*number];
                 if reader.listed.is_empty() && reader.after.is_none() {
-                    reader.staying = present.clone();
-                    reader.ever = present.clone();
+                    reader.staying = present[dir].clone();
+                    reader.ever = present[dir].clone();
                 }
-                let listing = store
-                    .list(&VirtualPath::root(), &PageRequest::after(reader.after.clone(), page, ListDetail::Facts))
-                    .unwrap();
+                let request = PageRequest::after(reader.after.clone(), page, ListDetail::Facts);
+                let listing = store.list(&listed_dirs[dir], &request).unwrap();
                 prop_assert!(listing.entries.len() <= page, "a page of {}", listing.entries.len());
                 reader.listed.extend(listing.entries.iter().map(Entry::list_key));
                 reader.after = listing.entries.last().map(Entry::list_key);
@@ -100,21 +114,21 @@ fn run(steps: &[Step], page: usize) -> Result<(), TestCaseError> {
                     reader.finish()?;
                 }
             }
-            Step::Add { name, partial } => {
+            Step::Add { dir, name, partial } => {
                 let key = ListAfter { name: NAMES[*name].to_string(), partial: *partial };
-                std::fs::write(on_disk(home, &key), "x").unwrap();
-                for reader in &mut readers {
+                std::fs::write(on_disk(&folders[*dir], &key), "x").unwrap();
+                for (_, reader) in readers.iter_mut().enumerate().filter(|(number, _)| dir_of(*number) == *dir) {
                     reader.ever.insert(key.clone());
                 }
-                present.insert(key);
+                present[*dir].insert(key);
             }
-            Step::Remove { name, partial } => {
+            Step::Remove { dir, name, partial } => {
                 let key = ListAfter { name: NAMES[*name].to_string(), partial: *partial };
-                let _ = std::fs::remove_file(on_disk(home, &key));
-                for reader in &mut readers {
+                let _ = std::fs::remove_file(on_disk(&folders[*dir], &key));
+                for (_, reader) in readers.iter_mut().enumerate().filter(|(number, _)| dir_of(*number) == *dir) {
                     reader.staying.remove(&key);
                 }
-                present.remove(&key);
+                present[*dir].remove(&key);
             }
         }
     }
