@@ -33,7 +33,19 @@ mod listing;
 /// characters `?`; the entry stays visible (it takes room in the quota), though no request can
 /// name it.
 fn shown_name(on_disk: &std::ffi::OsStr) -> String {
-    on_disk.to_string_lossy().chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    // Almost every name is shown as it is: copied whole, not rebuilt a character at a time
+    // (listings read every name of a directory).
+    match on_disk.to_str() {
+        Some(name) if shown_as_it_is(name) => name.to_owned(),
+        _ => on_disk.to_string_lossy().chars().map(|c| if c.is_control() { '?' } else { c }).collect(),
+    }
+}
+
+/// Whether [`shown_name`] leaves a name as it is: it has no control character, which is a
+/// byte below 0x20, 0x7f, or U+0080 to U+009F (written in UTF-8 after a 0xc2 byte; a 0xc2
+/// byte also starts other characters, which are then only looked at more closely).
+fn shown_as_it_is(name: &str) -> bool {
+    !name.bytes().any(|byte| byte < 0x20 || byte == 0x7f || byte == 0xc2)
 }
 
 /// An open home directory. Cheap to share behind an `Arc`; all methods block on the filesystem
@@ -539,6 +551,32 @@ mod tests {
             .map(|e| e.name)
             .collect();
         assert_eq!(names, ["forged??226 done?[2J", "latin1-\u{fffd}"]);
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    fn utf8(c: char) -> Vec<u8> {
+        c.to_string().into_bytes()
+    }
+
+    proptest::proptest! {
+        /// Names copied whole are exactly what rebuilding them a character at a time gives.
+        /// A name is characters drawn mostly from the edges of the controls (C0, DEL, C1) and
+        /// their neighbours, now and then with a byte that is not UTF-8.
+        #[test]
+        fn a_name_is_shown_alike_whether_copied_or_rebuilt(
+            pieces in proptest::collection::vec(proptest::prop_oneof![
+                4 => proptest::sample::select(vec!['\0', '\x1f', ' ', '~', '\x7f', '\u{80}', '\u{85}', '\u{9f}', '\u{a0}', '\u{bf}', 'é', '€']).prop_map(utf8),
+                2 => proptest::char::any().prop_map(utf8),
+                1 => (0x80u8..=0xff).prop_map(|byte| vec![byte]),
+            ], 0..8)
+        ) {
+            use std::os::unix::ffi::OsStrExt;
+            let bytes = pieces.concat();
+            let on_disk = std::ffi::OsStr::from_bytes(&bytes);
+            let rebuilt: String = on_disk.to_string_lossy().chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+            proptest::prop_assert_eq!(shown_name(on_disk), rebuilt);
+        }
     }
 
     #[test]

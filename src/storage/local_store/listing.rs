@@ -4,22 +4,32 @@
 
 use cap_std::fs::{Dir, FileType};
 
-use super::{LocalStore, entry_kind, shown_name, unix_seconds};
+use super::{LocalStore, entry_kind, shown_as_it_is, shown_name, unix_seconds};
 use crate::net::{Entry, EntryKind, ListAfter};
 use crate::storage::error::StorageError;
 use crate::storage::jail::{VirtualPath, is_partial_name, published_name};
 use crate::storage::list_page::{ListDetail, Listed, Listing, PageRequest, Window};
 
-/// Where a name read from a directory stands in a listing: the name as shown, and whether it
-/// is a partial upload (listed under the name it will be published as); `None` for a
-/// partial's other files.
-fn listed_key(on_disk: &std::ffi::OsStr) -> Option<ListAfter> {
-    let shown = shown_name(on_disk);
-    match published_name(&shown) {
-        Some(name) => Some(ListAfter { name: name.to_string(), partial: true }),
-        None if is_partial_name(&shown) => None,
-        None => Some(ListAfter { name: shown, partial: false }),
-    }
+/// A name read from a directory as a listing holds it: its key (the name as shown, and
+/// whether it is a partial upload, listed under the name it will be published as) and what
+/// the directory calls it, if that differs from the key's name; `None` for a partial's other
+/// files. A name shown as it is (almost every name) is moved into the key, not copied: a
+/// listing holds every name of a window.
+fn listed(on_disk: std::ffi::OsString, kind: Option<FileType>) -> Option<Listed<DiskName>> {
+    let (shown, on_disk) = match on_disk.into_string() {
+        Ok(name) if shown_as_it_is(&name) => (name, None),
+        Ok(name) => (shown_name(name.as_ref()), Some(name.into())),
+        Err(on_disk) => (shown_name(&on_disk), Some(on_disk)),
+    };
+    let key = match published_name(&shown) {
+        Some(name) => {
+            let key = ListAfter { name: name.to_string(), partial: true };
+            return Some(Listed { key, name: (Some(on_disk.unwrap_or_else(|| shown.into())), kind) });
+        }
+        None if is_partial_name(&shown) => return None,
+        None => ListAfter { name: shown, partial: false },
+    };
+    Some(Listed { key, name: (on_disk, kind) })
 }
 
 /// How many pages of names one pass over a directory keeps for the pages that follow: a
@@ -28,18 +38,15 @@ fn listed_key(on_disk: &std::ffi::OsStr) -> Option<ListAfter> {
 /// gathers them; see [`Window::scan`]).
 const WINDOW_PAGES: usize = 8;
 
-/// A name as a directory holds it, and the kind of file it names if the directory said
-/// (without reading the file's metadata).
-pub(super) type DiskName = (std::ffi::OsString, Option<FileType>);
+/// A name as a directory holds it, when it differs from the name its key shows, and the kind
+/// of file it names if the directory said (without reading the file's metadata).
+pub(super) type DiskName = (Option<std::ffi::OsString>, Option<FileType>);
 
 /// One pass over `dir` for the listing after `after` (see [`Window::scan`]).
 fn scan(dir: &Dir, after: Option<&ListAfter>, size: usize) -> Result<Window<DiskName>, StorageError> {
     let mut failure = None;
     let items = dir.entries()?.map_while(|item| item.map_err(|error| failure = Some(error)).ok());
-    let names = items.filter_map(|item| {
-        let on_disk = item.file_name();
-        listed_key(&on_disk).map(|key| Listed { key, name: (on_disk, item.file_type().ok()) })
-    });
+    let names = items.filter_map(|item| listed(item.file_name(), item.file_type().ok()));
     let window = Window::scan(names, after, size);
     match failure {
         Some(error) => Err(error.into()),
@@ -106,6 +113,7 @@ impl LocalStore {
             let mut entries = Vec::with_capacity(page.len());
             for listed in page {
                 let (on_disk, file_type) = &listed.name;
+                let on_disk = on_disk.as_deref().unwrap_or(listed.key.name.as_ref());
                 let name = listed.key.name.clone();
                 if let (ListDetail::Names, Some(file_type)) = (request.detail, file_type) {
                     let kind = if listed.key.partial { EntryKind::Partial } else { kind_of(*file_type) };
