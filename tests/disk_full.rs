@@ -1,6 +1,7 @@
 //! A full disk (ENOSPC) during an upload, on a real small filesystem: a tmpfs of a few MiB
 //! mounted by the test (the suite runs as root on the project's machines). The client gets a
-//! clear error, the partial is kept and later resumed, and the server serves others meanwhile.
+//! clear error, the partial is kept and later resumed, and the server serves others meanwhile;
+//! through the native client, FTP (curl) and SFTP (OpenSSH).
 
 mod common;
 
@@ -115,4 +116,35 @@ fn a_full_disk_during_an_ftp_upload_keeps_the_partial_for_curl_to_resume() {
     let resumed = curl(&["-C", "-"]);
     assert!(resumed.status.success(), "{resumed:?}");
     assert_eq!(std::fs::read(server.home("u").join("big.bin")).unwrap(), data);
+}
+
+/// The same through the SFTP listener, driven by OpenSSH's `sftp`: the `put` fails (SFTP
+/// version 3 has no status for a full disk: a failure, as OpenSSH's own server answers), the
+/// clean prefix is kept, and `reput` finishes the upload once there is room.
+#[test]
+fn a_full_disk_during_an_sftp_upload_keeps_the_partial_for_reput() {
+    let disk = SmallDisk::mount(8);
+    let server = TestServer::start_sftp(|c| c.data_dir = disk.path.join("data"));
+    server.add_user("u", "pw", 1 << 30);
+    let data = random_bytes(16 << 20, 4);
+    let local = server.local("big.bin");
+    std::fs::write(&local, &data).unwrap();
+    let openssh = common::sftp::OpenSsh::new(&server, "u", "pw");
+
+    let full = openssh.sftp(&format!("put {} big.bin\n", local.display()));
+    assert!(!full.status.success(), "{full:?}");
+    assert!(String::from_utf8_lossy(&full.stderr).contains("big.bin"), "{full:?}");
+    assert!(!server.home("u").join("big.bin").exists());
+    let partial = server.home("u").join(".big.bin.ftpa-part");
+    let kept = std::fs::metadata(&partial).unwrap().len();
+    assert!(kept > 0 && kept < data.len() as u64, "the partial is kept: {kept} bytes");
+    assert_eq!(std::fs::read(&partial).unwrap(), &data[..kept as usize], "and holds a clean prefix");
+    let listed = openssh.sftp("ls -l\n");
+    assert!(listed.status.success(), "the server still serves: {listed:?}");
+
+    disk.grow(64);
+    let resumed = openssh.sftp(&format!("reput {} big.bin\n", local.display()));
+    assert!(resumed.status.success(), "{resumed:?}");
+    assert_eq!(std::fs::read(server.home("u").join("big.bin")).unwrap(), data);
+    assert!(!partial.exists());
 }
