@@ -45,6 +45,29 @@ impl Drop for SmallDisk {
     }
 }
 
+/// A server started by `start` (given its data directory) on an 8 MiB disk, with user `u`, and
+/// 16 MiB of data (made from `seed`) in a local file to upload.
+fn on_a_small_disk(start: impl FnOnce(PathBuf) -> TestServer, seed: u64) -> (SmallDisk, TestServer, Vec<u8>, PathBuf) {
+    let disk = SmallDisk::mount(8);
+    let server = start(disk.path.join("data"));
+    server.add_user("u", "pw", 1 << 30);
+    let data = random_bytes(16 << 20, seed);
+    let local = server.local("big.bin");
+    std::fs::write(&local, &data).unwrap();
+    (disk, server, data, local)
+}
+
+/// What a full disk left of `data`, uploaded to `name` in `u`'s home: no file published, and a
+/// partial holding a clean prefix of `data`, neither empty nor whole. Returns its length.
+fn kept_prefix(server: &TestServer, name: &str, data: &[u8]) -> u64 {
+    assert!(!server.home("u").join(name).exists());
+    let partial = server.home("u").join(format!(".{name}.ftpa-part"));
+    let kept = std::fs::metadata(&partial).unwrap().len();
+    assert!(kept > 0 && kept < data.len() as u64, "the partial is kept: {kept} bytes");
+    assert_eq!(std::fs::read(&partial).unwrap(), &data[..kept as usize], "and holds a clean prefix");
+    kept
+}
+
 #[tokio::test]
 async fn a_full_disk_gives_a_clear_error_and_the_upload_resumes_later() {
     let disk = SmallDisk::mount(8);
@@ -61,11 +84,7 @@ async fn a_full_disk_gives_a_clear_error_and_the_upload_resumes_later() {
     let error = client.put(&local, "big.bin", &NoProgress).await.unwrap_err();
     assert_eq!(error.code(), Some(ErrorCode::DiskFull), "{error}");
     assert!(error.to_string().contains("disk is full"), "{error}");
-    assert!(!server.home("u").join("big.bin").exists());
-    let partial = server.home("u").join(".big.bin.ftpa-part");
-    let kept = std::fs::metadata(&partial).unwrap().len();
-    assert!(kept > 0 && kept < data.len() as u64, "the partial is kept: {kept} bytes");
-    assert_eq!(std::fs::read(&partial).unwrap(), &data[..kept as usize], "and holds a clean prefix");
+    let kept = kept_prefix(&server, "big.bin", &data);
 
     // The server serves this session and others meanwhile.
     assert_eq!(client.pwd().await.unwrap(), "/");
@@ -89,12 +108,7 @@ async fn a_full_disk_gives_a_clear_error_and_the_upload_resumes_later() {
 /// prefix kept, and `curl -C -` finishing the upload once there is room.
 #[test]
 fn a_full_disk_during_an_ftp_upload_keeps_the_partial_for_curl_to_resume() {
-    let disk = SmallDisk::mount(8);
-    let server = TestServer::start_ftp(|c| c.data_dir = disk.path.join("data"));
-    server.add_user("u", "pw", 1 << 30);
-    let data = random_bytes(16 << 20, 3);
-    let local = server.local("big.bin");
-    std::fs::write(&local, &data).unwrap();
+    let (disk, server, data, local) = on_a_small_disk(|data| TestServer::start_ftp(|c| c.data_dir = data), 3);
     let cert = server.cert();
     let url = format!("ftp://u:pw@127.0.0.1:{}/big.bin", server.ftp_addr().port());
     let curl = |extra: &[&str]| {
@@ -106,11 +120,7 @@ fn a_full_disk_during_an_ftp_upload_keeps_the_partial_for_curl_to_resume() {
     let full = curl(&[]);
     // 70 is curl's "remote disk full", its meaning of reply 552.
     assert_eq!(full.status.code(), Some(70), "{full:?}");
-    assert!(!server.home("u").join("big.bin").exists());
-    let partial = server.home("u").join(".big.bin.ftpa-part");
-    let kept = std::fs::metadata(&partial).unwrap().len();
-    assert!(kept > 0 && kept < data.len() as u64, "the partial is kept: {kept} bytes");
-    assert_eq!(std::fs::read(&partial).unwrap(), &data[..kept as usize], "and holds a clean prefix");
+    kept_prefix(&server, "big.bin", &data);
 
     disk.grow(64);
     let resumed = curl(&["-C", "-"]);
@@ -123,22 +133,13 @@ fn a_full_disk_during_an_ftp_upload_keeps_the_partial_for_curl_to_resume() {
 /// clean prefix is kept, and `reput` finishes the upload once there is room.
 #[test]
 fn a_full_disk_during_an_sftp_upload_keeps_the_partial_for_reput() {
-    let disk = SmallDisk::mount(8);
-    let server = TestServer::start_sftp(|c| c.data_dir = disk.path.join("data"));
-    server.add_user("u", "pw", 1 << 30);
-    let data = random_bytes(16 << 20, 4);
-    let local = server.local("big.bin");
-    std::fs::write(&local, &data).unwrap();
+    let (disk, server, data, local) = on_a_small_disk(|data| TestServer::start_sftp(|c| c.data_dir = data), 4);
     let openssh = common::sftp::OpenSsh::new(&server, "u", "pw");
 
     let full = openssh.sftp(&format!("put {} big.bin\n", local.display()));
     assert!(!full.status.success(), "{full:?}");
     assert!(String::from_utf8_lossy(&full.stderr).contains("big.bin"), "{full:?}");
-    assert!(!server.home("u").join("big.bin").exists());
-    let partial = server.home("u").join(".big.bin.ftpa-part");
-    let kept = std::fs::metadata(&partial).unwrap().len();
-    assert!(kept > 0 && kept < data.len() as u64, "the partial is kept: {kept} bytes");
-    assert_eq!(std::fs::read(&partial).unwrap(), &data[..kept as usize], "and holds a clean prefix");
+    kept_prefix(&server, "big.bin", &data);
     let listed = openssh.sftp("ls -l\n");
     assert!(listed.status.success(), "the server still serves: {listed:?}");
 
@@ -146,5 +147,5 @@ fn a_full_disk_during_an_sftp_upload_keeps_the_partial_for_reput() {
     let resumed = openssh.sftp(&format!("reput {} big.bin\n", local.display()));
     assert!(resumed.status.success(), "{resumed:?}");
     assert_eq!(std::fs::read(server.home("u").join("big.bin")).unwrap(), data);
-    assert!(!partial.exists());
+    assert!(!server.home("u").join(".big.bin.ftpa-part").exists());
 }
