@@ -129,8 +129,9 @@ fn a_full_disk_during_an_ftp_upload_keeps_the_partial_for_curl_to_resume() {
 }
 
 /// The same through the SFTP listener, driven by OpenSSH's `sftp`: the `put` fails (SFTP
-/// version 3 has no status for a full disk: a failure, as OpenSSH's own server answers), the
-/// clean prefix is kept, and `reput` finishes the upload once there is room.
+/// version 3 has no status for a full disk: a failure, as OpenSSH's own server answers, and
+/// the reason on standard error), the clean prefix is kept, and `reput` finishes the upload
+/// once there is room.
 #[test]
 fn a_full_disk_during_an_sftp_upload_keeps_the_partial_for_reput() {
     let (disk, server, data, local) = on_a_small_disk(|data| TestServer::start_sftp(|c| c.data_dir = data), 4);
@@ -138,7 +139,8 @@ fn a_full_disk_during_an_sftp_upload_keeps_the_partial_for_reput() {
 
     let full = openssh.sftp(&format!("put {} big.bin\n", local.display()));
     assert!(!full.status.success(), "{full:?}");
-    assert!(String::from_utf8_lossy(&full.stderr).contains("big.bin"), "{full:?}");
+    // OpenSSH prints only "Failure" of the status; the reason comes on standard error.
+    assert!(String::from_utf8_lossy(&full.stderr).contains("disk is full (error 401)"), "{full:?}");
     kept_prefix(&server, "big.bin", &data);
     let listed = openssh.sftp("ls -l\n");
     assert!(listed.status.success(), "the server still serves: {listed:?}");

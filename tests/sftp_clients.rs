@@ -128,6 +128,10 @@ fn an_upload_over_the_quota_fails_clearly_and_publishes_nothing() {
     std::fs::write(local.join("small.bin"), random_bytes(1000, 3)).unwrap();
     let output = ssh.sftp(&format!("put {}\n", local.join("big.bin").display()));
     assert!(!output.status.success(), "an upload past the quota succeeded: {}", text(&output));
+    // OpenSSH prints only "Failure" of the status; the reason comes on standard error, once.
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(said.matches("quota exceeded").count(), 1, "{said}");
+    assert!(said.contains("(error 400)"), "{said}");
     let home = test.home(USER);
     assert!(!home.join("big.bin").exists());
     assert!(common::disk_bytes(&home) <= 1 << 20);
@@ -306,6 +310,34 @@ fn paramiko(script: &str, ssh: &OpenSsh, extra: &[&str]) -> Output {
         .args(extra)
         .output()
         .expect("the system python3 runs")
+}
+
+/// A client that never reads the channel's standard error (paramiko) keeps being answered
+/// however many requests fail: the failures told there are bounded, so they cannot fill the
+/// channel's window (2 MiB in paramiko) ahead of the replies. 12,000 failures of 230 bytes
+/// each, two messages in turn (a message repeated at once is told once), would be 2.7 MiB.
+#[test]
+fn many_failures_do_not_stall_a_client_that_ignores_standard_error() {
+    let test = server(64 << 20);
+    let ssh = OpenSsh::new(&test, USER, PASSWORD);
+    let script = r#"
+client, sftp = connect()
+names = ["x" * 200, "y" * 200]
+for name in names:
+    sftp.mkdir(name)
+for n in range(12000):
+    try:
+        sftp.mkdir(names[n % 2])
+        raise SystemExit("mkdir of an existing directory succeeded")
+    except OSError:
+        pass
+print("still answered", sftp.listdir("."))
+sftp.close()
+client.close()
+"#;
+    let output = paramiko(script, &ssh, &[]);
+    must_succeed("paramiko", &output);
+    assert!(text(&output).contains("still answered"), "{}", text(&output));
 }
 
 /// paramiko, the SFTP library of Python's tools (Debian's python3-paramiko, for the system

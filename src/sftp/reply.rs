@@ -1,13 +1,15 @@
 //! What the SFTP front end says back, worked out without a connection: a status for each of
-//! our errors, the attributes of an entry, and the quota shown as a file system (`df`).
+//! our errors, the failures also told on standard error, the attributes of an entry, and the
+//! quota shown as a file system (`df`).
 //!
 //! SFTP version 3 has eight status codes; ours are finer. The status is the closest code a
 //! client acts on (no such file, permission denied, or failure) and the message carries ours
-//! as the other front ends show it, `(error 400)`, so a person sees the same words whatever
-//! the client.
+//! as the other front ends show it, `(error 400)`; where a client prints only the status
+//! (OpenSSH's `sftp`), a failure's message reaches the person on standard error
+//! ([`FailureNotes`]), so a person sees the same words whatever the client.
 
 use russh_sftp::extensions::Statvfs;
-use russh_sftp::protocol::{FileAttributes, StatusCode};
+use russh_sftp::protocol::{FileAttributes, Packet, Status, StatusCode};
 
 use crate::net::{Entry, EntryKind, ErrorCode, WireError};
 use crate::quota::Usage;
@@ -21,6 +23,37 @@ pub fn status_of(error: &WireError) -> (StatusCode, String) {
         _ => StatusCode::Failure,
     };
     (code, error.sentence())
+}
+
+/// Failures told on the channel's standard error as well as in the status. SFTP version 3's
+/// generic status is all OpenSSH's `sftp` prints of most errors (`write remote "/big.iso":
+/// Failure`), whatever the message says, so a full disk or a quota would go unexplained;
+/// `ssh` prints what comes on standard error, so the reason reaches the person. Bounded per
+/// session, since a client that never reads standard error (paramiko, a library) leaves it in
+/// the channel's window; and the failures of writes already in flight, which repeat one
+/// message, are told once.
+#[derive(Debug, Default)]
+pub struct FailureNotes {
+    told: usize,
+    last: Option<String>,
+}
+
+/// The most failures one session tells on standard error (about 100 bytes each).
+pub const MAX_FAILURE_NOTES: usize = 32;
+
+impl FailureNotes {
+    /// The line to write on standard error for `reply`, if it is a failure to tell.
+    pub fn line_for(&mut self, reply: &Packet) -> Option<String> {
+        let Packet::Status(Status { status_code: StatusCode::Failure, error_message, .. }) = reply else {
+            return None;
+        };
+        if self.told >= MAX_FAILURE_NOTES || self.last.as_deref() == Some(error_message.as_str()) {
+            return None;
+        }
+        self.told += 1;
+        self.last = Some(error_message.clone());
+        Some(format!("{error_message}\r\n"))
+    }
 }
 
 /// The answer to a request that could not be read: its id (the four bytes after the type) and
@@ -101,6 +134,26 @@ mod tests {
         assert_eq!(status_of(&outside).0, StatusCode::PermissionDenied);
         let quota = WireError::new(ErrorCode::QuotaExceeded, "put x: quota exceeded");
         assert_eq!(status_of(&quota), (StatusCode::Failure, "put x: quota exceeded (error 400)".into()));
+    }
+
+    fn status(id: u32, status_code: StatusCode, message: &str) -> Packet {
+        Packet::Status(Status { id, status_code, error_message: message.into(), language_tag: "en".into() })
+    }
+
+    #[test]
+    fn failures_are_told_once_each_and_at_most_so_many_per_session() {
+        let mut notes = FailureNotes::default();
+        let full = "put a: the server's disk is full (error 401)";
+        assert_eq!(notes.line_for(&status(1, StatusCode::Failure, full)), Some(format!("{full}\r\n")));
+        assert_eq!(notes.line_for(&status(2, StatusCode::Failure, full)), None, "a write in flight repeats it");
+        assert_eq!(notes.line_for(&status(3, StatusCode::NoSuchFile, "stat b: no such file (error 301)")), None);
+        assert_eq!(notes.line_for(&status(4, StatusCode::Ok, "")), None);
+        assert!(notes.line_for(&status(5, StatusCode::Failure, "mkdir d: already exists (error 302)")).is_some());
+        assert!(notes.line_for(&status(6, StatusCode::Failure, full)).is_some(), "told again after another");
+        for n in 3..MAX_FAILURE_NOTES {
+            assert!(notes.line_for(&status(7, StatusCode::Failure, &format!("failure {n}"))).is_some());
+        }
+        assert_eq!(notes.line_for(&status(8, StatusCode::Failure, "one too many")), None);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::service::{LoggedIn, LoginRefused, complete_login};
 use russh_sftp::protocol::{Packet, Status};
 
 use super::md5sum;
-use super::reply::unreadable_request;
+use super::reply::{FailureNotes, unreadable_request};
 use super::requests::{MAX_PACKET, Requests};
 use super::ssh::{SshEvent, SshHandler};
 
@@ -271,7 +271,9 @@ impl Session {
     /// Reads requests, answers each in order, until the client ends the channel, the session
     /// idles past `idle_timeout_secs`, or the acceptor closes it.
     async fn requests(&mut self, requests: &mut Requests, channel: russh::Channel<Msg>) -> Ending {
+        let id = channel.id();
         let (reader, mut writer) = tokio::io::split(channel.into_stream());
+        let mut failures = FailureNotes::default();
         let codec = LengthDelimitedCodec::builder().length_field_length(4).max_frame_length(MAX_PACKET).new_codec();
         let mut packets = FramedRead::new(reader, codec);
         let idle = Duration::from_secs(self.services.config.idle_timeout_secs);
@@ -343,6 +345,9 @@ impl Session {
                     }
                 },
             };
+            if let Some(line) = failures.line_for(&reply) {
+                let _ = self.ssh.extended_data(id, 1, line.into_bytes()).await;
+            }
             let encoded = match bytes::Bytes::try_from(reply) {
                 Ok(encoded) => encoded,
                 Err(error) => return Some(WireError::new(ErrorCode::Internal, format!("internal error: {error}"))),
