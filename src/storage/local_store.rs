@@ -82,7 +82,11 @@ pub(super) fn unix_time(time: SystemTime) -> i64 {
 }
 
 fn entry_kind(meta: &Metadata) -> EntryKind {
-    let kind = meta.file_type();
+    kind_of(meta.file_type())
+}
+
+/// The kind of entry a file type is (from metadata, or from the directory without it).
+fn kind_of(kind: cap_std::fs::FileType) -> EntryKind {
     if kind.is_symlink() {
         EntryKind::Symlink
     } else if kind.is_dir() {

@@ -4,7 +4,7 @@
 
 use cap_std::fs::{Dir, FileType};
 
-use super::{LocalStore, entry_kind, shown_as_it_is, shown_name, unix_seconds};
+use super::{LocalStore, entry_kind, kind_of, shown_as_it_is, shown_name, unix_seconds};
 use crate::net::{Entry, EntryKind, ListAfter};
 use crate::storage::error::StorageError;
 use crate::storage::jail::{VirtualPath, is_partial_name, published_name};
@@ -51,18 +51,6 @@ fn scan(dir: &Dir, after: Option<&ListAfter>, size: usize) -> Result<Window<Disk
     match failure {
         Some(error) => Err(error.into()),
         None => Ok(window),
-    }
-}
-
-fn kind_of(kind: FileType) -> EntryKind {
-    if kind.is_symlink() {
-        EntryKind::Symlink
-    } else if kind.is_dir() {
-        EntryKind::Dir
-    } else if kind.is_file() {
-        EntryKind::File
-    } else {
-        EntryKind::Other
     }
 }
 
