@@ -59,6 +59,8 @@ pub fn ftp_code(code: ErrorCode) -> u16 {
         | PreLoginEvicted => 421,
         PathOutsideHome | NotFound | AlreadyExists | NotADirectory | IsADirectory | NotAFile | DirectoryNotEmpty
         | InUse => 550,
+        // "File name not allowed" (RFC 959): the name itself is refused, which no retry mends;
+        // not 550, which clients take for a missing file.
         InvalidPath => 553,
         QuotaExceeded | TooManyFiles | DiskFull => 552,
         HashBudgetExhausted => 450,
