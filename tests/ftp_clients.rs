@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{TestServer, md5_hex, must_succeed, random_bytes};
+use common::{REUSING_FTP_TLS, TestServer, md5_hex, must_succeed, random_bytes};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "correct horse";
@@ -353,19 +353,6 @@ fn rclone_sees_the_quota() {
     assert!(String::from_utf8_lossy(&copy.stderr).contains("552"), "{copy:?}");
     assert!(!test.home(USER).join("backup/big.bin").exists());
 }
-
-/// ftplib does not resume the control connection's TLS session on its data connections, which
-/// servers that require it (vsftpd's `require_ssl_reuse`, ours by default) refuse with 522.
-/// The usual fix, documented in docs/INTEROP.md, prepended to every ftplib script here.
-const REUSING_FTP_TLS: &str = r#"
-import ftplib
-class ReusingFTP_TLS(ftplib.FTP_TLS):
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
-        return conn, size
-"#;
 
 /// Runs an ftplib `script` (after [`REUSING_FTP_TLS`]) with the arguments port, certificate,
 /// user, password, then `extra`; it must succeed and print "ok".

@@ -23,15 +23,9 @@ pub enum Source {
 
 impl Source {
     pub fn of(address: IpAddr) -> Source {
-        match address {
+        match address.to_canonical() {
             IpAddr::V4(v4) => Source::V4(v4.octets()),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Source::V4(v4.octets()),
-                None => {
-                    let octets = v6.octets();
-                    Source::V6Prefix(octets[..8].try_into().expect("16 octets hold 8"))
-                }
-            },
+            IpAddr::V6(v6) => Source::V6Prefix(v6.octets()[..8].try_into().expect("16 octets hold 8")),
         }
     }
 }

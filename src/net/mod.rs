@@ -1,6 +1,7 @@
 //! The wire: frames, the CBOR codec, and the message types shared by server and client.
 
 pub mod activity;
+pub mod address;
 pub mod codec;
 pub mod data_frame;
 pub mod error_code;

@@ -350,3 +350,16 @@ pub async fn wait_for_len(path: &Path, at_least: u64) -> u64 {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || wait_for_len_blocking(&path, at_least)).await.unwrap()
 }
+
+/// ftplib does not resume the control connection's TLS session on its data connections, which
+/// servers that require it (vsftpd's `require_ssl_reuse`, ours by default) refuse with 522.
+/// The usual fix, documented in docs/INTEROP.md, prepended to the ftplib scripts of the tests.
+pub const REUSING_FTP_TLS: &str = r#"
+import ftplib
+class ReusingFTP_TLS(ftplib.FTP_TLS):
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, size
+"#;

@@ -261,7 +261,7 @@ impl StreamHandler<Accepted> for Acceptor {
     fn handle(&mut self, accepted: Accepted, ctx: &mut Context<Self>) {
         let protocol = accepted.protocol;
         let (stream, peer) = match accepted.result {
-            Ok(connection) => connection,
+            Ok((stream, peer)) => (stream, crate::net::address::canonical(peer)),
             Err(error) if is_out_of_descriptors(&error) => {
                 // Shed the connection the budget would give up first, and keep accepting.
                 let shed = self.prelogin.shed();

@@ -116,7 +116,7 @@ struct Session {
 impl Session {
     fn new(start: FtpSessionStart, signals: watch::Receiver<Signal>) -> std::io::Result<Session> {
         let FtpSessionStart { stream, peer, services, tls, admission } = start;
-        let local = stream.local_addr()?;
+        let local = crate::net::address::canonical(stream.local_addr()?);
         let _ = stream.set_nodelay(true);
         Ok(Session {
             peer,
