@@ -32,7 +32,7 @@ pub struct Services {
     pub disk: disk::DiskPool,
     /// A second pool as large, for the MD5 of streamed uploads (see `session::upload_stream`).
     pub hashers: disk::DiskPool,
-    /// A small pool for the file work of logins (opening a home); see `server::LOGIN_IO_THREADS`.
+    /// The pool for the file work of logins (opening a home); see `server::start_services`.
     pub login_io: disk::DiskPool,
     /// Held by every job that changes file bytes in a home; see [`UsageGate`].
     pub gate: Arc<UsageGate>,
