@@ -39,7 +39,13 @@ start() {
       || { apt-get update -qq && apt-get install -y -qq libwrap0 libcap2 libpam0g libssl3 libpam-modules >/dev/null; }
   fi
   python3 -c 'import pyftpdlib' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore pyftpdlib >/dev/null
-  id "$USER_NAME" >/dev/null 2>&1 || useradd -M -d "$PEERS_DIR/home" -s /usr/sbin/nologin "$USER_NAME"
+  # vsftpd serves the account's home from the password database: an account left by a run with
+  # another PEERS_DIR is pointed at this one's home.
+  if id "$USER_NAME" >/dev/null 2>&1; then
+    usermod -d "$PEERS_DIR/home" "$USER_NAME"
+  else
+    useradd -M -d "$PEERS_DIR/home" -s /usr/sbin/nologin "$USER_NAME"
+  fi
   echo "$USER_NAME:$USER_PASS" | chpasswd
   grep -qx /usr/sbin/nologin /etc/shells || echo /usr/sbin/nologin >> /etc/shells
   chown "$USER_NAME" "$PEERS_DIR/home"
