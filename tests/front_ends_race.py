@@ -37,6 +37,22 @@ def payload(rnd, size):
     return rnd.randbytes(16) * (size // 16) + b"t" * (size % 16)
 
 
+def change_names(op, rnd, name, remove, rename, mkdir, rmdir):
+    """The operations on names, alike in every front end: a removal, a rename over another
+    name, a directory made or removed. False if `op` is not one of them."""
+    if op == "remove":
+        remove(name)
+    elif op == "rename":
+        rename(name, rnd.choice(NAMES))
+    elif op == "mkdir":
+        mkdir(rnd.choice(DIRS))
+    elif op == "rmdir":
+        rmdir(rnd.choice(DIRS))
+    else:
+        return False
+    return True
+
+
 def ftp_login():
     ftp = ftplib.FTP(timeout=30)
     ftp.connect("127.0.0.1", FTP_PORT)
@@ -46,9 +62,11 @@ def ftp_login():
 
 def ftp_operation(ftp, rnd):
     """One random operation; returns the session to go on with (a new one after a drop)."""
-    op = rnd.choice(["stor", "stor", "appe", "rest", "abor", "drop", "dele", "rename", "mkd", "rmd"])
+    op = rnd.choice(["stor", "stor", "appe", "rest", "abor", "drop", "remove", "rename", "mkdir", "rmdir"])
     name, data = rnd.choice(NAMES), payload(rnd, rnd.choice(SIZES))
-    if op == "stor":
+    if change_names(op, rnd, name, ftp.delete, ftp.rename, ftp.mkd, ftp.rmd):
+        pass
+    elif op == "stor":
         ftp.storbinary(f"STOR {name}", io.BytesIO(data))
     elif op == "appe":
         ftp.storbinary(f"APPE {name}", io.BytesIO(data))
@@ -74,14 +92,6 @@ def ftp_operation(ftp, rnd):
             conn.close()
             ftp.close()
             return ftp_login()
-    elif op == "dele":
-        ftp.delete(name)
-    elif op == "rename":
-        ftp.rename(name, rnd.choice(NAMES))
-    elif op == "mkd":
-        ftp.mkd(rnd.choice(DIRS))
-    elif op == "rmd":
-        ftp.rmd(rnd.choice(DIRS))
     return ftp
 
 
@@ -95,7 +105,9 @@ def sftp_operation(session, rnd):
     transport, sftp = session
     op = rnd.choice(["put", "put", "append", "cut", "remove", "rename", "mkdir", "rmdir"])
     name, data = rnd.choice(NAMES), payload(rnd, rnd.choice(SIZES))
-    if op == "put":
+    if change_names(op, rnd, name, sftp.remove, sftp.rename, sftp.mkdir, sftp.rmdir):
+        pass
+    elif op == "put":
         with sftp.open(name, "wb") as file:
             file.write(data)
     elif op == "append":
@@ -106,14 +118,6 @@ def sftp_operation(session, rnd):
         file.write(data[: len(data) // 2])
         transport.close()
         return sftp_login()
-    elif op == "remove":
-        sftp.remove(name)
-    elif op == "rename":
-        sftp.rename(name, rnd.choice(NAMES))
-    elif op == "mkdir":
-        sftp.mkdir(rnd.choice(DIRS))
-    elif op == "rmdir":
-        sftp.rmdir(rnd.choice(DIRS))
     return session
 
 
