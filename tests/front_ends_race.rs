@@ -41,11 +41,11 @@ const NAMES: [&str; 5] = ["a", "b", "c", "d/x", "d/y"];
 const DIRS: [&str; 2] = ["d", "e"];
 const SIZES: [u64; 7] = [0, 1, 4_000, 60_000, 300_000, 700_000, 1_300_000];
 
-/// Bytes and entries under `home`, each file or directory once (by inode), read while the
-/// server may still be ending a cut upload. A file renamed during the walk is counted once;
-/// one seen both before and after a removal is not counted twice. Every file read is one that
-/// existed while the ones read before it did, or one the server wrote since from a reservation
-/// it held, so the sum is at most what the home held at some instant (plus reservations).
+/// Bytes and entries under `home`, each file or directory once (by inode, so a partial renamed
+/// to its name during the walk counts once), read while the server may still be ending a cut
+/// upload. No client operation runs meanwhile, so nothing is removed during the walk but what
+/// a publish replaces, which existed together with its replacement: the sum is at most what
+/// the home held at some instant.
 fn home_usage(home: &Path) -> (u64, u64) {
     fn walk(dir: &Path, seen: &mut HashSet<u64>, bytes: &mut u64) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
