@@ -6,9 +6,8 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::Command;
 
-use common::{REUSING_FTP_TLS, TestServer, must_succeed};
+use common::{TestServer, ftplib_script, must_succeed};
 
 /// Over FTPS (as every client not on this machine must log in), stores a file with ftplib and
 /// reads it back, printing the data commands the client used; argv: host, port, certificate,
@@ -35,17 +34,9 @@ ftp.quit()
 print(" ".join(sorted({verb for verb in sent if verb in ("PASV", "EPSV")})))
 "#;
 
-/// Runs an ftplib `script` (after [`REUSING_FTP_TLS`]) with `args`; it must succeed. Its output.
-fn ftplib(what: &str, script: &str, args: &[&str]) -> String {
-    let program = format!("{REUSING_FTP_TLS}{script}");
-    let output = Command::new("python3").arg("-c").arg(&program).args(args).output().expect("cannot run python3");
-    must_succeed(what, &output);
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
 fn ftps_round_trip(test: &TestServer, host: &str) -> String {
     let (port, cert) = (test.ftp_addr().port().to_string(), test.cert());
-    ftplib(&format!("FTPS over {host}"), FTPS_ROUND_TRIP, &[host, &port, cert.to_str().unwrap(), "alice", "pw"])
+    ftplib_script(&format!("FTPS over {host}"), FTPS_ROUND_TRIP, &[host, &port, cert.to_str().unwrap(), "alice", "pw"])
 }
 
 fn on(host: &str, listener: SocketAddr) -> SocketAddr {
@@ -85,7 +76,7 @@ ftp.connect("127.0.0.1", int(sys.argv[1]), timeout=30)
 ftp.login("alice", "pw")
 print(ftp.pwd())
 "#;
-    assert_eq!(ftplib("a plaintext login", script, &[&test.ftp_addr().port().to_string()]), "/");
+    assert_eq!(ftplib_script("a plaintext login", script, &[&test.ftp_addr().port().to_string()]), "/");
 }
 
 #[test]
@@ -131,7 +122,7 @@ for attempt in range(3):
         assert str(refused).startswith("530"), refused
     ftp.close()
 "#;
-    ftplib("wrong FTPS logins", script, &[&port, cert.to_str().unwrap()]);
+    ftplib_script("wrong FTPS logins", script, &[&port, cert.to_str().unwrap()]);
     let Err(refused) = test.try_login("alice", "pw").await else { panic!("a banned address must be refused") };
     assert_eq!(refused.code(), Some(ftp_actor::net::ErrorCode::LoginBanned), "{refused}");
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{REUSING_FTP_TLS, TestServer, md5_hex, must_succeed, random_bytes};
+use common::{REUSING_FTP_TLS, TestServer, ftplib_script, md5_hex, must_succeed, random_bytes};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "correct horse";
@@ -358,12 +358,9 @@ fn rclone_sees_the_quota() {
 /// user, password, then `extra`; it must succeed and print "ok".
 fn run_ftplib(test: &TestServer, script: &str, extra: &[&str]) {
     let (port, cert) = (test.ftp_addr().port().to_string(), test.cert());
-    let program = format!("{REUSING_FTP_TLS}{script}");
-    let mut args = vec!["-c", &program, &port, cert.to_str().unwrap(), USER, PASSWORD];
+    let mut args = vec![port.as_str(), cert.to_str().unwrap(), USER, PASSWORD];
     args.extend_from_slice(extra);
-    let output = run("python3", &args);
-    must_succeed("ftplib script", &output);
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
+    assert_eq!(ftplib_script("ftplib script", script, &args), "ok");
 }
 
 /// Python's ftplib (standard library): FTP_TLS with certificate checks, MLSD, HASH, XMD5,

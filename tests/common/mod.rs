@@ -363,3 +363,16 @@ class ReusingFTP_TLS(ftplib.FTP_TLS):
             conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
         return conn, size
 "#;
+
+/// Runs an ftplib `script`, after [`REUSING_FTP_TLS`], with `args` (for at most 120 s); it must
+/// succeed. Its standard output, trimmed.
+pub fn ftplib_script(what: &str, script: &str, args: &[&str]) -> String {
+    let program = format!("{REUSING_FTP_TLS}{script}");
+    let output = std::process::Command::new("timeout")
+        .args(["120", "python3", "-c", &program])
+        .args(args)
+        .output()
+        .expect("cannot run python3");
+    must_succeed(what, &output);
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
