@@ -10,7 +10,9 @@ rounds, when no client operation is running, while the native sessions race in t
 rounds. At the end of input the driver prints one JSON line: the refusals each session got,
 and anything unexpected (a reply out of step, a crash), which fails the test.
 
-usage: front_ends_race.py FTP_PORT SFTP_PORT USER PASSWORD SEED OPS
+usage: front_ends_race.py FTP_PORT SFTP_PORT USER PASSWORD SEED OPS NAMES DIRS SIZES
+(NAMES, DIRS and SIZES comma-separated: the names the sessions race on, the directories they
+make and remove, the sizes of their uploads; the test's own, which its native sessions use)
 """
 
 import ftplib
@@ -24,13 +26,10 @@ import sys
 
 import paramiko
 
-NAMES = ["a", "b", "c", "d/x", "d/y"]
-DIRS = ["d", "e"]
-# Sizes: mostly small, some past the server's first 1 MiB block.
-SIZES = [0, 1, 4_000, 60_000, 300_000, 700_000, 1_300_000]
-
 FTP_PORT, SFTP_PORT, USER, PASSWORD, SEED, OPS = sys.argv[1:7]
 FTP_PORT, SFTP_PORT, SEED, OPS = int(FTP_PORT), int(SFTP_PORT), int(SEED), int(OPS)
+NAMES, DIRS = sys.argv[7].split(","), sys.argv[8].split(",")
+SIZES = [int(size) for size in sys.argv[9].split(",")]
 
 
 def payload(rnd, size):

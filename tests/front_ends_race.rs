@@ -37,8 +37,10 @@ const MAX_FILES: u64 = 8;
 const ROUNDS: usize = 8;
 /// Operations per session per round.
 const OPS: usize = 6;
+/// What every session races on (the Python driver is given these too).
 const NAMES: [&str; 5] = ["a", "b", "c", "d/x", "d/y"];
 const DIRS: [&str; 2] = ["d", "e"];
+/// Upload sizes: mostly small, some past the server's first 1 MiB block.
 const SIZES: [u64; 7] = [0, 1, 4_000, 60_000, 300_000, 700_000, 1_300_000];
 
 /// Bytes and entries under `home`, each file or directory once (by inode, so a partial renamed
@@ -152,7 +154,8 @@ async fn every_front_end_racing_on_one_quota_never_passes_it_and_ends_exact() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/front_ends_race.py");
     let mut driver = tokio::process::Command::new("/usr/bin/python3")
         .args([script, &port(&served.ftp), &port(&served.sftp), USER, PASSWORD, &seed.to_string()])
-        .arg(OPS.to_string())
+        .args([OPS.to_string(), NAMES.join(","), DIRS.join(",")])
+        .arg(SIZES.map(|size| size.to_string()).join(","))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
