@@ -22,7 +22,8 @@ Workloads (--only):
 
 With --with-floor, one more contender: bench/experiments/ftp_floor.c, the least an FTP server
 can do (a thread per connection, no checks, no fsync), built with gcc. What the clients reach
-against it is the ceiling this machine and client allow any server.
+against it is the ceiling this machine and client allow any server. With --renice N, one more:
+ftp-actor with every thread at nice N (see docs/BENCHMARKS.md on what bounds 50 clients).
 """
 import argparse
 import ftplib
@@ -102,10 +103,17 @@ class Run:
     each operation, in microseconds (the clients share the machine's cores with the server, so
     a server that spends less leaves more to them)."""
 
-    def __init__(self, operations, seconds, client_cpu, server_cpu):
+    def __init__(self, operations, seconds, client_cpu, server_cpu, idle=None):
         self.rate = operations / seconds
         self.client_us = client_cpu / operations * 1e6
         self.server_us = server_cpu / operations * 1e6
+        self.idle = idle
+
+
+def cpu_ticks():
+    """(all, idle) clock ticks of every CPU so far, from /proc/stat (idle counts iowait)."""
+    fields = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return sum(fields), fields[3] + fields[4]
 
 
 class Floor:
@@ -129,10 +137,11 @@ class Floor:
 
 
 def measured(target, run):
-    """Runs `run(target)`, which returns (operations, seconds, client CPU seconds)."""
+    """Runs `run(target)`, which returns (operations, seconds, client CPU seconds) and may add
+    the share of the machine's CPU time that went idle."""
     before = tree_cpu_seconds(target.pid)
-    operations, seconds, client_cpu = run(target)
-    return Run(operations, seconds, client_cpu, tree_cpu_seconds(target.pid) - before)
+    operations, seconds, client_cpu, *idle = run(target)
+    return Run(operations, seconds, client_cpu, tree_cpu_seconds(target.pid) - before, *idle)
 
 
 def logins(target, seconds):
@@ -220,7 +229,9 @@ def stored_files(target, clients, files, payload):
     """Clients in processes of their own (no client shares an interpreter lock with another),
     started together at one instant; the clock runs from that instant to the last client's
     QUIT, and the clients' CPU is what they spent in that window. Every file must then be in
-    the server's home at its full size.
+    the server's home at its full size. Also returns the share of both cores' time that went
+    idle in that window: with clients enough to keep them busy, time a server made everyone
+    wait for it.
 
     The start is an instant on the monotonic clock that every process shares, not the release
     of a barrier: a `multiprocessing.Barrier` wakes its 50 waiters one after another over a few
@@ -237,7 +248,10 @@ def stored_files(target, clients, files, payload):
         # Long enough for the barrier to wake every client before the instant comes.
         start_at.value = time.perf_counter() + 0.1 + 0.01 * clients
         ready.wait(timeout=60)
+        time.sleep(max(0.0, start_at.value - time.perf_counter()))
+        ticks = cpu_ticks()
         reports = [results.get(timeout=600) for _ in workers]
+        all_ticks, idle_ticks = (now - then for now, then in zip(cpu_ticks(), ticks))
         for worker in workers:
             worker.join()
         failures = [failure for _, _, failure in reports if failure]
@@ -248,7 +262,7 @@ def stored_files(target, clients, files, payload):
         stored = [p for p in target.home.iterdir() if p.name.startswith("c") and p.stat().st_size == len(payload)]
         if len(stored) != clients * files:
             raise RunFailed(f"{len(stored)} of {clients * files} files stored in full")
-        return clients * files, elapsed, client_cpu
+        return clients * files, elapsed, client_cpu, idle_ticks / max(1, all_ticks)
     finally:
         clean_home(target.home)
 
@@ -324,6 +338,10 @@ def main():
                         help="other ftp-actor builds measured beside this tree's (plain FTP), for A/B runs")
     parser.add_argument("--with-floor", action="store_true",
                         help="measure bench/experiments/ftp_floor.c too: the ceiling for any server")
+    parser.add_argument("--renice", type=int, metavar="NICE",
+                        help="one more ftp-actor (this tree's build, plain FTP) whose every thread runs at this "
+                             "nice value: what the scheduler's fair share costs its one network thread when "
+                             "the clients take the same cores (needs root below 0)")
     args = parser.parse_args()
     env = dict(line.split("=", 1) for line in args.peers_env.read_text().split() if "=" in line)
     server = FtpActor(args.work)
@@ -333,12 +351,23 @@ def main():
     pid = server.process.pid
     targets = [Target(OURS, "127.0.0.1", server.ftp_port, BENCH_USER, BENCH_PASSWORD, server.home, pid),
                Target(OURS_TLS, "localhost", server.ftp_port, BENCH_USER, BENCH_PASSWORD, server.home, pid, cert)]
-    for build in filter(None, args.builds.split(",")):
-        label, binary = build.split("=", 1)
-        servers.append(FtpActor(args.work / f"build-{label}", Path(binary)))
+
+    def another(label, work, *binary):
+        """Starts one more ftp-actor, measured over plain FTP as `ftp-actor LABEL`."""
+        servers.append(FtpActor(work, *binary))
         servers[-1].start(64, ftp=True)
         targets.append(Target(f"{OURS} {label}", "127.0.0.1", servers[-1].ftp_port, BENCH_USER, BENCH_PASSWORD,
                               servers[-1].home, servers[-1].process.pid))
+        return servers[-1].process.pid
+
+    for build in filter(None, args.builds.split(",")):
+        label, binary = build.split("=", 1)
+        another(label, args.work / f"build-{label}", Path(binary))
+    if args.renice is not None:
+        reniced = another(f"nice {args.renice}", args.work / "reniced")
+        # Threads started later inherit the value from the thread that starts them.
+        for thread in os.listdir(f"/proc/{reniced}/task"):
+            os.setpriority(os.PRIO_PROCESS, int(thread), args.renice)
     floor = Floor(args.work) if args.with_floor else None
     if floor:
         targets.append(floor.target())
@@ -380,8 +409,7 @@ def main():
                         for target in listing:
                             kept = runs[target.name][1:]
                             results.add(workload, target.name, unit, [r.rate for r in kept], notes[target.name])
-                            cpu[(workload, target.name)] = (statistics.median(r.server_us for r in kept),
-                                                            statistics.median(r.client_us for r in kept))
+                            cpu[(workload, target.name)] = cpu_medians(kept)
                 finally:
                     for home in {t.home for t in listing}:
                         shutil.rmtree(home / "big", ignore_errors=True)
@@ -396,14 +424,14 @@ def main():
                 for target in (t for t in targets if t.name in runs):
                     kept = runs[target.name][1:]
                     results.add(workload, target.name, unit, [r.rate for r in kept], notes[target.name])
-                    cpu[(workload, target.name)] = (statistics.median(r.server_us for r in kept),
-                                                    statistics.median(r.client_us for r in kept))
+                    cpu[(workload, target.name)] = cpu_medians(kept)
             steal[key] = steal_seconds() - before
     finally:
         for started in servers + [floor] * bool(floor):
             started.stop()
     print(table(results))
-    print("\nCPU per operation, microseconds, medians: server / client(s) (the clients run on the same cores)\n")
+    print("\nCPU per operation, microseconds, medians: server / client(s) (the clients run on the same cores);"
+          " for the ftplib file workloads, the share of both cores' time that went idle\n")
     print(cpu_table(cpu))
     print("\nCPU time stolen by the hypervisor during each workload (/proc/stat): "
           + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steal.items()))
@@ -429,13 +457,23 @@ def table(results):
     return "\n".join(lines + [""] + notes)
 
 
+def cpu_medians(runs):
+    """Server and client CPU per operation, and the idle share where the workload measured it."""
+    idle = [run.idle for run in runs if run.idle is not None]
+    return (statistics.median(r.server_us for r in runs), statistics.median(r.client_us for r in runs),
+            statistics.median(idle) if idle else None)
+
+
+def cpu_cell(server_us, client_us, idle):
+    return f"{server_us:.0f} / {client_us:.0f}" + ("" if idle is None else f" (idle {idle * 100:.0f} %)")
+
+
 def cpu_table(cpu):
     servers = list(dict.fromkeys(server for _, server in cpu))
     workloads = list(dict.fromkeys(workload for workload, _ in cpu))
     lines = ["| workload | " + " | ".join(servers) + " |", "|---|" + "---:|" * len(servers)]
     for workload in workloads:
-        cells = [f"{cpu[(workload, s)][0]:.0f} / {cpu[(workload, s)][1]:.0f}" if (workload, s) in cpu else ""
-                 for s in servers]
+        cells = [cpu_cell(*cpu[(workload, s)]) if (workload, s) in cpu else "" for s in servers]
         lines.append(f"| {workload} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
