@@ -340,6 +340,27 @@ fn a_pattern_is_matched_against_every_page_of_a_listing() {
     assert_eq!(std::fs::read(work.join("f11.txt")).unwrap(), b"file 11");
 }
 
+/// `ls` shows a listing as its pages arrive: every entry once, in order, pages of a directory
+/// given by name as well as of the working directory.
+#[test]
+fn ls_shows_every_page_of_a_listing_once_in_order() {
+    let server = TestServer::start_with(|config| config.max_list_entries = 3);
+    server.add_user("s", "pw", 1 << 20);
+    std::fs::create_dir(server.home("s").join("d")).unwrap();
+    for n in 0..10 {
+        std::fs::write(server.home("s").join(format!("d/f{n:02}.txt")), b"x").unwrap();
+    }
+    let work = server.work_dir("work");
+    let out = batch(&server, "s", "ls d\ncd d\nls\n", &work);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // A file's line starts with `-` and ends with its name; the echoed commands are left out.
+    let names: Vec<&str> =
+        stdout.lines().filter(|line| line.starts_with('-')).filter_map(|line| line.split_whitespace().last()).collect();
+    let expected: Vec<String> = (0..10).map(|n| format!("f{n:02}.txt")).collect();
+    assert_eq!(names, [expected.clone(), expected].concat(), "{stdout}");
+}
+
 /// `mkdir -p` makes every missing directory of a path (one already there is fine, a file in
 /// the way is not), and `rm -r` removes a directory with everything in it, a partial upload
 /// included, giving all of its quota back.

@@ -18,12 +18,18 @@ use super::words::{Word, local_path, remote_path, remote_word};
 pub(super) fn list(rt: &tokio::runtime::Runtime, client: &mut Client, path: Option<&Word>) -> Result<(), Failure> {
     let pattern = path.map(remote_word).filter(Word::is_pattern);
     let Some(pattern) = pattern else {
-        let listing = rt.block_on(client.list(path.map(|word| remote_path(&word.text)).as_deref()))?;
-        for entry in &listing.entries {
-            println!("{}", format_entry(entry));
-        }
-        if listing.truncated {
-            println!("(only the first {} entries: the server does not page its listings)", listing.entries.len());
+        // Each page is shown as it arrives: a huge directory starts printing at once, and the
+        // shell holds one page of it, not the whole listing.
+        let mut shown = 0;
+        let path = path.map(|word| remote_path(&word.text));
+        let (_, truncated) = rt.block_on(client.list_pages(path.as_deref(), |page| {
+            shown += page.len();
+            for entry in &page {
+                println!("{}", format_entry(entry));
+            }
+        }))?;
+        if truncated {
+            println!("(only the first {shown} entries: the server does not page its listings)");
         }
         return Ok(());
     };

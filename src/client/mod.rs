@@ -237,18 +237,33 @@ impl Client {
     /// before paged listings ignores `after` and gives its first page again: the listing then
     /// ends there, `truncated`.
     pub async fn list(&mut self, path: Option<&str>) -> Result<Listing, ClientError> {
-        let mut listing = self.list_page(path, None).await?;
-        while listing.truncated
-            && let Some(last) = listing.entries.last().map(Entry::list_key)
-        {
-            let page = self.list_page(path, Some(last.clone())).await?;
-            if page.entries.first().is_none_or(|first| first.list_key() <= last) {
+        let mut entries = Vec::new();
+        let (path, truncated) = self.list_pages(path, |page| entries.extend(page)).await?;
+        Ok(Listing { path, entries, truncated })
+    }
+
+    /// The listing of `path` a page at a time: `on_page` gets each page's entries as it arrives,
+    /// so a caller that shows them (the shell's `ls`) starts at once and holds one page, however
+    /// large the directory. Returns the directory's path and whether the listing stopped short
+    /// (a server from before paged listings: see [`Client::list`]).
+    pub async fn list_pages(
+        &mut self,
+        path: Option<&str>,
+        mut on_page: impl FnMut(Vec<Entry>),
+    ) -> Result<(String, bool), ClientError> {
+        let first = self.list_page(path, None).await?;
+        let (listed, mut truncated) = (first.path, first.truncated);
+        let mut last = first.entries.last().map(Entry::list_key);
+        on_page(first.entries);
+        while truncated && let Some(after) = last {
+            let page = self.list_page(path, Some(after.clone())).await?;
+            if page.entries.first().is_none_or(|first| first.list_key() <= after) {
                 break;
             }
-            listing.entries.extend(page.entries);
-            listing.truncated = page.truncated;
+            (last, truncated) = (page.entries.last().map(Entry::list_key), page.truncated);
+            on_page(page.entries);
         }
-        Ok(listing)
+        Ok((listed, truncated))
     }
 
     async fn list_page(&mut self, path: Option<&str>, after: Option<ListAfter>) -> Result<Listing, ClientError> {
