@@ -44,26 +44,31 @@ pub(super) fn remote_entries(
 ) -> Result<(Option<String>, Vec<Entry>), Failure> {
     let (dir, pattern) = split_pattern(&word.pattern).map_err(|e| Failure::Command(format!("error: {e}")))?;
     let dir = dir.map(unescape);
+    // Only the matches are kept, page after page: a pattern in a huge directory holds what it
+    // matched, not the whole listing.
+    let (mut listed, mut entries) = (0, Vec::new());
+    let paged = rt.block_on(client.list_pages(dir.as_deref(), |page| {
+        listed += page.len();
+        entries.extend(page.into_iter().filter(|entry| matches(pattern, &entry.name)));
+    }));
     // A directory that is not there matches nothing; the server's reason says why.
-    let listing = match rt.block_on(client.list(dir.as_deref())) {
+    let truncated = match paged {
         Err(ClientError::Server(why)) if matches!(why.code, ErrorCode::NotFound | ErrorCode::NotADirectory) => {
             return Err(Failure::Command(format!("error: no remote name matches {} ({why})", word.text)));
         }
-        listing => listing?,
+        paged => paged?.1,
     };
     // A pattern stands for every name it matches: matched against a cut listing (from a server
     // before paged listings), `mget *` would fetch part of a directory and say nothing (as
     // `get -r` refuses to, too).
-    if listing.truncated {
+    if truncated {
         return Err(Failure::Command(format!(
-            "error: the server gave only the first {} entries of {} (it does not page its listings), so {} cannot be \
-             matched against every name; nothing was done",
-            listing.entries.len(),
+            "error: the server gave only the first {listed} entries of {} (it does not page its listings), so {} \
+             cannot be matched against every name; nothing was done",
             dir.as_deref().unwrap_or("."),
             word.text
         )));
     }
-    let entries: Vec<Entry> = listing.entries.into_iter().filter(|entry| matches(pattern, &entry.name)).collect();
     if entries.is_empty() {
         return Err(Failure::Command(format!("error: no remote name matches {}", word.text)));
     }
