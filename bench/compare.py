@@ -70,11 +70,22 @@ def pss_kib(pids):
     return total
 
 
+def cpu_fields():
+    """The first eight columns of /proc/stat's `cpu` line (all CPUs), in clock ticks: user,
+    nice, system, idle, iowait, irq, softirq, steal."""
+    return [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
 def steal_seconds():
     """CPU time the hypervisor gave to others while this machine wanted to run (the `steal`
     column of /proc/stat, all CPUs): a contended host shows here, and slows every server."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    return cpu_fields()[7] / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks():
+    """(all, idle) clock ticks of every CPU so far (idle counts iowait)."""
+    fields = cpu_fields()
+    return sum(fields), fields[3] + fields[4]
 
 
 PAGE_REPORTING = Path("/sys/module/page_reporting/parameters/reported_kib")

@@ -39,8 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare import (BENCH_PASSWORD, BENCH_USER, PEERS, FtpActor, Peer, Results, RunFailed,  # noqa: E402
-                     clean_home, interleaved, loadgen, log, md5sum, number, process_tree, settled_memory,
-                     steal_seconds)
+                     clean_home, cpu_ticks, interleaved, loadgen, log, md5sum, number, process_tree,
+                     settled_memory, steal_seconds)
 
 OURS, OURS_TLS = "ftp-actor", "ftp-actor FTPS"
 FLOOR = "floor"
@@ -110,11 +110,6 @@ class Run:
         self.server_us = server_cpu / operations * 1e6
         self.idle = idle
 
-
-def cpu_ticks():
-    """(all, idle) clock ticks of every CPU so far, from /proc/stat (idle counts iowait)."""
-    fields = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    return sum(fields), fields[3] + fields[4]
 
 
 class Floor:
